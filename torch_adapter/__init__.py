@@ -1,0 +1,75 @@
+r"""torch_adapter: pruning scores out of torch models, COPS masks back into them.
+
+A thin layer around :func:`copslp.solve` (which never sees torch):
+
+>>> from torch_adapter import scores, prune_with_cops                      # doctest: +SKIP
+>>> s_snip = scores.snip(model, nn.CrossEntropyLoss(), batches)             # doctest: +SKIP
+>>> s_flow = scores.synflow(model, input_shape=(3, 32, 32))                 # doctest: +SKIP
+>>> report = prune_with_cops(model, [s_snip, s_flow], density=0.01, gamma=0.9)  # doctest: +SKIP
+>>> print(report.table())                                                   # doctest: +SKIP
+
+Conventions
+-----------
+Which parameters
+    By default the ``weight`` of every ``nn.Linear`` and ``nn.Conv1d/2d/3d``; biases
+    (``include_bias=True``), named modules (``exclude=``) and other module types
+    (``types=``) are options of :meth:`Layout.from_model`. The flat order is
+    ``model.named_modules()`` order, weight before bias, each tensor row-major.
+Scores (:mod:`torch_adapter.scores`)
+    Flat tensors of length D on the model's device; larger is better for every score.
+    ``magnitude = |theta|``; ``random`` uniform [0, 1) from a seeded CPU generator;
+    ``snip = |theta * sum_b dL_b/dtheta|`` (``normalize=True`` divides by the sum);
+    ``grasp = theta * (H g)``, **signed**, keep the largest (the paper's ``-theta * Hg``
+    with its largest removed), logits divided by ``temperature`` (200);
+    ``synflow = |theta * dR/dtheta|`` on an absolute-valued float64 copy with an all-ones
+    input, ``R`` the sum of the outputs; ``iterations > 1`` with ``final_density`` gives the
+    iterative variant (exponential schedule, pruned weights score 0).
+    Data-driven scores run in ``eval()`` mode unless ``train=True`` and leave the caller's
+    model exactly as it was (values, buffers, modes, ``requires_grad``, ``.grad``).
+Masks (:mod:`torch_adapter.masks`)
+    ``mode="mask"`` uses :func:`torch.nn.utils.prune.custom_from_mask` (``weight_orig`` /
+    ``weight_mask``; never ``global_unstructured``, which takes abs() of the scores);
+    ``mode="freeze"`` (FreezeNet) keeps unselected weights at their current values and no
+    optimiser can move them. Layers that keep no weight are reported and, per
+    ``on_collapse``, warned about, refused or ignored.
+COPS (:mod:`torch_adapter.cops`)
+    ``scores[0]`` is the primary score, the rest secondary, each held at ``gamma`` (default
+    0.9) times the best any k-mask reaches on it; ``min_per_layer`` adds per-layer floors.
+"""
+
+from . import scores
+from .cops import PruneReport, Selection, layer_floors, prune_with_cops, select_mask
+from .layout import DEFAULT_PRUNABLE_TYPES, Layout, LayoutEntry
+from .masks import (
+    LayerCollapseError,
+    LayerCollapseWarning,
+    LayerStats,
+    apply_mask,
+    check_collapse,
+    format_layer_table,
+    layer_stats,
+    make_permanent,
+)
+from .scores import Score, SynFlowUnderflowWarning
+
+__all__ = [
+    "scores",
+    "Score",
+    "Layout",
+    "LayoutEntry",
+    "DEFAULT_PRUNABLE_TYPES",
+    "apply_mask",
+    "make_permanent",
+    "layer_stats",
+    "check_collapse",
+    "format_layer_table",
+    "LayerStats",
+    "LayerCollapseWarning",
+    "LayerCollapseError",
+    "SynFlowUnderflowWarning",
+    "select_mask",
+    "prune_with_cops",
+    "layer_floors",
+    "Selection",
+    "PruneReport",
+]

@@ -1,0 +1,294 @@
+r"""COPS end to end: scores of a model -> :func:`copslp.solve` -> mask applied -> report.
+
+Given scores :math:`s_0` (primary) and :math:`s_1..s_r` (secondary) over the D prunable
+elements of a model (one :class:`~torch_adapter.scores.Score` each, all on the same
+layout), COPS keeps k elements by solving
+
+.. math::
+
+    \max_m \langle s_0, m\rangle \quad\text{s.t.}\quad \textstyle\sum_j m_j = k,\quad
+    \langle s_i, m\rangle \ge \gamma_i \, T_k(s_i),\quad
+    \textstyle\sum_{j \in \text{layer } l} m_j \ge f_l,
+
+through its LP relaxation (:func:`copslp.solve`), with :math:`T_k(s)` the sum of the k
+largest entries of s. The scores are handed to the core as float64 numpy arrays; the mask
+comes back as a bool tensor on the device of the first score.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+import copslp
+
+from .layout import Layout
+from .masks import LayerStats, apply_mask, format_layer_table, layer_stats
+from .scores import Score
+
+__all__ = ["Selection", "PruneReport", "select_mask", "prune_with_cops", "layer_floors"]
+
+
+@dataclass(frozen=True, eq=False)
+class Selection:
+    """A COPS mask before it is applied.
+
+    Attributes
+    ----------
+    mask : bool Tensor, shape (D,)
+        Exactly ``result.budget`` True entries, on the device of the first score.
+    result : copslp.Result
+        The solver's answer: LP objective, bound values, multipliers, times, certificate.
+    layout : Layout
+    score_names : tuple of str
+        Names of the scores, primary first.
+    floors : ndarray of int64 or None
+        Per-layer floors passed to the solver (with ``min_per_layer``).
+    layers : tuple of LayerStats
+        Kept count and density per layer.
+    """
+
+    mask: torch.Tensor
+    result: copslp.Result
+    layout: Layout
+    score_names: tuple[str, ...]
+    floors: np.ndarray | None
+    layers: tuple[LayerStats, ...]
+
+    @property
+    def collapsed(self) -> tuple[str, ...]:
+        """Names of the layers that keep no weight."""
+        return tuple(s.name for s in self.layers if s.collapsed)
+
+
+@dataclass(frozen=True, eq=False)
+class PruneReport(Selection):
+    """What :func:`prune_with_cops` did to the model.
+
+    Attributes (beyond :class:`Selection`)
+    --------------------------------------
+    mode : str
+        ``"mask"`` or ``"freeze"``.
+    apply_time : float
+        Seconds spent applying the mask to the model.
+    """
+
+    mode: str = "mask"
+    apply_time: float = 0.0
+
+    @property
+    def budget(self) -> int:
+        """k, the number of elements kept."""
+        return self.result.budget
+
+    @property
+    def density(self) -> float:
+        """k / D."""
+        return self.result.budget / len(self.layout)
+
+    def table(self) -> str:
+        """The per-layer table (kept count and density; collapsed layers flagged ``!``)."""
+        return format_layer_table({"kept": self.layers},
+                                  title=f"COPS ({', '.join(self.score_names)}), k = {self.budget}, "
+                                        f"density {100 * self.density:.3f}%, mode {self.mode}")
+
+    def summary(self) -> dict:
+        """A JSON-friendly summary: the solver's :meth:`copslp.Result.summary` and the layers."""
+        return {
+            "scores": list(self.score_names),
+            "mode": self.mode,
+            "budget": self.budget,
+            "size": len(self.layout),
+            "density": self.density,
+            "floors": None if self.floors is None else [int(f) for f in self.floors],
+            "collapsed": list(self.collapsed),
+            "apply_time": self.apply_time,
+            "solver": self.result.summary(),
+            "layers": [s.as_dict() for s in self.layers],
+        }
+
+
+def layer_floors(layout: Layout, min_per_layer: int | float) -> np.ndarray:
+    """Per-layer floors from an absolute count or a minimum density.
+
+    Parameters
+    ----------
+    layout : Layout
+    min_per_layer : int or float
+        An int ``c >= 0``: keep at least ``min(c, size_l)`` elements of layer l (a layer
+        smaller than c is kept whole). A float ``rho`` in (0, 1]: keep at least
+        ``ceil(rho * size_l)`` elements of layer l.
+
+    Returns
+    -------
+    ndarray of int64, shape (n_layers,)
+    """
+    sizes = layout.layer_sizes
+    if isinstance(min_per_layer, (bool, np.bool_)):
+        raise TypeError("min_per_layer must be an int count or a float density, got a bool")
+    if isinstance(min_per_layer, (int, np.integer)):
+        if min_per_layer < 0:
+            raise ValueError(f"min_per_layer must be >= 0, got {min_per_layer}")
+        return np.minimum(sizes, int(min_per_layer)).astype(np.int64)
+    if isinstance(min_per_layer, (float, np.floating)):
+        if not 0 < min_per_layer <= 1:
+            raise ValueError(f"min_per_layer as a density must be in (0, 1], got {min_per_layer}")
+        return np.array([math.ceil(float(min_per_layer) * int(n)) for n in sizes], dtype=np.int64)
+    raise TypeError(f"min_per_layer must be an int or a float, got {type(min_per_layer).__name__}")
+
+
+def _as_scores(scores: Score | Sequence[Score]) -> tuple[Score, ...]:
+    if isinstance(scores, Score):
+        scores = (scores,)
+    scores = tuple(scores)
+    if not scores:
+        raise ValueError("scores is empty: give at least the primary score")
+    for i, s in enumerate(scores):
+        if not isinstance(s, Score):
+            raise TypeError(f"scores[{i}] must be a torch_adapter Score, got {type(s).__name__}")
+    layout = scores[0].layout
+    for i, s in enumerate(scores[1:], start=1):
+        if s.layout != layout:
+            raise ValueError(f"scores[{i}] ({s.name}) is on a different layout than scores[0] ({scores[0].name}): "
+                             f"{s.layout!r} vs {layout!r}")
+    return scores
+
+
+def _budget(density: float | None, budget: int | None) -> int | float:
+    if (density is None) == (budget is None):
+        raise TypeError("give exactly one of density= (kept fraction) and budget= (kept count)")
+    if density is not None:
+        if isinstance(density, (bool, np.bool_)) or not isinstance(density, (float, np.floating)):
+            raise TypeError(f"density must be a float in (0, 1], got {density!r}")
+        return float(density)
+    if isinstance(budget, (bool, np.bool_)) or not isinstance(budget, (int, np.integer)):
+        raise TypeError(f"budget must be an int count, got {budget!r}")
+    return int(budget)
+
+
+def select_mask(
+    scores: Score | Sequence[Score],
+    *,
+    density: float | None = None,
+    budget: int | None = None,
+    gamma: float | Sequence[float] | None = None,
+    bounds: float | Sequence[float] | None = None,
+    method: str = "analytic",
+    min_per_layer: int | float | None = None,
+    **solve_options: Any,
+) -> Selection:
+    """Solve COPS for the given scores without touching any model.
+
+    Parameters
+    ----------
+    scores : Score or sequence of Score
+        Primary first, then the secondary scores; all on one layout. A single score gives
+        its plain top-k mask.
+    density : float in (0, 1], optional
+        Kept fraction; the solver keeps ``k = max(1, round(density * D))``.
+    budget : int, optional
+        Kept count k instead of ``density`` (give exactly one).
+    gamma : float or sequence of float in [0, 1], optional
+        Relative bound per secondary score: ``<s_i, m> >= gamma_i * T_k(s_i)``. Default
+        (neither ``gamma`` nor ``bounds``): 0.9 for every secondary score.
+    bounds : float or sequence of float, optional
+        Absolute bounds ``b_i`` instead of ``gamma``.
+    method : str, default "analytic"
+        A :func:`copslp.available_methods` name.
+    min_per_layer : int or float, optional
+        Layer floors against layer collapse, see :func:`layer_floors`; passed to the
+        solver as ``groups=layout.group_index()`` and ``floors``.
+    **solve_options
+        Passed to :func:`copslp.solve` (method options).
+
+    Returns
+    -------
+    Selection
+
+    Raises
+    ------
+    copslp.InfeasibleError
+        The bounds (and floors) cannot be met with k elements.
+    copslp.SolverError
+        The solver failed.
+    """
+    scores = _as_scores(scores)
+    layout = scores[0].layout
+    size = _budget(density, budget)
+    groups = floors = None
+    if min_per_layer is not None:
+        floors = layer_floors(layout, min_per_layer)
+        groups = layout.group_index()
+    arrays = [s.numpy(np.float64) for s in scores]
+    result = copslp.solve(arrays, size, gamma=gamma, bounds=bounds, groups=groups, floors=floors,
+                          method=method, **solve_options)
+    mask = torch.from_numpy(np.asarray(result.mask, dtype=bool).copy())
+    if mask.shape != (len(layout),) or int(mask.sum()) != result.budget:
+        raise copslp.SolverError(f"copslp returned a mask with {int(mask.sum())} of {mask.numel()} kept, "
+                                 f"expected {result.budget} of {len(layout)}")
+    mask = mask.to(scores[0].values.device)
+    return Selection(mask, result, layout, tuple(s.name for s in scores), floors, layer_stats(mask, layout))
+
+
+def prune_with_cops(
+    model: nn.Module,
+    scores: Score | Sequence[Score],
+    *,
+    density: float | None = None,
+    budget: int | None = None,
+    gamma: float | Sequence[float] | None = None,
+    bounds: float | Sequence[float] | None = None,
+    method: str = "analytic",
+    min_per_layer: int | float | None = None,
+    mode: str = "mask",
+    on_collapse: str = "warn",
+    **solve_options: Any,
+) -> PruneReport:
+    """Combine pruning scores with COPS and apply the mask to ``model`` in place.
+
+    ``select_mask(scores, ...)`` followed by ``apply_mask(model, mask, layout, mode=...,
+    on_collapse=...)``; see those for the parameters. The scores' layout must fit ``model``
+    (the scores were computed from it or from a copy with the same names and shapes).
+
+    Parameters
+    ----------
+    model : nn.Module
+    scores : Score or sequence of Score
+        Primary first.
+    density, budget, gamma, bounds, method, min_per_layer, **solve_options
+        See :func:`select_mask`.
+    mode : {"mask", "freeze"}, default "mask"
+        ``torch.nn.utils.prune.custom_from_mask`` (pruned weights are 0) or FreezeNet
+        (unselected weights frozen at their current values); see :mod:`torch_adapter.masks`.
+    on_collapse : {"warn", "raise", "ignore"}, default "warn"
+        What to do when a layer keeps no weight (with "raise" the model is left untouched).
+
+    Returns
+    -------
+    PruneReport
+        Per-layer table (:meth:`PruneReport.table`), the :class:`copslp.Result` (objective,
+        bound values, multipliers, times) and a JSON-friendly :meth:`PruneReport.summary`.
+
+    Examples
+    --------
+    >>> from torch_adapter import scores, prune_with_cops                  # doctest: +SKIP
+    >>> s_snip = scores.snip(model, nn.CrossEntropyLoss(), batches)         # doctest: +SKIP
+    >>> s_flow = scores.synflow(model, (3, 32, 32))                         # doctest: +SKIP
+    >>> report = prune_with_cops(model, [s_snip, s_flow], density=0.01, gamma=0.9)  # doctest: +SKIP
+    >>> print(report.table())                                               # doctest: +SKIP
+    """
+    scores = _as_scores(scores)
+    scores[0].layout.modules(model)  # fail before solving if the layout does not fit
+    selection = select_mask(scores, density=density, budget=budget, gamma=gamma, bounds=bounds, method=method,
+                            min_per_layer=min_per_layer, **solve_options)
+    start = time.perf_counter()
+    layers = apply_mask(model, selection.mask, selection.layout, mode=mode, on_collapse=on_collapse)
+    apply_time = time.perf_counter() - start
+    return PruneReport(selection.mask, selection.result, selection.layout, selection.score_names,
+                       selection.floors, layers, mode=mode, apply_time=apply_time)

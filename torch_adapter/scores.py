@@ -1,0 +1,491 @@
+r"""Pruning scores of a torch model, as flat vectors over its prunable parameters.
+
+Every function returns a :class:`Score`: a flat tensor ``values`` of length D (the number
+of prunable elements, see :class:`~torch_adapter.layout.Layout`) on the model's device,
+the layout it refers to, and the score's name. Larger is better everywhere: a mask keeps
+the elements with the largest scores (or, under COPS, the best combination).
+
+With :math:`\theta` the prunable weights (the *effective* values for an already pruned
+module), :math:`L` the loss and :math:`g = \partial L / \partial \theta`:
+
+==========  ==============================================  ==================================
+name        formula                                          sign / normalisation
+==========  ==============================================  ==================================
+magnitude   :math:`|\theta|`                                 >= 0
+random      i.i.d. uniform on [0, 1), seeded                 >= 0, ignores the model's values
+snip        :math:`|\theta \odot \sum_b g_b|`                >= 0; ``normalize`` divides by the sum
+grasp       :math:`\theta \odot (H g)`, :math:`H = \partial^2 L/\partial\theta^2`  signed; keep the largest
+synflow     :math:`|\theta \odot \partial R/\partial\theta|` >= 0; data-free, float64 by default
+==========  ==============================================  ==================================
+
+Conventions shared by the data-driven scores (``snip``, ``grasp``):
+
+* ``batches`` is an iterable of ``(inputs, targets)`` pairs (a ``DataLoader`` works); both
+  are moved to the model's device, and floating-point ones cast to the model's dtype; the
+  loss is ``loss_fn(model(inputs), targets)``. Gradients over several batches are summed.
+* Only the prunable tensors are differentiated (``H`` is their block of the Hessian).
+* The model is evaluated in ``eval()`` mode unless ``train=True``.
+* The caller's model is left exactly as it was: parameter values, buffers (e.g. BatchNorm
+  running statistics, restored even with ``train=True``), the train/eval flag of every
+  submodule, ``requires_grad`` flags and ``.grad`` fields (gradients are taken with
+  :func:`torch.autograd.grad`, never accumulated into ``.grad``). In train mode, dropout
+  draws from the global random generator as any forward pass does.
+
+For a module already pruned with :mod:`torch.nn.utils.prune`, gradients are taken with
+respect to ``weight_orig`` (which is ``mask * dL/dweight``) and multiplied by the effective
+weight, so pruned elements score exactly 0 (GraSP: 0 as well, since ``theta`` is 0 there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .layout import Layout
+
+__all__ = ["Score", "magnitude", "random", "snip", "grasp", "synflow", "SynFlowUnderflowWarning"]
+
+
+class SynFlowUnderflowWarning(UserWarning):
+    """Every SynFlow score is zero or not finite: the compute dtype under- or overflowed."""
+
+
+@dataclass(frozen=True, eq=False)
+class Score:
+    """A flat score over the prunable elements of a model.
+
+    Attributes
+    ----------
+    values : Tensor, shape (D,)
+        The scores, detached, on the device of the model they were computed from, in the
+        dtype they were computed in. Element j belongs to the layout entry whose
+        ``[offset, stop)`` contains j.
+    layout : Layout
+        Which parameters the elements belong to.
+    name : str
+        ``"magnitude"``, ``"random"``, ``"snip"``, ``"grasp"``, ``"synflow"`` (or a caller's name).
+    options : mapping
+        The options it was computed with (for reports).
+    """
+
+    values: torch.Tensor
+    layout: Layout
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.values, torch.Tensor):
+            raise TypeError(f"Score.values must be a torch.Tensor, got {type(self.values).__name__}")
+        if self.values.dim() != 1 or self.values.shape[0] != len(self.layout):
+            raise ValueError(f"Score.values must have shape ({len(self.layout)},) to fit the layout, "
+                             f"got {tuple(self.values.shape)}")
+
+    def __len__(self) -> int:
+        return len(self.layout)
+
+    def numpy(self, dtype=np.float64) -> np.ndarray:
+        """The values as a numpy array on the CPU (float64 by default)."""
+        torch_dtype = torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
+        return self.values.detach().to("cpu", torch_dtype).numpy().astype(dtype, copy=False)
+
+    def per_tensor(self) -> dict[str, torch.Tensor]:
+        """``{parameter name: scores shaped like the parameter}`` (views of ``values``)."""
+        return self.layout.to_dict(self.values)
+
+    def __repr__(self) -> str:
+        return (f"Score({self.name!r}, D={len(self)}, dtype={self.values.dtype}, "
+                f"device={self.values.device})")
+
+
+# ---------------------------------------------------------------------------- helpers
+def _layout_for(model: nn.Module, layout: Layout | None, layout_options: Mapping[str, Any]) -> Layout:
+    if layout is not None:
+        if layout_options:
+            raise TypeError(f"give either layout= or layout options, not both (got {sorted(layout_options)})")
+        layout.modules(model)  # checks that it fits
+        return layout
+    return Layout.from_model(model, **layout_options)
+
+
+def _device_dtype(tensors: Sequence[torch.Tensor]) -> tuple[torch.device, torch.dtype]:
+    return tensors[0].device, tensors[0].dtype
+
+
+@contextlib.contextmanager
+def _model_preserved(model: nn.Module, *, train: bool) -> Iterator[None]:
+    """Run a block with ``model.train(train)`` and gradients on; restore everything after.
+
+    Restored: the ``training`` flag of every submodule, every buffer's values (BatchNorm
+    running statistics), every parameter's ``requires_grad``.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    try:
+        model.train(train)
+        with torch.enable_grad():
+            yield
+    finally:
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
+        for module, mode in modes:
+            module.training = mode
+        for param, flag in flags:
+            param.requires_grad_(flag)
+
+
+def _move(x: Any, device: torch.device, dtype: torch.dtype) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.to(device=device, dtype=dtype) if x.is_floating_point() else x.to(device=device)
+    if isinstance(x, (list, tuple)):
+        return type(x)(_move(v, device, dtype) for v in x)
+    return x
+
+
+def _pairs(batches: Iterable[Any], device: torch.device, dtype: torch.dtype) -> Iterator[tuple[Any, Any]]:
+    for i, batch in enumerate(batches):
+        if not isinstance(batch, (list, tuple)) or len(batch) != 2:
+            raise TypeError(f"batches must yield (inputs, targets) pairs; batch {i} is a "
+                            f"{type(batch).__name__}" + (f" of length {len(batch)}" if isinstance(batch, (list, tuple)) else ""))
+        yield _move(batch[0], device, dtype), _move(batch[1], device, dtype)
+
+
+def _grads(output: torch.Tensor, leaves: Sequence[torch.Tensor], **kwargs) -> list[torch.Tensor]:
+    grads = torch.autograd.grad(output, leaves, allow_unused=True, **kwargs)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(leaves, grads)]
+
+
+def _trainable_leaves(model: nn.Module, layout: Layout) -> list[torch.Tensor]:
+    leaves = layout.trainable(model)
+    for leaf in leaves:
+        leaf.requires_grad_(True)
+    return leaves
+
+
+def _check_loss(loss: Any) -> torch.Tensor:
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ValueError(f"loss_fn must return a scalar tensor, got {shape}")
+    return loss.reshape(())
+
+
+def _normalized(values: torch.Tensor) -> torch.Tensor:
+    total = values.sum().abs()
+    return values / total if total > 0 else values
+
+
+# ---------------------------------------------------------------------------- data-free
+def magnitude(model: nn.Module, *, layout: Layout | None = None, **layout_options) -> Score:
+    r"""Magnitude score :math:`s = |\theta|`.
+
+    Parameters
+    ----------
+    model : nn.Module
+    layout : Layout, optional
+        Which parameters to score; by default ``Layout.from_model(model, **layout_options)``
+        (``include_bias``, ``exclude``, ``types``).
+
+    Returns
+    -------
+    Score
+        ``values >= 0``, in the model's dtype, on its device.
+    """
+    layout = _layout_for(model, layout, layout_options)
+    with torch.no_grad():
+        values = layout.flatten([t.detach().abs() for t in layout.values(model)])
+    return Score(values, layout, "magnitude")
+
+
+def random(model: nn.Module, *, seed: int = 0, layout: Layout | None = None, **layout_options) -> Score:
+    """Random baseline: i.i.d. uniform scores on [0, 1).
+
+    Drawn in float64 on the CPU from ``torch.Generator().manual_seed(seed)`` and then moved
+    to the model's device and dtype, so a seed gives the same scores on every device. The
+    global random state is not touched.
+
+    Parameters
+    ----------
+    model : nn.Module
+    seed : int, default 0
+    layout : Layout, optional
+        See :func:`magnitude`.
+
+    Returns
+    -------
+    Score
+    """
+    layout = _layout_for(model, layout, layout_options)
+    device, dtype = _device_dtype(layout.values(model))
+    generator = torch.Generator().manual_seed(int(seed))
+    values = torch.rand(len(layout), generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
+    return Score(values, layout, "random", {"seed": int(seed)})
+
+
+# ---------------------------------------------------------------------------- SNIP
+def snip(
+    model: nn.Module,
+    loss_fn: Callable[[Any, Any], torch.Tensor],
+    batches: Iterable[Any],
+    *,
+    normalize: bool = False,
+    train: bool = False,
+    layout: Layout | None = None,
+    **layout_options,
+) -> Score:
+    r"""SNIP connection sensitivity (Lee et al., 2019).
+
+    .. math::
+
+        s = \Bigl|\theta \odot \sum_{b} \frac{\partial L(\text{model}(x_b), y_b)}{\partial\theta}\Bigr|
+
+    The gradients of the given batches are summed first, then multiplied by the weights and
+    the absolute value is taken (as SNIP's reference implementations accumulate gradients
+    over the batches). With ``normalize=True`` the scores are divided by their sum (as in
+    the SNIP paper); COPS's relative bounds are invariant to that scaling.
+
+    Parameters
+    ----------
+    model : nn.Module
+    loss_fn : callable
+        ``loss_fn(outputs, targets)`` -> scalar tensor, e.g. ``nn.CrossEntropyLoss()``.
+    batches : iterable of (inputs, targets)
+        Iterated once. See the module docstring for device and dtype handling.
+    normalize : bool, default False
+    train : bool, default False
+        Evaluate in train mode (BatchNorm batch statistics, dropout); the model's mode,
+        running statistics and gradients are restored afterwards either way.
+    layout : Layout, optional
+        See :func:`magnitude`.
+
+    Returns
+    -------
+    Score
+        ``values >= 0``, in the model's dtype, on its device.
+    """
+    layout = _layout_for(model, layout, layout_options)
+    with _model_preserved(model, train=train):
+        leaves = _trainable_leaves(model, layout)
+        device, dtype = _device_dtype(leaves)
+        total = [torch.zeros_like(p) for p in leaves]
+        n_batches = 0
+        for inputs, targets in _pairs(batches, device, dtype):
+            loss = _check_loss(loss_fn(model(inputs), targets))
+            for acc, g in zip(total, _grads(loss, leaves)):
+                acc.add_(g)
+            n_batches += 1
+        if n_batches == 0:
+            raise ValueError("snip: batches is empty")
+        with torch.no_grad():
+            values = layout.flatten([(t * g).abs() for t, g in zip(layout.values(model), total)]).detach()
+    if normalize:
+        values = _normalized(values)
+    return Score(values, layout, "snip", {"normalize": normalize, "train": train, "batches": n_batches})
+
+
+# ---------------------------------------------------------------------------- GraSP
+def grasp(
+    model: nn.Module,
+    loss_fn: Callable[[Any, Any], torch.Tensor],
+    batches: Iterable[Any],
+    *,
+    temperature: float = 200.0,
+    normalize: bool = False,
+    train: bool = False,
+    layout: Layout | None = None,
+    **layout_options,
+) -> Score:
+    r"""GraSP gradient-signal-preservation score (Wang et al., 2020), signed.
+
+    .. math::
+
+        s = \theta \odot (H g), \qquad
+        g = \sum_b \nabla_\theta L_b, \qquad
+        H g = \sum_b \nabla_\theta \bigl(\langle \operatorname{stop\_grad}(g), \nabla_\theta L_b\rangle\bigr),
+
+    with :math:`L_b = \text{loss\_fn}(\text{model}(x_b) / T, y_b)`, :math:`T` the
+    ``temperature``, and :math:`H` the Hessian of :math:`\sum_b L_b` with respect to the
+    prunable weights only (a Hessian-vector product by double backpropagation; the Hessian
+    is never formed).
+
+    Sign convention: **keep the largest** :math:`\theta \odot Hg`. The GraSP paper writes
+    the score as :math:`-\theta \odot Hg` and removes its largest entries, which is the
+    same mask. Scores may be negative; do not take absolute values (and do not feed them to
+    ``torch.nn.utils.prune.global_unstructured``, which would).
+
+    ``batches`` is iterated twice (once for ``g``, once for ``Hg``); a one-shot iterator is
+    first stored in a list.
+
+    Parameters
+    ----------
+    model : nn.Module
+    loss_fn : callable
+        ``loss_fn(outputs, targets)`` -> scalar tensor.
+    batches : iterable of (inputs, targets)
+    temperature : float, default 200
+        Logits are divided by it before the loss (the GraSP paper's T = 200).
+    normalize : bool, default False
+        Divide by ``|sum(s)|`` (as the SynFlow authors' GraSP implementation does).
+    train : bool, default False
+    layout : Layout, optional
+        See :func:`magnitude`.
+
+    Returns
+    -------
+    Score
+        Signed values in the model's dtype, on its device.
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    layout = _layout_for(model, layout, layout_options)
+    if not isinstance(batches, (list, tuple)):
+        batches = list(batches)
+    if len(batches) == 0:
+        raise ValueError("grasp: batches is empty")
+    with _model_preserved(model, train=train):
+        leaves = _trainable_leaves(model, layout)
+        device, dtype = _device_dtype(leaves)
+        gradient = [torch.zeros_like(p) for p in leaves]
+        for inputs, targets in _pairs(batches, device, dtype):
+            loss = _check_loss(loss_fn(model(inputs) / temperature, targets))
+            for acc, g in zip(gradient, _grads(loss, leaves)):
+                acc.add_(g)
+        hessian_gradient = [torch.zeros_like(p) for p in leaves]
+        for inputs, targets in _pairs(batches, device, dtype):
+            loss = _check_loss(loss_fn(model(inputs) / temperature, targets))
+            grads = torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True)
+            inner = sum((g0 * g).sum() for g0, g in zip(gradient, grads) if g is not None)
+            if not isinstance(inner, torch.Tensor) or not inner.requires_grad:
+                continue  # the loss does not depend on the prunable weights twice: H g = 0
+            for acc, hg in zip(hessian_gradient, _grads(inner, leaves)):
+                acc.add_(hg)
+        with torch.no_grad():
+            values = layout.flatten([t * hg for t, hg in zip(layout.values(model), hessian_gradient)]).detach()
+    if normalize:
+        values = _normalized(values)
+    return Score(values, layout, "grasp",
+                 {"temperature": temperature, "normalize": normalize, "train": train, "batches": len(batches)})
+
+
+# ---------------------------------------------------------------------------- SynFlow
+def synflow(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    dtype: torch.dtype | None = torch.float64,
+    iterations: int = 1,
+    final_density: float | None = None,
+    train: bool = False,
+    progress: bool = False,
+    layout: Layout | None = None,
+    **layout_options,
+) -> Score:
+    r"""SynFlow synaptic flow score (Tanaka et al., 2020), data-free.
+
+    On a deep copy of the model (the caller's model is never touched) every floating-point
+    parameter *and buffer* is replaced by its absolute value, the copy is converted to
+    ``dtype``, and an all-ones input of shape ``(1, *input_shape)`` is fed through it:
+
+    .. math::
+
+        R = \mathbf 1^\top f_{|\theta|}(\mathbf 1), \qquad
+        s = \Bigl|\theta \odot \frac{\partial R}{\partial \theta}\Bigr| \;\ge 0 .
+
+    For a bias-free ReLU network, :math:`R = \mathbf 1^\top |W_L| \cdots |W_1| \mathbf 1`.
+
+    Iterative variant (``iterations = n > 1``, the SynFlow paper's algorithm): in round
+    r = 1..n the scores are computed with the weights pruned so far set to 0, and the top
+    ``final_density ** (r / n)`` fraction (exponential schedule) is kept for the next round.
+    The scores of round n are returned; weights pruned in earlier rounds score exactly 0,
+    so the top ``final_density`` fraction of the returned scores is SynFlow's final mask.
+
+    Parameters
+    ----------
+    model : nn.Module
+    input_shape : sequence of int
+        Shape of *one* input sample, without the batch dimension (e.g. ``(3, 32, 32)``).
+    dtype : torch.dtype or None, default torch.float64
+        Compute dtype of the copy; float32 underflows to all-zero scores on deep networks.
+        ``None`` keeps the model's dtype.
+    iterations : int, default 1
+    final_density : float in (0, 1], required when ``iterations > 1``
+        Fraction of the prunable elements kept after the last round (unused for one round).
+    train : bool, default False
+        Run the copy in train mode (BatchNorm then uses batch statistics of the ones input).
+    progress : bool, default False
+        Show a tqdm bar over the rounds (when tqdm is installed).
+    layout : Layout, optional
+        See :func:`magnitude`.
+
+    Returns
+    -------
+    Score
+        ``values >= 0`` in ``dtype``, on the model's device.
+
+    Warns
+    -----
+    SynFlowUnderflowWarning
+        When every score is 0 or some are not finite.
+    """
+    layout = _layout_for(model, layout, layout_options)
+    iterations = int(iterations)
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    if iterations > 1:
+        if final_density is None or not 0 < final_density <= 1:
+            raise ValueError(f"final_density must be in (0, 1] when iterations > 1, got {final_density!r}")
+    shape = tuple(int(n) for n in input_shape)
+    device, model_dtype = _device_dtype(layout.values(model))
+    dtype = model_dtype if dtype is None else dtype
+
+    with torch.no_grad():
+        linear = copy.deepcopy(model)
+        linear.to(dtype=dtype)
+        for tensor in linear.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.abs_()
+    linear.train(train)
+    ones = torch.ones((1, *shape), device=device, dtype=dtype)
+    size = len(layout)
+
+    rounds: Iterable[int] = range(1, iterations + 1)
+    if progress:
+        rounds = _progress(rounds, total=iterations, desc="synflow")
+    with torch.enable_grad():
+        leaves = _trainable_leaves(linear, layout)
+        values = None
+        for r in rounds:
+            if values is not None:
+                density = final_density ** ((r - 1) / iterations)
+                kept = torch.zeros(size, dtype=torch.bool, device=values.device)
+                kept[torch.topk(values, max(1, int(round(density * size)))).indices] = True
+                with torch.no_grad():
+                    for leaf, part in zip(leaves, layout.split(kept)):
+                        leaf.mul_(part.to(leaf.dtype))
+            output = linear(ones)
+            if not isinstance(output, torch.Tensor):
+                raise TypeError(f"synflow needs a model that returns one tensor, got {type(output).__name__}")
+            grads = _grads(output.sum(), leaves)
+            with torch.no_grad():
+                values = layout.flatten([(t * g).abs() for t, g in zip(layout.values(linear), grads)]).detach()
+    del linear
+    if not bool(torch.isfinite(values).all()) or not bool((values > 0).any()):
+        warnings.warn(f"synflow scores in {dtype} are all zero or not finite; use dtype=torch.float64",
+                      SynFlowUnderflowWarning, stacklevel=2)
+    return Score(values, layout, "synflow",
+                 {"dtype": str(dtype), "iterations": iterations, "final_density": final_density, "train": train})
+
+
+def _progress(iterable: Iterable[Any], **kwargs) -> Iterable[Any]:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # progress bars are optional
+        return iterable
+    return tqdm(iterable, leave=False, **kwargs)
