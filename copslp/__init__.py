@@ -1,0 +1,38 @@
+"""copslp: COPS (COmbined Pruning Scores) solved exactly and fast.
+
+Keep k of D weights maximising a primary pruning score while holding every secondary score
+at a fraction gamma of its best reachable value. The LP relaxation has an analytic solution:
+the top-k of ``s_0 + sum_i lambda_i s_i`` with at most one fractional swap per extra score.
+
+>>> import numpy as np, copslp
+>>> rng = np.random.default_rng(0)
+>>> scores = rng.random((2, 1000))
+>>> res = copslp.solve(scores, budget=50, gamma=0.9)
+>>> int(res.mask.sum()), res.status
+(50, 'optimal')
+"""
+
+from ._errors import CopsWarning, InfeasibleError, SolverError
+from ._problem import DEFAULT_GAMMA, Problem, make_problem
+from ._registry import MethodSpec, available_methods, get_method, METHODS
+from ._result import Certificate, LPSolution, Result
+from ._solve import solve
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "solve",
+    "available_methods",
+    "Result",
+    "Certificate",
+    "Problem",
+    "LPSolution",
+    "MethodSpec",
+    "make_problem",
+    "get_method",
+    "METHODS",
+    "DEFAULT_GAMMA",
+    "InfeasibleError",
+    "SolverError",
+    "CopsWarning",
+]

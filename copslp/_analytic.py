@@ -1,0 +1,456 @@
+r"""The analytic method: the exact LP optimum from the dual characterisation (COPS.md §3-4).
+
+The dual of the COPS LP is :math:`\min_{\lambda\ge 0}\phi(\lambda)` with
+:math:`\phi(\lambda) = T_k(s_0 + \sum_i \lambda_i s_i) - \langle\lambda, b\rangle` (with floors,
+:math:`T_k` becomes the value of the greedy of COPS.md §6). The method
+
+1. estimates :math:`\lambda^*` on a random subsample (budget and bounds scaled to it),
+2. puts a box around the estimate and screens safely: with :math:`m_j, M_j` the smallest and
+   largest :math:`v_j(\lambda)` over the box, an element with :math:`m_j` above the k-th largest
+   M is in every optimal set for every :math:`\lambda` in the box (fixed to 1), one with
+   :math:`M_j` below the k-th largest m in none (fixed to 0),
+3. solves the problem left on the survivors exactly, and accepts it when its
+   :math:`\lambda` lies strictly inside the box (then :math:`\phi` of the full problem equals
+   that of the reduced one plus a constant near :math:`\lambda`, so the local minimum is the
+   global one); otherwise it re-centres the box there, widens it and repeats.
+
+The exact finish on the survivors:
+
+* one bound (r = 1): a Newton / cutting-plane walk over the linear pieces of :math:`\phi`.
+  :math:`\phi` is the upper envelope of the lines
+  :math:`L_X(\lambda) = \langle s_0, X\rangle + \lambda(\langle s_1, X\rangle - b)` of the
+  k-sets X. Start from the best set at :math:`\lambda = 0` (ties broken by s_1) and the best at
+  :math:`\lambda = \infty` (top-k of s_1, ties broken by s_0); evaluate :math:`\phi` where their
+  lines cross; a set whose line lies higher there replaces the end whose slope has its sign.
+  Only lines are ever compared, so a tie at an evaluation point cannot mislead: any best set
+  there gives a valid supporting line. It stops when no line lies higher at the crossing:
+  that crossing is :math:`\lambda^*` and both sets are optimal there. The bound is then made
+  tight by swapping entering for leaving elements one at a time, the last one partially:
+  at most two fractional entries.
+* several bounds (r > 1): the small LP on the survivors is solved by HiGHS' simplex (a
+  vertex), and the vertex is polished: the multipliers and the fractional entries are
+  recomputed from the linear systems that define the vertex, to floating-point accuracy.
+
+Costs: validation computes :math:`T_k(s_i)` (one selection per bound); screening is a few
+vector passes and two selections; everything else runs on the survivors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._errors import InfeasibleError, SolverError
+from ._blocks import blocks
+from ._inner import InnerProblem
+from ._problem import Problem, make_problem
+from ._result import LPSolution
+from ._selection import kth_largest
+
+__all__ = ["solve_analytic"]
+
+_EPS = np.finfo(np.float64).eps
+_NEWTON_LIMIT = 500
+_MIN_SAMPLE_BUDGET = 64
+
+
+class _ReducedProblemInfeasible(Exception):
+    """The problem on the survivors is infeasible: the box was wrong, or the bounds are."""
+
+    def __init__(self, best):
+        super().__init__(best)
+        self.best = best
+
+
+def solve_analytic(problem: Problem, *, rtol: float = 1e-9, sample_size: int = 65536, seed: int = 0,
+                   max_rounds: int = 30) -> LPSolution:
+    """Exact LP optimum of COPS by the dual characterisation; see the module docstring.
+
+    Options
+    -------
+    rtol : float
+        Relative accuracy at which the certificate is checked (float64 round-off is ~1e-15).
+    sample_size : int
+        Size of the subsample that estimates lambda*; problems with D <= 4 * sample_size are
+        solved without screening.
+    seed : int
+        Seed of the subsample (the answer does not depend on it, only the time does).
+    max_rounds : int
+        Box re-centrings before giving up with a SolverError.
+    """
+    inner = _full_inner(problem)
+    r = inner.thresholds.shape[0]
+    _check_single_bounds(problem, inner)
+    info = {"rounds": 0, "survivors": problem.size}
+    if r == 0:
+        x = inner.indicator(inner.select(inner.scores[0]))
+        return LPSolution(x, np.zeros(problem.n_scores - 1), rtol, info)
+
+    d = problem.size
+    k_sample = int(round(problem.budget * sample_size / d))
+    screen = d > 4 * sample_size and _MIN_SAMPLE_BUDGET <= k_sample <= sample_size - _MIN_SAMPLE_BUDGET
+    if screen:
+        x, lam, details = _solve_screened(problem, inner, sample_size, seed, max_rounds, rtol)
+    else:
+        try:
+            x, lam, details = _solve_exact(inner, rtol)
+        except _ReducedProblemInfeasible as exc:
+            raise _joint_infeasibility(problem, exc.best) from None
+    info.update(details)
+    multipliers = np.zeros(problem.n_scores - 1)
+    multipliers[problem.active] = lam
+    return LPSolution(x, multipliers, details.pop("tolerance", rtol), info)
+
+
+def _full_inner(problem: Problem) -> InnerProblem:
+    rows = problem.active + 1
+    if rows.shape[0] == problem.n_scores - 1:
+        scores = problem.scores  # every bound is on: no copy
+    else:
+        scores = problem.scores[np.concatenate([[0], rows])]
+    return InnerProblem(scores, problem.budget, problem.thresholds[problem.active], problem.groups, problem.floors)
+
+
+def _check_single_bounds(problem: Problem, inner: InnerProblem) -> None:
+    """Each bound alone must be reachable; the message gives the largest reachable value."""
+    for row, i in enumerate(problem.active):
+        best = problem.best_reachable[i]
+        if inner.floors is not None:
+            best = float(inner.scores[row + 1][inner.select(inner.scores[row + 1])].sum())
+        b = problem.thresholds[i]
+        if best < b - _sum_tolerance(b, best):
+            raise InfeasibleError(
+                f"bound on scores[{i + 1}] cannot be met: it asks for {b!r} but the largest value "
+                f"any {problem.budget}-mask{' meeting the floors' if inner.floors is not None else ''} "
+                f"reaches is {best!r} (a gamma of at most {best / problem.best_reachable[i]:.6g} of "
+                f"the unconstrained best)" if problem.best_reachable[i] > 0 else
+                f"bound on scores[{i + 1}] cannot be met: it asks for {b!r}, the largest reachable is {best!r}",
+                score_index=i + 1, threshold=float(b), best_reachable=float(best),
+            )
+
+
+def _joint_infeasibility(problem: Problem, best) -> InfeasibleError:
+    return InfeasibleError(
+        "the bounds cannot all be met at once (each alone can); largest reachable values "
+        f"alone: {problem.best_reachable[problem.active].tolist()}, thresholds: "
+        f"{problem.thresholds[problem.active].tolist()}", best_reachable=best,
+    )
+
+
+def _sum_tolerance(*values) -> float:
+    """Round-off allowance when comparing sums of up to ~1e9 float64 terms."""
+    return 1e-12 * max(abs(v) for v in values)
+
+
+# --------------------------------------------------------------------------------------------
+# screening
+
+
+def _solve_screened(problem, inner, sample_size, seed, max_rounds, rtol):
+    rng = np.random.default_rng(seed)
+    d = problem.size
+    sample = rng.integers(0, d, sample_size)
+    estimate, reference = _sample_estimate(problem, inner, sample, rtol)
+    k_sample = max(1, int(round(problem.budget * sample_size / d)))
+    width = 3.0 / np.sqrt(k_sample)
+    centre = estimate
+    for rounds in range(1, max_rounds + 1):
+        scale = np.where(centre > 0, centre, reference)
+        lo = np.maximum(centre - width * scale, 0.0)
+        hi = centre + width * scale
+        reduced, ones, survivors = _screen(inner, lo, hi, sample)
+        try:
+            x_red, lam, details = _solve_exact(reduced, rtol, (lo, hi))
+        except _ReducedProblemInfeasible:
+            if survivors.shape[0] == d:
+                raise _joint_infeasibility(problem, None) from None
+            width *= 4.0
+            continue
+        inside = np.all(((lam > lo) | (lo == 0)) & (lam < hi))
+        if inside or survivors.shape[0] == d:
+            x = np.zeros(d)
+            x[ones] = 1.0
+            x[survivors] = x_red
+            details.update(rounds=rounds, survivors=int(survivors.shape[0]), fixed_ones=int(ones.shape[0]),
+                           box=[lo.tolist(), hi.tolist()], sample_estimate=estimate.tolist())
+            return x, lam, details
+        centre = lam
+        width *= 4.0
+    raise SolverError(f"analytic: lambda* not bracketed after {max_rounds} rounds of screening")
+
+
+def _sample_estimate(problem, inner, sample, rtol):
+    """lambda* of the problem on a subsample with budget and bounds scaled to it."""
+    d = problem.size
+    scores = inner.scores[:, sample]
+    k = max(1, int(round(problem.budget * sample.shape[0] / d)))
+    thresholds = []
+    for row, b in enumerate(inner.thresholds):
+        s = scores[row + 1]
+        best_sample = float(np.partition(s, s.shape[0] - k)[s.shape[0] - k:].sum())
+        best_full = problem.best_reachable[problem.active[row]]
+        scaled = b / best_full * best_sample if best_full > 0 else b * sample.shape[0] / d
+        thresholds.append(min(scaled, best_sample))
+    sampled = InnerProblem(scores, k, np.array(thresholds))
+    try:
+        _, lam, _ = _solve_exact(sampled, rtol)
+    except (_ReducedProblemInfeasible, SolverError):
+        lam = np.zeros(inner.thresholds.shape[0])
+    magnitude = np.abs(scores).mean(axis=1)
+    reference = np.where(magnitude[1:] > 0, magnitude[0] / np.maximum(magnitude[1:], 1e-300), 1.0)
+    reference = np.where(reference > 0, reference, 1.0)
+    return np.asarray(lam, dtype=np.float64), reference
+
+
+def _box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+    """``(low, high)``: the smallest and largest ``v_j(lambda)`` over the box [lo, hi] for the
+    columns of ``scores`` (row 0 = s_0, then one row per multiplier)."""
+    low = scores[0].copy()
+    high = scores[0].copy()
+    for i in range(lo.shape[0]):
+        a = lo[i] * scores[i + 1]
+        b = hi[i] * scores[i + 1]
+        low += np.minimum(a, b)
+        np.maximum(a, b, out=a)
+        high += a
+    return low, high
+
+
+def _screen(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample: np.ndarray):
+    """Fix what is decided for every lambda in the box [lo, hi]; return the reduced problem.
+
+    An element is fixed to 1 when its smallest value over the box exceeds ``one_level``, to 0
+    when its largest value is below ``zero_level``. Safe levels are: ``one_level`` at least
+    the (k - F)-th largest of ``high`` and ``zero_level`` at most the k-th largest of ``low``
+    (F = sum of floors; with floors the (k+1)-th, and an element among the floors[g] best of
+    its group g for some lambda in the box is never dropped). Without floors the levels
+    are estimated on the subsample and verified by counting in the same streamed pass
+    (``#{high > one_level} < k - F``, ``#{low >= zero_level} >= k``); when a count fails, the
+    exact levels are computed by selection and the pass is repeated.
+    """
+    k = inner.budget
+    if inner.floors is None:
+        levels = _sample_levels(inner, lo, hi, sample)
+        streamed = _screen_streamed(inner, lo, hi, *levels)
+        if streamed is not None:
+            return streamed
+    low, high = _box_extremes(inner.scores, lo, hi)
+    if inner.floors is None:
+        ones = low > kth_largest(high, k)
+        zeros = high < kth_largest(low, k)
+    else:
+        total_floor = int(inner.floors.sum())
+        ones = low > kth_largest(high, k - total_floor) if k > total_floor else np.zeros(inner.size, bool)
+        zeros = high < (kth_largest(low, k + 1) if k < inner.size else -np.inf)
+        zeros &= high < _group_floor_levels(inner, low)
+    survivors = np.flatnonzero(~(ones | zeros))
+    return _reduce(inner, np.flatnonzero(ones), survivors)
+
+
+def _sample_levels(inner, lo, hi, sample):
+    """Conservative estimates of the one- and zero-levels from the subsample."""
+    low, high = _box_extremes(inner.scores[:, sample], lo, hi)
+    m = sample.shape[0]
+    k = max(1, int(round(inner.budget * m / inner.size)))
+    margin = int(np.ceil(4.0 * np.sqrt(k))) + 8
+    one_level = kth_largest(high, max(1, k - margin))
+    zero_level = kth_largest(low, min(m, k + margin))
+    return one_level, zero_level
+
+
+def _screen_streamed(inner, lo, hi, one_level, zero_level):
+    """One streamed pass with given levels; ``None`` if a count shows a level is unsafe."""
+    k = inner.budget
+    above_one = at_or_above_zero = 0
+    ones, survivors = [], []
+    for block in blocks(inner.size):
+        low, high = _box_extremes(inner.scores[:, block], lo, hi)
+        above_one += int(np.count_nonzero(high > one_level))
+        at_or_above_zero += int(np.count_nonzero(low >= zero_level))
+        fixed_one = low > one_level
+        ones.append(np.flatnonzero(fixed_one) + block.start)
+        survivors.append(np.flatnonzero(~fixed_one & (high >= zero_level)) + block.start)
+    if above_one >= k or at_or_above_zero < k:
+        return None
+    return _reduce(inner, np.concatenate(ones), np.concatenate(survivors))
+
+
+def _reduce(inner: InnerProblem, ones: np.ndarray, survivors: np.ndarray):
+    """The problem left on ``survivors`` once ``ones`` are kept; returns (reduced, ones, survivors)."""
+    s = inner.scores
+    taken = s[:, ones].sum(axis=1)
+    groups = floors = None
+    if inner.floors is not None:
+        groups = inner.groups[survivors]
+        kept = np.bincount(inner.groups[ones], minlength=inner.floors.shape[0])
+        floors = np.maximum(inner.floors - kept, 0)
+    reduced = InnerProblem(s[:, survivors], inner.budget - ones.shape[0], inner.thresholds - taken[1:], groups, floors)
+    return reduced, ones, survivors
+
+
+def _group_floor_levels(inner: InnerProblem, low: np.ndarray) -> np.ndarray:
+    """Per element: the floors[g]-th largest ``low`` of its group g (+inf where floors[g] = 0).
+
+    An element whose largest value over the box is below it is never among the forced best
+    of its group.
+    """
+    levels = np.full(inner.floors.shape[0], np.inf)
+    order, starts = inner._group_layout
+    ordered = low if order is None else low[order]
+    for g in np.flatnonzero(inner.floors > 0):
+        levels[g] = kth_largest(ordered[starts[g]:starts[g + 1]], int(inner.floors[g]))
+    return levels[inner.groups]
+
+
+# --------------------------------------------------------------------------------------------
+# exact finish on a (small) problem
+
+
+def _solve_exact(inner: InnerProblem, rtol: float, bracket=None):
+    """x, lambda (active bounds only) and details of the LP on ``inner``, exactly.
+
+    ``bracket`` = (lo, hi), arrays of one value per bound, is where lambda* is expected."""
+    if inner.budget == 0:
+        taken = np.zeros(inner.thresholds.shape[0])
+        if np.any(taken < inner.thresholds):
+            raise _ReducedProblemInfeasible(None)
+        return np.zeros(inner.size), np.zeros(inner.thresholds.shape[0]), {}
+    if inner.thresholds.shape[0] == 1:
+        return _newton_one_bound(inner, None if bracket is None else (bracket[0][0], bracket[1][0]))
+    return _simplex_and_polish(inner, rtol)
+
+
+def _newton_one_bound(inner: InnerProblem, bracket=None):
+    """The walk of the module docstring. ``bracket`` = (lo, hi) is a guess of an interval
+    holding lambda*; the walk starts from the best sets there when they do bracket it."""
+    s0, s1 = inner.scores[0], inner.scores[1]
+    b = float(inner.thresholds[0])
+    low = high = None
+    if bracket is not None and bracket[0] > 0:
+        low = _as_mask(inner, inner.select(s0 + bracket[0] * s1))
+        high = _as_mask(inner, inner.select(s0 + bracket[1] * s1))
+        g_low, g_high = float(s1[low].sum()), float(s1[high].sum())
+        if not g_low < b <= g_high:
+            low = high = None
+    if low is None:
+        low = _as_mask(inner, inner.select_lexicographic(s0, s1))
+        g_low = float(s1[low].sum())
+        if g_low >= b - _sum_tolerance(b, g_low):
+            return low.astype(np.float64), np.zeros(1), {"newton_iterations": 0}
+        high = _as_mask(inner, inner.select_lexicographic(s1, s0))
+        g_high = float(s1[high].sum())
+        if g_high < b - _sum_tolerance(b, g_high):
+            raise _ReducedProblemInfeasible(g_high)
+    b = min(b, g_high)
+    for iteration in range(1, _NEWTON_LIMIT + 1):
+        # The two lines cross where sum_{high \ low} v = sum_{low \ high} v: differences are
+        # taken element by element over the few elements that differ, never of large sums.
+        entering, leaving = high & ~low, low & ~high
+        lam = (s0[leaving].sum() - s0[entering].sum()) / (s1[entering].sum() - s1[leaving].sum())
+        v = s0 + lam * s1
+        chosen = _as_mask(inner, inner.select(v))
+        up, down = chosen & ~low, low & ~chosen
+        rise = v[up].sum() - v[down].sum()  # how far chosen's line lies above low's at lam
+        magnitude = np.abs(s0[up]).sum() + np.abs(s0[down]).sum() + lam * (np.abs(s1[up]).sum() + np.abs(s1[down]).sum())
+        if rise <= 64 * _EPS * magnitude:
+            break
+        g = g_low + (s1[up].sum() - s1[down].sum())
+        if g >= b:
+            high, g_high = chosen, g
+        else:
+            low, g_low = chosen, g
+    else:
+        raise SolverError(f"analytic: the walk over the pieces of phi did not settle in {_NEWTON_LIMIT} steps")
+    x = _tight_mix(inner, low, high, g_low, b)
+    return x, np.array([lam]), {"newton_iterations": iteration}
+
+
+def _as_mask(inner: InnerProblem, chosen: np.ndarray) -> np.ndarray:
+    mask = np.zeros(inner.size, dtype=bool)
+    mask[chosen] = True
+    return mask
+
+
+def _tight_mix(inner: InnerProblem, low, high, g_low, b) -> np.ndarray:
+    """Move from set ``low`` towards set ``high`` (boolean masks) until <s_1, x> = b.
+
+    Without floors: swap the entering element with the largest s_1 for the leaving one with
+    the smallest, one pair at a time, the last pair partially (at most two fractional
+    entries). With floors a swap could break a floor midway, so x is the convex combination
+    of the two sets (fractional on their symmetric difference, usually one pair as well).
+    """
+    s1 = inner.scores[1]
+    entering = np.flatnonzero(high & ~low)
+    leaving = np.flatnonzero(low & ~high)
+    x = low.astype(np.float64)
+    if inner.floors is not None:
+        t = (b - g_low) / (s1[entering].sum() - s1[leaving].sum())
+        x[entering] = t
+        x[leaving] = 1.0 - t
+        return x
+    entering = entering[np.argsort(-s1[entering], kind="stable")]
+    leaving = leaving[np.argsort(s1[leaving], kind="stable")]
+    gains = s1[entering] - s1[leaving]
+    reached = np.cumsum(gains)
+    p = min(int(np.searchsorted(reached, b - g_low)), gains.shape[0] - 1)
+    before = reached[p] - gains[p]
+    t = min(max((b - g_low - before) / gains[p], 0.0), 1.0) if gains[p] > 0 else 1.0
+    x[entering[:p]] = 1.0
+    x[leaving[:p]] = 0.0
+    x[entering[p]] = t
+    x[leaving[p]] = 1.0 - t
+    return x
+
+
+def _simplex_and_polish(inner: InnerProblem, rtol: float):
+    from ._highs import solve_highs
+
+    try:
+        reduced = make_problem(inner.scores, inner.budget, bounds=inner.thresholds,
+                               groups=inner.groups, floors=inner.floors)
+        solution = solve_highs(reduced, solver="simplex")
+    except (InfeasibleError, ValueError):
+        raise _ReducedProblemInfeasible(None) from None
+    x, lam = np.array(solution.x), np.array(solution.multipliers)
+    polished = _polish_vertex(inner, x, lam, rtol)
+    details = {"reduced_solver": "highs simplex", "polished": polished is not None}
+    if polished is None:
+        details["tolerance"] = solution.tolerance
+        return x, lam, details
+    return polished[0], polished[1], details
+
+
+def _polish_vertex(inner: InnerProblem, x, lam, rtol):
+    """Recompute a simplex vertex exactly from the equations that define it.
+
+    At a vertex with fractional set F and positive multipliers A:
+    ``s_0j + sum_{i in A} lambda_i s_ij = mu`` for j in F (the dual), and
+    ``sum_F x_j = k - #ones``, ``sum_F s_ij x_j = b_i - sum_ones s_ij`` for i in A (the primal).
+    Returns None if the vertex is degenerate or has floors (then the simplex answer stands).
+    """
+    if inner.floors is not None:
+        return None
+    tol = 1e-6
+    ones = x >= 1.0 - tol
+    frac = np.flatnonzero((x > tol) & ~ones)
+    tight = np.flatnonzero(lam > 0)
+    if frac.shape[0] != tight.shape[0] + 1:
+        if frac.shape[0] == 0 and tight.shape[0] == 0:
+            return np.where(ones, 1.0, 0.0), np.zeros_like(lam)
+        return None
+    s = inner.scores
+    dual_matrix = np.column_stack([s[tight + 1][:, frac].T, -np.ones(frac.shape[0])])
+    primal_matrix = np.vstack([np.ones(frac.shape[0]), s[tight + 1][:, frac]])
+    base = s[:, ones].sum(axis=1)
+    primal_rhs = np.concatenate([[inner.budget - ones.sum()], inner.thresholds[tight] - base[tight + 1]])
+    try:
+        dual = np.linalg.solve(dual_matrix, -s[0, frac])
+        x_frac = np.linalg.solve(primal_matrix, primal_rhs)
+    except np.linalg.LinAlgError:
+        return None
+    if np.any(dual[:-1] < 0) or np.any(x_frac < -rtol) or np.any(x_frac > 1 + rtol):
+        return None
+    polished_x = np.where(ones, 1.0, 0.0)
+    polished_x[frac] = np.clip(x_frac, 0.0, 1.0)
+    polished_lam = np.zeros_like(lam)
+    polished_lam[tight] = dual[:-1]
+    return polished_x, polished_lam

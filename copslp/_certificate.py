@@ -1,0 +1,245 @@
+r"""The optimality certificate of COPS.md section 3, independent of the method.
+
+Given an LP point ``x`` and multipliers ``lambda`` (nothing else from the method), form
+``v = s_0 + sum_i lambda_i s_i``. ``(x, lambda)`` is optimal iff
+
+* x is feasible: ``sum(x) = k``, ``0 <= x <= 1``, ``<s_i, x> >= b_i``, floors met;
+* ``lambda >= 0``, and ``lambda_i > 0`` only on tight rows;
+* there are a level mu and floor multipliers ``nu >= 0`` (positive only on tight floors) with
+  ``x_j = 1`` where ``w_j = v_j + nu_{g(j)} > mu`` and ``x_j = 0`` where ``w_j < mu``.
+
+mu and nu are derived here, not taken from the method: mu must lie between the largest
+``v_j`` with ``x_j < 1`` and the smallest ``v_j`` with ``x_j > 0`` outside tight-floor groups;
+a tight-floor group additionally needs its kept elements to be at least its dropped ones,
+and then ``nu_l = max(mu - min{v_j : x_j > 0, j in G_l}, 0)``.
+
+The duality gap closes the argument: for any lambda, nu >= 0 and any mu,
+``k mu - <lambda, b> - <nu, f> + sum_j max(w_j - mu, 0)`` bounds the LP optimum from above
+(weak duality), and it equals ``<s_0, x>`` exactly when the conditions above hold. The
+check costs O(D) (a few vector passes, no selection).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._blocks import blocks
+from ._problem import Problem
+from ._result import Certificate
+
+__all__ = ["certify", "certify_binary"]
+
+_TINY = np.finfo(np.float64).tiny
+
+
+def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: float, xtol: float | None = None) -> Certificate:
+    """Check optimality of ``(x, multipliers)`` for ``problem``; see the module docstring.
+
+    ``rtol`` bounds every relative violation; ``xtol`` (default ``rtol``) is how far from 0
+    or 1 an entry of x may be and still count as 0 or 1.
+    """
+    xtol = rtol if xtol is None else xtol
+    k = problem.budget
+    lam = np.asarray(multipliers, dtype=np.float64)
+    values = problem.scores @ x
+    objective = float(values[0])
+    bound_values = values[1:]
+
+    # primal feasibility
+    primal = abs(float(x.sum()) - k) / k
+    primal = max(primal, float(-x.min()), float(x.max()) - 1.0)
+    slack = bound_values - problem.thresholds
+    for i in problem.active:
+        if slack[i] < 0:
+            scale = max(abs(problem.thresholds[i]), abs(bound_values[i]))
+            if -slack[i] > rtol * scale:  # cancellation: measure against the terms summed
+                scale = max(scale, float(np.abs(problem.scores[i + 1]) @ np.abs(x)))
+            primal = max(primal, -slack[i] / max(scale, _TINY))
+
+    # dual feasibility
+    off = np.ones(lam.shape[0], dtype=bool)
+    off[problem.active] = False
+    dual = max(0.0, float(-lam.min())) if lam.size else 0.0
+    if off.any():
+        dual = max(dual, float(np.abs(lam[off]).max()))
+    lam_scale = _multiplier_scale(problem, lam)
+    dual /= lam_scale
+
+    if problem.has_floors:
+        mu, mu_low, mu_high, nu, excess_at, positive_part, floor_violation, within = _floor_levels(problem, x, lam, xtol)
+        primal = max(primal, floor_violation / k)
+    else:
+        mu_low, mu_high, excess_at = _levels_streamed(problem, x, lam, xtol)
+        mu = _pick_level(mu_low, mu_high)
+        nu, within = None, -np.inf
+        positive_part = _positive_part_streamed(problem, lam, mu)
+    complementarity = _relative_excess(mu_low - mu_high, problem, lam, excess_at)
+    if within > 0:
+        complementarity = max(complementarity, within / max(abs(mu), _TINY))
+
+    finite_thresholds = np.where(np.isfinite(problem.thresholds), problem.thresholds, 0.0)
+    dual_bound = k * mu - float(lam @ finite_thresholds) + positive_part
+    if nu is not None:
+        dual_bound -= float(nu @ problem.floors)
+    gap_scale = max(abs(objective), abs(dual_bound), abs(k * mu), _TINY)
+    gap = (dual_bound - objective) / gap_scale
+    worst = max(primal, dual, complementarity, abs(gap))
+    return Certificate(
+        passed=bool(worst <= rtol),
+        budget_dual=mu,
+        floor_multipliers=nu,
+        primal_violation=float(primal),
+        dual_violation=float(dual),
+        complementarity_violation=float(complementarity),
+        duality_gap=float(gap),
+        dual_bound=float(dual_bound),
+        tolerance=rtol,
+    )
+
+
+def _pick_level(mu_low: float, mu_high: float) -> float:
+    """A level between the two bounds; the midpoint when they cross (a violation)."""
+    if np.isfinite(mu_low) and np.isfinite(mu_high):
+        return mu_high if mu_low <= mu_high else 0.5 * (mu_low + mu_high)
+    if np.isfinite(mu_high):
+        return mu_high
+    if np.isfinite(mu_low):
+        return mu_low
+    return 0.0
+
+
+def _multiplier_scale(problem: Problem, lam: np.ndarray) -> float:
+    """Scale for lambda: the size of s_0 relative to the secondary scores it is traded against."""
+    s0 = _largest_magnitude(problem.primary)
+    si = max((_largest_magnitude(problem.scores[i + 1]) for i in problem.active), default=0.0)
+    if s0 == 0 or si == 0:
+        return max(1.0, float(np.abs(lam).max(initial=0.0)))
+    return s0 / si
+
+
+def _largest_magnitude(values: np.ndarray) -> float:
+    return max(abs(float(values.max())), abs(float(values.min())))
+
+
+def _levels_streamed(problem, x, lam, xtol):
+    """(largest v_j with x_j < 1, smallest v_j with x_j > 0, the elements attaining them)."""
+    mu_low, mu_high, at_low, at_high = -np.inf, np.inf, -1, -1
+    for block in blocks(problem.size):
+        v = _combined(problem, lam, block)
+        xb = x[block]
+        below = np.where(xb < 1.0 - xtol, v, -np.inf)
+        above = np.where(xb > xtol, v, np.inf)
+        i, j = int(np.argmax(below)), int(np.argmin(above))
+        if below[i] > mu_low:
+            mu_low, at_low = float(below[i]), block.start + i
+        if above[j] < mu_high:
+            mu_high, at_high = float(above[j]), block.start + j
+    return mu_low, mu_high, (at_low, at_high)
+
+
+def _positive_part_streamed(problem, lam, mu) -> float:
+    """``sum_j max(v_j - mu, 0)``."""
+    total = 0.0
+    for block in blocks(problem.size):
+        v = _combined(problem, lam, block)
+        v -= mu
+        total += float(np.maximum(v, 0.0, out=v).sum())
+    return total
+
+
+def _combined(problem, lam, index):
+    """``v`` on the elements ``index`` (a slice or an index array)."""
+    v = problem.primary[index].copy()
+    for i in problem.active:
+        if lam[i] != 0.0:
+            v += lam[i] * problem.scores[i + 1, index]
+    return v
+
+
+def _relative_excess(excess, problem, lam, elements) -> float:
+    """``excess`` (how far the kept/dropped levels cross) relative to the terms of the v_j
+    at the ``elements`` that attain the two levels."""
+    if not excess > 0:
+        return 0.0
+    scale = 0.0
+    for j in elements:
+        if j >= 0:
+            term = abs(problem.primary[j]) + sum(abs(lam[i] * problem.scores[i + 1, j]) for i in problem.active)
+            scale = max(scale, term)
+    return float(excess) / max(scale, _TINY)
+
+
+def _floor_levels(problem, x, lam, xtol):
+    """Levels, derived floor multipliers and violations with floors (full-length arrays).
+
+    Returns (mu, mu_low, mu_high, nu, elements attaining the levels, sum_j max(w_j - mu, 0),
+    worst floor shortfall, worst "dropped above kept" inside a tight group).
+    """
+    v = _combined(problem, lam, slice(None))
+    not_full = x < 1.0 - xtol
+    not_empty = x > xtol
+    n_groups = problem.floors.shape[0]
+    counts = np.bincount(problem.groups, weights=x, minlength=n_groups)
+    slack = counts - problem.floors
+    tight = (problem.floors > 0) & (slack <= xtol * np.maximum(problem.floors, 1))
+    group_lo = _group_reduce(problem, np.where(not_empty, v, np.inf), np.minimum, np.inf)
+    group_hi = _group_reduce(problem, np.where(not_full, v, -np.inf), np.maximum, -np.inf)
+    below = np.where(not_full, v, -np.inf)
+    at_low = int(np.argmax(below))
+    mu_low = float(below[at_low])
+    loose_kept = np.where(not_empty & ~tight[problem.groups], v, np.inf)
+    at_high = int(np.argmin(loose_kept))
+    mu_high = float(loose_kept[at_high])
+    mu = _pick_level(mu_low, mu_high)
+    nu = np.where(tight, np.maximum(mu - group_lo, 0.0), 0.0)
+    nu = np.where(np.isfinite(nu), nu, 0.0)
+    within = float(np.where(tight, group_hi - group_lo, -np.inf).max(initial=-np.inf))
+    w = v + nu[problem.groups] if nu.any() else v
+    positive_part = float(np.maximum(w - mu, 0.0).sum())
+    shortfall = float(np.maximum(-slack, 0.0).max(initial=0.0))
+    return mu, mu_low, mu_high, nu, (at_low, at_high), positive_part, shortfall, within
+
+
+def _group_reduce(problem, values, ufunc, empty_value):
+    """``ufunc.reduce`` of ``values`` within each group (``empty_value`` for empty groups)."""
+    order = problem.group_order
+    if order is not None:
+        values = values[order]
+    starts = problem.group_starts
+    out = np.full(problem.floors.shape[0], empty_value)
+    nonempty = np.flatnonzero(problem.group_sizes > 0)
+    if nonempty.size:
+        out[nonempty] = ufunc.reduceat(values, starts[nonempty])
+    return out
+
+
+def certify_binary(problem: Problem, x: np.ndarray, solution, *, rtol: float) -> Certificate:
+    """Certificate for a binary answer (method ``milp``): x is a feasible mask, and the gap is
+    the relative MIP gap the solver proved (``solution.info["mip_gap"]``), which must be <= rtol.
+
+    Feasibility is recomputed here; optimality of a binary point rests on the solver's bound.
+    """
+    k = problem.budget
+    values = problem.scores @ x
+    integrality = float(np.abs(x - np.round(x)).max())
+    primal = max(abs(float(x.sum()) - k) / k, integrality)
+    for i in problem.active:
+        scale = max(abs(problem.thresholds[i]), float(np.abs(problem.scores[i + 1]) @ x), _TINY)
+        primal = max(primal, (problem.thresholds[i] - values[i + 1]) / scale)
+    if problem.has_floors:
+        counts = np.bincount(problem.groups, weights=x, minlength=problem.floors.shape[0])
+        primal = max(primal, float(np.max(problem.floors - counts, initial=0.0)))
+    gap = float(solution.info.get("mip_gap", np.inf))
+    bound = float(solution.info.get("mip_dual_bound", np.nan))
+    primal = max(primal, 0.0)
+    return Certificate(
+        passed=bool(primal <= rtol and gap <= rtol),
+        budget_dual=float("nan"),
+        floor_multipliers=None,
+        primal_violation=primal,
+        dual_violation=0.0,
+        complementarity_violation=0.0,
+        duality_gap=gap,
+        dual_bound=bound,
+        tolerance=rtol,
+    )

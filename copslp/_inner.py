@@ -1,0 +1,79 @@
+"""The inner problem of the dual: for fixed multipliers, the best k-set of ``v``.
+
+Without floors it is the top-k of v; with floors it is the greedy of COPS.md section 6
+(:func:`copslp._selection.top_k_with_floors`). :class:`InnerProblem` holds the data of one
+(sub)problem, evaluates the dual function ``phi`` through these selections, and is shared by
+the analytic and the bisection methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from ._selection import lexicographic_top_k, top_k_indices, top_k_with_floors
+
+__all__ = ["InnerProblem"]
+
+
+@dataclass(frozen=True, eq=False)
+class InnerProblem:
+    """Scores of the elements still free, the budget left for them, and their floors.
+
+    ``scores`` has shape (n, m): row 0 is s_0 and the rows after it are the secondary
+    scores whose bounds are switched on (in the order of ``thresholds``).
+    """
+
+    scores: np.ndarray
+    budget: int
+    thresholds: np.ndarray
+    groups: np.ndarray | None = None
+    floors: np.ndarray | None = None
+
+    @property
+    def size(self) -> int:
+        return self.scores.shape[1]
+
+    @cached_property
+    def _group_layout(self):
+        g = self.groups
+        order = None
+        if g.shape[0] > 1 and not bool(np.all(g[1:] >= g[:-1])):
+            order = np.argsort(g, kind="stable")
+        starts = np.zeros(self.floors.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(g, minlength=self.floors.shape[0]), out=starts[1:])
+        return order, starts
+
+    def select(self, values: np.ndarray) -> np.ndarray:
+        """Indices of a best budget-set by ``values`` (ties broken arbitrarily)."""
+        if self.floors is None:
+            return top_k_indices(values, self.budget)
+        order, starts = self._group_layout
+        return top_k_with_floors(values, self.budget, self.groups, self.floors, order, starts)
+
+    def select_lexicographic(self, primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
+        """A best budget-set by ``primary`` with ties broken by ``secondary``."""
+        if self.floors is None:
+            return lexicographic_top_k(primary, secondary, self.budget)
+        rank = np.empty(self.size)
+        rank[np.lexsort((secondary, primary))] = np.arange(self.size)
+        return self.select(rank)
+
+    def combine(self, multipliers: np.ndarray) -> np.ndarray:
+        """``v = s_0 + sum_i lambda_i s_i`` (a new array)."""
+        v = self.scores[0].copy()
+        for i, lam in enumerate(multipliers):
+            if lam != 0.0:
+                v += lam * self.scores[i + 1]
+        return v
+
+    def values_of(self, chosen: np.ndarray) -> np.ndarray:
+        """``<s_i, 1_chosen>`` for every row."""
+        return self.scores[:, chosen].sum(axis=1)
+
+    def indicator(self, chosen: np.ndarray) -> np.ndarray:
+        x = np.zeros(self.size)
+        x[chosen] = 1.0
+        return x

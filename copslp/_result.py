@@ -1,0 +1,181 @@
+"""Records shared by every method: what a method returns, what :func:`copslp.solve` returns.
+
+Sign convention for duals (every method converts its backend's signs to this one). With
+``v = s_0 + sum_i lambda_i s_i`` and ``w_j = v_j + nu_{g(j)}`` the Lagrangian of
+
+    max <s_0, x>  s.t.  sum(x) = k,  <s_i, x> >= b_i,  sum_{j in G_l} x_j >= f_l,  0 <= x <= 1
+
+is ``<w, x> - <lambda, b> - <nu, f> - mu (sum(x) - k)``:
+``multipliers`` (lambda) and ``floor_multipliers`` (nu) are >= 0 and positive only on tight
+rows; ``budget_dual`` (mu) is the level that separates kept (w_j > mu) from dropped
+(w_j < mu) elements; it may have either sign.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = ["LPSolution", "Certificate", "Result"]
+
+
+@dataclass(frozen=True)
+class LPSolution:
+    """What a method hands back to :func:`copslp.solve`.
+
+    ``x`` is the LP point (float64, length D) and ``multipliers`` one lambda per secondary
+    score (0 for switched-off bounds), in the sign convention of this module. ``tolerance``
+    is the relative accuracy the method promises; the certificate is checked at it.
+    """
+
+    x: np.ndarray
+    multipliers: np.ndarray
+    tolerance: float
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """The optimality certificate of COPS.md section 3, recomputed from (x, lambda) alone.
+
+    All violations are relative (scaled by the magnitude of the terms they compare).
+
+    Attributes
+    ----------
+    passed : bool
+        Every violation is at most ``tolerance``.
+    budget_dual : float
+        mu, derived from x and lambda: between the largest w_j with x_j < 1 and the smallest
+        w_j with x_j > 0.
+    floor_multipliers : ndarray or None
+        nu, derived from x, lambda and mu (only with floors).
+    primal_violation : float
+        Worst violation of sum(x) = k, 0 <= x <= 1, the bounds and the floors.
+    dual_violation : float
+        Worst violation of lambda >= 0 (and lambda = 0 on switched-off bounds).
+    complementarity_violation : float
+        Worst violation of "x_j = 1 where w_j > mu, x_j = 0 where w_j < mu".
+    duality_gap : float
+        (dual bound - primal objective) / scale, where the dual bound is
+        ``k mu - <lambda, b> - <nu, f> + sum_j max(w_j - mu, 0)`` (weak duality makes it an
+        upper bound on the LP optimum for any lambda, nu >= 0).
+    dual_bound : float
+        That upper bound on the LP optimum.
+    tolerance : float
+        The tolerance it was checked at.
+    """
+
+    passed: bool
+    budget_dual: float
+    floor_multipliers: np.ndarray | None
+    primal_violation: float
+    dual_violation: float
+    complementarity_violation: float
+    duality_gap: float
+    dual_bound: float
+    tolerance: float
+
+    def summary(self) -> str:
+        verdict = "passed" if self.passed else "FAILED"
+        return (
+            f"certificate {verdict} at rtol {self.tolerance:.1e}: primal {self.primal_violation:.1e}, "
+            f"dual {self.dual_violation:.1e}, complementarity {self.complementarity_violation:.1e}, "
+            f"gap {self.duality_gap:.1e}"
+        )
+
+
+@dataclass(frozen=True)
+class Result:
+    """The answer of :func:`copslp.solve`, the same record for every method.
+
+    Attributes
+    ----------
+    mask : ndarray of bool, shape (D,)
+        Exactly ``budget`` True entries: the LP point rounded to a mask (COPS.md section 5).
+    x : ndarray of float64, shape (D,)
+        The LP solution.
+    objective : float
+        ``<s_0, x>``, the LP optimum: an upper bound on the best mask's primary score.
+    mask_objective : float
+        ``<s_0, mask>``.
+    multipliers : ndarray, shape (n - 1,)
+        lambda_i >= 0, one per secondary score (see the module docstring for the convention).
+    floor_multipliers : ndarray or None
+        nu_l >= 0, one per group, when floors were given.
+    budget_dual : float
+        mu, the kept/dropped level of ``w = s_0 + sum_i lambda_i s_i (+ nu)``.
+    thresholds : ndarray, shape (n - 1,)
+        The absolute bounds b_i (``-inf`` where switched off).
+    bound_values, mask_bound_values : ndarray, shape (n - 1,)
+        ``<s_i, x>`` and ``<s_i, mask>``.
+    mask_violations : ndarray, shape (n - 1,)
+        ``max(b_i - <s_i, mask>, 0)``: how far the mask misses each bound (0 for the LP point
+        by construction; the rounding keeps it 0 whenever a choice allows it).
+    gap : float
+        ``objective - mask_objective`` >= 0: how much the rounding may cost at most.
+    budget : int
+        k.
+    n_fractional : int
+        Number of entries of x strictly between 0 and 1.
+    status : str
+        ``"optimal"`` when the certificate passed at the method's tolerance; otherwise
+        :func:`copslp.solve` raises :class:`copslp.SolverError` instead of returning.
+    message : str
+    method : str
+    wall_time : float
+        Seconds for the whole call: validation, method, rounding and certificate.
+    method_time : float
+        Seconds spent inside the method alone.
+    certificate : Certificate
+    info : mapping
+        Method-specific details (iterations, survivors, backend status, ...).
+    """
+
+    mask: np.ndarray
+    x: np.ndarray
+    objective: float
+    mask_objective: float
+    multipliers: np.ndarray
+    floor_multipliers: np.ndarray | None
+    budget_dual: float
+    thresholds: np.ndarray
+    bound_values: np.ndarray
+    mask_bound_values: np.ndarray
+    mask_violations: np.ndarray
+    gap: float
+    budget: int
+    n_fractional: int
+    status: str
+    message: str
+    method: str
+    wall_time: float
+    method_time: float
+    certificate: Certificate
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """A JSON-friendly summary (no length-D arrays)."""
+        def floats(a):
+            return None if a is None else [float(v) for v in np.asarray(a)]
+        return {
+            "method": self.method,
+            "status": self.status,
+            "budget": self.budget,
+            "objective": self.objective,
+            "mask_objective": self.mask_objective,
+            "gap": self.gap,
+            "thresholds": floats(self.thresholds),
+            "bound_values": floats(self.bound_values),
+            "mask_bound_values": floats(self.mask_bound_values),
+            "mask_violations": floats(self.mask_violations),
+            "multipliers": floats(self.multipliers),
+            "floor_multipliers": floats(self.floor_multipliers),
+            "budget_dual": self.budget_dual,
+            "n_fractional": self.n_fractional,
+            "wall_time": self.wall_time,
+            "method_time": self.method_time,
+            "certificate": self.certificate.summary(),
+            "message": self.message,
+        }

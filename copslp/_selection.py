@@ -1,0 +1,86 @@
+"""Selection primitives: the k-th largest value, top-k sums and top-k sets in O(D).
+
+Everything here is ``np.partition`` / ``np.argpartition`` work, never a full sort.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["kth_largest", "top_k_sum", "top_k_indices", "lexicographic_top_k"]
+
+
+def kth_largest(values: np.ndarray, k: int) -> float:
+    """The k-th largest entry of ``values`` (1 <= k <= len(values))."""
+    n = values.shape[0]
+    return float(np.partition(values, n - k)[n - k])
+
+
+def top_k_sum(values: np.ndarray, k: int) -> float:
+    """``T_k(values)``: the sum of the k largest entries (ties do not matter)."""
+    n = values.shape[0]
+    if k == n:
+        return float(values.sum())
+    return float(np.partition(values, n - k)[n - k:].sum())
+
+
+def top_k_indices(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of k largest entries (an arbitrary choice among ties at the k-th level)."""
+    n = values.shape[0]
+    if k == 0:
+        return np.empty(0, dtype=np.intp)
+    if k == n:
+        return np.arange(n)
+    return np.argpartition(values, n - k)[n - k:]
+
+
+def lexicographic_top_k(primary: np.ndarray, secondary: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the top-k of ``primary``, ties at the k-th level broken by ``secondary``.
+
+    Elements strictly above the k-th largest value of ``primary`` are all taken; the
+    remaining slots go to the elements equal to it with the largest ``secondary``.
+    """
+    n = primary.shape[0]
+    if k == 0:
+        return np.empty(0, dtype=np.intp)
+    if k == n:
+        return np.arange(n)
+    level = kth_largest(primary, k)
+    above = np.flatnonzero(primary > level)
+    tied = np.flatnonzero(primary == level)
+    need = k - above.shape[0]
+    if need < tied.shape[0]:
+        tied = tied[top_k_indices(secondary[tied], need)]
+    return np.concatenate([above, tied])
+
+
+def top_k_with_floors(values: np.ndarray, k: int, groups: np.ndarray, floors: np.ndarray,
+                      order: np.ndarray | None = None, starts: np.ndarray | None = None) -> np.ndarray:
+    """Indices of a best k-subset by ``values`` holding at least ``floors[l]`` of each group l.
+
+    The greedy of COPS.md section 6: the ``floors[l]`` best of each group, then the best
+    remaining elements up to k overall. It is optimal because any optimal subset can swap
+    its members of a group for that group's best ones without loss, and the constraint
+    matrix (one partition into groups plus the budget row) is totally unimodular.
+
+    ``order`` (a permutation making ``groups`` non-decreasing, ``None`` if it already is) and
+    ``starts`` (group offsets in that order) may be passed when already known.
+    """
+    n_groups = floors.shape[0]
+    if starts is None:
+        if order is None and groups.shape[0] > 1 and not bool(np.all(groups[1:] >= groups[:-1])):
+            order = np.argsort(groups, kind="stable")
+        starts = np.zeros(n_groups + 1, dtype=np.int64)
+        np.cumsum(np.bincount(groups, minlength=n_groups), out=starts[1:])
+    ordered = values if order is None else values[order]
+    forced = [top_k_indices(ordered[starts[l]:starts[l + 1]], int(floors[l])) + starts[l]
+              for l in np.flatnonzero(floors > 0)]
+    forced = np.concatenate(forced) if forced else np.empty(0, dtype=np.intp)
+    if order is not None:
+        forced = order[forced]
+    rest = k - forced.shape[0]
+    if rest == 0:
+        return forced
+    remaining = values.copy()
+    remaining[forced] = -np.inf
+    return np.concatenate([forced, top_k_indices(remaining, rest)])

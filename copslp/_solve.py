@@ -1,0 +1,145 @@
+"""The one public door: :func:`solve`."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from ._certificate import certify, certify_binary
+from ._errors import CopsWarning, SolverError
+from ._problem import make_problem
+from ._registry import get_method
+from ._result import Result
+from ._rounding import round_to_mask
+
+__all__ = ["solve"]
+
+
+def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, method="auto", **options) -> Result:
+    r"""Keep ``budget`` elements that maximise the primary score while holding the others.
+
+    Solves the LP relaxation of COPS (COmbined Pruning Scores) and rounds it to a mask:
+
+    .. math::
+
+        \max_{x \in [0,1]^D} \; \langle s_0, x\rangle
+        \quad\text{s.t.}\quad \sum_j x_j = k, \qquad
+        \langle s_i, x\rangle \ge b_i \;\; (i = 1..n-1), \qquad
+        \sum_{j \in G_l} x_j \ge f_l \;\; (\text{each group } l).
+
+    Its dual is :math:`\min_{\lambda \ge 0} T_k(s_0 + \sum_i \lambda_i s_i) - \langle\lambda, b\rangle`
+    with :math:`T_k` the sum of the k largest entries; an optimal x is the top-k of
+    :math:`v = s_0 + \sum_i \lambda^*_i s_i` up to at most n fractional entries at the k-th level.
+
+    Parameters
+    ----------
+    scores : array_like, shape (n, D), or sequence of n 1-D arrays
+        Row 0 is the primary score s_0, rows 1..n-1 the secondary scores. float32, float64
+        or integer; finite. With n = 1 the answer is the top-k of s_0.
+    budget : int or float
+        ``k`` with ``1 <= k <= D``, or a float in (0, 1]: the kept fraction of D
+        (``k = max(1, round(fraction * D))``).
+    gamma : float or sequence of float, optional
+        Relative bounds in [0, 1]: ``b_i = gamma_i * M_i`` with ``M_i`` the sum of the k
+        largest entries of s_i (the best any k-mask reaches). ``gamma_i = 0`` switches bound i
+        off. Default when neither ``gamma`` nor ``bounds`` is given: 0.9 for every secondary
+        score (``copslp.DEFAULT_GAMMA``).
+    bounds : float or sequence of float, optional
+        Absolute thresholds b_i instead of ``gamma`` (``-inf`` switches one off).
+    groups : array of int, shape (D,), optional
+        Group index (0..G-1) of each element, e.g. its layer. Needs ``floors``.
+    floors : int or sequence of int, optional
+        Minimum number of kept elements in each group (one int for all groups).
+    method : str, default "auto"
+        One of :func:`available_methods` ("auto" is "analytic").
+    **options
+        Method options (see the README's method table); unknown ones are warned about and
+        ignored.
+
+    Returns
+    -------
+    Result
+        The LP point ``x``, its exact-k mask, objective values, multipliers and the
+        optimality certificate; see :class:`copslp.Result`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad input, naming the argument and the value.
+    InfeasibleError
+        No point meets the bounds; the message gives the largest reachable value.
+    SolverError
+        The method failed or its answer did not pass the certificate.
+    """
+    start = time.perf_counter()
+    spec = get_method(method)
+    if not spec.is_available():
+        missing = [m for m in spec.requires if not _importable(m)]
+        raise ImportError(
+            f"method {spec.name!r} needs {', '.join(missing)}, which is not installed "
+            f"(pip install 'copslp[{spec.name}]' or pip install {' '.join(missing)})"
+        )
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        warnings.warn(
+            f"method {spec.name!r} ignores unknown options {unknown}; it accepts {sorted(spec.options)}",
+            CopsWarning, stacklevel=2,
+        )
+    settings = {key: options.get(key, default) for key, default in spec.options.items()}
+    problem = make_problem(scores, budget, gamma=gamma, bounds=bounds, groups=groups, floors=floors)
+
+    method_start = time.perf_counter()
+    solution = spec.load()(problem, **settings)
+    method_time = time.perf_counter() - method_start
+
+    x = solution.x
+    tolerance = solution.tolerance
+    if spec.relaxation:
+        certificate = certify(problem, x, solution.multipliers, rtol=tolerance)
+    else:
+        certificate = certify_binary(problem, x, solution, rtol=tolerance)
+    if not certificate.passed:
+        raise SolverError(f"method {spec.name!r} returned a point that is not optimal: {certificate.summary()}")
+    values = problem.scores @ x
+    mask, rule = round_to_mask(problem, x, tolerance, values)
+    mask_values = problem.scores[:, mask].sum(axis=1)
+    violations = np.maximum(problem.thresholds - mask_values[1:], 0.0)
+    violations[~np.isfinite(problem.thresholds)] = 0.0
+    n_fractional = int(np.count_nonzero((x > tolerance) & (x < 1.0 - tolerance)))
+    message = f"{certificate.summary()}; mask by rule: {rule}"
+    if np.any(violations > tolerance * np.maximum(np.abs(problem.thresholds), 1e-300)):
+        message += f"; the mask misses bounds by {violations.tolist()}"
+        warnings.warn(f"the rounded mask misses secondary bounds by {violations.tolist()}", CopsWarning, stacklevel=2)
+    info = dict(solution.info)
+    info["rounding"] = rule
+    return Result(
+        mask=mask,
+        x=x,
+        objective=float(values[0]),
+        mask_objective=float(mask_values[0]),
+        multipliers=np.asarray(solution.multipliers, dtype=np.float64),
+        floor_multipliers=certificate.floor_multipliers,
+        budget_dual=certificate.budget_dual,
+        thresholds=problem.thresholds,
+        bound_values=values[1:],
+        mask_bound_values=mask_values[1:],
+        mask_violations=violations,
+        gap=float(values[0] - mask_values[0]),
+        budget=problem.budget,
+        n_fractional=n_fractional,
+        status="optimal",
+        message=message,
+        method=spec.name,
+        wall_time=time.perf_counter() - start,
+        method_time=method_time,
+        certificate=certificate,
+        info=info,
+    )
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
