@@ -38,18 +38,21 @@ DEFAULT_SOLVERS = ("HIGHS", "CLARABEL")
 #: like 1 - 1e-11 and elements whose combined score is near the budget level stay fractional.
 #: At Clarabel's default stopping tolerances (1e-8) the certificate's complementarity check
 #: failed at 1e-6 on some random problems (violations up to 3e-5); with the tighter defaults
-#: below it passed at 1e-7 on all of 40 and at 1e-8 on 38, so 1e-6 is promised. SCS and
-#: OSQP are first-order methods (default accuracy ~1e-4 to 1e-3).
+#: below it passed at 1e-7 on all of 40 and at 1e-8 on 38, so 1e-6 is promised. SCS is a
+#: first-order method: at its default eps (1e-4) 3 of 20 random problems needed 1e-3; at
+#: the eps of 1e-7 set below all 20 passed at 1e-4, so 1e-3 is promised. OSQP (first-order,
+#: for QPs) often stops at its iteration limit on this LP; use it only with tight options.
 SOLVER_TOLERANCE = {"HIGHS": 1e-7, "SCIPY": 1e-7, "CLARABEL": 1e-6, "ECOS": 1e-6, "SCS": 1e-3, "OSQP": 1e-3}
 #: Tolerance for solvers not listed above.
 OTHER_TOLERANCE = 1e-4
 
 #: Options added for a solver unless the caller sets them: HiGHS's interior point with
 #: crossover (its default dual simplex is quadratic in D on this LP); Clarabel stopping at
-#: 1e-10 instead of 1e-8 (see ``SOLVER_TOLERANCE``).
+#: 1e-10 instead of 1e-8 and SCS at 1e-7 instead of 1e-4 (see ``SOLVER_TOLERANCE``).
 DEFAULT_OPTIONS = {
     "HIGHS": {"highs_options": {"solver": "ipm", "run_crossover": "on", "presolve": "off"}},
     "CLARABEL": {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10},
+    "SCS": {"eps_abs": 1e-7, "eps_rel": 1e-7},
 }
 
 _SOLVED = ("optimal", "optimal_inaccurate")
@@ -109,7 +112,10 @@ def solve_cvxpy(problem: Problem, *, solver=None, solver_options=None, tolerance
     if model.status in _INFEASIBLE:
         raise infeasible_error(problem)
     if model.status not in _SOLVED or x.value is None:
-        raise SolverError(f"cvxpy solver {solver} ended with status {model.status!r}")
+        raise SolverError(
+            f"cvxpy solver {solver} ended with status {model.status!r}"
+            f"{'' if solver in DEFAULT_SOLVERS else '; HIGHS or CLARABEL solve this LP reliably'}"
+        )
 
     raw = [np.atleast_1d(c.dual_value).astype(np.float64) for c in constraints]
     duals = duals_to_convention(problem, lp, np.concatenate(raw), equality_sign=1.0, inequality_sign=-1.0)
