@@ -47,6 +47,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import prune
 
 from .layout import Layout
 
@@ -112,6 +113,29 @@ def _layout_for(model: nn.Module, layout: Layout | None, layout_options: Mapping
         layout.modules(model)  # checks that it fits
         return layout
     return Layout.from_model(model, **layout_options)
+
+
+def _deepcopy(model: nn.Module) -> nn.Module:
+    """``copy.deepcopy`` that also works on models pruned with ``torch.nn.utils.prune``.
+
+    Such a module holds ``weight = weight_orig * weight_mask`` as a non-leaf tensor, which
+    deepcopy refuses; it is swapped for a detached alias during the copy (the copy's pruning
+    hook recomputes it before every forward pass) and put back afterwards.
+    """
+    swapped = []
+    for module in model.modules():
+        for hook in module._forward_pre_hooks.values():
+            if isinstance(hook, prune.BasePruningMethod):
+                name = hook._tensor_name
+                tensor = getattr(module, name, None)
+                if isinstance(tensor, torch.Tensor) and not tensor.is_leaf:
+                    swapped.append((module, name, tensor))
+                    setattr(module, name, tensor.detach())
+    try:
+        return copy.deepcopy(model)
+    finally:
+        for module, name, tensor in swapped:
+            setattr(module, name, tensor)
 
 
 def _device_dtype(tensors: Sequence[torch.Tensor]) -> tuple[torch.device, torch.dtype]:
@@ -446,7 +470,7 @@ def synflow(
     dtype = model_dtype if dtype is None else dtype
 
     with torch.no_grad():
-        linear = copy.deepcopy(model)
+        linear = _deepcopy(model)
         linear.to(dtype=dtype)
         for tensor in linear.state_dict().values():
             if tensor.is_floating_point():
