@@ -1,0 +1,104 @@
+r"""Method ``milp``: the binary problem of COPS itself, by HiGHS's branch and bound.
+
+Solves
+
+.. math::
+
+    \max_{m \in \{0,1\}^D} \; \langle s_0, m\rangle \quad\text{s.t.}\quad \textstyle\sum_j m_j = k,\;
+    \langle s_i, m\rangle \ge b_i,\; \textstyle\sum_{j \in G_l} m_j \ge f_l
+
+(the scaled rows of :mod:`copslp._lp` with every column integer in [0, 1]). The answer is the
+true binary optimum up to the relative gap HiGHS proves, not an LP point: it has no duals
+(``multipliers`` are zeros) and is checked by ``certify_binary``, which reads ``mip_gap`` and
+``mip_dual_bound`` from ``info``. Branch and bound is exponential in the worst case, so D is
+capped by ``max_size``.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ._errors import SolverError
+from ._highs import new_highs, pass_model, run, set_options
+from ._lp import build_lp, check_time_limit
+from ._problem import Problem
+from ._result import LPSolution
+
+__all__ = ["solve_milp"]
+
+#: Feasibility tolerance given to HiGHS (rows, on the scaled problem, and integrality). The
+#: returned 0/1 mask is recomputed exactly, so this only limits how far a mask HiGHS accepts
+#: may miss a bound; the certificate is checked at ``max(mip_rel_gap, FEASIBILITY)``.
+FEASIBILITY = 1e-9
+
+
+def solve_milp(problem: Problem, *, time_limit=60.0, max_size=2000, mip_rel_gap=1e-9) -> LPSolution:
+    """Solve the binary problem with HiGHS MIP.
+
+    Parameters
+    ----------
+    problem : Problem
+    time_limit : float or None
+        Seconds; reaching it before the gap is proved raises :class:`copslp.SolverError`.
+    max_size : int
+        Largest D accepted (a ValueError above it).
+    mip_rel_gap : float
+        Relative gap at which HiGHS stops (its absolute-gap stop is switched off, so scores
+        of any magnitude are treated alike). The answer is certified at
+        ``max(mip_rel_gap, 1e-9)``.
+
+    Returns
+    -------
+    LPSolution
+        ``x`` is the 0/1 mask as float64; ``multipliers`` are zeros. ``info``: ``mip_gap``,
+        ``mip_dual_bound`` (unscaled upper bound on the binary optimum), ``objective``,
+        ``nodes``, ``model_status``, ``run_time``.
+    """
+    if isinstance(max_size, (bool, np.bool_)) or not isinstance(max_size, numbers.Integral) or max_size < 1:
+        raise ValueError(f"max_size must be a positive int, got {max_size!r}")
+    if problem.size > max_size:
+        raise ValueError(
+            f"method 'milp' solves the binary problem by branch and bound and accepts D <= max_size = "
+            f"{max_size}, got D = {problem.size}; raise max_size=... or use an LP method"
+        )
+    time_limit = check_time_limit(time_limit)
+    if isinstance(mip_rel_gap, (bool, np.bool_)) or not isinstance(mip_rel_gap, numbers.Real) or not 0 <= mip_rel_gap < 1:
+        raise ValueError(f"mip_rel_gap must be a number in [0, 1), got {mip_rel_gap!r}")
+    lp = build_lp(problem)
+
+    highs = new_highs()
+    options = {
+        "mip_rel_gap": float(mip_rel_gap),
+        "mip_abs_gap": 0.0,
+        "mip_feasibility_tolerance": FEASIBILITY,
+        "primal_feasibility_tolerance": FEASIBILITY,
+    }
+    if time_limit is not None:
+        options["time_limit"] = time_limit
+    set_options(highs, options)
+    pass_model(highs, lp, integer=True)
+    status = run(highs, problem, binary=True)
+
+    solution = highs.getSolution()
+    if not solution.value_valid:
+        raise SolverError(f"HiGHS reported status {status!r} but no mask")
+    values = np.asarray(solution.col_value, dtype=np.float64)
+    mask = np.round(values)
+    if np.abs(values - mask).max(initial=0.0) > 1e-6 or int(mask.sum()) != problem.budget:
+        raise SolverError("HiGHS returned a point that is not a 0/1 mask with exactly k ones")
+    info = highs.getInfo()
+    return LPSolution(
+        x=mask,
+        multipliers=np.zeros(problem.n_scores - 1),
+        tolerance=max(float(mip_rel_gap), FEASIBILITY),
+        info={
+            "mip_gap": float(info.mip_gap),
+            "mip_dual_bound": float(info.mip_dual_bound) * lp.objective_scale,
+            "objective": float(info.objective_function_value) * lp.objective_scale,
+            "nodes": int(info.mip_node_count),
+            "model_status": status,
+            "run_time": float(highs.getRunTime()),
+        },
+    )
