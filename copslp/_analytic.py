@@ -41,7 +41,7 @@ import numpy as np
 
 from ._errors import InfeasibleError, SolverError
 from ._blocks import blocks
-from ._inner import InnerProblem
+from ._inner import InnerProblem, reaches
 from ._problem import Problem, make_problem
 from ._result import LPSolution
 from ._selection import kth_largest
@@ -117,7 +117,7 @@ def _check_single_bounds(problem: Problem, inner: InnerProblem) -> None:
         if inner.floors is not None:
             best = float(inner.scores[row + 1][inner.select(inner.scores[row + 1])].sum())
         b = problem.thresholds[i]
-        if best < b - _sum_tolerance(b, best):
+        if not reaches(best, b):
             raise InfeasibleError(
                 f"bound on scores[{i + 1}] cannot be met: it asks for {b!r} but the largest value "
                 f"any {problem.budget}-mask{' meeting the floors' if inner.floors is not None else ''} "
@@ -134,11 +134,6 @@ def _joint_infeasibility(problem: Problem, best) -> InfeasibleError:
         f"alone: {problem.best_reachable[problem.active].tolist()}, thresholds: "
         f"{problem.thresholds[problem.active].tolist()}", best_reachable=best,
     )
-
-
-def _sum_tolerance(*values) -> float:
-    """Round-off allowance when comparing sums of up to ~1e9 float64 terms."""
-    return 1e-12 * max(abs(v) for v in values)
 
 
 # --------------------------------------------------------------------------------------------
@@ -334,11 +329,11 @@ def _newton_one_bound(inner: InnerProblem, bracket=None):
     if low is None:
         low = _as_mask(inner, inner.select_lexicographic(s0, s1))
         g_low = float(s1[low].sum())
-        if g_low >= b - _sum_tolerance(b, g_low):
+        if reaches(g_low, b):
             return low.astype(np.float64), np.zeros(1), {"newton_iterations": 0}
         high = _as_mask(inner, inner.select_lexicographic(s1, s0))
         g_high = float(s1[high].sum())
-        if g_high < b - _sum_tolerance(b, g_high):
+        if not reaches(g_high, b):
             raise _ReducedProblemInfeasible(g_high)
     b = min(b, g_high)
     for iteration in range(1, _NEWTON_LIMIT + 1):

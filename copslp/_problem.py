@@ -116,6 +116,8 @@ def make_problem(scores, budget, *, gamma=None, bounds=None, groups=None, floors
         if np.isnan(thresholds).any() or np.isposinf(thresholds).any():
             raise ValueError(f"bounds must be finite or -inf (switched off), got {thresholds.tolist()}")
         gamma_vec = None
+    elif gamma is None and n_secondary == 0:
+        thresholds, gamma_vec = np.empty(0), None
     else:
         if gamma is None:
             gamma = DEFAULT_GAMMA

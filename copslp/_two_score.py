@@ -4,7 +4,9 @@ For n = 2 scores, :math:`g(\lambda) = \langle s_1, x(\lambda)\rangle` with
 :math:`x(\lambda)` a best k-set of :math:`v = s_0 + \lambda s_1` is non-decreasing, and
 :math:`\lambda^*` is the smallest :math:`\lambda` with :math:`g(\lambda) \ge b`. Bisection
 keeps :math:`g(\lambda_{lo}) < b \le g(\lambda_{hi})` and halves the bracket until
-:math:`\lambda_{hi} - \lambda_{lo} \le \text{tol}\cdot\lambda_{hi}`; each step is one selection
+:math:`\lambda_{hi} - \lambda_{lo} \le \text{tol}\cdot\lambda_{hi}`. At
+:math:`\lambda = 0` ties of s_0 go to the larger s_1, so :math:`g(0) < b` proves
+:math:`\lambda^* > 0` and the relative test is reached; each step is one selection
 over all D elements. The LP point returned mixes the two bracketing sets so that the bound is
 tight; it is optimal up to the width of the final bracket, which is the tolerance this
 method promises (the certificate is checked at ``max(100 tol, 1e-9)``).
@@ -15,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._errors import InfeasibleError, SolverError
-from ._inner import InnerProblem
+from ._inner import InnerProblem, reaches
 from ._problem import Problem
 from ._result import LPSolution
 
@@ -48,12 +50,13 @@ def solve_two_score(problem: Problem, *, tol: float = 1e-10, max_iter: int = 200
         return chosen, float(s1[chosen].sum())
 
     lo, hi = 0.0, float(np.abs(s0).max() / max(np.abs(s1).max(), 1e-300)) or 1.0
-    set_lo, g_lo = evaluate(lo)
-    if g_lo >= b:
+    set_lo = inner.select_lexicographic(s0, s1)  # at lambda = 0 ties go to the larger s_1
+    g_lo = float(s1[set_lo].sum())
+    if reaches(g_lo, b):
         return LPSolution(inner.indicator(set_lo), np.zeros(1), tolerance, {"iterations": 0})
     set_hi, g_hi = evaluate(hi)
     iterations = 0
-    while g_hi < b:
+    while not reaches(g_hi, b):
         iterations += 1
         if iterations > max_iter:
             raise InfeasibleError(
@@ -69,10 +72,10 @@ def solve_two_score(problem: Problem, *, tol: float = 1e-10, max_iter: int = 200
             raise SolverError(f"two_score: bracket [{lo!r}, {hi!r}] not within tol={tol} after {max_iter} steps")
         mid = 0.5 * (lo + hi)
         chosen, g = evaluate(mid)
-        if g >= b:
+        if reaches(g, b):
             hi, set_hi, g_hi = mid, chosen, g
         else:
             lo, set_lo, g_lo = mid, chosen, g
-    t = (b - g_lo) / (g_hi - g_lo)
+    t = min((b - g_lo) / (g_hi - g_lo), 1.0)
     x = (1.0 - t) * inner.indicator(set_lo) + t * inner.indicator(set_hi)
     return LPSolution(x, np.array([hi]), tolerance, {"iterations": iterations, "bracket": [lo, hi]})
