@@ -327,6 +327,13 @@ def test_milp_refuses_large_problems():
     assert "2000" in str(excinfo.value)
 
 
+@pytest.mark.parametrize("solver", ["ipm", "simplex"])
+def test_highs_time_limit_is_a_solver_error(solver):
+    scores = np.random.default_rng(0).random((2, 20000))
+    with pytest.raises(copslp.SolverError, match="time limit"):
+        copslp.solve(scores, 1000, gamma=0.9, method="highs", solver=solver, time_limit=1e-6)
+
+
 def test_milp_time_limit_is_a_solver_error():
     scores = np.random.default_rng(0).standard_normal((4, 2000))
     with pytest.raises(copslp.SolverError, match="time limit"):
