@@ -94,6 +94,8 @@ def solve_cvxpy(problem: Problem, *, solver=None, solver_options=None, tolerance
     solver = solver.upper()
     if solver_options is not None and not isinstance(solver_options, Mapping):
         raise TypeError(f"solver_options must be a mapping of option names to values, got {solver_options!r}")
+    if solver_options is not None and "solver" in solver_options:
+        raise ValueError("give the cvxpy solver as solver=..., not inside solver_options")
     options = _merge(DEFAULT_OPTIONS.get(solver, {}), solver_options or {})
     tolerance = SOLVER_TOLERANCE.get(solver, OTHER_TOLERANCE) if tolerance is None else check_tolerance(tolerance)
 
@@ -117,6 +119,8 @@ def solve_cvxpy(problem: Problem, *, solver=None, solver_options=None, tolerance
             f"{'' if solver in DEFAULT_SOLVERS else '; HIGHS or CLARABEL solve this LP reliably'}"
         )
 
+    if any(c.dual_value is None for c in constraints):
+        raise SolverError(f"cvxpy solver {solver} returned no duals; the certificate needs them")
     raw = [np.atleast_1d(c.dual_value).astype(np.float64) for c in constraints]
     duals = duals_to_convention(problem, lp, np.concatenate(raw), equality_sign=1.0, inequality_sign=-1.0)
     stats = model.solver_stats

@@ -308,6 +308,8 @@ def test_cvxpy_bad_options():
         copslp.solve(small_scores(), 5, method="cvxpy", solver="NOT_A_SOLVER")
     with pytest.raises(TypeError, match="solver_options"):
         copslp.solve(small_scores(), 5, method="cvxpy", solver_options=["verbose"])
+    with pytest.raises(ValueError, match="solver=..."):
+        copslp.solve(small_scores(), 5, method="cvxpy", solver_options={"solver": "SCS"})
     with pytest.raises(ValueError, match="HiGHS|HIGHS"):
         copslp.solve(small_scores(), 5, method="cvxpy", solver="HIGHS",
                      solver_options={"highs_options": {"not_an_option": 1}})
