@@ -15,6 +15,7 @@ from torch import nn  # noqa: E402
 from torch_adapter import (  # noqa: E402
     Layout,
     LayerCollapseError,
+    LayerCollapseWarning,
     PruneReport,
     Score,
     layer_floors,
@@ -88,8 +89,13 @@ def test_layer_floors_prevent_collapse():
     values[last.offset:last.stop] *= 1e-6
     primary = Score(values, layout, "scaled magnitude")
     secondary = scores.random(model, seed=0)
+    untouched = small_cnn()
     with pytest.raises(LayerCollapseError):
-        prune_with_cops(small_cnn(), [primary, secondary], budget=10, gamma=0.0, on_collapse="raise")
+        prune_with_cops(untouched, [primary, secondary], budget=10, gamma=0.0, on_collapse="raise")
+    assert not hasattr(untouched[0], "weight_mask")
+    with pytest.warns(LayerCollapseWarning) as record:
+        prune_with_cops(small_cnn(), [primary, secondary], budget=10, gamma=0.0)
+    assert record[0].filename == __file__  # the warning points at the caller
     report = prune_with_cops(model, [primary, secondary], budget=10, gamma=0.0, min_per_layer=2)
     assert report.collapsed == ()
     assert [s.kept >= 2 for s in report.layers] == [True] * layout.n_layers
@@ -147,6 +153,8 @@ def test_argument_checks():
         select_mask([a.values], density=0.1)
     with pytest.raises(ValueError, match="no module"):
         prune_with_cops(small_resnet(), [a], density=0.1)
+    with pytest.raises(ValueError, match="floor"):
+        select_mask([a, scores.random(model)], budget=5, min_per_layer=3)
     with pytest.raises(copslp.InfeasibleError):
         select_mask([a, scores.random(model)], budget=5, bounds=[1e9])
 

@@ -29,7 +29,7 @@ from torch import nn
 import copslp
 
 from .layout import Layout
-from .masks import LayerStats, apply_mask, format_layer_table, layer_stats
+from .masks import LayerStats, apply_mask, check_collapse, format_layer_table, layer_stats
 from .scores import Score
 
 __all__ = ["Selection", "PruneReport", "select_mask", "prune_with_cops", "layer_floors"]
@@ -287,8 +287,9 @@ def prune_with_cops(
     scores[0].layout.modules(model)  # fail before solving if the layout does not fit
     selection = select_mask(scores, density=density, budget=budget, gamma=gamma, bounds=bounds, method=method,
                             min_per_layer=min_per_layer, **solve_options)
+    check_collapse(selection.layers, on_collapse, stacklevel=2)  # before touching the model
     start = time.perf_counter()
-    layers = apply_mask(model, selection.mask, selection.layout, mode=mode, on_collapse=on_collapse)
+    layers = apply_mask(model, selection.mask, selection.layout, mode=mode, on_collapse="ignore")
     apply_time = time.perf_counter() - start
     return PruneReport(selection.mask, selection.result, selection.layout, selection.score_names,
                        selection.floors, layers, mode=mode, apply_time=apply_time)

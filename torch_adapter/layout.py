@@ -9,7 +9,8 @@ and concatenated into the length-D vector that scores and masks live in:
 
 By default the prunable tensors are the ``weight`` of every ``nn.Linear``, ``nn.Conv1d``,
 ``nn.Conv2d`` and ``nn.Conv3d``; biases, normalisation layers and embeddings are not pruned.
-A layout refers to parameters by name only, so the layout of a model also fits a deep copy
+A tensor shared by two modules (tied weights) appears once per module; do not prune
+such models with a layout that lists it twice. A layout refers to parameters by name only, so the layout of a model also fits a deep copy
 of it and any model with the same module names and shapes.
 
 Modules already pruned with :mod:`torch.nn.utils.prune` (``weight_orig`` / ``weight_mask``)

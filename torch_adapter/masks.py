@@ -9,7 +9,9 @@ A mask is a flat boolean vector of length D in the order of a
     weight_mask`` is recomputed before every forward pass. Pruned weights are 0 and get
     zero gradient. :func:`make_permanent` bakes the masks in (``prune.remove``). A module
     that was already pruned combines the new mask with its old one, as ``torch.nn.utils.prune``
-    does.
+    does. (A torch limitation to know: ``copy.deepcopy`` refuses a module pruned this way,
+    because ``weight`` is then a non-leaf tensor; the scores of this package copy such
+    models safely.)
 
 ``mode="freeze"`` (FreezeNet, Lubana et al. / Wimmer et al., 2020)
     Unselected weights are not zeroed but frozen at their current (initial) values. The

@@ -8,15 +8,13 @@ the elements with the largest scores (or, under COPS, the best combination).
 With :math:`\theta` the prunable weights (the *effective* values for an already pruned
 module), :math:`L` the loss and :math:`g = \partial L / \partial \theta`:
 
-==========  ==============================================  ==================================
-name        formula                                          sign / normalisation
-==========  ==============================================  ==================================
-magnitude   :math:`|\theta|`                                 >= 0
-random      i.i.d. uniform on [0, 1), seeded                 >= 0, ignores the model's values
-snip        :math:`|\theta \odot \sum_b g_b|`                >= 0; ``normalize`` divides by the sum
-grasp       :math:`\theta \odot (H g)`, :math:`H = \partial^2 L/\partial\theta^2`  signed; keep the largest
-synflow     :math:`|\theta \odot \partial R/\partial\theta|` >= 0; data-free, float64 by default
-==========  ==============================================  ==================================
+* ``magnitude``: :math:`s = |\theta|`, >= 0.
+* ``random``: i.i.d. uniform on [0, 1), seeded; ignores the model's values.
+* ``snip``: :math:`s = |\theta \odot \sum_b g_b|`, >= 0; ``normalize=True`` divides by the sum.
+* ``grasp``: :math:`s = \theta \odot (H g)`, :math:`H = \partial^2 L / \partial\theta^2`;
+  **signed**, keep the largest (never take abs()).
+* ``synflow``: :math:`s = |\theta \odot \partial R / \partial\theta|`, >= 0; data-free,
+  float64 by default.
 
 Conventions shared by the data-driven scores (``snip``, ``grasp``):
 
