@@ -27,8 +27,8 @@ The exact finish on the survivors:
   that crossing is :math:`\lambda^*` and both sets are optimal there. The bound is then made
   tight by swapping entering for leaving elements one at a time, the last one partially:
   at most two fractional entries.
-* several bounds (r > 1): the small LP on the survivors is solved by HiGHS' simplex (a
-  vertex), and the vertex is polished: the multipliers and the fractional entries are
+* several bounds (r > 1): the small LP on the survivors is solved by HiGHS (interior point
+  with crossover, so the answer is a vertex), and the vertex is polished: the multipliers and the fractional entries are
   recomputed from the linear systems that define the vertex, to floating-point accuracy.
 
 Costs: validation computes :math:`T_k(s_i)` (one selection per bound); screening is a few
@@ -51,6 +51,7 @@ __all__ = ["solve_analytic"]
 _EPS = np.finfo(np.float64).eps
 _NEWTON_LIMIT = 500
 _MIN_SAMPLE_BUDGET = 64
+_MULTI_BOUND_SAMPLE = 8192
 
 
 class _ReducedProblemInfeasible(Exception):
@@ -86,6 +87,8 @@ def solve_analytic(problem: Problem, *, rtol: float = 1e-9, sample_size: int = 6
         return LPSolution(x, np.zeros(problem.n_scores - 1), rtol, info)
 
     d = problem.size
+    if r > 1:  # the sample and the survivors are solved as LPs: keep the sample small
+        sample_size = min(sample_size, _MULTI_BOUND_SAMPLE)
     k_sample = int(round(problem.budget * sample_size / d))
     screen = d > 4 * sample_size and _MIN_SAMPLE_BUDGET <= k_sample <= sample_size - _MIN_SAMPLE_BUDGET
     if screen:
@@ -402,12 +405,12 @@ def _simplex_and_polish(inner: InnerProblem, rtol: float):
     try:
         reduced = make_problem(inner.scores, inner.budget, bounds=inner.thresholds,
                                groups=inner.groups, floors=inner.floors)
-        solution = solve_highs(reduced, solver="simplex")
+        solution = solve_highs(reduced, solver="ipm")  # with crossover: a vertex
     except (InfeasibleError, ValueError):
         raise _ReducedProblemInfeasible(None) from None
     x, lam = np.array(solution.x), np.array(solution.multipliers)
     polished = _polish_vertex(inner, x, lam, rtol)
-    details = {"reduced_solver": "highs simplex", "polished": polished is not None}
+    details = {"reduced_solver": "highs ipm + crossover", "polished": polished is not None}
     if polished is None:
         details["tolerance"] = solution.tolerance
         return x, lam, details
