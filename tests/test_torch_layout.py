@@ -12,7 +12,7 @@ from torch import nn  # noqa: E402
 from torch.nn.utils import prune  # noqa: E402
 
 from torch_adapter import Layout  # noqa: E402
-from torch_models import mlp, small_cnn, small_resnet  # noqa: E402
+from torch_models import mlp, small_cnn, small_resnet, single_torch_thread  # noqa: E402,F401
 
 
 def test_default_selects_conv_and_linear_weights_in_module_order():

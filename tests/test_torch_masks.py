@@ -19,7 +19,7 @@ from torch_adapter import (  # noqa: E402
     layer_stats,
     make_permanent,
 )
-from torch_models import batches, small_cnn, small_resnet  # noqa: E402
+from torch_models import batches, small_cnn, small_resnet, single_torch_thread  # noqa: E402,F401
 
 CE = nn.CrossEntropyLoss()
 

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_torch_thread():
+    """Run the tiny models on one thread: intra-op threads only cost time at these sizes
+    (several times slower on a busy 2-core machine). Imported by the test modules."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def mlp(sizes=(6, 8, 5, 3), *, bias=True, activation=nn.ReLU, dtype=torch.float32, seed=0) -> nn.Sequential:
