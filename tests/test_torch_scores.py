@@ -12,7 +12,7 @@ pytestmark = pytest.mark.torch
 from torch import nn  # noqa: E402
 from torch.nn.utils import prune  # noqa: E402
 
-from torch_adapter import Layout, Score, SynFlowUnderflowWarning, make_permanent, scores  # noqa: E402
+from torch_adapter import Layout, Score, SynFlowUnderflowWarning, scores  # noqa: E402
 from torch_models import MODELS, batches, mlp, small_cnn, small_resnet, single_torch_thread  # noqa: E402,F401
 
 CE = nn.CrossEntropyLoss()
