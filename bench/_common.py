@@ -1,0 +1,450 @@
+"""Shared pieces of the benchmarks in bench/: generated problems, the solve worker protocol,
+memory readings, the machine description, slopes and tables.
+
+Not part of the copslp package; the scripts import it from their own folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS = BENCH / "results"
+WORKER = BENCH / "_worker.py"
+
+#: Score families of the generated problems.
+FAMILIES = ("uniform", "lognormal")
+FAMILY_TEXT = {
+    "uniform": "i.i.d. uniform [0, 1), independent scores",
+    "lognormal": "lognormal exp(2 z), log-scores Gaussian with correlation 0.6 between s_0 and each s_i",
+}
+LOGNORMAL_SIGMA = 2.0
+LOGNORMAL_RHO = 0.6
+
+#: Pseudo-methods timed by the worker beside the solver methods.
+BASELINES = ("partition", "sort")
+BASELINE_TEXT = {
+    "partition": "np.partition(s_0, D - k): one selection of the primary score",
+    "sort": "np.sort(s_0): one full sort of the primary score",
+}
+LINE_PREFIX = "@@ "
+
+
+def ensure_paths() -> None:
+    """Make the source tree's copslp (and torch_adapter) importable ahead of anything installed."""
+    root = str(ROOT)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+
+
+# ----------------------------------------------------------------------------- problems
+def make_scores(family: str, n_scores: int, size: int, *, seed: int = 0, dtype=np.float64) -> np.ndarray:
+    """Scores of shape (n_scores, size), row 0 primary, generated deterministically.
+
+    ``uniform``: every row i.i.d. uniform on [0, 1), rows independent.
+    ``lognormal``: heavy-tailed and correlated like real pruning scores: ``s_i = exp(sigma z_i)``
+    with ``z_0`` standard normal and ``z_i = rho z_0 + sqrt(1 - rho^2) e_i`` (i >= 1).
+    Generated in place in ``dtype`` (float32 at D = 1e8 keeps the peak memory at the array).
+    """
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng([seed, size, n_scores, FAMILIES.index(family)])
+    scores = np.empty((n_scores, size), dtype=dtype)
+    if family == "uniform":
+        for row in scores:
+            rng.random(out=row, dtype=dtype)
+    elif family == "lognormal":
+        z0 = scores[0]
+        rng.standard_normal(out=z0, dtype=dtype)
+        scale = math.sqrt(1.0 - LOGNORMAL_RHO ** 2)
+        for row in scores[1:]:
+            rng.standard_normal(out=row, dtype=dtype)
+            row *= scale
+            row += (LOGNORMAL_RHO * z0).astype(dtype, copy=False)
+        for row in scores[::-1]:  # z_0 last: the others need it
+            row *= LOGNORMAL_SIGMA
+            np.exp(row, out=row)
+    else:
+        raise ValueError(f"unknown score family {family!r}; choose from {FAMILIES}")
+    return scores
+
+
+def checksum(scores: np.ndarray) -> float:
+    """A cheap fingerprint of the arrays (to check that two processes generated the same ones)."""
+    step = max(1, scores.shape[1] // 4096)
+    return float(np.float64(scores[:, ::step].astype(np.float64).sum()) + scores.shape[1])
+
+
+def layered_groups(size: int, n_groups: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Contiguous groups of unequal sizes (like layers) and a per-group scale in [1e-2, 1e2].
+
+    Returns ``(groups, scale)``: ``groups[j]`` the group of element j (non-decreasing),
+    ``scale[l]`` a factor to multiply group l's scores by so that the top-k starves some groups.
+    """
+    rng = np.random.default_rng([seed, size, n_groups, 7])
+    weights = np.exp(rng.uniform(0.0, math.log(30.0), n_groups))
+    sizes = np.maximum(1, np.floor(weights / weights.sum() * size).astype(np.int64))
+    sizes[-1] += size - sizes.sum()
+    groups = np.repeat(np.arange(n_groups, dtype=np.int32), sizes)
+    scale = 10.0 ** rng.uniform(-2.0, 2.0, n_groups)
+    return groups, scale
+
+
+# ----------------------------------------------------------------------------- memory
+def read_status_kib(field_name: str) -> int | None:
+    """A ``Vm*`` field of /proc/self/status in KiB (None where /proc is not available)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (VmHWM, and ru_maxrss with it) by writing 5 to
+    /proc/self/clear_refs (Linux >= 4.0). Returns whether it worked."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes() -> int:
+    """Peak RSS of this process in bytes: VmHWM, else ``resource.getrusage`` ru_maxrss."""
+    hwm = read_status_kib("VmHWM")
+    if hwm is not None:
+        return hwm * 1024
+    import resource
+
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss if sys.platform == "darwin" else maxrss * 1024
+
+
+def rss_bytes() -> int | None:
+    rss = read_status_kib("VmRSS")
+    return None if rss is None else rss * 1024
+
+
+def gib(n_bytes: float | None) -> str:
+    return "-" if n_bytes is None else f"{n_bytes / 2 ** 30:.2f} GiB"
+
+
+def mib(n_bytes: float | None) -> str:
+    if n_bytes is None:
+        return "-"
+    return f"{n_bytes / 2 ** 20:.0f} MiB" if n_bytes >= 2 ** 20 else f"{n_bytes / 2 ** 10:.0f} KiB"
+
+
+# ----------------------------------------------------------------------------- machine
+def package_version(name: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_description() -> dict:
+    cpu_model = None
+    memory_total = None
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu_model = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemTotal:"):
+                    memory_total = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    commit = _git("rev-parse", "HEAD")
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "copslp")
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": cpu_model or platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": usable,
+        "memory_total_bytes": memory_total,
+        "python": platform.python_version(),
+        "versions": {name: package_version(name) for name in
+                     ("numpy", "scipy", "highspy", "cvxpy", "torch", "copslp")},
+        "copslp_commit": commit,
+        "copslp_tree_modified": bool(dirty) if dirty is not None else None,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    }
+
+
+def machine_line(machine: dict) -> str:
+    v = machine["versions"]
+    memory = gib(machine["memory_total_bytes"]) if machine["memory_total_bytes"] else "?"
+    return (f"{machine['processor']}, {machine['cpus_usable']} usable of {machine['cpu_count']} CPUs, {memory}; "
+            f"{machine['platform']}; Python {machine['python']}, numpy {v['numpy']}, scipy {v['scipy']}, "
+            f"highspy {v['highspy']}, cvxpy {v['cvxpy']}; copslp at {str(machine['copslp_commit'])[:10]}"
+            + (" (modified)" if machine.get("copslp_tree_modified") else ""))
+
+
+def _git(*args) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+# ----------------------------------------------------------------------------- the worker
+@dataclass
+class MethodOutcome:
+    """What the worker reported for one method at one problem."""
+
+    method: str
+    status: str = "pending"  # ok | timed_out | error | crashed
+    runs: list = field(default_factory=list)  # timed runs (dicts)
+    warmup: dict | None = None
+    trace: dict | None = None
+    error: str | None = None
+    started: float | None = None
+
+
+@dataclass
+class WorkerReport:
+    ready: dict | None
+    outcomes: dict
+    exit_maxrss: int | None
+    child_maxrss: int | None  # from os.wait4, bytes
+    returncode: int | None
+    stderr_tail: str
+
+
+def run_worker(spec: dict, *, budgets: dict, ready_timeout: float = 1800.0, on_event=None,
+               log_path: Path | None = None) -> WorkerReport:
+    """Run bench/_worker.py on ``spec`` in a fresh Python process.
+
+    The worker generates the problem, then runs ``spec["methods"]`` one after the other and
+    reports each run as it ends. ``budgets[method]`` is the wall-clock limit of one run (a
+    warm-up included): when a run does not report within it, the worker's whole process
+    group is killed (HiGHS checks its own time limit only between iterations) and the
+    method is marked ``timed_out``; the methods it had not reached are left ``pending``.
+    """
+    import tempfile
+
+    outcomes = {m: MethodOutcome(m) for m in spec["methods"]}
+    err = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(
+        [sys.executable, str(WORKER), json.dumps(spec)],
+        stdout=subprocess.PIPE, stderr=err, text=True, cwd=str(ROOT), start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    lines: queue.Queue = queue.Queue()
+
+    def pump():
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    ready = None
+    exit_maxrss = None
+    current: MethodOutcome | None = None
+    deadline = time.monotonic() + ready_timeout
+    killed = False
+    while True:
+        try:
+            line = lines.get(timeout=max(0.05, deadline - time.monotonic()))
+        except queue.Empty:
+            if current is not None:
+                current.status = "timed_out"
+                current.error = f"a run did not finish within {budgets.get(current.method)} s; killed"
+            _kill(proc)
+            killed = True
+            break
+        if line is None:
+            break
+        if log_path is not None:
+            with open(log_path, "a") as log:
+                log.write(line)
+        if not line.startswith(LINE_PREFIX):
+            continue
+        event = json.loads(line[len(LINE_PREFIX):])
+        kind = event["event"]
+        now = time.monotonic()
+        if kind == "ready":
+            ready = event
+        elif kind == "start":
+            current = outcomes[event["method"]]
+            current.status = "running"
+            current.started = now
+        elif kind == "run":
+            if event.get("warmup"):
+                current.warmup = event
+            else:
+                current.runs.append(event)
+        elif kind == "trace":
+            current.trace = event
+        elif kind == "error":
+            current.status = "error"
+            current.error = event["error"]
+        elif kind == "done":
+            if current.status == "running":
+                current.status = "ok"
+            current = None
+        elif kind == "exit":
+            exit_maxrss = event.get("maxrss")
+        if on_event is not None:
+            on_event(event)
+        if current is not None:
+            deadline = now + float(budgets.get(current.method, ready_timeout))
+        else:
+            deadline = now + ready_timeout
+    child_maxrss, returncode = _reap(proc)
+    err.seek(0)
+    stderr_tail = err.read()[-4000:]
+    err.close()
+    if current is not None and current.status == "running":  # the worker died under it
+        current.status = "crashed"
+        current.error = f"worker exited with status {returncode} during this method: {stderr_tail[-500:]}"
+    if not killed and ready is None and returncode != 0:
+        raise RuntimeError(f"bench worker failed before it was ready (status {returncode}):\n{stderr_tail}")
+    return WorkerReport(ready, outcomes, exit_maxrss, child_maxrss, returncode, stderr_tail)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+
+
+def _reap(proc: subprocess.Popen) -> tuple[int | None, int | None]:
+    """Wait for the worker and return (its peak RSS in bytes from os.wait4, its exit code)."""
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    except ChildProcessError:
+        proc.wait()
+        return None, proc.returncode
+    code = os.waitstatus_to_exitcode(status)
+    proc.returncode = code
+    scale = 1 if sys.platform == "darwin" else 1024
+    return usage.ru_maxrss * scale, code
+
+
+# ----------------------------------------------------------------------------- statistics
+def median(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else None
+
+
+def loglog_slope(sizes, times, min_size: float = 0.0) -> tuple[float | None, int]:
+    """Least-squares slope of log(time) against log(D) over the points with D >= min_size."""
+    pairs = [(d, t) for d, t in zip(sizes, times) if t is not None and t > 0 and d >= min_size]
+    if len(pairs) < 2:
+        return None, len(pairs)
+    x = np.log10([d for d, _ in pairs])
+    y = np.log10([t for _, t in pairs])
+    slope = float(np.polyfit(x, y, 1)[0])
+    return slope, len(pairs)
+
+
+def rel_diff(value: float | None, reference: float | None) -> float | None:
+    if value is None or reference is None:
+        return None
+    return abs(value - reference) / max(abs(reference), 1e-300)
+
+
+# ----------------------------------------------------------------------------- formatting
+def fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds >= 100:
+        return f"{seconds:.0f} s"
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.0f} us"
+
+
+def fmt_size(size: float) -> str:
+    exponent = math.log10(size)
+    if abs(exponent - round(exponent)) < 1e-9:
+        return f"1e{round(exponent)}"
+    mantissa = size / 10 ** math.floor(exponent)
+    return f"{mantissa:.1f}e{math.floor(exponent)}"
+
+
+def table(headers, rows, align=None) -> str:
+    """A plain-text table (also valid as a Markdown table)."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    align = align or ["<"] + [">"] * (len(headers) - 1)
+
+    def line(row):
+        return "| " + " | ".join(f"{c:{a}{w}}" for c, a, w in zip(row, align, widths)) + " |"
+
+    rule = "|" + "|".join(("-" * (w + 1) + ":" if a == ">" else "-" * (w + 2)) for a, w in zip(align, widths)) + "|"
+    return "\n".join([line(cells[0]), rule] + [line(r) for r in cells[1:]])
+
+
+def progress(total: int, desc: str, disable: bool = False):
+    """A tqdm bar on stderr (a no-op stand-in when tqdm is missing)."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _NoBar()
+    return tqdm(total=total, desc=desc, disable=disable, file=sys.stderr, dynamic_ncols=True, leave=True)
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def set_postfix_str(self, text):
+        pass
+
+    def close(self):
+        pass
+
+    def write(self, text):
+        print(text, file=sys.stderr)
+
+
+def write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as handle:
+        json.dump(payload, handle, indent=1, default=_json_default)
+    os.replace(tmp, path)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
