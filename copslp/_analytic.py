@@ -41,7 +41,7 @@ import numpy as np
 
 from ._errors import InfeasibleError, SolverError
 from ._blocks import blocks
-from ._inner import InnerProblem, reaches
+from ._inner import InnerProblem, check_single_bounds, reaches
 from ._problem import Problem, make_problem
 from ._result import LPSolution
 from ._selection import kth_largest
@@ -80,7 +80,7 @@ def solve_analytic(problem: Problem, *, rtol: float = 1e-9, sample_size: int = 6
     """
     inner = _full_inner(problem)
     r = inner.thresholds.shape[0]
-    _check_single_bounds(problem, inner)
+    check_single_bounds(problem, inner)
     info = {"rounds": 0, "survivors": problem.size}
     if r == 0:
         x = inner.indicator(inner.select(inner.scores[0]))
@@ -111,24 +111,6 @@ def _full_inner(problem: Problem) -> InnerProblem:
     else:
         scores = problem.scores[np.concatenate([[0], rows])]
     return InnerProblem(scores, problem.budget, problem.thresholds[problem.active], problem.groups, problem.floors)
-
-
-def _check_single_bounds(problem: Problem, inner: InnerProblem) -> None:
-    """Each bound alone must be reachable; the message gives the largest reachable value."""
-    for row, i in enumerate(problem.active):
-        best = problem.best_reachable[i]
-        if inner.floors is not None:
-            best = float(inner.scores[row + 1][inner.select(inner.scores[row + 1])].sum())
-        b = problem.thresholds[i]
-        if not reaches(best, b):
-            raise InfeasibleError(
-                f"bound on scores[{i + 1}] cannot be met: it asks for {b!r} but the largest value "
-                f"any {problem.budget}-mask{' meeting the floors' if inner.floors is not None else ''} "
-                f"reaches is {best!r} (a gamma of at most {best / problem.best_reachable[i]:.6g} of "
-                f"the unconstrained best)" if problem.best_reachable[i] > 0 else
-                f"bound on scores[{i + 1}] cannot be met: it asks for {b!r}, the largest reachable is {best!r}",
-                score_index=i + 1, threshold=float(b), best_reachable=float(best),
-            )
 
 
 def _joint_infeasibility(problem: Problem, best) -> InfeasibleError:

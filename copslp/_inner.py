@@ -13,9 +13,10 @@ from functools import cached_property
 
 import numpy as np
 
+from ._errors import InfeasibleError
 from ._selection import lexicographic_top_k, top_k_indices, top_k_with_floors
 
-__all__ = ["InnerProblem", "reaches"]
+__all__ = ["InnerProblem", "reaches", "check_single_bounds"]
 
 
 def reaches(value: float, threshold: float) -> bool:
@@ -87,3 +88,26 @@ class InnerProblem:
         x = np.zeros(self.size)
         x[chosen] = 1.0
         return x
+
+
+def check_single_bounds(problem, inner: InnerProblem) -> None:
+    """Raise :class:`InfeasibleError` if one bound alone cannot be met.
+
+    The largest value of ``<s_i, x>`` under the budget is ``T_k(s_i)``; with floors it is the
+    value of the greedy of COPS.md section 6 on s_i. ``inner`` holds the active bounds of
+    ``problem`` in order.
+    """
+    for row, i in enumerate(problem.active):
+        best = float(problem.best_reachable[i])
+        where = f"any {problem.budget}-mask"
+        if inner.floors is not None:
+            s = inner.scores[row + 1]
+            best = float(s[inner.select(s)].sum())
+            where += " meeting the floors"
+        b = float(problem.thresholds[i])
+        if not reaches(best, b):
+            raise InfeasibleError(
+                f"bound on scores[{i + 1}] cannot be met: it asks for {b!r}, but the largest "
+                f"value {where} reaches is {best!r}",
+                score_index=i + 1, threshold=b, best_reachable=best,
+            )

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._errors import InfeasibleError, SolverError
-from ._inner import InnerProblem, reaches
+from ._errors import SolverError
+from ._inner import InnerProblem, check_single_bounds, reaches
 from ._problem import Problem
 from ._result import LPSolution
 
@@ -43,6 +43,7 @@ def solve_two_score(problem: Problem, *, tol: float = 1e-10, max_iter: int = 200
     tolerance = max(100 * tol, 1e-9)
     if problem.active.size == 0:
         return LPSolution(inner.indicator(inner.select(s0)), np.zeros(1), tolerance, {"iterations": 0})
+    check_single_bounds(problem, inner)
     b = float(problem.thresholds[0])
 
     def evaluate(lam):
@@ -59,10 +60,8 @@ def solve_two_score(problem: Problem, *, tol: float = 1e-10, max_iter: int = 200
     while not reaches(g_hi, b):
         iterations += 1
         if iterations > max_iter:
-            raise InfeasibleError(
-                f"bound on scores[1] not reached for lambda up to {hi:.3g}: asks for {b!r}, "
-                f"best reachable {problem.best_reachable[0]!r}", score_index=1, threshold=b,
-                best_reachable=float(problem.best_reachable[0]))
+            # the bound is reachable (checked above): only round-off can keep it out of reach
+            raise SolverError(f"two_score: bound {b!r} not reached for lambda up to {hi:.3g} in {max_iter} steps")
         lo, set_lo, g_lo = hi, set_hi, g_hi
         hi *= 4.0
         set_hi, g_hi = evaluate(hi)
