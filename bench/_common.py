@@ -88,18 +88,22 @@ def checksum(scores: np.ndarray) -> float:
     return float(np.float64(scores[:, ::step].astype(np.float64).sum()) + scores.shape[1])
 
 
-def layered_groups(size: int, n_groups: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Contiguous groups of unequal sizes (like layers) and a per-group scale in [1e-2, 1e2].
+def layered_groups(size: int, n_groups: int, n_scores: int, *, spread: float = 0.0,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Contiguous groups of unequal sizes (like layers) and per-group score scales.
 
-    Returns ``(groups, scale)``: ``groups[j]`` the group of element j (non-decreasing),
-    ``scale[l]`` a factor to multiply group l's scores by so that the top-k starves some groups.
+    Returns ``(groups, scale)``: ``groups[j]`` the group of element j (non-decreasing; sizes
+    proportional to exp(U(0, log 30))), ``scale[i, l] = 10 ** U(-spread, spread)`` drawn
+    independently for every score i and group l (all ones for ``spread = 0``), a factor for
+    score i on group l: layers whose scores are small on every score are the ones plain
+    top-k starves.
     """
     rng = np.random.default_rng([seed, size, n_groups, 7])
     weights = np.exp(rng.uniform(0.0, math.log(30.0), n_groups))
     sizes = np.maximum(1, np.floor(weights / weights.sum() * size).astype(np.int64))
     sizes[-1] += size - sizes.sum()
     groups = np.repeat(np.arange(n_groups, dtype=np.int32), sizes)
-    scale = 10.0 ** rng.uniform(-2.0, 2.0, n_groups)
+    scale = 10.0 ** rng.uniform(-spread, spread, (n_scores, n_groups)) if spread else np.ones((n_scores, n_groups))
     return groups, scale
 
 
@@ -229,109 +233,168 @@ class MethodOutcome:
     warmup: dict | None = None
     trace: dict | None = None
     error: str | None = None
-    started: float | None = None
 
 
 @dataclass
 class WorkerReport:
+    """One job's events: the ``ready`` event (checksum, array bytes), one outcome per method."""
+
     ready: dict | None
     outcomes: dict
-    exit_maxrss: int | None
-    child_maxrss: int | None  # from os.wait4, bytes
-    returncode: int | None
     stderr_tail: str
 
 
-def run_worker(spec: dict, *, budgets: dict, ready_timeout: float = 1800.0, on_event=None,
-               log_path: Path | None = None) -> WorkerReport:
-    """Run bench/_worker.py on ``spec`` in a fresh Python process.
+class Worker:
+    """A bench/_worker.py process that solves jobs one after the other, under hard time limits.
 
-    The worker generates the problem, then runs ``spec["methods"]`` one after the other and
-    reports each run as it ends. ``budgets[method]`` is the wall-clock limit of one run (a
-    warm-up included): when a run does not report within it, the worker's whole process
-    group is killed (HiGHS checks its own time limit only between iterations) and the
-    method is marked ``timed_out``; the methods it had not reached are left ``pending``.
+    ``run(spec, budgets=...)`` sends one job: the worker generates the problem, then runs
+    ``spec["methods"]`` one after the other and reports each run as it ends. The process is
+    kept between jobs (imports such as cvxpy's cost seconds), except that when a run does
+    not report within ``budgets[method]`` seconds (a warm-up included) the worker's whole
+    process group is killed (HiGHS checks its own time limit only between iterations): the
+    method is marked ``timed_out``, the methods it had not reached stay ``pending``, and the
+    next job starts a fresh process. Use it as a context manager.
     """
-    import tempfile
 
-    outcomes = {m: MethodOutcome(m) for m in spec["methods"]}
-    err = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen(
-        [sys.executable, str(WORKER), json.dumps(spec)],
-        stdout=subprocess.PIPE, stderr=err, text=True, cwd=str(ROOT), start_new_session=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    lines: queue.Queue = queue.Queue()
+    def __init__(self, *, log_path: Path | None = None, ready_timeout: float = 1800.0):
+        self.log_path = log_path
+        self.ready_timeout = ready_timeout
+        self.proc: subprocess.Popen | None = None
+        self.lines: queue.Queue | None = None
+        self.stderr = None
+        self.child_maxrss: int | None = None  # of the last process that ended (os.wait4), bytes
+        self.returncode: int | None = None
 
-    def pump():
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
+    def __enter__(self):
+        return self
 
-    threading.Thread(target=pump, daemon=True).start()
-    ready = None
-    exit_maxrss = None
-    current: MethodOutcome | None = None
-    deadline = time.monotonic() + ready_timeout
-    killed = False
-    while True:
+    def __exit__(self, *exc):
+        self.close()
+
+    def _start(self) -> None:
+        import tempfile
+
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self.stderr, text=True, cwd=str(ROOT), start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.lines = queue.Queue()
+        proc, lines = self.proc, self.lines
+
+        def pump():
+            for line in proc.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def close(self) -> None:
+        """End the process (if any) and record its peak RSS from os.wait4."""
+        if self.proc is None:
+            return
         try:
-            line = lines.get(timeout=max(0.05, deadline - time.monotonic()))
-        except queue.Empty:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        self._finish(grace=30.0)
+
+    def _finish(self, grace: float = 0.0) -> str:
+        """Reap the process (killed after ``grace`` seconds if still running); record its peak RSS
+        (``ru_maxrss`` of os.wait4: the figure RUSAGE_CHILDREN reports, for this child alone) and
+        return the tail of its stderr. Never ``poll()``: that would reap it without the usage."""
+        proc = self.proc
+        deadline = time.monotonic() + grace
+        try:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.monotonic() >= deadline:
+                    _kill(proc)
+                    pid, status, usage = os.wait4(proc.pid, 0)
+                    break
+                time.sleep(0.02)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            self.child_maxrss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+        except ChildProcessError:
+            proc.wait()
+            self.child_maxrss = None
+        self.returncode = proc.returncode
+        self.stderr.seek(0)
+        tail = self.stderr.read()[-4000:]
+        self.stderr.close()
+        self.proc = None
+        return tail
+
+    def run(self, spec: dict, *, budgets: dict, on_event=None) -> "WorkerReport":
+        if self.proc is None:
+            self._start()
+        outcomes = {m: MethodOutcome(m) for m in spec["methods"]}
+        self.proc.stdin.write(json.dumps(spec) + "\n")
+        self.proc.stdin.flush()
+        ready = None
+        current: MethodOutcome | None = None
+        deadline = time.monotonic() + self.ready_timeout
+        ended = False  # the process is gone (killed or died)
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.05, deadline - time.monotonic()))
+            except queue.Empty:
+                if current is not None:
+                    current.status = "timed_out"
+                    current.error = f"a run did not finish within {budgets.get(current.method)} s; killed"
+                _kill(self.proc)
+                ended = True
+                break
+            if line is None:
+                ended = True
+                break
+            if self.log_path is not None:
+                with open(self.log_path, "a") as log:
+                    log.write(line)
+            if not line.startswith(LINE_PREFIX):
+                continue
+            event = json.loads(line[len(LINE_PREFIX):])
+            kind = event["event"]
+            now = time.monotonic()
+            if kind == "ready":
+                ready = event
+            elif kind == "start":
+                current = outcomes[event["method"]]
+                current.status = "running"
+            elif kind == "run":
+                if event.get("warmup"):
+                    current.warmup = event
+                else:
+                    current.runs.append(event)
+            elif kind == "trace":
+                current.trace = event
+            elif kind == "error":
+                current.status = "error"
+                current.error = event["error"]
+            elif kind == "done":
+                if current.status == "running":
+                    current.status = "ok"
+                current = None
+            if on_event is not None:
+                on_event(event)
+            if kind == "job_done":
+                break
             if current is not None:
-                current.status = "timed_out"
-                current.error = f"a run did not finish within {budgets.get(current.method)} s; killed"
-            _kill(proc)
-            killed = True
-            break
-        if line is None:
-            break
-        if log_path is not None:
-            with open(log_path, "a") as log:
-                log.write(line)
-        if not line.startswith(LINE_PREFIX):
-            continue
-        event = json.loads(line[len(LINE_PREFIX):])
-        kind = event["event"]
-        now = time.monotonic()
-        if kind == "ready":
-            ready = event
-        elif kind == "start":
-            current = outcomes[event["method"]]
-            current.status = "running"
-            current.started = now
-        elif kind == "run":
-            if event.get("warmup"):
-                current.warmup = event
+                deadline = now + float(budgets.get(current.method, self.ready_timeout))
             else:
-                current.runs.append(event)
-        elif kind == "trace":
-            current.trace = event
-        elif kind == "error":
-            current.status = "error"
-            current.error = event["error"]
-        elif kind == "done":
-            if current.status == "running":
-                current.status = "ok"
-            current = None
-        elif kind == "exit":
-            exit_maxrss = event.get("maxrss")
-        if on_event is not None:
-            on_event(event)
-        if current is not None:
-            deadline = now + float(budgets.get(current.method, ready_timeout))
-        else:
-            deadline = now + ready_timeout
-    child_maxrss, returncode = _reap(proc)
-    err.seek(0)
-    stderr_tail = err.read()[-4000:]
-    err.close()
-    if current is not None and current.status == "running":  # the worker died under it
-        current.status = "crashed"
-        current.error = f"worker exited with status {returncode} during this method: {stderr_tail[-500:]}"
-    if not killed and ready is None and returncode != 0:
-        raise RuntimeError(f"bench worker failed before it was ready (status {returncode}):\n{stderr_tail}")
-    return WorkerReport(ready, outcomes, exit_maxrss, child_maxrss, returncode, stderr_tail)
+                deadline = now + self.ready_timeout
+        stderr_tail = ""
+        if ended:
+            stderr_tail = self._finish()
+            if current is not None and current.status == "running":  # the worker died under it
+                current.status = "crashed"
+                current.error = f"worker exited with status {self.returncode} during this method: {stderr_tail[-500:]}"
+            if ready is None and current is None and self.returncode not in (0, None, -9):
+                raise RuntimeError(f"bench worker failed before it was ready (status {self.returncode}):\n{stderr_tail}")
+        return WorkerReport(ready, outcomes, stderr_tail)
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -339,19 +402,6 @@ def _kill(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         proc.kill()
-
-
-def _reap(proc: subprocess.Popen) -> tuple[int | None, int | None]:
-    """Wait for the worker and return (its peak RSS in bytes from os.wait4, its exit code)."""
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    except ChildProcessError:
-        proc.wait()
-        return None, proc.returncode
-    code = os.waitstatus_to_exitcode(status)
-    proc.returncode = code
-    scale = 1 if sys.platform == "darwin" else 1024
-    return usage.ru_maxrss * scale, code
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -430,7 +480,7 @@ class _NoBar:
     def close(self):
         pass
 
-    def write(self, text):
+    def write(self, text, file=None):
         print(text, file=sys.stderr)
 
 

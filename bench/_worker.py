@@ -1,14 +1,20 @@
 """Benchmark worker: generates one problem and times methods on it, in its own process.
 
-Run by bench/_common.run_worker as ``python bench/_worker.py SPEC_JSON``; it reports one JSON
-line per event on stdout (prefixed with ``@@ ``), so that the parent can enforce a hard
-wall-clock limit on every run and still keep what finished before it.
+Run by bench/_common.Worker as ``python bench/_worker.py``: it reads one job (a JSON spec) per
+line on stdin and reports one JSON line per event on stdout (prefixed with ``@@ ``), so that
+the parent can enforce a hard wall-clock limit on every run and still keep what finished
+before it. It ends at the end of its input.
 
 Spec keys: family, n_scores, size, dtype, seed, budget (k), gamma (number or list),
-methods (names; "partition" and "sort" are the numpy baselines), repeats, options
+methods (names; "partition" and "sort" are the numpy baselines), repeats (an int, or
+{method: int, "default": int}), options
 ({method: {option: value}}), trace (methods that get one extra run under tracemalloc),
 warmup_below (seconds: a first run faster than this is a discarded warm-up, a slower one
-counts as the first timed repeat), groups (optional: {"n_groups", "floor_fraction"}).
+counts as the first timed repeat), groups (optional: {"n_groups", "floor_fraction", "spread"}:
+layered groups, see _common.layered_groups; the scores are multiplied by their per-group
+scales; only the methods named "<method>:floors" get the groups and floors),
+reset_peak (default true: the peak RSS is reset before every run, so that each run reports
+its own; false keeps the process's whole peak, problem generation included).
 """
 
 from __future__ import annotations
@@ -70,15 +76,16 @@ def make_call(method, scores, spec, groups, floors):
         return call
     import copslp
 
+    name, _, variant = method.partition(":")  # "analytic:floors" = analytic with the job's groups
     options = dict(spec.get("options", {}).get(method, {}))
-    extra = {} if groups is None else {"groups": groups, "floors": floors}
+    extra = {"groups": groups, "floors": floors} if variant == "floors" else {}
 
     def call():
-        return copslp.solve(scores, budget, gamma=spec["gamma"], method=method, **extra, **options)
+        return copslp.solve(scores, budget, gamma=spec["gamma"], method=name, **extra, **options)
     return call
 
 
-def run_once(call, method, repeat, warmup, reset_peak=True):
+def run_once(call, method, repeat, warmup, reset_peak=True, groups=None, floors=None):
     if reset_peak:
         common.reset_peak_rss()
     rss_before = common.rss_bytes()
@@ -99,60 +106,66 @@ def run_once(call, method, repeat, warmup, reset_peak=True):
             multipliers=result.multipliers.tolist(), mask_violations=result.mask_violations.tolist(),
             n_fractional=result.n_fractional, status=result.status, info=small_info(result.info),
         )
+        if groups is not None:  # how many groups the mask keeps fewer than their floor of
+            kept = np.bincount(groups[result.mask], minlength=floors.shape[0])
+            event["groups_below_floor"] = int(np.count_nonzero(kept < floors))
+            event["groups_empty"] = int(np.count_nonzero(kept == 0))
     return event
 
 
-def tiny_warmup(methods, spec) -> None:
-    """Load each method's lazy imports on a tiny problem before anything is timed."""
-    n = spec["n_scores"]
-    scores = common.make_scores("uniform", n, 200, seed=12345)
-    for method in methods:
-        if method in common.BASELINES:
-            continue
-        tiny = dict(spec, budget=10)
-        groups = floors = None
-        if spec.get("groups"):
-            groups = np.repeat(np.arange(4), 50)
-            floors = 1
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                make_call(method, scores, tiny, groups, floors)()
-        except Exception:  # the real run reports errors
-            pass
+def tiny_warmup(method, spec) -> None:
+    """Load a method's lazy imports (cvxpy takes seconds) on a tiny problem, untimed."""
+    if method in common.BASELINES:
+        return
+    scores = common.make_scores("uniform", spec["n_scores"], 200, seed=12345)
+    groups = floors = None
+    if spec.get("groups"):
+        groups = np.repeat(np.arange(4), 50)
+        floors = 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            make_call(method, scores, dict(spec, budget=10, size=200), groups, floors)()
+    except Exception:  # the real run reports errors
+        pass
 
 
-def main() -> int:
-    spec = json.loads(sys.argv[1])
+def run_job(spec: dict) -> None:
     methods = spec["methods"]
-    tiny_warmup(methods, spec)
     start = time.perf_counter()
     scores = common.make_scores(spec["family"], spec["n_scores"], spec["size"], seed=spec["seed"],
                                 dtype=np.dtype(spec["dtype"]))
     groups = floors = None
     if spec.get("groups"):
         g = spec["groups"]
-        groups, scale = common.layered_groups(spec["size"], g["n_groups"], seed=spec["seed"])
-        scores *= scale[groups].astype(scores.dtype)
+        groups, scale = common.layered_groups(spec["size"], g["n_groups"], spec["n_scores"],
+                                              spread=g.get("spread", 0.0), seed=spec["seed"])
+        if g.get("spread"):
+            for row, factors in zip(scores, scale):
+                row *= factors[groups].astype(scores.dtype)
         sizes = np.bincount(groups)
         floors = np.ceil(g["floor_fraction"] * sizes).astype(np.int64)
     emit(event="ready", checksum=common.checksum(scores), generate_time=time.perf_counter() - start,
          rss=common.rss_bytes(), array_bytes=int(scores.nbytes), peak_rss=common.peak_rss_bytes())
     reset_peak = bool(spec.get("reset_peak", True))
-
     warmup_below = float(spec.get("warmup_below", 1.0))
     for method in methods:
+        tiny_warmup(method, spec)
         emit(event="start", method=method)
         try:
             call = make_call(method, scores, spec, groups, floors)
-            first = run_once(call, method, 0, warmup=True, reset_peak=reset_peak)
+            first = run_once(call, method, 0, warmup=True, reset_peak=reset_peak, groups=groups, floors=floors)
             timed = 0
             if first["time"] >= warmup_below:  # slow: the first run counts
                 first["warmup"] = False
                 timed = 1
             emit(**first)
-            for repeat in range(timed, spec["repeats"]):
-                emit(**run_once(call, method, repeat, warmup=False, reset_peak=reset_peak))
+            repeats = spec["repeats"]
+            if isinstance(repeats, dict):
+                repeats = repeats.get(method, repeats.get("default", 1))
+            for repeat in range(timed, repeats):
+                emit(**run_once(call, method, repeat, warmup=False, reset_peak=reset_peak, groups=groups,
+                                floors=floors))
             if method in spec.get("trace", ()):
                 tracemalloc.start()
                 tracemalloc.reset_peak()
@@ -163,7 +176,16 @@ def main() -> int:
         except Exception as exc:  # reported, then the next method runs
             emit(event="error", method=method, error=f"{type(exc).__name__}: {exc}"[:2000])
         emit(event="done", method=method)
-    emit(event="exit", maxrss=common.peak_rss_bytes())
+    del scores, groups, floors
+    emit(event="job_done", peak_rss=common.peak_rss_bytes())
+
+
+def main() -> int:
+    import copslp  # noqa: F401  (imported before any clock starts)
+
+    for line in sys.stdin:
+        if line.strip():
+            run_job(json.loads(line))
     return 0
 
 

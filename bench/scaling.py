@@ -46,6 +46,8 @@ import _common as common  # noqa: E402
 common.ensure_paths()
 
 GENERIC = ("highs", "scipy", "cvxpy", "milp")
+#: Order of the runs in a worker: a timeout kills the worker and the methods after it need a
+#: new one, so the slow generic solvers come last (cvxpy alone takes seconds to import).
 METHOD_ORDER = ("partition", "sort", "analytic", "two_score", "highs", "scipy", "cvxpy", "milp")
 TRACED = ("partition", "sort", "analytic", "two_score")
 GENERIC_OPTIONS = {"highs": {"solver": "ipm", "presolve": "off"}, "scipy": {"solver": "highs-ipm"}}
@@ -151,71 +153,71 @@ def main(argv=None) -> int:
     bar = common.progress(total, "scaling", disable=args.no_progress)
     stopped: dict[tuple, str] = {}  # (family, r, method) -> why it is not grown further
     started = time.monotonic()
-    for size in grid:
-        for family, n_secondary in series:
-            dtype = "float32" if size >= args.float32_from else "float64"
-            budget = max(1, int(round(args.density * size)))
-            gamma = gamma_for(args, n_secondary)
-            records = {}
-            to_run = []
-            for method in methods:
-                ok, why = eligible(method, n_secondary, size)
-                key = (family, n_secondary, method)
-                if not ok:
-                    records[method] = {"status": "not_applicable", "why": why}
-                elif key in stopped:
-                    records[method] = {"status": "skipped", "why": stopped[key]}
-                    bar.update(1)
-                else:
-                    to_run.append(method)
-            spec = {
-                "family": family, "n_scores": n_secondary + 1, "size": size, "dtype": dtype, "seed": args.seed,
-                "budget": budget, "gamma": gamma, "repeats": args.repeats, "trace": list(TRACED),
-                "options": GENERIC_OPTIONS, "warmup_below": 1.0,
-            }
-            budgets = {m: (args.analytic_budget if m in common.BASELINES or m == "analytic" else args.time_budget)
-                       for m in methods}
-            checksums = []
-            while to_run:
-                bar.set_postfix_str(f"{family} r={n_secondary} D={common.fmt_size(size)}")
+    with common.Worker(log_path=log_path) as worker:
+        for size in grid:
+            for family, n_secondary in series:
+                dtype = "float32" if size >= args.float32_from else "float64"
+                budget = max(1, int(round(args.density * size)))
+                gamma = gamma_for(args, n_secondary)
+                records = {}
+                to_run = []
+                for method in methods:
+                    ok, why = eligible(method, n_secondary, size)
+                    key = (family, n_secondary, method)
+                    if not ok:
+                        records[method] = {"status": "not_applicable", "why": why}
+                    elif key in stopped:
+                        records[method] = {"status": "skipped", "why": stopped[key]}
+                        bar.update(1)
+                    else:
+                        to_run.append(method)
+                spec = {
+                    "family": family, "n_scores": n_secondary + 1, "size": size, "dtype": dtype, "seed": args.seed,
+                    "budget": budget, "gamma": gamma, "repeats": args.repeats, "trace": list(TRACED),
+                    "options": GENERIC_OPTIONS, "warmup_below": 1.0,
+                }
+                budgets = {m: (args.analytic_budget if m in common.BASELINES or m == "analytic" else args.time_budget)
+                           for m in methods}
+                checksums = []
+                while to_run:
+                    bar.set_postfix_str(f"{family} r={n_secondary} D={common.fmt_size(size)}")
 
-                def on_event(event, _family=family, _r=n_secondary, _size=size):
-                    if event["event"] == "start":
-                        bar.set_postfix_str(f"{_family} r={_r} D={common.fmt_size(_size)} {event['method']}")
-                    elif event["event"] == "done":
-                        bar.update(1)
+                    def on_event(event, _family=family, _r=n_secondary, _size=size):
+                        if event["event"] == "start":
+                            bar.set_postfix_str(f"{_family} r={_r} D={common.fmt_size(_size)} {event['method']}")
+                        elif event["event"] == "done":
+                            bar.update(1)
 
-                report = common.run_worker(dict(spec, methods=to_run), budgets=budgets, on_event=on_event,
-                                           log_path=log_path)
-                if report.ready is not None:
-                    checksums.append(report.ready["checksum"])
-                remaining = []
-                for method in to_run:
-                    outcome = report.outcomes[method]
-                    if outcome.status == "pending":
-                        remaining.append(method)
-                        continue
-                    if outcome.status in ("timed_out", "crashed"):
-                        bar.update(1)
-                        stopped[(family, n_secondary, method)] = (
-                            f"{outcome.status} at D = {common.fmt_size(size)}")
-                    records[method] = summarise(outcome, report)
-                if remaining and remaining == to_run:  # the worker died before running anything
-                    for method in remaining:
-                        records[method] = {"status": "crashed", "error": report.stderr_tail[-500:]}
-                        bar.update(1)
+                    report = worker.run(dict(spec, methods=to_run), budgets=budgets, on_event=on_event)
+                    if report.ready is not None:
+                        checksums.append(report.ready["checksum"])
                     remaining = []
-                to_run = remaining
-            same_arrays = len(set(checksums)) <= 1
-            compare(records)
-            for method in methods:
-                record = records[method]
-                payload["points"].append({
-                    "family": family, "n_secondary": n_secondary, "size": size, "dtype": dtype,
-                    "budget": budget, "gamma": gamma, "method": method, "same_arrays": same_arrays, **record,
-                })
-            payload["elapsed_s"] = time.monotonic() - started
-            common.write_json(json_path, payload)
+                    for method in to_run:
+                        outcome = report.outcomes[method]
+                        if outcome.status == "pending":
+                            remaining.append(method)
+                            continue
+                        if outcome.status in ("timed_out", "crashed"):
+                            bar.update(1)
+                            stopped[(family, n_secondary, method)] = (
+                                f"{outcome.status} at D = {common.fmt_size(size)}")
+                        records[method] = summarise(outcome, report)
+                    if remaining and remaining == to_run:  # the worker died before running anything
+                        for method in remaining:
+                            records[method] = {"status": "crashed", "error": report.stderr_tail[-500:]}
+                            bar.update(1)
+                        remaining = []
+                    to_run = remaining
+                same_arrays = len(set(checksums)) <= 1
+                compare(records)
+                for method in methods:
+                    record = records[method]
+                    payload["points"].append({
+                        "family": family, "n_secondary": n_secondary, "size": size, "dtype": dtype,
+                        "budget": budget, "gamma": gamma, "method": method, "same_arrays": same_arrays, **record,
+                    })
+                payload["elapsed_s"] = time.monotonic() - started
+                common.write_json(json_path, payload)
     bar.close()
 
     analysis = analyse(payload, methods, series, grid)
@@ -390,6 +392,7 @@ def report_text(payload, methods, series, grid, analysis) -> str:
                  "allocations during one traced run (not HiGHS' C++ memory).")
 
     problems = []
+    warned: dict[tuple, list] = {}
     for p in payload["points"]:
         where = f"{p['family']} r={p['n_secondary']} D={common.fmt_size(p['size'])} {p['method']}"
         if p["status"] in ("error", "crashed"):
@@ -401,7 +404,9 @@ def report_text(payload, methods, series, grid, analysis) -> str:
         if not p.get("same_arrays", True):
             problems.append(f"{where}: workers generated different arrays (checksum mismatch)")
         for w in p.get("warnings") or ():
-            problems.append(f"{where}: warning: {w}")
+            warned.setdefault((p["family"], p["n_secondary"], p["size"], w), []).append(p["method"])
+    for (family, r, size, w), names in warned.items():
+        problems.append(f"{family} r={r} D={common.fmt_size(size)} ({', '.join(names)}): warning: {w}")
     lines.append("")
     lines.append("## failures, disagreements (> 1e-6 relative) and warnings")
     lines += [f"- {line}" for line in problems] or ["- none"]
@@ -440,9 +445,10 @@ def plot(payload, methods, series, out: Path) -> list[Path]:
                         ms=3, color=COLORS.get(method), label=method if method not in common.BASELINES
                         else f"np.{method}")
                 for p in pts:
-                    if p["status"] == "timed_out":
+                    if p["status"] == "timed_out":  # at the budget, nudged apart per method
                         limit = payload["settings"]["analytic_budget"] if method == "analytic" else budget
-                        ax.plot([p["size"]], [limit], "x", ms=8, mew=2, color=COLORS.get(method))
+                        nudge = 10 ** (0.04 * (methods.index(method) - 4))
+                        ax.plot([p["size"] * nudge], [limit], "x", ms=7, mew=2, color=COLORS.get(method))
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.grid(True, which="major", alpha=0.3)
