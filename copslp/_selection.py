@@ -17,11 +17,50 @@ def kth_largest(values: np.ndarray, k: int) -> float:
 
 
 def top_k_sum(values: np.ndarray, k: int) -> float:
-    """``T_k(values)``: the sum of the k largest entries (ties do not matter)."""
+    """``T_k(values)``: the sum of the k largest entries (ties do not matter).
+
+    For long arrays the k largest are first narrowed down to candidates above a level
+    estimated on a strided sample (gathered block by block, so no copy of the whole array
+    is made), the count of candidates is checked to be at least k, and only the candidates
+    are partitioned. With k > D/2 the complement is used: total minus the D - k smallest.
+    """
     n = values.shape[0]
     if k == n:
         return float(values.sum())
-    return float(np.partition(values, n - k)[n - k:].sum())
+    if n < _PREFILTER_MIN_SIZE:
+        return float(np.partition(values, n - k)[n - k:].sum())
+    if 2 * k > n:
+        return float(values.sum()) + top_k_sum_negated(values, n - k)
+    candidates = _candidates_above_level(values, k)
+    if candidates is None:
+        return float(np.partition(values, n - k)[n - k:].sum())
+    m = candidates.shape[0]
+    return float(np.partition(candidates, m - k)[m - k:].sum())
+
+
+def top_k_sum_negated(values: np.ndarray, k: int) -> float:
+    """``-(sum of the k smallest entries)`` = ``T_k(-values)``, without negating a copy."""
+    n = values.shape[0]
+    return -float(np.partition(values, k - 1)[:k].sum())
+
+
+_PREFILTER_MIN_SIZE = 1 << 20
+
+
+def _candidates_above_level(values: np.ndarray, k: int):
+    """Entries at or above a level with at least k of them (``None`` if the estimate failed)."""
+    from ._blocks import blocks
+
+    n = values.shape[0]
+    step = max(1, n // 65536)
+    sample = values[::step]
+    m = sample.shape[0]
+    k_sample = max(1, int(k * m / n))
+    rank = min(m, k_sample + int(4 * np.sqrt(k_sample)) + 16)
+    level = kth_largest(sample, rank)
+    parts = [values[block][values[block] >= level] for block in blocks(n)]
+    candidates = np.concatenate(parts)
+    return candidates if candidates.shape[0] >= k else None
 
 
 def top_k_indices(values: np.ndarray, k: int) -> np.ndarray:
