@@ -57,10 +57,6 @@ _MULTI_BOUND_SAMPLE = 8192
 class _ReducedProblemInfeasible(Exception):
     """The problem on the survivors is infeasible: the box was wrong, or the bounds are."""
 
-    def __init__(self, best):
-        super().__init__(best)
-        self.best = best
-
 
 def solve_analytic(problem: Problem, *, rtol: float = 1e-9, sample_size: int = 65536, seed: int = 0,
                    max_rounds: int = 30) -> LPSolution:
@@ -71,8 +67,9 @@ def solve_analytic(problem: Problem, *, rtol: float = 1e-9, sample_size: int = 6
     rtol : float
         Relative accuracy at which the certificate is checked (float64 round-off is ~1e-15).
     sample_size : int
-        Size of the subsample that estimates lambda*; problems with D <= 4 * sample_size are
-        solved without screening.
+        Size of the subsample that estimates lambda* (at most 8192 with several bounds, whose
+        sample is solved as an LP); problems with D <= 4 * sample_size, or whose budget
+        scaled to the sample is below 64, are solved without screening.
     seed : int
         Seed of the subsample (the answer does not depend on it, only the time does).
     max_rounds : int
@@ -96,8 +93,8 @@ def solve_analytic(problem: Problem, *, rtol: float = 1e-9, sample_size: int = 6
     else:
         try:
             x, lam, details = _solve_exact(inner, rtol)
-        except _ReducedProblemInfeasible as exc:
-            raise _joint_infeasibility(problem, exc.best) from None
+        except _ReducedProblemInfeasible:
+            raise _joint_infeasibility(problem) from None
     info.update(details)
     multipliers = np.zeros(problem.n_scores - 1)
     multipliers[problem.active] = lam
@@ -113,11 +110,11 @@ def _full_inner(problem: Problem) -> InnerProblem:
     return InnerProblem(scores, problem.budget, problem.thresholds[problem.active], problem.groups, problem.floors)
 
 
-def _joint_infeasibility(problem: Problem, best) -> InfeasibleError:
+def _joint_infeasibility(problem: Problem) -> InfeasibleError:
     return InfeasibleError(
         "the bounds cannot all be met at once (each alone can); largest reachable values "
         f"alone: {problem.best_reachable[problem.active].tolist()}, thresholds: "
-        f"{problem.thresholds[problem.active].tolist()}", best_reachable=best,
+        f"{problem.thresholds[problem.active].tolist()}",
     )
 
 
@@ -142,7 +139,7 @@ def _solve_screened(problem, inner, sample_size, seed, max_rounds, rtol):
             x_red, lam, details = _solve_exact(reduced, rtol, (lo, hi))
         except _ReducedProblemInfeasible:
             if survivors.shape[0] == d:
-                raise _joint_infeasibility(problem, None) from None
+                raise _joint_infeasibility(problem) from None
             width *= 4.0
             continue
         inside = np.all(((lam > lo) | (lo == 0)) & (lam < hi))
@@ -292,7 +289,7 @@ def _solve_exact(inner: InnerProblem, rtol: float, bracket=None):
     if inner.budget == 0:
         taken = np.zeros(inner.thresholds.shape[0])
         if np.any(taken < inner.thresholds):
-            raise _ReducedProblemInfeasible(None)
+            raise _ReducedProblemInfeasible()
         return np.zeros(inner.size), np.zeros(inner.thresholds.shape[0]), {}
     if inner.thresholds.shape[0] == 1:
         return _newton_one_bound(inner, None if bracket is None else (bracket[0][0], bracket[1][0]))
@@ -319,7 +316,7 @@ def _newton_one_bound(inner: InnerProblem, bracket=None):
         high = _as_mask(inner, inner.select_lexicographic(s1, s0))
         g_high = float(s1[high].sum())
         if not reaches(g_high, b):
-            raise _ReducedProblemInfeasible(g_high)
+            raise _ReducedProblemInfeasible()
     b = min(b, g_high)
     for iteration in range(1, _NEWTON_LIMIT + 1):
         # The two lines cross where sum_{high \ low} v = sum_{low \ high} v: differences are
@@ -389,7 +386,7 @@ def _simplex_and_polish(inner: InnerProblem, rtol: float):
                                groups=inner.groups, floors=inner.floors)
         solution = solve_highs(reduced, solver="ipm")  # with crossover: a vertex
     except (InfeasibleError, ValueError):
-        raise _ReducedProblemInfeasible(None) from None
+        raise _ReducedProblemInfeasible() from None
     x, lam = np.array(solution.x), np.array(solution.multipliers)
     polished = _polish_vertex(inner, x, lam, rtol)
     details = {"reduced_solver": "highs ipm + crossover", "polished": polished is not None}
