@@ -5,7 +5,8 @@ line on stdin and reports one JSON line per event on stdout (prefixed with ``@@ 
 the parent can enforce a hard wall-clock limit on every run and still keep what finished
 before it. It ends at the end of its input.
 
-Spec keys: family, n_scores, size, dtype, seed, budget (k), gamma (number or list),
+Spec keys: family, n_scores, size, dtype, seed (or path: an .npy file of shape (n_scores, size)
+to load instead of generating), budget (k), gamma (number or list),
 methods (names; "partition" and "sort" are the numpy baselines), repeats (an int, or
 {method: int, "default": int}), options
 ({method: {option: value}}), trace (methods that get one extra run under tracemalloc),
@@ -133,8 +134,11 @@ def tiny_warmup(method, spec) -> None:
 def run_job(spec: dict) -> None:
     methods = spec["methods"]
     start = time.perf_counter()
-    scores = common.make_scores(spec["family"], spec["n_scores"], spec["size"], seed=spec["seed"],
-                                dtype=np.dtype(spec["dtype"]))
+    if spec.get("path"):  # scores saved by the parent (real scores)
+        scores = np.load(spec["path"], allow_pickle=False)
+    else:
+        scores = common.make_scores(spec["family"], spec["n_scores"], spec["size"], seed=spec["seed"],
+                                    dtype=np.dtype(spec["dtype"]))
     groups = floors = None
     if spec.get("groups"):
         g = spec["groups"]
