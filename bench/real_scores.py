@@ -26,7 +26,6 @@ Output in --out (default bench/results/real_scores): real_scores.json, real_scor
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
