@@ -313,14 +313,7 @@ def test_infeasible_second_of_several_bounds(method):
     assert info.value.score_index == 2
 
 
-@pytest.mark.parametrize("method", [
-    pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=(
-        "two_score ignores the floors when it reports infeasibility: it grows lambda to ~1e120 "
-        "and says 'best reachable 11.0' (the unconstrained T_k(s_1)) in the message and in "
-        ".best_reachable, instead of 9.0, the best any k-mask meeting the floors reaches")))
-    if m == "two_score" else m
-    for m in METHODS
-])
+@pytest.mark.parametrize("method", METHODS)
 def test_infeasible_with_floors_says_best_reachable_under_floors(method):
     """Each bound alone is reachable without floors but not with them."""
     method_or_skip(method)
