@@ -14,6 +14,8 @@ warmup_below (seconds: a first run faster than this is a discarded warm-up, a sl
 counts as the first timed repeat), groups (optional: {"n_groups", "floor_fraction", "spread"}:
 layered groups, see _common.layered_groups; the scores are multiplied by their per-group
 scales; only the methods named "<method>:floors" get the groups and floors),
+max_point_time (seconds: no further repeat once the timed runs of a method add up to more),
+trace_below (seconds: the tracemalloc run only when a timed run takes less on average),
 reset_peak (default true: the peak RSS is reset before every run, so that each run reports
 its own; false keeps the process's whole peak, problem generation included).
 """
@@ -167,10 +169,17 @@ def run_job(spec: dict) -> None:
             repeats = spec["repeats"]
             if isinstance(repeats, dict):
                 repeats = repeats.get(method, repeats.get("default", 1))
+            spent = first["time"] if timed else 0.0
+            max_point_time = float(spec.get("max_point_time", float("inf")))
             for repeat in range(timed, repeats):
-                emit(**run_once(call, method, repeat, warmup=False, reset_peak=reset_peak, groups=groups,
-                                floors=floors))
-            if method in spec.get("trace", ()):
+                if timed and spent > max_point_time:  # slow point: fewer repeats (reported)
+                    break
+                event = run_once(call, method, repeat, warmup=False, reset_peak=reset_peak, groups=groups,
+                                 floors=floors)
+                emit(**event)
+                spent += event["time"]
+                timed += 1
+            if method in spec.get("trace", ()) and spent / max(timed, 1) <= float(spec.get("trace_below", float("inf"))):
                 tracemalloc.start()
                 tracemalloc.reset_peak()
                 call()

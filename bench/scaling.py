@@ -9,7 +9,9 @@ three such scores at once is infeasible). Each problem is generated once per wor
 process from a fixed seed (bitwise the same arrays for every method; a checksum is compared)
 and each method is timed there: the median of ``--repeats`` runs of ``copslp.solve`` (its
 ``wall_time``: validation, method, rounding and certificate), after one discarded warm-up
-when a run takes under a second. The baselines, one ``np.partition`` of the primary score
+when a run takes under a second (a slower first run counts as the first repeat), and fewer
+repeats once a method's runs at a point add up to ``--max-point-time`` seconds (the JSON
+and the tables give the number of runs). The baselines, one ``np.partition`` of the primary score
 at D - k and one full ``np.sort`` of it, are timed on the same arrays in the same process.
 
 The analytic method runs on the whole grid (1e3 .. 1e8). Every other method runs until one
@@ -24,8 +26,9 @@ Memory: every run's peak RSS is read from /proc/self/status (VmHWM) after resett
 through /proc/self/clear_refs just before the run, so it is the peak of the whole process
 during that run (the score arrays included); ``extra`` is that peak minus the RSS just
 before the run. For analytic, two_score and the baselines one more run is traced with
-tracemalloc (numpy's allocations and Python objects; HiGHS' own C++ memory is invisible
-to it, so generic methods report RSS only).
+tracemalloc where a run takes under ``--trace-below`` seconds (numpy's allocations and
+Python objects; HiGHS' own C++ memory is invisible to it, so generic methods report RSS
+only).
 
 Output (in ``--out``, default bench/results/scaling): ``scaling.json`` (every run, the
 machine, the settings), ``scaling_time.png``, ``scaling_ratio.png``, ``scaling.txt`` (the
@@ -66,7 +69,11 @@ def parse_args(argv):
     parser.add_argument("--time-budget", type=float, default=None,
                         help="seconds one run of a method other than analytic may take (default 30; 1 with --quick)")
     parser.add_argument("--analytic-budget", type=float, default=None,
-                        help="seconds one run of analytic or a baseline may take (default 300; 30 with --quick)")
+                        help="seconds one run of analytic or a baseline may take (default 120; 30 with --quick)")
+    parser.add_argument("--max-point-time", type=float, default=90.0,
+                        help="no further repeat of a method at a point once its timed runs add up to more seconds")
+    parser.add_argument("--trace-below", type=float, default=20.0,
+                        help="the extra tracemalloc run only where one run takes less (seconds)")
     parser.add_argument("--generic-max-d", type=float, default=1e7, help="generic LP solvers skip larger D")
     parser.add_argument("--float32-from", type=float, default=1e8, help="D from which scores are float32")
     parser.add_argument("--methods", nargs="+", default=None, help="methods to run (default: every available one)")
@@ -88,7 +95,7 @@ def parse_args(argv):
     if args.time_budget is None:
         args.time_budget = 1.0 if quick else 30.0
     if args.analytic_budget is None:
-        args.analytic_budget = 30.0 if quick else 300.0
+        args.analytic_budget = 30.0 if quick else 120.0
     if args.out is None:
         args.out = common.RESULTS / ("scaling-quick" if quick else "scaling")
     if args.repeats < 1:
@@ -174,7 +181,8 @@ def main(argv=None) -> int:
                 spec = {
                     "family": family, "n_scores": n_secondary + 1, "size": size, "dtype": dtype, "seed": args.seed,
                     "budget": budget, "gamma": gamma, "repeats": args.repeats, "trace": list(TRACED),
-                    "options": GENERIC_OPTIONS, "warmup_below": 1.0,
+                    "options": GENERIC_OPTIONS, "warmup_below": 1.0, "max_point_time": args.max_point_time,
+                    "trace_below": args.trace_below,
                 }
                 budgets = {m: (args.analytic_budget if m in common.BASELINES or m == "analytic" else args.time_budget)
                            for m in methods}
@@ -323,10 +331,11 @@ def analyse(payload, methods, series, grid) -> dict:
     return out
 
 
-def cell(record) -> str:
+def cell(record, repeats: int) -> str:
     status = record.get("status")
     if status == "ok":
-        return common.fmt_time(record["median_time"])
+        runs = record.get("n_runs", repeats)
+        return common.fmt_time(record["median_time"]) + (f" ({runs} run{'s' * (runs > 1)})" if runs < repeats else "")
     return {"timed_out": "timed out", "skipped": "(stopped)", "not_applicable": "", "error": "ERROR",
             "crashed": "CRASHED"}.get(status, status or "?")
 
@@ -360,9 +369,15 @@ def report_text(payload, methods, series, grid, analysis) -> str:
             ratio = (f"{ana['median_time'] / part['median_time']:.1f}x"
                      if ana.get("status") == "ok" and part.get("status") == "ok" and part["median_time"] else "-")
             row = [common.fmt_size(size), next(iter(pts.values()))["dtype"]]
-            row += [cell(pts[m]) for m in shown[:3]] + [ratio] + [cell(pts[m]) for m in shown[3:]]
+            row += [cell(pts[m], s["repeats"]) for m in shown[:3]] + [ratio]
+            row += [cell(pts[m], s["repeats"]) for m in shown[3:]]
             rows.append(row)
         lines += [common.table(headers, rows), ""]
+    lines.append(f"median of {s['repeats']} runs unless a cell says fewer; timed out: one run exceeded the budget "
+                 f"and was killed; (stopped): not tried after a timeout at a smaller D; empty: not applicable "
+                 f"(two_score needs one secondary score, milp D <= {MILP_MAX_SIZE}, generic solvers "
+                 f"D <= {s['generic_max_d']:g})")
+    lines.append("")
 
     lines.append("## per method: fitted log-log slope, largest D finished, memory there, agreement with analytic")
     headers = ["scores", "r", "method", "slope", "fit over D", "largest D", "time there", "beyond",

@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     def add(name, passed, line, **data):
         status = "PASS" if passed else "FAIL"
         results.append({"target": name, "status": status, "line": line, **data})
-        bar.write(f"{status}  {line}", file=sys.stderr)
+        bar.set_postfix_str(f"{name}: {status}")
 
     with common.Worker(log_path=log_path) as worker:
         if "highs" in only:
