@@ -75,6 +75,7 @@ def solve_analytic(problem: Problem, *, rtol: float = 1e-9, sample_size: int = 6
     max_rounds : int
         Box re-centrings before giving up with a SolverError.
     """
+    _check_options(rtol, sample_size, max_rounds)
     inner = _full_inner(problem)
     r = inner.thresholds.shape[0]
     check_single_bounds(problem, inner)
@@ -99,6 +100,14 @@ def solve_analytic(problem: Problem, *, rtol: float = 1e-9, sample_size: int = 6
     multipliers = np.zeros(problem.n_scores - 1)
     multipliers[problem.active] = lam
     return LPSolution(x, multipliers, details.pop("tolerance", rtol), info)
+
+
+def _check_options(rtol, sample_size, max_rounds) -> None:
+    if not (isinstance(rtol, (int, float)) and 0 < rtol < 1):
+        raise ValueError(f"rtol must lie in (0, 1), got {rtol!r}")
+    for name, value, least in (("sample_size", sample_size, 2), ("max_rounds", max_rounds, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
 
 
 def _full_inner(problem: Problem) -> InnerProblem:
@@ -360,7 +369,7 @@ def _tight_mix(inner: InnerProblem, low, high, g_low, b) -> np.ndarray:
     leaving = np.flatnonzero(low & ~high)
     x = low.astype(np.float64)
     if inner.floors is not None:
-        t = (b - g_low) / (s1[entering].sum() - s1[leaving].sum())
+        t = min(max((b - g_low) / (s1[entering].sum() - s1[leaving].sum()), 0.0), 1.0)  # round-off
         x[entering] = t
         x[leaving] = 1.0 - t
         return x
@@ -406,7 +415,7 @@ def _polish_vertex(inner: InnerProblem, x, lam, rtol):
     """
     if inner.floors is not None:
         return None
-    tol = 1e-6
+    tol = 1e-12  # at a vertex from crossover the non-basic entries sit exactly on 0 or 1
     ones = x >= 1.0 - tol
     frac = np.flatnonzero((x > tol) & ~ones)
     tight = np.flatnonzero(lam > 0)
@@ -427,7 +436,10 @@ def _polish_vertex(inner: InnerProblem, x, lam, rtol):
     if np.any(dual[:-1] < 0) or np.any(x_frac < -rtol) or np.any(x_frac > 1 + rtol):
         return None
     polished_x = np.where(ones, 1.0, 0.0)
-    polished_x[frac] = np.clip(x_frac, 0.0, 1.0)
+    polished_x[frac] = np.clip(x_frac, 0.0, 1.0)  # within rtol of the box (checked above)
+    values = s @ polished_x
+    if not all(reaches(value, b) for value, b in zip(values[1:], inner.thresholds)):
+        return None
     polished_lam = np.zeros_like(lam)
     polished_lam[tight] = dual[:-1]
     return polished_x, polished_lam

@@ -51,7 +51,9 @@ def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: f
     slack = bound_values - problem.thresholds
     for i in problem.active:
         if slack[i] < 0:
-            scale = max(abs(problem.thresholds[i]), abs(bound_values[i]))
+            # against the size of what the score can reach, not of the bound alone (a bound
+            # of 1e-9 of the best value is met to a solver's tolerance on the score's scale)
+            scale = max(abs(problem.thresholds[i]), abs(bound_values[i]), abs(problem.best_reachable[i]))
             if -slack[i] > rtol * scale:  # cancellation: measure against the terms summed
                 scale = max(scale, float(np.abs(problem.scores[i + 1]) @ np.abs(x)))
             primal = max(primal, -slack[i] / max(scale, _TINY))
@@ -66,16 +68,16 @@ def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: f
     dual /= lam_scale
 
     if problem.has_floors:
-        mu, mu_low, mu_high, nu, excess_at, positive_part, floor_violation, within = _floor_levels(problem, x, lam, xtol)
+        mu, mu_low, mu_high, nu, positive_part, floor_violation, within = _floor_levels(problem, x, lam, xtol)
         primal = max(primal, floor_violation / k)
     else:
-        mu_low, mu_high, excess_at = _levels_streamed(problem, x, lam, xtol)
+        mu_low, mu_high = _levels_streamed(problem, x, lam, xtol)
         mu = _pick_level(mu_low, mu_high)
         nu, within = None, -np.inf
         positive_part = _positive_part_streamed(problem, lam, mu)
-    complementarity = _relative_excess(mu_low - mu_high, problem, lam, excess_at)
-    if within > 0:
-        complementarity = max(complementarity, within / max(abs(mu), _TINY))
+    complementarity = max(mu_low - mu_high, within, 0.0)
+    if complementarity > 0:
+        complementarity /= _score_scale(problem, lam)
 
     finite_thresholds = np.where(np.isfinite(problem.thresholds), problem.thresholds, 0.0)
     dual_bound = k * mu - float(lam @ finite_thresholds) + positive_part
@@ -122,19 +124,14 @@ def _largest_magnitude(values: np.ndarray) -> float:
 
 
 def _levels_streamed(problem, x, lam, xtol):
-    """(largest v_j with x_j < 1, smallest v_j with x_j > 0, the elements attaining them)."""
-    mu_low, mu_high, at_low, at_high = -np.inf, np.inf, -1, -1
+    """(largest v_j with x_j < 1, smallest v_j with x_j > 0)."""
+    mu_low, mu_high = -np.inf, np.inf
     for block in blocks(problem.size):
         v = _combined(problem, lam, block)
         xb = x[block]
-        below = np.where(xb < 1.0 - xtol, v, -np.inf)
-        above = np.where(xb > xtol, v, np.inf)
-        i, j = int(np.argmax(below)), int(np.argmin(above))
-        if below[i] > mu_low:
-            mu_low, at_low = float(below[i]), block.start + i
-        if above[j] < mu_high:
-            mu_high, at_high = float(above[j]), block.start + j
-    return mu_low, mu_high, (at_low, at_high)
+        mu_low = max(mu_low, float(np.max(v, where=xb < 1.0 - xtol, initial=-np.inf)))
+        mu_high = min(mu_high, float(np.min(v, where=xb > xtol, initial=np.inf)))
+    return mu_low, mu_high
 
 
 def _positive_part_streamed(problem, lam, mu) -> float:
@@ -156,24 +153,25 @@ def _combined(problem, lam, index):
     return v
 
 
-def _relative_excess(excess, problem, lam, elements) -> float:
-    """``excess`` (how far the kept/dropped levels cross) relative to the terms of the v_j
-    at the ``elements`` that attain the two levels."""
-    if not excess > 0:
-        return 0.0
-    scale = 0.0
-    for j in elements:
-        if j >= 0:
-            term = abs(problem.primary[j]) + sum(abs(lam[i] * problem.scores[i + 1, j]) for i in problem.active)
-            scale = max(scale, term)
-    return float(excess) / max(scale, _TINY)
+def _score_scale(problem, lam) -> float:
+    """The magnitude of ``v``'s terms: ``max|s_0| + sum_i lambda_i max|s_i|``.
+
+    Complementarity is measured against it: the generic solvers work on scores divided by
+    their largest magnitude, so their tolerances are relative to this scale, and a level that
+    lies among entries far below it (underflowed scores) is then judged by the same yardstick.
+    """
+    scale = _largest_magnitude(problem.primary)
+    for i in problem.active:
+        if lam[i] != 0.0:
+            scale += abs(lam[i]) * _largest_magnitude(problem.scores[i + 1])
+    return max(scale, _TINY)
 
 
 def _floor_levels(problem, x, lam, xtol):
     """Levels, derived floor multipliers and violations with floors (full-length arrays).
 
-    Returns (mu, mu_low, mu_high, nu, elements attaining the levels, sum_j max(w_j - mu, 0),
-    worst floor shortfall, worst "dropped above kept" inside a tight group).
+    Returns (mu, mu_low, mu_high, nu, sum_j max(w_j - mu, 0), worst floor shortfall,
+    worst "dropped above kept" inside a tight group).
     """
     v = _combined(problem, lam, slice(None))
     not_full = x < 1.0 - xtol
@@ -184,12 +182,8 @@ def _floor_levels(problem, x, lam, xtol):
     tight = (problem.floors > 0) & (slack <= xtol * np.maximum(problem.floors, 1))
     group_lo = _group_reduce(problem, np.where(not_empty, v, np.inf), np.minimum, np.inf)
     group_hi = _group_reduce(problem, np.where(not_full, v, -np.inf), np.maximum, -np.inf)
-    below = np.where(not_full, v, -np.inf)
-    at_low = int(np.argmax(below))
-    mu_low = float(below[at_low])
-    loose_kept = np.where(not_empty & ~tight[problem.groups], v, np.inf)
-    at_high = int(np.argmin(loose_kept))
-    mu_high = float(loose_kept[at_high])
+    mu_low = float(np.max(v, where=not_full, initial=-np.inf))
+    mu_high = float(np.min(v, where=not_empty & ~tight[problem.groups], initial=np.inf))
     mu = _pick_level(mu_low, mu_high)
     nu = np.where(tight, np.maximum(mu - group_lo, 0.0), 0.0)
     nu = np.where(np.isfinite(nu), nu, 0.0)
@@ -197,7 +191,7 @@ def _floor_levels(problem, x, lam, xtol):
     w = v + nu[problem.groups] if nu.any() else v
     positive_part = float(np.maximum(w - mu, 0.0).sum())
     shortfall = float(np.maximum(-slack, 0.0).max(initial=0.0))
-    return mu, mu_low, mu_high, nu, (at_low, at_high), positive_part, shortfall, within
+    return mu, mu_low, mu_high, nu, positive_part, shortfall, within
 
 
 def _group_reduce(problem, values, ufunc, empty_value):

@@ -235,6 +235,8 @@ def _as_groups_and_floors(groups, floors, size: int, k: int):
     if g.min() < 0:
         raise ValueError(f"groups must be non-negative group indices, got minimum {int(g.min())}")
     g = np.ascontiguousarray(g, dtype=np.intp)
+    if g is groups:
+        g = g.view()  # the read-only flag below must not touch the caller's array
     n_groups = int(g.max()) + 1
     if isinstance(floors, (bool, np.bool_)) or isinstance(floors, (str, bytes)):
         raise TypeError(f"floors must be an int or one int per group, got {floors!r}")

@@ -40,7 +40,10 @@ class LPSolution:
 class Certificate:
     """The optimality certificate of COPS.md section 3, recomputed from (x, lambda) alone.
 
-    All violations are relative (scaled by the magnitude of the terms they compare).
+    All violations are relative: the budget's to k; a bound's to the larger of the bound and
+    the best value its score can reach; lambda >= 0 to the natural scale of lambda
+    (max|s_0| / max|s_i|); complementarity to the magnitude of v's terms,
+    ``max|s_0| + sum_i lambda_i max|s_i|``; the duality gap to the objective.
 
     Attributes
     ----------
@@ -114,7 +117,9 @@ class Result:
         ``max(b_i - <s_i, mask>, 0)``: how far the mask misses each bound (0 for the LP point
         by construction; the rounding keeps it 0 whenever a choice allows it).
     gap : float
-        ``objective - mask_objective`` >= 0: how much the rounding may cost at most.
+        ``objective - mask_objective``: what the rounding cost. It is >= 0 whenever the mask
+        meets every bound (``mask_violations`` all 0); a mask that misses a bound (possible
+        with several bounds, and then warned about) may beat the LP optimum.
     budget : int
         k.
     n_fractional : int
