@@ -116,7 +116,9 @@ def _full_inner(problem: Problem) -> InnerProblem:
         scores = problem.scores  # every bound is on: no copy
     else:
         scores = problem.scores[np.concatenate([[0], rows])]
-    return InnerProblem(scores, problem.budget, problem.thresholds[problem.active], problem.groups, problem.floors)
+    layout = (lambda: (problem.group_order, problem.group_starts)) if problem.has_floors else None
+    return InnerProblem(scores, problem.budget, problem.thresholds[problem.active], problem.groups,
+                        problem.floors, layout)
 
 
 def _joint_infeasibility(problem: Problem) -> InfeasibleError:
@@ -205,20 +207,18 @@ def _screen(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample: np.ndar
     """Fix what is decided for every lambda in the box [lo, hi]; return the reduced problem.
 
     An element is fixed to 1 when its smallest value over the box exceeds ``one_level``, to 0
-    when its largest value is below ``zero_level``. Safe levels are: ``one_level`` at least
-    the (k - F)-th largest of ``high`` and ``zero_level`` at most the k-th largest of ``low``
-    (F = sum of floors; with floors the (k+1)-th, and an element among the floors[g] best of
-    its group g for some lambda in the box is never dropped). Without floors the levels
-    are estimated on the subsample and verified by counting in the same streamed pass
-    (``#{high > one_level} < k - F``, ``#{low >= zero_level} >= k``); when a count fails, the
-    exact levels are computed by selection and the pass is repeated.
+    when its largest value is below ``zero_level``. Safe levels: ``one_level`` at least the
+    (k - F)-th largest of ``high`` (F = sum of floors) and ``zero_level`` at most the k-th
+    largest of ``low`` (with floors the (k+1)-th); with floors, an element among the
+    floors[g] best of its group g for some lambda in the box is never dropped. The levels are
+    estimated on the subsample and verified by counting in the same streamed pass
+    (``#{high > one_level} < k - F``, ``#{low >= zero_level} >= k (+1)``); when a count
+    fails, the exact levels are computed by selection over full-length arrays.
     """
+    streamed = _screen_streamed(inner, lo, hi, *_sample_levels(inner, lo, hi, sample))
+    if streamed is not None:
+        return streamed
     k = inner.budget
-    if inner.floors is None:
-        levels = _sample_levels(inner, lo, hi, sample)
-        streamed = _screen_streamed(inner, lo, hi, *levels)
-        if streamed is not None:
-            return streamed
     low, high = _box_extremes(inner.scores, lo, hi)
     if inner.floors is None:
         ones = low > kth_largest(high, k)
@@ -232,32 +232,59 @@ def _screen(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample: np.ndar
     return _reduce(inner, np.flatnonzero(ones), survivors)
 
 
+def _level_ranks(inner: InnerProblem):
+    """Ranks of the safe one- and zero-levels (see :func:`_screen`); 0 means none."""
+    k = inner.budget
+    if inner.floors is None:
+        return k, k
+    return k - int(inner.floors.sum()), (k + 1 if k < inner.size else 0)
+
+
 def _sample_levels(inner, lo, hi, sample):
     """Conservative estimates of the one- and zero-levels from the subsample."""
     low, high = _box_extremes(inner.scores[:, sample], lo, hi)
     m = sample.shape[0]
-    k = max(1, int(round(inner.budget * m / inner.size)))
-    margin = int(np.ceil(4.0 * np.sqrt(k))) + 8
-    one_level = kth_largest(high, max(1, k - margin))
-    zero_level = kth_largest(low, min(m, k + margin))
+    one_rank, zero_rank = _level_ranks(inner)
+
+    def scaled(rank, direction):
+        r = int(round(rank * m / inner.size))
+        margin = int(np.ceil(4.0 * np.sqrt(max(r, 1)))) + 8
+        return min(max(1, r + direction * margin), m)
+
+    one_level = kth_largest(high, scaled(one_rank, -1)) if one_rank > 0 else np.inf
+    zero_level = kth_largest(low, scaled(zero_rank, +1)) if zero_rank > 0 else -np.inf
     return one_level, zero_level
 
 
 def _screen_streamed(inner, lo, hi, one_level, zero_level):
-    """One streamed pass with given levels; ``None`` if a count shows a level is unsafe."""
-    k = inner.budget
+    """One streamed pass with given levels; ``None`` if a count shows a level is unsafe.
+
+    With floors, a group with at least floors[g] elements whose ``low`` reaches the zero
+    level has its floors[g]-th best above every element below that level, so the group rule
+    holds without a per-group selection; the elements of the other groups all survive.
+    """
+    one_rank, zero_rank = _level_ranks(inner)
+    floors = inner.floors
     above_one = at_or_above_zero = 0
+    support = None if floors is None else np.zeros(floors.shape[0], dtype=np.int64)
     ones, survivors = [], []
     for block in blocks(inner.size):
         low, high = _box_extremes(inner.scores[:, block], lo, hi)
         above_one += int(np.count_nonzero(high > one_level))
-        at_or_above_zero += int(np.count_nonzero(low >= zero_level))
+        reaching = low >= zero_level
+        at_or_above_zero += int(np.count_nonzero(reaching))
+        if support is not None:
+            support += np.bincount(inner.groups[block][reaching], minlength=floors.shape[0])
         fixed_one = low > one_level
         ones.append(np.flatnonzero(fixed_one) + block.start)
         survivors.append(np.flatnonzero(~fixed_one & (high >= zero_level)) + block.start)
-    if above_one >= k or at_or_above_zero < k:
+    if (one_rank > 0 and above_one >= one_rank) or at_or_above_zero < zero_rank:
         return None
-    return _reduce(inner, np.concatenate(ones), np.concatenate(survivors))
+    ones, survivors = np.concatenate(ones), np.concatenate(survivors)
+    if support is not None and np.any(support < floors):
+        in_short_groups = np.flatnonzero((support < floors)[inner.groups])
+        survivors = np.union1d(survivors, np.setdiff1d(in_short_groups, ones, assume_unique=True))
+    return _reduce(inner, ones, survivors)
 
 
 def _reduce(inner: InnerProblem, ones: np.ndarray, survivors: np.ndarray):

@@ -123,24 +123,29 @@ def _largest_magnitude(values: np.ndarray) -> float:
     return max(abs(float(values.max())), abs(float(values.min())))
 
 
-def _levels_streamed(problem, x, lam, xtol):
-    """(largest v_j with x_j < 1, smallest v_j with x_j > 0)."""
+def _levels_streamed(problem, x, lam, xtol, tight=None):
+    """(largest v_j with x_j < 1, smallest v_j with x_j > 0 outside the ``tight`` groups)."""
     mu_low, mu_high = -np.inf, np.inf
     for block in blocks(problem.size):
         v = _combined(problem, lam, block)
         xb = x[block]
+        kept = xb > xtol
+        if tight is not None:
+            kept &= ~tight[problem.groups[block]]
         mu_low = max(mu_low, float(np.max(v, where=xb < 1.0 - xtol, initial=-np.inf)))
-        mu_high = min(mu_high, float(np.min(v, where=xb > xtol, initial=np.inf)))
+        mu_high = min(mu_high, float(np.min(v, where=kept, initial=np.inf)))
     return mu_low, mu_high
 
 
-def _positive_part_streamed(problem, lam, mu) -> float:
-    """``sum_j max(v_j - mu, 0)``."""
+def _positive_part_streamed(problem, lam, mu, nu=None) -> float:
+    """``sum_j max(w_j - mu, 0)`` with ``w = v + nu[group]`` (``v`` without floors)."""
     total = 0.0
     for block in blocks(problem.size):
-        v = _combined(problem, lam, block)
-        v -= mu
-        total += float(np.maximum(v, 0.0, out=v).sum())
+        w = _combined(problem, lam, block)
+        if nu is not None and nu.any():
+            w += nu[problem.groups[block]]
+        w -= mu
+        total += float(np.maximum(w, 0.0, out=w).sum())
     return total
 
 
@@ -168,43 +173,33 @@ def _score_scale(problem, lam) -> float:
 
 
 def _floor_levels(problem, x, lam, xtol):
-    """Levels, derived floor multipliers and violations with floors (full-length arrays).
+    """Levels, derived floor multipliers and violations with floors, streamed over D.
+
+    Only the members of tight groups (floor met with equality) are gathered, for their
+    per-group extremes; everything else is one streamed pass for the levels and one for
+    ``sum_j max(w_j - mu, 0)``.
 
     Returns (mu, mu_low, mu_high, nu, sum_j max(w_j - mu, 0), worst floor shortfall,
     worst "dropped above kept" inside a tight group).
     """
-    v = _combined(problem, lam, slice(None))
-    not_full = x < 1.0 - xtol
-    not_empty = x > xtol
     n_groups = problem.floors.shape[0]
     counts = np.bincount(problem.groups, weights=x, minlength=n_groups)
     slack = counts - problem.floors
     tight = (problem.floors > 0) & (slack <= xtol * np.maximum(problem.floors, 1))
-    group_lo = _group_reduce(problem, np.where(not_empty, v, np.inf), np.minimum, np.inf)
-    group_hi = _group_reduce(problem, np.where(not_full, v, -np.inf), np.maximum, -np.inf)
-    mu_low = float(np.max(v, where=not_full, initial=-np.inf))
-    mu_high = float(np.min(v, where=not_empty & ~tight[problem.groups], initial=np.inf))
+    mu_low, mu_high = _levels_streamed(problem, x, lam, xtol, tight)
     mu = _pick_level(mu_low, mu_high)
-    nu = np.where(tight, np.maximum(mu - group_lo, 0.0), 0.0)
-    nu = np.where(np.isfinite(nu), nu, 0.0)
+    group_lo = np.full(n_groups, np.inf)
+    group_hi = np.full(n_groups, -np.inf)
+    if tight.any():
+        members = np.flatnonzero(tight[problem.groups])
+        v, xm, gm = _combined(problem, lam, members), x[members], problem.groups[members]
+        np.minimum.at(group_lo, gm[xm > xtol], v[xm > xtol])
+        np.maximum.at(group_hi, gm[xm < 1.0 - xtol], v[xm < 1.0 - xtol])
+    nu = np.where(tight & np.isfinite(group_lo), np.maximum(mu - group_lo, 0.0), 0.0)
     within = float(np.where(tight, group_hi - group_lo, -np.inf).max(initial=-np.inf))
-    w = v + nu[problem.groups] if nu.any() else v
-    positive_part = float(np.maximum(w - mu, 0.0).sum())
+    positive_part = _positive_part_streamed(problem, lam, mu, nu)
     shortfall = float(np.maximum(-slack, 0.0).max(initial=0.0))
     return mu, mu_low, mu_high, nu, positive_part, shortfall, within
-
-
-def _group_reduce(problem, values, ufunc, empty_value):
-    """``ufunc.reduce`` of ``values`` within each group (``empty_value`` for empty groups)."""
-    order = problem.group_order
-    if order is not None:
-        values = values[order]
-    starts = problem.group_starts
-    out = np.full(problem.floors.shape[0], empty_value)
-    nonempty = np.flatnonzero(problem.group_sizes > 0)
-    if nonempty.size:
-        out[nonempty] = ufunc.reduceat(values, starts[nonempty])
-    return out
 
 
 def certify_binary(problem: Problem, x: np.ndarray, solution, *, rtol: float) -> Certificate:

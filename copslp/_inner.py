@@ -9,12 +9,13 @@ the analytic and the bisection methods.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 from functools import cached_property
 
 import numpy as np
 
 from ._errors import InfeasibleError
-from ._selection import lexicographic_top_k, top_k_indices, top_k_with_floors
+from ._selection import lexicographic_top_k, top_k_indices, top_k_indices_of_long, top_k_with_floors
 
 __all__ = ["InnerProblem", "reaches", "check_single_bounds"]
 
@@ -42,6 +43,7 @@ class InnerProblem:
     thresholds: np.ndarray
     groups: np.ndarray | None = None
     floors: np.ndarray | None = None
+    layout: Callable[[], tuple] | None = None  # gives (order, starts) of the groups, when known
 
     @property
     def size(self) -> int:
@@ -49,6 +51,8 @@ class InnerProblem:
 
     @cached_property
     def _group_layout(self):
+        if self.layout is not None:
+            return self.layout()
         g = self.groups
         order = None
         if g.shape[0] > 1 and not bool(np.all(g[1:] >= g[:-1])):
@@ -101,9 +105,12 @@ def check_single_bounds(problem, inner: InnerProblem) -> None:
         best = float(problem.best_reachable[i])
         where = f"any {problem.budget}-mask"
         if inner.floors is not None:
-            s = inner.scores[row + 1]
-            best = float(s[inner.select(s)].sum())
             where += " meeting the floors"
+            s = inner.scores[row + 1]
+            top = top_k_indices_of_long(s, inner.budget)
+            kept = np.bincount(inner.groups[top], minlength=inner.floors.shape[0])
+            if np.any(kept < inner.floors):  # the floors bind for s_i: run their greedy
+                best = float(s[inner.select(s)].sum())
         b = float(problem.thresholds[i])
         if not reaches(best, b):
             raise InfeasibleError(

@@ -49,6 +49,8 @@ class Problem:
         Group index (0..G-1) of each element.
     floors : ndarray of shape (G,) or None
         Minimum number kept in each group.
+    group_sizes : ndarray of shape (G,) or None
+        Number of elements in each group.
     """
 
     scores: np.ndarray
@@ -58,6 +60,7 @@ class Problem:
     best_reachable: np.ndarray
     groups: np.ndarray | None = None
     floors: np.ndarray | None = None
+    group_sizes: np.ndarray | None = None
 
     @property
     def n_scores(self) -> int:
@@ -80,10 +83,6 @@ class Problem:
     @property
     def has_floors(self) -> bool:
         return self.floors is not None
-
-    @cached_property
-    def group_sizes(self) -> np.ndarray:
-        return np.bincount(self.groups, minlength=self.floors.shape[0])
 
     @cached_property
     def group_order(self) -> np.ndarray | None:
@@ -132,9 +131,9 @@ def make_problem(scores, budget, *, gamma=None, bounds=None, groups=None, floors
                 f"entries of scores[{i + 1}] is {float(best[i])!r}; give an absolute bound with bounds=..."
             )
 
-    groups_vec, floors_vec = _as_groups_and_floors(groups, floors, size, k)
+    groups_vec, floors_vec, sizes = _as_groups_and_floors(groups, floors, size, k)
     scores.setflags(write=False)
-    return Problem(scores, k, thresholds, gamma_vec, best, groups_vec, floors_vec)
+    return Problem(scores, k, thresholds, gamma_vec, best, groups_vec, floors_vec, sizes)
 
 
 def _as_score_matrix(scores) -> np.ndarray:
@@ -222,7 +221,7 @@ def _as_vector(name: str, value, length: int) -> np.ndarray:
 
 def _as_groups_and_floors(groups, floors, size: int, k: int):
     if groups is None and floors is None:
-        return None, None
+        return None, None, None
     if groups is None:
         raise ValueError("floors were given without groups: pass groups=... (a group index per element)")
     if floors is None:
@@ -260,4 +259,4 @@ def _as_groups_and_floors(groups, floors, size: int, k: int):
         raise ValueError(f"floors sum to {int(f.sum())}, more than the budget k = {k}")
     g.setflags(write=False)
     f.setflags(write=False)
-    return g, f
+    return g, f, sizes

@@ -47,8 +47,9 @@ def top_k_sum_negated(values: np.ndarray, k: int) -> float:
 _PREFILTER_MIN_SIZE = 1 << 20
 
 
-def _candidates_above_level(values: np.ndarray, k: int):
-    """Entries at or above a level with at least k of them (``None`` if the estimate failed)."""
+def _candidates_above_level(values: np.ndarray, k: int, indices: bool = False):
+    """Entries (or their indices) at or above a level with at least k of them, the level
+    estimated on a strided sample; ``None`` if the estimate left fewer than k."""
     from ._blocks import blocks
 
     n = values.shape[0]
@@ -58,9 +59,22 @@ def _candidates_above_level(values: np.ndarray, k: int):
     k_sample = max(1, int(k * m / n))
     rank = min(m, k_sample + int(4 * np.sqrt(k_sample)) + 16)
     level = kth_largest(sample, rank)
-    parts = [values[block][values[block] >= level] for block in blocks(n)]
+    if indices:
+        parts = [np.flatnonzero(values[block] >= level) + block.start for block in blocks(n)]
+    else:
+        parts = [values[block][values[block] >= level] for block in blocks(n)]
     candidates = np.concatenate(parts)
     return candidates if candidates.shape[0] >= k else None
+
+
+def top_k_indices_of_long(values: np.ndarray, k: int) -> np.ndarray:
+    """:func:`top_k_indices` for long arrays: selection among pre-filtered candidates."""
+    n = values.shape[0]
+    if n >= _PREFILTER_MIN_SIZE and 2 * k <= n:
+        candidates = _candidates_above_level(values, k, indices=True)
+        if candidates is not None:
+            return candidates[top_k_indices(values[candidates], k)]
+    return top_k_indices(values, k)
 
 
 def top_k_indices(values: np.ndarray, k: int) -> np.ndarray:
