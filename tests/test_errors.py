@@ -346,10 +346,6 @@ def test_unknown_highs_solver():
 
 
 @pytest.mark.parametrize("rtol", [-1.0, 0.0, 2.0])
-@pytest.mark.xfail(strict=True, reason=(
-    "analytic does not validate its rtol option: rtol=-1.0 or 0.0 runs the method and ends in a "
-    "SolverError 'certificate FAILED at rtol -1.0e+00' (rtol=2.0 is accepted silently) instead of a "
-    "ValueError naming rtol"))
 def test_analytic_rtol_outside_zero_one(rtol):
     with raises(ValueError, "rtol", str(rtol)):
         copslp.solve(SCORES, 3, rtol=rtol)
@@ -431,10 +427,6 @@ def test_caller_bounds_and_floors_untouched(method):
     _assert_untouched(snaps)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "make_problem makes the caller's groups array read-only when it is already a contiguous intp "
-    "(int64) array: np.ascontiguousarray returns the same object and g.setflags(write=False) is "
-    "then applied to the caller's array"))
 def test_caller_groups_stay_writeable():
     groups = np.array([0] * 5 + [1] * 5)  # int64, contiguous: the common case
     copslp.solve(SCORES, 4, gamma=0.5, groups=groups, floors=1)
