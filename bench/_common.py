@@ -199,10 +199,19 @@ def machine_description() -> dict:
         "python": platform.python_version(),
         "versions": {name: package_version(name) for name in
                      ("numpy", "scipy", "highspy", "cvxpy", "torch", "copslp")},
+        "load_average": load_average(),
         "copslp_commit": commit,
         "copslp_tree_modified": bool(dirty) if dirty is not None else None,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
     }
+
+
+def load_average() -> list | None:
+    """1, 5 and 15 minute load averages (the machine may be shared: timings depend on it)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def machine_line(machine: dict) -> str:
@@ -211,7 +220,9 @@ def machine_line(machine: dict) -> str:
     return (f"{machine['processor']}, {machine['cpus_usable']} usable of {machine['cpu_count']} CPUs, {memory}; "
             f"{machine['platform']}; Python {machine['python']}, numpy {v['numpy']}, scipy {v['scipy']}, "
             f"highspy {v['highspy']}, cvxpy {v['cvxpy']}; copslp at {str(machine['copslp_commit'])[:10]}"
-            + (" (modified)" if machine.get("copslp_tree_modified") else ""))
+            + (" (modified)" if machine.get("copslp_tree_modified") else "")
+            + (f"; load average {'/'.join(f'{x:g}' for x in machine['load_average'])} (1/5/15 min) at the start"
+               if machine.get("load_average") else ""))
 
 
 def _git(*args) -> str | None:

@@ -194,6 +194,7 @@ def main(argv=None) -> int:
                 sub_path.unlink()
     bar.close()
     payload["elapsed_s"] = time.monotonic() - started
+    payload["load_average_end"] = common.load_average()
     common.write_json(args.out / "real_scores.json", payload)
     text = report_text(payload)
     print(text)
@@ -245,7 +246,8 @@ def report_text(payload) -> str:
              f"{payload['torch_threads']} threads",
              f"command: {payload['command']}",
              f"gamma = {s['gamma']:g}; median of {s['repeats']} runs (wall_time of copslp.solve); generic methods "
-             f"killed after {s['time_budget']:g} s per run; elapsed {payload.get('elapsed_s', 0):.0f} s", ""]
+             f"killed after {s['time_budget']:g} s per run; elapsed {payload.get('elapsed_s', 0):.0f} s; load average at "
+             f"the end {payload.get('load_average_end')}", ""]
     rows = []
     for m in payload["models"]:
         for density, st in m["stats"].items():

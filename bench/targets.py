@@ -192,9 +192,11 @@ def main(argv=None) -> int:
 
     payload = {"benchmark": "targets", "command": "python bench/targets.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                "machine": machine, "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-               "results": results, "elapsed_s": time.monotonic() - started}
+               "results": results, "elapsed_s": time.monotonic() - started,
+               "load_average_end": common.load_average()}
     common.write_json(args.out / "targets.json", payload)
-    lines = ["# copslp targets", f"machine: {common.machine_line(machine)}", f"command: {payload['command']}", ""]
+    lines = ["# copslp targets", f"machine: {common.machine_line(machine)}; at the end "
+             f"{payload['load_average_end']}", f"command: {payload['command']}", ""]
     if args.tiny:
         lines.append("(--tiny: sizes shrunk to check the script; these lines say nothing about the targets)")
     lines += [f"{r['status']}  {r['line']}" for r in results]
