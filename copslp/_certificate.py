@@ -26,6 +26,7 @@ import numpy as np
 from ._blocks import blocks
 from ._problem import Problem
 from ._result import Certificate
+from ._selection import top_k_sum
 
 __all__ = ["certify", "certify_binary"]
 
@@ -54,8 +55,9 @@ def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: f
             # against the size of what the score can reach, not of the bound alone (a bound
             # of 1e-9 of the best value is met to a solver's tolerance on the score's scale)
             scale = max(abs(problem.thresholds[i]), abs(bound_values[i]), abs(problem.best_reachable[i]))
-            if -slack[i] > rtol * scale:  # cancellation: measure against the terms summed
-                scale = max(scale, float(np.abs(problem.scores[i + 1]) @ np.abs(x)))
+            if -slack[i] > rtol * scale:  # signed scores cancel: measure against |s_i|'s reach
+                magnitudes = np.abs(problem.scores[i + 1])
+                scale = max(scale, float(magnitudes @ np.abs(x)), top_k_sum(magnitudes, k))
             primal = max(primal, -slack[i] / max(scale, _TINY))
 
     # dual feasibility
@@ -83,8 +85,14 @@ def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: f
     dual_bound = k * mu - float(lam @ finite_thresholds) + positive_part
     if nu is not None:
         dual_bound -= float(nu @ problem.floors)
-    gap_scale = max(abs(objective), abs(dual_bound), abs(k * mu), _TINY)
+    # The gap is a difference of sums whose terms can be far larger than the result (lambda b
+    # cancelling k mu, or an objective of 0): measure it against the largest of them, and
+    # against the scores' scale if that still leaves it above the tolerance.
+    lam_b = float(np.abs(lam) @ np.abs(finite_thresholds))
+    gap_scale = max(abs(objective), abs(dual_bound), abs(k * mu), lam_b, _TINY)
     gap = (dual_bound - objective) / gap_scale
+    if abs(gap) > rtol:
+        gap = (dual_bound - objective) / max(gap_scale, _score_scale(problem, lam))
     worst = max(primal, dual, complementarity, abs(gap))
     return Certificate(
         passed=bool(worst <= rtol),

@@ -50,7 +50,8 @@ OTHER_TOLERANCE = 1e-4
 #: crossover (its default dual simplex is quadratic in D on this LP); Clarabel stopping at
 #: 1e-10 instead of 1e-8 and SCS at 1e-7 instead of 1e-4 (see ``SOLVER_TOLERANCE``).
 DEFAULT_OPTIONS = {
-    "HIGHS": {"highs_options": {"solver": "ipm", "run_crossover": "on", "presolve": "off"}},
+    # a time limit: on some tiny ill-scaled problems HiGHS ipm without presolve never returns
+    "HIGHS": {"highs_options": {"solver": "ipm", "run_crossover": "on", "presolve": "off", "time_limit": 60.0}},
     "CLARABEL": {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10},
     "SCS": {"eps_abs": 1e-7, "eps_rel": 1e-7},
 }

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sparse
 
-from ._errors import InfeasibleError
+from ._errors import InfeasibleError, SolverError
+from ._inner import reaches
 from ._problem import Problem
 from ._selection import top_k_with_floors
 
@@ -191,23 +192,33 @@ def best_reachable(problem: Problem, index: int) -> float:
     return float(score[chosen].sum())
 
 
-def infeasible_error(problem: Problem, *, binary: bool = False) -> InfeasibleError:
-    """The :class:`InfeasibleError` for a problem a backend proved infeasible.
+def infeasible_error(problem: Problem, *, binary: bool = False) -> InfeasibleError | SolverError:
+    """The error to raise when a backend reports the problem infeasible.
 
-    Names the first bound that no point meets on its own together with the largest value its
-    score can reach (under the budget and floors); otherwise says the bounds are only jointly
+    A :class:`SolverError` when feasibility is provable (a single bound that its score's best
+    mask meets: the solver failed numerically); otherwise an :class:`InfeasibleError` that
+    names the first bound that no point meets on its own together with the largest value its
+    score can reach (under the budget and floors), or says the bounds are only jointly
     infeasible (for ``binary``: no 0/1 mask meets them all, though the LP may be feasible).
     """
     for i in problem.active:
         reach = best_reachable(problem, int(i))
         wanted = float(problem.thresholds[i])
-        if reach < wanted:
+        if not reaches(reach, wanted):
             floors = " and the floors" if problem.has_floors else ""
             return InfeasibleError(
                 f"the bound on scores[{i + 1}] cannot be met: it asks for {wanted!r}, but the largest "
                 f"value any point within the budget k = {problem.budget}{floors} reaches is {reach!r}",
                 score_index=int(i) + 1, threshold=wanted, best_reachable=reach,
             )
+    if problem.active.size == 1:
+        # the best mask for the one score meets its bound: a feasible point exists
+        i = int(problem.active[0])
+        return SolverError(
+            f"the solver reports the problem infeasible, but the best {problem.budget}-mask for "
+            f"scores[{i + 1}] meets its bound ({best_reachable(problem, i)!r} >= "
+            f"{float(problem.thresholds[i])!r}): a numerical failure of the solver"
+        )
     what = "no 0/1 mask meets" if binary else "no point meets"
     reach = {int(i) + 1: best_reachable(problem, int(i)) for i in problem.active}
     return InfeasibleError(
