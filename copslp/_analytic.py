@@ -405,12 +405,19 @@ def _tight_mix(inner: InnerProblem, low, high, g_low, b) -> np.ndarray:
     gains = s1[entering] - s1[leaving]
     reached = np.cumsum(gains)
     p = min(int(np.searchsorted(reached, b - g_low)), gains.shape[0] - 1)
-    before = reached[p] - gains[p]
-    t = min(max((b - g_low - before) / gains[p], 0.0), 1.0) if gains[p] > 0 else 1.0
+    e, l = entering[p], leaving[p]
     x[entering[:p]] = 1.0
     x[leaving[:p]] = 0.0
-    x[entering[p]] = t
-    x[leaving[p]] = 1.0 - t
+    x[e] = x[l] = 0.0
+    # s1_e t + s1_l (1 - t) = b - (the rest): each weight from its own difference, so that
+    # neither is 1 minus a number close to 1 (no cancellation against a large g_low)
+    rest = b - float(s1 @ x)
+    gain = s1[e] - s1[l]
+    if gain > 0:
+        x[e] = min(max((rest - s1[l]) / gain, 0.0), 1.0)
+        x[l] = min(max((s1[e] - rest) / gain, 0.0), 1.0)
+    else:
+        x[e] = 1.0
     return x
 
 
