@@ -178,7 +178,14 @@ def _sample_estimate(problem, inner, sample, rtol):
         best_full = problem.best_reachable[problem.active[row]]
         scaled = b / best_full * best_sample if best_full > 0 else b * sample.shape[0] / d
         thresholds.append(min(scaled, best_sample))
-    sampled = InnerProblem(scores, k, np.array(thresholds))
+    groups = floors = None
+    if inner.floors is not None:  # floors scaled to each group's share of the sample
+        groups = inner.groups[sample]
+        in_sample = np.bincount(groups, minlength=inner.floors.shape[0])
+        floors = inner.floors * in_sample // np.maximum(problem.group_sizes, 1)
+        while floors.sum() > k:
+            floors[np.argmax(floors)] -= 1
+    sampled = InnerProblem(scores, k, np.array(thresholds), groups, floors)
     try:
         _, lam, _ = _solve_exact(sampled, rtol)
     except (_ReducedProblemInfeasible, SolverError):
@@ -282,9 +289,24 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level):
         return None
     ones, survivors = np.concatenate(ones), np.concatenate(survivors)
     if support is not None and np.any(support < floors):
-        in_short_groups = np.flatnonzero((support < floors)[inner.groups])
-        survivors = np.union1d(survivors, np.setdiff1d(in_short_groups, ones, assume_unique=True))
+        survivors = np.concatenate([survivors, _forced_candidates(inner, lo, hi, support < floors, zero_level)])
     return _reduce(inner, ones, survivors)
+
+
+def _forced_candidates(inner, lo, hi, short, zero_level):
+    """Members of the ``short`` groups below the zero level that may still be among the
+    floors[g] best of their group g for some lambda in the box: ``high_j`` at least the
+    floors[g]-th largest ``low`` of the group (a selection within each short group). They
+    are disjoint from the survivors of the streamed pass, which reach the zero level."""
+    order, starts = inner._group_layout
+    found = []
+    for g in np.flatnonzero(short):
+        members = slice(starts[g], starts[g + 1]) if order is None else order[starts[g]:starts[g + 1]]
+        low, high = _box_extremes(inner.scores[:, members], lo, hi)
+        level = kth_largest(low, int(inner.floors[g]))
+        keep = np.flatnonzero((high < zero_level) & (high >= level))
+        found.append(keep + starts[g] if order is None else members[keep])
+    return np.concatenate(found)
 
 
 def _reduce(inner: InnerProblem, ones: np.ndarray, survivors: np.ndarray):

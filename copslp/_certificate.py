@@ -197,10 +197,12 @@ def _floor_levels(problem, x, lam, xtol):
     group_lo = np.full(n_groups, np.inf)
     group_hi = np.full(n_groups, -np.inf)
     if tight.any():
-        members = np.flatnonzero(tight[problem.groups])
-        v, xm, gm = _combined(problem, lam, members), x[members], problem.groups[members]
-        np.minimum.at(group_lo, gm[xm > xtol], v[xm > xtol])
-        np.maximum.at(group_hi, gm[xm < 1.0 - xtol], v[xm < 1.0 - xtol])
+        order, starts = problem.group_order, problem.group_starts
+        for g in np.flatnonzero(tight):
+            members = slice(starts[g], starts[g + 1]) if order is None else order[starts[g]:starts[g + 1]]
+            v, xm = _combined(problem, lam, members), x[members]
+            group_lo[g] = np.min(v, where=xm > xtol, initial=np.inf)
+            group_hi[g] = np.max(v, where=xm < 1.0 - xtol, initial=-np.inf)
     nu = np.where(tight & np.isfinite(group_lo), np.maximum(mu - group_lo, 0.0), 0.0)
     within = float(np.where(tight, group_hi - group_lo, -np.inf).max(initial=-np.inf))
     positive_part = _positive_part_streamed(problem, lam, mu, nu)
