@@ -32,16 +32,18 @@ __all__ = ["certify", "certify_binary"]
 _TINY = np.finfo(np.float64).tiny
 
 
-def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: float, xtol: float | None = None) -> Certificate:
+def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: float, xtol: float | None = None,
+            values: np.ndarray | None = None) -> Certificate:
     """Check optimality of ``(x, multipliers)`` for ``problem``; see the module docstring.
 
     ``rtol`` bounds every relative violation; ``xtol`` (default ``rtol``) is how far from 0
-    or 1 an entry of x may be and still count as 0 or 1.
+    or 1 an entry of x may be and still count as 0 or 1; ``values`` is ``scores @ x`` if
+    already computed.
     """
     xtol = rtol if xtol is None else xtol
     k = problem.budget
     lam = np.asarray(multipliers, dtype=np.float64)
-    values = problem.scores @ x
+    values = problem.scores @ x if values is None else values
     objective = float(values[0])
     bound_values = values[1:]
 
@@ -64,8 +66,8 @@ def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: f
     dual = max(0.0, float(-lam.min())) if lam.size else 0.0
     if off.any():
         dual = max(dual, float(np.abs(lam[off]).max()))
-    lam_scale = _multiplier_scale(problem, lam)
-    dual /= lam_scale
+    if dual > 0:
+        dual /= _multiplier_scale(problem, lam)
 
     if problem.has_floors:
         mu, mu_low, mu_high, nu, positive_part, floor_violation, within = _floor_levels(problem, x, lam, xtol)

@@ -96,13 +96,13 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
 
     x = solution.x
     tolerance = solution.tolerance
+    values = problem.scores @ x
     if spec.relaxation:
-        certificate = certify(problem, x, solution.multipliers, rtol=tolerance)
+        certificate = certify(problem, x, solution.multipliers, rtol=tolerance, values=values)
     else:
         certificate = certify_binary(problem, x, solution, rtol=tolerance)
     if not certificate.passed:
         raise SolverError(f"method {spec.name!r} returned a point that is not optimal: {certificate.summary()}")
-    values = problem.scores @ x
     mask, rule = round_to_mask(problem, x, tolerance, values)
     mask_values = problem.scores[:, mask].sum(axis=1)
     violations = np.maximum(problem.thresholds - mask_values[1:], 0.0)
