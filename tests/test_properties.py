@@ -293,6 +293,7 @@ def test_gamma_one_keeps_a_best_mask_of_the_secondary_score(case):
     """With one bound at gamma = 1 the answer reaches T_k(s_1), mask included."""
     assume(case.n == 2 and top_k_sum_sorted(case.s[1], case.k) > 0)
     one = Case(case.scores, case.budget, gamma=1.0)
+    note(one.dump())
     result = _solve(one)
     best = top_k_sum_sorted(case.s[1], case.k)
     scale = np.abs(case.s[1]).sum()
