@@ -41,7 +41,7 @@ import numpy as np
 
 from ._errors import InfeasibleError, SolverError
 from ._blocks import blocks
-from ._inner import InnerProblem, check_single_bounds, reaches
+from ._inner import InnerProblem, check_single_bounds, mix_to_bound, reaches
 from ._problem import Problem, make_problem
 from ._result import LPSolution
 from ._selection import kth_largest
@@ -414,14 +414,11 @@ def _tight_mix(inner: InnerProblem, low, high, g_low, b) -> np.ndarray:
     of the two sets (fractional on their symmetric difference, usually one pair as well).
     """
     s1 = inner.scores[1]
+    if inner.floors is not None:
+        return mix_to_bound(s1, low, high, b)
     entering = np.flatnonzero(high & ~low)
     leaving = np.flatnonzero(low & ~high)
     x = low.astype(np.float64)
-    if inner.floors is not None:
-        t = min(max((b - g_low) / (s1[entering].sum() - s1[leaving].sum()), 0.0), 1.0)  # round-off
-        x[entering] = t
-        x[leaving] = 1.0 - t
-        return x
     entering = entering[np.argsort(-s1[entering], kind="stable")]
     leaving = leaving[np.argsort(s1[leaving], kind="stable")]
     gains = s1[entering] - s1[leaving]

@@ -17,7 +17,7 @@ import numpy as np
 from ._errors import InfeasibleError
 from ._selection import lexicographic_top_k, top_k_indices, top_k_indices_of_long, top_k_with_floors
 
-__all__ = ["InnerProblem", "reaches", "check_single_bounds"]
+__all__ = ["InnerProblem", "reaches", "check_single_bounds", "mix_to_bound"]
 
 
 def reaches(value: float, threshold: float) -> bool:
@@ -118,3 +118,22 @@ def check_single_bounds(problem, inner: InnerProblem) -> None:
                 f"value {where} reaches is {best!r}",
                 score_index=i + 1, threshold=b, best_reachable=best,
             )
+
+
+def mix_to_bound(s1: np.ndarray, low: np.ndarray, high: np.ndarray, b: float) -> np.ndarray:
+    """The convex combination ``(1 - t) 1_low + t 1_high`` (boolean masks) with
+    ``<s1, x> = b``, where ``<s1, 1_low> < b <= <s1, 1_high>``.
+
+    With C the sum of s1 over both sets, E over high only and L over low only,
+    ``t = (b - C - L) / (E - L)`` and ``1 - t = (E - (b - C)) / (E - L)``: each weight from
+    its own difference, so neither is 1 minus a number close to 1.
+    """
+    entering, leaving = high & ~low, low & ~high
+    rest = b - float(s1[low & high].sum())
+    gain_in, gain_out = float(s1[entering].sum()), float(s1[leaving].sum())
+    spread = gain_in - gain_out
+    x = np.zeros(s1.shape[0])
+    x[low & high] = 1.0
+    x[entering] = min(max((rest - gain_out) / spread, 0.0), 1.0)
+    x[leaving] = min(max((gain_in - rest) / spread, 0.0), 1.0)
+    return x

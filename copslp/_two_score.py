@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._errors import SolverError
-from ._inner import InnerProblem, check_single_bounds, reaches
+from ._inner import InnerProblem, check_single_bounds, mix_to_bound, reaches
 from ._problem import Problem
 from ._result import LPSolution
 
@@ -75,6 +75,5 @@ def solve_two_score(problem: Problem, *, tol: float = 1e-10, max_iter: int = 200
             hi, set_hi, g_hi = mid, chosen, g
         else:
             lo, set_lo, g_lo = mid, chosen, g
-    t = min((b - g_lo) / (g_hi - g_lo), 1.0)
-    x = (1.0 - t) * inner.indicator(set_lo) + t * inner.indicator(set_hi)
+    x = mix_to_bound(s1, inner.indicator(set_lo) > 0, inner.indicator(set_hi) > 0, min(b, g_hi))
     return LPSolution(x, np.array([hi]), tolerance, {"iterations": iterations, "bracket": [lo, hi]})
