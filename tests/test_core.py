@@ -687,11 +687,9 @@ def test_infeasible_bound_hidden_by_a_huge_negative_entry(method):
         _solve_checked(Case(scores, 1, gamma=[1.0, 1.0]), method)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "two_score on 6 elements: its bisection ends with <s_1, x> = 0.49999995812981446 against "
-    "b = 0.5 (the bracket tolerance is relative to lambda, and lambda * 1e9 is what moves x), "
-    "the certificate rejects it and solve raises SolverError 'primal 2.8e-08'"))
-def test_two_score_bound_missed_beside_a_huge_negative_entry():
+def test_two_score_bound_met_beside_a_huge_negative_entry():
+    """Regression: the weights of two_score's mix were 1 minus a number close to 1, and
+    <s_1, x> missed b = 0.5 by 4e-8 next to an entry of -1e9."""
     method_or_skip("two_score")
     scores = np.array([[0.0, 1.0, 0.0, 0.0, 0.0, 0.0], [0.0, -1e9, 0.0, 0.0, 0.0, 1.0]])
     result = _solve_checked(Case(scores, 1, gamma=0.5), "two_score")
