@@ -35,13 +35,14 @@ def examples(fraction: float):
     """A share of the active profile's examples (the ci profile bounds them, long raises them)."""
     return settings(max_examples=max(5, int(settings().max_examples * fraction)))
 
+
 # ----------------------------------------------------------------------------------------
 # strategies
 
 # Magnitudes span at most six decades within a problem here: beyond that the reference LP
 # (HiGHS: tolerances of 1e-10 on rows scaled to 1, matrix entries below 1e-9 dropped) is no
 # longer accurate to the 1e-7 demanded. Wider ranges are checked without a reference below
-# (test_analytic_certified_independently_on_wide_ranges).
+# (test_exact_methods_certified_independently_on_wide_ranges).
 ELEMENTS = {
     # few distinct values: ties everywhere
     "ties": st.integers(0, 3).map(float),
