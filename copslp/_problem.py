@@ -123,7 +123,7 @@ def make_problem(scores, budget, *, gamma=None, bounds=None, groups=None, floors
         gamma_vec = _as_vector("gamma", gamma, n_secondary)
         bad = np.flatnonzero(~((gamma_vec >= 0) & (gamma_vec <= 1)))
         if bad.size:
-            raise ValueError(f"gamma must lie in [0, 1], got gamma[{bad[0]}] = {gamma_vec[bad[0]]!r}")
+            raise ValueError(f"gamma must lie in [0, 1], got gamma[{bad[0]}] = {float(gamma_vec[bad[0]])!r}")
         thresholds = np.where(gamma_vec > 0, gamma_vec * best, -np.inf)
         for i in np.flatnonzero((gamma_vec > 0) & (best <= 0)):
             raise ValueError(
@@ -143,6 +143,8 @@ def _as_score_matrix(scores) -> np.ndarray:
         if len(scores) == 0:
             raise ValueError("scores is empty: give at least one score vector")
         rows = [np.asarray(s) for s in scores]
+        if all(row.ndim == 0 for row in rows):  # a flat list of numbers is one score vector
+            rows = [np.asarray(scores)]
         for i, row in enumerate(rows):
             _check_dtype(f"scores[{i}]", row)
             if row.ndim != 1:
@@ -176,7 +178,7 @@ def _as_score_matrix(scores) -> np.ndarray:
             if bad.size:
                 raise ValueError(
                     f"scores[{i}] has {bad.size} non-finite entries "
-                    f"(first at index {bad[0]}: {arr[i, bad[0]]!r})"
+                    f"(first at index {bad[0]}: {float(arr[i, bad[0]])!r})"
                 )
         raise ValueError("scores are so large that their sums overflow float64; rescale them")
     return arr
