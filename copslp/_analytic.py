@@ -361,17 +361,17 @@ def _newton_one_bound(inner: InnerProblem, bracket=None):
     b = float(inner.thresholds[0])
     low = high = None
     if bracket is not None and bracket[0] > 0:
-        low = _as_mask(inner, inner.select(s0 + bracket[0] * s1))
-        high = _as_mask(inner, inner.select(s0 + bracket[1] * s1))
+        low = inner.mask_of(inner.select(s0 + bracket[0] * s1))
+        high = inner.mask_of(inner.select(s0 + bracket[1] * s1))
         g_low, g_high = float(s1[low].sum()), float(s1[high].sum())
         if not g_low < b <= g_high:
             low = high = None
     if low is None:
-        low = _as_mask(inner, inner.select_lexicographic(s0, s1))
+        low = inner.mask_of(inner.select_lexicographic(s0, s1))
         g_low = float(s1[low].sum())
         if reaches(g_low, b):
             return low.astype(np.float64), np.zeros(1), {"newton_iterations": 0}
-        high = _as_mask(inner, inner.select_lexicographic(s1, s0))
+        high = inner.mask_of(inner.select_lexicographic(s1, s0))
         g_high = float(s1[high].sum())
         if not reaches(g_high, b):
             raise _ReducedProblemInfeasible()
@@ -382,7 +382,7 @@ def _newton_one_bound(inner: InnerProblem, bracket=None):
         entering, leaving = high & ~low, low & ~high
         lam = (s0[leaving].sum() - s0[entering].sum()) / (s1[entering].sum() - s1[leaving].sum())
         v = s0 + lam * s1
-        chosen = _as_mask(inner, inner.select(v))
+        chosen = inner.mask_of(inner.select(v))
         up, down = chosen & ~low, low & ~chosen
         rise = v[up].sum() - v[down].sum()  # how far chosen's line lies above low's at lam
         magnitude = np.abs(s0[up]).sum() + np.abs(s0[down]).sum() + lam * (np.abs(s1[up]).sum() + np.abs(s1[down]).sum())
@@ -397,12 +397,6 @@ def _newton_one_bound(inner: InnerProblem, bracket=None):
         raise SolverError(f"analytic: the walk over the pieces of phi did not settle in {_NEWTON_LIMIT} steps")
     x = _tight_mix(inner, low, high, g_low, b)
     return x, np.array([lam]), {"newton_iterations": iteration}
-
-
-def _as_mask(inner: InnerProblem, chosen: np.ndarray) -> np.ndarray:
-    mask = np.zeros(inner.size, dtype=bool)
-    mask[chosen] = True
-    return mask
 
 
 def _tight_mix(inner: InnerProblem, low, high, g_low, b) -> np.ndarray:

@@ -15,7 +15,8 @@ from functools import cached_property
 import numpy as np
 
 from ._errors import InfeasibleError
-from ._selection import lexicographic_top_k, top_k_indices, top_k_indices_of_long, top_k_with_floors
+from ._selection import (group_order, group_starts, lexicographic_top_k, top_k_indices, top_k_indices_of_long,
+                         top_k_with_floors)
 
 __all__ = ["InnerProblem", "reaches", "check_single_bounds", "mix_to_bound"]
 
@@ -53,13 +54,7 @@ class InnerProblem:
     def _group_layout(self):
         if self.layout is not None:
             return self.layout()
-        g = self.groups
-        order = None
-        if g.shape[0] > 1 and not bool(np.all(g[1:] >= g[:-1])):
-            order = np.argsort(g, kind="stable")
-        starts = np.zeros(self.floors.shape[0] + 1, dtype=np.int64)
-        np.cumsum(np.bincount(g, minlength=self.floors.shape[0]), out=starts[1:])
-        return order, starts
+        return group_order(self.groups), group_starts(np.bincount(self.groups, minlength=self.floors.shape[0]))
 
     def select(self, values: np.ndarray) -> np.ndarray:
         """Indices of a best budget-set by ``values`` (ties broken arbitrarily)."""
@@ -87,6 +82,12 @@ class InnerProblem:
     def values_of(self, chosen: np.ndarray) -> np.ndarray:
         """``<s_i, 1_chosen>`` for every row."""
         return self.scores[:, chosen].sum(axis=1)
+
+    def mask_of(self, chosen: np.ndarray) -> np.ndarray:
+        """Boolean mask of the elements ``chosen``."""
+        mask = np.zeros(self.size, dtype=bool)
+        mask[chosen] = True
+        return mask
 
     def indicator(self, chosen: np.ndarray) -> np.ndarray:
         x = np.zeros(self.size)

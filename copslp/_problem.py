@@ -14,7 +14,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ._selection import top_k_sum
+from ._selection import group_order, group_starts, top_k_sum
 
 __all__ = ["Problem", "make_problem", "DEFAULT_GAMMA"]
 
@@ -87,17 +87,12 @@ class Problem:
     @cached_property
     def group_order(self) -> np.ndarray | None:
         """A permutation that makes ``groups`` non-decreasing, or ``None`` if it already is."""
-        g = self.groups
-        if g.shape[0] < 2 or bool(np.all(g[1:] >= g[:-1])):
-            return None
-        return np.argsort(g, kind="stable")
+        return group_order(self.groups)
 
     @cached_property
     def group_starts(self) -> np.ndarray:
         """Offsets of each group in group order (length G + 1)."""
-        starts = np.zeros(self.floors.shape[0] + 1, dtype=np.int64)
-        np.cumsum(self.group_sizes, out=starts[1:])
-        return starts
+        return group_starts(self.group_sizes)
 
 
 def make_problem(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None) -> Problem:

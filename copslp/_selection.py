@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["kth_largest", "top_k_sum", "top_k_indices", "lexicographic_top_k"]
+__all__ = ["kth_largest", "top_k_sum", "top_k_indices", "lexicographic_top_k", "group_order", "group_starts",
+           "top_k_with_floors"]
 
 
 def kth_largest(values: np.ndarray, k: int) -> float:
@@ -107,6 +108,21 @@ def lexicographic_top_k(primary: np.ndarray, secondary: np.ndarray, k: int) -> n
     return np.concatenate([above, tied])
 
 
+def group_order(groups: np.ndarray) -> np.ndarray | None:
+    """A permutation that makes ``groups`` non-decreasing, or ``None`` if it already is
+    (layers are contiguous: then no sort is made)."""
+    if groups.shape[0] < 2 or bool(np.all(groups[1:] >= groups[:-1])):
+        return None
+    return np.argsort(groups, kind="stable")
+
+
+def group_starts(sizes: np.ndarray) -> np.ndarray:
+    """Offsets of each group in group order (length G + 1) from the group sizes."""
+    starts = np.zeros(sizes.shape[0] + 1, dtype=np.int64)
+    np.cumsum(sizes, out=starts[1:])
+    return starts
+
+
 def top_k_with_floors(values: np.ndarray, k: int, groups: np.ndarray, floors: np.ndarray,
                       order: np.ndarray | None = None, starts: np.ndarray | None = None) -> np.ndarray:
     """Indices of a best k-subset by ``values`` holding at least ``floors[l]`` of each group l.
@@ -119,12 +135,9 @@ def top_k_with_floors(values: np.ndarray, k: int, groups: np.ndarray, floors: np
     ``order`` (a permutation making ``groups`` non-decreasing, ``None`` if it already is) and
     ``starts`` (group offsets in that order) may be passed when already known.
     """
-    n_groups = floors.shape[0]
     if starts is None:
-        if order is None and groups.shape[0] > 1 and not bool(np.all(groups[1:] >= groups[:-1])):
-            order = np.argsort(groups, kind="stable")
-        starts = np.zeros(n_groups + 1, dtype=np.int64)
-        np.cumsum(np.bincount(groups, minlength=n_groups), out=starts[1:])
+        order = group_order(groups) if order is None else order
+        starts = group_starts(np.bincount(groups, minlength=floors.shape[0]))
     ordered = values if order is None else values[order]
     forced = [top_k_indices(ordered[starts[l]:starts[l + 1]], int(floors[l])) + starts[l]
               for l in np.flatnonzero(floors > 0)]

@@ -75,5 +75,5 @@ def solve_two_score(problem: Problem, *, tol: float = 1e-10, max_iter: int = 200
             hi, set_hi, g_hi = mid, chosen, g
         else:
             lo, set_lo, g_lo = mid, chosen, g
-    x = mix_to_bound(s1, inner.indicator(set_lo) > 0, inner.indicator(set_hi) > 0, min(b, g_hi))
+    x = mix_to_bound(s1, inner.mask_of(set_lo), inner.mask_of(set_hi), min(b, g_hi))
     return LPSolution(x, np.array([hi]), tolerance, {"iterations": iterations, "bracket": [lo, hi]})
