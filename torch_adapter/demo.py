@@ -66,6 +66,16 @@ COLLAPSE_DENSITIES = (0.01, 0.001)
 MLP_INPUTS = 784
 
 
+def _legend_entries(axes):
+    """Handles and labels of all ``axes``, each label once, in order of appearance."""
+    handles, labels = [], []
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    return handles, labels
+
 def vgg16(num_classes: int = 10, *, seed: int = 0) -> nn.Module:
     """VGG-16 with BatchNorm for 32x32x3 inputs, freshly initialised.
 
@@ -239,12 +249,7 @@ def _plot(path: Path, densities, rows, layer_names) -> bool:
         ax.set_xticks(x)
         ax.set_xticklabels(layer_names, rotation=90, fontsize=7)
     axes[0][0].set_ylabel("kept fraction per layer (log)")
-    handles, labels = [], []
-    for ax in axes[0]:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
+    handles, labels = _legend_entries(axes[0])
     labels = [lab if lab != "collapsed" else "collapsed layer (density 0)" for lab in labels]
     handles.append(axes[0][0].get_lines()[-1])  # the dashed overall density
     labels.append("overall density")
@@ -324,12 +329,7 @@ def _plot_collapse(path: Path, tables: dict[float, dict[str, Selection]]) -> boo
         ax.set_xticklabels(names, rotation=90, fontsize=8)
         ax.set_title(f"density {100 * density:g}% (k = {rows['SNIP'].result.budget:,})", fontsize=10)
     axes[0][0].set_ylabel("weights kept per layer (0, then log)")
-    handles, labels = [], []
-    for ax in axes[0]:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
+    handles, labels = _legend_entries(axes[0])
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9)
     fig.suptitle("20-layer MLP at initialisation: weights kept per layer by SNIP, SynFlow and COPS, "
                  "with and without layer floors", fontsize=11)
