@@ -50,6 +50,8 @@ __all__ = ["solve_analytic"]
 
 _EPS = np.finfo(np.float64).eps
 _NEWTON_LIMIT = 500
+_RESCREEN_MIN_SIZE = 1 << 14
+_RESCREEN_SHRINK = 4.0
 _MIN_SAMPLE_BUDGET = 64
 _MULTI_BOUND_SAMPLE = 8192
 
@@ -225,6 +227,11 @@ def _screen(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample: np.ndar
     streamed = _screen_streamed(inner, lo, hi, *_sample_levels(inner, lo, hi, sample))
     if streamed is not None:
         return streamed
+    return _screen_exact(inner, lo, hi)
+
+
+def _screen_exact(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray):
+    """:func:`_screen` with the exact levels, by selection over the whole of ``inner``."""
     k = inner.budget
     low, high = _box_extremes(inner.scores, lo, hi)
     if inner.floors is None:
@@ -359,23 +366,33 @@ def _newton_one_bound(inner: InnerProblem, bracket=None):
     holding lambda*; the walk starts from the best sets there when they do bracket it."""
     s0, s1 = inner.scores[0], inner.scores[1]
     b = float(inner.thresholds[0])
-    low = high = None
     if bracket is not None and bracket[0] > 0:
-        low = inner.mask_of(inner.select(s0 + bracket[0] * s1))
-        high = inner.mask_of(inner.select(s0 + bracket[1] * s1))
-        g_low, g_high = float(s1[low].sum()), float(s1[high].sum())
-        if not g_low < b <= g_high:
-            low = high = None
-    if low is None:
-        low = inner.mask_of(inner.select_lexicographic(s0, s1))
-        g_low = float(s1[low].sum())
-        if reaches(g_low, b):
-            return low.astype(np.float64), np.zeros(1), {"newton_iterations": 0}
-        high = inner.mask_of(inner.select_lexicographic(s1, s0))
-        g_high = float(s1[high].sum())
-        if not reaches(g_high, b):
-            raise _ReducedProblemInfeasible()
-    b = min(b, g_high)
+        lam_low, lam_high = float(bracket[0]), float(bracket[1])
+        low = inner.mask_of(inner.select(s0 + lam_low * s1))
+        high = inner.mask_of(inner.select(s0 + lam_high * s1))
+        if float(s1[low].sum()) < b <= float(s1[high].sum()):
+            return _walk(inner, lam_low, low, lam_high, high)
+    low = inner.mask_of(inner.select_lexicographic(s0, s1))
+    if reaches(float(s1[low].sum()), b):
+        return low.astype(np.float64), np.zeros(1), {"newton_iterations": 0}
+    high = inner.mask_of(inner.select_lexicographic(s1, s0))
+    if not reaches(float(s1[high].sum()), b):
+        raise _ReducedProblemInfeasible()
+    return _walk(inner, 0.0, low, np.inf, high)
+
+
+def _walk(inner: InnerProblem, lam_low, low, lam_high, high, screened_width=None):
+    """The walk from two best sets (boolean masks): ``low``, best at ``lam_low``, whose s_1
+    value is below the bound, and ``high``, best at ``lam_high``, which meets it.
+
+    Once the bracket [lam_low, lam_high] is ``_RESCREEN_SHRINK`` times narrower than when
+    the problem was last screened (``screened_width``), the elements it decides are fixed
+    (:func:`_screen_exact` on the bracket) and the walk goes on among the others: the later
+    selections cost a fraction of the first ones.
+    """
+    s0, s1 = inner.scores[0], inner.scores[1]
+    g_low, g_high = float(s1[low].sum()), float(s1[high].sum())
+    b = min(float(inner.thresholds[0]), g_high)
     for iteration in range(1, _NEWTON_LIMIT + 1):
         # The two lines cross where sum_{high \ low} v = sum_{low \ high} v: differences are
         # taken element by element over the few elements that differ, never of large sums.
@@ -390,13 +407,35 @@ def _newton_one_bound(inner: InnerProblem, bracket=None):
             break
         g = g_low + (s1[up].sum() - s1[down].sum())
         if g >= b:
-            high, g_high = chosen, g
+            high, g_high, lam_high = chosen, g, lam
         else:
-            low, g_low = chosen, g
+            low, g_low, lam_low = chosen, g, lam
+        width = lam_high - lam_low
+        if screened_width is None:
+            screened_width = width if np.isfinite(width) else None
+        elif inner.size >= _RESCREEN_MIN_SIZE and width * _RESCREEN_SHRINK <= screened_width:
+            return _rescreened_walk(inner, lam_low, low, lam_high, high, iteration)
     else:
         raise SolverError(f"analytic: the walk over the pieces of phi did not settle in {_NEWTON_LIMIT} steps")
     x = _tight_mix(inner, low, high, g_low, b)
     return x, np.array([lam]), {"newton_iterations": iteration}
+
+
+def _rescreened_walk(inner, lam_low, low, lam_high, high, iterations):
+    """Fix what the bracket decides and walk on among the rest (see :func:`_walk`).
+
+    An element fixed by the screening is in every best set (or in none) for every lambda in
+    the bracket, so ``low`` and ``high`` restricted to the survivors are best sets of the
+    reduced problem at the same lambdas, and the walk stays inside the bracket.
+    """
+    reduced, ones, survivors = _screen_exact(inner, np.array([lam_low]), np.array([lam_high]))
+    x_red, lam, details = _walk(reduced, lam_low, low[survivors], lam_high, high[survivors], lam_high - lam_low)
+    x = np.zeros(inner.size)
+    x[ones] = 1.0
+    x[survivors] = x_red
+    details["newton_iterations"] += iterations
+    details["rescreens"] = details.get("rescreens", 0) + 1
+    return x, lam, details
 
 
 def _tight_mix(inner: InnerProblem, low, high, g_low, b) -> np.ndarray:

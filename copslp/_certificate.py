@@ -15,8 +15,20 @@ and then ``nu_l = max(mu - min{v_j : x_j > 0, j in G_l}, 0)``.
 
 The duality gap closes the argument: for any lambda, nu >= 0 and any mu,
 ``k mu - <lambda, b> - <nu, f> + sum_j max(w_j - mu, 0)`` bounds the LP optimum from above
-(weak duality), and it equals ``<s_0, x>`` exactly when the conditions above hold. The
-check costs O(D) (a few vector passes, no selection).
+(weak duality), and it equals ``<s_0, x>`` exactly when the conditions above hold.
+
+Without floors the whole check reads one :class:`copslp._scan.PointScan` (a single streamed
+pass over the scores and x). For mu between the two levels, each term of
+``sum_j max(v_j - mu, 0)`` equals ``x_j (v_j - mu) + r_j (mu - v_j)`` with
+``r_j = x_j - [x_j counts as 1]`` (an entry below the upper level counts as 0 and has
+``v_j <= mu``, one above the lower level counts as 1 and has ``v_j >= mu``, and a fractional
+entry has ``v_j = mu``), so
+
+    dual bound - <s_0, x> = <lambda, <s, x> - b> + mu (k - sum(x)) + mu sum_j r_j - sum_j r_j v_j,
+
+a sum of residuals that is exactly 0 at an exact optimum and is computed without the
+cancellation of two large sums. When the levels cross, the sum of positive parts is
+taken in a second pass. With floors, the levels, nu and that sum take a few passes more.
 """
 
 from __future__ import annotations
@@ -26,30 +38,31 @@ import numpy as np
 from ._blocks import blocks
 from ._problem import Problem
 from ._result import Certificate
+from ._scan import PointScan
 
 __all__ = ["certify", "certify_binary"]
 
 _TINY = np.finfo(np.float64).tiny
 
 
-def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: float, xtol: float | None = None,
-            values: np.ndarray | None = None) -> Certificate:
+def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: float, scan: PointScan,
+            xtol: float | None = None) -> Certificate:
     """Check optimality of ``(x, multipliers)`` for ``problem``; see the module docstring.
 
     ``rtol`` bounds every relative violation; ``xtol`` (default ``rtol``) is how far from 0
-    or 1 an entry of x may be and still count as 0 or 1; ``values`` is ``scores @ x`` if
-    already computed.
+    or 1 an entry of x may be and still count as 0 or 1; ``scan`` is
+    :func:`copslp._scan.scan_point` of x at that ``xtol`` (with the multipliers, unless
+    the problem has floors).
     """
     xtol = rtol if xtol is None else xtol
     k = problem.budget
     lam = np.asarray(multipliers, dtype=np.float64)
-    values = problem.scores @ x if values is None else values
+    values = scan.values
     objective = float(values[0])
     bound_values = values[1:]
 
     # primal feasibility
-    primal = abs(float(x.sum()) - k) / k
-    primal = max(primal, float(-x.min()), float(x.max()) - 1.0)
+    primal = max(abs(scan.x_sum - k) / k, -scan.x_min, scan.x_max - 1.0)
     slack = bound_values - problem.thresholds
     for i in problem.active:
         if slack[i] < 0:
@@ -69,31 +82,49 @@ def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: f
     if dual > 0:
         dual /= _multiplier_scale(problem, lam)
 
+    finite_thresholds = np.where(np.isfinite(problem.thresholds), problem.thresholds, 0.0)
     if problem.has_floors:
         mu, mu_low, mu_high, nu, positive_part, floor_violation, within = _floor_levels(problem, x, lam, xtol)
         primal = max(primal, floor_violation / k)
+        dual_bound = k * mu - float(lam @ finite_thresholds) + positive_part - float(nu @ problem.floors)
+        gap = dual_bound - objective
     else:
-        mu_low, mu_high = _levels_streamed(problem, x, lam, xtol)
-        mu = _pick_level(mu_low, mu_high)
         nu, within = None, -np.inf
-        positive_part = _positive_part_streamed(problem, lam, mu)
+        fractional = scan.fractional
+        v_frac = _combined(problem, lam, fractional)
+        mu_low = max(scan.zeros_max, float(v_frac.max(initial=-np.inf)))
+        mu_high = min(scan.ones_min, float(v_frac.min(initial=np.inf)))
+        mu = _pick_level(mu_low, mu_high)
+        if scan.zeros_max <= mu <= scan.ones_min:
+            # sum_j max(v_j - mu, 0) = <v, x> - mu sum(x) + sum_j e_j with e_j = r_j (mu - v_j) on
+            # the entries counted as 0 or 1 (see the module docstring), so the gap is a sum of
+            # residuals, computed without the cancellation of two large sums.
+            x_frac = x[fractional]
+            excess_frac = float(np.sum(np.maximum(v_frac - mu, 0.0) - x_frac * (v_frac - mu)))
+            gap = (float(lam @ (bound_values - finite_thresholds)) + mu * (k - scan.x_sum)
+                   + (mu * scan.residual_sum - scan.residual_dot) + excess_frac)
+        else:
+            positive_part = _positive_part_streamed(problem, lam, mu)
+            gap = k * mu - float(lam @ finite_thresholds) + positive_part - objective
+        dual_bound = objective + gap
     complementarity = max(mu_low - mu_high, within, 0.0)
     if complementarity > 0:
-        complementarity /= _score_scale(problem, lam)
+        # against |mu| first (a crossing by a few ulps of v), else against the scores' scale
+        local = max(abs(mu_low), abs(mu_high)) if np.isfinite(mu_low) and np.isfinite(mu_high) else 0.0
+        if complementarity <= rtol * local:
+            complementarity /= local
+        else:
+            complementarity /= max(local, _score_scale(problem, lam))
 
-    finite_thresholds = np.where(np.isfinite(problem.thresholds), problem.thresholds, 0.0)
-    dual_bound = k * mu - float(lam @ finite_thresholds) + positive_part
-    if nu is not None:
-        dual_bound -= float(nu @ problem.floors)
     # The gap is a difference of sums whose terms can be far larger than the result (lambda b
     # cancelling k mu, or an objective of 0): measure it against the largest of them, and
     # against the scores' scale if that still leaves it above the tolerance.
     lam_b = float(np.abs(lam) @ np.abs(finite_thresholds))
     gap_scale = max(abs(objective), abs(dual_bound), abs(k * mu), lam_b, _TINY)
-    gap = (dual_bound - objective) / gap_scale
-    if abs(gap) > rtol:
-        gap = (dual_bound - objective) / max(gap_scale, _score_scale(problem, lam))
-    worst = max(primal, dual, complementarity, abs(gap))
+    relative_gap = gap / gap_scale
+    if abs(relative_gap) > rtol:
+        relative_gap = gap / max(gap_scale, _score_scale(problem, lam))
+    worst = max(primal, dual, complementarity, abs(relative_gap))
     return Certificate(
         passed=bool(worst <= rtol),
         budget_dual=mu,
@@ -101,7 +132,7 @@ def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: f
         primal_violation=float(primal),
         dual_violation=float(dual),
         complementarity_violation=float(complementarity),
-        duality_gap=float(gap),
+        duality_gap=float(relative_gap),
         dual_bound=float(dual_bound),
         tolerance=rtol,
     )
@@ -160,9 +191,8 @@ def _positive_part_streamed(problem, lam, mu, nu=None) -> float:
 def _combined(problem, lam, index):
     """``v`` on the elements ``index`` (a slice or an index array)."""
     v = problem.primary[index].copy()
-    for i in problem.active:
-        if lam[i] != 0.0:
-            v += lam[i] * problem.scores[i + 1, index]
+    for i in np.flatnonzero(lam):
+        v += lam[i] * problem.scores[i + 1, index]
     return v
 
 

@@ -42,8 +42,10 @@ class Certificate:
 
     All violations are relative: the budget's to k; a bound's to the larger of the bound and
     the best value its score can reach; lambda >= 0 to the natural scale of lambda
-    (max|s_0| / max|s_i|); complementarity to the magnitude of v's terms,
-    ``max|s_0| + sum_i lambda_i max|s_i|``; the duality gap to the objective.
+    (max|s_0| / max|s_i|); complementarity to |mu| when that already meets the tolerance
+    (levels that cross by a few ulps of v), else to the magnitude of v's terms,
+    ``max|s_0| + sum_i lambda_i max|s_i|``; the duality gap to the largest of the terms of
+    the dual bound (the objective, k mu, lambda b), else to the scores' scale.
 
     Attributes
     ----------

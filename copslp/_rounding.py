@@ -21,6 +21,7 @@ from math import comb
 import numpy as np
 
 from ._problem import Problem
+from ._scan import PointScan
 from ._selection import top_k_indices, top_k_with_floors
 
 __all__ = ["round_to_mask", "MAX_SUBSETS"]
@@ -28,25 +29,26 @@ __all__ = ["round_to_mask", "MAX_SUBSETS"]
 MAX_SUBSETS = 4096
 
 
-def round_to_mask(problem: Problem, x: np.ndarray, xtol: float, values: np.ndarray) -> tuple[np.ndarray, str]:
-    """Return ``(mask, rule)``: the exact-k boolean mask and the name of the rule used.
+def round_to_mask(problem: Problem, x: np.ndarray, xtol: float, scan: PointScan) -> tuple[np.ndarray, str, np.ndarray]:
+    """Return ``(mask, rule, mask_values)``: the exact-k boolean mask, the name of the rule
+    used and ``scores @ mask``.
 
-    ``values`` is ``problem.scores @ x``."""
+    ``scan`` is :func:`copslp._scan.scan_point` of x at ``xtol``."""
     k = problem.budget
-    ones = x >= 1.0 - xtol
-    frac = np.flatnonzero((x > xtol) & ~ones)
-    need = k - int(np.count_nonzero(ones))
+    frac = scan.fractional
+    need = k - int(np.count_nonzero(scan.ones))
     if need < 0 or need > frac.shape[0]:
         # x is too far from a budget-k point for the snapping to work: keep its k largest.
+        kept = _top_k_with_floors(problem, x, k)
         mask = np.zeros(problem.size, dtype=bool)
-        mask[_top_k_with_floors(problem, x, k)] = True
-        return mask, "largest x (x too far from sum = k to snap)"
-    mask = ones
+        mask[kept] = True
+        return mask, "largest x (x too far from sum = k to snap)", problem.scores.take(kept, axis=1).sum(axis=1)
+    mask = scan.ones.copy()
     if need == 0:
-        return mask, "integral"
-    chosen, rule = _choose(problem, x, values, mask, frac, need)
+        return mask, "integral", scan.ones_values
+    chosen, rule = _choose(problem, x, scan.values, mask, frac, need)
     mask[chosen] = True
-    return mask, rule
+    return mask, rule, scan.ones_values + problem.scores[:, chosen].sum(axis=1)
 
 
 def _choose(problem: Problem, x: np.ndarray, values: np.ndarray, mask: np.ndarray, frac: np.ndarray, need: int):

@@ -13,6 +13,7 @@ from ._problem import make_problem
 from ._registry import get_method
 from ._result import Result
 from ._rounding import round_to_mask
+from ._scan import scan_point
 
 __all__ = ["solve"]
 
@@ -96,18 +97,20 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
 
     x = solution.x
     tolerance = solution.tolerance
-    values = problem.scores @ x
     if spec.relaxation:
-        certificate = certify(problem, x, solution.multipliers, rtol=tolerance, values=values)
+        levels_from = None if problem.has_floors else solution.multipliers
+        scan = scan_point(problem.scores, x, tolerance, levels_from)
+        certificate = certify(problem, x, solution.multipliers, rtol=tolerance, scan=scan)
     else:
+        scan = scan_point(problem.scores, x, tolerance)
         certificate = certify_binary(problem, x, solution, rtol=tolerance)
     if not certificate.passed:
         raise SolverError(f"method {spec.name!r} returned a point that is not optimal: {certificate.summary()}")
-    mask, rule = round_to_mask(problem, x, tolerance, values)
-    mask_values = problem.scores[:, mask].sum(axis=1)
+    mask, rule, mask_values = round_to_mask(problem, x, tolerance, scan)
+    values = scan.values
     violations = np.maximum(problem.thresholds - mask_values[1:], 0.0)
     violations[~np.isfinite(problem.thresholds)] = 0.0
-    n_fractional = int(np.count_nonzero((x > tolerance) & (x < 1.0 - tolerance)))
+    n_fractional = int(scan.fractional.shape[0])
     message = f"{certificate.summary()}; mask by rule: {rule}"
     if np.any(violations > tolerance * np.maximum(np.abs(problem.thresholds), 1e-300)):
         message += f"; the mask misses bounds by {violations.tolist()}"
