@@ -149,7 +149,7 @@ def _solve_screened(problem, inner, sample_size, seed, max_rounds, rtol):
         hi = centre + width * scale
         reduced, ones, survivors = _screen(inner, lo, hi, sample)
         try:
-            x_red, lam, details = _solve_exact(reduced, rtol, (lo, hi))
+            x_red, lam, details = _solve_exact(reduced, rtol, (lo, hi, centre))
         except _ReducedProblemInfeasible:
             if survivors.shape[0] == d:
                 raise _joint_infeasibility(problem) from None
@@ -201,6 +201,12 @@ def _sample_estimate(problem, inner, sample, rtol):
 def _box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     """``(low, high)``: the smallest and largest ``v_j(lambda)`` over the box [lo, hi] for the
     columns of ``scores`` (row 0 = s_0, then one row per multiplier)."""
+    if lo.shape[0] == 1:  # v at both corners; s_0 + min(a, b) = min(s_0 + a, s_0 + b) in floats too
+        at_lo = scores[1] * lo[0]
+        at_lo += scores[0]
+        at_hi = scores[1] * hi[0]
+        at_hi += scores[0]
+        return np.minimum(at_lo, at_hi), np.maximum(at_lo, at_hi, out=at_lo)
     low = scores[0].copy()
     high = scores[0].copy()
     for i in range(lo.shape[0]):
@@ -281,23 +287,31 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level):
     floors = inner.floors
     above_one = at_or_above_zero = 0
     support = None if floors is None else np.zeros(floors.shape[0], dtype=np.int64)
-    ones, survivors = [], []
+    taken = np.zeros(inner.scores.shape[0])
+    ones, survivors, survivor_scores = [], [], []
     for block in blocks(inner.size):
-        low, high = _box_extremes(inner.scores[:, block], lo, hi)
+        scores = inner.scores[:, block]
+        low, high = _box_extremes(scores, lo, hi)
         above_one += int(np.count_nonzero(high > one_level))
         reaching = low >= zero_level
         at_or_above_zero += int(np.count_nonzero(reaching))
         if support is not None:
             support += np.bincount(inner.groups[block][reaching], minlength=floors.shape[0])
-        fixed_one = low > one_level
-        ones.append(np.flatnonzero(fixed_one) + block.start)
-        survivors.append(np.flatnonzero(~fixed_one & (high >= zero_level)) + block.start)
+        fixed_one = np.flatnonzero(low > one_level)
+        taken += scores.take(fixed_one, axis=1).sum(axis=1)
+        ones.append(fixed_one + block.start)
+        survivor = np.flatnonzero((high >= zero_level) & (low <= one_level))
+        survivors.append(survivor + block.start)
+        survivor_scores.append(scores.take(survivor, axis=1))  # gathered while the block is in cache
     if (one_rank > 0 and above_one >= one_rank) or at_or_above_zero < zero_rank:
         return None
     ones, survivors = np.concatenate(ones), np.concatenate(survivors)
+    survivor_scores = np.concatenate(survivor_scores, axis=1)
     if support is not None and np.any(support < floors):
-        survivors = np.concatenate([survivors, _forced_candidates(inner, lo, hi, support < floors, zero_level)])
-    return _reduce(inner, ones, survivors)
+        forced = _forced_candidates(inner, lo, hi, support < floors, zero_level)
+        survivors = np.concatenate([survivors, forced])
+        survivor_scores = np.concatenate([survivor_scores, inner.scores[:, forced]], axis=1)
+    return _reduce(inner, ones, survivors, taken, survivor_scores)
 
 
 def _forced_candidates(inner, lo, hi, short, zero_level):
@@ -316,16 +330,22 @@ def _forced_candidates(inner, lo, hi, short, zero_level):
     return np.concatenate(found)
 
 
-def _reduce(inner: InnerProblem, ones: np.ndarray, survivors: np.ndarray):
-    """The problem left on ``survivors`` once ``ones`` are kept; returns (reduced, ones, survivors)."""
+def _reduce(inner: InnerProblem, ones: np.ndarray, survivors: np.ndarray, taken=None, survivor_scores=None):
+    """The problem left on ``survivors`` once ``ones`` are kept; returns (reduced, ones, survivors).
+
+    ``taken`` (the scores summed over ``ones``) and ``survivor_scores`` are gathered here
+    unless given."""
     s = inner.scores
-    taken = s[:, ones].sum(axis=1)
+    if taken is None:
+        taken = s.take(ones, axis=1).sum(axis=1)
+    if survivor_scores is None:
+        survivor_scores = s.take(survivors, axis=1)
     groups = floors = None
     if inner.floors is not None:
         groups = inner.groups[survivors]
         kept = np.bincount(inner.groups[ones], minlength=inner.floors.shape[0])
         floors = np.maximum(inner.floors - kept, 0)
-    reduced = InnerProblem(s[:, survivors], inner.budget - ones.shape[0], inner.thresholds - taken[1:], groups, floors)
+    reduced = InnerProblem(survivor_scores, inner.budget - ones.shape[0], inner.thresholds - taken[1:], groups, floors)
     return reduced, ones, survivors
 
 
@@ -350,28 +370,28 @@ def _group_floor_levels(inner: InnerProblem, low: np.ndarray) -> np.ndarray:
 def _solve_exact(inner: InnerProblem, rtol: float, bracket=None):
     """x, lambda (active bounds only) and details of the LP on ``inner``, exactly.
 
-    ``bracket`` = (lo, hi), arrays of one value per bound, is where lambda* is expected."""
+    ``bracket`` = (lo, hi, centre), arrays of one value per bound: where lambda* is expected,
+    and the best guess of it."""
     if inner.budget == 0:
         taken = np.zeros(inner.thresholds.shape[0])
         if np.any(taken < inner.thresholds):
             raise _ReducedProblemInfeasible()
         return np.zeros(inner.size), np.zeros(inner.thresholds.shape[0]), {}
     if inner.thresholds.shape[0] == 1:
-        return _newton_one_bound(inner, None if bracket is None else (bracket[0][0], bracket[1][0]))
+        return _newton_one_bound(inner, None if bracket is None else tuple(float(end[0]) for end in bracket))
     return _simplex_and_polish(inner, rtol)
 
 
 def _newton_one_bound(inner: InnerProblem, bracket=None):
-    """The walk of the module docstring. ``bracket`` = (lo, hi) is a guess of an interval
-    holding lambda*; the walk starts from the best sets there when they do bracket it."""
+    """The walk of the module docstring. ``bracket`` = (lo, hi, guess) is an interval that
+    probably holds lambda* and a guess inside it; the walk starts from best sets there when
+    they do bracket lambda*."""
     s0, s1 = inner.scores[0], inner.scores[1]
     b = float(inner.thresholds[0])
     if bracket is not None and bracket[0] > 0:
-        lam_low, lam_high = float(bracket[0]), float(bracket[1])
-        low = inner.mask_of(inner.select(s0 + lam_low * s1))
-        high = inner.mask_of(inner.select(s0 + lam_high * s1))
-        if float(s1[low].sum()) < b <= float(s1[high].sum()):
-            return _walk(inner, lam_low, low, lam_high, high)
+        ends = _bracketing_sets(inner, b, *bracket)
+        if ends is not None:
+            return _walk(inner, *ends, screened_width=bracket[1] - bracket[0])
     low = inner.mask_of(inner.select_lexicographic(s0, s1))
     if reaches(float(s1[low].sum()), b):
         return low.astype(np.float64), np.zeros(1), {"newton_iterations": 0}
@@ -379,6 +399,36 @@ def _newton_one_bound(inner: InnerProblem, bracket=None):
     if not reaches(float(s1[high].sum()), b):
         raise _ReducedProblemInfeasible()
     return _walk(inner, 0.0, low, np.inf, high)
+
+
+def _bracketing_sets(inner: InnerProblem, b: float, lo: float, hi: float, guess: float):
+    """``(lam_low, low, lam_high, high)``: best sets at two lambdas in [lo, hi], the first
+    below the bound b, the second meeting it; ``None`` if even lo and hi do not bracket.
+
+    The two lambdas are tried first at ``guess`` -/+ an eighth of the interval (the guess is
+    usually that close), and the ends of the interval only on the side that needs them.
+    """
+    s0, s1 = inner.scores[0], inner.scores[1]
+
+    def best(lam):
+        chosen = inner.mask_of(inner.select(s0 + lam * s1))
+        return lam, chosen, float(s1[chosen].sum())
+
+    step = (hi - lo) / 8
+    if lo < guess - step and guess + step < hi:
+        left = best(guess - step)
+        if left[2] >= b:
+            low, high = best(lo), left
+        else:
+            right = best(guess + step)
+            low, high = left, (right if right[2] >= b else None)
+            if high is None:
+                low, high = right, best(hi)
+    else:
+        low, high = best(lo), best(hi)
+    if not low[2] < b <= high[2]:
+        return None
+    return low[0], low[1], high[0], high[1]
 
 
 def _walk(inner: InnerProblem, lam_low, low, lam_high, high, screened_width=None):
@@ -394,6 +444,11 @@ def _walk(inner: InnerProblem, lam_low, low, lam_high, high, screened_width=None
     g_low, g_high = float(s1[low].sum()), float(s1[high].sum())
     b = min(float(inner.thresholds[0]), g_high)
     for iteration in range(1, _NEWTON_LIMIT + 1):
+        width = lam_high - lam_low
+        if screened_width is None:
+            screened_width = width if np.isfinite(width) else None
+        elif inner.size >= _RESCREEN_MIN_SIZE and width * _RESCREEN_SHRINK <= screened_width:
+            return _rescreened_walk(inner, lam_low, low, lam_high, high, iteration - 1)
         # The two lines cross where sum_{high \ low} v = sum_{low \ high} v: differences are
         # taken element by element over the few elements that differ, never of large sums.
         entering, leaving = high & ~low, low & ~high
@@ -410,11 +465,6 @@ def _walk(inner: InnerProblem, lam_low, low, lam_high, high, screened_width=None
             high, g_high, lam_high = chosen, g, lam
         else:
             low, g_low, lam_low = chosen, g, lam
-        width = lam_high - lam_low
-        if screened_width is None:
-            screened_width = width if np.isfinite(width) else None
-        elif inner.size >= _RESCREEN_MIN_SIZE and width * _RESCREEN_SHRINK <= screened_width:
-            return _rescreened_walk(inner, lam_low, low, lam_high, high, iteration)
     else:
         raise SolverError(f"analytic: the walk over the pieces of phi did not settle in {_NEWTON_LIMIT} steps")
     x = _tight_mix(inner, low, high, g_low, b)

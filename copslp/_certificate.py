@@ -18,17 +18,11 @@ The duality gap closes the argument: for any lambda, nu >= 0 and any mu,
 (weak duality), and it equals ``<s_0, x>`` exactly when the conditions above hold.
 
 Without floors the whole check reads one :class:`copslp._scan.PointScan` (a single streamed
-pass over the scores and x). For mu between the two levels, each term of
-``sum_j max(v_j - mu, 0)`` equals ``x_j (v_j - mu) + r_j (mu - v_j)`` with
-``r_j = x_j - [x_j counts as 1]`` (an entry below the upper level counts as 0 and has
-``v_j <= mu``, one above the lower level counts as 1 and has ``v_j >= mu``, and a fractional
-entry has ``v_j = mu``), so
-
-    dual bound - <s_0, x> = <lambda, <s, x> - b> + mu (k - sum(x)) + mu sum_j r_j - sum_j r_j v_j,
-
-a sum of residuals that is exactly 0 at an exact optimum and is computed without the
-cancellation of two large sums. When the levels cross, the sum of positive parts is
-taken in a second pass. With floors, the levels, nu and that sum take a few passes more.
+pass over the scores and x): mu lies between the largest v_j among the entries counted as 0
+and the smallest among those counted as 1 (or equals the v_j of fractional entries), so
+``sum_j max(v_j - mu, 0)`` is the sum of ``v_j - mu`` over the entries counted as 1 plus the
+fractional entries' terms. When the levels cross, that sum is taken in a second pass; with
+floors, the levels, nu and that sum take a few passes more.
 """
 
 from __future__ import annotations
@@ -96,16 +90,12 @@ def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: f
         mu_high = min(scan.ones_min, float(v_frac.min(initial=np.inf)))
         mu = _pick_level(mu_low, mu_high)
         if scan.zeros_max <= mu <= scan.ones_min:
-            # sum_j max(v_j - mu, 0) = <v, x> - mu sum(x) + sum_j e_j with e_j = r_j (mu - v_j) on
-            # the entries counted as 0 or 1 (see the module docstring), so the gap is a sum of
-            # residuals, computed without the cancellation of two large sums.
-            x_frac = x[fractional]
-            excess_frac = float(np.sum(np.maximum(v_frac - mu, 0.0) - x_frac * (v_frac - mu)))
-            gap = (float(lam @ (bound_values - finite_thresholds)) + mu * (k - scan.x_sum)
-                   + (mu * scan.residual_sum - scan.residual_dot) + excess_frac)
+            # the entries above mu are those counted as 1 and some fractional ones
+            ones_v = float(scan.ones_values[0] + lam @ scan.ones_values[1:])
+            positive_part = ones_v - mu * np.count_nonzero(scan.ones) + float(np.maximum(v_frac - mu, 0.0).sum())
         else:
             positive_part = _positive_part_streamed(problem, lam, mu)
-            gap = k * mu - float(lam @ finite_thresholds) + positive_part - objective
+        gap = k * mu - float(lam @ finite_thresholds) + positive_part - objective
         dual_bound = objective + gap
     complementarity = max(mu_low - mu_high, within, 0.0)
     if complementarity > 0:

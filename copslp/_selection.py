@@ -60,10 +60,10 @@ def _candidates_above_level(values: np.ndarray, k: int, indices: bool = False):
     k_sample = max(1, int(k * m / n))
     rank = min(m, k_sample + int(4 * np.sqrt(k_sample)) + 16)
     level = kth_largest(sample, rank)
-    if indices:
-        parts = [np.flatnonzero(values[block] >= level) + block.start for block in blocks(n)]
-    else:
-        parts = [values[block][values[block] >= level] for block in blocks(n)]
+    parts = []
+    for block in blocks(n):
+        found = np.flatnonzero(values[block] >= level)
+        parts.append(found + block.start if indices else values[block].take(found))
     candidates = np.concatenate(parts)
     return candidates if candidates.shape[0] >= k else None
 
