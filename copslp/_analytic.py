@@ -19,20 +19,26 @@ The exact finish on the survivors:
 * one bound (r = 1): a Newton / cutting-plane walk over the linear pieces of :math:`\phi`.
   :math:`\phi` is the upper envelope of the lines
   :math:`L_X(\lambda) = \langle s_0, X\rangle + \lambda(\langle s_1, X\rangle - b)` of the
-  k-sets X. Start from the best set at :math:`\lambda = 0` (ties broken by s_1) and the best at
-  :math:`\lambda = \infty` (top-k of s_1, ties broken by s_0); evaluate :math:`\phi` where their
-  lines cross; a set whose line lies higher there replaces the end whose slope has its sign.
-  Only lines are ever compared, so a tie at an evaluation point cannot mislead: any best set
-  there gives a valid supporting line. It stops when no line lies higher at the crossing:
-  that crossing is :math:`\lambda^*` and both sets are optimal there. The bound is then made
-  tight by swapping entering for leaving elements one at a time, the last one partially:
-  at most two fractional entries.
+  k-sets X. Start from two best sets whose slopes :math:`\langle s_1, X\rangle - b` have
+  opposite signs: after screening, at the estimate :math:`\pm` an eighth of the box (the
+  box's ends on the side where that fails); otherwise the best set at :math:`\lambda = 0`
+  (ties broken by s_1) and the best at :math:`\lambda = \infty` (top-k of s_1, ties broken by
+  s_0). Evaluate :math:`\phi` where their lines cross; a set whose line lies higher there
+  replaces the end whose slope has its sign. Only lines are ever compared, so a tie at an
+  evaluation point cannot mislead: any best set there gives a valid supporting line. It stops
+  when no line lies higher at the crossing: that crossing is :math:`\lambda^*` and both sets
+  are optimal there. The ends' lambdas always bracket :math:`\lambda^*`, so once that bracket
+  is four times narrower than the box the survivors were screened with, it is a box of its
+  own: the walk screens again (exactly, by selection) and goes on among fewer elements.
+  The bound is then made tight by swapping entering for leaving elements one at a time, the
+  last one partially: at most two fractional entries.
 * several bounds (r > 1): the small LP on the survivors is solved by HiGHS (interior point
   with crossover, so the answer is a vertex), and the vertex is polished: the multipliers and the fractional entries are
   recomputed from the linear systems that define the vertex, to floating-point accuracy.
 
-Costs: validation computes :math:`T_k(s_i)` (one selection per bound); screening is a few
-vector passes and two selections; everything else runs on the survivors.
+Costs: validation computes :math:`T_k(s_i)` (one selection per bound); screening is one
+streamed pass (the box's corners, two counts, the survivors gathered block by block) and
+selections on the subsample; everything else runs on the survivors.
 """
 
 from __future__ import annotations
@@ -40,11 +46,11 @@ from __future__ import annotations
 import numpy as np
 
 from ._errors import InfeasibleError, SolverError
-from ._blocks import blocks
+from ._blocks import BLOCK, blocks
 from ._inner import InnerProblem, check_single_bounds, mix_to_bound, reaches
 from ._problem import Problem, make_problem
 from ._result import LPSolution
-from ._selection import kth_largest
+from ._selection import kth_largest, take_columns
 
 __all__ = ["solve_analytic"]
 
@@ -139,7 +145,8 @@ def _solve_screened(problem, inner, sample_size, seed, max_rounds, rtol):
     rng = np.random.default_rng(seed)
     d = problem.size
     sample = rng.integers(0, d, sample_size)
-    estimate, reference = _sample_estimate(problem, inner, sample, rtol)
+    sample_scores = take_columns(inner.scores, sample)
+    estimate, reference = _sample_estimate(problem, inner, sample, sample_scores, rtol)
     k_sample = max(1, int(round(problem.budget * sample_size / d)))
     width = 3.0 / np.sqrt(k_sample)
     centre = estimate
@@ -147,7 +154,7 @@ def _solve_screened(problem, inner, sample_size, seed, max_rounds, rtol):
         scale = np.where(centre > 0, centre, reference)
         lo = np.maximum(centre - width * scale, 0.0)
         hi = centre + width * scale
-        reduced, ones, survivors = _screen(inner, lo, hi, sample)
+        reduced, ones, survivors = _screen(inner, lo, hi, sample_scores)
         try:
             x_red, lam, details = _solve_exact(reduced, rtol, (lo, hi, centre))
         except _ReducedProblemInfeasible:
@@ -168,10 +175,10 @@ def _solve_screened(problem, inner, sample_size, seed, max_rounds, rtol):
     raise SolverError(f"analytic: lambda* not bracketed after {max_rounds} rounds of screening")
 
 
-def _sample_estimate(problem, inner, sample, rtol):
-    """lambda* of the problem on a subsample with budget and bounds scaled to it."""
+def _sample_estimate(problem, inner, sample, scores, rtol):
+    """lambda* of the problem on a subsample (indices ``sample``, their ``scores``) with
+    budget and bounds scaled to it."""
     d = problem.size
-    scores = inner.scores[:, sample]
     k = max(1, int(round(problem.budget * sample.shape[0] / d)))
     thresholds = []
     for row, b in enumerate(inner.thresholds):
@@ -198,15 +205,23 @@ def _sample_estimate(problem, inner, sample, rtol):
     return np.asarray(lam, dtype=np.float64), reference
 
 
-def _box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+def _box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray, out=None):
     """``(low, high)``: the smallest and largest ``v_j(lambda)`` over the box [lo, hi] for the
-    columns of ``scores`` (row 0 = s_0, then one row per multiplier)."""
-    if lo.shape[0] == 1:  # v at both corners; s_0 + min(a, b) = min(s_0 + a, s_0 + b) in floats too
-        at_lo = scores[1] * lo[0]
+    columns of ``scores`` (row 0 = s_0, then one row per multiplier).
+
+    With one multiplier they are v at the two corners (``s_0 + min(a, b) = min(s_0 + a, s_0 + b)``
+    in floats too), written into ``out`` (two buffers of the right length) when given.
+    """
+    if lo.shape[0] == 1:
+        at_lo, at_hi = (np.empty(scores.shape[1]), np.empty(scores.shape[1])) if out is None else out
+        np.multiply(scores[1], lo[0], out=at_lo)
         at_lo += scores[0]
-        at_hi = scores[1] * hi[0]
+        np.multiply(scores[1], hi[0], out=at_hi)
         at_hi += scores[0]
-        return np.minimum(at_lo, at_hi), np.maximum(at_lo, at_hi, out=at_lo)
+        if lo[0] >= 0 and scores.shape[1] and scores[1].min() >= 0:
+            return at_lo, at_hi  # rounding is monotone: lo s_1 <= hi s_1 stays so
+        low = np.minimum(at_lo, at_hi)
+        return low, np.maximum(at_lo, at_hi, out=at_hi)
     low = scores[0].copy()
     high = scores[0].copy()
     for i in range(lo.shape[0]):
@@ -218,7 +233,7 @@ def _box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     return low, high
 
 
-def _screen(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample: np.ndarray):
+def _screen(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample_scores: np.ndarray):
     """Fix what is decided for every lambda in the box [lo, hi]; return the reduced problem.
 
     An element is fixed to 1 when its smallest value over the box exceeds ``one_level``, to 0
@@ -230,7 +245,7 @@ def _screen(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample: np.ndar
     (``#{high > one_level} < k - F``, ``#{low >= zero_level} >= k (+1)``); when a count
     fails, the exact levels are computed by selection over full-length arrays.
     """
-    streamed = _screen_streamed(inner, lo, hi, *_sample_levels(inner, lo, hi, sample))
+    streamed = _screen_streamed(inner, lo, hi, *_sample_levels(inner, lo, hi, sample_scores))
     if streamed is not None:
         return streamed
     return _screen_exact(inner, lo, hi)
@@ -260,10 +275,10 @@ def _level_ranks(inner: InnerProblem):
     return k - int(inner.floors.sum()), (k + 1 if k < inner.size else 0)
 
 
-def _sample_levels(inner, lo, hi, sample):
-    """Conservative estimates of the one- and zero-levels from the subsample."""
-    low, high = _box_extremes(inner.scores[:, sample], lo, hi)
-    m = sample.shape[0]
+def _sample_levels(inner, lo, hi, sample_scores):
+    """Conservative estimates of the one- and zero-levels from the subsample's scores."""
+    low, high = _box_extremes(sample_scores, lo, hi)
+    m = sample_scores.shape[1]
     one_rank, zero_rank = _level_ranks(inner)
 
     def scaled(rank, direction):
@@ -289,20 +304,22 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level):
     support = None if floors is None else np.zeros(floors.shape[0], dtype=np.int64)
     taken = np.zeros(inner.scores.shape[0])
     ones, survivors, survivor_scores = [], [], []
+    buffers = (np.empty(BLOCK), np.empty(BLOCK))
     for block in blocks(inner.size):
         scores = inner.scores[:, block]
-        low, high = _box_extremes(scores, lo, hi)
+        width = scores.shape[1]
+        low, high = _box_extremes(scores, lo, hi, (buffers[0][:width], buffers[1][:width]))
         above_one += int(np.count_nonzero(high > one_level))
         reaching = low >= zero_level
         at_or_above_zero += int(np.count_nonzero(reaching))
         if support is not None:
             support += np.bincount(inner.groups[block][reaching], minlength=floors.shape[0])
         fixed_one = np.flatnonzero(low > one_level)
-        taken += scores.take(fixed_one, axis=1).sum(axis=1)
-        ones.append(fixed_one + block.start)
         survivor = np.flatnonzero((high >= zero_level) & (low <= one_level))
+        taken += take_columns(scores, fixed_one).sum(axis=1)
+        ones.append(fixed_one + block.start)
         survivors.append(survivor + block.start)
-        survivor_scores.append(scores.take(survivor, axis=1))  # gathered while the block is in cache
+        survivor_scores.append(take_columns(scores, survivor))  # gathered while the block is in cache
     if (one_rank > 0 and above_one >= one_rank) or at_or_above_zero < zero_rank:
         return None
     ones, survivors = np.concatenate(ones), np.concatenate(survivors)
@@ -310,7 +327,7 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level):
     if support is not None and np.any(support < floors):
         forced = _forced_candidates(inner, lo, hi, support < floors, zero_level)
         survivors = np.concatenate([survivors, forced])
-        survivor_scores = np.concatenate([survivor_scores, inner.scores[:, forced]], axis=1)
+        survivor_scores = np.concatenate([survivor_scores, take_columns(inner.scores, forced)], axis=1)
     return _reduce(inner, ones, survivors, taken, survivor_scores)
 
 
@@ -322,8 +339,12 @@ def _forced_candidates(inner, lo, hi, short, zero_level):
     order, starts = inner._group_layout
     found = []
     for g in np.flatnonzero(short):
-        members = slice(starts[g], starts[g + 1]) if order is None else order[starts[g]:starts[g + 1]]
-        low, high = _box_extremes(inner.scores[:, members], lo, hi)
+        if order is None:
+            members = slice(starts[g], starts[g + 1])
+            low, high = _box_extremes(inner.scores[:, members], lo, hi)
+        else:
+            members = order[starts[g]:starts[g + 1]]
+            low, high = _box_extremes(take_columns(inner.scores, members), lo, hi)
         level = kth_largest(low, int(inner.floors[g]))
         keep = np.flatnonzero((high < zero_level) & (high >= level))
         found.append(keep + starts[g] if order is None else members[keep])
@@ -337,9 +358,9 @@ def _reduce(inner: InnerProblem, ones: np.ndarray, survivors: np.ndarray, taken=
     unless given."""
     s = inner.scores
     if taken is None:
-        taken = s.take(ones, axis=1).sum(axis=1)
+        taken = take_columns(s, ones).sum(axis=1)
     if survivor_scores is None:
-        survivor_scores = s.take(survivors, axis=1)
+        survivor_scores = take_columns(s, survivors)
     groups = floors = None
     if inner.floors is not None:
         groups = inner.groups[survivors]
@@ -392,18 +413,21 @@ def _newton_one_bound(inner: InnerProblem, bracket=None):
         ends = _bracketing_sets(inner, b, *bracket)
         if ends is not None:
             return _walk(inner, *ends, screened_width=bracket[1] - bracket[0])
-    low = inner.mask_of(inner.select_lexicographic(s0, s1))
-    if reaches(float(s1[low].sum()), b):
-        return low.astype(np.float64), np.zeros(1), {"newton_iterations": 0}
-    high = inner.mask_of(inner.select_lexicographic(s1, s0))
-    if not reaches(float(s1[high].sum()), b):
+    chosen = inner.select_lexicographic(s0, s1)
+    low = (0.0, inner.mask_of(chosen), float(s1.take(chosen).sum()))
+    if reaches(low[2], b):
+        return low[1].astype(np.float64), np.zeros(1), {"newton_iterations": 0}
+    chosen = inner.select_lexicographic(s1, s0)
+    high = (np.inf, inner.mask_of(chosen), float(s1.take(chosen).sum()))
+    if not reaches(high[2], b):
         raise _ReducedProblemInfeasible()
-    return _walk(inner, 0.0, low, np.inf, high)
+    return _walk(inner, low, high)
 
 
 def _bracketing_sets(inner: InnerProblem, b: float, lo: float, hi: float, guess: float):
-    """``(lam_low, low, lam_high, high)``: best sets at two lambdas in [lo, hi], the first
-    below the bound b, the second meeting it; ``None`` if even lo and hi do not bracket.
+    """``(low, high)``, each ``(lambda, best set there as a mask, its s_1 value)``, at two
+    lambdas in [lo, hi], the first below the bound b, the second meeting it; ``None`` if
+    even lo and hi do not bracket.
 
     The two lambdas are tried first at ``guess`` -/+ an eighth of the interval (the guess is
     usually that close), and the ends of the interval only on the side that needs them.
@@ -411,8 +435,8 @@ def _bracketing_sets(inner: InnerProblem, b: float, lo: float, hi: float, guess:
     s0, s1 = inner.scores[0], inner.scores[1]
 
     def best(lam):
-        chosen = inner.mask_of(inner.select(s0 + lam * s1))
-        return lam, chosen, float(s1[chosen].sum())
+        chosen = inner.select(s0 + lam * s1)
+        return lam, inner.mask_of(chosen), float(s1.take(chosen).sum())
 
     step = (hi - lo) / 8
     if lo < guess - step and guess + step < hi:
@@ -428,12 +452,12 @@ def _bracketing_sets(inner: InnerProblem, b: float, lo: float, hi: float, guess:
         low, high = best(lo), best(hi)
     if not low[2] < b <= high[2]:
         return None
-    return low[0], low[1], high[0], high[1]
+    return low, high
 
 
-def _walk(inner: InnerProblem, lam_low, low, lam_high, high, screened_width=None):
-    """The walk from two best sets (boolean masks): ``low``, best at ``lam_low``, whose s_1
-    value is below the bound, and ``high``, best at ``lam_high``, which meets it.
+def _walk(inner: InnerProblem, low_end, high_end, screened_width=None):
+    """The walk from two ends ``(lambda, best set there as a boolean mask, its s_1 value)``:
+    ``low_end``, whose s_1 value is below the bound, and ``high_end``, which meets it.
 
     Once the bracket [lam_low, lam_high] is ``_RESCREEN_SHRINK`` times narrower than when
     the problem was last screened (``screened_width``), the elements it decides are fixed
@@ -441,14 +465,14 @@ def _walk(inner: InnerProblem, lam_low, low, lam_high, high, screened_width=None
     selections cost a fraction of the first ones.
     """
     s0, s1 = inner.scores[0], inner.scores[1]
-    g_low, g_high = float(s1[low].sum()), float(s1[high].sum())
+    (lam_low, low, g_low), (lam_high, high, g_high) = low_end, high_end
     b = min(float(inner.thresholds[0]), g_high)
     for iteration in range(1, _NEWTON_LIMIT + 1):
         width = lam_high - lam_low
         if screened_width is None:
             screened_width = width if np.isfinite(width) else None
         elif inner.size >= _RESCREEN_MIN_SIZE and width * _RESCREEN_SHRINK <= screened_width:
-            return _rescreened_walk(inner, lam_low, low, lam_high, high, iteration - 1)
+            return _rescreened_walk(inner, (lam_low, low, g_low), (lam_high, high, g_high), iteration - 1)
         # The two lines cross where sum_{high \ low} v = sum_{low \ high} v: differences are
         # taken element by element over the few elements that differ, never of large sums.
         entering, leaving = high & ~low, low & ~high
@@ -471,15 +495,22 @@ def _walk(inner: InnerProblem, lam_low, low, lam_high, high, screened_width=None
     return x, np.array([lam]), {"newton_iterations": iteration}
 
 
-def _rescreened_walk(inner, lam_low, low, lam_high, high, iterations):
+def _rescreened_walk(inner, low_end, high_end, iterations):
     """Fix what the bracket decides and walk on among the rest (see :func:`_walk`).
 
     An element fixed by the screening is in every best set (or in none) for every lambda in
-    the bracket, so ``low`` and ``high`` restricted to the survivors are best sets of the
-    reduced problem at the same lambdas, and the walk stays inside the bracket.
+    the bracket, so the ends' sets restricted to the survivors are best sets of the reduced
+    problem at the same lambdas, and the walk stays inside the bracket.
     """
+    lam_low, lam_high = low_end[0], high_end[0]
     reduced, ones, survivors = _screen_exact(inner, np.array([lam_low]), np.array([lam_high]))
-    x_red, lam, details = _walk(reduced, lam_low, low[survivors], lam_high, high[survivors], lam_high - lam_low)
+    s1 = reduced.scores[1]
+
+    def restricted(end):
+        chosen = end[1][survivors]
+        return end[0], chosen, float(s1 @ chosen)  # a dot product: a dense mask gathers slowly
+
+    x_red, lam, details = _walk(reduced, restricted(low_end), restricted(high_end), lam_high - lam_low)
     x = np.zeros(inner.size)
     x[ones] = 1.0
     x[survivors] = x_red

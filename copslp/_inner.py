@@ -79,10 +79,6 @@ class InnerProblem:
                 v += lam * self.scores[i + 1]
         return v
 
-    def values_of(self, chosen: np.ndarray) -> np.ndarray:
-        """``<s_i, 1_chosen>`` for every row."""
-        return self.scores[:, chosen].sum(axis=1)
-
     def mask_of(self, chosen: np.ndarray) -> np.ndarray:
         """Boolean mask of the elements ``chosen``."""
         mask = np.zeros(self.size, dtype=bool)

@@ -22,7 +22,7 @@ import numpy as np
 
 from ._problem import Problem
 from ._scan import PointScan
-from ._selection import top_k_indices, top_k_with_floors
+from ._selection import take_columns, top_k_indices, top_k_with_floors
 
 __all__ = ["round_to_mask", "MAX_SUBSETS"]
 
@@ -42,7 +42,7 @@ def round_to_mask(problem: Problem, x: np.ndarray, xtol: float, scan: PointScan)
         kept = _top_k_with_floors(problem, x, k)
         mask = np.zeros(problem.size, dtype=bool)
         mask[kept] = True
-        return mask, "largest x (x too far from sum = k to snap)", problem.scores.take(kept, axis=1).sum(axis=1)
+        return mask, "largest x (x too far from sum = k to snap)", take_columns(problem.scores, kept).sum(axis=1)
     mask = scan.ones.copy()
     if need == 0:
         return mask, "integral", scan.ones_values

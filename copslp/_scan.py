@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._blocks import blocks
+from ._selection import take_columns
 
 __all__ = ["PointScan", "scan_point"]
 
@@ -54,16 +55,21 @@ def scan_point(scores: np.ndarray, x: np.ndarray, xtol: float, multipliers: np.n
         x_sum += float(xb.sum())
         x_min, x_max = min(x_min, float(xb.min())), max(x_max, float(xb.max()))
         np.greater_equal(xb, 1.0 - xtol, out=one)
+        at_one = np.flatnonzero(one)
         zero = xb <= xtol
-        n_one = int(np.count_nonzero(one))
-        if n_one:
-            ones_values += s @ one
-        if n_one + int(np.count_nonzero(zero)) < xb.shape[0]:
-            fractional.append(np.flatnonzero(~(one | zero)) + block.start)
+        ones_values += take_columns(s, at_one).sum(axis=1)
+        at_fraction = None
+        if at_one.shape[0] + int(np.count_nonzero(zero)) < xb.shape[0]:
+            at_fraction = np.flatnonzero(~(one | zero))
+            fractional.append(at_fraction + block.start)
         if multipliers is None:
             continue
-        vb = weights @ s
-        zeros_max = max(zeros_max, float(np.where(zero, vb, -np.inf).max()))
-        ones_min = min(ones_min, float(np.where(one, vb, np.inf).min()))
+        v = weights @ s
+        if at_one.shape[0]:
+            ones_min = min(ones_min, float(v.take(at_one).min()))
+        v[at_one] = -np.inf  # what is left are the entries counted as 0
+        if at_fraction is not None:
+            v[at_fraction] = -np.inf
+        zeros_max = max(zeros_max, float(v.max()))
     fractional = np.concatenate(fractional) if fractional else np.empty(0, dtype=np.intp)
     return PointScan(values, x_sum, x_min, x_max, ones, ones_values, fractional, zeros_max, ones_min)

@@ -490,6 +490,23 @@ def test_screened_box_widens_when_the_sample_misleads():
     assert result.info["rounds"] > 1, f"the first box already held lambda*: {dict(result.info)}"
 
 
+@pytest.mark.parametrize("kind, floors", [("uniform", None), ("float32", None), ("signed", None), ("heavy", None),
+                                          ("uniform", 300)])
+def test_walk_rescreens_its_bracket(kind, floors):
+    """One bound on D = 40000 without subsample screening: the walk fixes what its bracket
+    decides once the bracket has narrowed, then walks on among the rest; still the LP optimum."""
+    size, k = 40000, 6000
+    rng = np.random.default_rng(31)
+    scores = _positive_best(make_scores(kind, 2, size, rng), k, 0.9)
+    groups = rng.integers(0, 10, size) if floors else None
+    case = Case(scores, k, gamma=0.9, groups=groups, floors=floors, options={"sample_size": 65536},
+                label=f"rescreen-{kind}")
+    result = _solve_checked(case, "analytic")
+    assert "box" not in result.info
+    assert result.info.get("rescreens", 0) >= 1, f"the walk never re-screened: {dict(result.info)}"
+    assert_optimal(result, case)
+
+
 def _assert_dual_certified(result, case: Case) -> None:
     """Optimality without a reference solver: x is feasible and phi(multipliers) = <s_0, x>."""
     assert result.certificate.passed
