@@ -86,7 +86,6 @@ def solve_analytic(problem: Problem, *, rtol: float = 1e-9, sample_size: int = 6
     _check_options(rtol, sample_size, max_rounds)
     inner = _full_inner(problem)
     r = inner.thresholds.shape[0]
-    check_single_bounds(problem, inner)
     info = {"rounds": 0, "survivors": problem.size}
     if r == 0:
         x = inner.indicator(inner.select(inner.scores[0]))
@@ -103,7 +102,7 @@ def solve_analytic(problem: Problem, *, rtol: float = 1e-9, sample_size: int = 6
         try:
             x, lam, details = _solve_exact(inner, rtol)
         except _ReducedProblemInfeasible:
-            raise _joint_infeasibility(problem) from None
+            raise _infeasibility(problem, inner) from None
     info.update(details)
     multipliers = np.zeros(problem.n_scores - 1)
     multipliers[problem.active] = lam
@@ -129,7 +128,11 @@ def _full_inner(problem: Problem) -> InnerProblem:
                         problem.floors, layout)
 
 
-def _joint_infeasibility(problem: Problem) -> InfeasibleError:
+def _infeasibility(problem: Problem, inner: InnerProblem) -> InfeasibleError:
+    """The error for a problem found infeasible: raised here for a bound that cannot be met
+    alone (checked only now: a feasible answer proves every bound reachable), else returned
+    for the bounds together."""
+    check_single_bounds(problem, inner)
     return InfeasibleError(
         "the bounds cannot all be met at once (each alone can); largest reachable values "
         f"alone: {problem.best_reachable[problem.active].tolist()}, thresholds: "
@@ -149,7 +152,7 @@ def _solve_screened(problem, inner, sample_size, seed, max_rounds, rtol):
     estimate, reference = _sample_estimate(problem, inner, sample, sample_scores, rtol)
     k_sample = max(1, int(round(problem.budget * sample_size / d)))
     width = 3.0 / np.sqrt(k_sample)
-    centre = estimate
+    centre, checked = estimate, False
     for rounds in range(1, max_rounds + 1):
         scale = np.where(centre > 0, centre, reference)
         lo = np.maximum(centre - width * scale, 0.0)
@@ -158,8 +161,11 @@ def _solve_screened(problem, inner, sample_size, seed, max_rounds, rtol):
         try:
             x_red, lam, details = _solve_exact(reduced, rtol, (lo, hi, centre))
         except _ReducedProblemInfeasible:
-            if survivors.shape[0] == d:
-                raise _joint_infeasibility(problem) from None
+            if survivors.shape[0] == d or not checked:
+                error = _infeasibility(problem, inner)  # raises at once if one bound alone fails
+                if survivors.shape[0] == d:
+                    raise error from None
+                checked = True
             width *= 4.0
             continue
         inside = np.all(((lam > lo) | (lo == 0)) & (lam < hi))
@@ -177,9 +183,18 @@ def _solve_screened(problem, inner, sample_size, seed, max_rounds, rtol):
 
 def _sample_estimate(problem, inner, sample, scores, rtol):
     """lambda* of the problem on a subsample (indices ``sample``, their ``scores``) with
-    budget and bounds scaled to it."""
+    budget and bounds scaled to it.
+
+    With one bound, the walk on the subsample starts from a bracket around the estimate of a
+    sixteenth of it (recursively), so that it need not start from lambda = 0 and infinity."""
     d = problem.size
     k = max(1, int(round(problem.budget * sample.shape[0] / d)))
+    bracket = None
+    part = sample.shape[0] // 16
+    if inner.thresholds.shape[0] == 1 and round(problem.budget * part / d) >= _MIN_SAMPLE_BUDGET:
+        guess, _ = _sample_estimate(problem, inner, sample[:part], scores[:, :part], rtol)
+        width = 3.0 / np.sqrt(problem.budget * part / d)
+        bracket = (guess * (1 - width), guess * (1 + width), guess)
     thresholds = []
     for row, b in enumerate(inner.thresholds):
         s = scores[row + 1]
@@ -196,7 +211,7 @@ def _sample_estimate(problem, inner, sample, scores, rtol):
             floors[np.argmax(floors)] -= 1
     sampled = InnerProblem(scores, k, np.array(thresholds), groups, floors)
     try:
-        _, lam, _ = _solve_exact(sampled, rtol)
+        _, lam, _ = _solve_exact(sampled, rtol, bracket)
     except (_ReducedProblemInfeasible, SolverError):
         lam = np.zeros(inner.thresholds.shape[0])
     magnitude = np.abs(scores).mean(axis=1)
@@ -261,6 +276,7 @@ def _screen_exact(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray):
     else:
         total_floor = int(inner.floors.sum())
         ones = low > kth_largest(high, k - total_floor) if k > total_floor else np.zeros(inner.size, bool)
+        ones |= low > _group_floor_levels(inner, high)  # among its group's forced best throughout
         zeros = high < (kth_largest(low, k + 1) if k < inner.size else -np.inf)
         zeros &= high < _group_floor_levels(inner, low)
     survivors = np.flatnonzero(~(ones | zeros))
@@ -370,15 +386,18 @@ def _reduce(inner: InnerProblem, ones: np.ndarray, survivors: np.ndarray, taken=
     return reduced, ones, survivors
 
 
-def _group_floor_levels(inner: InnerProblem, low: np.ndarray) -> np.ndarray:
-    """Per element: the floors[g]-th largest ``low`` of its group g (+inf where floors[g] = 0).
+def _group_floor_levels(inner: InnerProblem, values: np.ndarray) -> np.ndarray:
+    """Per element: the floors[g]-th largest of ``values`` in its group g (+inf where
+    floors[g] = 0).
 
-    An element whose largest value over the box is below it is never among the forced best
-    of its group.
+    An element whose largest value over the box is below that level of ``low`` is never
+    among the forced best of its group; one whose smallest value is above that level of
+    ``high`` always is (at most floors[g] - 1 members can reach above it), so it is in
+    every best set.
     """
     levels = np.full(inner.floors.shape[0], np.inf)
     order, starts = inner._group_layout
-    ordered = low if order is None else low[order]
+    ordered = values if order is None else values[order]
     for g in np.flatnonzero(inner.floors > 0):
         levels[g] = kth_largest(ordered[starts[g]:starts[g + 1]], int(inner.floors[g]))
     return levels[inner.groups]

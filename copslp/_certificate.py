@@ -21,8 +21,10 @@ Without floors the whole check reads one :class:`copslp._scan.PointScan` (a sing
 pass over the scores and x): mu lies between the largest v_j among the entries counted as 0
 and the smallest among those counted as 1 (or equals the v_j of fractional entries), so
 ``sum_j max(v_j - mu, 0)`` is the sum of ``v_j - mu`` over the entries counted as 1 plus the
-fractional entries' terms. When the levels cross, that sum is taken in a second pass; with
-floors, the levels, nu and that sum take a few passes more.
+fractional entries' terms. When the levels cross, that sum is taken in a second pass. With
+floors on contiguous groups (layers) the scan's segments are the groups and the same
+reasoning holds group by group with ``w_j = v_j + nu_g``; groups in any other order take
+a few streamed passes more.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ._scan import PointScan
 __all__ = ["certify", "certify_binary"]
 
 _TINY = np.finfo(np.float64).tiny
+_EPS = np.finfo(np.float64).eps
 
 
 def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: float, scan: PointScan,
@@ -77,26 +80,15 @@ def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: f
         dual /= _multiplier_scale(problem, lam)
 
     finite_thresholds = np.where(np.isfinite(problem.thresholds), problem.thresholds, 0.0)
-    if problem.has_floors:
-        mu, mu_low, mu_high, nu, positive_part, floor_violation, within = _floor_levels(problem, x, lam, xtol)
-        primal = max(primal, floor_violation / k)
-        dual_bound = k * mu - float(lam @ finite_thresholds) + positive_part - float(nu @ problem.floors)
-        gap = dual_bound - objective
+    if problem.has_floors and problem.group_order is not None:  # groups not contiguous: streamed passes
+        mu, mu_low, mu_high, nu, positive_part, shortfall, within = _floor_levels(problem, x, lam, xtol)
     else:
-        nu, within = None, -np.inf
-        fractional = scan.fractional
-        v_frac = _combined(problem, lam, fractional)
-        mu_low = max(scan.zeros_max, float(v_frac.max(initial=-np.inf)))
-        mu_high = min(scan.ones_min, float(v_frac.min(initial=np.inf)))
-        mu = _pick_level(mu_low, mu_high)
-        if scan.zeros_max <= mu <= scan.ones_min:
-            # the entries above mu are those counted as 1 and some fractional ones
-            ones_v = float(scan.ones_values[0] + lam @ scan.ones_values[1:])
-            positive_part = ones_v - mu * np.count_nonzero(scan.ones) + float(np.maximum(v_frac - mu, 0.0).sum())
-        else:
-            positive_part = _positive_part_streamed(problem, lam, mu)
-        gap = k * mu - float(lam @ finite_thresholds) + positive_part - objective
-        dual_bound = objective + gap
+        mu, mu_low, mu_high, nu, positive_part, shortfall, within = _levels_from_scan(problem, x, lam, xtol, scan)
+    primal = max(primal, shortfall / k)
+    dual_bound = k * mu - float(lam @ finite_thresholds) + positive_part
+    if nu is not None:
+        dual_bound -= float(nu @ problem.floors)
+    gap = dual_bound - objective
     complementarity = max(mu_low - mu_high, within, 0.0)
     if complementarity > 0:
         # against |mu| first (a crossing by a few ulps of v), else against the scores' scale
@@ -198,6 +190,46 @@ def _score_scale(problem, lam) -> float:
         if lam[i] != 0.0:
             scale += abs(lam[i]) * _largest_magnitude(problem.scores[i + 1])
     return max(scale, _TINY)
+
+
+def _levels_from_scan(problem, x, lam, xtol, scan):
+    """Levels, floor multipliers and violations from the per-segment numbers of ``scan``
+    (segments = the groups, contiguous; one segment without floors); same returns as
+    :func:`_floor_levels` (nu is None without floors).
+
+    mu lies between the largest v_j with x_j < 1 and the smallest v_j with x_j > 0 outside
+    tight groups; a tight group's kept elements must be at least its dropped ones, and
+    ``nu_l = max(mu - min{v_j : x_j > 0, j in G_l}, 0)``. When every entry counted as 1 has
+    ``w_j = v_j + nu >= mu`` and every entry counted as 0 has ``w_j <= mu``, the sum of
+    positive parts is the sum of ``w_j - mu`` over the entries counted as 1 plus the
+    fractional entries' terms; otherwise it takes a streamed pass.
+    """
+    floors = problem.floors
+    if floors is None:
+        tight, shortfall = np.zeros(1, dtype=bool), 0.0
+    else:
+        slack = scan.segment_x - floors
+        tight = (floors > 0) & (slack <= xtol * np.maximum(floors, 1))
+        shortfall = float(np.maximum(-slack, 0.0).max(initial=0.0))
+    fractional = scan.fractional
+    v_frac = _combined(problem, lam, fractional)
+    segment_frac = np.zeros(fractional.shape[0], dtype=np.intp) if floors is None else problem.groups[fractional]
+    kept_min, dropped_max = scan.ones_min.copy(), scan.zeros_max.copy()
+    np.minimum.at(kept_min, segment_frac, v_frac)  # fractional entries are both kept and dropped
+    np.maximum.at(dropped_max, segment_frac, v_frac)
+    mu_low = float(dropped_max.max(initial=-np.inf))
+    mu_high = float(kept_min[~tight].min(initial=np.inf))
+    mu = _pick_level(mu_low, mu_high)
+    nu = np.where(tight & np.isfinite(kept_min), np.maximum(mu - kept_min, 0.0), 0.0)
+    within = float(np.where(tight, dropped_max - kept_min, -np.inf).max(initial=-np.inf))
+    rounding = 8 * _EPS * (abs(mu) + nu)  # mu - kept_min + kept_min need not give back mu exactly
+    if np.all(scan.zeros_max + nu <= mu + rounding) and np.all(scan.ones_min + nu >= mu - rounding):
+        ones_v = float(scan.ones_values[0] + lam @ scan.ones_values[1:])
+        positive_part = (ones_v + float(nu @ scan.segment_ones) - mu * int(scan.segment_ones.sum())
+                         + float(np.maximum(v_frac + nu[segment_frac] - mu, 0.0).sum()))
+    else:
+        positive_part = _positive_part_streamed(problem, lam, mu, None if floors is None else nu)
+    return mu, mu_low, mu_high, (None if floors is None else nu), positive_part, shortfall, within
 
 
 def _floor_levels(problem, x, lam, xtol):

@@ -228,12 +228,16 @@ def _as_groups_and_floors(groups, floors, size: int, k: int):
         raise TypeError(f"groups must be an integer array (a group index per element), got dtype {g.dtype}")
     if g.shape != (size,):
         raise ValueError(f"groups must have shape (D,) = ({size},), got {g.shape}")
-    if g.min() < 0:
-        raise ValueError(f"groups must be non-negative group indices, got minimum {int(g.min())}")
-    g = np.ascontiguousarray(g, dtype=np.intp)
+    if g.dtype.itemsize > np.dtype(np.intp).itemsize or g.dtype == np.uint64:
+        g = g.astype(np.intp)
+    g = np.ascontiguousarray(g)  # any integer dtype indexes; no widening copy of int32 layers
     if g is groups:
         g = g.view()  # the read-only flag below must not touch the caller's array
-    n_groups = int(g.max()) + 1
+    try:
+        sizes = np.bincount(g)  # also finds the largest index
+    except ValueError:
+        raise ValueError(f"groups must be non-negative group indices, got minimum {int(g.min())}") from None
+    n_groups = sizes.shape[0]
     if isinstance(floors, (bool, np.bool_)) or isinstance(floors, (str, bytes)):
         raise TypeError(f"floors must be an int or one int per group, got {floors!r}")
     f = np.asarray(floors)
@@ -247,7 +251,7 @@ def _as_groups_and_floors(groups, floors, size: int, k: int):
     if (f < 0).any():
         i = int(np.flatnonzero(f < 0)[0])
         raise ValueError(f"floors must be >= 0, got floors[{i}] = {int(f[i])}")
-    sizes = np.bincount(g, minlength=f.shape[0])
+    sizes = np.concatenate([sizes, np.zeros(f.shape[0] - n_groups, dtype=sizes.dtype)])
     over = np.flatnonzero(f > sizes)
     if over.size:
         i = int(over[0])

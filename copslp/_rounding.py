@@ -46,18 +46,18 @@ def round_to_mask(problem: Problem, x: np.ndarray, xtol: float, scan: PointScan)
     mask = scan.ones.copy()
     if need == 0:
         return mask, "integral", scan.ones_values
-    chosen, rule = _choose(problem, x, scan.values, mask, frac, need)
+    chosen, rule = _choose(problem, x, scan, mask, frac, need)
     mask[chosen] = True
     return mask, rule, scan.ones_values + problem.scores[:, chosen].sum(axis=1)
 
 
-def _choose(problem: Problem, x: np.ndarray, values: np.ndarray, mask: np.ndarray, frac: np.ndarray, need: int):
+def _choose(problem: Problem, x: np.ndarray, scan: PointScan, mask: np.ndarray, frac: np.ndarray, need: int):
     active = problem.active
     if active.size == 0 and not problem.has_floors:
         return frac[top_k_indices(problem.primary[frac], need)], "best s_0 among fractional"
-    deficit = _floor_deficit(problem, mask)
+    deficit = _floor_deficit(problem, mask, scan)
     if comb(frac.shape[0], need) <= MAX_SUBSETS:
-        return _best_subset(problem, x, values, frac, need, deficit), "best feasible subset of fractional"
+        return _best_subset(problem, x, scan.values, frac, need, deficit), "best feasible subset of fractional"
     if active.size == 1:
         key = problem.scores[active[0] + 1][frac]
         rule = "best s_1 among fractional"
@@ -75,10 +75,13 @@ def _select(problem, key, frac, need, deficit):
     return top_k_with_floors(key, need, problem.groups[frac], deficit)
 
 
-def _floor_deficit(problem: Problem, mask: np.ndarray):
+def _floor_deficit(problem: Problem, mask: np.ndarray, scan: PointScan):
     if not problem.has_floors:
         return None
-    kept = np.bincount(problem.groups[mask], minlength=problem.floors.shape[0])
+    if problem.group_order is None and scan.segment_ones.shape[0] == problem.floors.shape[0]:
+        kept = scan.segment_ones  # the scan's segments were the groups
+    else:
+        kept = np.bincount(problem.groups[mask], minlength=problem.floors.shape[0])
     return np.maximum(problem.floors - kept, 0)
 
 

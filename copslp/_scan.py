@@ -4,10 +4,14 @@ For a point ``x`` (length D) and a tolerance ``xtol``, an entry *counts as 1* wh
 ``x_j >= 1 - xtol``, *as 0* when ``x_j <= xtol``, and is *fractional* otherwise. The pass reads
 the scores and x once, block by block, and returns a :class:`PointScan`: ``scores @ x``, the
 extremes and sum of x, the entries counted as 1 (a mask, and ``scores`` summed over it) and
-the fractional ones (indices). Given multipliers ``lambda`` it also measures, with
-``v = s_0 + sum_i lambda_i s_i``, the largest v_j among the entries counted as 0 and the
-smallest among those counted as 1; the certificate derives the budget dual and the duality
-gap from these numbers (see :mod:`copslp._certificate`).
+the fractional ones (indices).
+
+The elements may be cut into contiguous *segments* (the layers of a network, for floors; one
+segment without them). Per segment the pass counts the entries counted as 1 and sums x, and,
+given multipliers ``lambda`` and ``v = s_0 + sum_i lambda_i s_i``, measures the largest v_j
+among the entries counted as 0 and the smallest among those counted as 1. The certificate
+derives the budget dual, the floor multipliers and the duality gap from these numbers (see
+:mod:`copslp._certificate`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ __all__ = ["PointScan", "scan_point"]
 
 @dataclass(frozen=True, eq=False)
 class PointScan:
-    """What :func:`scan_point` measured (the levels are NaN without multipliers)."""
+    """What :func:`scan_point` measured; the per-segment arrays have one entry per segment
+    (``zeros_max`` and ``ones_min`` are NaN without multipliers)."""
 
     values: np.ndarray
     x_sum: float
@@ -33,29 +38,38 @@ class PointScan:
     ones: np.ndarray
     ones_values: np.ndarray
     fractional: np.ndarray
-    zeros_max: float
-    ones_min: float
+    segment_x: np.ndarray
+    segment_ones: np.ndarray
+    zeros_max: np.ndarray
+    ones_min: np.ndarray
 
 
-def scan_point(scores: np.ndarray, x: np.ndarray, xtol: float, multipliers: np.ndarray | None = None) -> PointScan:
-    """Scan ``x`` against ``scores`` (shape (n, D)); the levels need ``multipliers`` (one
-    lambda per secondary score)."""
+def scan_point(scores: np.ndarray, x: np.ndarray, xtol: float, multipliers: np.ndarray | None = None,
+               segments: np.ndarray | None = None) -> PointScan:
+    """Scan ``x`` against ``scores`` (shape (n, D)). ``multipliers`` (one lambda per secondary
+    score) are needed for the levels; ``segments`` are the offsets of contiguous segments
+    (length G + 1, from 0 to D; one segment when not given)."""
     n, size = scores.shape
+    segments = np.array([0, size]) if segments is None else np.asarray(segments)
+    n_segments = segments.shape[0] - 1
     values, ones_values = np.zeros(n), np.zeros(n)
     ones = np.empty(size, dtype=bool)
     fractional = []
-    x_sum, x_min, x_max = 0.0, np.inf, -np.inf
-    zeros_max = ones_min = float("nan")
+    x_min, x_max = np.inf, -np.inf
+    segment_x, segment_ones = np.zeros(n_segments), np.zeros(n_segments, dtype=np.int64)
+    zeros_max, ones_min = np.full(n_segments, -np.inf), np.full(n_segments, np.inf)
     if multipliers is not None:
         weights = np.concatenate([[1.0], multipliers])  # v = weights @ scores
-        zeros_max, ones_min = -np.inf, np.inf
     for block in blocks(size):
         s, xb, one = scores[:, block], x[block], ones[block]
+        runs, starts = _runs(segments, block)
         values += s @ xb
-        x_sum += float(xb.sum())
         x_min, x_max = min(x_min, float(xb.min())), max(x_max, float(xb.max()))
+        segment_x[runs] += np.add.reduceat(xb, starts)
         np.greater_equal(xb, 1.0 - xtol, out=one)
         at_one = np.flatnonzero(one)
+        ones_in_run = np.diff(np.searchsorted(at_one, starts), append=at_one.shape[0])
+        segment_ones[runs] += ones_in_run
         zero = xb <= xtol
         ones_values += take_columns(s, at_one).sum(axis=1)
         at_fraction = None
@@ -66,10 +80,26 @@ def scan_point(scores: np.ndarray, x: np.ndarray, xtol: float, multipliers: np.n
             continue
         v = weights @ s
         if at_one.shape[0]:
-            ones_min = min(ones_min, float(v.take(at_one).min()))
+            filled = ones_in_run > 0
+            first = np.searchsorted(at_one, starts[filled])
+            lowest = np.minimum.reduceat(v.take(at_one), first)
+            ones_min[runs[filled]] = np.minimum(ones_min[runs[filled]], lowest)
         v[at_one] = -np.inf  # what is left are the entries counted as 0
         if at_fraction is not None:
             v[at_fraction] = -np.inf
-        zeros_max = max(zeros_max, float(v.max()))
+        zeros_max[runs] = np.maximum(zeros_max[runs], np.maximum.reduceat(v, starts))
     fractional = np.concatenate(fractional) if fractional else np.empty(0, dtype=np.intp)
-    return PointScan(values, x_sum, x_min, x_max, ones, ones_values, fractional, zeros_max, ones_min)
+    if multipliers is None:
+        zeros_max = ones_min = np.full(n_segments, np.nan)
+    return PointScan(values, float(segment_x.sum()), x_min, x_max, ones, ones_values, fractional,
+                     segment_x, segment_ones, zeros_max, ones_min)
+
+
+def _runs(segments: np.ndarray, block: slice):
+    """The segments that meet ``block`` and where each starts in it (block-local offsets)."""
+    first = int(np.searchsorted(segments, block.start, side="right")) - 1
+    last = int(np.searchsorted(segments, block.stop - 1, side="right")) - 1
+    runs = np.arange(first, last + 1)
+    begin = np.maximum(segments[runs], block.start)
+    runs = runs[np.minimum(segments[runs + 1], block.stop) > begin]  # empty segments have no run
+    return runs, np.maximum(segments[runs], block.start) - block.start

@@ -127,29 +127,57 @@ def top_k_with_floors(values: np.ndarray, k: int, groups: np.ndarray, floors: np
                       order: np.ndarray | None = None, starts: np.ndarray | None = None) -> np.ndarray:
     """Indices of a best k-subset by ``values`` holding at least ``floors[l]`` of each group l.
 
-    The greedy of COPS.md section 6: the ``floors[l]`` best of each group, then the best
-    remaining elements up to k overall. It is optimal because any optimal subset can swap
-    its members of a group for that group's best ones without loss, and the constraint
-    matrix (one partition into groups plus the budget row) is totally unimodular.
+    The greedy of COPS.md section 6: the ``floors[l]`` best of each group (the *forced*
+    elements), then the best remaining elements up to k overall. It is optimal because any
+    optimal subset can swap its members of a group for that group's best ones without loss,
+    and the constraint matrix (one partition into groups plus the budget row) is totally
+    unimodular.
+
+    It is computed from a top-k set T of ``values``, whose members are at least every
+    element outside it. A group with at least ``floors[l]`` members in T has its forced
+    elements among them; a *short* group (fewer) gets its forced elements by a selection
+    within the group. The best remaining elements lie in T as well (up to ties, which do not
+    change the value), so the answer is the forced elements and T without its a smallest
+    unforced members, a being the number of forced elements outside T. Only the short groups
+    are read beyond T.
 
     ``order`` (a permutation making ``groups`` non-decreasing, ``None`` if it already is) and
-    ``starts`` (group offsets in that order) may be passed when already known.
+    ``starts`` (group offsets in that order) may be passed when already known; they are
+    needed only when a group is short.
     """
-    if starts is None:
-        order = group_order(groups) if order is None else order
-        starts = group_starts(np.bincount(groups, minlength=floors.shape[0]))
-    ordered = values if order is None else values[order]
-    forced = [top_k_indices(ordered[starts[l]:starts[l + 1]], int(floors[l])) + starts[l]
-              for l in np.flatnonzero(floors > 0)]
-    forced = np.concatenate(forced) if forced else np.empty(0, dtype=np.intp)
-    if order is not None:
-        forced = order[forced]
-    rest = k - forced.shape[0]
-    if rest == 0:
-        return forced
-    remaining = values.copy()
-    remaining[forced] = -np.inf
-    return np.concatenate([forced, top_k_indices(remaining, rest)])
+    n_groups = floors.shape[0]
+    top = top_k_indices_of_long(values, k)
+    if not floors.any():
+        return top
+    top_groups = groups[top]
+    kept = np.bincount(top_groups, minlength=n_groups)
+    short = floors > kept
+    forced = np.zeros(values.shape[0], dtype=bool)
+    narrow = np.int16 if n_groups <= np.iinfo(np.int16).max else np.int32  # int16: a radix sort
+    by_group = np.argsort(top_groups.astype(narrow), kind="stable")
+    bounds = group_starts(kept)
+    for l in np.flatnonzero((floors > 0) & ~short):
+        members = top[by_group[bounds[l]:bounds[l + 1]]]
+        forced[members[top_k_indices(values[members], int(floors[l]))]] = True
+    outside = [np.empty(0, dtype=np.intp)]
+    if short.any():
+        if starts is None:
+            order = group_order(groups) if order is None else order
+            starts = group_starts(np.bincount(groups, minlength=n_groups))
+        in_top = np.zeros(values.shape[0], dtype=bool)
+        in_top[top] = True
+        for l in np.flatnonzero(short):
+            if order is None:
+                best = top_k_indices(values[starts[l]:starts[l + 1]], int(floors[l])) + starts[l]
+            else:
+                members = order[starts[l]:starts[l + 1]]
+                best = members[top_k_indices(values[members], int(floors[l]))]
+            forced[best] = True
+            outside.append(best[~in_top[best]])
+    outside = np.concatenate(outside)
+    unforced = top[~forced[top]]
+    keep = unforced[top_k_indices(values[unforced], unforced.shape[0] - outside.shape[0])]
+    return np.concatenate([top[forced[top]], keep, outside])
 
 
 def take_columns(scores: np.ndarray, index: np.ndarray) -> np.ndarray:

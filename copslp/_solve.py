@@ -98,8 +98,12 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
     x = solution.x
     tolerance = solution.tolerance
     if spec.relaxation:
-        levels_from = None if problem.has_floors else solution.multipliers
-        scan = scan_point(problem.scores, x, tolerance, levels_from)
+        contiguous = problem.has_floors and problem.group_order is None  # layers: per-group levels in one pass
+        if problem.has_floors and not contiguous:
+            scan = scan_point(problem.scores, x, tolerance)
+        else:
+            scan = scan_point(problem.scores, x, tolerance, solution.multipliers,
+                              problem.group_starts if contiguous else None)
         certificate = certify(problem, x, solution.multipliers, rtol=tolerance, scan=scan)
     else:
         scan = scan_point(problem.scores, x, tolerance)
