@@ -98,12 +98,12 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
     x = solution.x
     tolerance = solution.tolerance
     if spec.relaxation:
-        contiguous = problem.has_floors and problem.group_order is None  # layers: per-group levels in one pass
-        if problem.has_floors and not contiguous:
-            scan = scan_point(problem.scores, x, tolerance)
-        else:
-            scan = scan_point(problem.scores, x, tolerance, solution.multipliers,
-                              problem.group_starts if contiguous else None)
+        # groups in layers: per-group levels in the scan; in any other order the certificate
+        # takes its own streamed passes
+        layered = problem.has_floors and problem.group_order is None
+        shuffled = problem.has_floors and not layered
+        scan = scan_point(problem.scores, x, tolerance, None if shuffled else solution.multipliers,
+                          problem.group_starts if layered else None)
         certificate = certify(problem, x, solution.multipliers, rtol=tolerance, scan=scan)
     else:
         scan = scan_point(problem.scores, x, tolerance)
