@@ -32,7 +32,6 @@ class PointScan:
     (``zeros_max`` and ``ones_min`` are NaN without multipliers)."""
 
     values: np.ndarray
-    x_sum: float
     x_min: float
     x_max: float
     ones: np.ndarray
@@ -42,6 +41,10 @@ class PointScan:
     segment_ones: np.ndarray
     zeros_max: np.ndarray
     ones_min: np.ndarray
+
+    @property
+    def x_sum(self) -> float:
+        return float(self.segment_x.sum())
 
 
 def scan_point(scores: np.ndarray, x: np.ndarray, xtol: float, multipliers: np.ndarray | None = None,
@@ -91,7 +94,7 @@ def scan_point(scores: np.ndarray, x: np.ndarray, xtol: float, multipliers: np.n
     fractional = np.concatenate(fractional) if fractional else np.empty(0, dtype=np.intp)
     if multipliers is None:
         zeros_max = ones_min = np.full(n_segments, np.nan)
-    return PointScan(values, float(segment_x.sum()), x_min, x_max, ones, ones_values, fractional,
+    return PointScan(values, x_min, x_max, ones, ones_values, fractional,
                      segment_x, segment_ones, zeros_max, ones_min)
 
 
@@ -101,5 +104,5 @@ def _runs(segments: np.ndarray, block: slice):
     last = int(np.searchsorted(segments, block.stop - 1, side="right")) - 1
     runs = np.arange(first, last + 1)
     begin = np.maximum(segments[runs], block.start)
-    runs = runs[np.minimum(segments[runs + 1], block.stop) > begin]  # empty segments have no run
-    return runs, np.maximum(segments[runs], block.start) - block.start
+    met = np.minimum(segments[runs + 1], block.stop) > begin  # empty segments have no run
+    return runs[met], begin[met] - block.start

@@ -175,9 +175,10 @@ def top_k_with_floors(values: np.ndarray, k: int, groups: np.ndarray, floors: np
             forced[best] = True
             outside.append(best[~in_top[best]])
     outside = np.concatenate(outside)
-    unforced = top[~forced[top]]
+    top_forced = forced[top]
+    unforced = top[~top_forced]
     keep = unforced[top_k_indices(values[unforced], unforced.shape[0] - outside.shape[0])]
-    return np.concatenate([top[forced[top]], keep, outside])
+    return np.concatenate([top[top_forced], keep, outside])
 
 
 def take_columns(scores: np.ndarray, index: np.ndarray) -> np.ndarray:
