@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/copslp demo
+	$(PY) examples/demo.py
 
 # The whole suite; property tests run the bounded "ci" hypothesis profile.
 test: $(STAMP)
@@ -26,7 +26,7 @@ test-long: $(STAMP)
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(VENV)/bin/copslp bench scaling
+	$(PY) -m bench.scaling
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis demo_out bench/results *.egg-info

@@ -84,7 +84,7 @@ def make_call(method, scores, spec, groups, floors):
     extra = {"groups": groups, "floors": floors} if variant == "floors" else {}
 
     def call():
-        return copslp.solve(scores, budget, gamma=spec["gamma"], method=name, **extra, **options)
+        return copslp.solve(scores, budget, gamma=spec["gamma"], method=name, **extra, options=options)
     return call
 
 
@@ -107,7 +107,8 @@ def run_once(call, method, repeat, warmup, reset_peak=True, groups=None, floors=
             time=result.wall_time, outer_time=outer, method_time=result.method_time,
             objective=result.objective, mask_objective=result.mask_objective,
             multipliers=result.multipliers.tolist(), mask_violations=result.mask_violations.tolist(),
-            n_fractional=result.n_fractional, status=result.status, info=small_info(result.info),
+            n_fractional=result.n_fractional, mask_meets_bounds=result.mask_meets_bounds,
+            info=small_info(result.info),
         )
         if groups is not None:  # how many groups the mask keeps fewer than their floor of
             kept = np.bincount(groups[result.mask], minlength=floors.shape[0])

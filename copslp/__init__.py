@@ -8,14 +8,18 @@ the top-k of ``s_0 + sum_i lambda_i s_i`` with at most one fractional swap per e
 >>> rng = np.random.default_rng(0)
 >>> scores = rng.random((2, 1000))
 >>> res = copslp.solve(scores, budget=50, gamma=0.9)
->>> int(res.mask.sum()), res.status
-(50, 'optimal')
+>>> int(res.mask.sum()), res.certificate.passed
+(50, True)
+
+The public surface is :func:`solve`, :func:`available_methods`, the records
+:class:`Problem`, :class:`Result` and :class:`Certificate`, and the errors. Internals stay
+importable from their modules (``copslp._problem.make_problem``, ``copslp._registry``, ...).
 """
 
 from ._errors import CopsWarning, InfeasibleError, SolverError
-from ._problem import DEFAULT_GAMMA, Problem, make_problem
-from ._registry import MethodSpec, available_methods, get_method, METHODS
-from ._result import Certificate, LPSolution, Result
+from ._problem import Problem
+from ._registry import available_methods
+from ._result import Certificate, Result
 from ._solve import solve
 
 __version__ = "0.1.0"
@@ -23,15 +27,9 @@ __version__ = "0.1.0"
 __all__ = [
     "solve",
     "available_methods",
+    "Problem",
     "Result",
     "Certificate",
-    "Problem",
-    "LPSolution",
-    "MethodSpec",
-    "make_problem",
-    "get_method",
-    "METHODS",
-    "DEFAULT_GAMMA",
     "InfeasibleError",
     "SolverError",
     "CopsWarning",

@@ -49,6 +49,7 @@ from ._errors import InfeasibleError, SolverError
 from ._blocks import BLOCK, blocks
 from ._inner import InnerProblem, check_single_bounds, mix_to_bound, reaches
 from ._problem import Problem, make_problem
+from ._registry import get_method
 from ._result import LPSolution
 from ._selection import kth_largest, take_columns
 
@@ -66,8 +67,7 @@ class _ReducedProblemInfeasible(Exception):
     """The problem on the survivors is infeasible: the box was wrong, or the bounds are."""
 
 
-def solve_analytic(problem: Problem, *, rtol: float = 1e-9, sample_size: int = 65536, seed: int = 0,
-                   max_rounds: int = 30) -> LPSolution:
+def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int, max_rounds: int) -> LPSolution:
     """Exact LP optimum of COPS by the dual characterisation; see the module docstring.
 
     Options
@@ -83,7 +83,6 @@ def solve_analytic(problem: Problem, *, rtol: float = 1e-9, sample_size: int = 6
     max_rounds : int
         Box re-centrings before giving up with a SolverError.
     """
-    _check_options(rtol, sample_size, max_rounds)
     inner = _full_inner(problem)
     r = inner.thresholds.shape[0]
     info = {"rounds": 0, "survivors": problem.size}
@@ -107,14 +106,6 @@ def solve_analytic(problem: Problem, *, rtol: float = 1e-9, sample_size: int = 6
     multipliers = np.zeros(problem.n_scores - 1)
     multipliers[problem.active] = lam
     return LPSolution(x, multipliers, details.pop("tolerance", rtol), info)
-
-
-def _check_options(rtol, sample_size, max_rounds) -> None:
-    if not (isinstance(rtol, (int, float)) and 0 < rtol < 1):
-        raise ValueError(f"rtol must lie in (0, 1), got {rtol!r}")
-    for name, value, least in (("sample_size", sample_size, 2), ("max_rounds", max_rounds, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-            raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
 
 
 def _full_inner(problem: Problem) -> InnerProblem:
@@ -579,7 +570,7 @@ def _simplex_and_polish(inner: InnerProblem, rtol: float):
     try:
         reduced = make_problem(inner.scores, inner.budget, bounds=inner.thresholds,
                                groups=inner.groups, floors=inner.floors)
-        solution = solve_highs(reduced, solver="ipm")  # with crossover: a vertex
+        solution = solve_highs(reduced, **get_method("highs").settings({"solver": "ipm"}))  # with crossover: a vertex
     except (InfeasibleError, ValueError):
         raise _ReducedProblemInfeasible() from None
     x, lam = np.array(solution.x), np.array(solution.multipliers)

@@ -17,17 +17,18 @@ The duality gap closes the argument: for any lambda, nu >= 0 and any mu,
 ``k mu - <lambda, b> - <nu, f> + sum_j max(w_j - mu, 0)`` bounds the LP optimum from above
 (weak duality), and it equals ``<s_0, x>`` exactly when the conditions above hold.
 
-Without floors the whole check reads one :class:`copslp._scan.PointScan` (a single streamed
-pass over the scores and x): mu lies between the largest v_j among the entries counted as 0
-and the smallest among those counted as 1 (or equals the v_j of fractional entries), so
-``sum_j max(v_j - mu, 0)`` is the sum of ``v_j - mu`` over the entries counted as 1 plus the
-fractional entries' terms. When the levels cross, that sum is taken in a second pass. With
-floors on contiguous groups (layers) the scan's segments are the groups and the same
-reasoning holds group by group with ``w_j = v_j + nu_g``; groups in any other order take
-a few streamed passes more.
+The whole check reads one :class:`copslp._scan.PointScan` (a single streamed pass over the
+scores and x, one segment per group of the floors): mu lies between the largest v_j among the
+entries counted as 0 and the smallest among those counted as 1 (or equals the v_j of
+fractional entries), so ``sum_j max(w_j - mu, 0)`` is the sum of ``w_j - mu`` over the
+entries counted as 1 plus the fractional entries' terms, group by group with
+``w_j = v_j + nu_g``. Only when the levels cross (a violation) is that sum taken in a second
+pass.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -42,16 +43,13 @@ _TINY = np.finfo(np.float64).tiny
 _EPS = np.finfo(np.float64).eps
 
 
-def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: float, scan: PointScan,
-            xtol: float | None = None) -> Certificate:
+def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: float, scan: PointScan) -> Certificate:
     """Check optimality of ``(x, multipliers)`` for ``problem``; see the module docstring.
 
-    ``rtol`` bounds every relative violation; ``xtol`` (default ``rtol``) is how far from 0
-    or 1 an entry of x may be and still count as 0 or 1; ``scan`` is
-    :func:`copslp._scan.scan_point` of x at that ``xtol`` (with the multipliers, unless
-    the problem has floors).
+    ``rtol`` bounds every relative violation and is also how far from 0 or 1 an entry of x
+    may be and still count as 0 or 1; ``scan`` is :func:`copslp._scan.scan_point` of x at
+    that tolerance, with the multipliers.
     """
-    xtol = rtol if xtol is None else xtol
     k = problem.budget
     lam = np.asarray(multipliers, dtype=np.float64)
     values = scan.values
@@ -80,19 +78,18 @@ def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: f
         dual /= _multiplier_scale(problem, lam)
 
     finite_thresholds = np.where(np.isfinite(problem.thresholds), problem.thresholds, 0.0)
-    if problem.has_floors and problem.group_order is not None:  # groups not contiguous: streamed passes
-        mu, mu_low, mu_high, nu, positive_part, shortfall, within = _floor_levels(problem, x, lam, xtol)
-    else:
-        mu, mu_low, mu_high, nu, positive_part, shortfall, within = _levels_from_scan(problem, x, lam, xtol, scan)
-    primal = max(primal, shortfall / k)
-    dual_bound = k * mu - float(lam @ finite_thresholds) + positive_part
+    levels = _levels_from_scan(problem, lam, rtol, scan)
+    mu, nu = levels.mu, levels.floor_multipliers
+    primal = max(primal, levels.floor_shortfall / k)
+    dual_bound = k * mu - float(lam @ finite_thresholds) + levels.positive_part
     if nu is not None:
         dual_bound -= float(nu @ problem.floors)
     gap = dual_bound - objective
-    complementarity = max(mu_low - mu_high, within, 0.0)
+    complementarity = max(levels.mu_low - levels.mu_high, levels.inversion, 0.0)
     if complementarity > 0:
         # against |mu| first (a crossing by a few ulps of v), else against the scores' scale
-        local = max(abs(mu_low), abs(mu_high)) if np.isfinite(mu_low) and np.isfinite(mu_high) else 0.0
+        ends = (levels.mu_low, levels.mu_high)
+        local = max(map(abs, ends)) if all(map(np.isfinite, ends)) else 0.0
         if complementarity <= rtol * local:
             complementarity /= local
         else:
@@ -120,6 +117,25 @@ def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: f
     )
 
 
+class _Levels(NamedTuple):
+    """The dual levels derived from a point, and what they say about it.
+
+    ``mu`` lies between ``mu_low`` (the largest w_j with x_j < 1) and ``mu_high`` (the
+    smallest v_j with x_j > 0 outside tight-floor groups) when x is optimal;
+    ``floor_multipliers`` is nu (None without floors); ``positive_part`` is
+    ``sum_j max(w_j - mu, 0)``; ``floor_shortfall`` the worst floor missed; ``inversion`` the
+    worst "dropped above kept" inside a tight-floor group.
+    """
+
+    mu: float
+    mu_low: float
+    mu_high: float
+    floor_multipliers: np.ndarray | None
+    positive_part: float
+    floor_shortfall: float
+    inversion: float
+
+
 def _pick_level(mu_low: float, mu_high: float) -> float:
     """A level between the two bounds; the midpoint when they cross (a violation)."""
     if np.isfinite(mu_low) and np.isfinite(mu_high):
@@ -142,20 +158,6 @@ def _multiplier_scale(problem: Problem, lam: np.ndarray) -> float:
 
 def _largest_magnitude(values: np.ndarray) -> float:
     return max(abs(float(values.max())), abs(float(values.min())))
-
-
-def _levels_streamed(problem, x, lam, xtol, tight=None):
-    """(largest v_j with x_j < 1, smallest v_j with x_j > 0 outside the ``tight`` groups)."""
-    mu_low, mu_high = -np.inf, np.inf
-    for block in blocks(problem.size):
-        v = _combined(problem, lam, block)
-        xb = x[block]
-        kept = xb > xtol
-        if tight is not None:
-            kept &= ~tight[problem.groups[block]]
-        mu_low = max(mu_low, float(np.max(v, where=xb < 1.0 - xtol, initial=-np.inf)))
-        mu_high = min(mu_high, float(np.min(v, where=kept, initial=np.inf)))
-    return mu_low, mu_high
 
 
 def _positive_part_streamed(problem, lam, mu, nu=None) -> float:
@@ -192,10 +194,9 @@ def _score_scale(problem, lam) -> float:
     return max(scale, _TINY)
 
 
-def _levels_from_scan(problem, x, lam, xtol, scan):
-    """Levels, floor multipliers and violations from the per-segment numbers of ``scan``
-    (segments = the groups, contiguous; one segment without floors); same returns as
-    :func:`_floor_levels` (nu is None without floors).
+def _levels_from_scan(problem, lam, xtol, scan) -> _Levels:
+    """The levels of :class:`_Levels` from the per-segment numbers of ``scan`` (one segment
+    per group; one segment without floors).
 
     mu lies between the largest v_j with x_j < 1 and the smallest v_j with x_j > 0 outside
     tight groups; a tight group's kept elements must be at least its dropped ones, and
@@ -229,39 +230,7 @@ def _levels_from_scan(problem, x, lam, xtol, scan):
                          + float(np.maximum(v_frac + nu[segment_frac] - mu, 0.0).sum()))
     else:
         positive_part = _positive_part_streamed(problem, lam, mu, None if floors is None else nu)
-    return mu, mu_low, mu_high, (None if floors is None else nu), positive_part, shortfall, within
-
-
-def _floor_levels(problem, x, lam, xtol):
-    """Levels, derived floor multipliers and violations with floors, streamed over D.
-
-    Only the members of tight groups (floor met with equality) are gathered, for their
-    per-group extremes; everything else is one streamed pass for the levels and one for
-    ``sum_j max(w_j - mu, 0)``.
-
-    Returns (mu, mu_low, mu_high, nu, sum_j max(w_j - mu, 0), worst floor shortfall,
-    worst "dropped above kept" inside a tight group).
-    """
-    n_groups = problem.floors.shape[0]
-    counts = np.bincount(problem.groups, weights=x, minlength=n_groups)
-    slack = counts - problem.floors
-    tight = (problem.floors > 0) & (slack <= xtol * np.maximum(problem.floors, 1))
-    mu_low, mu_high = _levels_streamed(problem, x, lam, xtol, tight)
-    mu = _pick_level(mu_low, mu_high)
-    group_lo = np.full(n_groups, np.inf)
-    group_hi = np.full(n_groups, -np.inf)
-    if tight.any():
-        order, starts = problem.group_order, problem.group_starts
-        for g in np.flatnonzero(tight):
-            members = slice(starts[g], starts[g + 1]) if order is None else order[starts[g]:starts[g + 1]]
-            v, xm = _combined(problem, lam, members), x[members]
-            group_lo[g] = np.min(v, where=xm > xtol, initial=np.inf)
-            group_hi[g] = np.max(v, where=xm < 1.0 - xtol, initial=-np.inf)
-    nu = np.where(tight & np.isfinite(group_lo), np.maximum(mu - group_lo, 0.0), 0.0)
-    within = float(np.where(tight, group_hi - group_lo, -np.inf).max(initial=-np.inf))
-    positive_part = _positive_part_streamed(problem, lam, mu, nu)
-    shortfall = float(np.maximum(-slack, 0.0).max(initial=0.0))
-    return mu, mu_low, mu_high, nu, positive_part, shortfall, within
+    return _Levels(mu, mu_low, mu_high, None if floors is None else nu, positive_part, shortfall, within)
 
 
 def certify_binary(problem: Problem, x: np.ndarray, solution, *, rtol: float) -> Certificate:

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ._errors import SolverError
-from ._lp import build_lp, check_tolerance, clip_to_box, duals_to_convention, infeasible_error
+from ._lp import build_lp, clip_to_box, duals_to_convention, infeasible_error
 from ._problem import Problem
 from ._result import LPSolution
 
@@ -60,7 +60,7 @@ _SOLVED = ("optimal", "optimal_inaccurate")
 _INFEASIBLE = ("infeasible", "infeasible_inaccurate")
 
 
-def solve_cvxpy(problem: Problem, *, solver=None, solver_options=None, tolerance=None) -> LPSolution:
+def solve_cvxpy(problem: Problem, *, solver, solver_options, tolerance) -> LPSolution:
     """Solve the LP relaxation as a cvxpy model.
 
     Parameters
@@ -93,12 +93,10 @@ def solve_cvxpy(problem: Problem, *, solver=None, solver_options=None, tolerance
     elif not isinstance(solver, str) or solver.upper() not in installed:
         raise ValueError(f"unknown or uninstalled cvxpy solver {solver!r}; installed: {', '.join(installed)}")
     solver = solver.upper()
-    if solver_options is not None and not isinstance(solver_options, Mapping):
-        raise TypeError(f"solver_options must be a mapping of option names to values, got {solver_options!r}")
     if solver_options is not None and "solver" in solver_options:
         raise ValueError("give the cvxpy solver as solver=..., not inside solver_options")
     options = _merge(DEFAULT_OPTIONS.get(solver, {}), solver_options or {})
-    tolerance = SOLVER_TOLERANCE.get(solver, OTHER_TOLERANCE) if tolerance is None else check_tolerance(tolerance)
+    tolerance = SOLVER_TOLERANCE.get(solver, OTHER_TOLERANCE) if tolerance is None else tolerance
 
     lp = build_lp(problem)
     x = cp.Variable(problem.size, bounds=[lp.col_lower, lp.col_upper])

@@ -19,21 +19,18 @@ shared with the method ``milp``.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ._errors import SolverError
-from ._lp import StandardLP, build_lp, check_time_limit, check_tolerance, clip_to_box, duals_to_convention, infeasible_error
+from ._lp import StandardLP, build_lp, clip_to_box, duals_to_convention, infeasible_error
 from ._problem import Problem
 from ._result import LPSolution
 
-__all__ = ["solve_highs", "SOLVERS"]
+__all__ = ["solve_highs"]
 
-#: HiGHS LP solvers this method offers, and the accuracy each promises to the certificate
-#: (relative). simplex and ipm (with crossover) end at a vertex computed by factorisation:
-#: their answers are exact to ~1e-12, so the requested ``tolerance`` holds. pdlp is a
-#: first-order method without crossover: its x and duals are only accurate to a few digits,
-#: so its answers are certified at 1e-4 at best (a looser ``tolerance`` is kept as given).
-SOLVERS = ("simplex", "ipm", "pdlp")
+#: Accuracy promised to the certificate by pdlp (relative). simplex and ipm (with crossover)
+#: end at a vertex computed by factorisation: their answers are exact to ~1e-12, so the
+#: requested ``tolerance`` holds. pdlp is a first-order method without crossover: its x and
+#: duals are only accurate to a few digits, so its answers are certified at 1e-4 at best (a
+#: looser ``tolerance`` is kept as given).
 PDLP_TOLERANCE = 1e-4
 _PRESOLVE = {True: "on", False: "off", "on": "on", "off": "off", "choose": "choose"}
 
@@ -109,7 +106,7 @@ def run(highs, problem: Problem, *, binary: bool = False) -> str:
     raise SolverError(f"HiGHS stopped with model status {text!r}")
 
 
-def solve_highs(problem: Problem, *, solver="ipm", presolve="off", time_limit=None, tolerance=1e-7) -> LPSolution:
+def solve_highs(problem: Problem, *, solver, presolve, time_limit, tolerance) -> LPSolution:
     """Solve the LP relaxation with HiGHS.
 
     Parameters
@@ -135,14 +132,6 @@ def solve_highs(problem: Problem, *, solver="ipm", presolve="off", time_limit=No
         ``run_time`` (HiGHS's own clock), ``objective``, ``budget_dual``,
         ``floor_multipliers``.
     """
-    if solver not in SOLVERS:
-        raise ValueError(f"unknown HiGHS solver {solver!r}; valid solvers: {', '.join(SOLVERS)}")
-    if isinstance(presolve, (bool, np.bool_)):
-        presolve = bool(presolve)
-    if presolve not in _PRESOLVE:
-        raise ValueError(f"presolve must be 'off', 'on', 'choose' or a bool, got {presolve!r}")
-    time_limit = check_time_limit(time_limit)
-    tolerance = check_tolerance(tolerance)
     lp = build_lp(problem)
 
     highs = new_highs()

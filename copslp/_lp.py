@@ -26,7 +26,6 @@ sensitivity`` and ``mu = sigma_0 * sensitivity`` of the budget row.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,8 +36,7 @@ from ._inner import reaches
 from ._problem import Problem
 from ._selection import top_k_with_floors
 
-__all__ = ["StandardLP", "Duals", "build_lp", "duals_to_convention", "best_reachable", "infeasible_error",
-           "check_time_limit", "check_tolerance", "clip_to_box"]
+__all__ = ["StandardLP", "Duals", "build_lp", "duals_to_convention", "best_reachable", "infeasible_error", "clip_to_box"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -226,26 +224,6 @@ def infeasible_error(problem: Problem, *, binary: bool = False) -> InfeasibleErr
         f"alone can be met (bounds {problem.thresholds[problem.active].tolist()} on scores "
         f"{list(reach)}, best reachable values {list(reach.values())}); lower gamma or the bounds"
     )
-
-
-def check_time_limit(time_limit) -> float | None:
-    """``None`` or a positive number of seconds, as float."""
-    if time_limit is None:
-        return None
-    if isinstance(time_limit, (bool, np.bool_)) or not isinstance(time_limit, numbers.Real):
-        raise TypeError(f"time_limit must be a number of seconds or None, got {time_limit!r}")
-    if not time_limit > 0:
-        raise ValueError(f"time_limit must be positive, got {time_limit!r}")
-    return float(time_limit)
-
-
-def check_tolerance(tolerance, name: str = "tolerance") -> float:
-    """A relative tolerance in (0, 1), as float."""
-    if isinstance(tolerance, (bool, np.bool_)) or not isinstance(tolerance, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {tolerance!r}")
-    if not 0 < tolerance < 1:
-        raise ValueError(f"{name} must lie in (0, 1), got {tolerance!r}")
-    return float(tolerance)
 
 
 def clip_to_box(x) -> np.ndarray:

@@ -16,13 +16,12 @@ capped by ``max_size``.
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
 from ._errors import SolverError
 from ._highs import new_highs, pass_model, run, set_options
-from ._lp import build_lp, check_time_limit
+from ._lp import build_lp
 from ._problem import Problem
 from ._result import LPSolution
 
@@ -34,7 +33,7 @@ __all__ = ["solve_milp"]
 FEASIBILITY = 1e-9
 
 
-def solve_milp(problem: Problem, *, time_limit=60.0, max_size=2000, mip_rel_gap=1e-9) -> LPSolution:
+def solve_milp(problem: Problem, *, time_limit, max_size, mip_rel_gap) -> LPSolution:
     """Solve the binary problem with HiGHS MIP.
 
     Parameters
@@ -56,16 +55,11 @@ def solve_milp(problem: Problem, *, time_limit=60.0, max_size=2000, mip_rel_gap=
         ``mip_dual_bound`` (unscaled upper bound on the binary optimum), ``objective``,
         ``nodes``, ``model_status``, ``run_time``.
     """
-    if isinstance(max_size, (bool, np.bool_)) or not isinstance(max_size, numbers.Integral) or max_size < 1:
-        raise ValueError(f"max_size must be a positive int, got {max_size!r}")
     if problem.size > max_size:
         raise ValueError(
             f"method 'milp' solves the binary problem by branch and bound and accepts D <= max_size = "
             f"{max_size}, got D = {problem.size}; raise max_size=... or use an LP method"
         )
-    time_limit = check_time_limit(time_limit)
-    if isinstance(mip_rel_gap, (bool, np.bool_)) or not isinstance(mip_rel_gap, numbers.Real) or not 0 <= mip_rel_gap < 1:
-        raise ValueError(f"mip_rel_gap must be a number in [0, 1), got {mip_rel_gap!r}")
     lp = build_lp(problem)
 
     highs = new_highs()

@@ -1,8 +1,13 @@
 """The registry of methods: lowercase name -> :class:`MethodSpec`.
 
 Each method lives in its own module and has the signature
-``solve_<name>(problem: Problem, **options) -> LPSolution``. Optional backends are imported
-lazily inside their module; availability is decided here without importing them.
+``solve_<name>(problem: Problem, **options) -> LPSolution``; its options are declared here,
+once, with their defaults and checks (:mod:`copslp._options`), and it receives all of them,
+checked. Optional backends are imported lazily inside their module; availability is decided
+here without importing them.
+
+Adding a method: write ``copslp/_<name>.py`` with ``solve_<name>``, then one
+``register(MethodSpec(...))`` call below. The shared test suite runs it on every problem.
 """
 
 from __future__ import annotations
@@ -10,7 +15,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Callable, Mapping
+
+from ._options import (Option, any_string, check_options, fraction, gap_fraction, int_at_least, mapping_or_none, one_of,
+                       optional, positive_number, seed)
 
 __all__ = ["MethodSpec", "register", "get_method", "available_methods", "METHODS"]
 
@@ -19,24 +28,34 @@ __all__ = ["MethodSpec", "register", "get_method", "available_methods", "METHODS
 class MethodSpec:
     """One method: where it lives, what it needs, which options it takes.
 
-    ``target`` is ``"module:function"`` inside copslp, imported on first use.
-    ``options`` maps each accepted keyword to its default.
+    ``target`` is ``"module:function"`` inside copslp, imported on first use;
+    ``options`` maps each accepted keyword to its :class:`~copslp._options.Option`;
+    ``relaxation`` is False for a method that solves the binary problem itself (milp).
     """
 
     name: str
     target: str
     requires: tuple[str, ...]
-    exact: str
-    cost: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    relaxation: bool = True  # False: the method solves the binary problem (milp)
+    options: Mapping[str, Option] = field(default_factory=dict)
+    relaxation: bool = True
 
     def is_available(self) -> bool:
         return all(importlib.util.find_spec(module) is not None for module in self.requires)
 
+    def missing(self) -> list[str]:
+        """The required modules that are not installed."""
+        return [module for module in self.requires if importlib.util.find_spec(module) is None]
+
     def load(self) -> Callable:
         module, function = self.target.split(":")
         return getattr(importlib.import_module(module, __package__), function)
+
+    def settings(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The options to call the method with: ``given`` checked, defaults filled in."""
+        return check_options(self.name, self.options, given)
+
+    def defaults(self) -> dict[str, Any]:
+        return {name: option.default for name, option in self.options.items()}
 
 
 METHODS: dict[str, MethodSpec] = {}
@@ -46,7 +65,7 @@ def register(spec: MethodSpec) -> MethodSpec:
     name = spec.name
     if name != name.lower():
         raise ValueError(f"method names are lowercase, got {name!r}")
-    if name in METHODS:
+    if name in METHODS or name == "auto":
         raise ValueError(f"method {name!r} is already registered")
     METHODS[name] = spec
     return spec
@@ -67,28 +86,37 @@ def available_methods() -> list[str]:
     return [name for name, spec in METHODS.items() if spec.is_available()]
 
 
-register(MethodSpec(
-    "analytic", "._analytic:solve_analytic", ("numpy",), "yes (float eps)",
-    "O(D) expected: a few selections", {"rtol": 1e-9, "sample_size": 65536, "seed": 0, "max_rounds": 30},
-))
-register(MethodSpec(
-    "two_score", "._two_score:solve_two_score", ("numpy",), "to tol on lambda",
-    "O(D log(1/tol)): one selection per bisection step", {"tol": 1e-10, "max_iter": 200},
-))
-register(MethodSpec(
-    "highs", "._highs:solve_highs", ("highspy",), "solver tolerance",
-    "generic LP; ipm ~D^1.3 measured", {"solver": "ipm", "presolve": "off", "time_limit": None, "tolerance": 1e-7},
-))
-register(MethodSpec(
-    "scipy", "._scipy:solve_scipy", ("scipy",), "solver tolerance",
-    "generic LP (scipy's HiGHS)", {"solver": "highs-ipm", "time_limit": None, "tolerance": 1e-7},
-))
-register(MethodSpec(
-    "cvxpy", "._cvxpy:solve_cvxpy", ("cvxpy",), "solver tolerance",
-    "generic conic model", {"solver": None, "solver_options": None, "tolerance": None},
-))
-register(MethodSpec(
-    "milp", "._milp:solve_milp", ("highspy",), "binary optimum",
-    "branch and bound; exponential worst case; D <= 2000", {"time_limit": 60.0, "max_size": 2000, "mip_rel_gap": 1e-9},
-    relaxation=False,
-))
+_TIME_LIMIT = Option(None, optional(positive_number), "seconds, or None for no limit")
+_TOLERANCE = Option(1e-7, fraction, "relative accuracy promised to the certificate")
+
+register(MethodSpec("analytic", "._analytic:solve_analytic", ("numpy",), MappingProxyType({
+    "rtol": Option(1e-9, fraction, "relative accuracy at which the answer is certified"),
+    "sample_size": Option(65536, int_at_least(2), "size of the subsample that estimates lambda*"),
+    "seed": Option(0, seed, "seed of the subsample (changes the time, not the answer)"),
+    "max_rounds": Option(30, int_at_least(1), "box re-centrings before a SolverError"),
+})))
+register(MethodSpec("two_score", "._two_score:solve_two_score", ("numpy",), MappingProxyType({
+    "tol": Option(1e-10, fraction, "bisection stops when the bracket of lambda is this narrow (relative)"),
+    "max_iter": Option(200, int_at_least(1), "bisection steps before a SolverError"),
+})))
+register(MethodSpec("highs", "._highs:solve_highs", ("highspy",), MappingProxyType({
+    "solver": Option("ipm", one_of("ipm", "simplex", "pdlp"), "HiGHS algorithm"),
+    "presolve": Option("off", one_of("off", "on", "choose", True, False), "HiGHS presolve"),
+    "time_limit": _TIME_LIMIT,
+    "tolerance": _TOLERANCE,
+})))
+register(MethodSpec("scipy", "._scipy:solve_scipy", ("scipy",), MappingProxyType({
+    "solver": Option("highs-ipm", one_of("highs-ipm", "highs-ds", "highs"), "linprog method"),
+    "time_limit": _TIME_LIMIT,
+    "tolerance": _TOLERANCE,
+})))
+register(MethodSpec("cvxpy", "._cvxpy:solve_cvxpy", ("cvxpy",), MappingProxyType({
+    "solver": Option(None, optional(any_string), "an installed cvxpy solver; None picks one"),
+    "solver_options": Option(None, mapping_or_none, "keyword arguments for cvxpy.Problem.solve"),
+    "tolerance": Option(None, optional(fraction), "promised accuracy; None: the solver's own"),
+})))
+register(MethodSpec("milp", "._milp:solve_milp", ("highspy",), MappingProxyType({
+    "time_limit": Option(60.0, optional(positive_number), "seconds, or None for no limit"),
+    "max_size": Option(2000, int_at_least(1), "largest D accepted (branch and bound is exponential)"),
+    "mip_rel_gap": Option(1e-9, gap_fraction, "relative MIP gap at which HiGHS stops"),
+}), relaxation=False))

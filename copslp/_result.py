@@ -118,24 +118,30 @@ class Result:
     mask_violations : ndarray, shape (n - 1,)
         ``max(b_i - <s_i, mask>, 0)``: how far the mask misses each bound (0 for the LP point
         by construction; the rounding keeps it 0 whenever a choice allows it).
-    gap : float
-        ``objective - mask_objective``: what the rounding cost. It is >= 0 whenever the mask
-        meets every bound (``mask_violations`` all 0); a mask that misses a bound (possible
-        with several bounds, and then warned about) may beat the LP optimum.
+    mask_meets_bounds : bool
+        Every ``mask_violations`` entry is within the method's tolerance of 0 (when it is
+        not, :func:`copslp.solve` also issues a :class:`copslp.CopsWarning`). Floors are
+        always met by the mask.
+    rounding_loss : float
+        ``objective - mask_objective``: what rounding the LP point to a mask cost in the
+        primary score. It is >= 0 whenever the mask meets every bound; a mask that misses a
+        bound (possible with several bounds) may beat the LP optimum. Not to be confused
+        with ``certificate.duality_gap``, the LP's own optimality gap (0 up to round-off).
     budget : int
         k.
     n_fractional : int
         Number of entries of x strictly between 0 and 1.
-    status : str
-        ``"optimal"`` when the certificate passed at the method's tolerance; otherwise
-        :func:`copslp.solve` raises :class:`copslp.SolverError` instead of returning.
     message : str
+        The certificate's summary and the rounding rule used, in words.
     method : str
+        The method that produced the answer (``"analytic"`` for ``"auto"``).
     wall_time : float
         Seconds for the whole call: validation, method, rounding and certificate.
     method_time : float
         Seconds spent inside the method alone.
     certificate : Certificate
+        The optimality certificate of the LP point; a returned Result has always passed it
+        (otherwise :func:`copslp.solve` raises :class:`copslp.SolverError`).
     info : mapping
         Method-specific details (iterations, survivors, backend status, ...).
     """
@@ -151,10 +157,10 @@ class Result:
     bound_values: np.ndarray
     mask_bound_values: np.ndarray
     mask_violations: np.ndarray
-    gap: float
+    mask_meets_bounds: bool
+    rounding_loss: float
     budget: int
     n_fractional: int
-    status: str
     message: str
     method: str
     wall_time: float
@@ -168,11 +174,11 @@ class Result:
             return None if a is None else [float(v) for v in np.asarray(a)]
         return {
             "method": self.method,
-            "status": self.status,
             "budget": self.budget,
             "objective": self.objective,
             "mask_objective": self.mask_objective,
-            "gap": self.gap,
+            "rounding_loss": self.rounding_loss,
+            "mask_meets_bounds": self.mask_meets_bounds,
             "thresholds": floats(self.thresholds),
             "bound_values": floats(self.bound_values),
             "mask_bound_values": floats(self.mask_bound_values),
@@ -184,5 +190,6 @@ class Result:
             "wall_time": self.wall_time,
             "method_time": self.method_time,
             "certificate": self.certificate.summary(),
+            "certificate_passed": self.certificate.passed,
             "message": self.message,
         }

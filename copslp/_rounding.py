@@ -46,16 +46,16 @@ def round_to_mask(problem: Problem, x: np.ndarray, xtol: float, scan: PointScan)
     mask = scan.ones.copy()
     if need == 0:
         return mask, "integral", scan.ones_values
-    chosen, rule = _choose(problem, x, scan, mask, frac, need)
+    chosen, rule = _choose(problem, x, scan, frac, need)
     mask[chosen] = True
     return mask, rule, scan.ones_values + problem.scores[:, chosen].sum(axis=1)
 
 
-def _choose(problem: Problem, x: np.ndarray, scan: PointScan, mask: np.ndarray, frac: np.ndarray, need: int):
+def _choose(problem: Problem, x: np.ndarray, scan: PointScan, frac: np.ndarray, need: int):
     active = problem.active
     if active.size == 0 and not problem.has_floors:
         return frac[top_k_indices(problem.primary[frac], need)], "best s_0 among fractional"
-    deficit = _floor_deficit(problem, mask, scan)
+    deficit = _floor_deficit(problem, scan)
     if comb(frac.shape[0], need) <= MAX_SUBSETS:
         return _best_subset(problem, x, scan.values, frac, need, deficit), "best feasible subset of fractional"
     if active.size == 1:
@@ -75,14 +75,10 @@ def _select(problem, key, frac, need, deficit):
     return top_k_with_floors(key, need, problem.groups[frac], deficit)
 
 
-def _floor_deficit(problem: Problem, mask: np.ndarray, scan: PointScan):
+def _floor_deficit(problem: Problem, scan: PointScan):
     if not problem.has_floors:
         return None
-    if problem.group_order is None and scan.segment_ones.shape[0] == problem.floors.shape[0]:
-        kept = scan.segment_ones  # the scan's segments were the groups
-    else:
-        kept = np.bincount(problem.groups[mask], minlength=problem.floors.shape[0])
-    return np.maximum(problem.floors - kept, 0)
+    return np.maximum(problem.floors - scan.segment_ones, 0)  # the scan's segments are the groups
 
 
 def _best_subset(problem, x, values, frac, need, deficit):

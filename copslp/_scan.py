@@ -6,12 +6,14 @@ the scores and x once, block by block, and returns a :class:`PointScan`: ``score
 extremes and sum of x, the entries counted as 1 (a mask, and ``scores`` summed over it) and
 the fractional ones (indices).
 
-The elements may be cut into contiguous *segments* (the layers of a network, for floors; one
-segment without them). Per segment the pass counts the entries counted as 1 and sums x, and,
-given multipliers ``lambda`` and ``v = s_0 + sum_i lambda_i s_i``, measures the largest v_j
-among the entries counted as 0 and the smallest among those counted as 1. The certificate
-derives the budget dual, the floor multipliers and the duality gap from these numbers (see
-:mod:`copslp._certificate`).
+The segments of the pass are the groups of the problem's floors (one segment without them),
+read in the problem's group order (:attr:`copslp.Problem.group_order`: the storage order when
+the groups are contiguous, as layers are; otherwise the elements are gathered block by block
+through that permutation). Per segment the pass counts the entries counted as 1 and sums x,
+and, given multipliers ``lambda`` and ``v = s_0 + sum_i lambda_i s_i``, measures the largest
+v_j among the entries counted as 0 and the smallest among those counted as 1. The certificate
+derives the budget dual, the floor multipliers and the duality gap from these numbers, and
+the rounding reads the counts (see :mod:`copslp._certificate`, :mod:`copslp._rounding`).
 """
 
 from __future__ import annotations
@@ -47,13 +49,14 @@ class PointScan:
         return float(self.segment_x.sum())
 
 
-def scan_point(scores: np.ndarray, x: np.ndarray, xtol: float, multipliers: np.ndarray | None = None,
-               segments: np.ndarray | None = None) -> PointScan:
-    """Scan ``x`` against ``scores`` (shape (n, D)). ``multipliers`` (one lambda per secondary
-    score) are needed for the levels; ``segments`` are the offsets of contiguous segments
-    (length G + 1, from 0 to D; one segment when not given)."""
+def scan_point(problem, x: np.ndarray, xtol: float, multipliers: np.ndarray | None = None) -> PointScan:
+    """Scan ``x`` against ``problem.scores``, one segment per group of its floors (one
+    segment without floors). ``multipliers`` (one lambda per secondary score) are needed for
+    the levels ``zeros_max`` and ``ones_min``."""
+    scores = problem.scores
     n, size = scores.shape
-    segments = np.array([0, size]) if segments is None else np.asarray(segments)
+    order = problem.group_order if problem.has_floors else None
+    segments = problem.group_starts if problem.has_floors else np.array([0, size])
     n_segments = segments.shape[0] - 1
     values, ones_values = np.zeros(n), np.zeros(n)
     ones = np.empty(size, dtype=bool)
@@ -64,13 +67,20 @@ def scan_point(scores: np.ndarray, x: np.ndarray, xtol: float, multipliers: np.n
     if multipliers is not None:
         weights = np.concatenate([[1.0], multipliers])  # v = weights @ scores
     for block in blocks(size):
-        s, xb, one = scores[:, block], x[block], ones[block]
+        if order is None:
+            where = block
+            s, xb, one = scores[:, block], x[block], ones[block]
+        else:  # groups in any order: gather the block through the permutation
+            where = order[block]
+            s, xb, one = take_columns(scores, where), x.take(where), np.empty(where.shape[0], dtype=bool)
         runs, starts = _runs(segments, block)
         values += s @ xb
         x_min, x_max = min(x_min, float(xb.min())), max(x_max, float(xb.max()))
         segment_x[runs] += np.add.reduceat(xb, starts)
         np.greater_equal(xb, 1.0 - xtol, out=one)
         at_one = np.flatnonzero(one)
+        if order is not None:
+            ones[where] = one
         ones_in_run = np.diff(np.searchsorted(at_one, starts), append=at_one.shape[0])
         segment_ones[runs] += ones_in_run
         zero = xb <= xtol
@@ -78,7 +88,7 @@ def scan_point(scores: np.ndarray, x: np.ndarray, xtol: float, multipliers: np.n
         at_fraction = None
         if at_one.shape[0] + int(np.count_nonzero(zero)) < xb.shape[0]:
             at_fraction = np.flatnonzero(~(one | zero))
-            fractional.append(at_fraction + block.start)
+            fractional.append(at_fraction + block.start if order is None else where[at_fraction])
         if multipliers is None:
             continue
         v = weights @ s

@@ -21,18 +21,14 @@ import numpy as np
 from scipy.optimize import linprog
 
 from ._errors import SolverError
-from ._lp import build_lp, check_time_limit, check_tolerance, clip_to_box, duals_to_convention, infeasible_error
+from ._lp import build_lp, clip_to_box, duals_to_convention, infeasible_error
 from ._problem import Problem
 from ._result import LPSolution
 
-__all__ = ["solve_scipy", "SOLVERS"]
-
-#: linprog methods offered. All three end at a vertex ("highs-ipm" runs crossover), so the
-#: requested tolerance is kept.
-SOLVERS = ("highs-ipm", "highs-ds", "highs")
+__all__ = ["solve_scipy"]
 
 
-def solve_scipy(problem: Problem, *, solver="highs-ipm", time_limit=None, tolerance=1e-7) -> LPSolution:
+def solve_scipy(problem: Problem, *, solver, time_limit, tolerance) -> LPSolution:
     """Solve the LP relaxation with :func:`scipy.optimize.linprog`.
 
     Parameters
@@ -52,10 +48,6 @@ def solve_scipy(problem: Problem, *, solver="highs-ipm", time_limit=None, tolera
         ``info``: ``solver``, ``iterations``, ``status`` and ``message`` from linprog,
         ``objective``, ``budget_dual``, ``floor_multipliers``.
     """
-    if solver not in SOLVERS:
-        raise ValueError(f"unknown linprog solver {solver!r}; valid solvers: {', '.join(SOLVERS)}")
-    time_limit = check_time_limit(time_limit)
-    tolerance = check_tolerance(tolerance)
     lp = build_lp(problem)
     matrix = lp.matrix.tocsr()
 

@@ -41,7 +41,6 @@ def top_k_sum(values: np.ndarray, k: int) -> float:
 
 def top_k_sum_negated(values: np.ndarray, k: int) -> float:
     """``-(sum of the k smallest entries)`` = ``T_k(-values)``, without negating a copy."""
-    n = values.shape[0]
     return -float(np.partition(values, k - 1)[:k].sum())
 
 

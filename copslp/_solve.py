@@ -18,7 +18,8 @@ from ._scan import scan_point
 __all__ = ["solve"]
 
 
-def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, method="auto", **options) -> Result:
+def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, method="auto",
+          options=None) -> Result:
     r"""Keep ``budget`` elements that maximise the primary score while holding the others.
 
     Solves the LP relaxation of COPS (COmbined Pruning Scores) and rounds it to a mask:
@@ -46,7 +47,7 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
         Relative bounds in [0, 1]: ``b_i = gamma_i * M_i`` with ``M_i`` the sum of the k
         largest entries of s_i (the best any k-mask reaches). ``gamma_i = 0`` switches bound i
         off. Default when neither ``gamma`` nor ``bounds`` is given: 0.9 for every secondary
-        score (``copslp.DEFAULT_GAMMA``).
+        score (``copslp._problem.DEFAULT_GAMMA``).
     bounds : float or sequence of float, optional
         Absolute thresholds b_i instead of ``gamma`` (``-inf`` switches one off).
     groups : array of int, shape (D,), optional
@@ -55,9 +56,10 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
         Minimum number of kept elements in each group (one int for all groups).
     method : str, default "auto"
         One of :func:`available_methods` ("auto" is "analytic").
-    **options
-        Method options (see the README's method table); unknown ones are warned about and
-        ignored.
+    options : mapping, optional
+        Options of the method, e.g. ``{"solver": "simplex"}`` for ``"highs"``; the README's
+        method table lists them with their defaults. An option the method does not have is
+        a ``ValueError`` naming the valid ones.
 
     Returns
     -------
@@ -68,27 +70,23 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
     Raises
     ------
     TypeError, ValueError
-        Bad input, naming the argument and the value.
+        Bad input, naming the argument and the value (a misspelt keyword is a TypeError).
     InfeasibleError
         No point meets the bounds; the message gives the largest reachable value.
     SolverError
         The method failed or its answer did not pass the certificate.
+    ImportError
+        The method's optional dependency is not installed.
     """
     start = time.perf_counter()
     spec = get_method(method)
     if not spec.is_available():
-        missing = [m for m in spec.requires if not _importable(m)]
+        missing = spec.missing()
         raise ImportError(
             f"method {spec.name!r} needs {', '.join(missing)}, which is not installed "
             f"(pip install 'copslp[{spec.name}]' or pip install {' '.join(missing)})"
         )
-    unknown = sorted(set(options) - set(spec.options))
-    if unknown:
-        warnings.warn(
-            f"method {spec.name!r} ignores unknown options {unknown}; it accepts {sorted(spec.options)}",
-            CopsWarning, stacklevel=2,
-        )
-    settings = {key: options.get(key, default) for key, default in spec.options.items()}
+    settings = spec.settings(options)
     problem = make_problem(scores, budget, gamma=gamma, bounds=bounds, groups=groups, floors=floors)
 
     method_start = time.perf_counter()
@@ -98,15 +96,10 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
     x = solution.x
     tolerance = solution.tolerance
     if spec.relaxation:
-        # groups in layers: per-group levels in the scan; in any other order the certificate
-        # takes its own streamed passes
-        layered = problem.has_floors and problem.group_order is None
-        shuffled = problem.has_floors and not layered
-        scan = scan_point(problem.scores, x, tolerance, None if shuffled else solution.multipliers,
-                          problem.group_starts if layered else None)
+        scan = scan_point(problem, x, tolerance, solution.multipliers)
         certificate = certify(problem, x, solution.multipliers, rtol=tolerance, scan=scan)
     else:
-        scan = scan_point(problem.scores, x, tolerance)
+        scan = scan_point(problem, x, tolerance)
         certificate = certify_binary(problem, x, solution, rtol=tolerance)
     if not certificate.passed:
         raise SolverError(f"method {spec.name!r} returned a point that is not optimal: {certificate.summary()}")
@@ -114,9 +107,9 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
     values = scan.values
     violations = np.maximum(problem.thresholds - mask_values[1:], 0.0)
     violations[~np.isfinite(problem.thresholds)] = 0.0
-    n_fractional = int(scan.fractional.shape[0])
+    missed = violations > tolerance * np.maximum(np.abs(problem.thresholds), 1e-300)
     message = f"{certificate.summary()}; mask by rule: {rule}"
-    if np.any(violations > tolerance * np.maximum(np.abs(problem.thresholds), 1e-300)):
+    if missed.any():
         message += f"; the mask misses bounds by {violations.tolist()}"
         warnings.warn(f"the rounded mask misses secondary bounds by {violations.tolist()}", CopsWarning, stacklevel=2)
     info = dict(solution.info)
@@ -133,10 +126,10 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
         bound_values=values[1:],
         mask_bound_values=mask_values[1:],
         mask_violations=violations,
-        gap=float(values[0] - mask_values[0]),
+        mask_meets_bounds=not bool(missed.any()),
+        rounding_loss=float(values[0] - mask_values[0]),
         budget=problem.budget,
-        n_fractional=n_fractional,
-        status="optimal",
+        n_fractional=int(scan.fractional.shape[0]),
         message=message,
         method=spec.name,
         wall_time=time.perf_counter() - start,
@@ -144,9 +137,3 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
         certificate=certificate,
         info=info,
     )
-
-
-def _importable(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None

@@ -24,7 +24,7 @@ from ._result import LPSolution
 __all__ = ["solve_two_score"]
 
 
-def solve_two_score(problem: Problem, *, tol: float = 1e-10, max_iter: int = 200) -> LPSolution:
+def solve_two_score(problem: Problem, *, tol: float, max_iter: int) -> LPSolution:
     """Bisection on lambda for exactly two scores; see the module docstring.
 
     Options
@@ -36,8 +36,6 @@ def solve_two_score(problem: Problem, *, tol: float = 1e-10, max_iter: int = 200
     """
     if problem.n_scores != 2:
         raise ValueError(f"method 'two_score' needs exactly 2 scores (n = 2), got n = {problem.n_scores}; use 'analytic'")
-    if not 0 < tol < 1:
-        raise ValueError(f"tol must lie in (0, 1), got {tol!r}")
     inner = InnerProblem(problem.scores, problem.budget, problem.thresholds, problem.groups, problem.floors)
     s0, s1 = problem.scores
     tolerance = max(100 * tol, 1e-9)

@@ -1,10 +1,14 @@
-"""The ``copslp`` command: ``demo``, ``solve`` and ``bench``.
+"""The ``copslp`` command: ``copslp solve``, numpy only.
 
 ``copslp solve SCORES --budget K [--gamma G | --bounds B ...] [--method M] [--out MASK.npz]``
 reads the scores from an ``.npy`` file (a 2-D array, row 0 primary) or an ``.npz`` file (one
 1-D array per score, in the order stored, or the order given by ``--keys``), prints a JSON
 summary on stdout and exits with status 2 and a one-line message on bad input or an
-infeasible problem.
+infeasible problem. Method options are given as ``--option NAME=VALUE`` (repeatable; VALUE is
+read as JSON when it parses, else kept as a string).
+
+The demos live in ``examples/`` (``make demo``) and the benchmarks in ``bench/``
+(``python -m bench.scaling``, ...): the core's command needs neither torch nor a checkout.
 """
 
 from __future__ import annotations
@@ -12,15 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import runpy
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from . import available_methods, solve
-from ._errors import InfeasibleError, SolverError
+from ._registry import available_methods
+from ._solve import solve
+from ._errors import SolverError
 
 __all__ = ["main"]
 
@@ -28,11 +31,6 @@ __all__ = ["main"]
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="copslp", description="COPS: combine pruning scores exactly and fast.")
     commands = parser.add_subparsers(dest="command", required=True)
-
-    demo = commands.add_parser("demo", help="run the built-in demonstration")
-    demo.add_argument("--size", type=float, default=1e6, help="D of the generated solver problem (default 1e6)")
-    demo.add_argument("--out", default="demo_out", help="folder for the demo's figures (default demo_out)")
-    demo.add_argument("--no-torch", action="store_true", help="skip the real-model part even if torch is installed")
 
     run = commands.add_parser("solve", help="solve a COPS problem stored in .npy/.npz")
     run.add_argument("scores", help=".npy file with an (n, D) array, or .npz with one 1-D array per score")
@@ -42,18 +40,12 @@ def main(argv=None) -> int:
     bounds.add_argument("--gamma", type=float, nargs="+", help="relative bounds, one or one per secondary score")
     bounds.add_argument("--bounds", type=float, nargs="+", help="absolute bounds, one per secondary score")
     run.add_argument("--method", default="auto", help=f"one of auto, {', '.join(available_methods())}")
+    run.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                     help="a method option, e.g. --option solver=simplex (repeatable)")
     run.add_argument("--out", help="write the mask (and x) to this .npz file")
 
-    bench = commands.add_parser("bench", help="run a benchmark script of bench/ (from a source checkout)")
-    bench.add_argument("script", nargs="?", default="scaling", choices=["scaling", "targets", "real_scores"])
-    bench.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed on to the script")
-
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        return _demo(args)
-    if args.command == "solve":
-        return _solve(args)
-    return _bench(args)
+    return _solve(args)
 
 
 def _solve(args) -> int:
@@ -62,7 +54,8 @@ def _solve(args) -> int:
         budget = _parse_budget(args.budget)
         gamma = _one_or_many(args.gamma)
         bounds = _one_or_many(args.bounds)
-        result = solve(scores, budget, gamma=gamma, bounds=bounds, method=args.method)
+        options = _parse_options(args.option)
+        result = solve(scores, budget, gamma=gamma, bounds=bounds, method=args.method, options=options)
     except (ValueError, TypeError, OSError, KeyError, ImportError) as exc:
         print(f"copslp solve: {exc}", file=sys.stderr)
         return 2
@@ -101,6 +94,21 @@ def _parse_budget(text: str):
         raise ValueError(f"--budget must be an int k or a float fraction, got {text!r}") from None
 
 
+def _parse_options(items) -> dict:
+    """``NAME=VALUE`` strings as a mapping; VALUE as JSON when it parses (numbers, true,
+    null, ...), else as the string itself."""
+    options = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--option takes NAME=VALUE, got {item!r}")
+        try:
+            options[name] = json.loads(text)
+        except json.JSONDecodeError:
+            options[name] = text
+    return options
+
+
 def _one_or_many(values):
     if values is None:
         return None
@@ -116,85 +124,6 @@ def _json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-# --------------------------------------------------------------------------------------------
-# demo
-
-
-def _demo(args) -> int:
-    _solver_demo(int(args.size))
-    if args.no_torch:
-        return 0
-    try:
-        from torch_adapter import demo as torch_demo
-    except ImportError as exc:
-        print(f"\n(real-model demo skipped: {exc}; install copslp[torch])")
-        return 0
-    print()
-    return torch_demo.main(["--out", args.out]) or 0
-
-
-#: Methods the solver demo runs at its default size, and why the others are left out.
-_DEMO_SKIPS = {
-    "scipy": "the same HiGHS engine as 'highs' behind linprog; over a minute at this size",
-    "cvxpy": "a modelling layer over the same engines; minutes at this size",
-    "milp": "binary branch and bound, for D <= 2000 only",
-}
-
-
-def _solver_demo(size: int) -> None:
-    """A realistic two-score problem solved by every method that finishes in reasonable time."""
-    rng = np.random.default_rng(0)
-    # Heavy-tailed, correlated scores, as SNIP and SynFlow scores are.
-    z = rng.standard_normal((2, size))
-    z[1] = 0.6 * z[0] + 0.8 * z[1]
-    scores = np.exp(2.0 * z)
-    budget, gamma = size // 20, 0.9
-    print(f"COPS on a generated two-score problem: D = {size:,}, k = {budget:,}, gamma = {gamma}")
-    print("scores: lognormal, correlated (rho = 0.6); primary s0, secondary s1 >= gamma * T_k(s1)\n")
-    header = f"{'method':<10} {'objective':>16} {'<s1,x>':>16} {'bound b1':>16} {'rel. diff':>10} {'mask diff':>9} {'time [s]':>9}"
-    print(header)
-    print("-" * len(header))
-    reference = None
-    for method in available_methods():
-        if method in _DEMO_SKIPS and size > 200_000:
-            print(f"{method:<10} skipped: {_DEMO_SKIPS[method]}")
-            continue
-        start = time.perf_counter()
-        try:
-            result = solve(scores, budget, gamma=gamma, method=method)
-        except (SolverError, ValueError) as exc:
-            print(f"{method:<10} failed: {exc}")
-            continue
-        elapsed = time.perf_counter() - start
-        reference = reference or result
-        diff = abs(result.objective - reference.objective) / abs(reference.objective)
-        mask_diff = int(np.count_nonzero(result.mask != reference.mask))
-        print(f"{method:<10} {result.objective:>16.8f} {result.bound_values[0]:>16.8f} "
-              f"{result.thresholds[0]:>16.8f} {diff:>10.1e} {mask_diff:>9d} {elapsed:>9.3f}")
-    print("\nrel. diff: |objective - analytic| / analytic; mask diff: elements whose mask differs from analytic's")
-
-
-# --------------------------------------------------------------------------------------------
-# bench
-
-
-def _bench(args) -> int:
-    script = _find_bench() / f"{args.script}.py"
-    if not script.exists():
-        print(f"copslp bench: {script} not found", file=sys.stderr)
-        return 2
-    namespace = runpy.run_path(str(script), run_name="copslp_bench")
-    return namespace["main"](args.args) or 0
-
-
-def _find_bench() -> Path:
-    """bench/ of the source checkout: beside the package (editable install) or under cwd."""
-    for root in (Path(__file__).resolve().parent.parent, Path.cwd()):
-        if (root / "bench").is_dir():
-            return root / "bench"
-    raise SystemExit("copslp bench: no bench/ folder found; run it from a source checkout of copslp")
 
 
 if __name__ == "__main__":

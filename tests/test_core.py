@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 import copslp
+from copslp._problem import DEFAULT_GAMMA
+from copslp._registry import METHODS as REGISTRY
 from conftest import (
     BINARY_METHODS,
     Case,
@@ -27,7 +29,7 @@ from conftest import (
     top_k_sum_sorted,
 )
 
-METHODS = list(copslp.METHODS)  # every registered method; unavailable ones skip
+METHODS = list(REGISTRY)  # every registered method; unavailable ones skip
 MILP_MAX_D = 40  # branch and bound on the reference and on milp stays quick below this
 
 
@@ -377,7 +379,7 @@ def test_default_gamma():
     scores = rng.random((3, 50))
     result = copslp.solve(scores, 10)
     best = np.array([top_k_sum_sorted(s, 10) for s in scores[1:]])
-    np.testing.assert_allclose(result.thresholds, copslp.DEFAULT_GAMMA * best, rtol=1e-12)
+    np.testing.assert_allclose(result.thresholds, DEFAULT_GAMMA * best, rtol=1e-12)
 
 
 def test_result_is_frozen_and_complete():
@@ -622,14 +624,14 @@ def test_tiny_relative_bounds_backends(method):
 
 def test_negative_gap_only_with_a_missed_bound():
     """Two bounds: the rounded mask may miss one (a CopsWarning says so) and then beat the LP
-    optimum; gap is negative only then (Result.gap)."""
+    optimum; the rounding loss is negative only then (Result.rounding_loss)."""
     scores = np.array([[1.0, 2.0, 1.0], [3.0, 2.0, 3.0], [3.0, 1.0, 0.0]])
     case = Case(scores, 2, gamma=[0.9, 0.9])
     with pytest.warns(copslp.CopsWarning, match="misses"):
         result = case.solve("analytic")
     assert_optimal(result, case)
-    assert result.mask_violations.max() > 0
-    assert result.gap < 0
+    assert result.mask_violations.max() > 0 and not result.mask_meets_bounds
+    assert result.rounding_loss < 0
 
 
 # ----------------------------------------------------------------------------------------

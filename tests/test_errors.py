@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import copslp
+from copslp._registry import METHODS, MethodSpec
 
 RNG = np.random.default_rng(0)
 SCORES = RNG.random((2, 10))
@@ -295,24 +296,42 @@ def test_method_not_a_string():
         copslp.solve(SCORES, 3, method=None)
 
 
-def test_unknown_option_warns_at_the_caller():
-    with pytest.warns(copslp.CopsWarning, match="bogus") as record:
-        result = copslp.solve(SCORES, 3, bogus=1)
-    assert result.status == "optimal"
-    assert any(w.filename == __file__ for w in record), [w.filename for w in record]
-    assert "sample_size" in str(record[0].message)  # says what it accepts
+def test_misspelt_keyword_is_a_type_error():
+    # a typo must not silently solve with the default gamma
+    with raises(TypeError, "gama"):
+        copslp.solve(SCORES, 3, gama=0.5)
 
 
-def test_unknown_option_of_a_backend_warns():
+def test_method_option_as_a_keyword_is_a_type_error():
+    with raises(TypeError, "sample_size"):
+        copslp.solve(SCORES, 3, sample_size=256)
+
+
+def test_unknown_option_names_the_valid_ones():
+    with raises(ValueError, "'bogus'", "analytic", "max_rounds, rtol, sample_size, seed"):
+        copslp.solve(SCORES, 3, options={"bogus": 1})
+
+
+def test_option_of_another_method_is_refused():
     pytest.importorskip("highspy")
-    with pytest.warns(copslp.CopsWarning, match="sample_size"):
-        copslp.solve(SCORES, 3, method="highs", sample_size=256)
+    with raises(ValueError, "'highs'", "'sample_size'", "presolve, solver, time_limit, tolerance"):
+        copslp.solve(SCORES, 3, method="highs", options={"sample_size": 256})
+
+
+def test_options_must_be_a_mapping():
+    with raises(TypeError, "options", "mapping"):
+        copslp.solve(SCORES, 3, options=[("rtol", 1e-9)])
+
+
+def test_given_options_reach_the_method():
+    loose = copslp.solve(SCORES, 3, options={"rtol": 1e-3})
+    strict = copslp.solve(SCORES, 3)
+    assert loose.certificate.tolerance == 1e-3 and strict.certificate.tolerance == 1e-9
 
 
 def test_missing_optional_backend(monkeypatch):
-    spec = copslp.MethodSpec("needs_missing", "._analytic:solve_analytic", ("copslp_no_such_module",),
-                             "-", "-")
-    monkeypatch.setitem(copslp.METHODS, "needs_missing", spec)
+    spec = MethodSpec("needs_missing", "._analytic:solve_analytic", ("copslp_no_such_module",))
+    monkeypatch.setitem(METHODS, "needs_missing", spec)
     assert "needs_missing" not in copslp.available_methods()
     with raises(ImportError, "needs_missing", "copslp_no_such_module"):
         copslp.solve(SCORES, 3, method="needs_missing")
@@ -327,7 +346,7 @@ def test_two_score_needs_two_scores(n):
 
 def test_milp_refuses_large_d():
     pytest.importorskip("highspy")
-    size = copslp.METHODS["milp"].options["max_size"] + 1
+    size = METHODS["milp"].options["max_size"].default + 1
     scores = RNG.random((2, size))
     with raises(ValueError, "milp", f"D = {size}", "max_size"):
         copslp.solve(scores, 3, method="milp")
@@ -336,24 +355,24 @@ def test_milp_refuses_large_d():
 def test_milp_max_size_option():
     pytest.importorskip("highspy")
     with raises(ValueError, "max_size = 5", "D = 10"):
-        copslp.solve(SCORES, 3, method="milp", max_size=5)
+        copslp.solve(SCORES, 3, method="milp", options={"max_size": 5})
 
 
 def test_unknown_highs_solver():
     pytest.importorskip("highspy")
     with raises(ValueError, "'dual'", "ipm"):
-        copslp.solve(SCORES, 3, method="highs", solver="dual")
+        copslp.solve(SCORES, 3, method="highs", options={"solver": "dual"})
 
 
 @pytest.mark.parametrize("rtol", [-1.0, 0.0, 2.0])
 def test_analytic_rtol_outside_zero_one(rtol):
     with raises(ValueError, "rtol", str(rtol)):
-        copslp.solve(SCORES, 3, rtol=rtol)
+        copslp.solve(SCORES, 3, options={"rtol": rtol})
 
 
 def test_two_score_tol_outside_zero_one():
     with raises(ValueError, "tol", "2"):
-        copslp.solve(SCORES, 3, method="two_score", tol=2.0)
+        copslp.solve(SCORES, 3, method="two_score", options={"tol": 2.0})
 
 
 # ----------------------------------------------------------------------------------------

@@ -114,7 +114,7 @@ def _solve(case: Case, method="analytic", **kwargs):
         warnings.simplefilter("ignore", copslp.CopsWarning)
         return copslp.solve(case.scores, case.budget, **{
             "gamma": case.gamma, "bounds": case.bounds, "groups": case.groups, "floors": case.floors,
-            "method": method, **kwargs})
+            "method": method, "options": kwargs})
 
 
 def _solve_or_none(case: Case, method="analytic", **kwargs):

@@ -8,6 +8,9 @@ At density 0.1 % (k = 259) SNIP's top-k keeps no weight of the first layers: non
 at a certified LP optimum that can only be lower than without the floors.
 """
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -24,7 +27,8 @@ from torch_adapter import (  # noqa: E402
     scores,
     select_mask,
 )
-from torch_adapter import demo  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+import pruning_demo as demo  # noqa: E402
 from torch_models import single_torch_thread  # noqa: E402,F401
 
 DENSITY = 0.001
@@ -99,7 +103,7 @@ def test_floors_keep_every_layer_alive(scored, secondary, min_per_layer):
     assert (kept >= floors).all(), (kept, floors)
     assert int(with_floors.mask.sum()) == kept.sum() == with_floors.result.budget == k
     res = with_floors.result
-    assert res.status == "optimal" and res.certificate.passed
+    assert res.certificate.passed
     assert res.floor_multipliers is not None and res.floor_multipliers.shape == (layout.n_layers,)
     # floors only restrict: the optimum can only go down
     assert res.objective <= without.result.objective * (1 + 1e-12)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -179,9 +179,9 @@ def select_mask(
     budget: int | None = None,
     gamma: float | Sequence[float] | None = None,
     bounds: float | Sequence[float] | None = None,
-    method: str = "analytic",
+    method: str = "auto",
+    options: Mapping[str, Any] | None = None,
     min_per_layer: int | float | None = None,
-    **solve_options: Any,
 ) -> Selection:
     """Solve COPS for the given scores without touching any model.
 
@@ -199,13 +199,13 @@ def select_mask(
         (neither ``gamma`` nor ``bounds``): 0.9 for every secondary score.
     bounds : float or sequence of float, optional
         Absolute bounds ``b_i`` instead of ``gamma``.
-    method : str, default "analytic"
-        A :func:`copslp.available_methods` name.
+    method : str, default "auto"
+        A :func:`copslp.available_methods` name (``"auto"`` is ``"analytic"``).
+    options : mapping, optional
+        The method's options, passed to :func:`copslp.solve`.
     min_per_layer : int or float, optional
         Layer floors against layer collapse, see :func:`layer_floors`; passed to the
         solver as ``groups=layout.group_index()`` and ``floors``.
-    **solve_options
-        Passed to :func:`copslp.solve` (method options).
 
     Returns
     -------
@@ -227,7 +227,7 @@ def select_mask(
         groups = layout.group_index()
     arrays = [s.numpy(np.float64) for s in scores]
     result = copslp.solve(arrays, size, gamma=gamma, bounds=bounds, groups=groups, floors=floors,
-                          method=method, **solve_options)
+                          method=method, options=options)
     mask = torch.from_numpy(np.asarray(result.mask, dtype=bool).copy())
     if mask.shape != (len(layout),) or int(mask.sum()) != result.budget:
         raise copslp.SolverError(f"copslp returned a mask with {int(mask.sum())} of {mask.numel()} kept, "
@@ -244,11 +244,11 @@ def prune_with_cops(
     budget: int | None = None,
     gamma: float | Sequence[float] | None = None,
     bounds: float | Sequence[float] | None = None,
-    method: str = "analytic",
+    method: str = "auto",
+    options: Mapping[str, Any] | None = None,
     min_per_layer: int | float | None = None,
     mode: str = "mask",
     on_collapse: str = "warn",
-    **solve_options: Any,
 ) -> PruneReport:
     """Combine pruning scores with COPS and apply the mask to ``model`` in place.
 
@@ -261,7 +261,7 @@ def prune_with_cops(
     model : nn.Module
     scores : Score or sequence of Score
         Primary first.
-    density, budget, gamma, bounds, method, min_per_layer, **solve_options
+    density, budget, gamma, bounds, method, options, min_per_layer
         See :func:`select_mask`.
     mode : {"mask", "freeze"}, default "mask"
         ``torch.nn.utils.prune.custom_from_mask`` (pruned weights are 0) or FreezeNet
@@ -286,7 +286,7 @@ def prune_with_cops(
     scores = _as_scores(scores)
     scores[0].layout.modules(model)  # fail before solving if the layout does not fit
     selection = select_mask(scores, density=density, budget=budget, gamma=gamma, bounds=bounds, method=method,
-                            min_per_layer=min_per_layer, **solve_options)
+                            min_per_layer=min_per_layer, options=options)
     check_collapse(selection.layers, on_collapse, stacklevel=2)  # before touching the model
     start = time.perf_counter()
     layers = apply_mask(model, selection.mask, selection.layout, mode=mode, on_collapse="ignore")

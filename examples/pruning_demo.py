@@ -1,6 +1,6 @@
 """Real-model demo: COPS on a VGG-16 and on a 20-layer MLP, at initialisation.
 
-What it does (``python -m torch_adapter.demo`` or ``copslp demo``):
+What it does (``python examples/pruning_demo.py``; ``make demo`` runs it after the solver comparison):
 
 1. builds a VGG-16-shaped network in code (13 3x3 convolutions with BatchNorm and ReLU in
    five stages of 64-128-256-512-512 channels with max pooling, then three linear layers
@@ -48,9 +48,9 @@ from torch import nn
 
 import copslp
 
-from .cops import Selection, select_mask
-from .masks import apply_mask, format_layer_table
-from .scores import Score, snip, synflow
+from torch_adapter.cops import Selection, select_mask
+from torch_adapter.masks import apply_mask, format_layer_table
+from torch_adapter.scores import Score, snip, synflow
 
 __all__ = ["vgg16", "deep_mlp", "generated_batches", "layer_collapse", "main", "DENSITIES",
            "COLLAPSE_DENSITIES"]
@@ -218,7 +218,7 @@ def _cops_line(cops: Selection, snip_only: Selection, flow_only: Selection, gamm
     flow_best = flow_only.result.mask_objective
     flow_kept = res.mask_bound_values[0] / flow_best
     return (f"COPS: SNIP kept {100 * snip_kept:.2f}% of SNIP-only's, SynFlow {100 * flow_kept:.2f}% of the best "
-            f"(bound {100 * gamma:.0f}%), lambda = {res.multipliers[0]:.4g}, LP gap {res.gap:.3g}, "
+            f"(bound {100 * gamma:.0f}%), lambda = {res.multipliers[0]:.4g}, rounding loss {res.rounding_loss:.3g}, "
             f"{res.n_fractional} fractional; solve {res.wall_time:.2f} s (method {res.method_time:.2f} s)")
 
 
