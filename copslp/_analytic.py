@@ -47,7 +47,8 @@ import numpy as np
 
 from ._errors import InfeasibleError, SolverError
 from ._blocks import BLOCK, blocks
-from ._inner import InnerProblem, check_single_bounds, mix_to_bound, reaches
+from ._infeasibility import joint_error, single_bound_error
+from ._inner import InnerProblem, mix_to_bound, reaches
 from ._problem import Problem, make_problem
 from ._registry import get_method
 from ._result import LPSolution
@@ -123,12 +124,10 @@ def _infeasibility(problem: Problem, inner: InnerProblem) -> InfeasibleError:
     """The error for a problem found infeasible: raised here for a bound that cannot be met
     alone (checked only now: a feasible answer proves every bound reachable), else returned
     for the bounds together."""
-    check_single_bounds(problem, inner)
-    return InfeasibleError(
-        "the bounds cannot all be met at once (each alone can); largest reachable values "
-        f"alone: {problem.best_reachable[problem.active].tolist()}, thresholds: "
-        f"{problem.thresholds[problem.active].tolist()}",
-    )
+    error = single_bound_error(problem)
+    if error is not None:
+        raise error
+    return joint_error(problem)
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from ._errors import SolverError
-from ._lp import build_lp, clip_to_box, duals_to_convention, infeasible_error
+from ._infeasibility import backend_infeasible_error
+from ._lp import build_lp, clip_to_box, duals_to_convention
 from ._problem import Problem
 from ._result import LPSolution
 
@@ -111,7 +112,7 @@ def solve_cvxpy(problem: Problem, *, solver, solver_options, tolerance) -> LPSol
     except cp.error.SolverError as error:
         raise SolverError(f"cvxpy solver {solver} failed: {error}") from error
     if model.status in _INFEASIBLE:
-        raise infeasible_error(problem)
+        raise backend_infeasible_error(problem)
     if model.status not in _SOLVED or x.value is None:
         raise SolverError(
             f"cvxpy solver {solver} ended with status {model.status!r}"

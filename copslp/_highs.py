@@ -20,7 +20,8 @@ shared with the method ``milp``.
 from __future__ import annotations
 
 from ._errors import SolverError
-from ._lp import StandardLP, build_lp, clip_to_box, duals_to_convention, infeasible_error
+from ._infeasibility import backend_infeasible_error
+from ._lp import StandardLP, build_lp, clip_to_box, duals_to_convention
 from ._problem import Problem
 from ._result import LPSolution
 
@@ -99,7 +100,7 @@ def run(highs, problem: Problem, *, binary: bool = False) -> str:
             raise SolverError(f"HiGHS reported an error although the model status is {text!r}")
         return text
     if model_status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
-        raise infeasible_error(problem, binary=binary)
+        raise backend_infeasible_error(problem, binary=binary)
     if model_status == highspy.HighsModelStatus.kTimeLimit:
         limit = highs.getOptionValue("time_limit")[1]
         raise SolverError(f"HiGHS reached its time limit of {limit} s without proving optimality")

@@ -14,10 +14,9 @@ from functools import cached_property
 
 import numpy as np
 
-from ._errors import InfeasibleError
 from ._selection import group_order, group_starts, lexicographic_top_k, top_k_indices, top_k_with_floors
 
-__all__ = ["InnerProblem", "reaches", "check_single_bounds", "mix_to_bound"]
+__all__ = ["InnerProblem", "reaches", "mix_to_bound"]
 
 
 def reaches(value: float, threshold: float) -> bool:
@@ -70,14 +69,6 @@ class InnerProblem:
         rank[np.lexsort((secondary, primary))] = np.arange(self.size)
         return self.select(rank)
 
-    def combine(self, multipliers: np.ndarray) -> np.ndarray:
-        """``v = s_0 + sum_i lambda_i s_i`` (a new array)."""
-        v = self.scores[0].copy()
-        for i, lam in enumerate(multipliers):
-            if lam != 0.0:
-                v += lam * self.scores[i + 1]
-        return v
-
     def mask_of(self, chosen: np.ndarray) -> np.ndarray:
         """Boolean mask of the elements ``chosen``."""
         mask = np.zeros(self.size, dtype=bool)
@@ -88,29 +79,6 @@ class InnerProblem:
         x = np.zeros(self.size)
         x[chosen] = 1.0
         return x
-
-
-def check_single_bounds(problem, inner: InnerProblem) -> None:
-    """Raise :class:`InfeasibleError` if one bound alone cannot be met.
-
-    The largest value of ``<s_i, x>`` under the budget is ``T_k(s_i)``; with floors it is the
-    value of the greedy of COPS.md section 6 on s_i. ``inner`` holds the active bounds of
-    ``problem`` in order.
-    """
-    for row, i in enumerate(problem.active):
-        best = float(problem.best_reachable[i])
-        where = f"any {problem.budget}-mask"
-        if inner.floors is not None:  # the greedy of the floors (the top-k when they do not bind)
-            where += " meeting the floors"
-            s = inner.scores[row + 1]
-            best = float(s.take(inner.select(s)).sum())
-        b = float(problem.thresholds[i])
-        if not reaches(best, b):
-            raise InfeasibleError(
-                f"bound on scores[{i + 1}] cannot be met: it asks for {b!r}, but the largest "
-                f"value {where} reaches is {best!r}",
-                score_index=i + 1, threshold=b, best_reachable=best,
-            )
 
 
 def mix_to_bound(s1: np.ndarray, low: np.ndarray, high: np.ndarray, b: float) -> np.ndarray:

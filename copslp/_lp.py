@@ -31,12 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sparse
 
-from ._errors import InfeasibleError, SolverError
-from ._inner import reaches
 from ._problem import Problem
-from ._selection import top_k_with_floors
 
-__all__ = ["StandardLP", "Duals", "build_lp", "duals_to_convention", "best_reachable", "infeasible_error", "clip_to_box"]
+__all__ = ["StandardLP", "Duals", "build_lp", "duals_to_convention", "clip_to_box"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,53 +174,6 @@ def duals_to_convention(problem: Problem, lp: StandardLP, row_duals, *, equality
         floor_multipliers[lp.floor_groups] = np.maximum(-inequality_sign * sigma0 * y[lp.floor_rows], 0.0)
     budget_dual = float(equality_sign * sigma0 * y[lp.budget_row])
     return Duals(multipliers, floor_multipliers, budget_dual)
-
-
-def best_reachable(problem: Problem, index: int) -> float:
-    """Largest ``<s_i, x>`` over budget-k points meeting the floors (``index`` among the
-    secondary scores, 0-based). Without floors this is ``problem.best_reachable[index]``."""
-    if not problem.has_floors:
-        return float(problem.best_reachable[index])
-    score = problem.scores[index + 1]
-    chosen = top_k_with_floors(score, problem.budget, problem.groups, problem.floors,
-                               problem.group_order, problem.group_starts)
-    return float(score[chosen].sum())
-
-
-def infeasible_error(problem: Problem, *, binary: bool = False) -> InfeasibleError | SolverError:
-    """The error to raise when a backend reports the problem infeasible.
-
-    A :class:`SolverError` when feasibility is provable (a single bound that its score's best
-    mask meets: the solver failed numerically); otherwise an :class:`InfeasibleError` that
-    names the first bound that no point meets on its own together with the largest value its
-    score can reach (under the budget and floors), or says the bounds are only jointly
-    infeasible (for ``binary``: no 0/1 mask meets them all, though the LP may be feasible).
-    """
-    for i in problem.active:
-        reach = best_reachable(problem, int(i))
-        wanted = float(problem.thresholds[i])
-        if not reaches(reach, wanted):
-            floors = " and the floors" if problem.has_floors else ""
-            return InfeasibleError(
-                f"the bound on scores[{i + 1}] cannot be met: it asks for {wanted!r}, but the largest "
-                f"value any point within the budget k = {problem.budget}{floors} reaches is {reach!r}",
-                score_index=int(i) + 1, threshold=wanted, best_reachable=reach,
-            )
-    if problem.active.size == 1:
-        # the best mask for the one score meets its bound: a feasible point exists
-        i = int(problem.active[0])
-        return SolverError(
-            f"the solver reports the problem infeasible, but the best {problem.budget}-mask for "
-            f"scores[{i + 1}] meets its bound ({best_reachable(problem, i)!r} >= "
-            f"{float(problem.thresholds[i])!r}): a numerical failure of the solver"
-        )
-    what = "no 0/1 mask meets" if binary else "no point meets"
-    reach = {int(i) + 1: best_reachable(problem, int(i)) for i in problem.active}
-    return InfeasibleError(
-        f"{what} all bounds{' and floors' if problem.has_floors else ''} at once, although each bound "
-        f"alone can be met (bounds {problem.thresholds[problem.active].tolist()} on scores "
-        f"{list(reach)}, best reachable values {list(reach.values())}); lower gamma or the bounds"
-    )
 
 
 def clip_to_box(x) -> np.ndarray:

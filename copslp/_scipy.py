@@ -21,7 +21,8 @@ import numpy as np
 from scipy.optimize import linprog
 
 from ._errors import SolverError
-from ._lp import build_lp, clip_to_box, duals_to_convention, infeasible_error
+from ._infeasibility import backend_infeasible_error
+from ._lp import build_lp, clip_to_box, duals_to_convention
 from ._problem import Problem
 from ._result import LPSolution
 
@@ -72,7 +73,7 @@ def solve_scipy(problem: Problem, *, solver, time_limit, tolerance) -> LPSolutio
         options=options,
     )
     if result.status == 2:
-        raise infeasible_error(problem)
+        raise backend_infeasible_error(problem)
     if result.status != 0:
         raise SolverError(f"linprog ({solver}) failed with status {result.status}: {result.message}")
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._errors import SolverError
-from ._inner import InnerProblem, check_single_bounds, mix_to_bound, reaches
+from ._infeasibility import single_bound_error
+from ._inner import InnerProblem, mix_to_bound, reaches
 from ._problem import Problem
 from ._result import LPSolution
 
@@ -41,7 +42,9 @@ def solve_two_score(problem: Problem, *, tol: float, max_iter: int) -> LPSolutio
     tolerance = max(100 * tol, 1e-9)
     if problem.active.size == 0:
         return LPSolution(inner.indicator(inner.select(s0)), np.zeros(1), tolerance, {"iterations": 0})
-    check_single_bounds(problem, inner)
+    error = single_bound_error(problem)
+    if error is not None:
+        raise error
     b = float(problem.thresholds[0])
 
     def evaluate(lam):

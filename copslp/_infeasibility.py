@@ -1,0 +1,89 @@
+"""Why a problem is infeasible, in one place: every method raises the errors made here.
+
+Two cases (COPS.md §3). A bound that cannot be met on its own: the largest value of
+``<s_i, x>`` over budget-k points meeting the floors is ``T_k(s_i)`` without floors and the
+value of the floors greedy (COPS.md §6) with them; if that is below ``b_i`` the error names
+the score, the bound and that value. Bounds that can each be met but not all at once: the
+error lists the bounds with their best values, and, when the method found one, the Farkas
+ray ``lambda >= 0`` that proves it (``T^P_k(sum_i lambda_i s_i) < <lambda, b>``) and by how
+much the bounds miss along it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._errors import InfeasibleError, SolverError
+from ._inner import reaches
+from ._problem import Problem
+from ._selection import top_k_with_floors
+
+__all__ = ["best_reachable", "single_bound_error", "joint_error", "backend_infeasible_error"]
+
+
+def best_reachable(problem: Problem, index: int) -> float:
+    """Largest ``<s_i, x>`` over budget-k points meeting the floors (``index`` among the
+    secondary scores, 0-based). Without floors this is ``problem.best_reachable[index]``."""
+    if not problem.has_floors:
+        return float(problem.best_reachable[index])
+    score = problem.scores[index + 1]
+    chosen = top_k_with_floors(score, problem.budget, problem.groups, problem.floors,
+                               problem.group_order, problem.group_starts)
+    return float(score[chosen].sum())
+
+
+def single_bound_error(problem: Problem) -> InfeasibleError | None:
+    """The error for the first active bound that no point meets on its own, or None."""
+    for i in problem.active:
+        reach = best_reachable(problem, int(i))
+        wanted = float(problem.thresholds[i])
+        if not reaches(reach, wanted):
+            floors = " and the floors" if problem.has_floors else ""
+            return InfeasibleError(
+                f"the bound on scores[{i + 1}] cannot be met: it asks for {wanted!r}, but the largest "
+                f"value any point within the budget k = {problem.budget}{floors} reaches is {reach!r}",
+                score_index=int(i) + 1, threshold=wanted, best_reachable=reach,
+            )
+    return None
+
+
+def joint_error(problem: Problem, *, binary: bool = False, ray: np.ndarray | None = None,
+                shortfall: float | None = None) -> InfeasibleError:
+    """The error for bounds that can each be met, but not all at once.
+
+    ``ray`` (one lambda >= 0 per secondary score) and ``shortfall``
+    (``<lambda, b> - T^P_k(sum_i lambda_i s_i)`` relative to ``<lambda, b>``), when the method
+    found them, say which bounds conflict and by how much. ``binary``: no 0/1 mask meets them
+    all, although the LP may be feasible.
+    """
+    what = "no 0/1 mask meets" if binary else "no point meets"
+    reach = {int(i) + 1: best_reachable(problem, int(i)) for i in problem.active}
+    message = (f"{what} all bounds{' and floors' if problem.has_floors else ''} at once, although each bound "
+               f"alone can be met (bounds {problem.thresholds[problem.active].tolist()} on scores "
+               f"{list(reach)}, best reachable values {list(reach.values())})")
+    if ray is not None:
+        conflicting = [int(i) + 1 for i in np.flatnonzero(ray > 0)]
+        weights = ", ".join(f"{float(ray[i - 1]):.4g} s_{i}" for i in conflicting)
+        message += (f"; the bounds on scores {conflicting} conflict: the combination {weights} reaches at most "
+                    f"{100 * (1 - shortfall):.6g}% of what those bounds ask of it together")
+    return InfeasibleError(message + "; lower gamma or the bounds")
+
+
+def backend_infeasible_error(problem: Problem, *, binary: bool = False) -> InfeasibleError | SolverError:
+    """The error to raise when a generic backend reports the problem infeasible.
+
+    An :class:`InfeasibleError` for a bound that no point meets alone; a :class:`SolverError`
+    when feasibility is provable (a single active bound that its score's best mask meets: the
+    solver failed numerically); otherwise the joint :class:`InfeasibleError`.
+    """
+    error = single_bound_error(problem)
+    if error is not None:
+        return error
+    if problem.active.size == 1:
+        i = int(problem.active[0])
+        return SolverError(
+            f"the solver reports the problem infeasible, but the best {problem.budget}-mask for "
+            f"scores[{i + 1}] meets its bound ({best_reachable(problem, i)!r} >= "
+            f"{float(problem.thresholds[i])!r}): a numerical failure of the solver"
+        )
+    return joint_error(problem, binary=binary)
