@@ -285,11 +285,11 @@ def layer_collapse(
     first = next(m for m in model.modules() if isinstance(m, nn.Linear))
     s_flow = synflow(model, (first.in_features,))
     return {
-        "SNIP": select_mask(s_snip, density=density),
-        "SNIP + floors": select_mask(s_snip, density=density, min_per_layer=min_per_layer),
-        "SynFlow": select_mask(s_flow, density=density),
-        "COPS": select_mask([s_snip, s_flow], density=density, gamma=gamma, method="analytic"),
-        "COPS + floors": select_mask([s_snip, s_flow], density=density, gamma=gamma, method="analytic",
+        "SNIP": select_mask(s_snip, budget=density),
+        "SNIP + floors": select_mask(s_snip, budget=density, min_per_layer=min_per_layer),
+        "SynFlow": select_mask(s_flow, budget=density),
+        "COPS": select_mask([s_snip, s_flow], budget=density, gamma=gamma, method="analytic"),
+        "COPS + floors": select_mask([s_snip, s_flow], budget=density, gamma=gamma, method="analytic",
                                      min_per_layer=min_per_layer),
     }
 
@@ -479,11 +479,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for density, label in _progress(jobs, show, desc="copslp.solve"):
         t0 = time.perf_counter()
         if label == "SNIP":
-            selection = select_mask(s_snip, density=density)
+            selection = select_mask(s_snip, budget=density)
         elif label == "SynFlow":
-            selection = select_mask(flows[density], density=density)
+            selection = select_mask(flows[density], budget=density)
         else:
-            selection = select_mask([s_snip, flows[density]], density=density, gamma=args.gamma, method="analytic")
+            selection = select_mask([s_snip, flows[density]], budget=density, gamma=args.gamma, method="analytic")
         timed(f"solve {label}", t0)
         rows.setdefault(density, {})[label] = selection
 

@@ -37,7 +37,7 @@ def test_prune_with_cops_keeps_exactly_k_and_meets_the_bound():
     data = batches((3, 8, 8), 4)
     s_snip = scores.snip(model, CE, data)
     s_flow = scores.synflow(model, (3, 8, 8))
-    report = prune_with_cops(model, [s_snip, s_flow], density=0.1, gamma=0.9, on_collapse="ignore")
+    report = prune_with_cops(model, [s_snip, s_flow], budget=0.1, gamma=0.9, on_collapse="ignore")
     assert isinstance(report, PruneReport)
     layout = s_snip.layout
     k = max(1, round(0.1 * len(layout)))
@@ -103,7 +103,7 @@ def test_layer_floors_prevent_collapse():
     assert report.result.floor_multipliers is not None
     density_floors = layer_floors(layout, 0.05)
     assert list(density_floors) == [math.ceil(0.05 * n) for n in layout.layer_sizes]
-    report = prune_with_cops(small_cnn(), [primary, secondary], density=0.2, gamma=0.5, min_per_layer=0.05)
+    report = prune_with_cops(small_cnn(), [primary, secondary], budget=0.2, gamma=0.5, min_per_layer=0.05)
     assert all(s.kept >= f for s, f in zip(report.layers, density_floors))
 
 
@@ -124,7 +124,7 @@ def test_freeze_mode_end_to_end():
     layout = Layout.from_model(model)
     initial = layout.flatten(layout.values(model)).detach().clone()
     report = prune_with_cops(model, [scores.magnitude(model), scores.synflow(model, (1, 8, 8))],
-                             density=0.3, mode="freeze")
+                             budget=0.3, mode="freeze")
     assert report.mode == "freeze"
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=0.01)
     x, y = batches((1, 8, 8), 3)[0]
@@ -142,17 +142,19 @@ def test_argument_checks():
     a = scores.magnitude(model)
     other = scores.magnitude(model, include_bias=True)
     with pytest.raises(ValueError, match="different layout"):
-        select_mask([a, other], density=0.1)
-    with pytest.raises(TypeError, match="exactly one"):
-        select_mask(a, density=0.1, budget=3)
-    with pytest.raises(TypeError, match="exactly one"):
+        select_mask([a, other], budget=0.1)
+    with pytest.raises(TypeError, match="budget"):
         select_mask(a)
-    with pytest.raises(TypeError, match="density"):
-        select_mask(a, density=1)
+    with pytest.raises(TypeError, match="budget"):
+        select_mask(a, True)
+    with pytest.raises(ValueError, match="1 <= k <= D"):
+        select_mask(a, len(a.layout) + 1)
+    with pytest.raises(ValueError, match="fraction"):
+        select_mask(a, 1.5)
     with pytest.raises(TypeError, match="Score"):
-        select_mask([a.values], density=0.1)
+        select_mask([a.values], budget=0.1)
     with pytest.raises(ValueError, match="no module"):
-        prune_with_cops(small_resnet(), [a], density=0.1)
+        prune_with_cops(small_resnet(), [a], budget=0.1)
     with pytest.raises(ValueError, match="floor"):
         select_mask([a, scores.random(model)], budget=5, min_per_layer=3)
     with pytest.raises(copslp.InfeasibleError):
@@ -171,7 +173,7 @@ def test_cops_pruned_cnn_still_trains():
     data = [(images[:32], labels[:32]), (images[32:], labels[32:])]
     s_snip = scores.snip(model, CE, data)
     s_flow = scores.synflow(model, (1, 8, 8))
-    report = prune_with_cops(model, [s_snip, s_flow], density=0.3, gamma=0.9, on_collapse="raise")
+    report = prune_with_cops(model, [s_snip, s_flow], budget=0.3, gamma=0.9, on_collapse="raise")
     assert report.collapsed == ()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
     losses = []

@@ -68,7 +68,7 @@ def test_the_network():
 
 def test_snip_alone_collapses_layers(scored):
     s_snip, k = scored["snip"], scored["k"]
-    selection = select_mask(s_snip, density=DENSITY)
+    selection = select_mask(s_snip, budget=DENSITY)
     # it is SNIP's plain top-k
     expected = torch.zeros(len(s_snip), dtype=torch.bool)
     expected[torch.topk(s_snip.values, k).indices] = True
@@ -80,7 +80,7 @@ def test_snip_alone_collapses_layers(scored):
     # the adapter refuses to apply it when asked to, and leaves the model untouched
     model = demo.deep_mlp(seed=SEED)
     with pytest.raises(LayerCollapseError) as info:
-        prune_with_cops(model, s_snip, density=DENSITY, on_collapse="raise")
+        prune_with_cops(model, s_snip, budget=DENSITY, on_collapse="raise")
     assert "fc1" in info.value.layers
     assert not hasattr(model.fc1, "weight_mask")
 
@@ -91,11 +91,11 @@ def test_floors_keep_every_layer_alive(scored, secondary, min_per_layer):
     s_snip, k = scored["snip"], scored["k"]
     layout = s_snip.layout
     chosen = [s_snip] if secondary is None else [s_snip, scored[secondary]]
-    without = select_mask(chosen, density=DENSITY)
+    without = select_mask(chosen, budget=DENSITY)
     assert without.collapsed  # SNIP alone, and COPS with either secondary score, collapse here
     floors = layer_floors(layout, min_per_layer)
     assert floors.min() >= 1
-    with_floors = select_mask(chosen, density=DENSITY, min_per_layer=min_per_layer)
+    with_floors = select_mask(chosen, budget=DENSITY, min_per_layer=min_per_layer)
 
     assert with_floors.collapsed == ()
     assert list(with_floors.floors) == list(floors)
@@ -117,7 +117,7 @@ def test_floors_keep_every_layer_alive(scored, secondary, min_per_layer):
 
 def test_prune_with_cops_floors_end_to_end(scored):
     model = demo.deep_mlp(seed=SEED)
-    report = prune_with_cops(model, [scored["snip"], scored["synflow"]], density=DENSITY, gamma=0.9,
+    report = prune_with_cops(model, [scored["snip"], scored["synflow"]], budget=DENSITY, gamma=0.9,
                              min_per_layer=2, on_collapse="raise")
     assert report.collapsed == () and report.budget == scored["k"]
     layout = report.layout
@@ -133,7 +133,7 @@ def test_floors_against_the_bound_are_a_clear_error(scored):
     # one-shot SynFlow puts its best k weights in the last layer; 5 in each of the other 19
     # leave too few there for 90 % of SynFlow's best
     with pytest.raises(copslp.InfeasibleError, match="floors"):
-        select_mask([scored["snip"], scored["synflow"]], density=DENSITY, gamma=0.9, min_per_layer=5)
+        select_mask([scored["snip"], scored["synflow"]], budget=DENSITY, gamma=0.9, min_per_layer=5)
     with pytest.raises(ValueError, match="floor"):
         select_mask(scored["snip"], budget=19, min_per_layer=1)  # 20 layers, 1 each > k
 
@@ -141,8 +141,8 @@ def test_floors_against_the_bound_are_a_clear_error(scored):
 @pytest.mark.parametrize("secondary", [None, "synflow"])
 def test_zero_floors_are_no_floors(scored, secondary):
     chosen = [scored["snip"]] if secondary is None else [scored["snip"], scored[secondary]]
-    plain = select_mask(chosen, density=DENSITY)
-    zero = select_mask(chosen, density=DENSITY, min_per_layer=0)
+    plain = select_mask(chosen, budget=DENSITY)
+    zero = select_mask(chosen, budget=DENSITY, min_per_layer=0)
     assert list(zero.floors) == [0] * 20
     assert torch.equal(zero.mask, plain.mask)
     assert zero.result.objective == pytest.approx(plain.result.objective, rel=1e-12)
@@ -155,7 +155,7 @@ def test_the_demo_part(scored):
     data = demo.generated_batches(2, 32, seed=SEED, input_shape=(demo.MLP_INPUTS,))
     rows = demo.layer_collapse(scored["model"], data, density=DENSITY, min_per_layer=2, gamma=0.9)
     assert tuple(rows) == demo.COLLAPSE_LABELS
-    assert torch.equal(rows["SNIP"].mask, select_mask(scored["snip"], density=DENSITY).mask)
+    assert torch.equal(rows["SNIP"].mask, select_mask(scored["snip"], budget=DENSITY).mask)
     assert rows["SNIP"].collapsed and rows["COPS"].collapsed
     assert rows["SNIP + floors"].collapsed == rows["COPS + floors"].collapsed == ()
     for sel in rows.values():

@@ -5,7 +5,7 @@ A thin layer around :func:`copslp.solve` (which never sees torch):
 >>> from torch_adapter import scores, prune_with_cops                      # doctest: +SKIP
 >>> s_snip = scores.snip(model, nn.CrossEntropyLoss(), batches)             # doctest: +SKIP
 >>> s_flow = scores.synflow(model, input_shape=(3, 32, 32))                 # doctest: +SKIP
->>> report = prune_with_cops(model, [s_snip, s_flow], density=0.01, gamma=0.9)  # doctest: +SKIP
+>>> report = prune_with_cops(model, [s_snip, s_flow], 0.01, gamma=0.9)  # doctest: +SKIP
 >>> print(report.table())                                                   # doctest: +SKIP
 
 Conventions

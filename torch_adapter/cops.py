@@ -160,23 +160,10 @@ def _as_scores(scores: Score | Sequence[Score]) -> tuple[Score, ...]:
     return scores
 
 
-def _budget(density: float | None, budget: int | None) -> int | float:
-    if (density is None) == (budget is None):
-        raise TypeError("give exactly one of density= (kept fraction) and budget= (kept count)")
-    if density is not None:
-        if isinstance(density, (bool, np.bool_)) or not isinstance(density, (float, np.floating)):
-            raise TypeError(f"density must be a float in (0, 1], got {density!r}")
-        return float(density)
-    if isinstance(budget, (bool, np.bool_)) or not isinstance(budget, (int, np.integer)):
-        raise TypeError(f"budget must be an int count, got {budget!r}")
-    return int(budget)
-
-
 def select_mask(
     scores: Score | Sequence[Score],
+    budget: int | float,
     *,
-    density: float | None = None,
-    budget: int | None = None,
     gamma: float | Sequence[float] | None = None,
     bounds: float | Sequence[float] | None = None,
     method: str = "auto",
@@ -190,10 +177,9 @@ def select_mask(
     scores : Score or sequence of Score
         Primary first, then the secondary scores; all on one layout. A single score gives
         its plain top-k mask.
-    density : float in (0, 1], optional
-        Kept fraction; the solver keeps ``k = max(1, round(density * D))``.
-    budget : int, optional
-        Kept count k instead of ``density`` (give exactly one).
+    budget : int or float
+        As in :func:`copslp.solve`: the kept count ``k`` (an int, ``1 <= k <= D``) or the
+        kept fraction (a float in (0, 1]; ``k = max(1, round(fraction * D))``).
     gamma : float or sequence of float in [0, 1], optional
         Relative bound per secondary score: ``<s_i, m> >= gamma_i * T_k(s_i)``. Default
         (neither ``gamma`` nor ``bounds``): 0.9 for every secondary score.
@@ -220,13 +206,12 @@ def select_mask(
     """
     scores = _as_scores(scores)
     layout = scores[0].layout
-    size = _budget(density, budget)
     groups = floors = None
     if min_per_layer is not None:
         floors = layer_floors(layout, min_per_layer)
         groups = layout.group_index()
     arrays = [s.numpy(np.float64) for s in scores]
-    result = copslp.solve(arrays, size, gamma=gamma, bounds=bounds, groups=groups, floors=floors,
+    result = copslp.solve(arrays, budget, gamma=gamma, bounds=bounds, groups=groups, floors=floors,
                           method=method, options=options)
     mask = torch.from_numpy(np.asarray(result.mask, dtype=bool).copy())
     if mask.shape != (len(layout),) or int(mask.sum()) != result.budget:
@@ -239,9 +224,8 @@ def select_mask(
 def prune_with_cops(
     model: nn.Module,
     scores: Score | Sequence[Score],
+    budget: int | float,
     *,
-    density: float | None = None,
-    budget: int | None = None,
     gamma: float | Sequence[float] | None = None,
     bounds: float | Sequence[float] | None = None,
     method: str = "auto",
@@ -261,7 +245,7 @@ def prune_with_cops(
     model : nn.Module
     scores : Score or sequence of Score
         Primary first.
-    density, budget, gamma, bounds, method, options, min_per_layer
+    budget, gamma, bounds, method, options, min_per_layer
         See :func:`select_mask`.
     mode : {"mask", "freeze"}, default "mask"
         ``torch.nn.utils.prune.custom_from_mask`` (pruned weights are 0) or FreezeNet
@@ -280,12 +264,12 @@ def prune_with_cops(
     >>> from torch_adapter import scores, prune_with_cops                  # doctest: +SKIP
     >>> s_snip = scores.snip(model, nn.CrossEntropyLoss(), batches)         # doctest: +SKIP
     >>> s_flow = scores.synflow(model, (3, 32, 32))                         # doctest: +SKIP
-    >>> report = prune_with_cops(model, [s_snip, s_flow], density=0.01, gamma=0.9)  # doctest: +SKIP
+    >>> report = prune_with_cops(model, [s_snip, s_flow], 0.01, gamma=0.9)  # doctest: +SKIP
     >>> print(report.table())                                               # doctest: +SKIP
     """
     scores = _as_scores(scores)
     scores[0].layout.modules(model)  # fail before solving if the layout does not fit
-    selection = select_mask(scores, density=density, budget=budget, gamma=gamma, bounds=bounds, method=method,
+    selection = select_mask(scores, budget, gamma=gamma, bounds=bounds, method=method,
                             min_per_layer=min_per_layer, options=options)
     check_collapse(selection.layers, on_collapse, stacklevel=2)  # before touching the model
     start = time.perf_counter()
