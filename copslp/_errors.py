@@ -30,6 +30,13 @@ class InfeasibleError(ValueError):
         self.threshold = threshold
         self.best_reachable = best_reachable
 
+    def __reduce__(self):  # keep the attributes when sent between processes
+        return _rebuild_infeasible, (str(self), self.score_index, self.threshold, self.best_reachable)
+
+
+def _rebuild_infeasible(message, score_index, threshold, best_reachable):
+    return InfeasibleError(message, score_index=score_index, threshold=threshold, best_reachable=best_reachable)
+
 
 class SolverError(RuntimeError):
     """A method failed, or its answer failed the optimality certificate."""

@@ -19,6 +19,7 @@ shared with the method ``milp``.
 
 from __future__ import annotations
 
+from ._deadline import call_with_deadline
 from ._errors import SolverError
 from ._infeasibility import backend_infeasible_error
 from ._lp import StandardLP, build_lp, clip_to_box, duals_to_convention
@@ -120,7 +121,10 @@ def solve_highs(problem: Problem, *, solver, presolve, time_limit, tolerance) ->
     presolve : {"off", "on", "choose"} or bool
         HiGHS presolve; off by default (it does not shrink this LP and costs time).
     time_limit : float, optional
-        Seconds; HiGHS checks it between iterations only.
+        Seconds. HiGHS checks it between iterations only, and one dual simplex iteration can
+        take minutes here, so with a limit the solve runs in a separate process that is
+        stopped after ``1.5 * time_limit + 0.5`` s (:mod:`copslp._deadline`) with a
+        :class:`copslp.SolverError` saying so.
     tolerance : float
         Relative accuracy promised to the certificate; also HiGHS's primal and dual
         feasibility tolerances (and the ipm / pdlp optimality tolerance), which act as
@@ -133,6 +137,14 @@ def solve_highs(problem: Problem, *, solver, presolve, time_limit, tolerance) ->
         ``run_time`` (HiGHS's own clock), ``objective``, ``budget_dual``,
         ``floor_multipliers``.
     """
+    if time_limit is None:
+        return _solve_here(problem, solver=solver, presolve=presolve, time_limit=None, tolerance=tolerance)
+    settings = {"problem": problem, "solver": solver, "presolve": presolve, "time_limit": time_limit, "tolerance": tolerance}
+    return call_with_deadline(_solve_here, settings, time_limit=time_limit, who="HiGHS")
+
+
+def _solve_here(problem: Problem, *, solver, presolve, time_limit, tolerance) -> LPSolution:
+    """:func:`solve_highs` in this process."""
     lp = build_lp(problem)
 
     highs = new_highs()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linprog
 
+from ._deadline import call_with_deadline
 from ._errors import SolverError
 from ._infeasibility import backend_infeasible_error
 from ._lp import build_lp, clip_to_box, duals_to_convention
@@ -38,7 +39,9 @@ def solve_scipy(problem: Problem, *, solver, time_limit, tolerance) -> LPSolutio
     solver : {"highs-ipm", "highs-ds", "highs"}
         linprog's ``method``: interior point with crossover, dual simplex, or HiGHS's choice.
     time_limit : float, optional
-        Seconds.
+        Seconds. linprog's HiGHS checks it between iterations only, so with a limit the solve
+        runs in a separate process stopped after ``1.5 * time_limit + 0.5`` s, as for the
+        method ``highs``.
     tolerance : float
         Relative accuracy promised to the certificate; also linprog's primal and dual
         feasibility tolerances (and the ipm optimality tolerance) on the scaled LP.
@@ -49,6 +52,14 @@ def solve_scipy(problem: Problem, *, solver, time_limit, tolerance) -> LPSolutio
         ``info``: ``solver``, ``iterations``, ``status`` and ``message`` from linprog,
         ``objective``, ``budget_dual``, ``floor_multipliers``.
     """
+    if time_limit is None:
+        return _solve_here(problem, solver=solver, time_limit=None, tolerance=tolerance)
+    settings = {"problem": problem, "solver": solver, "time_limit": time_limit, "tolerance": tolerance}
+    return call_with_deadline(_solve_here, settings, time_limit=time_limit, who="linprog (HiGHS)")
+
+
+def _solve_here(problem: Problem, *, solver, time_limit, tolerance) -> LPSolution:
+    """:func:`solve_scipy` in this process."""
     lp = build_lp(problem)
     matrix = lp.matrix.tocsr()
 

@@ -6,6 +6,7 @@ directly from the scores, so it shares no code with copslp._lp.
 
 from __future__ import annotations
 
+import time
 from itertools import combinations
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from scipy.optimize import linprog
 
 import copslp
+from copslp._deadline import deadline_for
 from copslp._lp import build_lp, duals_to_convention
 from copslp._problem import make_problem
 from copslp._selection import top_k_with_floors
@@ -331,6 +333,31 @@ def test_highs_time_limit_is_a_solver_error(solver):
     scores = np.random.default_rng(0).random((2, 20000))
     with pytest.raises(copslp.SolverError, match="time limit"):
         copslp.solve(scores, 1000, gamma=0.9, method="highs", options={"solver": solver, "time_limit": 1e-6})
+
+
+@pytest.mark.parametrize("method", ["highs", "scipy"])
+def test_time_limit_stops_an_iteration_that_outlasts_it(method):
+    """One dual simplex iteration on this LP takes 5-40 s at D = 1e5 here and HiGHS checks its
+    limit only between iterations: the run is stopped from outside (copslp._deadline)."""
+    pytest.importorskip("highspy")
+    scores = np.random.default_rng(0).random((2, 100_000))
+    solver = "simplex" if method == "highs" else "highs-ds"
+    start = time.perf_counter()
+    with pytest.raises(copslp.SolverError, match="time limit of 1.0 s") as excinfo:
+        copslp.solve(scores, 5000, gamma=0.9, method=method, options={"solver": solver, "time_limit": 1.0})
+    assert time.perf_counter() - start < 4.0 + deadline_for(1.0), "stopped near its deadline, not at the end"
+    assert "stopped after" in str(excinfo.value)
+
+
+def test_time_limited_run_gives_the_same_answer_and_errors():
+    pytest.importorskip("highspy")
+    scores = np.random.default_rng(3).random((3, 400))
+    free = copslp.solve(scores, 40, gamma=0.8, method="highs")
+    limited = copslp.solve(scores, 40, gamma=0.8, method="highs", options={"time_limit": 60.0})
+    assert limited.objective == free.objective and np.array_equal(limited.mask, free.mask)
+    with pytest.raises(copslp.InfeasibleError) as excinfo:  # raised in the child, kept whole
+        copslp.solve(scores, 40, bounds=[1e9, -np.inf], method="highs", options={"time_limit": 60.0})
+    assert excinfo.value.score_index == 1 and excinfo.value.threshold == 1e9
 
 
 def test_milp_time_limit_is_a_solver_error():
