@@ -87,9 +87,9 @@ def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int
     inner = _full_inner(problem)
     r = inner.thresholds.shape[0]
     info = {"rounds": 0, "survivors": problem.size}
-    if r == 0:
-        x = inner.indicator(inner.select(inner.scores[0]))
-        return LPSolution(x, np.zeros(problem.n_scores - 1), rtol, info)
+    if r == 0:  # the top-k of s_0 (with floors, the greedy): an integral point, given as a mask
+        mask = inner.mask_of(inner.select(inner.scores[0]))
+        return LPSolution(mask, np.zeros(problem.n_scores - 1), rtol, info)
 
     d = problem.size
     if r > 1:  # the sample and the survivors are solved as LPs: keep the sample small

@@ -14,7 +14,8 @@ from functools import cached_property
 
 import numpy as np
 
-from ._selection import group_order, group_starts, lexicographic_top_k, top_k_indices, top_k_with_floors
+from ._selection import (group_order, group_starts, lexicographic_top_k, top_k_indices_of_long,
+                         top_k_with_floors)
 
 __all__ = ["InnerProblem", "reaches", "mix_to_bound"]
 
@@ -57,7 +58,7 @@ class InnerProblem:
     def select(self, values: np.ndarray) -> np.ndarray:
         """Indices of a best budget-set by ``values`` (ties broken arbitrarily)."""
         if self.floors is None:
-            return top_k_indices(values, self.budget)
+            return top_k_indices_of_long(values, self.budget)
         order, starts = self._group_layout
         return top_k_with_floors(values, self.budget, self.groups, self.floors, order, starts)
 

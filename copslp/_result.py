@@ -13,7 +13,7 @@ rows; ``budget_dual`` (mu) is the level that separates kept (w_j > mu) from drop
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
@@ -25,8 +25,10 @@ __all__ = ["LPSolution", "Certificate", "Result"]
 class LPSolution:
     """What a method hands back to :func:`copslp.solve`.
 
-    ``x`` is the LP point (float64, length D) and ``multipliers`` one lambda per secondary
-    score (0 for switched-off bounds), in the sign convention of this module. ``tolerance``
+    ``x`` is the LP point (float64, length D; or a boolean mask when the point is integral
+    and the method produced it as a mask, as the plain top-k does) and ``multipliers`` one
+    lambda per secondary score (0 for switched-off bounds), in the sign convention of this
+    module. ``tolerance``
     is the relative accuracy the method promises; the certificate is checked at it.
     """
 
@@ -100,7 +102,9 @@ class Result:
     mask : ndarray of bool, shape (D,)
         Exactly ``budget`` True entries: the LP point rounded to a mask (COPS.md section 5).
     x : ndarray of float64, shape (D,)
-        The LP solution.
+        The LP solution. When the method produced an integral point as a mask (the plain
+        top-k: one score, or every bound off, without floors), it is made from ``mask`` on
+        first access, so that the fast path writes no float64 array of length D.
     objective : float
         ``<s_0, x>``, the LP optimum: an upper bound on the best mask's primary score.
     mask_objective : float
@@ -147,7 +151,7 @@ class Result:
     """
 
     mask: np.ndarray
-    x: np.ndarray
+    point: InitVar[np.ndarray]
     objective: float
     mask_objective: float
     multipliers: np.ndarray
@@ -167,6 +171,16 @@ class Result:
     method_time: float
     certificate: Certificate
     info: Mapping[str, Any] = field(default_factory=dict)
+    _x: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self, point: np.ndarray) -> None:
+        object.__setattr__(self, "_x", point)
+
+    @property
+    def x(self) -> np.ndarray:
+        if self._x.dtype == np.bool_:
+            object.__setattr__(self, "_x", self._x.astype(np.float64))
+        return self._x
 
     def summary(self) -> dict:
         """A JSON-friendly summary (no length-D arrays)."""

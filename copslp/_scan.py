@@ -52,46 +52,55 @@ class PointScan:
 def scan_point(problem, x: np.ndarray, xtol: float, multipliers: np.ndarray | None = None) -> PointScan:
     """Scan ``x`` against ``problem.scores``, one segment per group of its floors (one
     segment without floors). ``multipliers`` (one lambda per secondary score) are needed for
-    the levels ``zeros_max`` and ``ones_min``."""
+    the levels ``zeros_max`` and ``ones_min``. A boolean ``x`` is an integral point (a mask):
+    it is read as it is (no comparisons, no products with x), and ``PointScan.ones`` is ``x``
+    itself."""
     scores = problem.scores
     n, size = scores.shape
+    integral = x.dtype == np.bool_
     order = problem.group_order if problem.has_floors else None
     segments = problem.group_starts if problem.has_floors else np.array([0, size])
     n_segments = segments.shape[0] - 1
     values, ones_values = np.zeros(n), np.zeros(n)
-    ones = np.empty(size, dtype=bool)
+    ones = x if integral else np.empty(size, dtype=bool)
     fractional = []
     x_min, x_max = np.inf, -np.inf
     segment_x, segment_ones = np.zeros(n_segments), np.zeros(n_segments, dtype=np.int64)
     zeros_max, ones_min = np.full(n_segments, -np.inf), np.full(n_segments, np.inf)
     if multipliers is not None:
         weights = np.concatenate([[1.0], multipliers])  # v = weights @ scores
+        plain = not np.any(multipliers)  # v = s_0
     for block in blocks(size):
         if order is None:
             where = block
-            s, xb, one = scores[:, block], x[block], ones[block]
+            s, xb = scores[:, block], x[block]
         else:  # groups in any order: gather the block through the permutation
             where = order[block]
-            s, xb, one = take_columns(scores, where), x.take(where), np.empty(where.shape[0], dtype=bool)
+            s, xb = take_columns(scores, where), x.take(where)
         runs, starts = _runs(segments, block)
-        values += s @ xb
-        x_min, x_max = min(x_min, float(xb.min())), max(x_max, float(xb.max()))
-        segment_x[runs] += np.add.reduceat(xb, starts)
-        np.greater_equal(xb, 1.0 - xtol, out=one)
+        if integral:
+            one = xb
+        else:
+            values += np.einsum("ij,j->i", s, xb)  # no BLAS threads: they stall on a busy machine
+            x_min, x_max = min(x_min, float(xb.min())), max(x_max, float(xb.max()))
+            segment_x[runs] += np.add.reduceat(xb, starts)
+            one = ones[block] if order is None else np.empty(xb.shape[0], dtype=bool)
+            np.greater_equal(xb, 1.0 - xtol, out=one)
+            if order is not None:
+                ones[where] = one
         at_one = np.flatnonzero(one)
-        if order is not None:
-            ones[where] = one
         ones_in_run = np.diff(np.searchsorted(at_one, starts), append=at_one.shape[0])
         segment_ones[runs] += ones_in_run
-        zero = xb <= xtol
         ones_values += take_columns(s, at_one).sum(axis=1)
         at_fraction = None
-        if at_one.shape[0] + int(np.count_nonzero(zero)) < xb.shape[0]:
-            at_fraction = np.flatnonzero(~(one | zero))
-            fractional.append(at_fraction + block.start if order is None else where[at_fraction])
+        if not integral:
+            zero = xb <= xtol
+            if at_one.shape[0] + int(np.count_nonzero(zero)) < xb.shape[0]:
+                at_fraction = np.flatnonzero(~(one | zero))
+                fractional.append(at_fraction + block.start if order is None else where[at_fraction])
         if multipliers is None:
             continue
-        v = weights @ s
+        v = s[0].copy() if plain else np.einsum("i,ij->j", weights, s)
         if at_one.shape[0]:
             filled = ones_in_run > 0
             first = np.searchsorted(at_one, starts[filled])
@@ -101,6 +110,11 @@ def scan_point(problem, x: np.ndarray, xtol: float, multipliers: np.ndarray | No
         if at_fraction is not None:
             v[at_fraction] = -np.inf
         zeros_max[runs] = np.maximum(zeros_max[runs], np.maximum.reduceat(v, starts))
+    if integral:
+        values = ones_values.copy()
+        segment_x = segment_ones.astype(np.float64)
+        kept = int(segment_ones.sum())
+        x_min, x_max = (0.0 if kept < size else 1.0), (1.0 if kept else 0.0)
     fractional = np.concatenate(fractional) if fractional else np.empty(0, dtype=np.intp)
     if multipliers is None:
         zeros_max = ones_min = np.full(n_segments, np.nan)

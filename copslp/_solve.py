@@ -116,7 +116,7 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
     info["rounding"] = rule
     return Result(
         mask=mask,
-        x=x,
+        point=x,
         objective=float(values[0]),
         mask_objective=float(mask_values[0]),
         multipliers=np.asarray(solution.multipliers, dtype=np.float64),
