@@ -39,8 +39,10 @@ COPS (:mod:`torch_adapter.cops`)
 
 from . import scores
 from .cops import PruneReport, Selection, layer_floors, prune_with_cops, select_mask
-from .layout import DEFAULT_PRUNABLE_TYPES, Layout, LayoutEntry
+from .layout import DEFAULT_PRUNABLE_TYPES, DEFAULT_RAW_WEIGHTS, Layout, LayoutEntry, LeftOutWeightsWarning
 from .masks import (
+    current_mask,
+    resulting_mask,
     LayerCollapseError,
     LayerCollapseWarning,
     LayerStats,
@@ -58,6 +60,10 @@ __all__ = [
     "Layout",
     "LayoutEntry",
     "DEFAULT_PRUNABLE_TYPES",
+    "DEFAULT_RAW_WEIGHTS",
+    "LeftOutWeightsWarning",
+    "current_mask",
+    "resulting_mask",
     "apply_mask",
     "make_permanent",
     "layer_stats",
