@@ -19,6 +19,8 @@ shared with the method ``milp``.
 
 from __future__ import annotations
 
+import functools
+
 from ._deadline import call_with_deadline
 from ._errors import SolverError
 from ._infeasibility import backend_infeasible_error
@@ -37,13 +39,32 @@ PDLP_TOLERANCE = 1e-4
 _PRESOLVE = {True: "on", False: "off", "on": "on", "off": "off", "choose": "choose"}
 
 
+_SILENT = {"output_flag": False, "log_to_console": False}
+
+
 def new_highs():
-    """A ``highspy.Highs`` with all output silenced."""
+    """A ``highspy.Highs`` whose output is off before it does anything that logs.
+
+    HiGHS writes its banner ("Running HiGHS ...") on stdout at the first call that is not
+    ``setOptionValue`` on an instance whose output is still on, and ``highspy.Highs()``
+    makes such a call (``setCallback``) in its constructor. The subclass switches the output
+    off first, so nothing of HiGHS ever reaches stdout.
+    """
+    highs = _silent_highs_class()()
+    set_options(highs, _SILENT)
+    return highs
+
+
+@functools.cache
+def _silent_highs_class():
     import highspy
 
-    highs = highspy.Highs()
-    set_options(highs, {"output_flag": False, "log_to_console": False})
-    return highs
+    class SilentHighs(highspy.Highs):
+        def enableCallbacks(self):  # called by highspy.Highs.__init__ before anything else
+            set_options(self, _SILENT)
+            super().enableCallbacks()
+
+    return SilentHighs
 
 
 def set_options(highs, options: dict) -> None:

@@ -132,11 +132,14 @@ def make_problem(scores, budget, *, gamma=None, bounds=None, groups=None, floors
 
 
 def _as_score_matrix(scores) -> np.ndarray:
+    refuse_foreign_array("scores", scores)
     if isinstance(scores, np.ndarray):
         arr = scores
     elif isinstance(scores, (list, tuple)):
         if len(scores) == 0:
             raise ValueError("scores is empty: give at least one score vector")
+        for i, row in enumerate(scores):
+            refuse_foreign_array(f"scores[{i}]", row)
         rows = [np.asarray(s) for s in scores]
         if all(row.ndim == 0 for row in rows):  # a flat list of numbers is one score vector
             rows = [np.asarray(scores)]
@@ -151,10 +154,7 @@ def _as_score_matrix(scores) -> np.ndarray:
             )
         arr = np.stack([r.astype(np.float64, copy=False) for r in rows])
     else:
-        hint = type(scores).__name__
-        if hasattr(scores, "detach") and hasattr(scores, "cpu"):
-            hint += " (convert torch tensors with .detach().cpu().numpy(), or use torch_adapter)"
-        raise TypeError(f"scores must be a numpy array or a sequence of 1-D arrays, got {hint}")
+        raise TypeError(f"scores must be a numpy array or a sequence of 1-D arrays, got {type(scores).__name__}")
     _check_dtype("scores", arr)
     if arr.ndim == 1:
         arr = arr[np.newaxis, :]
@@ -203,6 +203,7 @@ def _as_vector(name: str, value, length: int) -> np.ndarray:
         raise ValueError(f"{name} was given but there are no secondary scores (scores has one row)")
     if isinstance(value, (bool, np.bool_, str, bytes)):
         raise TypeError(f"{name} must be a number or one number per secondary score, got {value!r}")
+    refuse_foreign_array(name, value)
     arr = np.asarray(value)
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise TypeError(f"{name} must be a number or one number per secondary score, got {value!r}")
@@ -217,12 +218,21 @@ def _as_vector(name: str, value, length: int) -> np.ndarray:
 
 
 def _as_groups_and_floors(groups, floors, size: int, k: int):
+    """Groups and floors, with memory and time O(D + len(floors)) whatever the ids.
+
+    Group indices are not renumbered: ``floors[l]`` belongs to the group with index ``l``.
+    They must lie below ``max(D, len(floors))`` (an index above both names a group that
+    cannot have a floor of its own and would cost memory of its size): renumber such ids
+    with ``np.unique(groups, return_inverse=True)[1]``.
+    """
     if groups is None and floors is None:
         return None, None, None
     if groups is None:
         raise ValueError("floors were given without groups: pass groups=... (a group index per element)")
     if floors is None:
         raise ValueError("groups were given without floors: pass floors=... (an int or one per group)")
+    refuse_foreign_array("groups", groups)
+    refuse_foreign_array("floors", floors)
     g = np.asarray(groups)
     if g.dtype == np.bool_ or not np.issubdtype(g.dtype, np.integer):
         raise TypeError(f"groups must be an integer array (a group index per element), got dtype {g.dtype}")
@@ -233,25 +243,35 @@ def _as_groups_and_floors(groups, floors, size: int, k: int):
     g = np.ascontiguousarray(g)  # any integer dtype indexes; no widening copy of int32 layers
     if g is groups:
         g = g.view()  # the read-only flag below must not touch the caller's array
-    try:
-        sizes = np.bincount(g)  # also finds the largest index
-    except ValueError:
-        raise ValueError(f"groups must be non-negative group indices, got minimum {int(g.min())}") from None
-    n_groups = sizes.shape[0]
     if isinstance(floors, (bool, np.bool_)) or isinstance(floors, (str, bytes)):
         raise TypeError(f"floors must be an int or one int per group, got {floors!r}")
     f = np.asarray(floors)
     if f.dtype == np.bool_ or not np.issubdtype(f.dtype, np.integer):
         raise TypeError(f"floors must be an int or one int per group, got {floors!r}")
+    if f.ndim > 1:
+        raise ValueError(f"floors must be an int or a 1-D sequence of ints, got shape {f.shape}")
+    lowest, highest = int(g.min()), int(g.max())
+    if lowest < 0:
+        raise ValueError(f"groups must be non-negative group indices, got minimum {lowest} "
+                         f"(groups[{int(np.argmin(g))}])")
+    limit = size if f.ndim == 0 else max(size, f.shape[0])
+    if highest >= limit:
+        given = "one floor for all groups" if f.ndim == 0 else f"floors has {f.shape[0]} entries"
+        raise ValueError(
+            f"groups[{int(np.argmax(g))}] = {highest} is not a usable group index: D = {size} and {given}, "
+            f"so indices must lie below {limit}; renumber the groups, e.g. "
+            f"np.unique(groups, return_inverse=True)[1] (and give floors in the order of np.unique(groups))"
+        )
+    n_groups = highest + 1
     if f.ndim == 0:
         f = np.full(n_groups, int(f), dtype=np.int64)
-    if f.shape[0] < n_groups or f.ndim != 1:
+    if f.shape[0] < n_groups:
         raise ValueError(f"floors needs one entry per group ({n_groups}), got shape {f.shape}")
     f = f.astype(np.int64)
     if (f < 0).any():
         i = int(np.flatnonzero(f < 0)[0])
         raise ValueError(f"floors must be >= 0, got floors[{i}] = {int(f[i])}")
-    sizes = np.concatenate([sizes, np.zeros(f.shape[0] - n_groups, dtype=sizes.dtype)])
+    sizes = np.bincount(g, minlength=f.shape[0])
     over = np.flatnonzero(f > sizes)
     if over.size:
         i = int(over[0])
@@ -261,3 +281,27 @@ def _as_groups_and_floors(groups, floors, size: int, k: int):
     g.setflags(write=False)
     f.setflags(write=False)
     return g, f, sizes
+
+
+def refuse_foreign_array(name: str, value) -> None:
+    """Refuse array types that numpy converts with a silent loss or an obscure error.
+
+    A numpy masked array's mask would be ignored; a torch tensor converts only on the CPU,
+    without gradient and in a numpy dtype (bf16, meta and requires-grad tensors fail inside
+    numpy). torch is recognised by the type's module, never imported.
+    """
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a numpy masked array, and copslp would ignore its mask: pass a plain array, "
+            f"{name}.filled(value) with the value the masked entries should have, or leave those "
+            f"elements out of every argument"
+        )
+    module = type(value).__module__ or ""
+    if module == "torch" or module.startswith("torch."):
+        what = "torch.Tensor" if hasattr(value, "detach") else f"{module}.{type(value).__qualname__}"
+        detail = f" ({value.dtype}, device {value.device})" if hasattr(value, "device") else ""
+        raise TypeError(
+            f"{name} is a {what}{detail}; copslp takes numpy arrays: pass "
+            f"{name}.detach().cpu().double().numpy() ({name}.cpu().numpy() for integer groups and "
+            f"floors), or use torch_adapter, which does this for its Score objects"
+        )

@@ -49,7 +49,7 @@ from torch import nn
 import copslp
 
 from torch_adapter.cops import Selection, select_mask
-from torch_adapter.masks import apply_mask, format_layer_table
+from torch_adapter.masks import apply_mask, current_mask, format_layer_table
 from torch_adapter.scores import Score, snip, synflow
 
 __all__ = ["vgg16", "deep_mlp", "generated_batches", "layer_collapse", "main", "DENSITIES",
@@ -507,8 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with torch.no_grad():
         logits = model(data[0][0][:4].to(device))
     timed("apply mask + forward", t0)
-    kept = sum(int(getattr(m, "weight_mask").sum()) for m in layout.modules(model))
-    print(f"\nCOPS mask of density {100 * smallest:g}% applied with torch.nn.utils.prune.custom_from_mask: "
+    kept = int(current_mask(model, layout).sum())
+    print(f"\nCOPS mask of density {100 * smallest:g}% applied as a mask parametrization: "
           f"{kept:,} weights kept; a forward pass gives finite logits: {bool(torch.isfinite(logits).all())}")
 
     t0 = time.perf_counter()

@@ -20,7 +20,10 @@ copslp = pytest.importorskip("copslp")
 
 from torch import nn  # noqa: E402
 
+from torch.nn.utils import parametrize  # noqa: E402
+
 from torch_adapter import (  # noqa: E402
+    current_mask,
     LayerCollapseError,
     layer_floors,
     prune_with_cops,
@@ -82,7 +85,7 @@ def test_snip_alone_collapses_layers(scored):
     with pytest.raises(LayerCollapseError) as info:
         prune_with_cops(model, s_snip, budget=DENSITY, on_collapse="raise")
     assert "fc1" in info.value.layers
-    assert not hasattr(model.fc1, "weight_mask")
+    assert not parametrize.is_parametrized(model.fc1)
 
 
 @pytest.mark.parametrize("secondary", [None, "synflow", "magnitude"])
@@ -121,9 +124,9 @@ def test_prune_with_cops_floors_end_to_end(scored):
                              min_per_layer=2, on_collapse="raise")
     assert report.collapsed == () and report.budget == scored["k"]
     layout = report.layout
-    in_model = layout.flatten([m.weight_mask for m in layout.modules(model)]).bool()
+    in_model = current_mask(model, layout)
     assert torch.equal(in_model, report.mask)
-    per_layer = [int(m.weight_mask.sum()) for m in layout.modules(model)]
+    per_layer = [int(part.sum()) for part in layout.split(in_model)]
     assert min(per_layer) >= 2 and sum(per_layer) == scored["k"]
     assert report.summary()["floors"] == [2] * 20
     assert "fc1" in report.table()

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.torch
 from torch import nn  # noqa: E402
 from torch.nn.utils import prune  # noqa: E402
 
-from torch_adapter import Layout  # noqa: E402
+from torch_adapter import Layout, LeftOutWeightsWarning  # noqa: E402
 from torch_models import mlp, small_cnn, small_resnet, single_torch_thread  # noqa: E402,F401
 
 
@@ -55,7 +55,8 @@ def test_include_bias_and_exclude():
 def test_conv1d_conv3d_and_custom_types():
     model = nn.Sequential(nn.Conv1d(2, 3, 3), nn.Conv3d(1, 2, 2), nn.LayerNorm(4), nn.Linear(4, 2))
     assert Layout.from_model(model).names == ("0.weight", "1.weight", "3.weight")
-    assert Layout.from_model(model, types=(nn.LayerNorm,)).names == ("2.weight",)
+    with pytest.warns(LeftOutWeightsWarning, match=r"3 weight-like parameters.*'0.weight' \(3, 2, 3\)"):
+        assert Layout.from_model(model, types=(nn.LayerNorm,)).names == ("2.weight",)
 
 
 def test_flatten_split_roundtrip_and_group_index():

@@ -1,4 +1,4 @@
-"""Masks into the model: custom_from_mask, FreezeNet freezing, per-layer report, layer collapse."""
+"""Masks into the model: mask parametrization, FreezeNet freezing, per-layer report, layer collapse."""
 
 import copy
 import warnings
@@ -9,8 +9,10 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
 from torch import nn  # noqa: E402
+from torch.nn.utils import parametrize, prune  # noqa: E402
 
 from torch_adapter import (  # noqa: E402
+    current_mask,
     LayerCollapseError,
     LayerCollapseWarning,
     Layout,
@@ -19,19 +21,12 @@ from torch_adapter import (  # noqa: E402
     layer_stats,
     make_permanent,
 )
-from torch_models import batches, small_cnn, small_resnet, single_torch_thread  # noqa: E402,F401
+from torch_models import batches, random_mask, small_cnn, small_resnet, single_torch_thread  # noqa: E402,F401
 
 CE = nn.CrossEntropyLoss()
 
 
-def random_mask(layout, density=0.3, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    mask = torch.zeros(len(layout), dtype=torch.bool)
-    mask[torch.randperm(len(layout), generator=generator)[: round(density * len(layout))]] = True
-    return mask
-
-
-def test_mask_mode_uses_custom_from_mask_on_the_right_tensors():
+def test_mask_mode_parametrizes_the_right_tensors():
     model = small_resnet()
     original = copy.deepcopy(model.state_dict())
     layout = Layout.from_model(model)
@@ -40,17 +35,18 @@ def test_mask_mode_uses_custom_from_mask_on_the_right_tensors():
     modules = dict(model.named_modules())
     for entry, part in zip(layout.entries, layout.split(mask)):
         module = modules[entry.module_name]
-        assert module.weight_mask.shape == entry.shape
-        assert torch.equal(module.weight_mask.bool(), part)
-        assert torch.equal(module.weight_orig, original[entry.name])
+        assert module.parametrizations.weight[0].mask.shape == entry.shape
+        assert torch.equal(module.parametrizations.weight[0].mask, part)
+        assert torch.equal(module.parametrizations.weight.original, original[entry.name])
         assert torch.equal(module.weight, original[entry.name] * part)
     # exactly k kept, nothing else touched
-    assert sum(int(m.weight_mask.sum()) for m in modules.values() if hasattr(m, "weight_mask")) == int(mask.sum())
+    assert sum(int(m.parametrizations.weight[0].mask.sum()) for m in modules.values()
+               if parametrize.is_parametrized(m)) == int(mask.sum())
     assert sum(s.kept for s in stats) == int(mask.sum())
     for name, value in model.state_dict().items():
-        if not name.endswith(("_orig", "_mask")):
+        if ".parametrizations." not in name:
             assert torch.equal(value, original[name]), name
-    assert not hasattr(model.bn, "weight_mask") and not hasattr(model.layer1.bn1, "weight_orig")
+    assert not parametrize.is_parametrized(model.bn) and not parametrize.is_parametrized(model.layer1.bn1)
     # pruned weights get zero gradient and stay zero after a step
     x, y = batches((3, 8, 8), 4)[0]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=0.1)
@@ -62,7 +58,7 @@ def test_mask_mode_uses_custom_from_mask_on_the_right_tensors():
     for entry, part in zip(layout.entries, layout.split(mask)):
         assert bool((modules[entry.module_name].weight[~part] == 0).all())
     make_permanent(model, layout)
-    assert isinstance(model.stem.weight, nn.Parameter) and not hasattr(model.stem, "weight_mask")
+    assert isinstance(model.stem.weight, nn.Parameter) and not parametrize.is_parametrized(model.stem)
     assert int((layout.flatten(layout.values(model)) != 0).sum()) <= int(mask.sum())
 
 
@@ -122,7 +118,7 @@ def test_layer_collapse_warn_raise_ignore():
     with pytest.raises(LayerCollapseError) as error:
         apply_mask(model, mask, layout, on_collapse="raise")
     assert error.value.layers == ("2",)
-    assert not hasattr(model[0], "weight_mask")  # refused before touching the model
+    assert not parametrize.is_parametrized(model[0])  # refused before touching the model
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         apply_mask(small_cnn(), mask, layout, on_collapse="ignore")
@@ -147,15 +143,64 @@ def test_mask_input_checks():
         apply_mask(model, random_mask(layout), layout, mode="freeze")  # already pruned
     frozen = small_cnn()
     apply_mask(frozen, random_mask(layout), layout, mode="freeze")
-    with pytest.raises(ValueError, match="parametrized"):
+    with pytest.raises(ValueError, match="frozen"):
         apply_mask(frozen, random_mask(layout), layout)
 
 
-def test_pruning_twice_combines_masks():
+def test_pruning_twice_combines_masks_and_reports_the_combination():
     model = small_cnn()
     layout = Layout.from_model(model)
     first, second = random_mask(layout, 0.6, seed=1), random_mask(layout, 0.6, seed=2)
     apply_mask(model, first, layout)
-    apply_mask(model, second, layout)
-    kept = layout.flatten([m.weight_mask for m in (model[0], model[2], model[6])]).bool()
-    assert torch.equal(kept, first & second)
+    stats = apply_mask(model, second, layout)
+    assert torch.equal(current_mask(model, layout), first & second)
+    nonzero = layout.flatten(layout.values(model)) != 0
+    assert torch.equal(nonzero, first & second)
+    assert sum(s.kept for s in stats) == int((first & second).sum()) < int(second.sum())
+    assert [s.kept for s in stats] == [s.kept for s in layer_stats(first & second, layout)]
+
+
+def test_pruning_twice_with_replace_keeps_only_the_new_mask():
+    model = small_cnn()
+    layout = Layout.from_model(model)
+    initial = layout.flatten(layout.values(model)).detach().clone()
+    first, second = random_mask(layout, 0.6, seed=1), random_mask(layout, 0.6, seed=2)
+    apply_mask(model, first, layout)
+    stats = apply_mask(model, second, layout, previous="replace")
+    assert torch.equal(current_mask(model, layout), second)
+    assert sum(s.kept for s in stats) == int(second.sum())
+    # elements pruned by the first mask and kept by the second come back with their values
+    assert torch.equal(layout.flatten(layout.values(model)).detach(), initial * second)
+    with pytest.raises(ValueError, match="previous"):
+        apply_mask(model, second, layout, previous="keep")
+
+
+def test_a_model_pruned_with_torch_prune_is_combined_and_converted():
+    model = small_cnn()
+    layout = Layout.from_model(model)
+    initial = layout.flatten(layout.values(model)).detach().clone()
+    first, second = random_mask(layout, 0.6, seed=1), random_mask(layout, 0.6, seed=2)
+    for module, part in zip(layout.modules(model), layout.split(first)):
+        prune.custom_from_mask(module, "weight", part)
+    assert torch.equal(current_mask(model, layout), first)
+    stats = apply_mask(model, second, layout)
+    assert sum(s.kept for s in stats) == int((first & second).sum())
+    assert not hasattr(model[0], "weight_orig") and parametrize.is_parametrized(model[0], "weight")
+    assert torch.equal(layout.flatten(layout.values(model)).detach(), initial * (first & second))
+
+
+def test_freezing_twice_combines_and_keeps_frozen_values():
+    model = small_cnn()
+    layout = Layout.from_model(model)
+    initial = layout.flatten(layout.values(model)).detach().clone()
+    first, second = random_mask(layout, 0.6, seed=1), random_mask(layout, 0.6, seed=2)
+    apply_mask(model, first, layout, mode="freeze")
+    with torch.no_grad():  # a training step's worth of change on the trainable elements
+        for leaf in layout.trainable(model):
+            leaf.add_(1.0)
+    stats = apply_mask(model, second, layout, mode="freeze")
+    assert torch.equal(current_mask(model, layout), first & second)
+    assert sum(s.kept for s in stats) == int((first & second).sum())
+    values = layout.flatten(layout.values(model)).detach()
+    assert torch.equal(values[~first], initial[~first])                       # frozen first: initial
+    assert torch.equal(values[first & ~second], initial[first & ~second] + 1)  # frozen now: current

@@ -11,10 +11,14 @@ A thin layer around :func:`copslp.solve` (which never sees torch):
 Conventions
 -----------
 Which parameters
-    By default the ``weight`` of every ``nn.Linear`` and ``nn.Conv1d/2d/3d``; biases
-    (``include_bias=True``), named modules (``exclude=``) and other module types
-    (``types=``) are options of :meth:`Layout.from_model`. The flat order is
-    ``model.named_modules()`` order, weight before bias, each tensor row-major.
+    By default the ``weight`` of every ``nn.Linear`` and ``nn.Conv1d/2d/3d`` and the raw
+    ``in_proj_weight`` (or ``q/k/v_proj_weight``) of every ``nn.MultiheadAttention``; biases
+    (``include_bias=True``), named modules (``exclude=``), other module types (``types=``),
+    raw weights (``raw_weights=``) and any parameter by name (``parameters=``) are options of
+    :meth:`Layout.from_model`, which warns (:class:`LeftOutWeightsWarning`) about the
+    weight-like parameters left out. A tied tensor is one entry (its other places are its
+    ``aliases``). The flat order is ``model.named_modules()`` order, weight before bias, each
+    tensor row-major.
 Scores (:mod:`torch_adapter.scores`)
     Flat tensors of length D on the model's device; larger is better for every score.
     ``magnitude = |theta|``; ``random`` uniform [0, 1) from a seeded CPU generator;
@@ -27,10 +31,14 @@ Scores (:mod:`torch_adapter.scores`)
     Data-driven scores run in ``eval()`` mode unless ``train=True`` and leave the caller's
     model exactly as it was (values, buffers, modes, ``requires_grad``, ``.grad``).
 Masks (:mod:`torch_adapter.masks`)
-    ``mode="mask"`` uses :func:`torch.nn.utils.prune.custom_from_mask` (``weight_orig`` /
-    ``weight_mask``; never ``global_unstructured``, which takes abs() of the scores);
-    ``mode="freeze"`` (FreezeNet) keeps unselected weights at their current values and no
-    optimiser can move them. Layers that keep no weight are reported and, per
+    ``mode="mask"`` reparametrises each tensor as ``where(mask, original, 0)`` with
+    :mod:`torch.nn.utils.parametrize` (recomputed at every access, so attention layers that
+    read their submodules' weights directly train correctly; never ``global_unstructured``,
+    which takes abs() of the scores); ``mode="freeze"`` (FreezeNet) keeps unselected weights
+    at their current values and no optimiser can move them. Masks already on the model
+    (also from :mod:`torch.nn.utils.prune`) are combined with the new one or replaced
+    (``previous=``), and the report counts the mask the model carries
+    (:func:`current_mask`). Layers that keep no weight are reported and, per
     ``on_collapse``, warned about, refused or ignored.
 COPS (:mod:`torch_adapter.cops`)
     ``scores[0]`` is the primary score, the rest secondary, each held at ``gamma`` (default
@@ -39,8 +47,10 @@ COPS (:mod:`torch_adapter.cops`)
 
 from . import scores
 from .cops import PruneReport, Selection, layer_floors, prune_with_cops, select_mask
-from .layout import DEFAULT_PRUNABLE_TYPES, Layout, LayoutEntry
+from .layout import DEFAULT_PRUNABLE_TYPES, DEFAULT_RAW_WEIGHTS, Layout, LayoutEntry, LeftOutWeightsWarning
 from .masks import (
+    current_mask,
+    resulting_mask,
     LayerCollapseError,
     LayerCollapseWarning,
     LayerStats,
@@ -50,7 +60,7 @@ from .masks import (
     layer_stats,
     make_permanent,
 )
-from .scores import Score, SynFlowUnderflowWarning
+from .scores import ConstantScoreWarning, Score, SynFlowUnderflowWarning
 
 __all__ = [
     "scores",
@@ -58,6 +68,10 @@ __all__ = [
     "Layout",
     "LayoutEntry",
     "DEFAULT_PRUNABLE_TYPES",
+    "DEFAULT_RAW_WEIGHTS",
+    "LeftOutWeightsWarning",
+    "current_mask",
+    "resulting_mask",
     "apply_mask",
     "make_permanent",
     "layer_stats",
@@ -67,6 +81,7 @@ __all__ = [
     "LayerCollapseWarning",
     "LayerCollapseError",
     "SynFlowUnderflowWarning",
+    "ConstantScoreWarning",
     "select_mask",
     "prune_with_cops",
     "layer_floors",

@@ -29,7 +29,7 @@ from torch import nn
 import copslp
 
 from .layout import Layout
-from .masks import LayerStats, apply_mask, check_collapse, format_layer_table, layer_stats
+from .masks import LayerStats, apply_mask, check_collapse, format_layer_table, layer_stats, resulting_mask
 from .scores import Score
 
 __all__ = ["Selection", "PruneReport", "select_mask", "prune_with_cops", "layer_floors"]
@@ -71,6 +71,11 @@ class Selection:
 class PruneReport(Selection):
     """What :func:`prune_with_cops` did to the model.
 
+    ``mask`` and ``layers`` describe the mask the model carries afterwards: on a model that
+    already carried masks (``previous="combine"``), the AND of the old masks and the COPS
+    mask, so ``kept`` may be below ``budget``; ``result`` is the solver's answer for the
+    COPS mask alone.
+
     Attributes (beyond :class:`Selection`)
     --------------------------------------
     mode : str
@@ -92,10 +97,17 @@ class PruneReport(Selection):
         """k / D."""
         return self.result.budget / len(self.layout)
 
+    @property
+    def kept(self) -> int:
+        """Number of elements the model keeps (trainable ones in freeze mode) after pruning."""
+        return int(self.mask.sum())
+
     def table(self) -> str:
         """The per-layer table (kept count and density; collapsed layers flagged ``!``)."""
+        combined = (f", {self.kept} kept with the masks the model already carried"
+                    if self.kept != self.budget else "")
         return format_layer_table({"kept": self.layers},
-                                  title=f"COPS ({', '.join(self.score_names)}), k = {self.budget}, "
+                                  title=f"COPS ({', '.join(self.score_names)}), k = {self.budget}{combined}, "
                                         f"density {100 * self.density:.3f}%, mode {self.mode}")
 
     def summary(self) -> dict:
@@ -104,6 +116,7 @@ class PruneReport(Selection):
             "scores": list(self.score_names),
             "mode": self.mode,
             "budget": self.budget,
+            "kept": self.kept,
             "size": len(self.layout),
             "density": self.density,
             "floors": None if self.floors is None else [int(f) for f in self.floors],
@@ -233,6 +246,7 @@ def prune_with_cops(
     min_per_layer: int | float | None = None,
     mode: str = "mask",
     on_collapse: str = "warn",
+    previous: str = "combine",
 ) -> PruneReport:
     """Combine pruning scores with COPS and apply the mask to ``model`` in place.
 
@@ -248,10 +262,13 @@ def prune_with_cops(
     budget, gamma, bounds, method, options, min_per_layer
         See :func:`select_mask`.
     mode : {"mask", "freeze"}, default "mask"
-        ``torch.nn.utils.prune.custom_from_mask`` (pruned weights are 0) or FreezeNet
+        A mask parametrization (pruned weights are 0) or FreezeNet
         (unselected weights frozen at their current values); see :mod:`torch_adapter.masks`.
     on_collapse : {"warn", "raise", "ignore"}, default "warn"
         What to do when a layer keeps no weight (with "raise" the model is left untouched).
+    previous : {"combine", "replace"}, default "combine"
+        What to do with masks the model already carries (see :mod:`torch_adapter.masks`):
+        AND them with the COPS mask, or drop them.
 
     Returns
     -------
@@ -271,9 +288,10 @@ def prune_with_cops(
     scores[0].layout.modules(model)  # fail before solving if the layout does not fit
     selection = select_mask(scores, budget, gamma=gamma, bounds=bounds, method=method,
                             min_per_layer=min_per_layer, options=options)
-    check_collapse(selection.layers, on_collapse, stacklevel=2)  # before touching the model
+    resulting = resulting_mask(model, selection.mask, selection.layout, previous=previous)
+    check_collapse(layer_stats(resulting, selection.layout), on_collapse, stacklevel=2)  # before touching the model
     start = time.perf_counter()
-    layers = apply_mask(model, selection.mask, selection.layout, mode=mode, on_collapse="ignore")
+    layers = apply_mask(model, selection.mask, selection.layout, mode=mode, on_collapse="ignore", previous=previous)
     apply_time = time.perf_counter() - start
-    return PruneReport(selection.mask, selection.result, selection.layout, selection.score_names,
+    return PruneReport(resulting, selection.result, selection.layout, selection.score_names,
                        selection.floors, layers, mode=mode, apply_time=apply_time)

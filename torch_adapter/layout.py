@@ -4,14 +4,25 @@ A :class:`Layout` fixes the order in which the prunable tensors of a model are f
 and concatenated into the length-D vector that scores and masks live in:
 
 * modules are visited in ``model.named_modules()`` order (registration order, each module
-  once), and within a module ``weight`` comes before ``bias``;
+  once); within a module come ``weight``, then its raw weights (``in_proj_weight``, ...), then
+  the parameters named in ``parameters=``, each followed by its bias when biases are asked for;
 * each tensor is flattened in row-major (C) order, ``tensor.reshape(-1)``.
 
 By default the prunable tensors are the ``weight`` of every ``nn.Linear``, ``nn.Conv1d``,
-``nn.Conv2d`` and ``nn.Conv3d``; biases, normalisation layers and embeddings are not pruned.
-A tensor shared by two modules (tied weights) appears once per module; do not prune
-such models with a layout that lists it twice. A layout refers to parameters by name only, so the layout of a model also fits a deep copy
-of it and any model with the same module names and shapes.
+``nn.Conv2d`` and ``nn.Conv3d`` and the raw input-projection weights of every
+``nn.MultiheadAttention`` (``in_proj_weight``, or ``q/k/v_proj_weight``: Parameters of the
+attention module itself that no Linear holds; ``out_proj`` is a Linear). Biases,
+normalisation layers and embeddings are not pruned. Any other parameter can be added by name
+(``parameters=["pos_embedding", "embed.weight"]``); the weight-like parameters (floating
+point, two or more dimensions) that a layout leaves out are named in a
+:class:`LeftOutWeightsWarning`, so that "density 0.1" never silently means something else.
+
+A tensor shared by several modules (tied weights: one Parameter set as the weight of two
+modules, an embedding tied to the output layer) is one entry, scored, masked and counted
+once; the other places that hold it are the entry's ``aliases``, and a mask applied by
+:func:`torch_adapter.apply_mask` goes to all of them, so the tie holds. A layout refers to
+parameters by name only, so the layout of a model also fits a deep copy of it and any model
+with the same module names and shapes.
 
 Modules already pruned with :mod:`torch.nn.utils.prune` (``weight_orig`` / ``weight_mask``)
 or frozen by :func:`torch_adapter.apply_mask` (a parametrization) are recognised: the layout
@@ -21,6 +32,7 @@ tensor (``weight_orig * weight_mask`` for a pruned one).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
@@ -29,10 +41,21 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-__all__ = ["LayoutEntry", "Layout", "DEFAULT_PRUNABLE_TYPES"]
+__all__ = ["LayoutEntry", "Layout", "DEFAULT_PRUNABLE_TYPES", "DEFAULT_RAW_WEIGHTS", "LeftOutWeightsWarning"]
 
 #: Module types whose ``weight`` is prunable by default.
 DEFAULT_PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+#: Module types whose own raw Parameters (not a submodule's ``weight``) are weights, pruned by
+#: default. A name the module sets to None (``q_proj_weight`` when query, key and value have
+#: one size) is skipped.
+DEFAULT_RAW_WEIGHTS: Mapping[type[nn.Module], tuple[str, ...]] = {
+    nn.MultiheadAttention: ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"),
+}
+
+
+class LeftOutWeightsWarning(UserWarning):
+    """Weight-like parameters of the model (floating point, 2-D or more) are not in the layout."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +78,9 @@ class LayoutEntry:
         per-layer floors.
     module_type : str
         Class name of the owning module (``"Conv2d"``, ...), for reports.
+    aliases : tuple of str
+        Full names of the other places that hold the same tensor (tied weights), in
+        ``named_modules()`` order; empty for an ordinary tensor.
     """
 
     module_name: str
@@ -63,11 +89,17 @@ class LayoutEntry:
     offset: int
     layer: int
     module_type: str
+    aliases: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
         """Full parameter name as in ``model.named_parameters()`` of an unpruned model."""
         return f"{self.module_name}.{self.tensor_name}" if self.module_name else self.tensor_name
+
+    @property
+    def owners(self) -> tuple[tuple[str, str], ...]:
+        """``(module name, tensor name)`` of every place that holds the tensor, this entry's first."""
+        return ((self.module_name, self.tensor_name),) + tuple(_split_name(alias) for alias in self.aliases)
 
     @property
     def numel(self) -> int:
@@ -80,7 +112,48 @@ class LayoutEntry:
         return self.offset + self.numel
 
 
-def _is_pruned(module: nn.Module, tensor_name: str) -> bool:
+def _split_name(full_name: str) -> tuple[str, str]:
+    module_name, _, tensor_name = full_name.rpartition(".")
+    return module_name, tensor_name
+
+
+def _bias_name(weight_name: str) -> str:
+    """``bias`` for ``weight``, ``in_proj_bias`` for ``in_proj_weight``; "" for other names."""
+    return weight_name[:-len("weight")] + "bias" if weight_name.endswith("weight") else ""
+
+
+def _full_name(module_name: str, tensor_name: str) -> str:
+    return f"{module_name}.{tensor_name}" if module_name else tensor_name
+
+
+def _public_tensors(module: nn.Module) -> list[str]:
+    """Names of the parameters a module computes with, as ``getattr`` reads them: plain ones,
+    ``torch.nn.utils.prune``'d ones (``weight`` for ``weight_orig``) and parametrized ones."""
+    names = [name for name, value in module._parameters.items()
+             if value is not None and not (name.endswith("_orig") and is_pruned(module, name[:-5]))]
+    names += [name[:-5] for name in module._parameters if name.endswith("_orig") and is_pruned(module, name[:-5])]
+    if parametrize.is_parametrized(module):
+        names += list(module.parametrizations.keys())
+    return names
+
+
+def _tensor_places(model: nn.Module) -> dict[int, list[tuple[str, str, nn.Module]]]:
+    """Every place of every parameter: ``id(trainable leaf) -> [(module name, tensor name, module)]``.
+
+    The modules that ``torch.nn.utils.parametrize`` adds (``*.parametrizations.*``) are not
+    places of their own: their ``original`` is reached through the parametrized module.
+    """
+    places: dict[int, list[tuple[str, str, nn.Module]]] = {}
+    for module_name, module in model.named_modules():
+        if isinstance(module, parametrize.ParametrizationList) or ".parametrizations." in f".{module_name}.":
+            continue
+        for tensor_name in _public_tensors(module):
+            leaf = trainable_tensor(module, tensor_name)
+            places.setdefault(id(leaf), []).append((module_name, tensor_name, module))
+    return places
+
+
+def is_pruned(module: nn.Module, tensor_name: str) -> bool:
     """True when ``torch.nn.utils.prune`` has reparametrised ``module.<tensor_name>``."""
     return f"{tensor_name}_orig" in module._parameters and f"{tensor_name}_mask" in module._buffers
 
@@ -93,7 +166,7 @@ def trainable_tensor(module: nn.Module, tensor_name: str) -> torch.Tensor:
     """
     if parametrize.is_parametrized(module, tensor_name):
         return module.parametrizations[tensor_name].original
-    if _is_pruned(module, tensor_name):
+    if is_pruned(module, tensor_name):
         return module._parameters[f"{tensor_name}_orig"]
     tensor = module._parameters.get(tensor_name)
     if tensor is None:
@@ -107,7 +180,7 @@ def effective_tensor(module: nn.Module, tensor_name: str) -> torch.Tensor:
     For a module pruned with ``torch.nn.utils.prune`` this is recomputed as
     ``orig * mask`` (the attribute itself is only refreshed by a forward pass).
     """
-    if _is_pruned(module, tensor_name):
+    if is_pruned(module, tensor_name):
         return module._parameters[f"{tensor_name}_orig"] * module._buffers[f"{tensor_name}_mask"]
     return getattr(module, tensor_name)
 
@@ -145,6 +218,9 @@ class Layout:
         include_bias: bool = False,
         exclude: Iterable[str] = (),
         types: Sequence[type[nn.Module]] = DEFAULT_PRUNABLE_TYPES,
+        raw_weights: Mapping[type[nn.Module], Sequence[str]] = DEFAULT_RAW_WEIGHTS,
+        parameters: Iterable[str] = (),
+        warn_left_out: bool = True,
     ) -> "Layout":
         """The prunable tensors of ``model`` in ``named_modules()`` order.
 
@@ -152,13 +228,25 @@ class Layout:
         ----------
         model : nn.Module
         include_bias : bool, default False
-            Also prune the ``bias`` of the selected modules (when it exists).
+            Also prune the bias of each selected weight when it exists (``bias`` for
+            ``weight``, ``in_proj_bias`` for ``in_proj_weight``: the name with ``weight``
+            replaced by ``bias``).
         exclude : iterable of str
             Module names (as in ``model.named_modules()``) to leave out, together with
             everything below them (``"features"`` excludes ``"features.0"``). A name that
             matches no module is a ValueError.
         types : sequence of module classes
             Modules whose ``weight`` (and ``bias``) are prunable; subclasses count.
+        raw_weights : mapping module class -> parameter names
+            Modules whose own Parameters of these names are weights (default: the input
+            projections of ``nn.MultiheadAttention``); ``{}`` leaves them out.
+        parameters : iterable of str
+            Full names of further parameters to prune (as in ``model.named_parameters()``,
+            e.g. ``"pos_embedding"`` or ``"embed.weight"``); one that names no parameter is a
+            ValueError.
+        warn_left_out : bool, default True
+            Warn (:class:`LeftOutWeightsWarning`) about the weight-like parameters (floating
+            point, two or more dimensions) outside ``exclude`` that the layout leaves out.
 
         Returns
         -------
@@ -167,29 +255,54 @@ class Layout:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         exclude = tuple(exclude) if not isinstance(exclude, str) else (exclude,)
+        parameters = (parameters,) if isinstance(parameters, str) else tuple(parameters)
         types = tuple(types)
+        raw_weights = {kind: tuple(names) for kind, names in dict(raw_weights).items()}
         module_names = {name for name, _ in model.named_modules()}
         unknown = [name for name in exclude if name not in module_names]
         if unknown:
             raise ValueError(f"exclude names no module of the model: {unknown!r}")
+        places = _tensor_places(model)
+        known = {_full_name(name, tensor) for owners in places.values() for name, tensor, _ in owners}
+        unknown = [name for name in parameters if name not in known]
+        if unknown:
+            raise ValueError(f"parameters names no parameter of the model: {unknown!r}")
+        asked = {}
+        for name in parameters:
+            module_name, tensor_name = _split_name(name)
+            asked.setdefault(module_name, []).append(tensor_name)
 
         def excluded(name: str) -> bool:
             return any(name == ex or name.startswith(ex + ".") for ex in exclude)
 
+        def tensors_of(module_name: str, module: nn.Module) -> list[str]:
+            names = []
+            if not excluded(module_name):
+                names += ["weight"] if isinstance(module, types) else []
+                names += [name for kind, raw in raw_weights.items() if isinstance(module, kind) for name in raw]
+            names += asked.get(module_name, [])
+            if include_bias:
+                names = [n for name in names for n in (name, _bias_name(name)) if n]
+            return list(dict.fromkeys(names))
+
+        taken: set[int] = set()
         entries: list[LayoutEntry] = []
         offset = 0
         layer = 0
-        tensor_names = ("weight", "bias") if include_bias else ("weight",)
         for module_name, module in model.named_modules():
-            if not isinstance(module, types) or excluded(module_name):
-                continue
             added = False
-            for tensor_name in tensor_names:
+            for tensor_name in tensors_of(module_name, module):
                 tensor = getattr(module, tensor_name, None)
-                if not isinstance(tensor, torch.Tensor):
+                if not isinstance(tensor, torch.Tensor) or tensor_name not in _public_tensors(module):
                     continue
+                key = id(trainable_tensor(module, tensor_name))
+                if key in taken:
+                    continue  # a tied tensor: listed at its first place, the others are aliases
+                taken.add(key)
+                others = tuple(_full_name(name, tensor) for name, tensor, _ in places[key]
+                               if (name, tensor) != (module_name, tensor_name))
                 entry = LayoutEntry(module_name, tensor_name, tuple(tensor.shape), offset, layer,
-                                    type(module).__name__)
+                                    type(module).__name__, others)
                 entries.append(entry)
                 offset = entry.stop
                 added = True
@@ -198,6 +311,8 @@ class Layout:
             raise ValueError(
                 f"model has no prunable tensors (types={[t.__name__ for t in types]}, exclude={exclude!r})"
             )
+        if warn_left_out:
+            _warn_left_out(places, taken, excluded)
         return cls(entries)
 
     # ------------------------------------------------------------------ description
@@ -279,6 +394,23 @@ class Layout:
             modules.append(module)
         return modules
 
+    def owners(self, model: nn.Module) -> list[tuple[tuple[nn.Module, str], ...]]:
+        """Every ``(module, tensor name)`` that holds each entry's tensor (tied ones: several),
+        the entry's own place first, in layout order (checked as :meth:`modules` does)."""
+        found = dict(model.named_modules())
+        owners = []
+        for module, e in zip(self.modules(model), self._entries):
+            places = [(module, e.tensor_name)]
+            for module_name, tensor_name in e.owners[1:]:
+                alias = found.get(module_name)
+                tensor = getattr(alias, tensor_name, None) if alias is not None else None
+                if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != e.shape:
+                    raise ValueError(f"{_full_name(module_name, tensor_name)}: the layout has it tied to "
+                                     f"{e.name} (shape {e.shape}); the model has no such tensor there")
+                places.append((alias, tensor_name))
+            owners.append(tuple(places))
+        return owners
+
     def values(self, model: nn.Module) -> list[torch.Tensor]:
         """Current effective values of the prunable tensors of ``model``, in layout order."""
         return [effective_tensor(m, e.tensor_name) for m, e in zip(self.modules(model), self._entries)]
@@ -332,3 +464,22 @@ class Layout:
     def to_dict(self, flat: torch.Tensor | np.ndarray) -> dict[str, torch.Tensor]:
         """``{full name: tensor}`` from a flat vector (see :meth:`split`)."""
         return dict(zip(self.names, self.split(flat)))
+
+
+def _warn_left_out(places, taken: set[int], excluded) -> None:
+    """A :class:`LeftOutWeightsWarning` naming the weight-like parameters the layout leaves out."""
+    left_out = []
+    for key, owners in places.items():
+        module_name, tensor_name, module = owners[0]
+        if key in taken or all(excluded(name) for name, _, _ in owners):
+            continue
+        tensor = getattr(module, tensor_name)
+        if tensor.is_floating_point() and tensor.dim() >= 2:
+            left_out.append((_full_name(module_name, tensor_name), tuple(tensor.shape), tensor.numel()))
+    if left_out:
+        shown = ", ".join(f"{name!r} {shape}" for name, shape, _ in left_out[:8])
+        more = f" and {len(left_out) - 8} more" if len(left_out) > 8 else ""
+        warnings.warn(
+            f"{len(left_out)} weight-like parameters ({sum(n for _, _, n in left_out)} elements) are not in the "
+            f"layout and will not be pruned: {shown}{more}; add them with parameters=[...] (or types=...), "
+            f"or pass warn_left_out=False", LeftOutWeightsWarning, stacklevel=3)

@@ -4,14 +4,18 @@ A mask is a flat boolean vector of length D in the order of a
 :class:`~torch_adapter.layout.Layout` (True = kept). Two ways to apply it:
 
 ``mode="mask"`` (default)
-    :func:`torch.nn.utils.prune.custom_from_mask` on every layout tensor: the module gets a
-    parameter ``weight_orig`` and a buffer ``weight_mask``, and ``weight = weight_orig *
-    weight_mask`` is recomputed before every forward pass. Pruned weights are 0 and get
-    zero gradient. :func:`make_permanent` bakes the masks in (``prune.remove``). A module
-    that was already pruned combines the new mask with its old one, as ``torch.nn.utils.prune``
-    does. (A torch limitation to know: ``copy.deepcopy`` refuses a module pruned this way,
-    because ``weight`` is then a non-leaf tensor; the scores of this package copy such
-    models safely.)
+    Every layout tensor is reparametrised with
+    :func:`torch.nn.utils.parametrize.register_parametrization` as ``weight = where(mask,
+    original, 0)`` (the pattern of ``torch.ao.pruning``'s ``FakeSparsity``), with ``mask`` a
+    bool buffer. The masked weight is recomputed at *every access* of ``module.weight``, not
+    only before the module's own forward pass as ``torch.nn.utils.prune``'s hooks do: modules
+    that read a submodule's weight directly (``nn.MultiheadAttention`` reads
+    ``out_proj.weight`` and its own ``in_proj_weight``) therefore train correctly, step after
+    step. Pruned weights are 0 and get zero gradient. Parameters live at
+    ``module.parametrizations.weight.original`` (create the optimiser after applying the
+    mask); :func:`make_permanent` bakes the masks in. A tensor pruned before with
+    :func:`torch.nn.utils.prune.custom_from_mask` (``weight_orig`` / ``weight_mask``) is
+    converted: ``weight_orig`` becomes the parametrization's ``original``.
 
 ``mode="freeze"`` (FreezeNet, Lubana et al. / Wimmer et al., 2020)
     Unselected weights are not zeroed but frozen at their current (initial) values. The
@@ -22,6 +26,24 @@ A mask is a flat boolean vector of length D in the order of a
     momentum, not weight decay (which does change ``original`` at those positions, to no
     effect). Parameters live at ``module.parametrizations.weight.original``; create the
     optimiser after applying the mask.
+
+Tied tensors (a layout entry with ``aliases``) get one parametrization object at every
+place that holds them, so the tie holds: one Parameter, one mask.
+
+A model that already carries masks (from an earlier :func:`apply_mask` in the same mode, or
+from ``torch.nn.utils.prune``), ``previous=``:
+
+``"combine"`` (default)
+    The new mask is ANDed with the one there, as ``torch.nn.utils.prune`` does: an element
+    stays only if both keep it (in freeze mode: stays trainable only if both leave it
+    trainable). The kept counts returned (and those of
+    :func:`torch_adapter.prune_with_cops`'s report) are those of this combined mask, which
+    :func:`current_mask` reads back.
+``"replace"``
+    The mask there is dropped and the new one applied alone. In mask mode, elements pruned
+    before and kept now come back with the values stored under the mask (``original`` /
+    ``weight_orig``: their values when pruned, as far as weight decay left them). In freeze
+    mode the current values are kept: formerly frozen elements resume training from them.
 
 Layer collapse: a layer (module of the layout) whose weights are all pruned passes no
 signal. :func:`apply_mask` checks every layer before touching the model and, following
@@ -40,9 +62,11 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize, prune
 
-from .layout import Layout
+from .layout import Layout, is_pruned
 
 __all__ = [
+    "current_mask",
+    "resulting_mask",
     "LayerStats",
     "LayerCollapseWarning",
     "LayerCollapseError",
@@ -56,6 +80,8 @@ __all__ = [
 
 #: Ways to apply a mask.
 MODES = ("mask", "freeze")
+#: What :func:`apply_mask` does with a mask the model already carries.
+PREVIOUS = ("combine", "replace")
 _ON_COLLAPSE = ("warn", "raise", "ignore")
 
 
@@ -183,6 +209,17 @@ def check_collapse(stats: Sequence[LayerStats], on_collapse: str = "warn", *, st
     return collapsed
 
 
+class _Mask(nn.Module):
+    """Parametrization ``w -> where(mask, w, 0)``, recomputed at every access of the weight."""
+
+    def __init__(self, mask: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mask", mask)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return torch.where(self.mask, weight, torch.zeros((), dtype=weight.dtype, device=weight.device))
+
+
 class _Freeze(nn.Module):
     """Parametrization ``w -> where(mask, w, frozen)``: unselected elements read ``frozen``."""
 
@@ -195,6 +232,53 @@ class _Freeze(nn.Module):
         return torch.where(self.mask, weight, self.frozen)
 
 
+def _ours(module: nn.Module, tensor_name: str) -> _Mask | _Freeze | None:
+    """The mask or freeze parametrization this module applied to ``module.<tensor_name>``."""
+    if not parametrize.is_parametrized(module, tensor_name):
+        return None
+    last = module.parametrizations[tensor_name][-1]
+    return last if isinstance(last, (_Mask, _Freeze)) else None
+
+
+def _pruned_mask(module: nn.Module, tensor_name: str) -> torch.Tensor | None:
+    """``weight_mask`` of a tensor pruned with ``torch.nn.utils.prune``, as bool."""
+    return module._buffers[f"{tensor_name}_mask"] != 0 if is_pruned(module, tensor_name) else None
+
+
+def _mask_there(module: nn.Module, tensor_name: str) -> torch.Tensor | None:
+    """The mask a tensor carries (kept, or trainable when frozen), None when it carries none."""
+    ours = _ours(module, tensor_name)
+    return ours.mask if ours is not None else _pruned_mask(module, tensor_name)
+
+
+def current_mask(model: nn.Module, layout: Layout) -> torch.Tensor:
+    """The mask ``model`` carries now, flat in layout order.
+
+    True where an element is kept (mask mode, or ``torch.nn.utils.prune``) or trainable
+    (freeze mode), and on every element of a tensor that carries no mask.
+
+    Returns
+    -------
+    bool Tensor, shape (D,), on the device of the model's first layout tensor.
+    """
+    parts = []
+    for module, entry in zip(layout.modules(model), layout.entries):
+        there = _mask_there(module, entry.tensor_name)
+        parts.append(torch.ones(entry.shape, dtype=torch.bool, device=getattr(module, entry.tensor_name).device)
+                     if there is None else there)
+    return layout.flatten(parts).to(torch.bool)
+
+
+def resulting_mask(model: nn.Module, mask, layout: Layout, *, previous: str = "combine") -> torch.Tensor:
+    """The mask ``model`` carries after ``apply_mask(model, mask, layout, previous=previous)``."""
+    if previous not in PREVIOUS:
+        raise ValueError(f"previous must be one of {PREVIOUS}, got {previous!r}")
+    mask = _flat_bool(mask, layout)
+    if previous == "replace":
+        return mask
+    return mask & current_mask(model, layout).to(mask.device)
+
+
 def apply_mask(
     model: nn.Module,
     mask,
@@ -202,6 +286,7 @@ def apply_mask(
     *,
     mode: str = "mask",
     on_collapse: str = "warn",
+    previous: str = "combine",
 ) -> tuple[LayerStats, ...]:
     """Apply a flat mask to the layout tensors of ``model``, in place.
 
@@ -215,50 +300,98 @@ def apply_mask(
     mode : {"mask", "freeze"}
         See the module docstring.
     on_collapse : {"warn", "raise", "ignore"}
-        What to do when a layer keeps no weight. With ``"raise"`` the model is not touched.
+        What to do when a layer keeps no weight (of the resulting mask). With ``"raise"``
+        the model is not touched.
+    previous : {"combine", "replace"}, default "combine"
+        What to do with masks the model already carries; see the module docstring.
 
     Returns
     -------
     tuple of LayerStats
-        The per-layer report of the applied mask.
+        The per-layer report of the mask the model carries afterwards (with
+        ``previous="combine"``, the AND of the old and the new mask).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    mask = _flat_bool(mask, layout)
-    modules = layout.modules(model)
-    stats = layer_stats(mask, layout)
+    resulting = resulting_mask(model, mask, layout, previous=previous)
+    owners = layout.owners(model)
+    for places, entry in zip(owners, layout.entries):
+        for module, tensor_name in places:
+            ours = _ours(module, tensor_name)
+            if mode == "mask" and isinstance(ours, _Freeze):
+                raise ValueError(f"{entry.name} is frozen (mode='freeze'); call make_permanent first")
+            if mode == "freeze" and (isinstance(ours, _Mask) or _pruned_mask(module, tensor_name) is not None):
+                raise ValueError(f"{entry.name} is pruned (mode='mask' or torch.nn.utils.prune); "
+                                 f"freeze mode needs an unpruned tensor: call make_permanent first")
+    stats = layer_stats(resulting, layout)
     check_collapse(stats, on_collapse, stacklevel=2)
-    for module, entry in zip(modules, layout.entries):
-        if mode == "freeze" and f"{entry.tensor_name}_orig" in module._parameters:
-            raise ValueError(f"{entry.name} is pruned with torch.nn.utils.prune; freeze mode needs an unpruned tensor")
-        if mode == "mask" and parametrize.is_parametrized(module, entry.tensor_name):
-            raise ValueError(f"{entry.name} is parametrized (e.g. frozen); call make_permanent first")
-    parts = layout.split(mask)
-    for module, entry, part in zip(modules, layout.entries, parts):
-        tensor = getattr(module, entry.tensor_name)
-        part = part.to(tensor.device)
+    for places, part in zip(owners, layout.split(resulting)):
+        first_module, first_name = places[0]
+        part = part.to(getattr(first_module, first_name).device)
         if mode == "mask":
-            prune.custom_from_mask(module, entry.tensor_name, part)
+            _install_mask(places, part)
         else:
-            frozen = tensor.detach().clone()
-            parametrize.register_parametrization(module, entry.tensor_name, _Freeze(part.clone(), frozen))
+            _install_freeze(places, part, replace=previous == "replace")
     return stats
 
 
-def make_permanent(model: nn.Module, layout: Layout) -> None:
-    """Bake applied masks into plain parameters, in place.
+def _install_mask(places, part: torch.Tensor) -> None:
+    ours = _ours(*places[0])
+    if ours is not None:
+        ours.mask.copy_(part)
+        return
+    parametrization = _Mask(part.clone())
+    for module, tensor_name in places:
+        if _pruned_mask(module, tensor_name) is not None:
+            _unprune(module, tensor_name)
+        parametrize.register_parametrization(module, tensor_name, parametrization)
 
-    ``mode="mask"``: :func:`torch.nn.utils.prune.remove` (``weight`` becomes a plain
-    parameter with the zeros in it). ``mode="freeze"``:
+
+def _install_freeze(places, part: torch.Tensor, *, replace: bool) -> None:
+    module, tensor_name = places[0]
+    ours = _ours(module, tensor_name)
+    with torch.no_grad():
+        current = getattr(module, tensor_name).detach().clone()
+        if ours is not None:
+            if replace:  # formerly frozen elements resume from the values the model used
+                module.parametrizations[tensor_name].original.copy_(current)
+            ours.mask.copy_(part)
+            ours.frozen.copy_(current)
+            return
+    parametrization = _Freeze(part.clone(), current)
+    for module, tensor_name in places:
+        parametrize.register_parametrization(module, tensor_name, parametrization)
+
+
+def _unprune(module: nn.Module, tensor_name: str) -> None:
+    """Undo ``torch.nn.utils.prune`` on one tensor without baking its mask in: ``<name>_orig``
+    becomes the plain parameter ``<name>`` again (its mask is carried over by the caller)."""
+    for key, hook in list(module._forward_pre_hooks.items()):
+        if isinstance(hook, prune.BasePruningMethod) and hook._tensor_name == tensor_name:
+            del module._forward_pre_hooks[key]
+    original = module._parameters.pop(f"{tensor_name}_orig")
+    del module._buffers[f"{tensor_name}_mask"]
+    if tensor_name in module.__dict__:
+        delattr(module, tensor_name)
+    module.register_parameter(tensor_name, original)
+
+
+def make_permanent(model: nn.Module, layout: Layout) -> None:
+    """Bake applied masks into plain parameters, in place (at every place of a tied tensor).
+
+    ``mode="mask"`` and ``mode="freeze"``:
     :func:`torch.nn.utils.parametrize.remove_parametrizations` with
-    ``leave_parametrized=True`` (``weight`` holds trained and frozen values). Tensors with
-    neither are left alone.
+    ``leave_parametrized=True`` (``weight`` becomes a plain parameter holding the zeros, or
+    the trained and frozen values; the Parameter object is the one the optimiser had).
+    Tensors pruned with ``torch.nn.utils.prune``: :func:`torch.nn.utils.prune.remove`.
+    Tensors with neither are left alone.
     """
-    for module, entry in zip(layout.modules(model), layout.entries):
-        if parametrize.is_parametrized(module, entry.tensor_name):
-            parametrize.remove_parametrizations(module, entry.tensor_name, leave_parametrized=True)
-        elif f"{entry.tensor_name}_orig" in module._parameters:
-            prune.remove(module, entry.tensor_name)
+    for places in layout.owners(model):
+        for module, tensor_name in places:
+            if parametrize.is_parametrized(module, tensor_name):
+                parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=True)
+            elif _pruned_mask(module, tensor_name) is not None:
+                prune.remove(module, tensor_name)
 
 
 def format_layer_table(columns: Mapping[str, Sequence[LayerStats]], *, title: str | None = None) -> str:

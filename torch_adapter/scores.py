@@ -29,15 +29,26 @@ Conventions shared by the data-driven scores (``snip``, ``grasp``):
   :func:`torch.autograd.grad`, never accumulated into ``.grad``). In train mode, dropout
   draws from the global random generator as any forward pass does.
 
-For a module already pruned with :mod:`torch.nn.utils.prune`, gradients are taken with
-respect to ``weight_orig`` (which is ``mask * dL/dweight``) and multiplied by the effective
-weight, so pruned elements score exactly 0 (GraSP: 0 as well, since ``theta`` is 0 there).
+For a tensor already masked (by :func:`torch_adapter.apply_mask`, or
+:mod:`torch.nn.utils.prune`), gradients are taken with respect to the stored tensor
+(``original`` / ``weight_orig``, whose gradient is ``mask * dL/dweight``) and multiplied by the
+effective weight, so pruned elements score exactly 0 (GraSP: 0 as well, since ``theta`` is 0
+there). A tied tensor is one element range of the layout; its gradient sums the
+contributions of every place that uses it.
+
+Checks made before a score is used: a model with parameters on the meta device (shapes
+without values) is refused; a score whose elements are all equal (all zero, say: SNIP of a
+model with a zero-initialised layer) cannot rank anything and is warned about
+(:class:`ConstantScoreWarning`; SynFlow's all-zero or non-finite scores get
+:class:`SynFlowUnderflowWarning` instead). A model that fails on its input is reported with
+what was fed to it (integer ids are needed by embedding layers).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import numbers
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -49,11 +60,16 @@ from torch.nn.utils import prune
 
 from .layout import Layout
 
-__all__ = ["Score", "magnitude", "random", "snip", "grasp", "synflow", "SynFlowUnderflowWarning"]
+__all__ = ["Score", "magnitude", "random", "snip", "grasp", "synflow", "SynFlowUnderflowWarning",
+           "ConstantScoreWarning"]
 
 
 class SynFlowUnderflowWarning(UserWarning):
-    """Every SynFlow score is zero or not finite: the compute dtype under- or overflowed."""
+    """Every SynFlow score is zero, or some are not finite."""
+
+
+class ConstantScoreWarning(UserWarning):
+    """Every element of a score has the same value: it cannot rank the weights."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,8 +125,44 @@ def _layout_for(model: nn.Module, layout: Layout | None, layout_options: Mapping
         if layout_options:
             raise TypeError(f"give either layout= or layout options, not both (got {sorted(layout_options)})")
         layout.modules(model)  # checks that it fits
-        return layout
-    return Layout.from_model(model, **layout_options)
+    else:
+        layout = Layout.from_model(model, **layout_options)
+    for entry, tensor in zip(layout.entries, layout.values(model)):
+        if tensor.is_meta:
+            raise ValueError(
+                f"{entry.name} is on the meta device (a shape without values), and so is the model: "
+                f"materialise it first, e.g. model.to_empty(device='cpu') and then initialise or load the weights"
+            )
+    return layout
+
+
+def _scored(values: torch.Tensor, layout: Layout, name: str, options: Mapping[str, Any], *, hint: str) -> Score:
+    """The :class:`Score`, after a :class:`ConstantScoreWarning` if its values are all equal."""
+    if values.numel() and bool((values == values[0]).all()):
+        warnings.warn(f"{name} scores are all {float(values[0]):g}: they cannot rank the weights, and a mask or "
+                      f"a COPS bound built on them is arbitrary; {hint}", ConstantScoreWarning, stacklevel=3)
+    return Score(values, layout, name, options)
+
+
+_GRADIENT_HINT = ("a layer initialised to zero (or a loss that does not depend on the weights) stops the "
+                  "gradient; check the model's initialisation")
+
+
+def _embedding_names(model: nn.Module) -> list[str]:
+    return [name for name, module in model.named_modules() if isinstance(module, (nn.Embedding, nn.EmbeddingBag))]
+
+
+def _forward(model: nn.Module, inputs: Any, what: str) -> Any:
+    """``model(inputs)``; a failure is re-raised with what was fed (and a word on embeddings)."""
+    try:
+        return model(inputs)
+    except RuntimeError as exc:
+        fed = (f"{inputs.dtype} tensor of shape {tuple(inputs.shape)}" if isinstance(inputs, torch.Tensor)
+               else type(inputs).__name__)
+        embeddings = _embedding_names(model)
+        advice = (f"; the model has embedding layers ({', '.join(repr(n) for n in embeddings)}), which take "
+                  f"integer ids" if embeddings else "")
+        raise RuntimeError(f"{what}: the model failed on a {fed}{advice}: {exc}") from exc
 
 
 def _deepcopy(model: nn.Module) -> nn.Module:
@@ -223,7 +275,7 @@ def magnitude(model: nn.Module, *, layout: Layout | None = None, **layout_option
     layout = _layout_for(model, layout, layout_options)
     with torch.no_grad():
         values = layout.flatten([t.detach().abs() for t in layout.values(model)])
-    return Score(values, layout, "magnitude")
+    return _scored(values, layout, "magnitude", {}, hint="the weights all have one magnitude")
 
 
 def random(model: nn.Module, *, seed: int = 0, layout: Layout | None = None, **layout_options) -> Score:
@@ -237,6 +289,7 @@ def random(model: nn.Module, *, seed: int = 0, layout: Layout | None = None, **l
     ----------
     model : nn.Module
     seed : int, default 0
+        A TypeError for anything but an int (``None`` included: the scores are always seeded).
     layout : Layout, optional
         See :func:`magnitude`.
 
@@ -244,6 +297,8 @@ def random(model: nn.Module, *, seed: int = 0, layout: Layout | None = None, **l
     -------
     Score
     """
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int (the scores are always seeded), got {seed!r}")
     layout = _layout_for(model, layout, layout_options)
     device, dtype = _device_dtype(layout.values(model))
     generator = torch.Generator().manual_seed(int(seed))
@@ -299,7 +354,7 @@ def snip(
         total = [torch.zeros_like(p) for p in leaves]
         n_batches = 0
         for inputs, targets in _pairs(batches, device, dtype):
-            loss = _check_loss(loss_fn(model(inputs), targets))
+            loss = _check_loss(loss_fn(_forward(model, inputs, "snip"), targets))
             for acc, g in zip(total, _grads(loss, leaves)):
                 acc.add_(g)
             n_batches += 1
@@ -309,7 +364,8 @@ def snip(
             values = layout.flatten([(t * g).abs() for t, g in zip(layout.values(model), total)]).detach()
     if normalize:
         values = _normalized(values)
-    return Score(values, layout, "snip", {"normalize": normalize, "train": train, "batches": n_batches})
+    return _scored(values, layout, "snip", {"normalize": normalize, "train": train, "batches": n_batches},
+                   hint=_GRADIENT_HINT)
 
 
 # ---------------------------------------------------------------------------- GraSP
@@ -371,29 +427,63 @@ def grasp(
         batches = list(batches)
     if len(batches) == 0:
         raise ValueError("grasp: batches is empty")
-    with _model_preserved(model, train=train):
+    with _model_preserved(model, train=train), _twice_differentiable(model):
         leaves = _trainable_leaves(model, layout)
         device, dtype = _device_dtype(leaves)
         gradient = [torch.zeros_like(p) for p in leaves]
         for inputs, targets in _pairs(batches, device, dtype):
-            loss = _check_loss(loss_fn(model(inputs) / temperature, targets))
+            loss = _check_loss(loss_fn(_forward(model, inputs, "grasp") / temperature, targets))
             for acc, g in zip(gradient, _grads(loss, leaves)):
                 acc.add_(g)
         hessian_gradient = [torch.zeros_like(p) for p in leaves]
         for inputs, targets in _pairs(batches, device, dtype):
-            loss = _check_loss(loss_fn(model(inputs) / temperature, targets))
+            loss = _check_loss(loss_fn(_forward(model, inputs, "grasp") / temperature, targets))
             grads = torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True)
             inner = sum((g0 * g).sum() for g0, g in zip(gradient, grads) if g is not None)
             if not isinstance(inner, torch.Tensor) or not inner.requires_grad:
                 continue  # the loss does not depend on the prunable weights twice: H g = 0
-            for acc, hg in zip(hessian_gradient, _grads(inner, leaves)):
+            for acc, hg in zip(hessian_gradient, _second_derivative(inner, leaves)):
                 acc.add_(hg)
         with torch.no_grad():
             values = layout.flatten([t * hg for t, hg in zip(layout.values(model), hessian_gradient)]).detach()
     if normalize:
         values = _normalized(values)
-    return Score(values, layout, "grasp",
-                 {"temperature": temperature, "normalize": normalize, "train": train, "batches": len(batches)})
+    return _scored(values, layout, "grasp",
+                   {"temperature": temperature, "normalize": normalize, "train": train, "batches": len(batches)},
+                   hint=_GRADIENT_HINT)
+
+
+def _hardsigmoid(x: torch.Tensor) -> torch.Tensor:
+    """``nn.Hardsigmoid``'s values, ``relu6(x + 3) / 6``, with a second derivative (0 a.e.)."""
+    return torch.clamp(x + 3.0, 0.0, 6.0) / 6.0
+
+
+@contextlib.contextmanager
+def _twice_differentiable(model: nn.Module) -> Iterator[None]:
+    """Run ``nn.Hardsigmoid`` modules (MobileNetV3's squeeze-excitation gates) through
+    :func:`_hardsigmoid`, the same function, for the block: torch has no derivative of
+    ``hardsigmoid_backward``, which a Hessian-vector product needs. Restored after."""
+    swapped = [module for module in model.modules() if isinstance(module, nn.Hardsigmoid)]
+    for module in swapped:
+        module.forward = _hardsigmoid
+    try:
+        yield
+    finally:
+        for module in swapped:
+            del module.forward
+
+
+def _second_derivative(inner: torch.Tensor, leaves: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    try:
+        return _grads(inner, leaves)
+    except RuntimeError as exc:
+        if "is not implemented" not in str(exc):
+            raise
+        raise NotImplementedError(
+            f"grasp needs second derivatives through every operation of the model, and torch has none for one "
+            f"it uses ({exc}); nn.Hardsigmoid modules are handled, but a functional call is not: replace it "
+            f"in the model by a twice-differentiable equivalent (hardsigmoid(x) = clamp(x + 3, 0, 6) / 6)"
+        ) from exc
 
 
 # ---------------------------------------------------------------------------- SynFlow
@@ -432,11 +522,14 @@ def synflow(
     ----------
     model : nn.Module
     input_shape : sequence of int
-        Shape of *one* input sample, without the batch dimension (e.g. ``(3, 32, 32)``).
+        Shape of *one* input sample, without the batch dimension (e.g. ``(3, 32, 32)``, or
+        ``(784,)``: a bare int is a TypeError). SynFlow's input is floating point, so a
+        model that starts with an embedding (integer ids) cannot be scored.
     dtype : torch.dtype or None, default torch.float64
         Compute dtype of the copy; float32 underflows to all-zero scores on deep networks.
         ``None`` keeps the model's dtype.
     iterations : int, default 1
+        An int >= 1 (2.7 is a TypeError, not 2).
     final_density : float in (0, 1], required when ``iterations > 1``
         Fraction of the prunable elements kept after the last round (unused for one round).
     train : bool, default False
@@ -454,16 +547,18 @@ def synflow(
     Warns
     -----
     SynFlowUnderflowWarning
-        When every score is 0 or some are not finite.
+        When every score is 0 or some are not finite, with the likely cause.
     """
     layout = _layout_for(model, layout, layout_options)
+    if isinstance(iterations, (bool, np.bool_)) or not isinstance(iterations, numbers.Integral):
+        raise TypeError(f"iterations must be an int >= 1, got {iterations!r}")
     iterations = int(iterations)
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
     if iterations > 1:
         if final_density is None or not 0 < final_density <= 1:
             raise ValueError(f"final_density must be in (0, 1] when iterations > 1, got {final_density!r}")
-    shape = tuple(int(n) for n in input_shape)
+    shape = _sample_shape(input_shape)
     device, model_dtype = _device_dtype(layout.values(model))
     dtype = model_dtype if dtype is None else dtype
 
@@ -491,18 +586,46 @@ def synflow(
                 with torch.no_grad():
                     for leaf, part in zip(leaves, layout.split(kept)):
                         leaf.mul_(part.to(leaf.dtype))
-            output = linear(ones)
+            output = _forward(linear, ones, "synflow (its input is all ones, a float)")
             if not isinstance(output, torch.Tensor):
                 raise TypeError(f"synflow needs a model that returns one tensor, got {type(output).__name__}")
             grads = _grads(output.sum(), leaves)
             with torch.no_grad():
                 values = layout.flatten([(t * g).abs() for t, g in zip(layout.values(linear), grads)]).detach()
     del linear
-    if not bool(torch.isfinite(values).all()) or not bool((values > 0).any()):
-        warnings.warn(f"synflow scores in {dtype} are all zero or not finite; use dtype=torch.float64",
-                      SynFlowUnderflowWarning, stacklevel=2)
-    return Score(values, layout, "synflow",
-                 {"dtype": str(dtype), "iterations": iterations, "final_density": final_density, "train": train})
+    options = {"dtype": str(dtype), "iterations": iterations, "final_density": final_density, "train": train}
+    problem = _synflow_problem(values, dtype)
+    if problem:
+        warnings.warn(problem, SynFlowUnderflowWarning, stacklevel=2)
+        return Score(values, layout, "synflow", options)
+    return _scored(values, layout, "synflow", options, hint="check the model's initialisation")
+
+
+def _sample_shape(input_shape: Any) -> tuple[int, ...]:
+    valid = (isinstance(input_shape, Sequence) and not isinstance(input_shape, str)
+             and all(isinstance(n, numbers.Integral) and not isinstance(n, (bool, np.bool_)) for n in input_shape))
+    if not valid:
+        raise TypeError(f"input_shape must be the shape of one sample as a sequence of ints, without the batch "
+                        f"dimension, e.g. (784,) or (3, 32, 32); got {input_shape!r}")
+    shape = tuple(int(n) for n in input_shape)
+    if any(n < 1 for n in shape):
+        raise ValueError(f"input_shape must hold positive sizes, got {shape}")
+    return shape
+
+
+def _synflow_problem(values: torch.Tensor, dtype: torch.dtype) -> str:
+    """Why SynFlow scores are unusable (all zero, or not finite), or "" when they are fine."""
+    float64 = dtype == torch.float64
+    if not bool(torch.isfinite(values).all()):
+        advice = ("scale the weights down (each layer's scale multiplies every score)" if float64
+                  else "use dtype=torch.float64")
+        return f"synflow scores in {dtype} are not finite: the product of the absolute weights overflowed; {advice}"
+    if not bool((values > 0).any()):
+        advice = ("in float64 this is rarely underflow: no path from input to output survives in the "
+                  "absolute-valued network (a layer initialised to zero, or pruned entirely, blocks every path)"
+                  if float64 else "they underflowed; use dtype=torch.float64")
+        return f"synflow scores in {dtype} are all zero: {advice}"
+    return ""
 
 
 def _progress(iterable: Iterable[Any], **kwargs) -> Iterable[Any]:
