@@ -29,7 +29,7 @@ from torch import nn
 import copslp
 
 from .layout import Layout
-from .masks import LayerStats, apply_mask, check_collapse, format_layer_table, layer_stats
+from .masks import LayerStats, _rescale_by, apply_mask, check_collapse, format_layer_table, layer_stats
 from .scores import Score
 
 __all__ = ["Selection", "PruneReport", "select_mask", "prune_with_cops", "layer_floors"]
@@ -247,6 +247,7 @@ def prune_with_cops(
     method: str = "analytic",
     min_per_layer: int | float | None = None,
     mode: str = "mask",
+    rescale: bool | str = False,
     on_collapse: str = "warn",
     **solve_options: Any,
 ) -> PruneReport:
@@ -266,6 +267,9 @@ def prune_with_cops(
     mode : {"mask", "freeze"}, default "mask"
         ``torch.nn.utils.prune.custom_from_mask`` (pruned weights are 0) or FreezeNet
         (unselected weights frozen at their current values); see :mod:`torch_adapter.masks`.
+    rescale : bool or {"weights", "count"}, default False
+        Rescale the kept weights of every unit after pruning so that its pre-activation
+        variance is restored (:func:`torch_adapter.rescale_after_pruning`); needs ``mode="mask"``.
     on_collapse : {"warn", "raise", "ignore"}, default "warn"
         What to do when a layer keeps no weight (with "raise" the model is left untouched).
 
@@ -285,11 +289,12 @@ def prune_with_cops(
     """
     scores = _as_scores(scores)
     scores[0].layout.modules(model)  # fail before solving if the layout does not fit
+    _rescale_by(rescale, mode)  # and before solving if the options do not fit
     selection = select_mask(scores, density=density, budget=budget, gamma=gamma, bounds=bounds, method=method,
                             min_per_layer=min_per_layer, **solve_options)
     check_collapse(selection.layers, on_collapse, stacklevel=2)  # before touching the model
     start = time.perf_counter()
-    layers = apply_mask(model, selection.mask, selection.layout, mode=mode, on_collapse="ignore")
+    layers = apply_mask(model, selection.mask, selection.layout, mode=mode, rescale=rescale, on_collapse="ignore")
     apply_time = time.perf_counter() - start
     return PruneReport(selection.mask, selection.result, selection.layout, selection.score_names,
                        selection.floors, layers, mode=mode, apply_time=apply_time)

@@ -8,7 +8,9 @@ and concatenated into the length-D vector that scores and masks live in:
 * each tensor is flattened in row-major (C) order, ``tensor.reshape(-1)``.
 
 By default the prunable tensors are the ``weight`` of every ``nn.Linear``, ``nn.Conv1d``,
-``nn.Conv2d`` and ``nn.Conv3d``; biases, normalisation layers and embeddings are not pruned.
+``nn.Conv2d`` and ``nn.Conv3d``, and the tensor named by ``prunable_tensor`` of every
+:class:`PrunableLayer` (e.g. the coefficients of an interspace convolution); biases,
+normalisation layers and embeddings are not pruned.
 A tensor shared by two modules (tied weights) appears once per module; do not prune
 such models with a layout that lists it twice. A layout refers to parameters by name only, so the layout of a model also fits a deep copy
 of it and any model with the same module names and shapes.
@@ -29,10 +31,34 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-__all__ = ["LayoutEntry", "Layout", "DEFAULT_PRUNABLE_TYPES"]
+__all__ = ["LayoutEntry", "Layout", "DEFAULT_PRUNABLE_TYPES", "PrunableLayer"]
 
-#: Module types whose ``weight`` is prunable by default.
-DEFAULT_PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+class PrunableLayer(nn.Module):
+    """Base class of layers whose prunable tensor is not the weight their forward pass uses.
+
+    A subclass names its prunable parameter in the class attribute ``prunable_tensor``
+    (a layout entry then has that ``tensor_name``) and maps a value of it to the weight of
+    the forward pass with :meth:`weight_from`. Scores, masks, freeze and floors work on the
+    prunable tensor as on any ``weight``.
+    """
+
+    #: Name of the prunable parameter.
+    prunable_tensor: str = "weight"
+
+    def weight_from(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The weight the forward pass would use if the prunable tensor held ``tensor``."""
+        return tensor
+
+
+def prunable_name(module: nn.Module) -> str:
+    """Name of the prunable weight-like tensor of ``module``: ``"weight"`` or a
+    :class:`PrunableLayer`'s ``prunable_tensor``."""
+    return module.prunable_tensor if isinstance(module, PrunableLayer) else "weight"
+
+
+#: Module types whose ``weight`` (for a PrunableLayer: its ``prunable_tensor``) is prunable by default.
+DEFAULT_PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, PrunableLayer)
 
 
 @dataclass(frozen=True)
@@ -44,7 +70,8 @@ class LayoutEntry:
     module_name : str
         Name of the owning module in ``model.named_modules()`` (``""`` for the root).
     tensor_name : str
-        ``"weight"`` or ``"bias"`` (the public attribute name on the module).
+        ``"weight"`` (or a :class:`PrunableLayer`'s ``prunable_tensor``) or ``"bias"`` (the
+        public attribute name on the module).
     shape : tuple of int
         Shape of the tensor.
     offset : int
@@ -179,10 +206,10 @@ class Layout:
         entries: list[LayoutEntry] = []
         offset = 0
         layer = 0
-        tensor_names = ("weight", "bias") if include_bias else ("weight",)
         for module_name, module in model.named_modules():
             if not isinstance(module, types) or excluded(module_name):
                 continue
+            tensor_names = (prunable_name(module), "bias") if include_bias else (prunable_name(module),)
             added = False
             for tensor_name in tensor_names:
                 tensor = getattr(module, tensor_name, None)

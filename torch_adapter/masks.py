@@ -41,6 +41,7 @@ from torch import nn
 from torch.nn.utils import parametrize, prune
 
 from .layout import Layout
+from .rescaling import RESCALE_BY, rescale_after_pruning
 
 __all__ = [
     "LayerStats",
@@ -146,7 +147,7 @@ def layer_stats(mask, layout: Layout) -> tuple[LayerStats, ...]:
         sizes[entry.layer] += entry.numel
         kept[entry.layer] += n_kept
         types[entry.layer] = entry.module_type
-        if entry.tensor_name == "weight":
+        if entry.tensor_name != "bias":
             weight_kept[entry.layer] = n_kept
     stats = []
     for layer, name in enumerate(layout.layer_names):
@@ -201,6 +202,7 @@ def apply_mask(
     layout: Layout,
     *,
     mode: str = "mask",
+    rescale: bool | str = False,
     on_collapse: str = "warn",
 ) -> tuple[LayerStats, ...]:
     """Apply a flat mask to the layout tensors of ``model``, in place.
@@ -214,6 +216,11 @@ def apply_mask(
         Must fit ``model`` (same module names and tensor shapes).
     mode : {"mask", "freeze"}
         See the module docstring.
+    rescale : bool or {"weights", "count"}, default False
+        After applying the mask, rescale the kept weights of every unit so that its
+        pre-activation variance is what it was before pruning
+        (:func:`torch_adapter.rescale_after_pruning`; ``True`` means ``"weights"``).
+        Needs ``mode="mask"``.
     on_collapse : {"warn", "raise", "ignore"}
         What to do when a layer keeps no weight. With ``"raise"`` the model is not touched.
 
@@ -224,6 +231,7 @@ def apply_mask(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    rescale_by = _rescale_by(rescale, mode)
     mask = _flat_bool(mask, layout)
     modules = layout.modules(model)
     stats = layer_stats(mask, layout)
@@ -242,7 +250,20 @@ def apply_mask(
         else:
             frozen = tensor.detach().clone()
             parametrize.register_parametrization(module, entry.tensor_name, _Freeze(part.clone(), frozen))
+    if rescale_by is not None:
+        rescale_after_pruning(model, layout, by=rescale_by)
     return stats
+
+
+def _rescale_by(rescale: bool | str, mode: str) -> str | None:
+    """The ``by=`` of :func:`rescale_after_pruning` for ``apply_mask(rescale=...)``, or None."""
+    if rescale is False:
+        return None
+    if rescale is not True and rescale not in RESCALE_BY:
+        raise ValueError(f"rescale must be a bool or one of {RESCALE_BY}, got {rescale!r}")
+    if mode != "mask":
+        raise ValueError(f'rescale needs mode="mask" (frozen weights keep feeding the units), got mode={mode!r}')
+    return "weights" if rescale is True else rescale
 
 
 def make_permanent(model: nn.Module, layout: Layout) -> None:
