@@ -305,25 +305,26 @@ def format_layer_table(columns: Mapping[str, Sequence[LayerStats]], *, title: st
         raise ValueError("format_layer_table needs at least one column, all of the same length")
     layers = stats[0]
     name_w = max(len("layer"), max(len(s.name) for s in layers))
+    type_w = max(8, max(len(s.module_type) for s in layers))
     cell_w = [max(len(label), 17) for label in labels]
 
     def cell(kept: int, density: float, flag: bool) -> str:
         return f"{kept} ({100 * density:.2f}%){'!' if flag else ' '}"
 
-    header = (f"{'#':>3} {'layer':<{name_w}} {'type':<8} {'size':>10} "
+    header = (f"{'#':>3} {'layer':<{name_w}} {'type':<{type_w}} {'size':>10} "
               + " ".join(f"{label:>{w}} " for label, w in zip(labels, cell_w)))
     rule = "-" * len(header)
     lines = ([title] if title else []) + [header, rule]
     for i, layer in enumerate(layers):
         cells = [cell(s[i].kept, s[i].density, s[i].collapsed) for s in stats]
-        lines.append(f"{i:>3} {layer.name:<{name_w}} {layer.module_type:<8} {layer.size:>10} "
+        lines.append(f"{i:>3} {layer.name:<{name_w}} {layer.module_type:<{type_w}} {layer.size:>10} "
                      + " ".join(f"{c:>{w + 1}}" for c, w in zip(cells, cell_w)))
     total = sum(layer.size for layer in layers)
     lines.append(rule)
     kept = [sum(x.kept for x in s) for s in stats]
-    lines.append(f"{'':>3} {'total':<{name_w}} {'':<8} {total:>10} "
+    lines.append(f"{'':>3} {'total':<{name_w}} {'':<{type_w}} {total:>10} "
                  + " ".join(f"{cell(k, k / total, False):>{w + 1}}" for k, w in zip(kept, cell_w)))
     collapsed = [sum(x.collapsed for x in s) for s in stats]
-    lines.append(f"{'':>3} {'collapsed layers (!)':<{name_w + 20}} "
+    lines.append(f"{'':>3} {'collapsed layers (!)':<{name_w + type_w + 12}} "
                  + " ".join(f"{c:>{w}} " for c, w in zip(collapsed, cell_w)))
     return "\n".join(lines)
