@@ -25,12 +25,14 @@ CE = nn.CrossEntropyLoss()
 
 
 def odd_convolutions(dtype=torch.float64):
-    """Grouped, dilated, strided, reflect-padded and non-square convolutions in a row."""
+    """Grouped, dilated, strided, reflect- and circular-padded, "same" and non-square convolutions."""
     torch.manual_seed(3)
     return nn.Sequential(
         nn.Conv2d(4, 6, 3, padding=2, dilation=2, groups=2),
         nn.ReLU(),
         nn.Conv2d(6, 6, (3, 2), stride=2, padding=1, padding_mode="reflect", bias=False),
+        nn.ReLU(),
+        nn.Conv2d(6, 6, 3, padding="same", padding_mode="circular"),
         nn.ReLU(),
         nn.Conv2d(6, 3, 1),
     ).to(dtype)
