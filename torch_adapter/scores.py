@@ -496,7 +496,9 @@ def synflow(
                                  kept_count_convention=kept_count_convention, layout=layout,
                                  progress=progress).scores[0].values
     if not bool(torch.isfinite(values).all()) or not bool((values > 0).any()):
-        warnings.warn(f"synflow scores in {dtype} are all zero or not finite; use dtype=torch.float64",
+        advice = ("every input-output path has a zero weight, or float64 under- or overflowed" if dtype == torch.float64
+                  else "use dtype=torch.float64")
+        warnings.warn(f"synflow scores in {dtype} are all zero or not finite; {advice}",
                       SynFlowUnderflowWarning, stacklevel=2)
     return Score(values, layout, "synflow",
                  {"dtype": str(dtype), "iterations": iterations, "final_density": final_density, "train": train,
