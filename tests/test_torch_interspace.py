@@ -125,8 +125,8 @@ def test_spatial_basis_held_fixed_is_standard_pruning_exactly():
     g_converted = scores.grasp(converted, CE, data)
     torch.testing.assert_close(g_converted.values, g_standard.values, rtol=1e-12, atol=1e-18)
     # same mask, and training keeps the two models equal
-    r_standard = prune_with_cops(standard, s_standard, density=0.2)
-    r_converted = prune_with_cops(converted, s_converted, density=0.2)
+    r_standard = prune_with_cops(standard, s_standard, budget=round(0.2 * len(s_standard)))
+    r_converted = prune_with_cops(converted, s_converted, budget=round(0.2 * len(s_converted)))
     assert torch.equal(r_standard.mask, r_converted.mask)
     sgd_steps(standard, data)
     sgd_steps(converted, data)
@@ -143,7 +143,8 @@ def test_filter_basis_trains_while_pruned_coefficients_stay_zero():
     model = small_resnet()
     names = interspace.convert(model, basis="dct")
     initial = {name: model.get_submodule(name).basis.detach().clone() for name in names}
-    report = prune_with_cops(model, scores.snip(model, CE, data), density=0.3)
+    score = scores.snip(model, CE, data)
+    report = prune_with_cops(model, score, budget=round(0.3 * len(score)))
     sgd_steps(model, data, steps=4)
     for (entry, part) in zip(report.layout.entries, report.layout.split(report.mask)):
         if entry.module_name not in names:
@@ -177,7 +178,8 @@ def test_revert_bakes_the_current_filters(prune_first):
     model = small_resnet(dtype=torch.float64)
     names = interspace.convert(model, basis="dct")
     if prune_first:
-        prune_with_cops(model, scores.snip(model, CE, data), density=0.3)
+        score = scores.snip(model, CE, data)
+        prune_with_cops(model, score, budget=round(0.3 * len(score)))
     sgd_steps(model, data)
     model.eval()
     x = data[0][0]

@@ -145,7 +145,8 @@ def test_interspace_coefficients_are_rescaled_by_their_filters():
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3)).double()
     dense = copy.deepcopy(model)
     interspace.convert(model, basis="dct")
-    prune_with_cops(model, scores.random(model, seed=1), density=0.3, rescale=True)
+    score = scores.random(model, seed=1)
+    prune_with_cops(model, score, budget=round(0.3 * len(score)), rescale=True)
     for name in ("0", "2"):
         before = dense.get_submodule(name).weight.flatten(1).pow(2).sum(1)
         after = model.get_submodule(name).filters.flatten(1).pow(2).sum(1)
@@ -156,8 +157,8 @@ def test_prune_with_cops_rescale_equals_rescaling_afterwards():
     model = deep_mlp(depth=3, width=10)
     score = scores.magnitude(model)
     one, two = copy.deepcopy(model), copy.deepcopy(model)
-    prune_with_cops(one, score, density=0.25, rescale=True)
-    prune_with_cops(two, score, density=0.25)
+    prune_with_cops(one, score, budget=round(0.25 * len(score)), rescale=True)
+    prune_with_cops(two, score, budget=round(0.25 * len(score)))
     rescale_after_pruning(two)
     for a, b in zip(Layout.from_model(one).modules(one), Layout.from_model(two).modules(two)):
         assert torch.equal(a.weight_orig, b.weight_orig)

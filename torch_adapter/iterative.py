@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -149,13 +149,14 @@ def _zero_pruned(model: nn.Module, layout: Layout, kept: torch.Tensor) -> None:
 
 
 def _select_cops(scores: Sequence[Score], kept: torch.Tensor, budget: int, layout: Layout, *,
-                 floors: np.ndarray | None, gamma, bounds, method: str, solve_options) -> tuple[torch.Tensor, Any]:
+                 floors: np.ndarray | None, gamma, bounds, method: str,
+                 options: Mapping[str, Any] | None) -> tuple[torch.Tensor, Any]:
     """COPS on the elements of ``kept`` only; the mask is mapped back to all D elements."""
     index = np.flatnonzero(kept.cpu().numpy())
     arrays = [s.numpy(np.float64)[index] for s in scores]
     groups = None if floors is None else layout.group_index()[index]
     result = copslp.solve(arrays, budget, gamma=gamma, bounds=bounds, groups=groups,
-                          floors=floors, method=method, **solve_options)
+                          floors=floors, method=method, **dict(options or {}))
     mask = np.zeros(len(layout), dtype=bool)
     mask[index[np.asarray(result.mask, dtype=bool)]] = True
     return torch.from_numpy(mask).to(scores[0].values.device), result
@@ -174,14 +175,14 @@ def iterative_prune(
     gamma: float | Sequence[float] | None = None,
     bounds: float | Sequence[float] | None = None,
     min_per_layer: int | float | None = None,
-    method: str = "analytic",
+    method: str = "auto",
+    options: Mapping[str, Any] | None = None,
     layout: Layout | None = None,
     apply: bool = False,
     mode: str = "mask",
     rescale: bool = False,
     on_collapse: str = "warn",
     progress: bool = False,
-    **solve_options: Any,
 ) -> IterativeResult:
     r"""Prune in R rounds, recomputing the scores on the masked model each round.
 
@@ -209,8 +210,9 @@ def iterative_prune(
         global (per-layer counts are what floors are for).
     kept_count_convention : {"round", "reference"}
         See :func:`torch_adapter.topk.kept_count`.
-    gamma, bounds, min_per_layer, method, **solve_options
-        COPS options, as in :func:`torch_adapter.select_mask`; refused with ``"topk"``.
+    gamma, bounds, min_per_layer, method, options
+        COPS options, as in :func:`torch_adapter.select_mask` (``options``: the method's
+        options for :func:`copslp.solve`); refused with ``"topk"``.
     layout : Layout, optional
         Default ``Layout.from_model(model)``.
     apply : bool, default False
@@ -241,7 +243,7 @@ def iterative_prune(
     cops_options = {"gamma": gamma, "bounds": bounds, "min_per_layer": min_per_layer}
     if selector == "topk":
         given = sorted(name for name, value in cops_options.items() if value is not None)
-        given += sorted(solve_options) + (["method"] if method != "analytic" else [])
+        given += (["method"] if method != "auto" else []) + (["options"] if options is not None else [])
         if given:
             raise TypeError(f'selector="topk" takes no COPS options, got {given}; use selector="cops" '
                             "(with one score and min_per_layer it is the top-k under floors)")
@@ -276,7 +278,7 @@ def iterative_prune(
         else:
             budget = kept_count(round_density, size, kept_count_convention)
             kept, result = _select_cops(scores, kept, budget, layout, floors=floors, gamma=gamma, bounds=bounds,
-                                        method=method, solve_options=solve_options)
+                                        method=method, options=options)
             results.append(result)
         select_times.append(time.perf_counter() - start)
         kept_counts.append(int(kept.sum()))
