@@ -15,6 +15,7 @@ from torch_adapter import (  # noqa: E402
     Layout,
     apply_mask,
     interspace,
+    iterative_prune,
     make_permanent,
     prune_with_cops,
     scores,
@@ -124,6 +125,10 @@ def test_spatial_basis_held_fixed_is_standard_pruning_exactly():
     g_standard = scores.grasp(standard, CE, data)
     g_converted = scores.grasp(converted, CE, data)
     torch.testing.assert_close(g_converted.values, g_standard.values, rtol=1e-12, atol=1e-18)
+    # the same iterative masks (the loop zeroes coefficients as it zeroes weights)
+    loops = [iterative_prune(m, lambda w: scores.snip(w, CE, data), density=0.1, rounds=3)
+             for m in (standard, converted)]
+    assert torch.equal(loops[0].mask, loops[1].mask)
     # same mask, and training keeps the two models equal
     r_standard = prune_with_cops(standard, s_standard, budget=round(0.2 * len(s_standard)))
     r_converted = prune_with_cops(converted, s_converted, budget=round(0.2 * len(s_converted)))

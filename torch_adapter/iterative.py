@@ -121,11 +121,14 @@ def round_densities(density: float, rounds: int, schedule: str = "exponential") 
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    if isinstance(rounds, (bool, np.bool_)) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
-        raise ValueError(f"rounds must be an int >= 1, got {rounds!r}")
-    if isinstance(density, (bool, np.bool_)) or not isinstance(density, (float, np.floating)) \
-            or not 0 < density <= 1:
-        raise ValueError(f"density must be a float in (0, 1], got {density!r}")
+    if isinstance(rounds, (bool, np.bool_)) or not isinstance(rounds, (int, np.integer)):
+        raise TypeError(f"rounds must be an int, got {rounds!r}")
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds!r}")
+    if isinstance(density, (bool, np.bool_)) or not isinstance(density, (float, int, np.floating, np.integer)):
+        raise TypeError(f"density must be a float in (0, 1], got {density!r}")
+    if not 0 < density <= 1:
+        raise ValueError(f"density must be in (0, 1], got {density!r}")
     density, rounds = float(density), int(rounds)
     if schedule == "exponential":
         return tuple(density ** ((r + 1) / rounds) for r in range(rounds))

@@ -67,8 +67,10 @@ def kept_count(density: float, size: int, convention: str = "round") -> int:
     density = float(density)
     if not 0 < density <= 1:
         raise ValueError(f"density must be in (0, 1], got {density!r}")
-    if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"size must be an int >= 1, got {size!r}")
+    if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)):
+        raise TypeError(f"size must be an int, got {size!r}")
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size!r}")
     size = int(size)
     if convention == "round":
         return max(1, round(density * size))
