@@ -176,6 +176,8 @@ def test_rescaling_refuses_what_it_cannot_rescale():
         apply_mask(copy.deepcopy(model), mask, layout, mode="freeze", rescale=True)
     with pytest.raises(ValueError, match="rescale must be"):
         apply_mask(copy.deepcopy(model), mask, layout, rescale="yes")
+    with pytest.raises(TypeError, match="rescale must be"):
+        apply_mask(copy.deepcopy(model), mask, layout, rescale=1)
     frozen = copy.deepcopy(model)
     apply_mask(frozen, mask, layout, mode="freeze")
     with pytest.raises(ValueError, match="parametrized"):

@@ -257,6 +257,8 @@ def apply_mask(
 
 def _rescale_by(rescale: bool | str, mode: str) -> str | None:
     """The ``by=`` of :func:`rescale_after_pruning` for ``apply_mask(rescale=...)``, or None."""
+    if not isinstance(rescale, (bool, str)):
+        raise TypeError(f"rescale must be a bool or one of {RESCALE_BY}, got {rescale!r}")
     if rescale is False:
         return None
     if rescale is not True and rescale not in RESCALE_BY:
