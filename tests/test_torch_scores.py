@@ -216,7 +216,21 @@ def test_grasp_hessian_gradient_matches_finite_differences(model_name):
     torch.testing.assert_close(score.values, expected, rtol=1e-5, atol=1e-6 * scale)
     assert bool((score.values < 0).any()) and bool((score.values > 0).any())  # signed, no abs()
     normalized = scores.grasp(model, CE, data, temperature=temperature, normalize=True)
-    torch.testing.assert_close(normalized.values, score.values / score.values.sum().abs())
+    assert torch.equal(normalized.values, score.values / (score.values.sum().abs() + 1e-10))
+
+
+def test_normalisation_of_an_exact_zero_sum():
+    """GraSP divides by |sum| + 1e-10 as the reference does (never returns the raw scores); SNIP
+    cannot divide by a zero sum and says so."""
+    signed = torch.tensor([1.0, -1.0, 2.0, -2.0], dtype=torch.float64)
+    assert float(signed.sum()) == 0.0
+    assert torch.equal(scores._grasp_normalized(signed), signed / 1e-10)
+    model = mlp(bias=False)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    with pytest.raises(ValueError, match="normalize=True divides by the sum"):
+        scores.snip(model, CE, batches((6,), 3), normalize=True)
 
 
 def test_synflow_equals_closed_form_for_bias_free_mlp():

@@ -43,11 +43,27 @@ Masks (:mod:`torch_adapter.masks`)
 COPS (:mod:`torch_adapter.cops`)
     ``scores[0]`` is the primary score, the rest secondary, each held at ``gamma`` (default
     0.9) times the best any k-mask reaches on it; ``min_per_layer`` adds per-layer floors.
+Top-k without the LP (:mod:`torch_adapter.topk`)
+    ``top_k_mask(score, density, scope="global" | "local")``; kept counts
+    ``max(1, round(d N))`` or, as the SynFlow authors' code, ``N - int((1 - d) N)``.
+Iterative pruning (:mod:`torch_adapter.iterative`)
+    ``iterative_prune(model, score_fn, density=..., rounds=..., selector="topk" | "cops")``
+    rescores the masked model every round (exponential or linear schedule).
+Rescaling (:mod:`torch_adapter.rescaling`)
+    ``rescale_after_pruning`` (or ``rescale=True`` in ``apply_mask`` / ``prune_with_cops``)
+    restores every unit's pre-activation variance; ``scale_residual_branches`` is Stable
+    ResNet's ``1/sqrt(L)``.
+Interspace pruning (:mod:`torch_adapter.interspace`)
+    ``interspace.convert(model, basis="dct")`` rewrites Conv2d filters in a trainable
+    filter basis; the coefficients become the prunable tensors.
 """
 
-from . import scores
+from . import interspace, scores
 from .cops import PruneReport, Selection, layer_floors, prune_with_cops, select_mask
-from .layout import DEFAULT_PRUNABLE_TYPES, DEFAULT_RAW_WEIGHTS, Layout, LayoutEntry, LeftOutWeightsWarning
+from .interspace import InterspaceConv2d
+from .iterative import IterativeResult, iterative_prune, round_densities
+from .layout import (DEFAULT_PRUNABLE_TYPES, DEFAULT_RAW_WEIGHTS, Layout, LayoutEntry, LeftOutWeightsWarning,
+                     PrunableLayer)
 from .masks import (
     current_mask,
     resulting_mask,
@@ -60,7 +76,9 @@ from .masks import (
     layer_stats,
     make_permanent,
 )
+from .rescaling import UnitRescaling, rescale_after_pruning, scale_residual_branches
 from .scores import ConstantScoreWarning, Score, SynFlowUnderflowWarning
+from .topk import kept_count, top_k_mask
 
 __all__ = [
     "scores",
@@ -87,4 +105,15 @@ __all__ = [
     "layer_floors",
     "Selection",
     "PruneReport",
+    "PrunableLayer",
+    "interspace",
+    "InterspaceConv2d",
+    "rescale_after_pruning",
+    "scale_residual_branches",
+    "UnitRescaling",
+    "iterative_prune",
+    "round_densities",
+    "IterativeResult",
+    "top_k_mask",
+    "kept_count",
 ]

@@ -29,7 +29,7 @@ from torch import nn
 import copslp
 
 from .layout import Layout
-from .masks import LayerStats, apply_mask, check_collapse, format_layer_table, layer_stats, resulting_mask
+from .masks import LayerStats, _rescale_by, apply_mask, check_collapse, format_layer_table, layer_stats, resulting_mask
 from .scores import Score
 
 __all__ = ["Selection", "PruneReport", "select_mask", "prune_with_cops", "layer_floors"]
@@ -245,6 +245,7 @@ def prune_with_cops(
     options: Mapping[str, Any] | None = None,
     min_per_layer: int | float | None = None,
     mode: str = "mask",
+    rescale: bool | str = False,
     on_collapse: str = "warn",
     previous: str = "combine",
 ) -> PruneReport:
@@ -264,6 +265,9 @@ def prune_with_cops(
     mode : {"mask", "freeze"}, default "mask"
         A mask parametrization (pruned weights are 0) or FreezeNet
         (unselected weights frozen at their current values); see :mod:`torch_adapter.masks`.
+    rescale : bool or {"weights", "count"}, default False
+        Rescale the kept weights of every unit after pruning so that its pre-activation
+        variance is restored (:func:`torch_adapter.rescale_after_pruning`); needs ``mode="mask"``.
     on_collapse : {"warn", "raise", "ignore"}, default "warn"
         What to do when a layer keeps no weight (with "raise" the model is left untouched).
     previous : {"combine", "replace"}, default "combine"
@@ -286,12 +290,14 @@ def prune_with_cops(
     """
     scores = _as_scores(scores)
     scores[0].layout.modules(model)  # fail before solving if the layout does not fit
+    _rescale_by(rescale, mode)  # and before solving if the options do not fit
     selection = select_mask(scores, budget, gamma=gamma, bounds=bounds, method=method,
                             min_per_layer=min_per_layer, options=options)
     resulting = resulting_mask(model, selection.mask, selection.layout, previous=previous)
     check_collapse(layer_stats(resulting, selection.layout), on_collapse, stacklevel=2)  # before touching the model
     start = time.perf_counter()
-    layers = apply_mask(model, selection.mask, selection.layout, mode=mode, on_collapse="ignore", previous=previous)
+    layers = apply_mask(model, selection.mask, selection.layout, mode=mode, rescale=rescale, on_collapse="ignore",
+                        previous=previous)
     apply_time = time.perf_counter() - start
     return PruneReport(resulting, selection.result, selection.layout, selection.score_names,
                        selection.floors, layers, mode=mode, apply_time=apply_time)

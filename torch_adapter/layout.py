@@ -9,7 +9,9 @@ and concatenated into the length-D vector that scores and masks live in:
 * each tensor is flattened in row-major (C) order, ``tensor.reshape(-1)``.
 
 By default the prunable tensors are the ``weight`` of every ``nn.Linear``, ``nn.Conv1d``,
-``nn.Conv2d`` and ``nn.Conv3d`` and the raw input-projection weights of every
+``nn.Conv2d`` and ``nn.Conv3d``, the tensor named by ``prunable_tensor`` of every
+:class:`PrunableLayer` (e.g. the coefficients of an interspace convolution), and the raw
+input-projection weights of every
 ``nn.MultiheadAttention`` (``in_proj_weight``, or ``q/k/v_proj_weight``: Parameters of the
 attention module itself that no Linear holds; ``out_proj`` is a Linear). Biases,
 normalisation layers and embeddings are not pruned. Any other parameter can be added by name
@@ -41,10 +43,35 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-__all__ = ["LayoutEntry", "Layout", "DEFAULT_PRUNABLE_TYPES", "DEFAULT_RAW_WEIGHTS", "LeftOutWeightsWarning"]
+__all__ = ["LayoutEntry", "Layout", "DEFAULT_PRUNABLE_TYPES", "DEFAULT_RAW_WEIGHTS", "LeftOutWeightsWarning",
+           "PrunableLayer"]
 
-#: Module types whose ``weight`` is prunable by default.
-DEFAULT_PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+class PrunableLayer(nn.Module):
+    """Base class of layers whose prunable tensor is not the weight their forward pass uses.
+
+    A subclass names its prunable parameter in the class attribute ``prunable_tensor``
+    (a layout entry then has that ``tensor_name``) and maps a value of it to the weight of
+    the forward pass with :meth:`weight_from`. Scores, masks, freeze and floors work on the
+    prunable tensor as on any ``weight``.
+    """
+
+    #: Name of the prunable parameter.
+    prunable_tensor: str = "weight"
+
+    def weight_from(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The weight the forward pass would use if the prunable tensor held ``tensor``."""
+        return tensor
+
+
+def prunable_name(module: nn.Module) -> str:
+    """Name of the prunable weight-like tensor of ``module``: ``"weight"`` or a
+    :class:`PrunableLayer`'s ``prunable_tensor``."""
+    return module.prunable_tensor if isinstance(module, PrunableLayer) else "weight"
+
+
+#: Module types whose ``weight`` (for a PrunableLayer: its ``prunable_tensor``) is prunable by default.
+DEFAULT_PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, PrunableLayer)
 
 #: Module types whose own raw Parameters (not a submodule's ``weight``) are weights, pruned by
 #: default. A name the module sets to None (``q_proj_weight`` when query, key and value have
@@ -67,7 +94,8 @@ class LayoutEntry:
     module_name : str
         Name of the owning module in ``model.named_modules()`` (``""`` for the root).
     tensor_name : str
-        ``"weight"`` or ``"bias"`` (the public attribute name on the module).
+        ``"weight"`` (or a :class:`PrunableLayer`'s ``prunable_tensor``) or ``"bias"`` (the
+        public attribute name on the module).
     shape : tuple of int
         Shape of the tensor.
     offset : int
@@ -117,8 +145,11 @@ def _split_name(full_name: str) -> tuple[str, str]:
     return module_name, tensor_name
 
 
-def _bias_name(weight_name: str) -> str:
-    """``bias`` for ``weight``, ``in_proj_bias`` for ``in_proj_weight``; "" for other names."""
+def _bias_name(module: nn.Module, weight_name: str) -> str:
+    """``bias`` for ``weight`` (and for a :class:`PrunableLayer`'s prunable tensor),
+    ``in_proj_bias`` for ``in_proj_weight``; "" for other names."""
+    if isinstance(module, PrunableLayer) and weight_name == module.prunable_tensor:
+        return "bias"
     return weight_name[:-len("weight")] + "bias" if weight_name.endswith("weight") else ""
 
 
@@ -278,11 +309,11 @@ class Layout:
         def tensors_of(module_name: str, module: nn.Module) -> list[str]:
             names = []
             if not excluded(module_name):
-                names += ["weight"] if isinstance(module, types) else []
+                names += [prunable_name(module)] if isinstance(module, types) else []
                 names += [name for kind, raw in raw_weights.items() if isinstance(module, kind) for name in raw]
             names += asked.get(module_name, [])
             if include_bias:
-                names = [n for name in names for n in (name, _bias_name(name)) if n]
+                names = [n for name in names for n in (name, _bias_name(module, name)) if n]
             return list(dict.fromkeys(names))
 
         taken: set[int] = set()
@@ -472,6 +503,8 @@ def _warn_left_out(places, taken: set[int], excluded) -> None:
     for key, owners in places.items():
         module_name, tensor_name, module = owners[0]
         if key in taken or all(excluded(name) for name, _, _ in owners):
+            continue
+        if isinstance(module, PrunableLayer):  # it declares its prunable tensor; the rest is not pruned by design
             continue
         tensor = getattr(module, tensor_name)
         if tensor.is_floating_point() and tensor.dim() >= 2:

@@ -172,7 +172,7 @@ def layer_stats(mask, layout: Layout) -> tuple[LayerStats, ...]:
         sizes[entry.layer] += entry.numel
         kept[entry.layer] += n_kept
         types[entry.layer] = entry.module_type
-        if entry.tensor_name == "weight":
+        if entry.tensor_name != "bias":
             weight_kept[entry.layer] = n_kept
     stats = []
     for layer, name in enumerate(layout.layer_names):
@@ -285,6 +285,7 @@ def apply_mask(
     layout: Layout,
     *,
     mode: str = "mask",
+    rescale: bool | str = False,
     on_collapse: str = "warn",
     previous: str = "combine",
 ) -> tuple[LayerStats, ...]:
@@ -299,6 +300,11 @@ def apply_mask(
         Must fit ``model`` (same module names and tensor shapes).
     mode : {"mask", "freeze"}
         See the module docstring.
+    rescale : bool or {"weights", "count"}, default False
+        After applying the mask, rescale the kept weights of every unit so that its
+        pre-activation variance is what it was before pruning
+        (:func:`torch_adapter.rescale_after_pruning`; ``True`` means ``"weights"``).
+        Needs ``mode="mask"``.
     on_collapse : {"warn", "raise", "ignore"}
         What to do when a layer keeps no weight (of the resulting mask). With ``"raise"``
         the model is not touched.
@@ -313,6 +319,7 @@ def apply_mask(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    rescale_by = _rescale_by(rescale, mode)
     resulting = resulting_mask(model, mask, layout, previous=previous)
     owners = layout.owners(model)
     for places, entry in zip(owners, layout.entries):
@@ -332,6 +339,10 @@ def apply_mask(
             _install_mask(places, part)
         else:
             _install_freeze(places, part, replace=previous == "replace")
+    if rescale_by is not None:
+        from .rescaling import rescale_after_pruning
+
+        rescale_after_pruning(model, layout, by=rescale_by)
     return stats
 
 
@@ -345,6 +356,21 @@ def _install_mask(places, part: torch.Tensor) -> None:
         if _pruned_mask(module, tensor_name) is not None:
             _unprune(module, tensor_name)
         parametrize.register_parametrization(module, tensor_name, parametrization)
+
+
+def _rescale_by(rescale: bool | str, mode: str) -> str | None:
+    """The ``by=`` of :func:`rescale_after_pruning` for ``apply_mask(rescale=...)``, or None."""
+    from .rescaling import RESCALE_BY
+
+    if not isinstance(rescale, (bool, str)):
+        raise TypeError(f"rescale must be a bool or one of {RESCALE_BY}, got {rescale!r}")
+    if rescale is False:
+        return None
+    if rescale is not True and rescale not in RESCALE_BY:
+        raise ValueError(f"rescale must be a bool or one of {RESCALE_BY}, got {rescale!r}")
+    if mode != "mask":
+        raise ValueError(f'rescale needs mode="mask" (frozen weights keep feeding the units), got mode={mode!r}')
+    return "weights" if rescale is True else rescale
 
 
 def _install_freeze(places, part: torch.Tensor, *, replace: bool) -> None:
@@ -417,25 +443,26 @@ def format_layer_table(columns: Mapping[str, Sequence[LayerStats]], *, title: st
         raise ValueError("format_layer_table needs at least one column, all of the same length")
     layers = stats[0]
     name_w = max(len("layer"), max(len(s.name) for s in layers))
+    type_w = max(8, max(len(s.module_type) for s in layers))
     cell_w = [max(len(label), 17) for label in labels]
 
     def cell(kept: int, density: float, flag: bool) -> str:
         return f"{kept} ({100 * density:.2f}%){'!' if flag else ' '}"
 
-    header = (f"{'#':>3} {'layer':<{name_w}} {'type':<8} {'size':>10} "
+    header = (f"{'#':>3} {'layer':<{name_w}} {'type':<{type_w}} {'size':>10} "
               + " ".join(f"{label:>{w}} " for label, w in zip(labels, cell_w)))
     rule = "-" * len(header)
     lines = ([title] if title else []) + [header, rule]
     for i, layer in enumerate(layers):
         cells = [cell(s[i].kept, s[i].density, s[i].collapsed) for s in stats]
-        lines.append(f"{i:>3} {layer.name:<{name_w}} {layer.module_type:<8} {layer.size:>10} "
+        lines.append(f"{i:>3} {layer.name:<{name_w}} {layer.module_type:<{type_w}} {layer.size:>10} "
                      + " ".join(f"{c:>{w + 1}}" for c, w in zip(cells, cell_w)))
     total = sum(layer.size for layer in layers)
     lines.append(rule)
     kept = [sum(x.kept for x in s) for s in stats]
-    lines.append(f"{'':>3} {'total':<{name_w}} {'':<8} {total:>10} "
+    lines.append(f"{'':>3} {'total':<{name_w}} {'':<{type_w}} {total:>10} "
                  + " ".join(f"{cell(k, k / total, False):>{w + 1}}" for k, w in zip(kept, cell_w)))
     collapsed = [sum(x.collapsed for x in s) for s in stats]
-    lines.append(f"{'':>3} {'collapsed layers (!)':<{name_w + 20}} "
+    lines.append(f"{'':>3} {'collapsed layers (!)':<{name_w + type_w + 12}} "
                  + " ".join(f"{c:>{w}} " for c, w in zip(collapsed, cell_w)))
     return "\n".join(lines)

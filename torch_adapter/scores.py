@@ -251,9 +251,19 @@ def _check_loss(loss: Any) -> torch.Tensor:
     return loss.reshape(())
 
 
-def _normalized(values: torch.Tensor) -> torch.Tensor:
-    total = values.sum().abs()
-    return values / total if total > 0 else values
+#: GraSP's normaliser is ``|sum(s)| + GRASP_NORMALIZE_EPS``, as in the SynFlow authors' code.
+GRASP_NORMALIZE_EPS = 1e-10
+
+
+def _snip_normalized(values: torch.Tensor) -> torch.Tensor:
+    total = values.sum()
+    if not total > 0:
+        raise ValueError(f"snip: normalize=True divides by the sum of the scores, which is {float(total)!r}")
+    return values / total
+
+
+def _grasp_normalized(values: torch.Tensor) -> torch.Tensor:
+    return values / (values.sum().abs() + GRASP_NORMALIZE_EPS)
 
 
 # ---------------------------------------------------------------------------- data-free
@@ -336,6 +346,7 @@ def snip(
     batches : iterable of (inputs, targets)
         Iterated once. See the module docstring for device and dtype handling.
     normalize : bool, default False
+        Divide by the sum (a ValueError when every score is 0).
     train : bool, default False
         Evaluate in train mode (BatchNorm batch statistics, dropout); the model's mode,
         running statistics and gradients are restored afterwards either way.
@@ -363,7 +374,7 @@ def snip(
         with torch.no_grad():
             values = layout.flatten([(t * g).abs() for t, g in zip(layout.values(model), total)]).detach()
     if normalize:
-        values = _normalized(values)
+        values = _snip_normalized(values)
     return _scored(values, layout, "snip", {"normalize": normalize, "train": train, "batches": n_batches},
                    hint=_GRADIENT_HINT)
 
@@ -410,7 +421,8 @@ def grasp(
     temperature : float, default 200
         Logits are divided by it before the loss (the GraSP paper's T = 200).
     normalize : bool, default False
-        Divide by ``|sum(s)|`` (as the SynFlow authors' GraSP implementation does).
+        Divide by ``|sum(s)| + 1e-10`` (``GRASP_NORMALIZE_EPS``), exactly as the SynFlow
+        authors' GraSP implementation does; a sum of exactly 0 divides by 1e-10.
     train : bool, default False
     layout : Layout, optional
         See :func:`magnitude`.
@@ -447,7 +459,7 @@ def grasp(
         with torch.no_grad():
             values = layout.flatten([t * hg for t, hg in zip(layout.values(model), hessian_gradient)]).detach()
     if normalize:
-        values = _normalized(values)
+        values = _grasp_normalized(values)
     return _scored(values, layout, "grasp",
                    {"temperature": temperature, "normalize": normalize, "train": train, "batches": len(batches)},
                    hint=_GRADIENT_HINT)
@@ -494,6 +506,7 @@ def synflow(
     dtype: torch.dtype | None = torch.float64,
     iterations: int = 1,
     final_density: float | None = None,
+    kept_count_convention: str = "round",
     train: bool = False,
     progress: bool = False,
     layout: Layout | None = None,
@@ -517,6 +530,8 @@ def synflow(
     ``final_density ** (r / n)`` fraction (exponential schedule) is kept for the next round.
     The scores of round n are returned; weights pruned in earlier rounds score exactly 0,
     so the top ``final_density`` fraction of the returned scores is SynFlow's final mask.
+    This is :func:`torch_adapter.iterative_prune` with this score; call that directly for
+    the mask, the per-round kept counts and timings, or a linear schedule.
 
     Parameters
     ----------
@@ -532,6 +547,10 @@ def synflow(
         An int >= 1 (2.7 is a TypeError, not 2).
     final_density : float in (0, 1], required when ``iterations > 1``
         Fraction of the prunable elements kept after the last round (unused for one round).
+    kept_count_convention : {"round", "reference"}, default "round"
+        How each round's density becomes a kept count (iterative variant only), see
+        :func:`torch_adapter.topk.kept_count`; ``"reference"`` reproduces the SynFlow
+        authors' masks.
     train : bool, default False
         Run the copy in train mode (BatchNorm then uses batch statistics of the ones input).
     progress : bool, default False
@@ -559,41 +578,20 @@ def synflow(
         if final_density is None or not 0 < final_density <= 1:
             raise ValueError(f"final_density must be in (0, 1] when iterations > 1, got {final_density!r}")
     shape = _sample_shape(input_shape)
-    device, model_dtype = _device_dtype(layout.values(model))
-    dtype = model_dtype if dtype is None else dtype
+    dtype = _device_dtype(layout.values(model))[1] if dtype is None else dtype
+    if iterations == 1:
+        values = _synflow_values(model, layout, shape, dtype, train)
+    else:
+        from .iterative import iterative_prune  # the loop itself scores with this function
 
-    with torch.no_grad():
-        linear = _deepcopy(model)
-        linear.to(dtype=dtype)
-        for tensor in linear.state_dict().values():
-            if tensor.is_floating_point():
-                tensor.abs_()
-    linear.train(train)
-    ones = torch.ones((1, *shape), device=device, dtype=dtype)
-    size = len(layout)
+        def one_round(masked: nn.Module) -> Score:
+            return Score(_synflow_values(masked, layout, shape, dtype, train), layout, "synflow")
 
-    rounds: Iterable[int] = range(1, iterations + 1)
-    if progress:
-        rounds = _progress(rounds, total=iterations, desc="synflow")
-    with torch.enable_grad():
-        leaves = _trainable_leaves(linear, layout)
-        values = None
-        for r in rounds:
-            if values is not None:
-                density = final_density ** ((r - 1) / iterations)
-                kept = torch.zeros(size, dtype=torch.bool, device=values.device)
-                kept[torch.topk(values, max(1, int(round(density * size)))).indices] = True
-                with torch.no_grad():
-                    for leaf, part in zip(leaves, layout.split(kept)):
-                        leaf.mul_(part.to(leaf.dtype))
-            output = _forward(linear, ones, "synflow (its input is all ones, a float)")
-            if not isinstance(output, torch.Tensor):
-                raise TypeError(f"synflow needs a model that returns one tensor, got {type(output).__name__}")
-            grads = _grads(output.sum(), leaves)
-            with torch.no_grad():
-                values = layout.flatten([(t * g).abs() for t, g in zip(layout.values(linear), grads)]).detach()
-    del linear
-    options = {"dtype": str(dtype), "iterations": iterations, "final_density": final_density, "train": train}
+        values = iterative_prune(model, one_round, density=float(final_density), rounds=iterations,
+                                 kept_count_convention=kept_count_convention, layout=layout,
+                                 progress=progress).scores[0].values
+    options = {"dtype": str(dtype), "iterations": iterations, "final_density": final_density, "train": train,
+               "kept_count_convention": kept_count_convention}
     problem = _synflow_problem(values, dtype)
     if problem:
         warnings.warn(problem, SynFlowUnderflowWarning, stacklevel=2)
@@ -626,6 +624,28 @@ def _synflow_problem(values: torch.Tensor, dtype: torch.dtype) -> str:
                   if float64 else "they underflowed; use dtype=torch.float64")
         return f"synflow scores in {dtype} are all zero: {advice}"
     return ""
+
+
+def _synflow_values(model: nn.Module, layout: Layout, shape: tuple[int, ...], dtype: torch.dtype,
+                    train: bool) -> torch.Tensor:
+    """One-shot SynFlow scores (flat, detached) on an absolute-valued copy of ``model``."""
+    device = _device_dtype(layout.values(model))[0]
+    with torch.no_grad():
+        linear = _deepcopy(model)
+        linear.to(dtype=dtype)
+        for tensor in linear.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.abs_()
+    linear.train(train)
+    ones = torch.ones((1, *shape), device=device, dtype=dtype)
+    with torch.enable_grad():
+        leaves = _trainable_leaves(linear, layout)
+        output = _forward(linear, ones, "synflow (its input is all ones, a float)")
+        if not isinstance(output, torch.Tensor):
+            raise TypeError(f"synflow needs a model that returns one tensor, got {type(output).__name__}")
+        grads = _grads(output.sum(), leaves)
+        with torch.no_grad():
+            return layout.flatten([(t * g).abs() for t, g in zip(layout.values(linear), grads)]).detach()
 
 
 def _progress(iterable: Iterable[Any], **kwargs) -> Iterable[Any]:

@@ -1,0 +1,293 @@
+r"""Iterative pruning at initialisation for any score, and for COPS itself.
+
+For R rounds with densities :math:`d_1 > d_2 > \dots > d_R = d` (the final density), round r
+
+1. sets the weights pruned so far to 0 in a working copy of the model (the caller's model is
+   never touched by the loop),
+2. recomputes the scores on that masked copy (``score_fn(copy)``),
+3. keeps :math:`\kappa(d_r, N)` elements *among those kept after round r - 1*: the top ones
+   by the primary score (``selector="topk"``, global or per layer) or the COPS answer
+   (``selector="cops"``, with bounds on the secondary scores and optional layer floors).
+
+Schedules (the SynFlow paper's, and its code's ``prune_loop``), for r = 1..R:
+
+* ``"exponential"``: :math:`d_r = d^{\,r/R}`;
+* ``"linear"``: :math:`d_r = 1 - (1 - d)\, r / R`.
+
+The kept count :math:`\kappa` follows :func:`torch_adapter.topk.kept_count`: ``"round"``
+(:math:`\max(1, \operatorname{round}(d_r N))`) or ``"reference"``
+(:math:`N - \lfloor (1 - d_r) N \rfloor`, the SynFlow authors' count; with it the loop
+reproduces their iterative masks, see the tests). Densities are always fractions of all N
+prunable elements (of each layer's elements for ``scope="local"``).
+
+Masks are nested: an element pruned in one round stays pruned. With SynFlow, SNIP or
+GraSP the scores of pruned elements are 0 anyway (they are products with the weight); with
+COPS the problem of round r is solved on the elements still kept, so the relative bounds
+read :math:`\langle s_i, m\rangle \ge \gamma_i T_k(s_i|_{\text{kept}})`, the best any
+k-subset of the kept elements reaches, and floors :math:`f_l` (from ``min_per_layer``,
+computed on the full layer sizes) hold in every round.
+
+SynFlow's iterative variant (:func:`torch_adapter.scores.synflow` with ``iterations > 1``)
+is this loop with ``score_fn = synflow`` and the exponential schedule.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+import copslp
+
+from .cops import layer_floors
+from .layout import Layout
+from .masks import LayerStats, apply_mask, layer_stats
+from .scores import Score, _deepcopy, _progress
+from .topk import KEPT_COUNTS, SCOPES, kept_count, top_k_mask
+
+__all__ = ["SCHEDULES", "SELECTORS", "IterativeResult", "round_densities", "iterative_prune"]
+
+#: Density schedules of the iterative loop.
+SCHEDULES = ("exponential", "linear")
+#: How each round selects: plain top-k of the primary score, or COPS.
+SELECTORS = ("topk", "cops")
+
+
+@dataclass(frozen=True, eq=False)
+class IterativeResult:
+    """What :func:`iterative_prune` did.
+
+    Attributes
+    ----------
+    mask : bool Tensor, shape (D,)
+        The final mask (True = kept), on the device of the scores.
+    layout : Layout
+    densities : tuple of float
+        The target density of each round, :math:`d_1 .. d_R`.
+    kept_counts : tuple of int
+        Elements kept after each round.
+    score_times, select_times : tuple of float
+        Seconds spent scoring and selecting in each round.
+    scores : tuple of Score
+        The scores of the last round (primary first), computed with the mask of round R - 1.
+    results : tuple of copslp.Result
+        The solver's answer of each round (``selector="cops"``; empty for ``"topk"``).
+    layers : tuple of LayerStats
+        Kept count and density per layer of the final mask.
+    applied : bool
+        Whether the final mask was applied to the caller's model.
+    """
+
+    mask: torch.Tensor
+    layout: Layout
+    densities: tuple[float, ...]
+    kept_counts: tuple[int, ...]
+    score_times: tuple[float, ...]
+    select_times: tuple[float, ...]
+    scores: tuple[Score, ...]
+    results: tuple[Any, ...]
+    layers: tuple[LayerStats, ...]
+    applied: bool
+
+    @property
+    def rounds(self) -> int:
+        return len(self.densities)
+
+    def summary(self) -> dict:
+        """A JSON-friendly summary (no tensors)."""
+        return {
+            "rounds": self.rounds,
+            "size": len(self.layout),
+            "densities": list(self.densities),
+            "kept_counts": list(self.kept_counts),
+            "score_times": list(self.score_times),
+            "select_times": list(self.select_times),
+            "scores": [s.name for s in self.scores],
+            "applied": self.applied,
+            "layers": [s.as_dict() for s in self.layers],
+        }
+
+
+def round_densities(density: float, rounds: int, schedule: str = "exponential") -> tuple[float, ...]:
+    r"""The target density of each round: :math:`d^{r/R}` or :math:`1 - (1 - d) r / R`, r = 1..R.
+
+    Evaluated with the same float expressions as the SynFlow authors' ``prune_loop``
+    (``d ** ((r + 1) / R)`` and ``1.0 - (1.0 - d) * ((r + 1) / R)`` for r = 0..R-1), so that
+    the ``"reference"`` kept counts agree with theirs to the last element.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if isinstance(rounds, (bool, np.bool_)) or not isinstance(rounds, (int, np.integer)):
+        raise TypeError(f"rounds must be an int, got {rounds!r}")
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds!r}")
+    if isinstance(density, (bool, np.bool_)) or not isinstance(density, (float, int, np.floating, np.integer)):
+        raise TypeError(f"density must be a float in (0, 1], got {density!r}")
+    if not 0 < density <= 1:
+        raise ValueError(f"density must be in (0, 1], got {density!r}")
+    density, rounds = float(density), int(rounds)
+    if schedule == "exponential":
+        return tuple(density ** ((r + 1) / rounds) for r in range(rounds))
+    return tuple(1.0 - (1.0 - density) * ((r + 1) / rounds) for r in range(rounds))
+
+
+def _scores_of(output: Any, layout: Layout) -> tuple[Score, ...]:
+    scores = (output,) if isinstance(output, Score) else tuple(output) if isinstance(output, (list, tuple)) else None
+    if not scores or not all(isinstance(s, Score) for s in scores):
+        raise TypeError(f"score_fn must return a Score or a non-empty sequence of Scores, got {type(output).__name__}")
+    for s in scores:
+        if s.layout != layout:
+            raise ValueError(f"score_fn returned {s.name!r} on {s.layout!r}, the loop's layout is {layout!r}")
+    return scores
+
+
+def _zero_pruned(model: nn.Module, layout: Layout, kept: torch.Tensor) -> None:
+    with torch.no_grad():
+        for tensor, part in zip(layout.trainable(model), layout.split(kept)):
+            tensor.mul_(part.to(device=tensor.device, dtype=tensor.dtype))
+
+
+def _select_cops(scores: Sequence[Score], kept: torch.Tensor, budget: int, layout: Layout, *,
+                 floors: np.ndarray | None, gamma, bounds, method: str,
+                 options: Mapping[str, Any] | None) -> tuple[torch.Tensor, Any]:
+    """COPS on the elements of ``kept`` only; the mask is mapped back to all D elements."""
+    index = np.flatnonzero(kept.cpu().numpy())
+    arrays = [s.numpy(np.float64)[index] for s in scores]
+    groups = None if floors is None else layout.group_index()[index]
+    result = copslp.solve(arrays, budget, gamma=gamma, bounds=bounds, groups=groups,
+                          floors=floors, method=method, options=options)
+    mask = np.zeros(len(layout), dtype=bool)
+    mask[index[np.asarray(result.mask, dtype=bool)]] = True
+    return torch.from_numpy(mask).to(scores[0].values.device), result
+
+
+def iterative_prune(
+    model: nn.Module,
+    score_fn: Callable[[nn.Module], Score | Sequence[Score]],
+    *,
+    density: float,
+    rounds: int = 100,
+    schedule: str = "exponential",
+    selector: str = "topk",
+    scope: str = "global",
+    kept_count_convention: str = "round",
+    gamma: float | Sequence[float] | None = None,
+    bounds: float | Sequence[float] | None = None,
+    min_per_layer: int | float | None = None,
+    method: str = "auto",
+    options: Mapping[str, Any] | None = None,
+    layout: Layout | None = None,
+    apply: bool = False,
+    mode: str = "mask",
+    rescale: bool = False,
+    on_collapse: str = "warn",
+    progress: bool = False,
+) -> IterativeResult:
+    r"""Prune in R rounds, recomputing the scores on the masked model each round.
+
+    See the module docstring for the loop, the schedules and the kept counts.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Scored through a deep copy; left untouched unless ``apply=True``.
+    score_fn : callable
+        ``score_fn(masked_copy)`` -> a :class:`Score` or a sequence of Scores (primary first),
+        e.g. ``lambda m: scores.synflow(m, (3, 32, 32))`` or
+        ``lambda m: [scores.snip(m, loss, data), scores.synflow(m, (3, 32, 32))]``.
+        The scores must be on ``layout``.
+    density : float in (0, 1]
+        Final kept fraction d.
+    rounds : int, default 100
+    schedule : {"exponential", "linear"}
+    selector : {"topk", "cops"}
+        ``"topk"``: the top of the primary score (further scores are refused);
+        ``"cops"``: :func:`copslp.solve` with ``gamma``/``bounds``, ``min_per_layer`` and
+        ``method`` (with one score and floors this is the top-k under floors).
+    scope : {"global", "local"}
+        For ``"topk"``: one kept count over all elements, or one per layer. ``"cops"`` is
+        global (per-layer counts are what floors are for).
+    kept_count_convention : {"round", "reference"}
+        See :func:`torch_adapter.topk.kept_count`.
+    gamma, bounds, min_per_layer, method, options
+        COPS options, as in :func:`torch_adapter.select_mask` (``options``: the method's
+        options for :func:`copslp.solve`); refused with ``"topk"``.
+    layout : Layout, optional
+        Default ``Layout.from_model(model)``.
+    apply : bool, default False
+        Apply the final mask to ``model`` (in place) with ``mode``, ``rescale`` and
+        ``on_collapse`` as in :func:`torch_adapter.apply_mask`.
+    mode, rescale, on_collapse
+        See :func:`torch_adapter.apply_mask`; used only with ``apply=True`` (refused otherwise).
+    progress : bool, default False
+        A tqdm bar over the rounds.
+
+    Returns
+    -------
+    IterativeResult
+        Final mask, per-round densities, kept counts, score and selection times, the last
+        round's scores and (COPS) the solver's results.
+
+    Raises
+    ------
+    copslp.InfeasibleError
+        A COPS round whose bounds or floors cannot be met.
+    """
+    if selector not in SELECTORS:
+        raise ValueError(f"selector must be one of {SELECTORS}, got {selector!r}")
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    if kept_count_convention not in KEPT_COUNTS:
+        raise ValueError(f"kept_count_convention must be one of {KEPT_COUNTS}, got {kept_count_convention!r}")
+    cops_options = {"gamma": gamma, "bounds": bounds, "min_per_layer": min_per_layer}
+    if selector == "topk":
+        given = sorted(name for name, value in cops_options.items() if value is not None)
+        given += (["method"] if method != "auto" else []) + (["options"] if options is not None else [])
+        if given:
+            raise TypeError(f'selector="topk" takes no COPS options, got {given}; use selector="cops" '
+                            "(with one score and min_per_layer it is the top-k under floors)")
+    elif scope != "global":
+        raise ValueError('selector="cops" selects globally; use min_per_layer for per-layer floors, '
+                         f"got scope={scope!r}")
+    if not apply and (mode != "mask" or rescale or on_collapse != "warn"):
+        raise TypeError("mode, rescale and on_collapse apply the final mask: pass apply=True")
+    densities = round_densities(density, rounds, schedule)
+    layout = Layout.from_model(model) if layout is None else layout
+    layout.modules(model)  # fail early if it does not fit
+    size = len(layout)
+    floors = None if min_per_layer is None else layer_floors(layout, min_per_layer)
+
+    work = _deepcopy(model)
+    kept = torch.ones(size, dtype=torch.bool)
+    kept_counts, score_times, select_times, results = [], [], [], []
+    scores: tuple[Score, ...] = ()
+    steps = _progress(densities, total=rounds, desc="iterative pruning") if progress else densities
+    for round_density in steps:
+        start = time.perf_counter()
+        _zero_pruned(work, layout, kept)
+        scores = _scores_of(score_fn(work), layout)
+        score_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        if selector == "topk":
+            if len(scores) > 1:
+                raise ValueError(f'selector="topk" ranks by one score, score_fn returned {len(scores)}: '
+                                 f'{[s.name for s in scores]}; use selector="cops"')
+            kept = top_k_mask(scores[0], round_density, scope=scope, kept_count_convention=kept_count_convention,
+                              candidates=kept)
+        else:
+            budget = kept_count(round_density, size, kept_count_convention)
+            kept, result = _select_cops(scores, kept, budget, layout, floors=floors, gamma=gamma, bounds=bounds,
+                                        method=method, options=options)
+            results.append(result)
+        select_times.append(time.perf_counter() - start)
+        kept_counts.append(int(kept.sum()))
+    del work
+    layers = layer_stats(kept, layout)
+    if apply:
+        layers = apply_mask(model, kept, layout, mode=mode, rescale=rescale, on_collapse=on_collapse)
+    return IterativeResult(kept, layout, densities, tuple(kept_counts), tuple(score_times), tuple(select_times),
+                           scores, tuple(results), layers, apply)
