@@ -11,7 +11,7 @@ from torch import nn  # noqa: E402
 
 from torch_adapter import scores  # noqa: E402
 from torch_adapter.scores import ConstantScoreWarning, SynFlowUnderflowWarning  # noqa: E402
-from torch_models import batches, mlp, single_torch_thread, tied_language_model, token_batches  # noqa: E402,F401
+from torch_models import ZOO, batches, mlp, single_torch_thread, tied_language_model, token_batches  # noqa: E402,F401
 
 CE = nn.CrossEntropyLoss()
 
@@ -168,3 +168,14 @@ def test_a_meta_device_model_is_refused_by_every_score(score):
     }
     with pytest.raises(ValueError, match=r"0\.weight is on the meta device.*to_empty"):
         calls[score]()
+
+
+@pytest.mark.parametrize("name", ["transformer", "vit"])
+def test_grasp_through_attention(name):
+    """Regression: the fused attention kernels have no double backward ("derivative for
+    aten::_scaled_dot_product_flash_attention_for_cpu_backward is not implemented"); GraSP
+    runs attention on its math backend, the same function."""
+    make, shape, classes = ZOO[name]
+    model = make()
+    score = scores.grasp(model, nn.CrossEntropyLoss(), batches(shape, classes))
+    assert bool(torch.isfinite(score.values).all()) and bool((score.values != 0).any())

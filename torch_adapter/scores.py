@@ -472,14 +472,21 @@ def _hardsigmoid(x: torch.Tensor) -> torch.Tensor:
 
 @contextlib.contextmanager
 def _twice_differentiable(model: nn.Module) -> Iterator[None]:
-    """Run ``nn.Hardsigmoid`` modules (MobileNetV3's squeeze-excitation gates) through
-    :func:`_hardsigmoid`, the same function, for the block: torch has no derivative of
-    ``hardsigmoid_backward``, which a Hessian-vector product needs. Restored after."""
+    """Make the model twice differentiable for the block, computing the same function.
+
+    ``nn.Hardsigmoid`` modules (MobileNetV3's squeeze-excitation gates) run through
+    :func:`_hardsigmoid`: torch has no derivative of ``hardsigmoid_backward``, which a
+    Hessian-vector product needs. Attention (``scaled_dot_product_attention``, used by
+    ``nn.MultiheadAttention``) runs on its math backend: the fused flash and
+    memory-efficient kernels have no double backward. Restored after."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
     swapped = [module for module in model.modules() if isinstance(module, nn.Hardsigmoid)]
     for module in swapped:
         module.forward = _hardsigmoid
     try:
-        yield
+        with sdpa_kernel(SDPBackend.MATH):
+            yield
     finally:
         for module in swapped:
             del module.forward
@@ -493,8 +500,9 @@ def _second_derivative(inner: torch.Tensor, leaves: Sequence[torch.Tensor]) -> l
             raise
         raise NotImplementedError(
             f"grasp needs second derivatives through every operation of the model, and torch has none for one "
-            f"it uses ({exc}); nn.Hardsigmoid modules are handled, but a functional call is not: replace it "
-            f"in the model by a twice-differentiable equivalent (hardsigmoid(x) = clamp(x + 3, 0, 6) / 6)"
+            f"it uses ({exc}); nn.Hardsigmoid modules and attention are handled, but this operation is not: "
+            f"replace it in the model by a twice-differentiable equivalent (e.g. hardsigmoid(x) = "
+            f"clamp(x + 3, 0, 6) / 6 for a functional hardsigmoid)"
         ) from exc
 
 
