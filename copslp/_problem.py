@@ -152,7 +152,12 @@ def _as_score_matrix(scores) -> np.ndarray:
             raise ValueError(
                 f"all score vectors must have the same length, got lengths {[r.shape[0] for r in rows]}"
             )
-        arr = np.stack([r.astype(np.float64, copy=False) for r in rows])
+        if len(rows) == 1:
+            arr = rows[0][np.newaxis, :]  # no stacking copy; made float64 (once) below if it is not
+        else:
+            arr = np.empty((len(rows), rows[0].shape[0]), dtype=np.float64)
+            for row, target in zip(rows, arr):
+                target[...] = row  # one conversion and copy per row
     else:
         raise TypeError(f"scores must be a numpy array or a sequence of 1-D arrays, got {type(scores).__name__}")
     _check_dtype("scores", arr)

@@ -11,8 +11,9 @@ layout), COPS keeps k elements by solving
     \textstyle\sum_{j \in \text{layer } l} m_j \ge f_l,
 
 through its LP relaxation (:func:`copslp.solve`), with :math:`T_k(s)` the sum of the k
-largest entries of s. The scores are handed to the core as float64 numpy arrays; the mask
-comes back as a bool tensor on the device of the first score.
+largest entries of s. The scores are handed to the core as numpy arrays in their own
+precision (float32 or float64); the mask comes back as a bool tensor on the device of the
+first score.
 """
 
 from __future__ import annotations
@@ -156,6 +157,15 @@ def layer_floors(layout: Layout, min_per_layer: int | float) -> np.ndarray:
     raise TypeError(f"min_per_layer must be an int or a float, got {type(min_per_layer).__name__}")
 
 
+def _host_array(score: Score) -> np.ndarray:
+    """The score's values as a numpy array on the host, in their own precision (float32 or
+    float64; half precisions as float32, which numpy reads): no float64 copy here."""
+    values = score.values.detach()
+    if values.dtype not in (torch.float32, torch.float64):
+        values = values.to(torch.float32)
+    return values.cpu().numpy()
+
+
 def _as_scores(scores: Score | Sequence[Score]) -> tuple[Score, ...]:
     if isinstance(scores, Score):
         scores = (scores,)
@@ -223,15 +233,14 @@ def select_mask(
     if min_per_layer is not None:
         floors = layer_floors(layout, min_per_layer)
         groups = layout.group_index()
-    arrays = [s.numpy(np.float64) for s in scores]
-    result = copslp.solve(arrays, budget, gamma=gamma, bounds=bounds, groups=groups, floors=floors,
-                          method=method, options=options)
-    mask = torch.from_numpy(np.asarray(result.mask, dtype=bool).copy())
-    if mask.shape != (len(layout),) or int(mask.sum()) != result.budget:
-        raise copslp.SolverError(f"copslp returned a mask with {int(mask.sum())} of {mask.numel()} kept, "
+    result = copslp.solve([_host_array(s) for s in scores], budget, gamma=gamma, bounds=bounds, groups=groups,
+                          floors=floors, method=method, options=options)
+    kept = int(np.count_nonzero(result.mask))  # counted on the numpy side: a torch bool sum is slow
+    if result.mask.shape != (len(layout),) or kept != result.budget:
+        raise copslp.SolverError(f"copslp returned a mask with {kept} of {result.mask.shape[0]} kept, "
                                  f"expected {result.budget} of {len(layout)}")
-    mask = mask.to(scores[0].values.device)
-    return Selection(mask, result, layout, tuple(s.name for s in scores), floors, layer_stats(mask, layout))
+    mask = torch.from_numpy(result.mask.copy()).to(scores[0].values.device)  # its own memory, not the Result's
+    return Selection(mask, result, layout, tuple(s.name for s in scores), floors, layer_stats(result.mask, layout))
 
 
 def prune_with_cops(
