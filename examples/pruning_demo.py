@@ -294,6 +294,12 @@ def layer_collapse(
     }
 
 
+def _summary_head(model: str, device, layout, gamma: float) -> dict:
+    """The fields every JSON summary of the demo starts with."""
+    return {"model": model, "device": str(device), "prunable": len(layout), "layers": list(layout.layer_names),
+            "layer_sizes": [int(n) for n in layout.layer_sizes], "gamma": gamma}
+
+
 def _floors_text(min_per_layer: int | float) -> str:
     if isinstance(min_per_layer, int):
         return f"at least {min_per_layer} weight{'s' if min_per_layer != 1 else ''} of every layer"
@@ -406,12 +412,8 @@ def _collapse_part(args: argparse.Namespace, device: torch.device, out: Path, ti
     png = out / "mlp20_layer_collapse.png"
     plotted = _plot_collapse(png, tables)
     summary = {
-        "model": "20-layer MLP 784-100x19-10, ReLU, Kaiming-normal, zero biases, at initialisation",
-        "device": str(device),
-        "prunable": len(layout),
-        "layers": list(layout.layer_names),
-        "layer_sizes": [int(n) for n in layout.layer_sizes],
-        "gamma": args.gamma,
+        **_summary_head("20-layer MLP 784-100x19-10, ReLU, Kaiming-normal, zero biases, at initialisation",
+                        device, layout, args.gamma),
         "min_per_layer": args.min_per_layer,
         "densities": {
             str(density): {
@@ -516,12 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plotted = _plot(png, args.densities, rows, layer_names)
     snip_values = s_snip.numpy()
     summary = {
-        "model": "VGG-16 (BatchNorm), 32x32x3, at initialisation",
-        "device": str(device),
-        "prunable": len(layout),
-        "layers": list(layout.layer_names),
-        "layer_sizes": [int(n) for n in layout.layer_sizes],
-        "gamma": args.gamma,
+        **_summary_head("VGG-16 (BatchNorm), 32x32x3, at initialisation", device, layout, args.gamma),
         "synflow_iterations": args.synflow_iterations,
         "densities": {
             str(density): {
