@@ -6,6 +6,7 @@ Not part of the copslp package; the scripts import it from their own folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -415,7 +416,32 @@ def _kill(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+@contextlib.contextmanager
+def busy_processes(count: int):
+    """``count`` processes that each keep one core busy (a Python loop) for the block."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+             for _ in range(count)]
+    try:
+        time.sleep(0.5 if procs else 0.0)  # let them reach their loop
+        yield
+    finally:
+        for proc in procs:
+            _kill(proc)
+            proc.wait()
+
+
 # ----------------------------------------------------------------------------- statistics
+def timed(call, repeats: int) -> list[float]:
+    """Seconds of ``repeats`` calls of ``call`` after one discarded warm-up call."""
+    call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def median(values) -> float | None:
     values = [v for v in values if v is not None]
     return float(np.median(values)) if values else None

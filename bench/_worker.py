@@ -70,6 +70,14 @@ def make_call(method, scores, spec, groups, floors):
             np.partition(primary, pivot)
             return None
         return call
+    if method == "argpartition":
+        primary = scores[0]
+        pivot = primary.shape[0] - budget
+
+        def call():
+            np.argpartition(primary, pivot)
+            return None
+        return call
     if method == "sort":
         primary = scores[0]
 

@@ -21,6 +21,12 @@ k = D/20, gamma = 0.9 (the floors target adds 50 layer-like groups, see below). 
    and scores scaled per group and per score by 10^U(-1, 1), where plain top-k leaves most
    groups below their floor (gamma = 0.75 there: 0.9 is often infeasible with such floors).
 
+5. Plain top-k (one score): D = 1e7, ``solve`` within 1.5x of one ``np.argpartition`` of the
+   same vector, measured idle and again with two busy processes beside the worker (each a
+   Python loop on one core); the busy ratio within 1.5x of the idle one.
+6. ``torch_adapter.select_mask`` of one 15.2M float32 score (VGG-16's magnitudes) within 2x of
+   ``np.argpartition`` of that vector (in this process; needs torch).
+
 Each target runs in a worker process (bench/_worker.py) under a hard time limit. Exit status 0
 when every target passes, 1 otherwise. ``--tiny`` shrinks every size (for tests; its
 PASS/FAIL lines say nothing about the targets).
@@ -51,6 +57,9 @@ FLOOR_VARIANTS = (
 )
 
 
+TARGET_GROUPS = ("highs", "partition", "memory", "floors", "topk", "select_mask")
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="bench/targets.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median)")
@@ -63,11 +72,12 @@ def parse_args(argv):
     parser.add_argument("--d-floors", type=float, default=1e7)
     parser.add_argument("--memory-limit-gib", type=float, default=24.0)
     parser.add_argument("--time-limit", type=float, default=900.0, help="hard limit in seconds on one run")
-    parser.add_argument("--only", nargs="+", choices=["highs", "partition", "memory", "floors"], default=None)
+    parser.add_argument("--d-topk", type=float, default=1e7)
+    parser.add_argument("--only", nargs="+", choices=TARGET_GROUPS, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.tiny:
-        args.d_highs, args.d_partition, args.d_memory, args.d_floors = 2e4, 1e5, 1e5, 1e5
+        args.d_highs, args.d_partition, args.d_memory, args.d_floors, args.d_topk = 2e4, 1e5, 1e5, 1e5, 1e5
         args.repeats = args.highs_repeats = 1
         if args.out == common.RESULTS / "targets":
             args.out = common.RESULTS / "targets-tiny"
@@ -92,11 +102,34 @@ def describe(outcome) -> str:
     return f"{outcome.status}: {outcome.error}"
 
 
+def _select_mask_target(args):
+    """(name, passed, line, ratio) of target 6, measured in this process."""
+    try:
+        import numpy as np
+        from torch_adapter import scores, select_mask
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+        from pruning_demo import vgg16
+    except ImportError as exc:
+        return "select_mask_vs_argpartition", False, f"select_mask: not measured ({exc})", None
+    model = vgg16() if not args.tiny else __import__("torch").nn.Linear(300, 300)
+    score = scores.magnitude(model)
+    k = max(1, len(score) // 100)
+    values = score.values.numpy()
+    repeats = max(1, args.repeats)
+    t_arg = common.median(common.timed(lambda: np.argpartition(values, values.shape[0] - k), repeats))
+    t_sel = common.median(common.timed(lambda: select_mask(score, k), repeats))
+    ratio = t_sel / t_arg
+    return ("select_mask_vs_argpartition", ratio <= 2,
+            f"select_mask of one {common.fmt_size(len(score))} float32 score (k = 1%): {common.fmt_time(t_sel)} vs "
+            f"np.argpartition of that vector {common.fmt_time(t_arg)}: {ratio:.2f}x (target <= 2x)", ratio)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     machine = common.machine_description()
-    only = set(args.only or ["highs", "partition", "memory", "floors"])
+    only = set(args.only or TARGET_GROUPS)
     results = []
     log_path = args.out / "worker.log"
     log_path.write_text("")
@@ -169,6 +202,34 @@ def main(argv=None) -> int:
                     times_with=times_of(f), ratio=ratio,
                     info_with=f.runs[-1]["info"] if f.runs else None)
             bar.update(1)
+
+        if "topk" in only:
+            d = args.d_topk
+            spec = spec_for(args, d, ["argpartition", "analytic"], repeats=args.repeats, n_scores=1, gamma=None)
+            ratios = {}
+            for load in ("idle", "busy"):
+                with common.busy_processes(2 if load == "busy" else 0):
+                    report = worker.run(spec, budgets={"argpartition": limit, "analytic": limit})
+                p, a = report.outcomes["argpartition"], report.outcomes["analytic"]
+                ok = a.status == "ok" and p.status == "ok"
+                ratios[load] = common.median(times_of(a)) / common.median(times_of(p)) if ok else None
+                add(f"plain_top_k_vs_argpartition_{load}", ok and ratios[load] <= 1.5,
+                    f"D = {common.fmt_size(d)}, one score, {load}"
+                    f"{' (two busy processes beside the worker)' if load == 'busy' else ''}: solve {describe(a)} vs "
+                    f"one np.argpartition {describe(p)}: "
+                    + (f"{ratios[load]:.2f}x (target <= 1.5x)" if ok else "not measured"),
+                    size=d, load=load, analytic_times=times_of(a), argpartition_times=times_of(p), ratio=ratios[load])
+            if None not in ratios.values():
+                slowdown = ratios["busy"] / ratios["idle"]
+                add("plain_top_k_busy_vs_idle", slowdown <= 1.5,
+                    f"plain top-k ratio with two busy processes / idle ratio: {slowdown:.2f} (target <= 1.5)",
+                    ratio=slowdown)
+            bar.update(1)
+
+    if "select_mask" in only:
+        name, passed, line, ratio = _select_mask_target(args)
+        add(name, passed, line, ratio=ratio)
+        bar.update(1)
 
     if "memory" in only:  # a fresh process of its own, so that its peak RSS is this problem's
         d = args.d_memory
