@@ -64,6 +64,12 @@ class Problem:
         The run's seed (the random score's seed).
     score_times : dict
         Seconds spent computing each score, filled in by :meth:`score`.
+    computed : dict
+        ``name -> (Score, seconds)``: scores already computed for this very network, data,
+        density and seed (shared between the runs of several methods, since every score is a
+        deterministic function of them); :meth:`score` takes a score from here, adds the
+        ones it computes, and lists the reused ones in ``reused``.
+    reused : list of str
     """
 
     model: nn.Module
@@ -74,15 +80,22 @@ class Problem:
     density: float
     seed: int
     score_times: dict = field(default_factory=dict)
-    _cache: dict = field(default_factory=dict, repr=False)
+    computed: dict = field(default_factory=dict, repr=False)
+    reused: list = field(default_factory=list)
 
     def score(self, name: str) -> Score:
-        """Score ``name`` of :data:`SCORES`, computed once per problem and timed."""
-        if name not in self._cache:
+        """Score ``name`` of :data:`SCORES`, computed once and timed (the time of its computation
+        is recorded also when it is reused)."""
+        if name in self.computed:
+            if name not in self.score_times:
+                self.reused.append(name)
+        else:
             start = time.perf_counter()
-            self._cache[name] = _lookup(SCORES, name, "score")(self)
-            self.score_times[name] = time.perf_counter() - start
-        return self._cache[name]
+            score = _lookup(SCORES, name, "score")(self)
+            self.computed[name] = (score, time.perf_counter() - start)
+        score, seconds = self.computed[name]
+        self.score_times[name] = seconds
+        return score
 
 
 def _default_apply(model: nn.Module, selection: Selection, mode: str):
