@@ -320,6 +320,8 @@ def main(argv=None) -> int:
         payload["earlier_machines"] = previous.get("earlier_machines", []) + [previous["machine"]]
     print(f"{len(todo)} runs to do ({len(done)} already in {json_path})" if args.resume else f"{len(todo)} runs",
           file=sys.stderr)
+    # the first optimiser imports torch._dynamo (seconds): do it before any run is timed
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     datasets = {}
     computed_key, computed = None, {}
     bar = common.progress(len(todo), "train", disable=args.no_progress)

@@ -2,7 +2,8 @@
 
 * Test accuracy, mean +- std over seeds (sample std, ddof = 1), one table per (network,
   dataset): a row per method, a column per density. ``c`` counts runs in which a layer kept
-  no weight (layer collapse), ``inf`` runs whose COPS problem was infeasible, ``div`` runs
+  no weight (layer collapse; for a freeze-mode method: no trained weight, the frozen ones
+  still pass the signal), ``inf`` runs whose COPS problem was infeasible, ``div`` runs
   whose training loss stopped being finite (both left out of the mean).
 * COPS against the single scores: at every density, each COPS method against the best single
   score (the mask methods with one score other than random, best by mean), and FreezeNet
@@ -87,6 +88,8 @@ def report(payload: dict, png: Path | None = None) -> str:
         lines += ["", f"Test accuracy (%) of {panel[0]} on {panel[1]}, mean ± std over {n_seeds} seeds", ""]
         lines.append(common.table(["method"] + [f"{100 * d:g}%" for d in densities],
                                   [[m] + [_cell(methods[m].get(d)) for d in densities] for m in order]))
+        lines.append("(c: runs where a layer keeps no weight, for freezenet no trained weight; inf: infeasible "
+                     "COPS problem; div: training diverged; inf and div runs are left out of the mean)")
         lines += ["", _comparison(payload, panel, methods, densities, order)]
     lines += ["", "Mean seconds per run (score computation, solve, training)", "", _times(payload)]
     if png is not None and summary:
