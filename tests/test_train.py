@@ -56,12 +56,29 @@ def test_runner_writes_records_tables_and_plot_and_resumes(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     assert (tmp_path / "train.png").stat().st_size > 0
 
+    # --from-json measures nothing and prints the same tables
+    capsys.readouterr()
+    assert train.main(["--from-json", str(tmp_path / "train.json"), "--out", str(tmp_path / "again")]) == 0
+    assert "lenet300 on digits" in capsys.readouterr().out and (tmp_path / "again" / "train.png").is_file()
+
     # --resume: nothing left to do, the records are kept as they were
     assert train.main(tiny_argv(tmp_path, "--resume")) == 0
     assert json.loads((tmp_path / "train.json").read_text())["runs"] == runs
     # other settings refuse to resume into the same file
     with pytest.raises(ValueError, match="--resume.*digits/lenet300"):
         train.main(tiny_argv(tmp_path, "--resume", "--lr", "0.5"))
+
+
+def test_quick_and_demo_presets():
+    quick = train.parse_args(["--quick"])
+    assert quick.datasets == ["digits"] and quick.seeds == [0] and len(quick.densities) == 2
+    demo = train.parse_args(["--demo"])
+    assert demo.networks == ["lenet300"] and demo.datasets == ["mnist-subset"] and len(demo.densities) == 2
+    assert {"snip", "synflow", "cops-0.9", "freezenet"} <= set(demo.methods)
+    with pytest.raises(SystemExit):
+        train.parse_args(["--quick", "--demo"])
+    with pytest.raises(SystemExit):
+        train.parse_args(["--densities", "0"])
 
 
 def test_a_run_is_reproducible(digits):
