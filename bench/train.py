@@ -320,16 +320,18 @@ def main(argv=None) -> int:
         payload["earlier_machines"] = previous.get("earlier_machines", []) + [previous["machine"]]
     print(f"{len(todo)} runs to do ({len(done)} already in {json_path})" if args.resume else f"{len(todo)} runs",
           file=sys.stderr)
+    try:
+        datasets = {name: train_data.load(name, args.data_dir) for name in dict.fromkeys(t[1] for t in todo)}
+    except (ValueError, TypeError, OSError) as exc:
+        print(f"python -m bench.train: {exc}", file=sys.stderr)
+        return 2
     # the first optimiser imports torch._dynamo (seconds): do it before any run is timed
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    datasets = {}
     computed_key, computed = None, {}
     bar = common.progress(len(todo), "train", disable=args.no_progress)
     for network, dataset_name, method, density, seed in todo:
         if (network, dataset_name, density, seed) != computed_key:  # the runs come grouped
             computed_key, computed = (network, dataset_name, density, seed), {}
-        if dataset_name not in datasets:
-            datasets[dataset_name] = train_data.load(dataset_name, args.data_dir)
         dataset = datasets[dataset_name]
         payload["datasets"][dataset_name] = dataset.summary()
         bar.set_postfix_str(f"{network} {method} {100 * density:g}% seed {seed}")

@@ -69,6 +69,15 @@ def test_runner_writes_records_tables_and_plot_and_resumes(tmp_path, capsys):
         train.main(tiny_argv(tmp_path, "--resume", "--lr", "0.5"))
 
 
+def test_the_command_names_missing_data_and_exits_2(tmp_path, capsys):
+    argv = ["--datasets", "fashion-mnist", "--networks", "lenet300", "--out", str(tmp_path), "--no-progress"]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "'fashion-mnist'" in err and "--data-dir" in err
+    assert train.main(argv + ["--data-dir", str(tmp_path)]) == 2
+    assert "FashionMNIST/raw/train-images-idx3-ubyte" in capsys.readouterr().err
+
+
 def test_quick_and_demo_presets():
     quick = train.parse_args(["--quick"])
     assert quick.datasets == ["digits"] and quick.seeds == [0] and len(quick.densities) == 2
