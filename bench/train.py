@@ -4,7 +4,7 @@
                           [--densities 0.1 0.03 0.01 0.003 0.001] [--seeds 0 1 2]
                           [--methods ...] [--epochs N] [--resume] [--quick | --demo]
 
-(from the repository root). For every (network, dataset, method, density, seed) the network
+(from the repository root; ``python bench/train.py`` works too). For every (network, dataset, method, density, seed) the network
 is built at initialisation (bench/train_networks.py, weights drawn from the seed), the scores
 of the method are computed with torch_adapter on a class-balanced batch of training images
 (``--score-samples`` per class, drawn from the seed), the mask is selected
@@ -41,11 +41,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import _common as common
-from . import train_data, train_methods, train_networks, train_report
+if not __package__:  # run as a file (python bench/train.py): import the folder as the package bench
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import _common as common  # noqa: E402
+from bench import train_data, train_methods, train_networks, train_report  # noqa: E402
 
-import copslp
-from torch_adapter import Layout
+import copslp  # noqa: E402
+from torch_adapter import Layout  # noqa: E402
 
 __all__ = ["TrainConfig", "EPOCHS", "LEARNING_RATES", "run_one", "train", "evaluate", "mask_held", "main"]
 
