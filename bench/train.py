@@ -4,8 +4,8 @@
                           [--densities 0.1 0.03 0.01 0.003 0.001] [--seeds 0 1 2]
                           [--methods ...] [--epochs N] [--resume] [--quick | --demo]
 
-(from the repository root; ``python bench/train.py`` works too). For every (network, dataset, method, density, seed) the network
-is built at initialisation (bench/train_networks.py, weights drawn from the seed), the scores
+from the repository root (``python bench/train.py`` works too). For every (network, dataset,
+method, density, seed) the network is built at initialisation (bench/train_networks.py, weights drawn from the seed), the scores
 of the method are computed with torch_adapter on a class-balanced batch of training images
 (``--score-samples`` per class, drawn from the seed), the mask is selected
 (:func:`torch_adapter.select_mask`) and applied (pruned or, for FreezeNet, frozen), and the
