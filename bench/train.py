@@ -5,9 +5,10 @@
                           [--methods ...] [--epochs N] [--resume] [--quick | --demo]
 
 from the repository root (``python bench/train.py`` works too). For every (network, dataset,
-method, density, seed) the network is built at initialisation (bench/train_networks.py, weights drawn from the seed), the scores
-of the method are computed with torch_adapter on a class-balanced batch of training images
-(``--score-samples`` per class, drawn from the seed), the mask is selected
+method, density, seed) the network is built at initialisation (bench/train_networks.py,
+weights drawn from the seed), the scores of the method are computed with torch_adapter on a
+class-balanced batch of training images (``--score-samples`` per class, drawn from the
+seed), the mask is selected
 (:func:`torch_adapter.select_mask`) and applied (pruned or, for FreezeNet, frozen), and the
 network is trained and tested. The methods are the registry of bench/train_methods.py.
 
