@@ -8,9 +8,8 @@ from the repository root (``python bench/train.py`` works too). For every (netwo
 method, density, seed) the network is built at initialisation (bench/train_networks.py,
 weights drawn from the seed), the scores of the method are computed with torch_adapter on a
 class-balanced batch of training images (``--score-samples`` per class, drawn from the
-seed), the mask is selected
-(:func:`torch_adapter.select_mask`) and applied (pruned or, for FreezeNet, frozen), and the
-network is trained and tested. The methods are the registry of bench/train_methods.py.
+seed), the mask is selected (:func:`torch_adapter.select_mask`) and applied (pruned or, for
+FreezeNet, frozen), and the network is trained and tested. The methods are the registry of bench/train_methods.py.
 
 Training (the same for every method): SGD with momentum 0.9, weight decay 5e-4 (also on the
 pruned or frozen entries, where it has no effect), batch 64, learning rate 0.1 (0.01 for
