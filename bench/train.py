@@ -9,15 +9,17 @@ method, density, seed) the network is built at initialisation (bench/train_netwo
 weights drawn from the seed), the scores of the method are computed with torch_adapter on a
 class-balanced batch of training images (``--score-samples`` per class, drawn from the
 seed), the mask is selected (:func:`torch_adapter.select_mask`) and applied (pruned or, for
-FreezeNet, frozen), and the network is trained and tested. The methods are the registry of bench/train_methods.py.
+FreezeNet, frozen), and the network is trained and tested. The methods are the registry of
+bench/train_methods.py.
 
 Training (the same for every method): SGD with momentum 0.9, weight decay 5e-4 (also on the
 pruned or frozen entries, where it has no effect), batch 64, learning rate 0.1 for
-LeNet-300-100 and 0.01 for LeNet-5-Caffe and the 20-layer MLP (:data:`LEARNING_RATES`) with a cosine schedule per step (or ``--schedule step``: x0.1 at 50% and 75% of the epochs), a fixed
-number of epochs per dataset and network (:data:`EPOCHS`), cross-entropy loss. The mask holds throughout:
-after training every run checks that the pruned weights are exactly 0 and the frozen weights
-exactly at their initial values, and fails otherwise. Test accuracy is that of the last
-epoch (there is no model selection on the test set).
+LeNet-300-100 and 0.01 for LeNet-5-Caffe and the 20-layer MLP (:data:`LEARNING_RATES`) with
+a cosine schedule per step (or ``--schedule step``: x0.1 at 50% and 75% of the epochs), a
+fixed number of epochs per dataset and network (:data:`EPOCHS`), cross-entropy loss. The
+mask holds throughout: after training every run checks that the pruned weights are exactly
+0 and the frozen weights exactly at their initial values, and fails otherwise. Test accuracy
+is that of the last epoch (there is no model selection on the test set).
 
 Runs are independent: everything a run draws comes from its seed (network, score batch,
 random score, shuffling), and torch runs on ``--threads`` threads (default 1), so a rerun on
