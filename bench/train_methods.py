@@ -15,7 +15,7 @@ Adding an entry is one line::
                     ("snip", "grasp"), {"gamma": 0.9}))
 
 A method whose mask goes into the model differently (interspace pruning, rescaling, a
-parametrization) gives ``apply=``, a function ``(model, selection, layout) -> layer stats``
+parametrization) gives ``apply=``, a function ``(model, selection, mode) -> layer stats``
 used instead of :func:`torch_adapter.apply_mask`. Names are lowercase and unique; an unknown
 name is a ValueError that lists the registered ones.
 """

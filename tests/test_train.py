@@ -20,7 +20,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import train, train_data, train_methods, train_networks  # noqa: E402
-from torch_adapter import Layout  # noqa: E402
+from torch_adapter import Layout, apply_mask  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -107,6 +107,20 @@ def test_an_infeasible_cops_problem_is_recorded_not_trained(digits, monkeypatch)
     record = train.run_one("lenet300", digits, "cops-impossible", 0.05, 0, train.TrainConfig(epochs=1))
     assert record["status"] == "infeasible" and "test_accuracy" not in record
     assert record["message"]
+
+
+def test_a_method_can_apply_its_mask_its_own_way(digits, monkeypatch):
+    calls = []
+
+    def apply(model, selection, mode):
+        calls.append(mode)
+        return apply_mask(model, selection.mask, selection.layout, mode=mode, on_collapse="ignore")
+
+    method = train_methods.Method("magnitude-own-apply", "magnitude, applied by a hook", ("magnitude",),
+                                  mode="freeze", apply=apply)
+    monkeypatch.setitem(train_methods.METHODS, method.name, method)
+    record = train.run_one("lenet300", digits, method.name, 0.05, 0, train.TrainConfig(epochs=1))
+    assert calls == ["freeze"] and record["status"] == "ok"
 
 
 # ------------------------------------------------------------------------- invariants
