@@ -9,13 +9,14 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,cvxpy,torch]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,cvxpy,torch,experiments]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) examples/demo.py
+	$(PY) -m bench.train --demo
 
 # The whole suite; property tests run the bounded "ci" hypothesis profile.
 test: $(STAMP)

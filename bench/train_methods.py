@@ -1,0 +1,211 @@
+"""Pruning methods of bench/train.py: two registries, scores and methods, one line per entry.
+
+A *score* (:data:`SCORES`) is a function ``problem -> torch_adapter.Score`` of the network at
+initialisation. A *method* (:data:`METHODS`) names the scores it combines (primary first),
+the options of :func:`torch_adapter.select_mask` (``gamma``, ``min_per_layer``, ...) and how
+the mask is applied (``mode="mask"``: pruned weights are 0; ``mode="freeze"``: FreezeNet, the
+unselected weights stay at their initial values). One score alone gives its top-k mask
+(through :func:`copslp.solve`, which is a plain top-k for one score); two or more give COPS.
+
+Adding an entry is one line::
+
+    register_score("snip-normalized", lambda p: scores.snip(p.model, p.loss_fn, p.batches,
+                                                             normalize=True, layout=p.layout))
+    register(Method("cops-grasp", "COPS: SNIP primary, GraSP secondary, gamma 0.9",
+                    ("snip", "grasp"), {"gamma": 0.9}))
+
+A method whose mask goes into the model differently (interspace pruning, rescaling, a
+parametrization) gives ``apply=``, a function ``(model, selection, mode) -> layer stats``
+used instead of :func:`torch_adapter.apply_mask`. Names are lowercase and unique; an unknown
+name is a ValueError that lists the registered ones.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from torch_adapter import Layout, Score, Selection, apply_mask, scores, select_mask
+
+__all__ = ["Problem", "Method", "SCORES", "METHODS", "register", "register_score", "get_method",
+           "SYNFLOW_ROUNDS", "FLOOR_SHARE"]
+
+#: Rounds of iterative SynFlow (the SynFlow paper's 100, exponential schedule).
+SYNFLOW_ROUNDS = 100
+#: Layer floors of the ``cops-*-floors`` methods: every layer keeps at least
+#: ``ceil(FLOOR_SHARE * density * size_l)`` of its ``size_l`` weights (at least one: no layer
+#: collapses), a fifth of what a layer pruned uniformly would keep.
+FLOOR_SHARE = 0.2
+
+
+@dataclass(eq=False)
+class Problem:
+    """Everything a method sees of one run.
+
+    Attributes
+    ----------
+    model : nn.Module
+        The network at initialisation; scores never change it.
+    layout : Layout
+        Its prunable tensors (the weights of every Linear and Conv layer).
+    loss_fn : callable
+        ``loss_fn(outputs, targets)``, the training loss.
+    batches : list of (inputs, targets)
+        The data the data-driven scores see.
+    input_shape : tuple of int
+        Shape of one input (for SynFlow's all-ones input).
+    density : float
+        Kept fraction of the layout.
+    seed : int
+        The run's seed (the random score's seed).
+    score_times : dict
+        Seconds spent computing each score, filled in by :meth:`score`.
+    computed : dict
+        ``name -> (Score, seconds)``: scores already computed for this very network, data,
+        density and seed (shared between the runs of several methods, since every score is a
+        deterministic function of them); :meth:`score` takes a score from here, adds the
+        ones it computes, and lists the reused ones in ``reused``.
+    reused : list of str
+    """
+
+    model: nn.Module
+    layout: Layout
+    loss_fn: Callable[[Any, Any], torch.Tensor]
+    batches: list
+    input_shape: tuple[int, ...]
+    density: float
+    seed: int
+    score_times: dict = field(default_factory=dict)
+    computed: dict = field(default_factory=dict, repr=False)
+    reused: list = field(default_factory=list)
+
+    def score(self, name: str) -> Score:
+        """Score ``name`` of :data:`SCORES`, computed once and timed (the time of its computation
+        is recorded also when it is reused)."""
+        if name in self.computed:
+            if name not in self.score_times:
+                self.reused.append(name)
+        else:
+            start = time.perf_counter()
+            score = _lookup(SCORES, name, "score")(self)
+            self.computed[name] = (score, time.perf_counter() - start)
+        score, seconds = self.computed[name]
+        self.score_times[name] = seconds
+        return score
+
+
+def _default_apply(model: nn.Module, selection: Selection, mode: str):
+    return apply_mask(model, selection.mask, selection.layout, mode=mode, on_collapse="ignore")
+
+
+@dataclass(frozen=True)
+class Method:
+    """A pruning method: which scores, which solver options, how the mask is applied.
+
+    Attributes
+    ----------
+    name : str
+        Lowercase, unique.
+    description : str
+        One line for tables and the README.
+    scores : tuple of str
+        Names in :data:`SCORES`, primary first.
+    options : mapping, or callable problem -> mapping
+        Passed to :func:`torch_adapter.select_mask` (``gamma``, ``min_per_layer``, ``method``, ...);
+        a callable for options that depend on the run (floors relative to the density).
+    mode : {"mask", "freeze"}
+        Passed to :func:`torch_adapter.apply_mask`.
+    apply : callable, optional
+        ``apply(model, selection, mode) -> tuple of LayerStats`` instead of ``apply_mask``.
+    """
+
+    name: str
+    description: str
+    scores: tuple[str, ...]
+    options: Mapping[str, Any] | Callable[[Problem], Mapping[str, Any]] = field(default_factory=dict)
+    mode: str = "mask"
+    apply: Callable[[nn.Module, Selection, str], Sequence] | None = None
+
+    def summary(self) -> dict:
+        """JSON-friendly: description, scores, mode (options only when they are a mapping)."""
+        return {"description": self.description, "scores": list(self.scores), "mode": self.mode,
+                "options": dict(self.options) if not callable(self.options) else "depends on the run"}
+
+    def select(self, problem: Problem) -> Selection:
+        """The mask of this method for ``problem`` (raises copslp.InfeasibleError as select_mask does)."""
+        options = self.options(problem) if callable(self.options) else self.options
+        return select_mask([problem.score(name) for name in self.scores], problem.density, **options)
+
+    def apply_to(self, model: nn.Module, selection: Selection):
+        """Put ``selection`` into ``model`` in place; returns the per-layer stats."""
+        return (self.apply or _default_apply)(model, selection, self.mode)
+
+
+#: name -> score(problem) -> Score
+SCORES: dict[str, Callable[[Problem], Score]] = {}
+#: name -> Method, in registration order (the order of tables and plots)
+METHODS: dict[str, Method] = {}
+
+
+def _check_name(name: str, registry: Mapping[str, Any], kind: str) -> None:
+    if not isinstance(name, str) or not name or name != name.lower():
+        raise ValueError(f"{kind} names are non-empty lowercase strings, got {name!r}")
+    if name in registry:
+        raise ValueError(f"{kind} {name!r} is already registered")
+
+
+def _lookup(registry: Mapping[str, Any], name: str, kind: str):
+    if name not in registry:
+        raise ValueError(f"unknown {kind} {name!r}; choose from {list(registry)}")
+    return registry[name]
+
+
+def register_score(name: str, function: Callable[[Problem], Score]) -> None:
+    """Add a score to :data:`SCORES`."""
+    _check_name(name, SCORES, "score")
+    SCORES[name] = function
+
+
+def register(method: Method) -> Method:
+    """Add a method to :data:`METHODS`; its scores must be registered already."""
+    _check_name(method.name, METHODS, "method")
+    if not method.scores:
+        raise ValueError(f"method {method.name!r} names no score")
+    for name in method.scores:
+        _lookup(SCORES, name, "score")
+    METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    """The registered method ``name`` (ValueError listing the valid names otherwise)."""
+    return _lookup(METHODS, name, "method")
+
+
+# ----------------------------------------------------------------------------- the entries
+register_score("random", lambda p: scores.random(p.model, seed=p.seed, layout=p.layout))
+register_score("magnitude", lambda p: scores.magnitude(p.model, layout=p.layout))
+register_score("snip", lambda p: scores.snip(p.model, p.loss_fn, p.batches, layout=p.layout))
+register_score("grasp", lambda p: scores.grasp(p.model, p.loss_fn, p.batches, layout=p.layout))
+register_score("synflow", lambda p: scores.synflow(p.model, p.input_shape, iterations=SYNFLOW_ROUNDS,
+                                                   final_density=p.density, layout=p.layout))
+
+register(Method("random", "uniform random scores (seeded), top-k", ("random",)))
+register(Method("magnitude", "|theta| at initialisation, top-k", ("magnitude",)))
+register(Method("snip", "SNIP |theta * dL/dtheta|, top-k", ("snip",)))
+register(Method("grasp", "GraSP theta * Hg (signed), top-k", ("grasp",)))
+register(Method("synflow", f"SynFlow, iterative ({SYNFLOW_ROUNDS} rounds, exponential schedule), top-k",
+                ("synflow",)))
+register(Method("cops-0.5", "COPS: SNIP primary, SynFlow (iterative) secondary, gamma 0.5",
+                ("snip", "synflow"), {"gamma": 0.5}))
+register(Method("cops-0.9", "COPS: SNIP primary, SynFlow (iterative) secondary, gamma 0.9",
+                ("snip", "synflow"), {"gamma": 0.9}))
+register(Method("cops-0.9-floors", f"cops-0.9 with layer floors: every layer keeps at least "
+                f"{FLOOR_SHARE:g} x density of its weights", ("snip", "synflow"),
+                lambda p: {"gamma": 0.9, "min_per_layer": FLOOR_SHARE * p.density}))
+register(Method("freezenet", "the SNIP mask, unselected weights frozen at their initial values (FreezeNet)",
+                ("snip",), mode="freeze"))
