@@ -43,10 +43,13 @@ selections on the subsample; everything else runs on the survivors.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ._errors import InfeasibleError, SolverError
 from ._blocks import BLOCK, blocks
+from ._ellipsoid import Ellipsoid
 from ._inner import InnerProblem, check_single_bounds, mix_to_bound, reaches
 from ._problem import Problem, make_problem
 from ._result import LPSolution
@@ -59,11 +62,41 @@ _NEWTON_LIMIT = 500
 _RESCREEN_MIN_SIZE = 1 << 14
 _RESCREEN_SHRINK = 4.0
 _MIN_SAMPLE_BUDGET = 64
-_MULTI_BOUND_SAMPLE = 8192
+#: Several bounds: the survivors are handed to the exact LP once at most this many remain.
+_FINAL_LP_SIZE = 4096
+#: Several bounds: ellipsoid cuts allowed per stage (times the number of bounds) before
+#: the stage ends without having shrunk its box.
+_CUTS_PER_STAGE = 40
 
 
 class _ReducedProblemInfeasible(Exception):
     """The problem on the survivors is infeasible: the box was wrong, or the bounds are."""
+
+
+class _MinimumOutsideBox(Exception):
+    """The minimiser of the reduced dual lies outside the box it was screened with; it is
+    carried in ``multipliers`` (a better centre for the next box)."""
+
+    def __init__(self, multipliers: np.ndarray):
+        super().__init__()
+        self.multipliers = multipliers
+
+
+class _Settings(NamedTuple):
+    """The options of :func:`solve_analytic`, passed on to the solves it starts itself."""
+
+    rtol: float
+    sample_size: int
+    seed: int
+    max_rounds: int
+
+
+class _SampleEstimate(NamedTuple):
+    """What the subsample says about lambda*."""
+
+    multipliers: np.ndarray  # lambda* of the subsample's problem (zeros if it had none)
+    reference: np.ndarray  # a natural scale per multiplier: mean |s_0| / mean |s_i|
+    infeasible: bool  # the subsample's problem (bounds scaled to it) was infeasible
 
 
 def solve_analytic(problem: Problem, *, rtol: float = 1e-9, sample_size: int = 65536, seed: int = 0,
@@ -75,34 +108,45 @@ def solve_analytic(problem: Problem, *, rtol: float = 1e-9, sample_size: int = 6
     rtol : float
         Relative accuracy at which the certificate is checked (float64 round-off is ~1e-15).
     sample_size : int
-        Size of the subsample that estimates lambda* (at most 8192 with several bounds, whose
-        sample is solved as an LP); problems with D <= 4 * sample_size, or whose budget
-        scaled to the sample is below 64, are solved without screening.
+        Size of the subsample that estimates lambda*; problems with D <= 4 * sample_size,
+        or whose budget scaled to the sample is below 64, are solved without screening.
+        With several bounds the subsample has ``min(sample_size, D // 4)`` elements, so that
+        problems of a few ten thousand elements are screened too.
     seed : int
         Seed of the subsample (the answer does not depend on it, only the time does).
     max_rounds : int
         Box re-centrings before giving up with a SolverError.
+
+    Raises
+    ------
+    InfeasibleError
+        No point meets the bounds: a bound that cannot be met alone, else the bounds that
+        conflict with the Farkas ray that proves it (see :func:`_infeasibility_proof`).
     """
     _check_options(rtol, sample_size, max_rounds)
+    settings = _Settings(rtol, sample_size, seed, max_rounds)
     inner = _full_inner(problem)
     r = inner.thresholds.shape[0]
     info = {"rounds": 0, "survivors": problem.size}
     if r == 0:
         x = inner.indicator(inner.select(inner.scores[0]))
         return LPSolution(x, np.zeros(problem.n_scores - 1), rtol, info)
+    if r > 1 and not problem.has_floors:
+        check_single_bounds(problem, inner)  # T_k(s_i) >= b_i: known from validation, free
 
     d = problem.size
-    if r > 1:  # the sample and the survivors are solved as LPs: keep the sample small
-        sample_size = min(sample_size, _MULTI_BOUND_SAMPLE)
+    if r > 1:
+        sample_size = min(sample_size, d // 4)
     k_sample = int(round(problem.budget * sample_size / d))
-    screen = d > 4 * sample_size and _MIN_SAMPLE_BUDGET <= k_sample <= sample_size - _MIN_SAMPLE_BUDGET
+    screen = d > 4 * sample_size or (r > 1 and sample_size > _FINAL_LP_SIZE)
+    screen = screen and _MIN_SAMPLE_BUDGET <= k_sample <= sample_size - _MIN_SAMPLE_BUDGET
     if screen:
-        x, lam, details = _solve_screened(problem, inner, sample_size, seed, max_rounds, rtol)
+        x, lam, details = _solve_screened(problem, inner, settings, sample_size)
     else:
         try:
             x, lam, details = _solve_exact(inner, rtol)
         except _ReducedProblemInfeasible:
-            raise _infeasibility(problem, inner) from None
+            raise _infeasibility_or_failure(problem, inner, settings) from None
     info.update(details)
     multipliers = np.zeros(problem.n_scores - 1)
     multipliers[problem.active] = lam
@@ -128,44 +172,133 @@ def _full_inner(problem: Problem) -> InnerProblem:
                         problem.floors, layout)
 
 
-def _infeasibility(problem: Problem, inner: InnerProblem) -> InfeasibleError:
-    """The error for a problem found infeasible: raised here for a bound that cannot be met
-    alone (checked only now: a feasible answer proves every bound reachable), else returned
-    for the bounds together."""
+# --------------------------------------------------------------------------------------------
+# infeasibility: the Farkas ray of the dual
+
+
+def _infeasibility_proof(problem: Problem, inner: InnerProblem, settings: _Settings) -> InfeasibleError | None:
+    r"""The :class:`InfeasibleError` of an infeasible problem, or ``None`` when a point meets
+    every bound (then a reduced problem found infeasible only had a wrong box).
+
+    A bound that cannot be met alone raises at once (:func:`check_single_bounds`). For the
+    bounds together, COPS.md section 3: they cannot all hold on the polytope P (budget and
+    floors) iff a ray :math:`\lambda \ge 0` has :math:`T^P_k(\sum_i \lambda_i s_i) <
+    \langle\lambda, b\rangle`. The ray is found by the same machinery, one bound fewer: with
+    the first active bound h as the objective,
+
+    .. math::
+
+        M_h = \max_{x \in P} \langle s_h, x\rangle \ \text{s.t.}\
+        \langle s_i, x\rangle \ge b_i \ (i \ne h)
+            = \min_{\lambda' \ge 0} T^P_k(s_h + \textstyle\sum_{i \ne h} \lambda'_i s_i)
+              - \langle\lambda', b'\rangle
+
+    (strong duality). If :math:`M_h \ge b_h` its optimal point meets every bound. Otherwise
+    :math:`\lambda = (1, \lambda'^*)` is the ray: :math:`T^P_k(\sum_i \lambda_i s_i) -
+    \langle\lambda, b\rangle = M_h - b_h < 0`, checked here by one more selection on the full
+    problem. If the bounds other than h already conflict, the ray of that smaller problem
+    (recursively) is the answer, with :math:`\lambda_h = 0`. The bounds that conflict are
+    those with :math:`\lambda_i > 0`; the message gives how far :math:`M_h` falls short of b_h.
+    """
     check_single_bounds(problem, inner)
+    active = problem.active
+    if active.shape[0] < 2:
+        return None
+    head, rest = int(active[0]), active[1:]
+    rows = np.concatenate([[head + 1], rest + 1])
+    contiguous = np.array_equal(rows, np.arange(head + 1, head + 1 + rows.shape[0]))
+    scores = problem.scores[head + 1:head + 1 + rows.shape[0]] if contiguous else problem.scores[rows]
+    thresholds = problem.thresholds[rest]
+    sub = Problem(scores, problem.budget, thresholds, None, problem.best_reachable[rest],
+                  problem.groups, problem.floors, problem.group_sizes)
+    try:
+        solution = solve_analytic(sub, **settings._asdict())
+    except InfeasibleError as error:  # the other bounds conflict already: sub row j is rows[j]
+        conflict = tuple(int(rows[i]) for i in error.conflicting_scores)
+        return _conflict_error(problem, conflict, error.farkas_multipliers, error.best_reachable)
+    best = float(scores[0] @ solution.x)
+    b = float(problem.thresholds[head])
+    if reaches(best, b):
+        return None
+    ray = np.concatenate([[1.0], solution.multipliers])
+    combined = InnerProblem(scores, problem.budget, thresholds, problem.groups, problem.floors,
+                            (lambda: (problem.group_order, problem.group_starts)) if problem.has_floors else None)
+    v = combined.combine(ray[1:])
+    reach = float(v.take(combined.select(v)).sum()) - float(ray[1:] @ thresholds)  # T^P_k(...) - <lambda', b'>
+    if reaches(reach, b):
+        return None  # the shortfall is within round-off: not a proof
+    keep = np.flatnonzero(ray > 0)
+    return _conflict_error(problem, tuple(int(rows[i]) for i in keep), ray[keep], best)
+
+
+def _conflict_error(problem: Problem, rows: tuple, ray: np.ndarray, best: float) -> InfeasibleError:
+    """The error for the bounds on ``rows`` (rows of scores, the first one with multiplier 1)
+    that conflict: with the others met, scores[rows[0]] reaches at most ``best``."""
+    head_row = rows[0]
+    b = float(problem.thresholds[head_row - 1])
+    others = [row for row in rows if row != head_row]
+    names = ", ".join(f"scores[{row}]" for row in rows)
+    floors = " and the floors" if problem.has_floors else ""
     return InfeasibleError(
-        "the bounds cannot all be met at once (each alone can); largest reachable values "
-        f"alone: {problem.best_reachable[problem.active].tolist()}, thresholds: "
-        f"{problem.thresholds[problem.active].tolist()}",
+        f"the bounds on {names} cannot all be met at once (each alone can): with the bounds on "
+        f"{', '.join(f'scores[{row}]' for row in others)}{floors} met, <scores[{head_row}], x> reaches at "
+        f"most {best!r} (budget k = {problem.budget}), short of its bound {b!r} by {b - best!r} "
+        f"({(b - best) / max(abs(b), 1e-300):.3g} of the bound); Farkas multipliers "
+        f"{dict(zip(rows, np.asarray(ray).tolist()))}",
+        threshold=b, best_reachable=best, conflicting_scores=rows,
+        farkas_multipliers=np.asarray(ray, dtype=np.float64),
     )
+
+
+def _infeasibility_or_failure(problem, inner, settings):
+    """The error for a problem whose every element was kept and still found infeasible."""
+    error = _infeasibility_proof(problem, inner, settings)
+    if error is not None:
+        return error
+    return SolverError("analytic: the LP on the survivors was found infeasible although a point meeting "
+                       "every bound exists (a numerical failure)")
 
 
 # --------------------------------------------------------------------------------------------
 # screening
 
 
-def _solve_screened(problem, inner, sample_size, seed, max_rounds, rtol):
-    rng = np.random.default_rng(seed)
+def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
+    """Screen around the subsample's estimate, solve the survivors exactly, and accept the
+    answer when its multipliers lie inside the box (else re-centre, widen and repeat)."""
+    rng = np.random.default_rng(settings.seed)
     d = problem.size
     sample = rng.integers(0, d, sample_size)
     sample_scores = take_columns(inner.scores, sample)
-    estimate, reference = _sample_estimate(problem, inner, sample, sample_scores, rtol)
+    estimate = _sample_estimate(problem, inner, sample, sample_scores, settings.rtol)
+    feasible = False  # proven so
+    if estimate.infeasible and inner.thresholds.shape[0] > 1:
+        error = _infeasibility_proof(problem, inner, settings)
+        if error is not None:
+            raise error
+        feasible = True
     k_sample = max(1, int(round(problem.budget * sample_size / d)))
     width = 3.0 / np.sqrt(k_sample)
-    centre, checked = estimate, False
-    for rounds in range(1, max_rounds + 1):
-        scale = np.where(centre > 0, centre, reference)
+    centre = estimate.multipliers
+    for rounds in range(1, settings.max_rounds + 1):
+        scale = np.where(centre > 0, centre, estimate.reference)
         lo = np.maximum(centre - width * scale, 0.0)
         hi = centre + width * scale
         reduced, ones, survivors = _screen(inner, lo, hi, sample_scores)
         try:
-            x_red, lam, details = _solve_exact(reduced, rtol, (lo, hi, centre))
+            x_red, lam, details = _solve_exact(reduced, settings.rtol, (lo, hi, centre))
         except _ReducedProblemInfeasible:
-            if survivors.shape[0] == d or not checked:
-                error = _infeasibility(problem, inner)  # raises at once if one bound alone fails
-                if survivors.shape[0] == d:
+            if not feasible:
+                error = _infeasibility_proof(problem, inner, settings)  # raises at once if one bound alone fails
+                if error is not None:
                     raise error from None
-                checked = True
+                feasible = True
+            if survivors.shape[0] == d:
+                raise _infeasibility_or_failure(problem, inner, settings) from None
+            width *= 4.0
+            continue
+        except _MinimumOutsideBox as outside:
+            centre = outside.multipliers
             width *= 4.0
             continue
         inside = np.all(((lam > lo) | (lo == 0)) & (lam < hi))
@@ -174,25 +307,37 @@ def _solve_screened(problem, inner, sample_size, seed, max_rounds, rtol):
             x[ones] = 1.0
             x[survivors] = x_red
             details.update(rounds=rounds, survivors=int(survivors.shape[0]), fixed_ones=int(ones.shape[0]),
-                           box=[lo.tolist(), hi.tolist()], sample_estimate=estimate.tolist())
+                           box=[lo.tolist(), hi.tolist()], sample_estimate=estimate.multipliers.tolist())
             return x, lam, details
         centre = lam
         width *= 4.0
-    raise SolverError(f"analytic: lambda* not bracketed after {max_rounds} rounds of screening")
+    if not feasible:
+        error = _infeasibility_proof(problem, inner, settings)
+        if error is not None:
+            raise error
+    raise SolverError(f"analytic: lambda* not bracketed after {settings.max_rounds} rounds of screening")
 
 
-def _sample_estimate(problem, inner, sample, scores, rtol):
+def _sample_estimate(problem, inner, sample, scores, rtol) -> _SampleEstimate:
     """lambda* of the problem on a subsample (indices ``sample``, their ``scores``) with
     budget and bounds scaled to it.
 
-    With one bound, the walk on the subsample starts from a bracket around the estimate of a
-    sixteenth of it (recursively), so that it need not start from lambda = 0 and infinity."""
+    One bound: the walk on the subsample starts from a bracket around the estimate of a
+    sixteenth of it (recursively), so that it need not start from lambda = 0 and infinity.
+    Several bounds: the localisation of :func:`_several_bounds_finish` on the subsample,
+    from the box [0, 4 lambda_ref] (lambda_ref = mean |s_0| / mean |s_i|, the scale at which
+    s_i weighs as much as s_0), widened fourfold while the minimum lies outside it. (Smaller
+    subsamples of heavy-tailed scores misplace lambda* by factors, not percents.)"""
     d = problem.size
+    r = inner.thresholds.shape[0]
     k = max(1, int(round(problem.budget * sample.shape[0] / d)))
+    magnitude = np.abs(scores).mean(axis=1)
+    reference = np.where(magnitude[1:] > 0, magnitude[0] / np.maximum(magnitude[1:], 1e-300), 1.0)
+    reference = np.where(reference > 0, reference, 1.0)
     bracket = None
     part = sample.shape[0] // 16
-    if inner.thresholds.shape[0] == 1 and round(problem.budget * part / d) >= _MIN_SAMPLE_BUDGET:
-        guess, _ = _sample_estimate(problem, inner, sample[:part], scores[:, :part], rtol)
+    if r == 1 and round(problem.budget * part / d) >= _MIN_SAMPLE_BUDGET:
+        guess = _sample_estimate(problem, inner, sample[:part], scores[:, :part], rtol).multipliers
         width = 3.0 / np.sqrt(problem.budget * part / d)
         bracket = (guess * (1 - width), guess * (1 + width), guess)
     thresholds = []
@@ -211,13 +356,26 @@ def _sample_estimate(problem, inner, sample, scores, rtol):
             floors[np.argmax(floors)] -= 1
     sampled = InnerProblem(scores, k, np.array(thresholds), groups, floors)
     try:
-        _, lam, _ = _solve_exact(sampled, rtol, bracket)
-    except (_ReducedProblemInfeasible, SolverError):
-        lam = np.zeros(inner.thresholds.shape[0])
-    magnitude = np.abs(scores).mean(axis=1)
-    reference = np.where(magnitude[1:] > 0, magnitude[0] / np.maximum(magnitude[1:], 1e-300), 1.0)
-    reference = np.where(reference > 0, reference, 1.0)
-    return np.asarray(lam, dtype=np.float64), reference
+        if r == 1:
+            _, lam, _ = _solve_exact(sampled, rtol, bracket)
+        else:
+            lam = _localised_sample_minimum(sampled, reference, rtol)
+    except _ReducedProblemInfeasible:
+        return _SampleEstimate(np.zeros(r), reference, True)
+    except SolverError:
+        lam = np.zeros(r)
+    return _SampleEstimate(np.asarray(lam, dtype=np.float64), reference, False)
+
+
+def _localised_sample_minimum(sampled: InnerProblem, reference: np.ndarray, rtol: float, tries: int = 6):
+    """lambda* of the subsample's problem with several bounds, from boxes [0, 4^t 4 lambda_ref]."""
+    hi = 4.0 * reference
+    for _ in range(tries):
+        try:
+            return _solve_exact(sampled, rtol, (np.zeros_like(hi), hi, hi / 4.0))[1]
+        except _MinimumOutsideBox as outside:
+            hi = np.maximum(4.0 * hi, 2.0 * outside.multipliers)
+    raise SolverError("analytic: the subsample's lambda* lies beyond every box tried")
 
 
 def _box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray, out=None):
@@ -411,7 +569,9 @@ def _solve_exact(inner: InnerProblem, rtol: float, bracket=None):
     """x, lambda (active bounds only) and details of the LP on ``inner``, exactly.
 
     ``bracket`` = (lo, hi, centre), arrays of one value per bound: where lambda* is expected,
-    and the best guess of it."""
+    and the best guess of it. One bound: the walk; several: the localisation of
+    :func:`_several_bounds_finish` when a bracket is known and more than ``_FINAL_LP_SIZE``
+    elements are left, else the exact LP at once (:func:`_final_lp`)."""
     if inner.budget == 0:
         taken = np.zeros(inner.thresholds.shape[0])
         if np.any(taken < inner.thresholds):
@@ -419,7 +579,11 @@ def _solve_exact(inner: InnerProblem, rtol: float, bracket=None):
         return np.zeros(inner.size), np.zeros(inner.thresholds.shape[0]), {}
     if inner.thresholds.shape[0] == 1:
         return _newton_one_bound(inner, None if bracket is None else tuple(float(end[0]) for end in bracket))
-    return _simplex_and_polish(inner, rtol)
+    if bracket is None or inner.size <= _FINAL_LP_SIZE:
+        x, lam, details = _final_lp(inner, rtol)
+        details.update(oracle_calls=0, final_lp_size=inner.size)
+        return x, lam, details
+    return _several_bounds_finish(inner, _Box(*bracket), rtol)
 
 
 def _newton_one_bound(inner: InnerProblem, bracket=None):
@@ -573,18 +737,146 @@ def _tight_mix(inner: InnerProblem, low, high, g_low, b) -> np.ndarray:
     return x
 
 
-def _simplex_and_polish(inner: InnerProblem, rtol: float):
+# --------------------------------------------------------------------------------------------
+# several bounds: localisation by cutting planes, then the exact LP on the few left
+
+
+class _Box(NamedTuple):
+    """A box [lo, hi] of multipliers and a point in it (the best guess of lambda*)."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    centre: np.ndarray
+
+
+class _DualPoint(NamedTuple):
+    r"""One call of the oracle: :math:`\phi` and a subgradient at ``multipliers``."""
+
+    multipliers: np.ndarray
+    value: float  # phi(lambda) = <v, x(lambda)> - <lambda, b>
+    slope: np.ndarray  # <s_i, x(lambda)> - b_i: a subgradient of phi
+    round_off: float  # a bound on the round-off of ``value``
+
+
+def _dual_point(inner: InnerProblem, multipliers: np.ndarray) -> _DualPoint:
+    r"""Evaluate :math:`\phi(\lambda) = T_k(v) - \langle\lambda, b\rangle` (the greedy of the
+    floors in place of :math:`T_k` with floors) and its subgradient by one selection."""
+    chosen = inner.select(inner.combine(multipliers))
+    sums = take_columns(inner.scores, chosen).sum(axis=1)  # <s_i, x(lambda)> for every row
+    slope = sums[1:] - inner.thresholds
+    value = float(sums[0] + multipliers @ slope)
+    magnitude = abs(float(sums[0])) + float(multipliers @ (np.abs(sums[1:]) + np.abs(inner.thresholds)))
+    return _DualPoint(multipliers, value, slope, 1e-12 * magnitude)
+
+
+class _Stage(NamedTuple):
+    """The problem left after the screenings so far: ``problem`` holds the elements
+    ``index`` of the problem the finish started from, ``ones`` (indices there) are fixed to 1,
+    and every fixing holds for the multipliers in [lo, hi]."""
+
+    problem: InnerProblem
+    index: np.ndarray
+    ones: list
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+def _several_bounds_finish(inner: InnerProblem, box: _Box, rtol: float):
+    r"""The exact optimum of the LP on ``inner`` with r >= 2 bounds, knowing that lambda* is
+    probably in ``box``.
+
+    Localisation: the ellipsoid method (:class:`copslp._ellipsoid.Ellipsoid`) on the dual
+
+    .. math::
+
+        \phi(\lambda) = T_k\bigl(s_0 + \textstyle\sum_i \lambda_i s_i\bigr) - \langle\lambda, b\rangle
+        \quad\text{over } \lambda \in [lo, hi],
+
+    whose oracle is one selection on the current survivors (:func:`_dual_point`): it gives
+    :math:`\phi(\lambda_t)` and the subgradient :math:`g_t = (\langle s_i, x(\lambda_t)\rangle - b_i)_i`.
+    With U the least value seen, every minimiser over the box satisfies
+    :math:`\phi(\lambda_t) + \langle g_t, \lambda - \lambda_t\rangle \le \phi(\lambda) \le U`,
+    a cut :math:`\langle g_t, \lambda\rangle \le \langle g_t, \lambda_t\rangle + U - \phi(\lambda_t)`
+    (deep except at the best point); a centre outside the box is cut back by the face it
+    crosses. The first point is the box's centre (the estimate), then the ellipsoid's centre.
+
+    Re-screening: once the ellipsoid's bounding box (within the box) is ``_RESCREEN_SHRINK``
+    times narrower in every multiplier than the box the survivors were screened with, the
+    survivors are screened again on it (:func:`_screen_exact`): on the smaller box
+    :math:`\phi` of the smaller problem equals :math:`\phi` plus a constant, so the cuts
+    stay valid and the ellipsoid goes on.
+
+    Exact finish: once at most ``_FINAL_LP_SIZE`` survivors remain (or a stage stops
+    shrinking), their LP is solved by :func:`_final_lp`. Its multipliers minimise the dual of
+    the survivors' problem; if they lie inside the last box (or on its faces at 0), that dual
+    equals the full one plus a constant around them, so they are a local, hence global,
+    minimum of the convex :math:`\phi`, and x (the survivors' answer with the fixed ones) is
+    optimal. Otherwise :class:`_MinimumOutsideBox` tells the caller to re-centre there.
+    Round-off in the cuts can only cost a retry, never a wrong answer: the inside test and
+    the certificate decide.
+    """
+    r = box.lo.shape[0]
+    ellipsoid = Ellipsoid(box.lo, box.hi)
+    stage = _Stage(inner, np.arange(inner.size), [], box.lo, box.hi)
+    best = None
+    calls = rescreens = stage_cuts = 0
+    query = np.clip(box.centre, box.lo, box.hi)
+    while stage.problem.size > _FINAL_LP_SIZE and stage_cuts < _CUTS_PER_STAGE * r and not ellipsoid.empty:
+        below, above = query < stage.lo, query > stage.hi
+        if below.any() or above.any():  # a cut by the face of the box the centre crosses
+            i = int(np.argmax(np.maximum(stage.lo - query, query - stage.hi)))
+            normal = np.zeros(r)
+            normal[i] = -1.0 if below[i] else 1.0
+            ellipsoid.cut(normal, float(normal[i] * (stage.lo[i] if below[i] else stage.hi[i])))
+        else:
+            point = _dual_point(stage.problem, query)
+            calls += 1
+            if best is None or point.value < best.value:
+                best = point
+            if not np.any(point.slope):
+                break  # a zero subgradient: query minimises phi
+            ellipsoid.cut(point.slope, float(point.slope @ query) + best.value - point.value + point.round_off)
+        stage_cuts += 1
+        lo, hi = ellipsoid.bounding_box()
+        lo, hi = np.maximum(lo, stage.lo), np.minimum(hi, stage.hi)
+        if np.all(hi >= lo) and np.all((hi - lo) * _RESCREEN_SHRINK <= stage.hi - stage.lo):
+            stage = _rescreen_stage(stage, lo, hi)
+            best, stage_cuts = None, 0  # values of the smaller problem differ by a constant
+            rescreens += 1
+        query = ellipsoid.centre
+    x_stage, lam, details = _final_lp(stage.problem, rtol)
+    if not np.all(((lam > stage.lo) | (stage.lo == 0)) & (lam < stage.hi)):
+        raise _MinimumOutsideBox(lam)
+    x = np.zeros(inner.size)
+    if stage.ones:
+        x[np.concatenate(stage.ones)] = 1.0
+    x[stage.index] = x_stage
+    details.update(oracle_calls=calls, localisation_rescreens=rescreens, final_lp_size=stage.problem.size)
+    return x, lam, details
+
+
+def _rescreen_stage(stage: _Stage, lo: np.ndarray, hi: np.ndarray) -> _Stage:
+    """The stage screened again on the box [lo, hi] inside its own."""
+    reduced, ones, survivors = _screen_exact(stage.problem, lo, hi)
+    return _Stage(reduced, stage.index[survivors], stage.ones + [stage.index[ones]], lo, hi)
+
+
+def _final_lp(inner: InnerProblem, rtol: float):
+    """The LP on ``inner`` by HiGHS (dual simplex for a few thousand elements, interior point
+    with crossover above: a vertex either way), the vertex then polished from its defining
+    equations (:func:`_polish_vertex`)."""
     from ._highs import solve_highs
 
+    solver = "simplex" if inner.size <= 2 * _FINAL_LP_SIZE else "ipm"
     try:
         reduced = make_problem(inner.scores, inner.budget, bounds=inner.thresholds,
                                groups=inner.groups, floors=inner.floors)
-        solution = solve_highs(reduced, solver="ipm")  # with crossover: a vertex
+        solution = solve_highs(reduced, solver=solver, tolerance=rtol)
     except (InfeasibleError, ValueError):
         raise _ReducedProblemInfeasible() from None
     x, lam = np.array(solution.x), np.array(solution.multipliers)
     polished = _polish_vertex(inner, x, lam, rtol)
-    details = {"reduced_solver": "highs ipm + crossover", "polished": polished is not None}
+    details = {"reduced_solver": f"highs {solver}", "polished": polished is not None}
     if polished is None:
         details["tolerance"] = solution.tolerance
         return x, lam, details

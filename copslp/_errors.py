@@ -22,13 +22,23 @@ class InfeasibleError(ValueError):
         The bound that was asked for.
     best_reachable : float or None
         The largest value ``<s_i, x>`` can reach under the budget (and floors).
+    conflicting_scores : tuple of int or None
+        Rows of ``scores`` whose bounds cannot hold together (one row for a single bound),
+        when the method that raised knows them.
+    farkas_multipliers : ndarray or None
+        A ray ``lambda >= 0`` (one entry per row of ``conflicting_scores``) that proves it:
+        ``T_k^P(sum_i lambda_i s_i) < sum_i lambda_i b_i``, with ``T_k^P`` the best value of
+        ``<v, x>`` over the points within the budget (and floors); see COPS.md section 3.
     """
 
-    def __init__(self, message, *, score_index=None, threshold=None, best_reachable=None):
+    def __init__(self, message, *, score_index=None, threshold=None, best_reachable=None,
+                 conflicting_scores=None, farkas_multipliers=None):
         super().__init__(message)
         self.score_index = score_index
         self.threshold = threshold
         self.best_reachable = best_reachable
+        self.conflicting_scores = conflicting_scores
+        self.farkas_multipliers = farkas_multipliers
 
 
 class SolverError(RuntimeError):
