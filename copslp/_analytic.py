@@ -63,10 +63,20 @@ _RESCREEN_MIN_SIZE = 1 << 14
 _RESCREEN_SHRINK = 4.0
 _MIN_SAMPLE_BUDGET = 64
 #: Several bounds: the survivors are handed to the exact LP once at most this many remain.
-_FINAL_LP_SIZE = 4096
+_FINAL_LP_SIZE = 2048
 #: Several bounds: ellipsoid cuts allowed per stage (times the number of bounds) before
 #: the stage ends without having shrunk its box.
 _CUTS_PER_STAGE = 40
+#: Several bounds: Newton steps per phase, elements on either side of the k-th level that
+#: estimate the curvature, and boxes tried around the Newton point before the ellipsoid.
+_NEWTON_STEPS = 12
+_CURVATURE_WINDOW = 512
+_NARROW_TRIES = 4
+_NEWTON_SHRINK = 16.0
+#: Several bounds: the subsample is this many times ``sample_size``, and the first box
+#: ``lambda_est (1 +/- width / sqrt(k_sample))`` (one bound: 3).
+_SEVERAL_BOUNDS_SAMPLE_FACTOR = 4
+_SEVERAL_BOUNDS_WIDTH = 6.0
 
 
 class _ReducedProblemInfeasible(Exception):
@@ -110,8 +120,9 @@ def solve_analytic(problem: Problem, *, rtol: float = 1e-9, sample_size: int = 6
     sample_size : int
         Size of the subsample that estimates lambda*; problems with D <= 4 * sample_size,
         or whose budget scaled to the sample is below 64, are solved without screening.
-        With several bounds the subsample has ``min(sample_size, D // 4)`` elements, so that
-        problems of a few ten thousand elements are screened too.
+        With several bounds the subsample has ``min(4 * sample_size, D // 4)`` elements:
+        their multipliers are harder to estimate, and problems of a few ten thousand elements
+        are screened too.
     seed : int
         Seed of the subsample (the answer does not depend on it, only the time does).
     max_rounds : int
@@ -136,7 +147,7 @@ def solve_analytic(problem: Problem, *, rtol: float = 1e-9, sample_size: int = 6
 
     d = problem.size
     if r > 1:
-        sample_size = min(sample_size, d // 4)
+        sample_size = min(_SEVERAL_BOUNDS_SAMPLE_FACTOR * sample_size, d // 4)
     k_sample = int(round(problem.budget * sample_size / d))
     screen = d > 4 * sample_size or (r > 1 and sample_size > _FINAL_LP_SIZE)
     screen = screen and _MIN_SAMPLE_BUDGET <= k_sample <= sample_size - _MIN_SAMPLE_BUDGET
@@ -278,7 +289,9 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
             raise error
         feasible = True
     k_sample = max(1, int(round(problem.budget * sample_size / d)))
-    width = 3.0 / np.sqrt(k_sample)
+    r = inner.thresholds.shape[0]
+    width = (3.0 if r == 1 else _SEVERAL_BOUNDS_WIDTH) / np.sqrt(k_sample)
+    widen = 4.0 if r == 1 else 2.0
     centre = estimate.multipliers
     for rounds in range(1, settings.max_rounds + 1):
         scale = np.where(centre > 0, centre, estimate.reference)
@@ -299,7 +312,7 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
             continue
         except _MinimumOutsideBox as outside:
             centre = outside.multipliers
-            width *= 4.0
+            width *= widen
             continue
         inside = np.all(((lam > lo) | (lo == 0)) & (lam < hi))
         if inside or survivors.shape[0] == d:
@@ -383,7 +396,9 @@ def _box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray, out=None):
     columns of ``scores`` (row 0 = s_0, then one row per multiplier).
 
     With one multiplier they are v at the two corners (``s_0 + min(a, b) = min(s_0 + a, s_0 + b)``
-    in floats too), written into ``out`` (two buffers of the right length) when given.
+    in floats too). With several: v at the corners lo and hi when every s_i >= 0 (lo >= 0
+    always), else v at the centre -/+ ``sum_i (hi_i - lo_i) / 2 |s_i|``; one matrix-vector
+    product each. Written into ``out`` (two buffers of the right length) when given.
     """
     if lo.shape[0] == 1:
         at_lo, at_hi = (np.empty(scores.shape[1]), np.empty(scores.shape[1])) if out is None else out
@@ -395,14 +410,19 @@ def _box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray, out=None):
             return at_lo, at_hi  # rounding is monotone: lo s_1 <= hi s_1 stays so
         low = np.minimum(at_lo, at_hi)
         return low, np.maximum(at_lo, at_hi, out=at_hi)
-    low = scores[0].copy()
-    high = scores[0].copy()
-    for i in range(lo.shape[0]):
-        a = lo[i] * scores[i + 1]
-        b = hi[i] * scores[i + 1]
-        low += np.minimum(a, b)
-        np.maximum(a, b, out=a)
-        high += a
+    low, high = (np.empty(scores.shape[1]), np.empty(scores.shape[1])) if out is None else out
+    secondary = scores[1:]
+    if scores.shape[1] and secondary.min() >= 0:  # lo >= 0: v is least at lo, largest at hi
+        np.dot(lo, secondary, out=low)
+        low += scores[0]
+        np.dot(hi, secondary, out=high)
+        high += scores[0]
+        return low, high
+    np.dot((lo + hi) / 2.0, secondary, out=low)  # v at the centre, -/+ the half-widths times |s_i|
+    low += scores[0]
+    spread = ((hi - lo) / 2.0) @ np.abs(secondary)
+    np.add(low, spread, out=high)
+    low -= spread
     return low, high
 
 
@@ -750,23 +770,63 @@ class _Box(NamedTuple):
 
 
 class _DualPoint(NamedTuple):
-    r"""One call of the oracle: :math:`\phi` and a subgradient at ``multipliers``."""
+    r"""One call of the oracle: :math:`\phi`, a subgradient and the curvature at ``multipliers``."""
 
     multipliers: np.ndarray
     value: float  # phi(lambda) = <v, x(lambda)> - <lambda, b>
     slope: np.ndarray  # <s_i, x(lambda)> - b_i: a subgradient of phi
     round_off: float  # a bound on the round-off of ``value``
+    curvature: np.ndarray | None  # the estimate H of :func:`_dual_point`, when asked for
+    window: float | None  # the width in v of the elements that estimated it
 
 
-def _dual_point(inner: InnerProblem, multipliers: np.ndarray) -> _DualPoint:
+def _dual_point(inner: InnerProblem, multipliers: np.ndarray, curvature: bool = False,
+                window: float | None = None) -> _DualPoint:
     r"""Evaluate :math:`\phi(\lambda) = T_k(v) - \langle\lambda, b\rangle` (the greedy of the
-    floors in place of :math:`T_k` with floors) and its subgradient by one selection."""
-    chosen = inner.select(inner.combine(multipliers))
-    sums = take_columns(inner.scores, chosen).sum(axis=1)  # <s_i, x(lambda)> for every row
+    floors in place of :math:`T_k` with floors) and its subgradient by one selection.
+
+    ``curvature``: also estimate the Hessian of the smoothed :math:`\phi`. Moving lambda by
+    :math:`d\lambda` moves :math:`v_j` by :math:`\langle s_j, d\lambda\rangle` (s_j: the
+    secondary scores of element j) and the k-th level mu by :math:`\langle\bar s, d\lambda\rangle`
+    (:math:`\bar s`: their mean at the level), so the elements crossing the level change the
+    subgradient by :math:`H\,d\lambda` with
+    :math:`H = \sum_j \delta(v_j - \mu)(s_j - \bar s)(s_j - \bar s)^\top`, estimated as the
+    scatter matrix of the elements with v in a window of width w around mu, divided by w.
+    Without a ``window`` (the width of the previous call) it is the range of the
+    ``2 _CURVATURE_WINDOW`` elements ranked around the level (one multi-pivot selection);
+    with one, the elements inside it (one pass), and the next width is scaled towards
+    ``2 _CURVATURE_WINDOW`` elements.
+    """
+    v = inner.combine(multipliers)
+    m, k = inner.size, inner.budget
+    half = min(_CURVATURE_WINDOW, k, m - k)
+    hessian = width = next_window = None
+    if not curvature or half <= multipliers.shape[0]:
+        chosen = inner.select(v)
+    elif window is None or inner.floors is not None:
+        order = np.argpartition(v, (m - k - half, m - k, m - k + half - 1))
+        chosen = order[m - k:] if inner.floors is None else inner.select(v)
+        near = order[m - k - half:m - k + half]
+        width = float(v[order[m - k + half - 1]] - v[order[m - k - half]])
+        next_window = width
+    else:
+        order = np.argpartition(v, m - k)
+        chosen = order[m - k:]
+        near = np.flatnonzero(np.abs(v - v[order[m - k]]) <= window / 2.0)
+        width = window
+        next_window = window * float(np.clip(2.0 * half / max(near.shape[0], 1), 0.25, 4.0))
+    if width is not None and width > 0 and near.shape[0] > multipliers.shape[0] + 1:
+        around = take_columns(inner.scores[1:], near)
+        around -= around.mean(axis=1, keepdims=True)
+        hessian = around @ around.T / width
+    if 8 * chosen.shape[0] > inner.size:  # many chosen: a product with the indicator, not a gather
+        sums = inner.scores @ inner.indicator(chosen)  # <s_i, x(lambda)> for every row
+    else:
+        sums = take_columns(inner.scores, chosen).sum(axis=1)
     slope = sums[1:] - inner.thresholds
     value = float(sums[0] + multipliers @ slope)
     magnitude = abs(float(sums[0])) + float(multipliers @ (np.abs(sums[1:]) + np.abs(inner.thresholds)))
-    return _DualPoint(multipliers, value, slope, 1e-12 * magnitude)
+    return _DualPoint(multipliers, value, slope, 1e-12 * magnitude, hessian, next_window)
 
 
 class _Stage(NamedTuple):
@@ -781,46 +841,188 @@ class _Stage(NamedTuple):
     hi: np.ndarray
 
 
+class _Counter:
+    """Oracle calls made by one finish (every stage and method together)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def point(self, inner: InnerProblem, multipliers: np.ndarray, curvature: bool = False,
+              window: float | None = None) -> _DualPoint:
+        self.calls += 1
+        return _dual_point(inner, multipliers, curvature, window)
+
+
+class _Stalled(Exception):
+    """The Newton phase stopped helping: the ellipsoid goes on from ``stage`` and ``multipliers``."""
+
+    def __init__(self, stage: _Stage, multipliers: np.ndarray):
+        super().__init__()
+        self.stage = stage
+        self.multipliers = multipliers
+
+
 def _several_bounds_finish(inner: InnerProblem, box: _Box, rtol: float):
     r"""The exact optimum of the LP on ``inner`` with r >= 2 bounds, knowing that lambda* is
-    probably in ``box``.
-
-    Localisation: the ellipsoid method (:class:`copslp._ellipsoid.Ellipsoid`) on the dual
+    probably in ``box``: minimise the dual
 
     .. math::
 
-        \phi(\lambda) = T_k\bigl(s_0 + \textstyle\sum_i \lambda_i s_i\bigr) - \langle\lambda, b\rangle
-        \quad\text{over } \lambda \in [lo, hi],
+        \phi(\lambda) = T_k\bigl(s_0 + \textstyle\sum_i \lambda_i s_i\bigr) - \langle\lambda, b\rangle,
+        \qquad \partial\phi(\lambda) \ni g(\lambda) = \bigl(\langle s_i, x(\lambda)\rangle - b_i\bigr)_i,
 
-    whose oracle is one selection on the current survivors (:func:`_dual_point`): it gives
-    :math:`\phi(\lambda_t)` and the subgradient :math:`g_t = (\langle s_i, x(\lambda_t)\rangle - b_i)_i`.
-    With U the least value seen, every minimiser over the box satisfies
-    :math:`\phi(\lambda_t) + \langle g_t, \lambda - \lambda_t\rangle \le \phi(\lambda) \le U`,
-    a cut :math:`\langle g_t, \lambda\rangle \le \langle g_t, \lambda_t\rangle + U - \phi(\lambda_t)`
-    (deep except at the best point); a centre outside the box is cut back by the face it
-    crosses. The first point is the box's centre (the estimate), then the ellipsoid's centre.
+    over the box with an oracle that is one selection on the current survivors
+    (:func:`_dual_point`), screen the survivors again on a box around the minimum, and solve
+    the LP of the few that are left exactly (:func:`_final_lp`).
 
-    Re-screening: once the ellipsoid's bounding box (within the box) is ``_RESCREEN_SHRINK``
-    times narrower in every multiplier than the box the survivors were screened with, the
-    survivors are screened again on it (:func:`_screen_exact`): on the smaller box
-    :math:`\phi` of the smaller problem equals :math:`\phi` plus a constant, so the cuts
-    stay valid and the ellipsoid goes on.
+    1. Newton phase (:func:`_newton_finish`): projected Newton steps with the curvature of
+       the elements at the k-th level, then a narrow box around the point reached.
+    2. If that stalls, the ellipsoid method (:func:`_ellipsoid_finish`): a localisation that
+       cannot fail, only take more oracle calls.
 
-    Exact finish: once at most ``_FINAL_LP_SIZE`` survivors remain (or a stage stops
-    shrinking), their LP is solved by :func:`_final_lp`. Its multipliers minimise the dual of
-    the survivors' problem; if they lie inside the last box (or on its faces at 0), that dual
-    equals the full one plus a constant around them, so they are a local, hence global,
-    minimum of the convex :math:`\phi`, and x (the survivors' answer with the fixed ones) is
-    optimal. Otherwise :class:`_MinimumOutsideBox` tells the caller to re-centre there.
-    Round-off in the cuts can only cost a retry, never a wrong answer: the inside test and
-    the certificate decide.
+    Why the answer is exact: on a box B, the dual of the problem left after screening on B
+    equals :math:`\phi` plus a constant (the fixed elements are in every best set, or in none,
+    for every lambda in B). The multipliers :math:`\hat\lambda` of the final LP minimise the
+    survivors' dual; if they lie inside the last box (or on its faces at 0), they are a local,
+    hence global, minimum of the convex :math:`\phi`, and x (the survivors' answer with the
+    fixed ones) is optimal. A minimum found on a face of ``box`` (other than lambda_i = 0)
+    means that lambda* is probably outside: :class:`_MinimumOutsideBox` hands the point to the
+    caller, which screens again around it. Round-off in any of these steps can only cost a
+    retry, never a wrong answer: the inside test and the certificate decide.
+    """
+    counter = _Counter()
+    stage = _Stage(inner, np.arange(inner.size), [], box.lo, box.hi)
+    try:
+        x_stage, lam, details, stage = _newton_finish(stage, box, rtol, counter)
+        method = "newton"
+    except _Stalled as stalled:
+        x_stage, lam, details, stage = _ellipsoid_finish(stalled.stage, box, rtol, stalled.multipliers, counter)
+        method = "ellipsoid"
+    details.update(oracle_calls=counter.calls, localisation=method, final_lp_size=stage.problem.size)
+    return _assemble(inner.size, stage, x_stage), lam, details
+
+
+def _assemble(size: int, stage: _Stage, x_stage: np.ndarray) -> np.ndarray:
+    """x on the elements the finish started from: the stage's answer and its fixed ones."""
+    x = np.zeros(size)
+    if stage.ones:
+        x[np.concatenate(stage.ones)] = 1.0
+    x[stage.index] = x_stage
+    return x
+
+
+def _inside(multipliers: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
+    """lambda strictly inside [lo, hi], except on faces at lambda_i = 0."""
+    return bool(np.all(((multipliers > lo) | (lo == 0)) & (multipliers < hi)))
+
+
+def _on_outer_face(multipliers: np.ndarray, box: _Box) -> bool:
+    return bool(np.any(((multipliers <= box.lo) & (box.lo > 0)) | (multipliers >= box.hi)))
+
+
+def _newton_finish(stage: _Stage, box: _Box, rtol: float, counter: _Counter):
+    """Newton steps to the minimum over the stage's box (:func:`_newton_steps`), an exact
+    re-screening on a box a few last steps wide around it, and the exact LP once at most
+    ``_FINAL_LP_SIZE`` survivors remain; a box that misses the LP's multipliers is widened
+    fourfold around them (``_NARROW_TRIES`` times), and so is one whose survivors' LP is
+    infeasible (the box fixed elements that lambda* does not). Raises :class:`_Stalled` when a
+    re-screening does not halve the survivors or the tries run out."""
+    lam = np.clip(box.centre, stage.lo, stage.hi)
+    while True:
+        lam, half = _newton_steps(stage, lam, counter)
+        if _on_outer_face(lam, box):
+            raise _MinimumOutsideBox(lam)
+        for _ in range(_NARROW_TRIES):
+            narrow = _rescreen_stage(stage, np.maximum(lam - half, stage.lo), np.minimum(lam + half, stage.hi))
+            if narrow.problem.size > _FINAL_LP_SIZE:
+                if 2 * narrow.problem.size > stage.problem.size:
+                    raise _Stalled(stage, lam)
+                stage = narrow
+                break  # Newton again, on fewer elements
+            try:
+                x_narrow, lam_hat, details = _final_lp(narrow.problem, rtol)
+            except _ReducedProblemInfeasible:  # the narrow box fixed too much: widen it
+                half = 4.0 * half
+                continue
+            if _inside(lam_hat, narrow.lo, narrow.hi):
+                return x_narrow, lam_hat, details, narrow
+            lam = np.clip(lam_hat, stage.lo, stage.hi)
+            half = 4.0 * np.maximum(half, np.abs(lam_hat - lam))
+        else:
+            raise _Stalled(stage, lam)
+
+
+def _newton_steps(stage: _Stage, lam: np.ndarray, counter: _Counter):
+    r"""Projected Newton steps :math:`\lambda \leftarrow \lambda - H^{-1} g` inside the stage's
+    box, each damped (quartered) until :math:`\phi` does not increase; returns the last point
+    and a half-width for the box around it (four times the last move, at least a relative
+    1e-9).
+
+    It stops after the first full (undamped) step shorter than 1/``_NEWTON_SHRINK`` of the
+    box in every multiplier: the box four such steps wide around the point is at least
+    twice narrower, its re-screening leaves fewer elements, and the next steps cost less.
+    Near lambda* the steps reach the size of the pieces of the piecewise linear phi and stop
+    shrinking; the boxes then shrink by halves and the exact LP takes over.
+    """
+    lo, hi = stage.lo, stage.hi
+    point = counter.point(stage.problem, lam, curvature=True)
+    move = (hi - lo) / 8.0
+    for _ in range(_NEWTON_STEPS):
+        step = _newton_step(point, lo)
+        if step is None or not np.any(step):
+            break
+        for damping in range(4):
+            trial = np.clip(point.multipliers + step, lo, hi)
+            candidate = counter.point(stage.problem, trial, curvature=True, window=point.window)
+            if candidate.value <= point.value + candidate.round_off + point.round_off:
+                break
+            step = step / 4.0
+        else:
+            break
+        move = np.abs(trial - point.multipliers)
+        point = candidate
+        if damping == 0 and np.all(_NEWTON_SHRINK * move <= hi - lo):
+            break
+    magnitude = np.abs(point.multipliers) + (hi - lo)
+    return point.multipliers, np.maximum(4.0 * move, 1e-9 * magnitude)
+
+
+def _newton_step(point: _DualPoint, lo: np.ndarray):
+    """The Newton step of ``point`` for the multipliers that are free: not held at their
+    lower end by a subgradient that pushes them below it. ``None`` without curvature."""
+    if point.curvature is None:
+        return None
+    free = ~((point.multipliers <= lo) & (point.slope > 0))
+    step = np.zeros_like(point.multipliers)
+    if not free.any():
+        return step
+    hessian = point.curvature[np.ix_(free, free)]
+    ridge = 1e-12 * float(np.trace(hessian)) + 1e-300
+    step[free] = -np.linalg.lstsq(hessian + ridge * np.eye(hessian.shape[0]), point.slope[free], rcond=None)[0]
+    return step
+
+
+def _ellipsoid_finish(stage: _Stage, box: _Box, rtol: float, start: np.ndarray, counter: _Counter):
+    r"""Localisation by the ellipsoid method (:class:`copslp._ellipsoid.Ellipsoid`) over the
+    stage's box, first query at ``start``, then at the ellipsoid's centres.
+
+    With U the least value of :math:`\phi` seen, every minimiser over the box satisfies
+    :math:`\phi(\lambda_t) + \langle g_t, \lambda - \lambda_t\rangle \le \phi(\lambda) \le U`:
+    the cut :math:`\langle g_t, \lambda\rangle \le \langle g_t, \lambda_t\rangle + U - \phi(\lambda_t)`
+    (deep except at the best point). A centre outside the box is cut back by the face it
+    crosses. Once the ellipsoid's bounding box is ``_RESCREEN_SHRINK`` times narrower in every
+    multiplier than the box the survivors were screened with, they are screened again on it:
+    on the smaller box the dual of the smaller problem is :math:`\phi` plus a constant, so the
+    cuts stay valid and the ellipsoid goes on. A localisation that has shrunk and still
+    reaches a face of ``box`` (other than lambda_i = 0) raises :class:`_MinimumOutsideBox`.
+    The exact LP ends it once at most ``_FINAL_LP_SIZE`` survivors remain (or a stage takes
+    ``_CUTS_PER_STAGE`` cuts per bound without shrinking).
     """
     r = box.lo.shape[0]
-    ellipsoid = Ellipsoid(box.lo, box.hi)
-    stage = _Stage(inner, np.arange(inner.size), [], box.lo, box.hi)
+    ellipsoid = Ellipsoid(stage.lo, stage.hi)
     best = None
-    calls = rescreens = stage_cuts = 0
-    query = np.clip(box.centre, box.lo, box.hi)
+    stage_cuts = 0
+    query = np.clip(start, stage.lo, stage.hi)
     while stage.problem.size > _FINAL_LP_SIZE and stage_cuts < _CUTS_PER_STAGE * r and not ellipsoid.empty:
         below, above = query < stage.lo, query > stage.hi
         if below.any() or above.any():  # a cut by the face of the box the centre crosses
@@ -829,8 +1031,7 @@ def _several_bounds_finish(inner: InnerProblem, box: _Box, rtol: float):
             normal[i] = -1.0 if below[i] else 1.0
             ellipsoid.cut(normal, float(normal[i] * (stage.lo[i] if below[i] else stage.hi[i])))
         else:
-            point = _dual_point(stage.problem, query)
-            calls += 1
+            point = counter.point(stage.problem, query)
             if best is None or point.value < best.value:
                 best = point
             if not np.any(point.slope):
@@ -840,19 +1041,15 @@ def _several_bounds_finish(inner: InnerProblem, box: _Box, rtol: float):
         lo, hi = ellipsoid.bounding_box()
         lo, hi = np.maximum(lo, stage.lo), np.minimum(hi, stage.hi)
         if np.all(hi >= lo) and np.all((hi - lo) * _RESCREEN_SHRINK <= stage.hi - stage.lo):
+            if best is not None and np.any(((lo <= box.lo) & (box.lo > 0)) | (hi >= box.hi)):
+                raise _MinimumOutsideBox(best.multipliers)  # the minimum is on (or near) a face of the box
             stage = _rescreen_stage(stage, lo, hi)
             best, stage_cuts = None, 0  # values of the smaller problem differ by a constant
-            rescreens += 1
         query = ellipsoid.centre
     x_stage, lam, details = _final_lp(stage.problem, rtol)
-    if not np.all(((lam > stage.lo) | (stage.lo == 0)) & (lam < stage.hi)):
+    if not _inside(lam, stage.lo, stage.hi):
         raise _MinimumOutsideBox(lam)
-    x = np.zeros(inner.size)
-    if stage.ones:
-        x[np.concatenate(stage.ones)] = 1.0
-    x[stage.index] = x_stage
-    details.update(oracle_calls=calls, localisation_rescreens=rescreens, final_lp_size=stage.problem.size)
-    return x, lam, details
+    return x_stage, lam, details, stage
 
 
 def _rescreen_stage(stage: _Stage, lo: np.ndarray, hi: np.ndarray) -> _Stage:

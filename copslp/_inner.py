@@ -71,12 +71,8 @@ class InnerProblem:
         return self.select(rank)
 
     def combine(self, multipliers: np.ndarray) -> np.ndarray:
-        """``v = s_0 + sum_i lambda_i s_i`` (a new array)."""
-        v = self.scores[0].copy()
-        for i, lam in enumerate(multipliers):
-            if lam != 0.0:
-                v += lam * self.scores[i + 1]
-        return v
+        """``v = s_0 + sum_i lambda_i s_i`` (a new array; one matrix-vector product)."""
+        return np.concatenate([[1.0], multipliers]) @ self.scores
 
     def mask_of(self, chosen: np.ndarray) -> np.ndarray:
         """Boolean mask of the elements ``chosen``."""
