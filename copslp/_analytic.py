@@ -1060,15 +1060,22 @@ def _rescreen_stage(stage: _Stage, lo: np.ndarray, hi: np.ndarray) -> _Stage:
 
 def _final_lp(inner: InnerProblem, rtol: float):
     """The LP on ``inner`` by HiGHS (dual simplex for a few thousand elements, interior point
-    with crossover above: a vertex either way), the vertex then polished from its defining
-    equations (:func:`_polish_vertex`)."""
+    with crossover above or when the simplex ends without a verdict, as it can on degenerate
+    problems: a vertex either way), the vertex then polished from its defining equations
+    (:func:`_polish_vertex`)."""
     from ._highs import solve_highs
 
-    solver = "simplex" if inner.size <= 2 * _FINAL_LP_SIZE else "ipm"
+    solvers = ["simplex", "ipm"] if inner.size <= 2 * _FINAL_LP_SIZE else ["ipm"]
     try:
         reduced = make_problem(inner.scores, inner.budget, bounds=inner.thresholds,
                                groups=inner.groups, floors=inner.floors)
-        solution = solve_highs(reduced, solver=solver, tolerance=rtol)
+        for solver in solvers:
+            try:
+                solution = solve_highs(reduced, solver=solver, tolerance=rtol)
+                break
+            except SolverError:  # e.g. 'Unknown' on a degenerate problem: interior point next
+                if solver == solvers[-1]:
+                    raise
     except (InfeasibleError, ValueError):
         raise _ReducedProblemInfeasible() from None
     x, lam = np.array(solution.x), np.array(solution.multipliers)
