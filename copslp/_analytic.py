@@ -32,9 +32,20 @@ The exact finish on the survivors:
   own: the walk screens again (exactly, by selection) and goes on among fewer elements.
   The bound is then made tight by swapping entering for leaving elements one at a time, the
   last one partially: at most two fractional entries.
-* several bounds (r > 1): the small LP on the survivors is solved by HiGHS (interior point
-  with crossover, so the answer is a vertex), and the vertex is polished: the multipliers and the fractional entries are
+* several bounds (r > 1): the dual is minimised over the box with an oracle that is one
+  selection on the survivors (:math:`\phi(\lambda)` and its subgradient
+  :math:`g_i = \langle s_i, x(\lambda)\rangle - b_i`): projected Newton steps with the
+  curvature of the elements at the k-th level, the survivors screened again on a box a few
+  steps wide around the point reached, until a few thousand remain; their LP is then solved
+  by HiGHS (a vertex) and polished: the multipliers and the fractional entries are
   recomputed from the linear systems that define the vertex, to floating-point accuracy.
+  Should the Newton phase stall, the ellipsoid method (a localisation that cannot fail)
+  takes over. See :func:`_several_bounds_finish`.
+
+Infeasibility: a bound that cannot be met alone is found by its :math:`T_k`; bounds that
+conflict only together are proved so by a Farkas ray of the dual, found by the same method
+with one bound fewer (:func:`_infeasibility_proof`): an infeasible problem costs about what
+a feasible one does.
 
 Costs: validation computes :math:`T_k(s_i)` (one selection per bound); screening is one
 streamed pass (the box's corners, two counts, the survivors gathered block by block) and
@@ -73,6 +84,7 @@ _NEWTON_STEPS = 12
 _CURVATURE_WINDOW = 512
 _NARROW_TRIES = 4
 _NEWTON_SHRINK = 16.0
+_SLOW_RESCREENS = 2
 #: Several bounds: the subsample is this many times ``sample_size``, and the first box
 #: ``lambda_est (1 +/- width / sqrt(k_sample))`` (one bound: 3).
 _SEVERAL_BOUNDS_SAMPLE_FACTOR = 4
@@ -293,6 +305,7 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
     width = (3.0 if r == 1 else _SEVERAL_BOUNDS_WIDTH) / np.sqrt(k_sample)
     widen = 4.0 if r == 1 else 2.0
     centre = estimate.multipliers
+    outside_rounds = 0
     for rounds in range(1, settings.max_rounds + 1):
         scale = np.where(centre > 0, centre, estimate.reference)
         lo = np.maximum(centre - width * scale, 0.0)
@@ -313,6 +326,12 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
         except _MinimumOutsideBox as outside:
             centre = outside.multipliers
             width *= widen
+            outside_rounds += 1
+            if outside_rounds >= 2 and not feasible:  # lambda keeps growing: are the bounds infeasible?
+                error = _infeasibility_proof(problem, inner, settings)
+                if error is not None:
+                    raise error from None
+                feasible = True
             continue
         inside = np.all(((lam > lo) | (lo == 0)) & (lam < hi))
         if inside or survivors.shape[0] == d:
@@ -380,15 +399,18 @@ def _sample_estimate(problem, inner, sample, scores, rtol) -> _SampleEstimate:
     return _SampleEstimate(np.asarray(lam, dtype=np.float64), reference, False)
 
 
-def _localised_sample_minimum(sampled: InnerProblem, reference: np.ndarray, rtol: float, tries: int = 6):
-    """lambda* of the subsample's problem with several bounds, from boxes [0, 4^t 4 lambda_ref]."""
+def _localised_sample_minimum(sampled: InnerProblem, reference: np.ndarray, rtol: float, tries: int = 3):
+    """lambda* of the subsample's problem with several bounds, from boxes [0, 4^t 4 lambda_ref].
+
+    A minimum beyond every box means that phi keeps decreasing as lambda grows: the bounds
+    are (nearly) infeasible together, reported as such (:class:`_ReducedProblemInfeasible`)."""
     hi = 4.0 * reference
     for _ in range(tries):
         try:
             return _solve_exact(sampled, rtol, (np.zeros_like(hi), hi, hi / 4.0))[1]
         except _MinimumOutsideBox as outside:
             hi = np.maximum(4.0 * hi, 2.0 * outside.multipliers)
-    raise SolverError("analytic: the subsample's lambda* lies beyond every box tried")
+    raise _ReducedProblemInfeasible()
 
 
 def _box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray, out=None):
@@ -925,9 +947,11 @@ def _newton_finish(stage: _Stage, box: _Box, rtol: float, counter: _Counter):
     re-screening on a box a few last steps wide around it, and the exact LP once at most
     ``_FINAL_LP_SIZE`` survivors remain; a box that misses the LP's multipliers is widened
     fourfold around them (``_NARROW_TRIES`` times), and so is one whose survivors' LP is
-    infeasible (the box fixed elements that lambda* does not). Raises :class:`_Stalled` when a
-    re-screening does not halve the survivors or the tries run out."""
+    infeasible (the box fixed elements that lambda* does not). Raises :class:`_Stalled` when
+    more than ``_SLOW_RESCREENS`` re-screenings did not halve the survivors or the tries run
+    out."""
     lam = np.clip(box.centre, stage.lo, stage.hi)
+    slow = 0  # re-screenings that did not halve the survivors
     while True:
         lam, half = _newton_steps(stage, lam, counter)
         if _on_outer_face(lam, box):
@@ -935,7 +959,8 @@ def _newton_finish(stage: _Stage, box: _Box, rtol: float, counter: _Counter):
         for _ in range(_NARROW_TRIES):
             narrow = _rescreen_stage(stage, np.maximum(lam - half, stage.lo), np.minimum(lam + half, stage.hi))
             if narrow.problem.size > _FINAL_LP_SIZE:
-                if 2 * narrow.problem.size > stage.problem.size:
+                slow += 2 * narrow.problem.size > stage.problem.size
+                if slow > _SLOW_RESCREENS:
                     raise _Stalled(stage, lam)
                 stage = narrow
                 break  # Newton again, on fewer elements

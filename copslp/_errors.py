@@ -19,9 +19,12 @@ class InfeasibleError(ValueError):
         Row of ``scores`` whose bound cannot be met (1-based among all rows, i.e. the index
         into ``scores``), or ``None`` when only the bounds taken together are infeasible.
     threshold : float or None
-        The bound that was asked for.
+        The bound that was asked for (bounds that conflict together: that of the first row
+        of ``conflicting_scores``).
     best_reachable : float or None
-        The largest value ``<s_i, x>`` can reach under the budget (and floors).
+        The largest value ``<s_i, x>`` can reach under the budget (and floors); bounds that
+        conflict together: the largest value of the first row of ``conflicting_scores``
+        while the other bounds of that tuple hold.
     conflicting_scores : tuple of int or None
         Rows of ``scores`` whose bounds cannot hold together (one row for a single bound),
         when the method that raised knows them.

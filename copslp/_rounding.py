@@ -44,7 +44,7 @@ MAX_SUBSETS = 4096
 #: of the k-th level, how many of them may be swapped, the most fractional entries it
 #: takes (all their subsets are tried), and how many of the best masks meeting the bounds
 #: are checked against the floors.
-NEIGHBOURS = 24
+NEIGHBOURS = 16
 SWAPS = 2
 MAX_FRACTIONAL_SEARCHED = 12
 MAX_FLOOR_CHECKS = 1000
@@ -95,7 +95,9 @@ def _search_near_level(problem: Problem, scan: PointScan, mask: np.ndarray, mult
 
     Every such mask is evaluated, as a sum of precomputed parts: the scores summed over the
     fixed elements, over each subset of the fractional entries, over each set of at most
-    ``SWAPS`` neighbours removed and over each set added (a broadcast over the three)."""
+    ``SWAPS`` neighbours removed and over each set added (a broadcast over the three). Masks
+    that meet every bound exactly come first, then those that miss one by at most ``xtol``
+    (relative, as :func:`copslp.solve` reports a bound met)."""
     if frac.shape[0] > MAX_FRACTIONAL_SEARCHED:
         return None
     removable, addable = _level_neighbours(problem, mask, multipliers, frac)
@@ -106,7 +108,6 @@ def _search_near_level(problem: Problem, scan: PointScan, mask: np.ndarray, mult
     added_sets = _subsets(problem.scores, addable, SWAPS)
     active = problem.active + 1
     thresholds = problem.thresholds[problem.active]
-    lowest = thresholds - xtol * np.maximum(np.abs(thresholds), 1e-300)
     candidates = []
     for removed, (removed_sums, removed_members) in enumerate(removed_sets):
         for added, (added_sums, added_members) in enumerate(added_sets):
@@ -116,11 +117,12 @@ def _search_near_level(problem: Problem, scan: PointScan, mask: np.ndarray, mult
             taken_sums, taken_members = fractional_sets[size]
             values = (base + taken_sums[:, None, None, :] - removed_sums[None, :, None, :]
                       + added_sums[None, None, :, :])  # (fractional sets, removals, additions, n)
-            meets = np.all(values[..., active] >= lowest, axis=-1)
-            for f, a, b in np.argwhere(meets):
-                candidates.append((values[f, a, b], taken_members[f], removed_members[a], added_members[b]))
-    candidates.sort(key=lambda candidate: -candidate[0][0])
-    for values, taken, removed, added in candidates[:MAX_FLOOR_CHECKS]:
+            shortfall = np.max((thresholds - values[..., active]) / np.maximum(np.abs(thresholds), 1e-300), axis=-1)
+            for f, a, b in np.argwhere(shortfall <= xtol):
+                candidates.append((shortfall[f, a, b] > 0, values[f, a, b], taken_members[f], removed_members[a],
+                                   added_members[b]))
+    candidates.sort(key=lambda candidate: (candidate[0], -candidate[1][0]))  # bounds met exactly first
+    for _, values, taken, removed, added in candidates[:MAX_FLOOR_CHECKS]:
         searched = fixed.copy()
         searched[list(taken) + list(added)] = True
         searched[list(removed)] = False
@@ -152,8 +154,11 @@ def _level_neighbours(problem: Problem, mask: np.ndarray, multipliers: np.ndarra
     highest_dropped = (np.empty(0), np.empty(0, dtype=np.intp))
     for block in blocks(problem.size):
         v = weights @ problem.scores[:, block]
-        kept = np.flatnonzero(mask[block] & ~outside[block])
-        dropped = np.flatnonzero(~mask[block] & ~outside[block])
+        inside = ~outside[block]
+        kept_cut = -lowest_kept[0].min() if lowest_kept[0].shape[0] == NEIGHBOURS else np.inf
+        dropped_cut = highest_dropped[0].min() if highest_dropped[0].shape[0] == NEIGHBOURS else -np.inf
+        kept = np.flatnonzero(mask[block] & inside & (v <= kept_cut))  # only what can enter the lists
+        dropped = np.flatnonzero(~mask[block] & inside & (v >= dropped_cut))
         lowest_kept = _extreme(lowest_kept, -v[kept], kept + block.start)
         highest_dropped = _extreme(highest_dropped, v[dropped], dropped + block.start)
     return lowest_kept[1], highest_dropped[1]
