@@ -64,7 +64,7 @@ from ._ellipsoid import Ellipsoid
 from ._inner import InnerProblem, check_single_bounds, mix_to_bound, reaches
 from ._problem import Problem, make_problem
 from ._result import LPSolution
-from ._selection import kth_largest, take_columns
+from ._selection import kth_largest, take_columns, top_k_sum
 
 __all__ = ["solve_analytic"]
 
@@ -156,6 +156,14 @@ def solve_analytic(problem: Problem, *, rtol: float = 1e-9, sample_size: int = 6
         return LPSolution(x, np.zeros(problem.n_scores - 1), rtol, info)
     if r > 1 and not problem.has_floors:
         check_single_bounds(problem, inner)  # T_k(s_i) >= b_i: known from validation, free
+        at_best = [row for row, i in enumerate(problem.active)
+                   if problem.thresholds[i] >= problem.best_reachable[i] - 1e-12 * abs(problem.best_reachable[i])]
+        if at_best:
+            x, lam, details = _solve_on_best_face(problem, inner, at_best[0], settings)
+            info.update(details)
+            multipliers = np.zeros(problem.n_scores - 1)
+            multipliers[problem.active] = lam
+            return LPSolution(x, multipliers, details.pop("tolerance", rtol), info)
 
     d = problem.size
     if r > 1:
@@ -174,6 +182,53 @@ def solve_analytic(problem: Problem, *, rtol: float = 1e-9, sample_size: int = 6
     multipliers = np.zeros(problem.n_scores - 1)
     multipliers[problem.active] = lam
     return LPSolution(x, multipliers, details.pop("tolerance", rtol), info)
+
+
+def _solve_on_best_face(problem: Problem, inner: InnerProblem, row: int, settings: _Settings):
+    r"""Several bounds, one of which (active ``row``, score i) asks for the best value its
+    score reaches (gamma_i = 1, no floors): every feasible x lies on the face
+    :math:`\langle s_i, x\rangle = T_k(s_i)`, which keeps every element with :math:`s_{ij}`
+    above the k-th largest value L of s_i, drops every one below it, and leaves the c
+    missing slots to the elements tied at L (often one). The problem left on the tied
+    elements, without bound i (their s_i are all L), is solved by :func:`solve_analytic`;
+    its multipliers hold for the other bounds. :math:`\lambda_i`, which may have to be large
+    (it is unbounded when the face is a single point), is the least that keeps every kept
+    element at or above the level and every dropped one at or below it: with
+    :math:`w = s_0 + \sum_{l \ne i}\lambda_l s_l` and :math:`\mu_T` the level of the tied
+    elements, :math:`\lambda_i = \max(0, \max_{s_{ij} > L} (\mu_T - w_j)/(s_{ij} - L),
+    \max_{s_{ij} < L} (w_j - \mu_T)/(L - s_{ij}))`; then v = w + lambda_i s_i has the level
+    :math:`\mu_T + \lambda_i L` and the certificate holds."""
+    s_i = inner.scores[row + 1]
+    k = problem.budget
+    level = kth_largest(s_i, k)
+    above, tied = np.flatnonzero(s_i > level), np.flatnonzero(s_i == level)
+    others = [other for other in range(inner.thresholds.shape[0]) if other != row]
+    rows = np.array([0] + [other + 1 for other in others])
+    taken = take_columns(inner.scores[rows], above).sum(axis=1)
+    face = Problem(take_columns(inner.scores[rows], tied), k - above.shape[0], inner.thresholds[others] - taken[1:],
+                   None, np.array([top_k_sum(row_scores, k - above.shape[0])
+                                   for row_scores in take_columns(inner.scores[rows[1:]], tied)]))
+    try:
+        solution = solve_analytic(face, **settings._asdict())
+    except InfeasibleError:
+        raise _infeasibility_or_failure(problem, inner, settings) from None
+    x = np.zeros(problem.size)
+    x[above] = 1.0
+    x[tied] = solution.x
+    lam_others = np.asarray(solution.multipliers)
+    w = inner.combine(np.insert(lam_others, row, 0.0))
+    w_tied = w[tied]
+    kept = solution.x > 0
+    tied_level = float(w_tied[kept].min()) if kept.any() else float(w_tied.max())
+    below = np.flatnonzero(s_i < level)
+    need = [0.0]
+    if above.shape[0]:
+        need.append(float(np.max((tied_level - w[above]) / (s_i[above] - level))))
+    if below.shape[0]:
+        need.append(float(np.max((w[below] - tied_level) / (level - s_i[below]))))
+    lam = np.insert(lam_others, row, max(need))
+    return x, lam, {"best_face_of": int(problem.active[row]) + 1, "face_size": int(tied.shape[0]),
+                    **{key: value for key, value in solution.info.items() if key in ("oracle_calls", "final_lp_size")}}
 
 
 def _check_options(rtol, sample_size, max_rounds) -> None:
@@ -288,7 +343,8 @@ def _infeasibility_or_failure(problem, inner, settings):
 
 def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
     """Screen around the subsample's estimate, solve the survivors exactly, and accept the
-    answer when its multipliers lie inside the box (else re-centre, widen and repeat)."""
+    answer when its multipliers lie inside the box (else re-centre, widen and repeat; with
+    several bounds, boxes that keep missing end in the exact LP on every element)."""
     rng = np.random.default_rng(settings.seed)
     d = problem.size
     sample = rng.integers(0, d, sample_size)
@@ -320,13 +376,17 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
                     raise error from None
                 feasible = True
             if survivors.shape[0] == d:
-                raise _infeasibility_or_failure(problem, inner, settings) from None
+                if r == 1:
+                    raise _infeasibility_or_failure(problem, inner, settings) from None
+                return _whole_problem_lp(problem, inner, settings, rounds)
             width *= 4.0
             continue
         except _MinimumOutsideBox as outside:
+            if survivors.shape[0] == d:
+                return _whole_problem_lp(problem, inner, settings, rounds)
             centre = outside.multipliers
-            width *= widen
             outside_rounds += 1
+            width *= widen ** outside_rounds  # lambda* far out (a bound at gamma = 1): reach it fast
             if outside_rounds >= 2 and not feasible:  # lambda keeps growing: are the bounds infeasible?
                 error = _infeasibility_proof(problem, inner, settings)
                 if error is not None:
@@ -347,7 +407,20 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
         error = _infeasibility_proof(problem, inner, settings)
         if error is not None:
             raise error
+    if r > 1:
+        return _whole_problem_lp(problem, inner, settings, settings.max_rounds)
     raise SolverError(f"analytic: lambda* not bracketed after {settings.max_rounds} rounds of screening")
+
+
+def _whole_problem_lp(problem, inner, settings: _Settings, rounds: int):
+    """Several bounds whose boxes kept missing lambda* (it can be very large when a bound
+    asks for the best value its score reaches, gamma = 1): the exact LP on every element."""
+    try:
+        x, lam, details = _final_lp(inner, settings.rtol)
+    except _ReducedProblemInfeasible:
+        raise _infeasibility_or_failure(problem, inner, settings) from None
+    details.update(rounds=rounds, survivors=problem.size, oracle_calls=0, final_lp_size=problem.size)
+    return x, lam, details
 
 
 def _sample_estimate(problem, inner, sample, scores, rtol) -> _SampleEstimate:

@@ -16,7 +16,7 @@ import pytest
 
 import copslp
 import copslp._analytic as analytic
-from conftest import Case, assert_optimal, greedy_value
+from conftest import Case, assert_optimal, dual_bound, greedy_value
 from test_core import _positive_best, make_scores
 
 SIZE = 6000
@@ -66,6 +66,10 @@ def test_several_bounds_agree_with_reference(case):
     assert_optimal(result, case)
     assert result.certificate.tolerance == 1e-9
     info = result.info
+    if np.any(np.asarray(case.gamma) == 1.0) and not case.has_floors:  # the face of that bound, first
+        assert info["best_face_of"] == int(np.flatnonzero(np.asarray(case.gamma) == 1.0)[0]) + 1
+        assert 1 <= info["face_size"] <= case.size
+        return
     assert "box" in info, f"the screened path was not taken: {dict(info)}"
     assert 1 <= info["final_lp_size"] <= info["survivors"] <= case.size
     assert info["oracle_calls"] >= (1 if info["survivors"] > analytic._FINAL_LP_SIZE else 0)
@@ -90,6 +94,21 @@ def _farkas_gap(case: Case, error: copslp.InfeasibleError) -> float:
     assert rows.shape == ray.shape and np.all(ray > 0) and ray[0] == 1.0
     v = ray @ case.s[rows]
     return greedy_value(v, case.k, case.group_vec, case.floor_vec) - float(ray @ case.thresholds[rows - 1])
+
+
+def test_gamma_one_at_large_size():
+    """A bound at the best value of its score (gamma = 1) beside others, D = 200000: its
+    multiplier is large (the face is one point), found without screening; certified at 1e-9
+    and checked by the dual bound (sorting), not by the reference LP, which cannot hold a bound
+    at gamma = 1 at this size."""
+    rng = np.random.default_rng(41)
+    case = Case(rng.random((4, 200_000)), 10_000, gamma=[0.4, 1.0, 0.5], label="gamma-one-large")
+    result = _solve(case)
+    assert result.info["best_face_of"] == 2
+    assert result.certificate.passed and result.certificate.tolerance == 1e-9
+    scale = case.magnitude(0) + sum(float(result.multipliers[i]) * case.magnitude(i + 1) for i in case.active)
+    assert abs(dual_bound(case, result.multipliers) - result.objective) <= 1e-9 * scale
+    assert np.array_equal(np.flatnonzero(result.x == 1.0), np.sort(np.argsort(-case.s[2])[:case.k]))
 
 
 INFEASIBLE = [
