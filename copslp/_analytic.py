@@ -431,18 +431,22 @@ def _sample_estimate(problem, inner, sample, scores, rtol) -> _SampleEstimate:
     sixteenth of it (recursively), so that it need not start from lambda = 0 and infinity.
     Several bounds: the localisation of :func:`_several_bounds_finish` on the subsample,
     from the box [0, 4 lambda_ref] (lambda_ref = mean |s_0| / mean |s_i|, the scale at which
-    s_i weighs as much as s_0), widened fourfold while the minimum lies outside it. (Smaller
-    subsamples of heavy-tailed scores misplace lambda* by factors, not percents.)"""
+    s_i weighs as much as s_0), widened fourfold while the minimum lies outside it; its
+    Newton steps start from the estimate of a sixteenth of the subsample (recursively), but
+    the box stays wide: smaller subsamples of heavy-tailed scores misplace lambda* by
+    factors, not percents."""
     d = problem.size
     r = inner.thresholds.shape[0]
     k = max(1, int(round(problem.budget * sample.shape[0] / d)))
     magnitude = np.abs(scores).mean(axis=1)
     reference = np.where(magnitude[1:] > 0, magnitude[0] / np.maximum(magnitude[1:], 1e-300), 1.0)
     reference = np.where(reference > 0, reference, 1.0)
-    bracket = None
+    bracket = guess = None
     part = sample.shape[0] // 16
-    if r == 1 and round(problem.budget * part / d) >= _MIN_SAMPLE_BUDGET:
-        guess = _sample_estimate(problem, inner, sample[:part], scores[:, :part], rtol).multipliers
+    if round(problem.budget * part / d) >= _MIN_SAMPLE_BUDGET and (r == 1 or part >= _FINAL_LP_SIZE):
+        estimate = _sample_estimate(problem, inner, sample[:part], scores[:, :part], rtol)
+        guess = None if estimate.infeasible else estimate.multipliers
+    if r == 1 and guess is not None:
         width = 3.0 / np.sqrt(problem.budget * part / d)
         bracket = (guess * (1 - width), guess * (1 + width), guess)
     thresholds = []
@@ -464,7 +468,7 @@ def _sample_estimate(problem, inner, sample, scores, rtol) -> _SampleEstimate:
         if r == 1:
             _, lam, _ = _solve_exact(sampled, rtol, bracket)
         else:
-            lam = _localised_sample_minimum(sampled, reference, rtol)
+            lam = _localised_sample_minimum(sampled, reference, rtol, guess)
     except _ReducedProblemInfeasible:
         return _SampleEstimate(np.zeros(r), reference, True)
     except SolverError:
@@ -472,17 +476,21 @@ def _sample_estimate(problem, inner, sample, scores, rtol) -> _SampleEstimate:
     return _SampleEstimate(np.asarray(lam, dtype=np.float64), reference, False)
 
 
-def _localised_sample_minimum(sampled: InnerProblem, reference: np.ndarray, rtol: float, tries: int = 3):
-    """lambda* of the subsample's problem with several bounds, from boxes [0, 4^t 4 lambda_ref].
+def _localised_sample_minimum(sampled: InnerProblem, reference: np.ndarray, rtol: float, guess=None,
+                              tries: int = 3):
+    """lambda* of the subsample's problem with several bounds, from boxes [0, 4^t 4 lambda_ref]
+    (at least twice the ``guess`` of a smaller subsample, where the Newton steps start).
 
     A minimum beyond every box means that phi keeps decreasing as lambda grows: the bounds
     are (nearly) infeasible together, reported as such (:class:`_ReducedProblemInfeasible`)."""
-    hi = 4.0 * reference
+    start = reference if guess is None else guess
+    hi = np.maximum(4.0 * reference, 2.0 * start)
     for _ in range(tries):
         try:
-            return _solve_exact(sampled, rtol, (np.zeros_like(hi), hi, hi / 4.0))[1]
+            return _solve_exact(sampled, rtol, (np.zeros_like(hi), hi, np.minimum(start, hi)))[1]
         except _MinimumOutsideBox as outside:
             hi = np.maximum(4.0 * hi, 2.0 * outside.multipliers)
+            start = outside.multipliers
     raise _ReducedProblemInfeasible()
 
 
