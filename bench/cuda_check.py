@@ -19,7 +19,6 @@ It prints one PASS/FAIL line per check and writes ``cuda_check.json`` to ``--out
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import platform
 import sys

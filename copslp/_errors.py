@@ -19,23 +19,38 @@ class InfeasibleError(ValueError):
         Row of ``scores`` whose bound cannot be met (1-based among all rows, i.e. the index
         into ``scores``), or ``None`` when only the bounds taken together are infeasible.
     threshold : float or None
-        The bound that was asked for.
+        The bound that was asked for (bounds that conflict together: that of the first row
+        of ``conflicting_scores``).
     best_reachable : float or None
-        The largest value ``<s_i, x>`` can reach under the budget (and floors).
+        The largest value ``<s_i, x>`` can reach under the budget (and floors); bounds that
+        conflict together: the largest value of the first row of ``conflicting_scores``
+        while the other bounds of that tuple hold.
+    conflicting_scores : tuple of int or None
+        Rows of ``scores`` whose bounds cannot hold together (one row for a single bound),
+        when the method that raised knows them.
+    farkas_multipliers : ndarray or None
+        A ray ``lambda >= 0`` (one entry per row of ``conflicting_scores``) that proves it:
+        ``T_k^P(sum_i lambda_i s_i) < sum_i lambda_i b_i``, with ``T_k^P`` the best value of
+        ``<v, x>`` over the points within the budget (and floors); see COPS.md section 3.
     """
 
-    def __init__(self, message, *, score_index=None, threshold=None, best_reachable=None):
+    def __init__(self, message, *, score_index=None, threshold=None, best_reachable=None,
+                 conflicting_scores=None, farkas_multipliers=None):
         super().__init__(message)
         self.score_index = score_index
         self.threshold = threshold
         self.best_reachable = best_reachable
+        self.conflicting_scores = conflicting_scores
+        self.farkas_multipliers = farkas_multipliers
 
     def __reduce__(self):  # keep the attributes when sent between processes
-        return _rebuild_infeasible, (str(self), self.score_index, self.threshold, self.best_reachable)
+        return _rebuild_infeasible, (str(self), self.__dict__)
 
 
-def _rebuild_infeasible(message, score_index, threshold, best_reachable):
-    return InfeasibleError(message, score_index=score_index, threshold=threshold, best_reachable=best_reachable)
+def _rebuild_infeasible(message, attributes):
+    error = InfeasibleError(message)
+    error.__dict__.update(attributes)
+    return error
 
 
 class SolverError(RuntimeError):
@@ -43,4 +58,4 @@ class SolverError(RuntimeError):
 
 
 class CopsWarning(UserWarning):
-    """Something the caller should know: an ignored option, a bound the mask misses, ..."""
+    """Something the caller should know: a bound the rounded mask misses, ..."""

@@ -4,9 +4,9 @@ Two cases (COPS.md §3). A bound that cannot be met on its own: the largest valu
 ``<s_i, x>`` over budget-k points meeting the floors is ``T_k(s_i)`` without floors and the
 value of the floors greedy (COPS.md §6) with them; if that is below ``b_i`` the error names
 the score, the bound and that value. Bounds that can each be met but not all at once: the
-error lists the bounds with their best values, and, when the method found one, the Farkas
-ray ``lambda >= 0`` that proves it (``T^P_k(sum_i lambda_i s_i) < <lambda, b>``) and by how
-much the bounds miss along it.
+error names the conflicting bounds, the Farkas ray ``lambda >= 0`` that proves it
+(``T^P_k(sum_i lambda_i s_i) < <lambda, b>``, found by the analytic method) and by how much
+the bound misses; a generic backend's verdict lists the bounds with their best values.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ._inner import reaches
 from ._problem import Problem
 from ._selection import top_k_with_floors
 
-__all__ = ["best_reachable", "single_bound_error", "joint_error", "backend_infeasible_error"]
+__all__ = ["best_reachable", "single_bound_error", "joint_error", "conflict_error", "backend_infeasible_error"]
 
 
 def best_reachable(problem: Problem, index: int) -> float:
@@ -47,26 +47,36 @@ def single_bound_error(problem: Problem) -> InfeasibleError | None:
     return None
 
 
-def joint_error(problem: Problem, *, binary: bool = False, ray: np.ndarray | None = None,
-                shortfall: float | None = None) -> InfeasibleError:
-    """The error for bounds that can each be met, but not all at once.
-
-    ``ray`` (one lambda >= 0 per secondary score) and ``shortfall``
-    (``<lambda, b> - T^P_k(sum_i lambda_i s_i)`` relative to ``<lambda, b>``), when the method
-    found them, say which bounds conflict and by how much. ``binary``: no 0/1 mask meets them
-    all, although the LP may be feasible.
-    """
+def joint_error(problem: Problem, *, binary: bool = False) -> InfeasibleError:
+    """The error for bounds that can each be met, but not all at once, when no Farkas ray is
+    known (a generic backend's verdict). ``binary``: no 0/1 mask meets them all, although the
+    LP may be feasible."""
     what = "no 0/1 mask meets" if binary else "no point meets"
     reach = {int(i) + 1: best_reachable(problem, int(i)) for i in problem.active}
-    message = (f"{what} all bounds{' and floors' if problem.has_floors else ''} at once, although each bound "
-               f"alone can be met (bounds {problem.thresholds[problem.active].tolist()} on scores "
-               f"{list(reach)}, best reachable values {list(reach.values())})")
-    if ray is not None:
-        conflicting = [int(i) + 1 for i in np.flatnonzero(ray > 0)]
-        weights = ", ".join(f"{float(ray[i - 1]):.4g} s_{i}" for i in conflicting)
-        message += (f"; the bounds on scores {conflicting} conflict: the combination {weights} reaches at most "
-                    f"{100 * (1 - shortfall):.6g}% of what those bounds ask of it together")
-    return InfeasibleError(message + "; lower gamma or the bounds")
+    return InfeasibleError(
+        f"{what} all bounds{' and floors' if problem.has_floors else ''} at once, although each bound "
+        f"alone can be met (bounds {problem.thresholds[problem.active].tolist()} on scores "
+        f"{list(reach)}, best reachable values {list(reach.values())}); lower gamma or the bounds")
+
+
+def conflict_error(problem: Problem, rows: tuple, ray: np.ndarray, best: float) -> InfeasibleError:
+    """The error for the bounds on ``rows`` (rows of scores, the first one with multiplier 1)
+    proved to conflict by the Farkas ray ``ray`` (one multiplier per row): with the others
+    met, scores[rows[0]] reaches at most ``best``, short of its bound."""
+    head_row = rows[0]
+    b = float(problem.thresholds[head_row - 1])
+    others = [row for row in rows if row != head_row]
+    names = ", ".join(f"scores[{row}]" for row in rows)
+    floors = " and the floors" if problem.has_floors else ""
+    return InfeasibleError(
+        f"the bounds on {names} cannot all be met at once (each alone can): with the bounds on "
+        f"{', '.join(f'scores[{row}]' for row in others)}{floors} met, <scores[{head_row}], x> reaches at "
+        f"most {best!r} (budget k = {problem.budget}), short of its bound {b!r} by {b - best!r} "
+        f"({(b - best) / max(abs(b), 1e-300):.3g} of the bound); Farkas multipliers "
+        f"{dict(zip(rows, np.asarray(ray).tolist()))}; lower gamma or the bounds",
+        threshold=b, best_reachable=best, conflicting_scores=rows,
+        farkas_multipliers=np.asarray(ray, dtype=np.float64),
+    )
 
 
 def backend_infeasible_error(problem: Problem, *, binary: bool = False) -> InfeasibleError | SolverError:

@@ -70,6 +70,10 @@ class InnerProblem:
         rank[np.lexsort((secondary, primary))] = np.arange(self.size)
         return self.select(rank)
 
+    def combine(self, multipliers: np.ndarray) -> np.ndarray:
+        """``v = s_0 + sum_i lambda_i s_i`` (a new array; one matrix-vector product)."""
+        return np.concatenate([[1.0], multipliers]) @ self.scores
+
     def mask_of(self, chosen: np.ndarray) -> np.ndarray:
         """Boolean mask of the elements ``chosen``."""
         mask = np.zeros(self.size, dtype=bool)

@@ -103,7 +103,7 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
         certificate = certify_binary(problem, x, solution, rtol=tolerance)
     if not certificate.passed:
         raise SolverError(f"method {spec.name!r} returned a point that is not optimal: {certificate.summary()}")
-    mask, rule, mask_values = round_to_mask(problem, x, tolerance, scan)
+    mask, rule, mask_values = round_to_mask(problem, x, tolerance, scan, solution.multipliers)
     values = scan.values
     violations = np.maximum(problem.thresholds - mask_values[1:], 0.0)
     violations[~np.isfinite(problem.thresholds)] = 0.0

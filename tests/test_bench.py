@@ -141,6 +141,27 @@ def test_targets_tiny(tmp_path, capsys):
             assert r["rel_diff"] < 1e-6
 
 
+# ------------------------------------------------------------------------- several bounds
+def test_several_bounds_tiny(tmp_path, capsys):
+    rc = load("several_bounds")["main"](["--tiny", "--out", str(tmp_path)])
+    assert rc in (0, 1)  # tiny sizes: PASS or FAIL says nothing; it must run
+    payload = json.loads((tmp_path / "several_bounds.json").read_text())
+    names = {r["target"] for r in payload["results"]}
+    assert names == {f"ratios {f} D/{d}" for f in common.FAMILIES for d in (20, 100)} | {
+        f"{what} {f}" for what in ("highs", "infeasible") for f in common.FAMILIES} | {"memory"}
+    for r in payload["results"]:
+        assert r["status"] in ("PASS", "FAIL", "N/A")
+        assert (r["status"] == "N/A") == bool(r.get("infeasible")), r["line"]  # N/A only for an infeasible problem
+        if r["target"].startswith("infeasible"):
+            assert "cannot all be met at once" in r["message"]
+        if r["target"].startswith("highs"):
+            assert r["ratio"] > 0
+    assert len(payload["scaling"]) == 4 and payload["rounding"]
+    for record in payload["rounding"]:  # copslp's mask meets every bound wherever the fractional entries did
+        assert record["meets_now"] or not record["meets_fractional_only"]
+    assert "rounding: the mask meets every bound" in capsys.readouterr().out
+
+
 # ------------------------------------------------------------------------- real scores
 @pytest.mark.torch
 def test_models_have_the_documented_sizes():

@@ -706,19 +706,29 @@ def test_heavy_tailed_signed_gamma_one_backends(method):
         _assert_dual_certified(result, case)
 
 
-@pytest.mark.parametrize("method", ["analytic", "highs", "scipy"])
+_HIDDEN_INFEASIBLE = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [100.0, 0.0, -1e10]])
+
+
+@pytest.mark.parametrize("method", ["highs", "scipy"])
 @pytest.mark.xfail(strict=True, reason=(
     "jointly infeasible bounds (k = 1 and <s_1, x> >= 1 force x = e_1, then <s_2, x> = 0 < 100) "
-    "beside a huge negative entry (-1e10): the LP methods (analytic through its HiGHS finish) take "
-    "the point as feasible at their tolerance on the scaled row, the certificate then rejects it "
-    "and solve raises SolverError 'primal 1.0e+00' instead of InfeasibleError (cvxpy and milp "
-    "raise InfeasibleError)"))
+    "beside a huge negative entry (-1e10): the generic LP methods take the point as feasible at "
+    "their tolerance on the scaled row, the certificate then rejects it and solve raises "
+    "SolverError 'primal 1.0e+00' instead of InfeasibleError (cvxpy and milp raise InfeasibleError)"))
 def test_infeasible_bound_hidden_by_a_huge_negative_entry(method):
     method_or_skip(method)
-    scores = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [100.0, 0.0, -1e10]])
-    assert Case(scores, 1, gamma=[1.0, 1.0]).reference.status == "infeasible"
+    assert Case(_HIDDEN_INFEASIBLE, 1, gamma=[1.0, 1.0]).reference.status == "infeasible"
     with pytest.raises(copslp.InfeasibleError):
-        _solve_checked(Case(scores, 1, gamma=[1.0, 1.0]), method)
+        _solve_checked(Case(_HIDDEN_INFEASIBLE, 1, gamma=[1.0, 1.0]), method)
+
+
+def test_infeasible_bound_hidden_by_a_huge_negative_entry_analytic():
+    """analytic decides joint infeasibility by its Farkas ray (one bound as the objective,
+    the other kept), not by a generic LP's tolerance: InfeasibleError naming both bounds."""
+    assert Case(_HIDDEN_INFEASIBLE, 1, gamma=[1.0, 1.0]).reference.status == "infeasible"
+    with pytest.raises(copslp.InfeasibleError, match="at once") as excinfo:
+        _solve_checked(Case(_HIDDEN_INFEASIBLE, 1, gamma=[1.0, 1.0]), "analytic")
+    assert excinfo.value.conflicting_scores == (1, 2)
 
 
 def test_two_score_bound_met_beside_a_huge_negative_entry():
@@ -731,14 +741,16 @@ def test_two_score_bound_met_beside_a_huge_negative_entry():
     assert value >= 0.5 - 1e-8 * 0.5, value
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "analytic on bounds that are jointly infeasible by 1e-8 of the best value (x_2 = 1 for "
-    "gamma_1 = 1 leaves nothing for <s_2, x> >= 1e-8) raises SolverError 'primal 1.0e-08' "
-    "instead of InfeasibleError"))
 def test_slightly_infeasible_bounds_analytic():
+    """Regression: bounds jointly infeasible by 1e-8 of the best value (x_2 = 1 for
+    gamma_1 = 1 leaves nothing for <s_2, x> >= 1e-8) once raised SolverError 'primal 1.0e-08'."""
     scores = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
-    with pytest.raises(copslp.InfeasibleError):
+    with pytest.raises(copslp.InfeasibleError, match="at once") as excinfo:
         _solve_checked(Case(scores, 1, gamma=[1.0, 1e-8]), "analytic")
+    assert excinfo.value.conflicting_scores == (1, 2)
+    # with <s_2, x> >= 1e-8 met, <s_1, x> reaches 1 - 1e-8 (x = 1e-8 e_1 + (1 - 1e-8) e_2)
+    assert excinfo.value.best_reachable == pytest.approx(1.0 - 1e-8, rel=1e-12)
+    assert excinfo.value.threshold == 1.0
 
 
 @pytest.mark.xfail(strict=True, reason=(
