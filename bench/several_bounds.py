@@ -253,7 +253,7 @@ def main(argv=None) -> int:
         lines += ["", f"rounding: the mask meets every bound on {now} of {len(rounding)} feasible problems "
                       f"(fractional entries alone: {before} of {len(rounding)})"]
         lines += [f"  {r['problem']}: {'meets' if r['meets_now'] else 'MISSES'} ({r['rule_now']}); fractional "
-                  f"alone {'meets' if r['meets_fractional_only'] else 'misses'}; rounding loss {r["relative_rounding_loss"]:.1e} of the LP optimum"
+                  f"alone {'meets' if r['meets_fractional_only'] else 'misses'}; rounding loss {r['relative_rounding_loss']:.1e} of the LP optimum"
                   for r in rounding]
     text = "\n".join(lines)
     print(text)
