@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import copslp
-import copslp._analytic as analytic
+import copslp._several_bounds as several_bounds
 from conftest import Case, assert_optimal, dual_bound, greedy_value
 from test_core import _positive_best, make_scores
 
@@ -72,15 +72,15 @@ def test_several_bounds_agree_with_reference(case):
         return
     assert "box" in info, f"the screened path was not taken: {dict(info)}"
     assert 1 <= info["final_lp_size"] <= info["survivors"] <= case.size
-    assert info["oracle_calls"] >= (1 if info["survivors"] > analytic._FINAL_LP_SIZE else 0)
+    assert info["oracle_calls"] >= (1 if info["survivors"] > several_bounds.FINAL_LP_SIZE else 0)
 
 
 @pytest.mark.parametrize("case", CASES[:3] + CASES[10:11], ids=lambda c: c.label)
 def test_ellipsoid_localisation_agrees_with_reference(case, monkeypatch):
     """The fallback localisation alone (no Newton steps, no narrow boxes) reaches the same
     optimum."""
-    monkeypatch.setattr(analytic, "_NEWTON_STEPS", 0)
-    monkeypatch.setattr(analytic, "_NARROW_TRIES", 0)
+    monkeypatch.setattr(several_bounds, "_NEWTON_STEPS", 0)
+    monkeypatch.setattr(several_bounds, "_NARROW_TRIES", 0)
     result = _solve(case)
     assert result.info["localisation"] == "ellipsoid"
     assert_optimal(result, case)

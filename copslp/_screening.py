@@ -1,0 +1,230 @@
+"""Safe screening for the analytic method (COPS.md §4): what a box of multipliers decides.
+
+For every lambda in a box [lo, hi], an element whose smallest value
+:math:`v_j(\lambda) = s_{0j} + \sum_i \lambda_i s_{ij}` over the box exceeds the level of
+the k-th largest of the largest values is in every optimal set (fixed to 1); one whose
+largest value lies below the level of the k-th largest of the smallest values is in none
+(fixed to 0). The rest, the survivors, make a reduced problem (:class:`InnerProblem`) with the
+budget and bounds left over. The levels are estimated on the subsample and verified by
+counting in one streamed pass; exact selection is the fallback. With floors, elements that
+are among their group's forced best throughout the box are fixed too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._blocks import BLOCK, blocks
+from ._inner import InnerProblem
+from ._selection import kth_largest, take_columns
+
+__all__ = ["ReducedProblemInfeasible", "MinimumOutsideBox", "RESCREEN_MIN_SIZE", "RESCREEN_SHRINK", "box_extremes",
+           "screen", "screen_exact", "reduce_problem"]
+
+#: A problem is screened again once the bracket (or box) of its multipliers is this many
+#: times narrower than the one it was screened with, if it still has this many elements.
+RESCREEN_SHRINK = 4.0
+RESCREEN_MIN_SIZE = 1 << 14
+
+
+class ReducedProblemInfeasible(Exception):
+    """The problem on the survivors is infeasible: the box was wrong, or the bounds are."""
+
+
+class MinimumOutsideBox(Exception):
+    """The minimiser of the reduced dual lies outside the box it was screened with; it is
+    carried in ``multipliers`` (a better centre for the next box)."""
+
+    def __init__(self, multipliers: np.ndarray):
+        super().__init__()
+        self.multipliers = multipliers
+
+
+def box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray, out=None):
+    """``(low, high)``: the smallest and largest ``v_j(lambda)`` over the box [lo, hi] for the
+    columns of ``scores`` (row 0 = s_0, then one row per multiplier).
+
+    With one multiplier they are v at the two corners (``s_0 + min(a, b) = min(s_0 + a, s_0 + b)``
+    in floats too). With several: v at the corners lo and hi when every s_i >= 0 (lo >= 0
+    always), else v at the centre -/+ ``sum_i (hi_i - lo_i) / 2 |s_i|``; one matrix-vector
+    product each. Written into ``out`` (two buffers of the right length) when given.
+    """
+    if lo.shape[0] == 1:
+        at_lo, at_hi = (np.empty(scores.shape[1]), np.empty(scores.shape[1])) if out is None else out
+        np.multiply(scores[1], lo[0], out=at_lo)
+        at_lo += scores[0]
+        np.multiply(scores[1], hi[0], out=at_hi)
+        at_hi += scores[0]
+        if lo[0] >= 0 and scores.shape[1] and scores[1].min() >= 0:
+            return at_lo, at_hi  # rounding is monotone: lo s_1 <= hi s_1 stays so
+        low = np.minimum(at_lo, at_hi)
+        return low, np.maximum(at_lo, at_hi, out=at_hi)
+    low, high = (np.empty(scores.shape[1]), np.empty(scores.shape[1])) if out is None else out
+    secondary = scores[1:]
+    if scores.shape[1] and secondary.min() >= 0:  # lo >= 0: v is least at lo, largest at hi
+        np.dot(lo, secondary, out=low)
+        low += scores[0]
+        np.dot(hi, secondary, out=high)
+        high += scores[0]
+        return low, high
+    np.dot((lo + hi) / 2.0, secondary, out=low)  # v at the centre, -/+ the half-widths times |s_i|
+    low += scores[0]
+    spread = ((hi - lo) / 2.0) @ np.abs(secondary)
+    np.add(low, spread, out=high)
+    low -= spread
+    return low, high
+
+
+def screen(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample_scores: np.ndarray):
+    """Fix what is decided for every lambda in the box [lo, hi]; return the reduced problem.
+
+    An element is fixed to 1 when its smallest value over the box exceeds ``one_level``, to 0
+    when its largest value is below ``zero_level``. Safe levels: ``one_level`` at least the
+    (k - F)-th largest of ``high`` (F = sum of floors) and ``zero_level`` at most the k-th
+    largest of ``low`` (with floors the (k+1)-th); with floors, an element among the
+    floors[g] best of its group g for some lambda in the box is never dropped. The levels are
+    estimated on the subsample and verified by counting in the same streamed pass
+    (``#{high > one_level} < k - F``, ``#{low >= zero_level} >= k (+1)``); when a count
+    fails, the exact levels are computed by selection over full-length arrays.
+    """
+    streamed = _screen_streamed(inner, lo, hi, *_sample_levels(inner, lo, hi, sample_scores))
+    if streamed is not None:
+        return streamed
+    return screen_exact(inner, lo, hi)
+
+
+def screen_exact(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray):
+    """:func:`screen` with the exact levels, by selection over the whole of ``inner``."""
+    k = inner.budget
+    low, high = box_extremes(inner.scores, lo, hi)
+    if inner.floors is None:
+        ones = low > kth_largest(high, k)
+        zeros = high < kth_largest(low, k)
+    else:
+        total_floor = int(inner.floors.sum())
+        ones = low > kth_largest(high, k - total_floor) if k > total_floor else np.zeros(inner.size, bool)
+        ones |= low > _group_floor_levels(inner, high)  # among its group's forced best throughout
+        zeros = high < (kth_largest(low, k + 1) if k < inner.size else -np.inf)
+        zeros &= high < _group_floor_levels(inner, low)
+    survivors = np.flatnonzero(~(ones | zeros))
+    return reduce_problem(inner, np.flatnonzero(ones), survivors)
+
+
+def _level_ranks(inner: InnerProblem):
+    """Ranks of the safe one- and zero-levels (see :func:`screen`); 0 means none."""
+    k = inner.budget
+    if inner.floors is None:
+        return k, k
+    return k - int(inner.floors.sum()), (k + 1 if k < inner.size else 0)
+
+
+def _sample_levels(inner, lo, hi, sample_scores):
+    """Conservative estimates of the one- and zero-levels from the subsample's scores."""
+    low, high = box_extremes(sample_scores, lo, hi)
+    m = sample_scores.shape[1]
+    one_rank, zero_rank = _level_ranks(inner)
+
+    def scaled(rank, direction):
+        r = int(round(rank * m / inner.size))
+        margin = int(np.ceil(4.0 * np.sqrt(max(r, 1)))) + 8
+        return min(max(1, r + direction * margin), m)
+
+    one_level = kth_largest(high, scaled(one_rank, -1)) if one_rank > 0 else np.inf
+    zero_level = kth_largest(low, scaled(zero_rank, +1)) if zero_rank > 0 else -np.inf
+    return one_level, zero_level
+
+
+def _screen_streamed(inner, lo, hi, one_level, zero_level):
+    """One streamed pass with given levels; ``None`` if a count shows a level is unsafe.
+
+    With floors, a group with at least floors[g] elements whose ``low`` reaches the zero
+    level has its floors[g]-th best above every element below that level, so the group rule
+    holds without a per-group selection; the elements of the other groups all survive.
+    """
+    one_rank, zero_rank = _level_ranks(inner)
+    floors = inner.floors
+    above_one = at_or_above_zero = 0
+    support = None if floors is None else np.zeros(floors.shape[0], dtype=np.int64)
+    taken = np.zeros(inner.scores.shape[0])
+    ones, survivors, survivor_scores = [], [], []
+    buffers = (np.empty(BLOCK), np.empty(BLOCK))
+    for block in blocks(inner.size):
+        scores = inner.scores[:, block]
+        width = scores.shape[1]
+        low, high = box_extremes(scores, lo, hi, (buffers[0][:width], buffers[1][:width]))
+        above_one += int(np.count_nonzero(high > one_level))
+        reaching = low >= zero_level
+        at_or_above_zero += int(np.count_nonzero(reaching))
+        if support is not None:
+            support += np.bincount(inner.groups[block][reaching], minlength=floors.shape[0])
+        fixed_one = np.flatnonzero(low > one_level)
+        survivor = np.flatnonzero((high >= zero_level) & (low <= one_level))
+        taken += take_columns(scores, fixed_one).sum(axis=1)
+        ones.append(fixed_one + block.start)
+        survivors.append(survivor + block.start)
+        survivor_scores.append(take_columns(scores, survivor))  # gathered while the block is in cache
+    if (one_rank > 0 and above_one >= one_rank) or at_or_above_zero < zero_rank:
+        return None
+    ones, survivors = np.concatenate(ones), np.concatenate(survivors)
+    survivor_scores = np.concatenate(survivor_scores, axis=1)
+    if support is not None and np.any(support < floors):
+        forced = _forced_candidates(inner, lo, hi, support < floors, zero_level)
+        survivors = np.concatenate([survivors, forced])
+        survivor_scores = np.concatenate([survivor_scores, take_columns(inner.scores, forced)], axis=1)
+    return reduce_problem(inner, ones, survivors, taken, survivor_scores)
+
+
+def _forced_candidates(inner, lo, hi, short, zero_level):
+    """Members of the ``short`` groups below the zero level that may still be among the
+    floors[g] best of their group g for some lambda in the box: ``high_j`` at least the
+    floors[g]-th largest ``low`` of the group (a selection within each short group). They
+    are disjoint from the survivors of the streamed pass, which reach the zero level."""
+    order, starts = inner._group_layout
+    found = []
+    for g in np.flatnonzero(short):
+        if order is None:
+            members = slice(starts[g], starts[g + 1])
+            low, high = box_extremes(inner.scores[:, members], lo, hi)
+        else:
+            members = order[starts[g]:starts[g + 1]]
+            low, high = box_extremes(take_columns(inner.scores, members), lo, hi)
+        level = kth_largest(low, int(inner.floors[g]))
+        keep = np.flatnonzero((high < zero_level) & (high >= level))
+        found.append(keep + starts[g] if order is None else members[keep])
+    return np.concatenate(found)
+
+
+def reduce_problem(inner: InnerProblem, ones: np.ndarray, survivors: np.ndarray, taken=None, survivor_scores=None):
+    """The problem left on ``survivors`` once ``ones`` are kept; returns (reduced, ones, survivors).
+
+    ``taken`` (the scores summed over ``ones``) and ``survivor_scores`` are gathered here
+    unless given."""
+    s = inner.scores
+    if taken is None:
+        taken = take_columns(s, ones).sum(axis=1)
+    if survivor_scores is None:
+        survivor_scores = take_columns(s, survivors)
+    groups = floors = None
+    if inner.floors is not None:
+        groups = inner.groups[survivors]
+        kept = np.bincount(inner.groups[ones], minlength=inner.floors.shape[0])
+        floors = np.maximum(inner.floors - kept, 0)
+    reduced = InnerProblem(survivor_scores, inner.budget - ones.shape[0], inner.thresholds - taken[1:], groups, floors)
+    return reduced, ones, survivors
+
+
+def _group_floor_levels(inner: InnerProblem, values: np.ndarray) -> np.ndarray:
+    """Per element: the floors[g]-th largest of ``values`` in its group g (+inf where
+    floors[g] = 0).
+
+    An element whose largest value over the box is below that level of ``low`` is never
+    among the forced best of its group; one whose smallest value is above that level of
+    ``high`` always is (at most floors[g] - 1 members can reach above it), so it is in
+    every best set.
+    """
+    levels = np.full(inner.floors.shape[0], np.inf)
+    order, starts = inner._group_layout
+    ordered = values if order is None else values[order]
+    for g in np.flatnonzero(inner.floors > 0):
+        levels[g] = kth_largest(ordered[starts[g]:starts[g + 1]], int(inner.floors[g]))
+    return levels[inner.groups]

@@ -1,0 +1,408 @@
+r"""The exact finish for several bounds (r >= 2): localise lambda*, then the exact LP on a few.
+
+The dual :math:`\phi(\lambda) = T_k(s_0 + \sum_i \lambda_i s_i) - \langle\lambda, b\rangle` is
+minimised over the box by projected Newton steps (the curvature read at the k-th level) or,
+when they stall, by the ellipsoid method (:mod:`copslp._ellipsoid`); the oracle is one
+selection among the current survivors, which are screened again whenever the box has shrunk
+enough, until at most ``FINAL_LP_SIZE`` remain. The LP on those is solved exactly (HiGHS,
+then the vertex polished from its defining equations) and accepted when its multipliers lie
+inside the box.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._ellipsoid import Ellipsoid
+from ._errors import InfeasibleError, SolverError
+from ._inner import InnerProblem, reaches
+from ._problem import make_problem
+from ._registry import get_method
+from ._screening import RESCREEN_SHRINK, MinimumOutsideBox, ReducedProblemInfeasible, screen_exact
+from ._selection import take_columns
+
+__all__ = ["Box", "several_bounds_finish", "final_lp", "FINAL_LP_SIZE"]
+
+#: Several bounds: the survivors are handed to the exact LP once at most this many remain.
+FINAL_LP_SIZE = 2048
+#: Several bounds: ellipsoid cuts allowed per stage (times the number of bounds) before
+#: the stage ends without having shrunk its box.
+_CUTS_PER_STAGE = 40
+#: Several bounds: Newton steps per phase, elements on either side of the k-th level that
+#: estimate the curvature, and boxes tried around the Newton point before the ellipsoid.
+_NEWTON_STEPS = 12
+_CURVATURE_WINDOW = 512
+_NARROW_TRIES = 4
+_NEWTON_SHRINK = 16.0
+_SLOW_RESCREENS = 2
+
+
+class Box(NamedTuple):
+    """A box [lo, hi] of multipliers and a point in it (the best guess of lambda*)."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    centre: np.ndarray
+
+
+class _DualPoint(NamedTuple):
+    r"""One call of the oracle: :math:`\phi`, a subgradient and the curvature at ``multipliers``."""
+
+    multipliers: np.ndarray
+    value: float  # phi(lambda) = <v, x(lambda)> - <lambda, b>
+    slope: np.ndarray  # <s_i, x(lambda)> - b_i: a subgradient of phi
+    round_off: float  # a bound on the round-off of ``value``
+    curvature: np.ndarray | None  # the estimate H of :func:`_dual_point`, when asked for
+    window: float | None  # the width in v of the elements that estimated it
+
+
+def _dual_point(inner: InnerProblem, multipliers: np.ndarray, curvature: bool = False,
+                window: float | None = None) -> _DualPoint:
+    r"""Evaluate :math:`\phi(\lambda) = T_k(v) - \langle\lambda, b\rangle` (the greedy of the
+    floors in place of :math:`T_k` with floors) and its subgradient by one selection.
+
+    ``curvature``: also estimate the Hessian of the smoothed :math:`\phi`. Moving lambda by
+    :math:`d\lambda` moves :math:`v_j` by :math:`\langle s_j, d\lambda\rangle` (s_j: the
+    secondary scores of element j) and the k-th level mu by :math:`\langle\bar s, d\lambda\rangle`
+    (:math:`\bar s`: their mean at the level), so the elements crossing the level change the
+    subgradient by :math:`H\,d\lambda` with
+    :math:`H = \sum_j \delta(v_j - \mu)(s_j - \bar s)(s_j - \bar s)^\top`, estimated as the
+    scatter matrix of the elements with v in a window of width w around mu, divided by w.
+    Without a ``window`` (the width of the previous call) it is the range of the
+    ``2 _CURVATURE_WINDOW`` elements ranked around the level (one multi-pivot selection);
+    with one, the elements inside it (one pass), and the next width is scaled towards
+    ``2 _CURVATURE_WINDOW`` elements.
+    """
+    v = inner.combine(multipliers)
+    m, k = inner.size, inner.budget
+    half = min(_CURVATURE_WINDOW, k, m - k)
+    hessian = width = next_window = None
+    if not curvature or half <= multipliers.shape[0]:
+        chosen = inner.select(v)
+    elif window is None or inner.floors is not None:
+        order = np.argpartition(v, (m - k - half, m - k, m - k + half - 1))
+        chosen = order[m - k:] if inner.floors is None else inner.select(v)
+        near = order[m - k - half:m - k + half]
+        width = float(v[order[m - k + half - 1]] - v[order[m - k - half]])
+        next_window = width
+    else:
+        order = np.argpartition(v, m - k)
+        chosen = order[m - k:]
+        near = np.flatnonzero(np.abs(v - v[order[m - k]]) <= window / 2.0)
+        width = window
+        next_window = window * float(np.clip(2.0 * half / max(near.shape[0], 1), 0.25, 4.0))
+    if width is not None and width > 0 and near.shape[0] > multipliers.shape[0] + 1:
+        around = take_columns(inner.scores[1:], near)
+        around -= around.mean(axis=1, keepdims=True)
+        hessian = around @ around.T / width
+    if 8 * chosen.shape[0] > inner.size:  # many chosen: a product with the indicator, not a gather
+        sums = inner.scores @ inner.indicator(chosen)  # <s_i, x(lambda)> for every row
+    else:
+        sums = take_columns(inner.scores, chosen).sum(axis=1)
+    slope = sums[1:] - inner.thresholds
+    value = float(sums[0] + multipliers @ slope)
+    magnitude = abs(float(sums[0])) + float(multipliers @ (np.abs(sums[1:]) + np.abs(inner.thresholds)))
+    return _DualPoint(multipliers, value, slope, 1e-12 * magnitude, hessian, next_window)
+
+
+class _Stage(NamedTuple):
+    """The problem left after the screenings so far: ``problem`` holds the elements
+    ``index`` of the problem the finish started from, ``ones`` (indices there) are fixed to 1,
+    and every fixing holds for the multipliers in [lo, hi]."""
+
+    problem: InnerProblem
+    index: np.ndarray
+    ones: list
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+class _Counter:
+    """Oracle calls made by one finish (every stage and method together)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def point(self, inner: InnerProblem, multipliers: np.ndarray, curvature: bool = False,
+              window: float | None = None) -> _DualPoint:
+        self.calls += 1
+        return _dual_point(inner, multipliers, curvature, window)
+
+
+class _Stalled(Exception):
+    """The Newton phase stopped helping: the ellipsoid goes on from ``stage`` and ``multipliers``."""
+
+    def __init__(self, stage: _Stage, multipliers: np.ndarray):
+        super().__init__()
+        self.stage = stage
+        self.multipliers = multipliers
+
+
+def several_bounds_finish(inner: InnerProblem, box: Box, rtol: float):
+    r"""The exact optimum of the LP on ``inner`` with r >= 2 bounds, knowing that lambda* is
+    probably in ``box``: minimise the dual
+
+    .. math::
+
+        \phi(\lambda) = T_k\bigl(s_0 + \textstyle\sum_i \lambda_i s_i\bigr) - \langle\lambda, b\rangle,
+        \qquad \partial\phi(\lambda) \ni g(\lambda) = \bigl(\langle s_i, x(\lambda)\rangle - b_i\bigr)_i,
+
+    over the box with an oracle that is one selection on the current survivors
+    (:func:`_dual_point`), screen the survivors again on a box around the minimum, and solve
+    the LP of the few that are left exactly (:func:`final_lp`).
+
+    1. Newton phase (:func:`_newton_finish`): projected Newton steps with the curvature of
+       the elements at the k-th level, then a narrow box around the point reached.
+    2. If that stalls, the ellipsoid method (:func:`_ellipsoid_finish`): a localisation that
+       cannot fail, only take more oracle calls.
+
+    Why the answer is exact: on a box B, the dual of the problem left after screening on B
+    equals :math:`\phi` plus a constant (the fixed elements are in every best set, or in none,
+    for every lambda in B). The multipliers :math:`\hat\lambda` of the final LP minimise the
+    survivors' dual; if they lie inside the last box (or on its faces at 0), they are a local,
+    hence global, minimum of the convex :math:`\phi`, and x (the survivors' answer with the
+    fixed ones) is optimal. A minimum found on a face of ``box`` (other than lambda_i = 0)
+    means that lambda* is probably outside: :class:`MinimumOutsideBox` hands the point to the
+    caller, which screens again around it. Round-off in any of these steps can only cost a
+    retry, never a wrong answer: the inside test and the certificate decide.
+    """
+    counter = _Counter()
+    stage = _Stage(inner, np.arange(inner.size), [], box.lo, box.hi)
+    try:
+        x_stage, lam, details, stage = _newton_finish(stage, box, rtol, counter)
+        method = "newton"
+    except _Stalled as stalled:
+        x_stage, lam, details, stage = _ellipsoid_finish(stalled.stage, box, rtol, stalled.multipliers, counter)
+        method = "ellipsoid"
+    details.update(oracle_calls=counter.calls, localisation=method, final_lp_size=stage.problem.size)
+    return _assemble(inner.size, stage, x_stage), lam, details
+
+
+def _assemble(size: int, stage: _Stage, x_stage: np.ndarray) -> np.ndarray:
+    """x on the elements the finish started from: the stage's answer and its fixed ones."""
+    x = np.zeros(size)
+    if stage.ones:
+        x[np.concatenate(stage.ones)] = 1.0
+    x[stage.index] = x_stage
+    return x
+
+
+def _inside(multipliers: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
+    """lambda strictly inside [lo, hi], except on faces at lambda_i = 0."""
+    return bool(np.all(((multipliers > lo) | (lo == 0)) & (multipliers < hi)))
+
+
+def _on_outer_face(multipliers: np.ndarray, box: Box) -> bool:
+    return bool(np.any(((multipliers <= box.lo) & (box.lo > 0)) | (multipliers >= box.hi)))
+
+
+def _newton_finish(stage: _Stage, box: Box, rtol: float, counter: _Counter):
+    """Newton steps to the minimum over the stage's box (:func:`_newton_steps`), an exact
+    re-screening on a box a few last steps wide around it, and the exact LP once at most
+    ``FINAL_LP_SIZE`` survivors remain; a box that misses the LP's multipliers is widened
+    fourfold around them (``_NARROW_TRIES`` times), and so is one whose survivors' LP is
+    infeasible (the box fixed elements that lambda* does not). Raises :class:`_Stalled` when
+    more than ``_SLOW_RESCREENS`` re-screenings did not halve the survivors or the tries run
+    out."""
+    lam = np.clip(box.centre, stage.lo, stage.hi)
+    slow = 0  # re-screenings that did not halve the survivors
+    while True:
+        lam, half = _newton_steps(stage, lam, counter)
+        if _on_outer_face(lam, box):
+            raise MinimumOutsideBox(lam)
+        for _ in range(_NARROW_TRIES):
+            narrow = _rescreen_stage(stage, np.maximum(lam - half, stage.lo), np.minimum(lam + half, stage.hi))
+            if narrow.problem.size > FINAL_LP_SIZE:
+                slow += 2 * narrow.problem.size > stage.problem.size
+                if slow > _SLOW_RESCREENS:
+                    raise _Stalled(stage, lam)
+                stage = narrow
+                break  # Newton again, on fewer elements
+            try:
+                x_narrow, lam_hat, details = final_lp(narrow.problem, rtol)
+            except ReducedProblemInfeasible:  # the narrow box fixed too much: widen it
+                half = 4.0 * half
+                continue
+            if _inside(lam_hat, narrow.lo, narrow.hi):
+                return x_narrow, lam_hat, details, narrow
+            lam = np.clip(lam_hat, stage.lo, stage.hi)
+            half = 4.0 * np.maximum(half, np.abs(lam_hat - lam))
+        else:
+            raise _Stalled(stage, lam)
+
+
+def _newton_steps(stage: _Stage, lam: np.ndarray, counter: _Counter):
+    r"""Projected Newton steps :math:`\lambda \leftarrow \lambda - H^{-1} g` inside the stage's
+    box, each damped (quartered) until :math:`\phi` does not increase; returns the last point
+    and a half-width for the box around it (four times the last move, at least a relative
+    1e-9).
+
+    It stops after the first full (undamped) step shorter than 1/``_NEWTON_SHRINK`` of the
+    box in every multiplier: the box four such steps wide around the point is at least
+    twice narrower, its re-screening leaves fewer elements, and the next steps cost less.
+    Near lambda* the steps reach the size of the pieces of the piecewise linear phi and stop
+    shrinking; the boxes then shrink by halves and the exact LP takes over.
+    """
+    lo, hi = stage.lo, stage.hi
+    point = counter.point(stage.problem, lam, curvature=True)
+    move = (hi - lo) / 8.0
+    for _ in range(_NEWTON_STEPS):
+        step = _newton_step(point, lo)
+        if step is None or not np.any(step):
+            break
+        for damping in range(4):
+            trial = np.clip(point.multipliers + step, lo, hi)
+            candidate = counter.point(stage.problem, trial, curvature=True, window=point.window)
+            if candidate.value <= point.value + candidate.round_off + point.round_off:
+                break
+            step = step / 4.0
+        else:
+            break
+        move = np.abs(trial - point.multipliers)
+        point = candidate
+        if damping == 0 and np.all(_NEWTON_SHRINK * move <= hi - lo):
+            break
+    magnitude = np.abs(point.multipliers) + (hi - lo)
+    return point.multipliers, np.maximum(4.0 * move, 1e-9 * magnitude)
+
+
+def _newton_step(point: _DualPoint, lo: np.ndarray):
+    """The Newton step of ``point`` for the multipliers that are free: not held at their
+    lower end by a subgradient that pushes them below it. ``None`` without curvature."""
+    if point.curvature is None:
+        return None
+    free = ~((point.multipliers <= lo) & (point.slope > 0))
+    step = np.zeros_like(point.multipliers)
+    if not free.any():
+        return step
+    hessian = point.curvature[np.ix_(free, free)]
+    ridge = 1e-12 * float(np.trace(hessian)) + 1e-300
+    step[free] = -np.linalg.lstsq(hessian + ridge * np.eye(hessian.shape[0]), point.slope[free], rcond=None)[0]
+    return step
+
+
+def _ellipsoid_finish(stage: _Stage, box: Box, rtol: float, start: np.ndarray, counter: _Counter):
+    r"""Localisation by the ellipsoid method (:class:`copslp._ellipsoid.Ellipsoid`) over the
+    stage's box, first query at ``start``, then at the ellipsoid's centres.
+
+    With U the least value of :math:`\phi` seen, every minimiser over the box satisfies
+    :math:`\phi(\lambda_t) + \langle g_t, \lambda - \lambda_t\rangle \le \phi(\lambda) \le U`:
+    the cut :math:`\langle g_t, \lambda\rangle \le \langle g_t, \lambda_t\rangle + U - \phi(\lambda_t)`
+    (deep except at the best point). A centre outside the box is cut back by the face it
+    crosses. Once the ellipsoid's bounding box is ``RESCREEN_SHRINK`` times narrower in every
+    multiplier than the box the survivors were screened with, they are screened again on it:
+    on the smaller box the dual of the smaller problem is :math:`\phi` plus a constant, so the
+    cuts stay valid and the ellipsoid goes on. A localisation that has shrunk and still
+    reaches a face of ``box`` (other than lambda_i = 0) raises :class:`MinimumOutsideBox`.
+    The exact LP ends it once at most ``FINAL_LP_SIZE`` survivors remain (or a stage takes
+    ``_CUTS_PER_STAGE`` cuts per bound without shrinking).
+    """
+    r = box.lo.shape[0]
+    ellipsoid = Ellipsoid(stage.lo, stage.hi)
+    best = None
+    stage_cuts = 0
+    query = np.clip(start, stage.lo, stage.hi)
+    while stage.problem.size > FINAL_LP_SIZE and stage_cuts < _CUTS_PER_STAGE * r and not ellipsoid.empty:
+        below, above = query < stage.lo, query > stage.hi
+        if below.any() or above.any():  # a cut by the face of the box the centre crosses
+            i = int(np.argmax(np.maximum(stage.lo - query, query - stage.hi)))
+            normal = np.zeros(r)
+            normal[i] = -1.0 if below[i] else 1.0
+            ellipsoid.cut(normal, float(normal[i] * (stage.lo[i] if below[i] else stage.hi[i])))
+        else:
+            point = counter.point(stage.problem, query)
+            if best is None or point.value < best.value:
+                best = point
+            if not np.any(point.slope):
+                break  # a zero subgradient: query minimises phi
+            ellipsoid.cut(point.slope, float(point.slope @ query) + best.value - point.value + point.round_off)
+        stage_cuts += 1
+        lo, hi = ellipsoid.bounding_box()
+        lo, hi = np.maximum(lo, stage.lo), np.minimum(hi, stage.hi)
+        if np.all(hi >= lo) and np.all((hi - lo) * RESCREEN_SHRINK <= stage.hi - stage.lo):
+            if best is not None and np.any(((lo <= box.lo) & (box.lo > 0)) | (hi >= box.hi)):
+                raise MinimumOutsideBox(best.multipliers)  # the minimum is on (or near) a face of the box
+            stage = _rescreen_stage(stage, lo, hi)
+            best, stage_cuts = None, 0  # values of the smaller problem differ by a constant
+        query = ellipsoid.centre
+    x_stage, lam, details = final_lp(stage.problem, rtol)
+    if not _inside(lam, stage.lo, stage.hi):
+        raise MinimumOutsideBox(lam)
+    return x_stage, lam, details, stage
+
+
+def _rescreen_stage(stage: _Stage, lo: np.ndarray, hi: np.ndarray) -> _Stage:
+    """The stage screened again on the box [lo, hi] inside its own."""
+    reduced, ones, survivors = screen_exact(stage.problem, lo, hi)
+    return _Stage(reduced, stage.index[survivors], stage.ones + [stage.index[ones]], lo, hi)
+
+
+def final_lp(inner: InnerProblem, rtol: float):
+    """The LP on ``inner`` by HiGHS (dual simplex for a few thousand elements, interior point
+    with crossover above or when the simplex ends without a verdict, as it can on degenerate
+    problems: a vertex either way), the vertex then polished from its defining equations
+    (:func:`_polish_vertex`)."""
+    from ._highs import solve_highs
+
+    solvers = ["simplex", "ipm"] if inner.size <= 2 * FINAL_LP_SIZE else ["ipm"]
+    try:
+        reduced = make_problem(inner.scores, inner.budget, bounds=inner.thresholds,
+                               groups=inner.groups, floors=inner.floors)
+        for solver in solvers:
+            try:
+                solution = solve_highs(reduced, **get_method("highs").settings({"solver": solver, "tolerance": rtol}))
+                break
+            except SolverError:  # e.g. 'Unknown' on a degenerate problem: interior point next
+                if solver == solvers[-1]:
+                    raise
+    except (InfeasibleError, ValueError):
+        raise ReducedProblemInfeasible() from None
+    x, lam = np.array(solution.x), np.array(solution.multipliers)
+    polished = _polish_vertex(inner, x, lam, rtol)
+    details = {"reduced_solver": f"highs {solver}", "polished": polished is not None}
+    if polished is None:
+        details["tolerance"] = solution.tolerance
+        return x, lam, details
+    return polished[0], polished[1], details
+
+
+def _polish_vertex(inner: InnerProblem, x, lam, rtol):
+    """Recompute a simplex vertex exactly from the equations that define it.
+
+    At a vertex with fractional set F and positive multipliers A:
+    ``s_0j + sum_{i in A} lambda_i s_ij = mu`` for j in F (the dual), and
+    ``sum_F x_j = k - #ones``, ``sum_F s_ij x_j = b_i - sum_ones s_ij`` for i in A (the primal).
+    Returns None if the vertex is degenerate or has floors (then the simplex answer stands).
+    """
+    if inner.floors is not None:
+        return None
+    tol = 1e-12  # at a vertex from crossover the non-basic entries sit exactly on 0 or 1
+    ones = x >= 1.0 - tol
+    frac = np.flatnonzero((x > tol) & ~ones)
+    tight = np.flatnonzero(lam > 0)
+    if frac.shape[0] != tight.shape[0] + 1:
+        if frac.shape[0] == 0 and tight.shape[0] == 0:
+            return np.where(ones, 1.0, 0.0), np.zeros_like(lam)
+        return None
+    s = inner.scores
+    dual_matrix = np.column_stack([s[tight + 1][:, frac].T, -np.ones(frac.shape[0])])
+    primal_matrix = np.vstack([np.ones(frac.shape[0]), s[tight + 1][:, frac]])
+    base = s[:, ones].sum(axis=1)
+    primal_rhs = np.concatenate([[inner.budget - ones.sum()], inner.thresholds[tight] - base[tight + 1]])
+    try:
+        dual = np.linalg.solve(dual_matrix, -s[0, frac])
+        x_frac = np.linalg.solve(primal_matrix, primal_rhs)
+    except np.linalg.LinAlgError:
+        return None
+    if np.any(dual[:-1] < 0) or np.any(x_frac < -rtol) or np.any(x_frac > 1 + rtol):
+        return None
+    polished_x = np.where(ones, 1.0, 0.0)
+    polished_x[frac] = np.clip(x_frac, 0.0, 1.0)  # within rtol of the box (checked above)
+    values = s @ polished_x
+    if not all(reaches(value, b) for value, b in zip(values[1:], inner.thresholds)):
+        return None
+    polished_lam = np.zeros_like(lam)
+    polished_lam[tight] = dual[:-1]
+    return polished_x, polished_lam
