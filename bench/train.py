@@ -190,6 +190,8 @@ def run_one(network: str, dataset: train_data.Dataset, method_name: str, density
     """
     method = train_methods.get_method(method_name)
     model = train_networks.build(network, dataset.input_shape, dataset.classes, seed=seed)
+    if method.prepare is not None:
+        method.prepare(model)
     layout = Layout.from_model(model)
     record = {"network": network, "dataset": dataset.name, "method": method_name, "density": density,
               "seed": seed, "size": len(layout)}
@@ -236,7 +238,7 @@ def parse_args(argv):
     parser.add_argument("--datasets", nargs="+", default=["mnist-subset"], choices=list(train_data.DATASETS))
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="folder holding MNIST / FashionMNIST / cifar-10-batches-py as torchvision stores them")
-    parser.add_argument("--methods", nargs="+", default=list(train_methods.METHODS),
+    parser.add_argument("--methods", nargs="+", default=list(train_methods.DEFAULT_METHODS),
                         choices=list(train_methods.METHODS))
     parser.add_argument("--densities", nargs="+", type=float, default=list(FULL_DENSITIES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])

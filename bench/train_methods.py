@@ -29,9 +29,9 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from torch_adapter import Layout, Score, Selection, apply_mask, scores, select_mask
+from torch_adapter import Layout, Score, Selection, apply_mask, interspace, scores, select_mask
 
-__all__ = ["Problem", "Method", "SCORES", "METHODS", "register", "register_score", "get_method",
+__all__ = ["Problem", "Method", "SCORES", "METHODS", "DEFAULT_METHODS", "register", "register_score", "get_method",
            "SYNFLOW_ROUNDS", "FLOOR_SHARE"]
 
 #: Rounds of iterative SynFlow (the SynFlow paper's 100, exponential schedule).
@@ -121,6 +121,10 @@ class Method:
         Passed to :func:`torch_adapter.apply_mask`.
     apply : callable, optional
         ``apply(model, selection, mode) -> tuple of LayerStats`` instead of ``apply_mask``.
+    prepare : callable, optional
+        ``prepare(model)``, run in place on the freshly built network before its layout is
+        taken and anything is scored (e.g. the interspace conversion). Its scores must have
+        names of their own: scores are shared between the methods of one run by name.
     """
 
     name: str
@@ -129,6 +133,7 @@ class Method:
     options: Mapping[str, Any] | Callable[[Problem], Mapping[str, Any]] = field(default_factory=dict)
     mode: str = "mask"
     apply: Callable[[nn.Module, Selection, str], Sequence] | None = None
+    prepare: Callable[[nn.Module], Any] | None = None
 
     def summary(self) -> dict:
         """JSON-friendly: description, scores, mode (options only when they are a mapping)."""
@@ -209,3 +214,32 @@ register(Method("cops-0.9-floors", f"cops-0.9 with layer floors: every layer kee
                 lambda p: {"gamma": 0.9, "min_per_layer": FLOOR_SHARE * p.density}))
 register(Method("freezenet", "the SNIP mask, unselected weights frozen at their initial values (FreezeNet)",
                 ("snip",), mode="freeze"))
+
+
+def _rescaled(model: nn.Module, selection: Selection, mode: str):
+    """The mask applied, then every unit's kept weights rescaled (Hayou et al. 2021)."""
+    return apply_mask(model, selection.mask, selection.layout, mode=mode, rescale=True, on_collapse="ignore")
+
+
+def _to_interspace(model: nn.Module) -> None:
+    """Every Conv2d as an interspace convolution in a trainable DCT filter basis (Wimmer et al.
+    2022); the coefficients become the prunable tensors."""
+    interspace.convert(model, basis="dct")
+
+
+#: The methods of a run unless ``--methods`` says otherwise: the single scores, COPS and
+#: FreezeNet. The entries registered after them (rescaling after pruning, interspace pruning)
+#: run when named.
+DEFAULT_METHODS = tuple(METHODS)
+
+register_score("interspace-snip", SCORES["snip"])  # the same functions, on the converted network
+register_score("interspace-synflow", SCORES["synflow"])
+
+register(Method("synflow-rescaled", "SynFlow (iterative), top-k, kept weights rescaled per unit", ("synflow",),
+                apply=_rescaled))
+register(Method("cops-0.9-rescaled", "cops-0.9, kept weights rescaled per unit", ("snip", "synflow"),
+                {"gamma": 0.9}, apply=_rescaled))
+register(Method("interspace-snip", "SNIP of interspace coefficients (DCT filter basis, trained), top-k",
+                ("interspace-snip",), prepare=_to_interspace))
+register(Method("interspace-cops-0.9", "cops-0.9 on interspace coefficients (DCT filter basis, trained)",
+                ("interspace-snip", "interspace-synflow"), {"gamma": 0.9}, prepare=_to_interspace))

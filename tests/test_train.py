@@ -181,6 +181,16 @@ def test_the_registry_holds_every_method_of_the_issue():
     assert methods["cops-0.9"].scores == ("snip", "synflow") and methods["cops-0.9"].options == {"gamma": 0.9}
 
 
+def test_the_related_methods_plug_in_as_entries(digits):
+    methods = train_methods.METHODS
+    assert {"synflow-rescaled", "cops-0.9-rescaled", "interspace-snip", "interspace-cops-0.9"} <= set(methods)
+    assert not {"synflow-rescaled", "interspace-snip"} & set(train_methods.DEFAULT_METHODS)  # run when named
+    record = train.run_one("lenet300", digits, "cops-0.9-rescaled", 0.05, 0, train.TrainConfig(epochs=1))
+    assert record["status"] == "ok" and sum(layer["kept"] for layer in record["layers"]) == round(0.05 * record["size"])
+    with pytest.raises(ValueError, match="no nn.Conv2d"):  # interspace pruning needs convolutions (lenet5)
+        train.run_one("lenet300", digits, "interspace-snip", 0.05, 0, train.TrainConfig(epochs=1))
+
+
 # ------------------------------------------------------------------------- networks
 @pytest.mark.parametrize("name, weights", [("lenet300", 266_200), ("lenet5", 430_500), ("mlp20", 259_400)])
 def test_networks_have_the_published_sizes(name, weights):
