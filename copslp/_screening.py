@@ -169,8 +169,11 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level):
     survivor_scores = np.concatenate(survivor_scores, axis=1)
     if support is not None and np.any(support < floors):
         forced = _forced_candidates(inner, lo, hi, support < floors, zero_level)
-        survivors = np.concatenate([survivors, forced])
-        survivor_scores = np.concatenate([survivor_scores, take_columns(inner.scores, forced)], axis=1)
+        merged = np.concatenate([survivors, forced])
+        ascending = np.argsort(merged, kind="stable")  # two increasing runs: one merge
+        survivors = merged[ascending]
+        survivor_scores = take_columns(np.concatenate([survivor_scores, take_columns(inner.scores, forced)], axis=1),
+                                       ascending)
     return reduce_problem(inner, ones, survivors, taken, survivor_scores)
 
 
@@ -195,22 +198,32 @@ def _forced_candidates(inner, lo, hi, short, zero_level):
 
 
 def reduce_problem(inner: InnerProblem, ones: np.ndarray, survivors: np.ndarray, taken=None, survivor_scores=None):
-    """The problem left on ``survivors`` once ``ones`` are kept; returns (reduced, ones, survivors).
+    """The problem left on ``survivors`` (increasing indices) once ``ones`` are kept; returns
+    (reduced, ones, survivors).
 
     ``taken`` (the scores summed over ``ones``) and ``survivor_scores`` are gathered here
-    unless given."""
+    unless given. Groups contiguous in ``inner`` stay so among the survivors: their offsets
+    there are found by binary search."""
     s = inner.scores
     if taken is None:
         taken = take_columns(s, ones).sum(axis=1)
     if survivor_scores is None:
         survivor_scores = take_columns(s, survivors)
-    groups = floors = None
+    groups = floors = layout = None
     if inner.floors is not None:
         groups = inner.groups[survivors]
         kept = np.bincount(inner.groups[ones], minlength=inner.floors.shape[0])
         floors = np.maximum(inner.floors - kept, 0)
-    reduced = InnerProblem(survivor_scores, inner.budget - ones.shape[0], inner.thresholds - taken[1:], groups, floors)
+        order, starts = inner._group_layout
+        if order is None:
+            layout = _fixed_layout(None, np.searchsorted(survivors, starts))
+    reduced = InnerProblem(survivor_scores, inner.budget - ones.shape[0], inner.thresholds - taken[1:], groups, floors,
+                           layout)
     return reduced, ones, survivors
+
+
+def _fixed_layout(order, starts):
+    return lambda: (order, starts)
 
 
 def _group_floor_levels(inner: InnerProblem, values: np.ndarray) -> np.ndarray:

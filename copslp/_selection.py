@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["kth_largest", "top_k_sum", "top_k_indices", "lexicographic_top_k", "group_order", "group_starts",
+__all__ = ["kth_largest", "top_k_sum", "top_k_indices", "lexicographic_top_k", "is_non_decreasing", "group_order", "group_starts",
            "top_k_with_floors", "take_columns"]
 
 
@@ -107,10 +107,15 @@ def lexicographic_top_k(primary: np.ndarray, secondary: np.ndarray, k: int) -> n
     return np.concatenate([above, tied])
 
 
+def is_non_decreasing(groups: np.ndarray) -> bool:
+    """Whether ``groups`` is non-decreasing (each group one contiguous run, as layers are)."""
+    return groups.shape[0] < 2 or bool(np.all(groups[1:] >= groups[:-1]))
+
+
 def group_order(groups: np.ndarray) -> np.ndarray | None:
     """A permutation that makes ``groups`` non-decreasing, or ``None`` if it already is
     (layers are contiguous: then no sort is made)."""
-    if groups.shape[0] < 2 or bool(np.all(groups[1:] >= groups[:-1])):
+    if is_non_decreasing(groups):
         return None
     return np.argsort(groups, kind="stable")
 
