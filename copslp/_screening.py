@@ -16,7 +16,7 @@ import numpy as np
 
 from ._blocks import BLOCK, blocks
 from ._inner import InnerProblem
-from ._selection import kth_largest, take_columns
+from ._selection import group_starts, kth_largest, take_columns
 
 __all__ = ["ReducedProblemInfeasible", "MinimumOutsideBox", "RESCREEN_MIN_SIZE", "RESCREEN_SHRINK", "box_extremes",
            "screen", "screen_exact", "reduce_problem"]
@@ -25,6 +25,9 @@ __all__ = ["ReducedProblemInfeasible", "MinimumOutsideBox", "RESCREEN_MIN_SIZE",
 #: times narrower than the one it was screened with, if it still has this many elements.
 RESCREEN_SHRINK = 4.0
 RESCREEN_MIN_SIZE = 1 << 14
+#: The margin (standard deviations, offset) of the sampled group levels: a group whose
+#: level turns out unsafe is read once more, so it is narrower than that of the global levels.
+_GROUP_MARGIN = (2.0, 2)
 
 
 class ReducedProblemInfeasible(Exception):
@@ -75,7 +78,7 @@ def box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray, out=None):
     return low, high
 
 
-def screen(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample_scores: np.ndarray):
+def screen(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample_scores: np.ndarray, sample_groups=None):
     """Fix what is decided for every lambda in the box [lo, hi]; return the reduced problem.
 
     An element is fixed to 1 when its smallest value over the box exceeds ``one_level``, to 0
@@ -85,9 +88,12 @@ def screen(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample_scores: n
     floors[g] best of its group g for some lambda in the box is never dropped. The levels are
     estimated on the subsample and verified by counting in the same streamed pass
     (``#{high > one_level} < k - F``, ``#{low >= zero_level} >= k (+1)``); when a count
-    fails, the exact levels are computed by selection over full-length arrays.
+    fails, the exact levels are computed by selection over full-length arrays. With floors
+    and ``sample_groups`` (the groups of the subsample), each group's level (its floors[g]-th
+    largest ``low``) is estimated on the subsample in the same way and verified by its count
+    in the pass; a group whose count fails is read again for its exact level.
     """
-    streamed = _screen_streamed(inner, lo, hi, *_sample_levels(inner, lo, hi, sample_scores))
+    streamed = _screen_streamed(inner, lo, hi, *_sample_levels(inner, lo, hi, sample_scores, sample_groups))
     if streamed is not None:
         return streamed
     return screen_exact(inner, lo, hi)
@@ -118,28 +124,58 @@ def _level_ranks(inner: InnerProblem):
     return k - int(inner.floors.sum()), (k + 1 if k < inner.size else 0)
 
 
-def _sample_levels(inner, lo, hi, sample_scores):
-    """Conservative estimates of the one- and zero-levels from the subsample's scores."""
+def _sample_levels(inner, lo, hi, sample_scores, sample_groups=None):
+    """Conservative estimates of the one- and zero-levels from the subsample's scores, and
+    with floors the levels of the groups (see :func:`_group_sample_levels`)."""
     low, high = box_extremes(sample_scores, lo, hi)
     m = sample_scores.shape[1]
     one_rank, zero_rank = _level_ranks(inner)
+    one_level = kth_largest(high, _sample_rank(one_rank, m, inner.size, -1)) if one_rank > 0 else np.inf
+    zero_level = kth_largest(low, _sample_rank(zero_rank, m, inner.size, +1)) if zero_rank > 0 else -np.inf
+    group_levels = None
+    if inner.floors is not None:
+        group_levels = np.full(inner.floors.shape[0], zero_level)
+        if sample_groups is not None:
+            np.minimum(group_levels, _group_sample_levels(inner, low, sample_groups), out=group_levels)
+    return one_level, zero_level, group_levels
 
-    def scaled(rank, direction):
-        r = int(round(rank * m / inner.size))
-        margin = int(np.ceil(4.0 * np.sqrt(max(r, 1)))) + 8
-        return min(max(1, r + direction * margin), m)
 
-    one_level = kth_largest(high, scaled(one_rank, -1)) if one_rank > 0 else np.inf
-    zero_level = kth_largest(low, scaled(zero_rank, +1)) if zero_rank > 0 else -np.inf
-    return one_level, zero_level
+def _sample_rank(rank: int, m: int, size: int, direction: int, spread: float = 4.0, offset: int = 8) -> int:
+    """The rank among m sampled of ``size`` elements whose value bounds the ``rank``-th
+    largest of all from above (``direction`` -1) or below (+1) with a margin of ``spread``
+    standard deviations plus ``offset``."""
+    r = int(round(rank * m / size))
+    margin = int(np.ceil(spread * np.sqrt(max(r, 1)))) + offset
+    return min(max(1, r + direction * margin), m)
 
 
-def _screen_streamed(inner, lo, hi, one_level, zero_level):
+def _group_sample_levels(inner, low, sample_groups):
+    """Per group g, an estimate from below of the floors[g]-th largest ``low`` of g from the
+    subsample's members of g (-inf where they are too few to say; +inf where floors[g] = 0)."""
+    floors = inner.floors
+    _, starts = inner._group_layout
+    sizes = np.diff(starts)
+    by_group = np.argsort(sample_groups, kind="stable")
+    sample_starts = group_starts(np.bincount(sample_groups, minlength=floors.shape[0]))
+    levels = np.full(floors.shape[0], np.inf)
+    for g in np.flatnonzero(floors > 0):
+        members = low[by_group[sample_starts[g]:sample_starts[g + 1]]]
+        m = members.shape[0]
+        rank = _sample_rank(int(floors[g]), m, int(sizes[g]), +1, *_GROUP_MARGIN) if m else 0
+        unsure = m == 0 or rank >= m  # the margin reaches past the group's sample
+        levels[g] = -np.inf if unsure else kth_largest(members, rank)
+    return levels
+
+
+def _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels=None):
     """One streamed pass with given levels; ``None`` if a count shows a level is unsafe.
 
-    With floors, a group with at least floors[g] elements whose ``low`` reaches the zero
-    level has its floors[g]-th best above every element below that level, so the group rule
-    holds without a per-group selection; the elements of the other groups all survive.
+    With floors, ``group_levels`` (at most the zero level) replace the zero level in the
+    groups: an element whose ``high`` is below its group's level is dropped. A group with
+    at least floors[g] elements whose ``low`` reaches its level has its floors[g]-th best
+    above every element below that level, so the group rule holds without a per-group
+    selection; in the other groups the elements below the level are found by selection
+    (:func:`_forced_candidates`).
     """
     one_rank, zero_rank = _level_ranks(inner)
     floors = inner.floors
@@ -155,10 +191,13 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level):
         above_one += int(np.count_nonzero(high > one_level))
         reaching = low >= zero_level
         at_or_above_zero += int(np.count_nonzero(reaching))
+        level = zero_level
         if support is not None:
-            support += np.bincount(inner.groups[block][reaching], minlength=floors.shape[0])
+            groups = inner.groups[block]
+            level = group_levels.take(groups)
+            support += np.bincount(groups[low >= level], minlength=floors.shape[0])
         fixed_one = np.flatnonzero(low > one_level)
-        survivor = np.flatnonzero((high >= zero_level) & (low <= one_level))
+        survivor = np.flatnonzero((high >= level) & (low <= one_level))
         taken += take_columns(scores, fixed_one).sum(axis=1)
         ones.append(fixed_one + block.start)
         survivors.append(survivor + block.start)
@@ -168,7 +207,7 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level):
     ones, survivors = np.concatenate(ones), np.concatenate(survivors)
     survivor_scores = np.concatenate(survivor_scores, axis=1)
     if support is not None and np.any(support < floors):
-        forced = _forced_candidates(inner, lo, hi, support < floors, zero_level)
+        forced = _forced_candidates(inner, lo, hi, support < floors, group_levels)
         merged = np.concatenate([survivors, forced])
         ascending = np.argsort(merged, kind="stable")  # two increasing runs: one merge
         survivors = merged[ascending]
@@ -177,11 +216,11 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level):
     return reduce_problem(inner, ones, survivors, taken, survivor_scores)
 
 
-def _forced_candidates(inner, lo, hi, short, zero_level):
-    """Members of the ``short`` groups below the zero level that may still be among the
-    floors[g] best of their group g for some lambda in the box: ``high_j`` at least the
-    floors[g]-th largest ``low`` of the group (a selection within each short group). They
-    are disjoint from the survivors of the streamed pass, which reach the zero level."""
+def _forced_candidates(inner, lo, hi, short, group_levels):
+    """Members of the ``short`` groups g below their level ``group_levels[g]`` that may
+    still be among the floors[g] best of g for some lambda in the box: ``high_j`` at least
+    the floors[g]-th largest ``low`` of the group (a selection within each short group).
+    They are disjoint from the survivors of the streamed pass, which reach the level."""
     order, starts = inner._group_layout
     found = []
     for g in np.flatnonzero(short):
@@ -192,7 +231,7 @@ def _forced_candidates(inner, lo, hi, short, zero_level):
             members = order[starts[g]:starts[g + 1]]
             low, high = box_extremes(take_columns(inner.scores, members), lo, hi)
         level = kth_largest(low, int(inner.floors[g]))
-        keep = np.flatnonzero((high < zero_level) & (high >= level))
+        keep = np.flatnonzero((high < group_levels[g]) & (high >= level))
         found.append(keep + starts[g] if order is None else members[keep])
     return np.concatenate(found)
 
