@@ -16,6 +16,7 @@ import numpy as np
 
 from ._blocks import BLOCK, blocks
 from ._inner import InnerProblem
+from ._scan import segment_runs
 from ._selection import group_starts, kth_largest, take_columns
 
 __all__ = ["ReducedProblemInfeasible", "MinimumOutsideBox", "RESCREEN_MIN_SIZE", "RESCREEN_SHRINK", "box_extremes",
@@ -28,6 +29,8 @@ RESCREEN_MIN_SIZE = 1 << 14
 #: The margin (standard deviations, offset) of the sampled group levels: a group whose
 #: level turns out unsafe is read once more, so it is narrower than that of the global levels.
 _GROUP_MARGIN = (2.0, 2)
+#: A group's sampled level is used only if its rank is at most this many times the expected one.
+_GROUP_RANK_FACTOR = 3.0
 
 
 class ReducedProblemInfeasible(Exception):
@@ -151,7 +154,9 @@ def _sample_rank(rank: int, m: int, size: int, direction: int, spread: float = 4
 
 def _group_sample_levels(inner, low, sample_groups):
     """Per group g, an estimate from below of the floors[g]-th largest ``low`` of g from the
-    subsample's members of g (-inf where they are too few to say; +inf where floors[g] = 0)."""
+    subsample's members of g; +inf where floors[g] = 0, and where they are too few to say
+    (the margin more than doubles the expected rank): such a group, if short, is read again
+    for its exact level (cheaper than the many survivors a loose level leaves)."""
     floors = inner.floors
     _, starts = inner._group_layout
     sizes = np.diff(starts)
@@ -161,9 +166,10 @@ def _group_sample_levels(inner, low, sample_groups):
     for g in np.flatnonzero(floors > 0):
         members = low[by_group[sample_starts[g]:sample_starts[g + 1]]]
         m = members.shape[0]
+        expected = floors[g] * m / sizes[g]
         rank = _sample_rank(int(floors[g]), m, int(sizes[g]), +1, *_GROUP_MARGIN) if m else 0
-        unsure = m == 0 or rank >= m  # the margin reaches past the group's sample
-        levels[g] = -np.inf if unsure else kth_largest(members, rank)
+        if 0 < rank < m and rank <= _GROUP_RANK_FACTOR * expected:
+            levels[g] = kth_largest(members, rank)
     return levels
 
 
@@ -191,11 +197,7 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels=None):
         above_one += int(np.count_nonzero(high > one_level))
         reaching = low >= zero_level
         at_or_above_zero += int(np.count_nonzero(reaching))
-        level = zero_level
-        if support is not None:
-            groups = inner.groups[block]
-            level = group_levels.take(groups)
-            support += np.bincount(groups[low >= level], minlength=floors.shape[0])
+        level = zero_level if support is None else _count_reaching_group_levels(inner, block, low, group_levels, support)
         fixed_one = np.flatnonzero(low > one_level)
         survivor = np.flatnonzero((high >= level) & (low <= one_level))
         taken += take_columns(scores, fixed_one).sum(axis=1)
@@ -214,6 +216,26 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels=None):
         survivor_scores = take_columns(np.concatenate([survivor_scores, take_columns(inner.scores, forced)], axis=1),
                                        ascending)
     return reduce_problem(inner, ones, survivors, taken, survivor_scores)
+
+
+def _count_reaching_group_levels(inner, block, low, group_levels, support):
+    """The level of each element of ``block`` (its group's, from ``group_levels``; one number
+    when the block lies in one group), after adding to ``support`` the count per group of the
+    elements whose ``low`` reaches it. Contiguous groups are read as runs of the block."""
+    order, starts = inner._group_layout
+    if order is not None:
+        groups = inner.groups[block]
+        level = group_levels.take(groups)
+        support += np.bincount(groups[low >= level], minlength=support.shape[0])
+        return level
+    runs, offsets = segment_runs(starts, block)
+    if runs.shape[0] == 1:
+        level = group_levels[runs[0]]
+        support[runs[0]] += int(np.count_nonzero(low >= level))
+        return level
+    level = np.repeat(group_levels[runs], np.diff(offsets, append=low.shape[0]))
+    support[runs] += np.add.reduceat(low >= level, offsets, dtype=np.int64)
+    return level
 
 
 def _forced_candidates(inner, lo, hi, short, group_levels):
