@@ -283,7 +283,10 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
     rng = np.random.default_rng(settings.seed)
     d = problem.size
     sample = rng.integers(0, d, sample_size)
+    if inner.floors is not None:
+        sample.sort()  # contiguous groups stay contiguous in the subsample: selections within them are slices
     sample_scores = take_columns(inner.scores, sample)
+    sample_groups = None if inner.floors is None else inner.groups[sample]
     estimate = _sample_estimate(problem, inner, sample, sample_scores, settings.rtol)
     feasible = False  # proven so
     if estimate.infeasible and inner.thresholds.shape[0] > 1:
@@ -301,7 +304,7 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
         scale = np.where(centre > 0, centre, estimate.reference)
         lo = np.maximum(centre - width * scale, 0.0)
         hi = centre + width * scale
-        reduced, ones, survivors = screen(inner, lo, hi, sample_scores)
+        reduced, ones, survivors = screen(inner, lo, hi, sample_scores, sample_groups)
         try:
             x_red, lam, details = _solve_exact(reduced, settings.rtol, (lo, hi, centre))
         except ReducedProblemInfeasible:
@@ -379,7 +382,8 @@ def _sample_estimate(problem, inner, sample, scores, rtol) -> _SampleEstimate:
     bracket = guess = None
     part = sample.shape[0] // 16
     if round(problem.budget * part / d) >= _MIN_SAMPLE_BUDGET and (r == 1 or part >= FINAL_LP_SIZE):
-        estimate = _sample_estimate(problem, inner, sample[:part], scores[:, :part], rtol)
+        smaller = slice(0, 16 * part, 16)  # every 16th: a random subsample, sorted or not
+        estimate = _sample_estimate(problem, inner, sample[smaller], scores[:, smaller], rtol)
         guess = None if estimate.infeasible else estimate.multipliers
     if r == 1 and guess is not None:
         width = 3.0 / np.sqrt(problem.budget * part / d)
@@ -398,7 +402,7 @@ def _sample_estimate(problem, inner, sample, scores, rtol) -> _SampleEstimate:
         floors = inner.floors * in_sample // np.maximum(problem.group_sizes, 1)
         while floors.sum() > k:
             floors[np.argmax(floors)] -= 1
-    sampled = InnerProblem(scores, k, np.array(thresholds), groups, floors)
+    sampled = InnerProblem(np.ascontiguousarray(scores), k, np.array(thresholds), groups, floors)
     try:
         if r == 1:
             _, lam, _ = _solve_exact(sampled, rtol, bracket)

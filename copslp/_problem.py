@@ -14,7 +14,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ._selection import group_order, group_starts, top_k_sum
+from ._selection import group_order, group_starts, is_non_decreasing, top_k_sum
 
 __all__ = ["Problem", "make_problem", "DEFAULT_GAMMA"]
 
@@ -126,9 +126,12 @@ def make_problem(scores, budget, *, gamma=None, bounds=None, groups=None, floors
                 f"entries of scores[{i + 1}] is {float(best[i])!r}; give an absolute bound with bounds=..."
             )
 
-    groups_vec, floors_vec, sizes = _as_groups_and_floors(groups, floors, size, k)
+    groups_vec, floors_vec, sizes, contiguous = _as_groups_and_floors(groups, floors, size, k)
     scores.setflags(write=False)
-    return Problem(scores, k, thresholds, gamma_vec, best, groups_vec, floors_vec, sizes)
+    problem = Problem(scores, k, thresholds, gamma_vec, best, groups_vec, floors_vec, sizes)
+    if contiguous:
+        problem.__dict__["group_order"] = None  # the cached property, known from validation
+    return problem
 
 
 def _as_score_matrix(scores) -> np.ndarray:
@@ -231,7 +234,7 @@ def _as_groups_and_floors(groups, floors, size: int, k: int):
     with ``np.unique(groups, return_inverse=True)[1]``.
     """
     if groups is None and floors is None:
-        return None, None, None
+        return None, None, None, False
     if groups is None:
         raise ValueError("floors were given without groups: pass groups=... (a group index per element)")
     if floors is None:
@@ -255,7 +258,8 @@ def _as_groups_and_floors(groups, floors, size: int, k: int):
         raise TypeError(f"floors must be an int or one int per group, got {floors!r}")
     if f.ndim > 1:
         raise ValueError(f"floors must be an int or a 1-D sequence of ints, got shape {f.shape}")
-    lowest, highest = int(g.min()), int(g.max())
+    contiguous = is_non_decreasing(g)  # layers: then no other pass reads g
+    lowest, highest = (int(g[0]), int(g[-1])) if contiguous else (int(g.min()), int(g.max()))
     if lowest < 0:
         raise ValueError(f"groups must be non-negative group indices, got minimum {lowest} "
                          f"(groups[{int(np.argmin(g))}])")
@@ -276,7 +280,7 @@ def _as_groups_and_floors(groups, floors, size: int, k: int):
     if (f < 0).any():
         i = int(np.flatnonzero(f < 0)[0])
         raise ValueError(f"floors must be >= 0, got floors[{i}] = {int(f[i])}")
-    sizes = np.bincount(g, minlength=f.shape[0])
+    sizes = _group_sizes(g, contiguous, f.shape[0])
     over = np.flatnonzero(f > sizes)
     if over.size:
         i = int(over[0])
@@ -285,7 +289,19 @@ def _as_groups_and_floors(groups, floors, size: int, k: int):
         raise ValueError(f"floors sum to {int(f.sum())}, more than the budget k = {k}")
     g.setflags(write=False)
     f.setflags(write=False)
-    return g, f, sizes
+    return g, f, sizes, contiguous
+
+
+def _group_sizes(groups: np.ndarray, contiguous: bool, n_groups: int) -> np.ndarray:
+    """Elements per group index 0..n_groups-1 (int64): for ``contiguous`` (non-decreasing)
+    ``groups`` the ends of the runs by binary search, else one ``np.bincount``."""
+    if not contiguous:
+        return np.bincount(groups, minlength=n_groups)
+    ids = np.arange(int(groups[-1]) + 1).astype(groups.dtype)
+    ends = np.searchsorted(groups, ids, side="right")
+    sizes = np.zeros(n_groups, dtype=np.int64)
+    sizes[:ids.shape[0]] = np.diff(ends, prepend=0)
+    return sizes
 
 
 def refuse_foreign_array(name: str, value) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 from ._blocks import blocks
 from ._selection import take_columns
 
-__all__ = ["PointScan", "scan_point"]
+__all__ = ["PointScan", "scan_point", "segment_runs"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,7 +77,7 @@ def scan_point(problem, x: np.ndarray, xtol: float, multipliers: np.ndarray | No
         else:  # groups in any order: gather the block through the permutation
             where = order[block]
             s, xb = take_columns(scores, where), x.take(where)
-        runs, starts = _runs(segments, block)
+        runs, starts = segment_runs(segments, block)
         if integral:
             one = xb
         else:
@@ -122,7 +122,7 @@ def scan_point(problem, x: np.ndarray, xtol: float, multipliers: np.ndarray | No
                      segment_x, segment_ones, zeros_max, ones_min)
 
 
-def _runs(segments: np.ndarray, block: slice):
+def segment_runs(segments: np.ndarray, block: slice):
     """The segments that meet ``block`` and where each starts in it (block-local offsets)."""
     first = int(np.searchsorted(segments, block.start, side="right")) - 1
     last = int(np.searchsorted(segments, block.stop - 1, side="right")) - 1

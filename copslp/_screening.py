@@ -16,7 +16,8 @@ import numpy as np
 
 from ._blocks import BLOCK, blocks
 from ._inner import InnerProblem
-from ._selection import kth_largest, take_columns
+from ._scan import segment_runs
+from ._selection import group_starts, kth_largest, take_columns
 
 __all__ = ["ReducedProblemInfeasible", "MinimumOutsideBox", "RESCREEN_MIN_SIZE", "RESCREEN_SHRINK", "box_extremes",
            "screen", "screen_exact", "reduce_problem"]
@@ -25,6 +26,11 @@ __all__ = ["ReducedProblemInfeasible", "MinimumOutsideBox", "RESCREEN_MIN_SIZE",
 #: times narrower than the one it was screened with, if it still has this many elements.
 RESCREEN_SHRINK = 4.0
 RESCREEN_MIN_SIZE = 1 << 14
+#: The margin (standard deviations, offset) of the sampled group levels: a group whose
+#: level turns out unsafe is read once more, so it is narrower than that of the global levels.
+_GROUP_MARGIN = (2.0, 2)
+#: A group's sampled level is used only if its rank is at most this many times the expected one.
+_GROUP_RANK_FACTOR = 3.0
 
 
 class ReducedProblemInfeasible(Exception):
@@ -75,7 +81,7 @@ def box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray, out=None):
     return low, high
 
 
-def screen(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample_scores: np.ndarray):
+def screen(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample_scores: np.ndarray, sample_groups=None):
     """Fix what is decided for every lambda in the box [lo, hi]; return the reduced problem.
 
     An element is fixed to 1 when its smallest value over the box exceeds ``one_level``, to 0
@@ -85,9 +91,12 @@ def screen(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample_scores: n
     floors[g] best of its group g for some lambda in the box is never dropped. The levels are
     estimated on the subsample and verified by counting in the same streamed pass
     (``#{high > one_level} < k - F``, ``#{low >= zero_level} >= k (+1)``); when a count
-    fails, the exact levels are computed by selection over full-length arrays.
+    fails, the exact levels are computed by selection over full-length arrays. With floors
+    and ``sample_groups`` (the groups of the subsample), each group's level (its floors[g]-th
+    largest ``low``) is estimated on the subsample in the same way and verified by its count
+    in the pass; a group whose count fails is read again for its exact level.
     """
-    streamed = _screen_streamed(inner, lo, hi, *_sample_levels(inner, lo, hi, sample_scores))
+    streamed = _screen_streamed(inner, lo, hi, *_sample_levels(inner, lo, hi, sample_scores, sample_groups))
     if streamed is not None:
         return streamed
     return screen_exact(inner, lo, hi)
@@ -118,28 +127,61 @@ def _level_ranks(inner: InnerProblem):
     return k - int(inner.floors.sum()), (k + 1 if k < inner.size else 0)
 
 
-def _sample_levels(inner, lo, hi, sample_scores):
-    """Conservative estimates of the one- and zero-levels from the subsample's scores."""
+def _sample_levels(inner, lo, hi, sample_scores, sample_groups=None):
+    """Conservative estimates of the one- and zero-levels from the subsample's scores, and
+    with floors the levels of the groups (see :func:`_group_sample_levels`)."""
     low, high = box_extremes(sample_scores, lo, hi)
     m = sample_scores.shape[1]
     one_rank, zero_rank = _level_ranks(inner)
+    one_level = kth_largest(high, _sample_rank(one_rank, m, inner.size, -1)) if one_rank > 0 else np.inf
+    zero_level = kth_largest(low, _sample_rank(zero_rank, m, inner.size, +1)) if zero_rank > 0 else -np.inf
+    group_levels = None
+    if inner.floors is not None:
+        group_levels = np.full(inner.floors.shape[0], zero_level)
+        if sample_groups is not None:
+            np.minimum(group_levels, _group_sample_levels(inner, low, sample_groups), out=group_levels)
+    return one_level, zero_level, group_levels
 
-    def scaled(rank, direction):
-        r = int(round(rank * m / inner.size))
-        margin = int(np.ceil(4.0 * np.sqrt(max(r, 1)))) + 8
-        return min(max(1, r + direction * margin), m)
 
-    one_level = kth_largest(high, scaled(one_rank, -1)) if one_rank > 0 else np.inf
-    zero_level = kth_largest(low, scaled(zero_rank, +1)) if zero_rank > 0 else -np.inf
-    return one_level, zero_level
+def _sample_rank(rank: int, m: int, size: int, direction: int, spread: float = 4.0, offset: int = 8) -> int:
+    """The rank among m sampled of ``size`` elements whose value bounds the ``rank``-th
+    largest of all from above (``direction`` -1) or below (+1) with a margin of ``spread``
+    standard deviations plus ``offset``."""
+    r = int(round(rank * m / size))
+    margin = int(np.ceil(spread * np.sqrt(max(r, 1)))) + offset
+    return min(max(1, r + direction * margin), m)
 
 
-def _screen_streamed(inner, lo, hi, one_level, zero_level):
+def _group_sample_levels(inner, low, sample_groups):
+    """Per group g, an estimate from below of the floors[g]-th largest ``low`` of g from the
+    subsample's members of g; +inf where floors[g] = 0, and where they are too few to say
+    (the margin more than doubles the expected rank): such a group, if short, is read again
+    for its exact level (cheaper than the many survivors a loose level leaves)."""
+    floors = inner.floors
+    _, starts = inner._group_layout
+    sizes = np.diff(starts)
+    by_group = np.argsort(sample_groups, kind="stable")
+    sample_starts = group_starts(np.bincount(sample_groups, minlength=floors.shape[0]))
+    levels = np.full(floors.shape[0], np.inf)
+    for g in np.flatnonzero(floors > 0):
+        members = low[by_group[sample_starts[g]:sample_starts[g + 1]]]
+        m = members.shape[0]
+        expected = floors[g] * m / sizes[g]
+        rank = _sample_rank(int(floors[g]), m, int(sizes[g]), +1, *_GROUP_MARGIN) if m else 0
+        if 0 < rank < m and rank <= _GROUP_RANK_FACTOR * expected:
+            levels[g] = kth_largest(members, rank)
+    return levels
+
+
+def _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels=None):
     """One streamed pass with given levels; ``None`` if a count shows a level is unsafe.
 
-    With floors, a group with at least floors[g] elements whose ``low`` reaches the zero
-    level has its floors[g]-th best above every element below that level, so the group rule
-    holds without a per-group selection; the elements of the other groups all survive.
+    With floors, ``group_levels`` (at most the zero level) replace the zero level in the
+    groups: an element whose ``high`` is below its group's level is dropped. A group with
+    at least floors[g] elements whose ``low`` reaches its level has its floors[g]-th best
+    above every element below that level, so the group rule holds without a per-group
+    selection; in the other groups the elements below the level are found by selection
+    (:func:`_forced_candidates`).
     """
     one_rank, zero_rank = _level_ranks(inner)
     floors = inner.floors
@@ -155,10 +197,9 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level):
         above_one += int(np.count_nonzero(high > one_level))
         reaching = low >= zero_level
         at_or_above_zero += int(np.count_nonzero(reaching))
-        if support is not None:
-            support += np.bincount(inner.groups[block][reaching], minlength=floors.shape[0])
+        level = zero_level if support is None else _count_reaching_group_levels(inner, block, low, group_levels, support)
         fixed_one = np.flatnonzero(low > one_level)
-        survivor = np.flatnonzero((high >= zero_level) & (low <= one_level))
+        survivor = np.flatnonzero((high >= level) & (low <= one_level))
         taken += take_columns(scores, fixed_one).sum(axis=1)
         ones.append(fixed_one + block.start)
         survivors.append(survivor + block.start)
@@ -168,17 +209,40 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level):
     ones, survivors = np.concatenate(ones), np.concatenate(survivors)
     survivor_scores = np.concatenate(survivor_scores, axis=1)
     if support is not None and np.any(support < floors):
-        forced = _forced_candidates(inner, lo, hi, support < floors, zero_level)
-        survivors = np.concatenate([survivors, forced])
-        survivor_scores = np.concatenate([survivor_scores, take_columns(inner.scores, forced)], axis=1)
+        forced = _forced_candidates(inner, lo, hi, support < floors, group_levels)
+        merged = np.concatenate([survivors, forced])
+        ascending = np.argsort(merged, kind="stable")  # two increasing runs: one merge
+        survivors = merged[ascending]
+        survivor_scores = take_columns(np.concatenate([survivor_scores, take_columns(inner.scores, forced)], axis=1),
+                                       ascending)
     return reduce_problem(inner, ones, survivors, taken, survivor_scores)
 
 
-def _forced_candidates(inner, lo, hi, short, zero_level):
-    """Members of the ``short`` groups below the zero level that may still be among the
-    floors[g] best of their group g for some lambda in the box: ``high_j`` at least the
-    floors[g]-th largest ``low`` of the group (a selection within each short group). They
-    are disjoint from the survivors of the streamed pass, which reach the zero level."""
+def _count_reaching_group_levels(inner, block, low, group_levels, support):
+    """The level of each element of ``block`` (its group's, from ``group_levels``; one number
+    when the block lies in one group), after adding to ``support`` the count per group of the
+    elements whose ``low`` reaches it. Contiguous groups are read as runs of the block."""
+    order, starts = inner._group_layout
+    if order is not None:
+        groups = inner.groups[block]
+        level = group_levels.take(groups)
+        support += np.bincount(groups[low >= level], minlength=support.shape[0])
+        return level
+    runs, offsets = segment_runs(starts, block)
+    if runs.shape[0] == 1:
+        level = group_levels[runs[0]]
+        support[runs[0]] += int(np.count_nonzero(low >= level))
+        return level
+    level = np.repeat(group_levels[runs], np.diff(offsets, append=low.shape[0]))
+    support[runs] += np.add.reduceat(low >= level, offsets, dtype=np.int64)
+    return level
+
+
+def _forced_candidates(inner, lo, hi, short, group_levels):
+    """Members of the ``short`` groups g below their level ``group_levels[g]`` that may
+    still be among the floors[g] best of g for some lambda in the box: ``high_j`` at least
+    the floors[g]-th largest ``low`` of the group (a selection within each short group).
+    They are disjoint from the survivors of the streamed pass, which reach the level."""
     order, starts = inner._group_layout
     found = []
     for g in np.flatnonzero(short):
@@ -189,28 +253,38 @@ def _forced_candidates(inner, lo, hi, short, zero_level):
             members = order[starts[g]:starts[g + 1]]
             low, high = box_extremes(take_columns(inner.scores, members), lo, hi)
         level = kth_largest(low, int(inner.floors[g]))
-        keep = np.flatnonzero((high < zero_level) & (high >= level))
+        keep = np.flatnonzero((high < group_levels[g]) & (high >= level))
         found.append(keep + starts[g] if order is None else members[keep])
     return np.concatenate(found)
 
 
 def reduce_problem(inner: InnerProblem, ones: np.ndarray, survivors: np.ndarray, taken=None, survivor_scores=None):
-    """The problem left on ``survivors`` once ``ones`` are kept; returns (reduced, ones, survivors).
+    """The problem left on ``survivors`` (increasing indices) once ``ones`` are kept; returns
+    (reduced, ones, survivors).
 
     ``taken`` (the scores summed over ``ones``) and ``survivor_scores`` are gathered here
-    unless given."""
+    unless given. Groups contiguous in ``inner`` stay so among the survivors: their offsets
+    there are found by binary search."""
     s = inner.scores
     if taken is None:
         taken = take_columns(s, ones).sum(axis=1)
     if survivor_scores is None:
         survivor_scores = take_columns(s, survivors)
-    groups = floors = None
+    groups = floors = layout = None
     if inner.floors is not None:
         groups = inner.groups[survivors]
         kept = np.bincount(inner.groups[ones], minlength=inner.floors.shape[0])
         floors = np.maximum(inner.floors - kept, 0)
-    reduced = InnerProblem(survivor_scores, inner.budget - ones.shape[0], inner.thresholds - taken[1:], groups, floors)
+        order, starts = inner._group_layout
+        if order is None:
+            layout = _fixed_layout(None, np.searchsorted(survivors, starts))
+    reduced = InnerProblem(survivor_scores, inner.budget - ones.shape[0], inner.thresholds - taken[1:], groups, floors,
+                           layout)
     return reduced, ones, survivors
+
+
+def _fixed_layout(order, starts):
+    return lambda: (order, starts)
 
 
 def _group_floor_levels(inner: InnerProblem, values: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["kth_largest", "top_k_sum", "top_k_indices", "lexicographic_top_k", "group_order", "group_starts",
+__all__ = ["kth_largest", "top_k_sum", "top_k_indices", "lexicographic_top_k", "is_non_decreasing", "group_order", "group_starts",
            "top_k_with_floors", "take_columns"]
 
 
@@ -107,10 +107,15 @@ def lexicographic_top_k(primary: np.ndarray, secondary: np.ndarray, k: int) -> n
     return np.concatenate([above, tied])
 
 
+def is_non_decreasing(groups: np.ndarray) -> bool:
+    """Whether ``groups`` is non-decreasing (each group one contiguous run, as layers are)."""
+    return groups.shape[0] < 2 or bool(np.all(groups[1:] >= groups[:-1]))
+
+
 def group_order(groups: np.ndarray) -> np.ndarray | None:
     """A permutation that makes ``groups`` non-decreasing, or ``None`` if it already is
     (layers are contiguous: then no sort is made)."""
-    if groups.shape[0] < 2 or bool(np.all(groups[1:] >= groups[:-1])):
+    if is_non_decreasing(groups):
         return None
     return np.argsort(groups, kind="stable")
 
@@ -140,6 +145,12 @@ def top_k_with_floors(values: np.ndarray, k: int, groups: np.ndarray, floors: np
     unforced members, a being the number of forced elements outside T. Only the short groups
     are read beyond T.
 
+    T holds F - a forced elements (F = sum of floors), so its a smallest unforced members lie
+    among its F smallest (the *pool*). A member of a group l that is not short is forced iff
+    fewer than ``floors[l]`` members of l in T lie above it: all of l's members of T outside
+    the pool do, so only in the groups whose pool members reach into their best ``floors[l]``
+    are the pool members ranked (a selection within each such group's pool members).
+
     ``order`` (a permutation making ``groups`` non-decreasing, ``None`` if it already is) and
     ``starts`` (group offsets in that order) may be passed when already known; they are
     needed only when a group is short.
@@ -151,33 +162,48 @@ def top_k_with_floors(values: np.ndarray, k: int, groups: np.ndarray, floors: np
     top_groups = groups[top]
     kept = np.bincount(top_groups, minlength=n_groups)
     short = floors > kept
+    if not short.any():  # every group has its forced elements in T: T is the answer
+        return top
+    if starts is None:
+        order = group_order(groups) if order is None else order
+        starts = group_starts(np.bincount(groups, minlength=n_groups))
+    best = []  # the forced elements of the short groups
+    for l in np.flatnonzero(short):
+        first, stop, f = int(starts[l]), int(starts[l + 1]), int(floors[l])
+        if order is None:
+            best.append(np.argpartition(values[first:stop], stop - first - f)[stop - first - f:] + first)
+        else:
+            members = order[first:stop]
+            best.append(members[np.argpartition(values[members], stop - first - f)[stop - first - f:]])
+    best = np.concatenate(best)
     forced = np.zeros(values.shape[0], dtype=bool)
-    narrow = np.int16 if n_groups <= np.iinfo(np.int16).max else np.int32  # int16: a radix sort
-    by_group = np.argsort(top_groups.astype(narrow), kind="stable")
-    bounds = group_starts(kept)
-    for l in np.flatnonzero((floors > 0) & ~short):
-        members = top[by_group[bounds[l]:bounds[l + 1]]]
-        forced[members[top_k_indices(values[members], int(floors[l]))]] = True
-    outside = [np.empty(0, dtype=np.intp)]
-    if short.any():
-        if starts is None:
-            order = group_order(groups) if order is None else order
-            starts = group_starts(np.bincount(groups, minlength=n_groups))
-        in_top = np.zeros(values.shape[0], dtype=bool)
-        in_top[top] = True
-        for l in np.flatnonzero(short):
-            if order is None:
-                best = top_k_indices(values[starts[l]:starts[l + 1]], int(floors[l])) + starts[l]
-            else:
-                members = order[starts[l]:starts[l + 1]]
-                best = members[top_k_indices(values[members], int(floors[l]))]
-            forced[best] = True
-            outside.append(best[~in_top[best]])
-    outside = np.concatenate(outside)
-    top_forced = forced[top]
-    unforced = top[~top_forced]
-    keep = unforced[top_k_indices(values[unforced], unforced.shape[0] - outside.shape[0])]
-    return np.concatenate([top[top_forced], keep, outside])
+    forced[best] = True
+    in_top = np.zeros(values.shape[0], dtype=bool)
+    in_top[top] = True
+    outside = best[~in_top[best]]
+    a = outside.shape[0]
+    if a == 0:
+        return top
+    top_values = values[top]
+    pool_size = min(int(floors.sum()), k)
+    pool = np.arange(k) if pool_size == k else np.argpartition(top_values, pool_size - 1)[:pool_size]
+    pool_groups = top_groups[pool]
+    pool_count = np.bincount(pool_groups, minlength=n_groups)
+    reaching = floors - (kept - pool_count)  # forced members of l in the pool: its best `reaching`
+    droppable = ~forced[top[pool]]
+    ranked = np.flatnonzero(~short & (reaching > 0))
+    if ranked.shape[0]:
+        narrow = np.int16 if n_groups <= np.iinfo(np.int16).max else np.int32  # int16: a radix sort
+        by_group = np.argsort(pool_groups.astype(narrow), kind="stable")
+        bounds = group_starts(pool_count)
+        for l in ranked:
+            members = by_group[bounds[l]:bounds[l + 1]]
+            droppable[members[top_k_indices(top_values[pool[members]], int(reaching[l]))]] = False
+    candidates = pool[droppable]
+    dropped = candidates[top_k_indices(-top_values[candidates], a)]
+    keep = np.ones(k, dtype=bool)
+    keep[dropped] = False
+    return np.concatenate([top[keep], outside])
 
 
 def take_columns(scores: np.ndarray, index: np.ndarray) -> np.ndarray:
