@@ -51,7 +51,7 @@ from ._problem import Problem
 from ._result import LPSolution
 from ._screening import MinimumOutsideBox, ReducedProblemInfeasible, screen
 from ._selection import kth_largest, take_columns, top_k_sum
-from ._several_bounds import FINAL_LP_SIZE, Box, final_lp, several_bounds_finish
+from ._several_bounds import FINAL_LP_SIZE, Box, final_lp, inside, several_bounds_finish
 
 __all__ = ["solve_analytic"]
 
@@ -331,8 +331,7 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
                     raise error from None
                 feasible = True
             continue
-        inside = np.all(((lam > lo) | (lo == 0)) & (lam < hi))
-        if inside or survivors.shape[0] == d:
+        if inside(lam, lo, hi) or survivors.shape[0] == d:
             x = np.zeros(d)
             x[ones] = 1.0
             x[survivors] = x_red
@@ -391,7 +390,7 @@ def _sample_estimate(problem, inner, sample, scores, rtol) -> _SampleEstimate:
     thresholds = []
     for row, b in enumerate(inner.thresholds):
         s = scores[row + 1]
-        best_sample = float(np.partition(s, s.shape[0] - k)[s.shape[0] - k:].sum())
+        best_sample = top_k_sum(s, k)
         best_full = problem.best_reachable[problem.active[row]]
         scaled = b / best_full * best_sample if best_full > 0 else b * sample.shape[0] / d
         thresholds.append(min(scaled, best_sample))

@@ -40,15 +40,17 @@ def deadline_for(time_limit: float) -> float:
     return time_limit * (1.0 + SLACK_FRACTION) + START_SECONDS
 
 
-def call_with_deadline(function: Callable, kwargs: dict, *, time_limit: float, who: str) -> Any:
+def call_with_deadline(function: Callable, kwargs: dict, *, time_limit: float | None, who: str) -> Any:
     """``function(**kwargs)`` in a fresh interpreter, stopped after ``deadline_for(time_limit)``
-    seconds.
+    seconds; in this process when ``time_limit`` is None (nothing to enforce).
 
     ``function`` must be importable by name (a module-level function of copslp). Raises
     :class:`copslp.SolverError` saying that ``who`` overran its ``time_limit`` when the
     deadline passes, or when the child dies without an answer; re-raises what the function
     raised.
     """
+    if time_limit is None:
+        return function(**kwargs)
     with tempfile.TemporaryDirectory(prefix="copslp-") as folder:
         task, answer = Path(folder) / "task.pickle", Path(folder) / "answer.pickle"
         with task.open("wb") as handle:

@@ -144,7 +144,7 @@ def solve_highs(problem: Problem, *, solver, presolve, time_limit, tolerance) ->
     time_limit : float, optional
         Seconds. HiGHS checks it between iterations only, and one dual simplex iteration can
         take minutes here, so with a limit the solve runs in a separate process that is
-        stopped after ``1.5 * time_limit + 0.5`` s (:mod:`copslp._deadline`) with a
+        stopped after :func:`copslp._deadline.deadline_for` seconds with a
         :class:`copslp.SolverError` saying so.
     tolerance : float
         Relative accuracy promised to the certificate; also HiGHS's primal and dual
@@ -158,8 +158,6 @@ def solve_highs(problem: Problem, *, solver, presolve, time_limit, tolerance) ->
         ``run_time`` (HiGHS's own clock), ``objective``, ``budget_dual``,
         ``floor_multipliers``.
     """
-    if time_limit is None:
-        return _solve_here(problem, solver=solver, presolve=presolve, time_limit=None, tolerance=tolerance)
     settings = {"problem": problem, "solver": solver, "presolve": presolve, "time_limit": time_limit, "tolerance": tolerance}
     return call_with_deadline(_solve_here, settings, time_limit=time_limit, who="HiGHS")
 

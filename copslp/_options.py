@@ -70,10 +70,10 @@ def gap_fraction(name: str, value) -> float:
 
 
 def positive_number(name: str, value) -> float:
-    """A positive number (seconds, a tolerance)."""
+    """A positive, finite number (seconds, a tolerance)."""
     value = _real(name, value)
-    if not value > 0 or np.isnan(value):
-        raise ValueError(f"option {name} must be positive, got {value!r}")
+    if not 0 < value < np.inf:
+        raise ValueError(f"option {name} must be a positive finite number, got {value!r}")
     return value
 
 

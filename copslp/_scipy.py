@@ -40,7 +40,7 @@ def solve_scipy(problem: Problem, *, solver, time_limit, tolerance) -> LPSolutio
         linprog's ``method``: interior point with crossover, dual simplex, or HiGHS's choice.
     time_limit : float, optional
         Seconds. linprog's HiGHS checks it between iterations only, so with a limit the solve
-        runs in a separate process stopped after ``1.5 * time_limit + 0.5`` s, as for the
+        runs in a separate process stopped after :func:`copslp._deadline.deadline_for` seconds, as for the
         method ``highs``.
     tolerance : float
         Relative accuracy promised to the certificate; also linprog's primal and dual
@@ -52,8 +52,6 @@ def solve_scipy(problem: Problem, *, solver, time_limit, tolerance) -> LPSolutio
         ``info``: ``solver``, ``iterations``, ``status`` and ``message`` from linprog,
         ``objective``, ``budget_dual``, ``floor_multipliers``.
     """
-    if time_limit is None:
-        return _solve_here(problem, solver=solver, time_limit=None, tolerance=tolerance)
     settings = {"problem": problem, "solver": solver, "time_limit": time_limit, "tolerance": tolerance}
     return call_with_deadline(_solve_here, settings, time_limit=time_limit, who="linprog (HiGHS)")
 

@@ -104,16 +104,12 @@ def screen(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample_scores: n
 
 def screen_exact(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray):
     """:func:`screen` with the exact levels, by selection over the whole of ``inner``."""
-    k = inner.budget
     low, high = box_extremes(inner.scores, lo, hi)
-    if inner.floors is None:
-        ones = low > kth_largest(high, k)
-        zeros = high < kth_largest(low, k)
-    else:
-        total_floor = int(inner.floors.sum())
-        ones = low > kth_largest(high, k - total_floor) if k > total_floor else np.zeros(inner.size, bool)
+    one_rank, zero_rank = _level_ranks(inner)
+    ones = low > kth_largest(high, one_rank) if one_rank > 0 else np.zeros(inner.size, bool)
+    zeros = high < (kth_largest(low, zero_rank) if zero_rank > 0 else -np.inf)
+    if inner.floors is not None:
         ones |= low > _group_floor_levels(inner, high)  # among its group's forced best throughout
-        zeros = high < (kth_largest(low, k + 1) if k < inner.size else -np.inf)
         zeros &= high < _group_floor_levels(inner, low)
     survivors = np.flatnonzero(~(ones | zeros))
     return reduce_problem(inner, np.flatnonzero(ones), survivors)

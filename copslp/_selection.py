@@ -171,10 +171,10 @@ def top_k_with_floors(values: np.ndarray, k: int, groups: np.ndarray, floors: np
     for l in np.flatnonzero(short):
         first, stop, f = int(starts[l]), int(starts[l + 1]), int(floors[l])
         if order is None:
-            best.append(np.argpartition(values[first:stop], stop - first - f)[stop - first - f:] + first)
+            best.append(top_k_indices(values[first:stop], f) + first)
         else:
             members = order[first:stop]
-            best.append(members[np.argpartition(values[members], stop - first - f)[stop - first - f:]])
+            best.append(members[top_k_indices(values[members], f)])
     best = np.concatenate(best)
     forced = np.zeros(values.shape[0], dtype=bool)
     forced[best] = True

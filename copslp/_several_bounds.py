@@ -23,7 +23,7 @@ from ._registry import get_method
 from ._screening import RESCREEN_SHRINK, MinimumOutsideBox, ReducedProblemInfeasible, screen_exact
 from ._selection import take_columns
 
-__all__ = ["Box", "several_bounds_finish", "final_lp", "FINAL_LP_SIZE"]
+__all__ = ["Box", "several_bounds_finish", "final_lp", "inside", "FINAL_LP_SIZE"]
 
 #: Several bounds: the survivors are handed to the exact LP once at most this many remain.
 FINAL_LP_SIZE = 2048
@@ -189,7 +189,7 @@ def _assemble(size: int, stage: _Stage, x_stage: np.ndarray) -> np.ndarray:
     return x
 
 
-def _inside(multipliers: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
+def inside(multipliers: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
     """lambda strictly inside [lo, hi], except on faces at lambda_i = 0."""
     return bool(np.all(((multipliers > lo) | (lo == 0)) & (multipliers < hi)))
 
@@ -225,7 +225,7 @@ def _newton_finish(stage: _Stage, box: Box, rtol: float, counter: _Counter):
             except ReducedProblemInfeasible:  # the narrow box fixed too much: widen it
                 half = 4.0 * half
                 continue
-            if _inside(lam_hat, narrow.lo, narrow.hi):
+            if inside(lam_hat, narrow.lo, narrow.hi):
                 return x_narrow, lam_hat, details, narrow
             lam = np.clip(lam_hat, stage.lo, stage.hi)
             half = 4.0 * np.maximum(half, np.abs(lam_hat - lam))
@@ -328,7 +328,7 @@ def _ellipsoid_finish(stage: _Stage, box: Box, rtol: float, start: np.ndarray, c
             best, stage_cuts = None, 0  # values of the smaller problem differ by a constant
         query = ellipsoid.centre
     x_stage, lam, details = final_lp(stage.problem, rtol)
-    if not _inside(lam, stage.lo, stage.hi):
+    if not inside(lam, stage.lo, stage.hi):
         raise MinimumOutsideBox(lam)
     return x_stage, lam, details, stage
 

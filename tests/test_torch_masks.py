@@ -204,3 +204,11 @@ def test_freezing_twice_combines_and_keeps_frozen_values():
     values = layout.flatten(layout.values(model)).detach()
     assert torch.equal(values[~first], initial[~first])                       # frozen first: initial
     assert torch.equal(values[first & ~second], initial[first & ~second] + 1)  # frozen now: current
+
+
+def test_layer_stats_of_an_empty_last_layer():
+    """Regression: counting by reduceat failed on a layout whose last entry has no element."""
+    model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 0))
+    layout = Layout.from_model(model)
+    stats = layer_stats(torch.ones(len(layout), dtype=torch.bool), layout)
+    assert [s.kept for s in stats] == [32, 0] and stats[1].size == 0

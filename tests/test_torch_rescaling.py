@@ -15,6 +15,7 @@ from torch_adapter import (  # noqa: E402
     Layout,
     apply_mask,
     interspace,
+    iterative_prune,
     prune_with_cops,
     rescale_after_pruning,
     scale_residual_branches,
@@ -239,3 +240,27 @@ def test_stable_resnet_scales_each_residual_branch():
         scale_residual_branches(model, ["0.branch"], factor=0.0)
     with pytest.raises(TypeError, match="sequence of module names"):
         scale_residual_branches(model, "0.branch")
+
+
+def test_rescaling_twice_is_refused():
+    """Regression: a second rescale measured the energies of already rescaled weights and
+    overshot by about 1.5x; it is refused, with the reason."""
+    model = deep_mlp(depth=2, width=50)
+    layout = Layout.from_model(model)
+    apply_mask(model, random_mask(layout, 0.5, seed=1), layout, rescale=True)
+    with pytest.raises(ValueError, match="rescaled already"):
+        apply_mask(model, random_mask(layout, 0.5, seed=2), layout, rescale=True)
+
+
+def test_apply_options_are_checked_before_any_work():
+    calls = []
+
+    def score_fn(model):
+        calls.append(1)
+        return scores.magnitude(model)
+    model = deep_mlp(depth=2, width=4)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        iterative_prune(model, score_fn, density=0.5, rounds=3, apply=True, mode="x")
+    assert calls == []
+    with pytest.raises(ValueError, match="on_collapse must be one of"):
+        prune_with_cops(model, scores.magnitude(model), 3, on_collapse="x")

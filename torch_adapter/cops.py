@@ -30,7 +30,7 @@ from torch import nn
 import copslp
 
 from .layout import Layout
-from .masks import LayerStats, _rescale_by, apply_mask, check_collapse, format_layer_table, layer_stats, resulting_mask
+from .masks import LayerStats, apply_mask, check_apply_options, check_collapse, format_layer_table, layer_stats, resulting_mask
 from .scores import Score
 
 __all__ = ["Selection", "PruneReport", "select_mask", "prune_with_cops", "layer_floors"]
@@ -299,7 +299,7 @@ def prune_with_cops(
     """
     scores = _as_scores(scores)
     scores[0].layout.modules(model)  # fail before solving if the layout does not fit
-    _rescale_by(rescale, mode)  # and before solving if the options do not fit
+    check_apply_options(mode=mode, rescale=rescale, on_collapse=on_collapse, previous=previous)  # before solving
     selection = select_mask(scores, budget, gamma=gamma, bounds=bounds, method=method,
                             min_per_layer=min_per_layer, options=options)
     resulting = resulting_mask(model, selection.mask, selection.layout, previous=previous)

@@ -40,7 +40,7 @@ FB acts on the spatial kernel only.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -189,6 +189,11 @@ def convert(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if basis not in BASES:
         raise ValueError(f"basis must be one of {sorted(BASES)}, got {basis!r}")
+    for name, flag in (("train_basis", train_basis), ("include_pointwise", include_pointwise)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be a bool, got {flag!r}")
+    if not isinstance(exclude, (str, Sequence)):
+        raise TypeError(f"exclude must be a module name or a sequence of them, got {exclude!r}")
     exclude = (exclude,) if isinstance(exclude, str) else tuple(exclude)
     names = {name for name, _ in model.named_modules()}
     unknown = [name for name in exclude if name not in names]

@@ -45,7 +45,7 @@ import copslp
 
 from .cops import layer_floors
 from .layout import Layout
-from .masks import LayerStats, apply_mask, layer_stats
+from .masks import LayerStats, apply_mask, check_apply_options, layer_stats
 from .scores import Score, _deepcopy, _progress
 from .topk import KEPT_COUNTS, SCOPES, kept_count, top_k_mask
 
@@ -183,7 +183,7 @@ def iterative_prune(
     layout: Layout | None = None,
     apply: bool = False,
     mode: str = "mask",
-    rescale: bool = False,
+    rescale: bool | str = False,
     on_collapse: str = "warn",
     progress: bool = False,
 ) -> IterativeResult:
@@ -253,8 +253,11 @@ def iterative_prune(
     elif scope != "global":
         raise ValueError('selector="cops" selects globally; use min_per_layer for per-layer floors, '
                          f"got scope={scope!r}")
+    if not isinstance(apply, bool):
+        raise TypeError(f"apply must be a bool, got {apply!r}")
     if not apply and (mode != "mask" or rescale or on_collapse != "warn"):
         raise TypeError("mode, rescale and on_collapse apply the final mask: pass apply=True")
+    check_apply_options(mode=mode, rescale=rescale, on_collapse=on_collapse, previous="combine")  # before scoring
     densities = round_densities(density, rounds, schedule)
     layout = Layout.from_model(model) if layout is None else layout
     layout.modules(model)  # fail early if it does not fit

@@ -164,14 +164,14 @@ def layer_stats(mask, layout: Layout) -> tuple[LayerStats, ...]:
     """
     flat = _flat_bool(mask, layout).to("cpu").numpy()
     # one pass of numpy counts (summing torch bool tensors per layer is several times slower)
-    starts = np.array([entry.offset for entry in layout.entries], dtype=np.int64)
-    counts = np.add.reduceat(flat, starts, dtype=np.int64) if flat.shape[0] else np.zeros(len(starts), np.int64)
+    running = np.concatenate([[0], np.cumsum(flat, dtype=np.int64)])
+    counts = [int(running[entry.stop] - running[entry.offset]) for entry in layout.entries]
     sizes = np.zeros(layout.n_layers, dtype=np.int64)
     kept = np.zeros(layout.n_layers, dtype=np.int64)
     weight_kept = np.full(layout.n_layers, -1, dtype=np.int64)  # -1: no weight entry
     types = [""] * layout.n_layers
     for entry, count in zip(layout.entries, counts):
-        n_kept = int(count) if entry.numel else 0
+        n_kept = count
         sizes[entry.layer] += entry.numel
         kept[entry.layer] += n_kept
         types[entry.layer] = entry.module_type
@@ -213,11 +213,13 @@ def check_collapse(stats: Sequence[LayerStats], on_collapse: str = "warn", *, st
 
 
 class _Mask(nn.Module):
-    """Parametrization ``w -> where(mask, w, 0)``, recomputed at every access of the weight."""
+    """Parametrization ``w -> where(mask, w, 0)``, recomputed at every access of the weight.
+    ``rescaled``: :func:`torch_adapter.rescale_after_pruning` has scaled the kept values."""
 
     def __init__(self, mask: torch.Tensor):
         super().__init__()
         self.register_buffer("mask", mask)
+        self.rescaled = False
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         return torch.where(self.mask, weight, torch.zeros((), dtype=weight.dtype, device=weight.device))
@@ -320,9 +322,7 @@ def apply_mask(
         The per-layer report of the mask the model carries afterwards (with
         ``previous="combine"``, the AND of the old and the new mask).
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    rescale_by = _rescale_by(rescale, mode)
+    rescale_by = check_apply_options(mode=mode, rescale=rescale, on_collapse=on_collapse, previous=previous)
     resulting = resulting_mask(model, mask, layout, previous=previous)
     owners = layout.owners(model)
     for places, entry in zip(owners, layout.entries):
@@ -359,6 +359,18 @@ def _install_mask(places, part: torch.Tensor) -> None:
         if _pruned_mask(module, tensor_name) is not None:
             _unprune(module, tensor_name)
         parametrize.register_parametrization(module, tensor_name, parametrization)
+
+
+def check_apply_options(*, mode: str, rescale: bool | str, on_collapse: str, previous: str) -> str | None:
+    """Check the options of :func:`apply_mask` (callers that solve or score first check them
+    before that work); returns the ``by=`` of the rescaling, or None."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if on_collapse not in _ON_COLLAPSE:
+        raise ValueError(f"on_collapse must be one of {_ON_COLLAPSE}, got {on_collapse!r}")
+    if previous not in PREVIOUS:
+        raise ValueError(f"previous must be one of {PREVIOUS}, got {previous!r}")
+    return _rescale_by(rescale, mode)
 
 
 def _rescale_by(rescale: bool | str, mode: str) -> str | None:

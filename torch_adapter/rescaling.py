@@ -123,6 +123,9 @@ def _values_and_mask(module: nn.Module, entry) -> tuple[torch.Tensor, torch.Tens
     if isinstance(ours, _Freeze):
         raise ValueError(f'{entry.name} is frozen (mode="freeze"); rescaling needs a mask applied with mode="mask"')
     if isinstance(ours, _Mask):
+        if ours.rescaled:  # its kept values are alpha times the originals: the energies would be wrong
+            raise ValueError(f"{entry.name} was rescaled already (rescaling again would compound the factors); "
+                             "rescale once, after the last mask is applied")
         return module.parametrizations[name].original, ours.mask
     if parametrize.is_parametrized(module, name):
         raise ValueError(f"{entry.name} carries a parametrization other than a mask; rescaling needs a mask "
@@ -130,6 +133,14 @@ def _values_and_mask(module: nn.Module, entry) -> tuple[torch.Tensor, torch.Tens
     if f"{name}_orig" in module._parameters:
         return module._parameters[f"{name}_orig"], module._buffers[f"{name}_mask"]
     raise ValueError(f"{entry.name} is not pruned: apply a mask first (apply_mask or torch.nn.utils.prune)")
+
+
+def _ours_mask(module: nn.Module, name: str):
+    """The mask parametrization of :func:`torch_adapter.apply_mask` on ``module.<name>``, or None."""
+    from .masks import _Mask, _ours
+
+    ours = _ours(module, name)
+    return ours if isinstance(ours, _Mask) else None
 
 
 def rescale_after_pruning(model: nn.Module, layout: Layout | None = None, *,
@@ -179,6 +190,7 @@ def rescale_after_pruning(model: nn.Module, layout: Layout | None = None, *,
         pruned.append(_values_and_mask(module, entry))
     report = []
     for (module, entry), (original, mask) in zip(entries, pruned):
+        ours = _ours_mask(module, entry.tensor_name)
         mask = mask.to(original.dtype)
         if by == "weights":
             before = _unit_energy(module, original)
@@ -193,6 +205,8 @@ def rescale_after_pruning(model: nn.Module, layout: Layout | None = None, *,
         scale = factors.to(original.dtype).reshape(-1, *([1] * (original.dim() - 1)))
         with torch.no_grad():
             original.mul_(torch.where(mask != 0, scale, torch.ones_like(scale)))
+        if ours is not None:
+            ours.rescaled = True
         report.append(UnitRescaling(entry.name, factors, int(dead.sum())))
     return tuple(report)
 

@@ -583,8 +583,15 @@ def synflow(
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
     if iterations > 1:
+        if final_density is not None and (isinstance(final_density, (bool, np.bool_))
+                                          or not isinstance(final_density, numbers.Real)):
+            raise TypeError(f"final_density must be a number in (0, 1] when iterations > 1, got {final_density!r}")
         if final_density is None or not 0 < final_density <= 1:
             raise ValueError(f"final_density must be in (0, 1] when iterations > 1, got {final_density!r}")
+    from .topk import KEPT_COUNTS  # topk imports this module
+
+    if kept_count_convention not in KEPT_COUNTS:
+        raise ValueError(f"kept_count_convention must be one of {KEPT_COUNTS}, got {kept_count_convention!r}")
     shape = _sample_shape(input_shape)
     dtype = _device_dtype(layout.values(model))[1] if dtype is None else dtype
     if iterations == 1:
