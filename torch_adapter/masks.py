@@ -164,8 +164,9 @@ def layer_stats(mask, layout: Layout) -> tuple[LayerStats, ...]:
     """
     flat = _flat_bool(mask, layout).to("cpu").numpy()
     # one pass of numpy counts (summing torch bool tensors per layer is several times slower)
-    running = np.concatenate([[0], np.cumsum(flat, dtype=np.int64)])
-    counts = [int(running[entry.stop] - running[entry.offset]) for entry in layout.entries]
+    starts = [entry.offset for entry in layout.entries if entry.numel]  # reduceat cannot count an empty run
+    sums = iter(np.add.reduceat(flat, starts, dtype=np.int64).tolist() if starts else [])
+    counts = [next(sums) if entry.numel else 0 for entry in layout.entries]
     sizes = np.zeros(layout.n_layers, dtype=np.int64)
     kept = np.zeros(layout.n_layers, dtype=np.int64)
     weight_kept = np.full(layout.n_layers, -1, dtype=np.int64)  # -1: no weight entry
