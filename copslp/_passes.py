@@ -1,0 +1,335 @@
+r"""The O(D) passes of the analytic method, for scores that live where the caller keeps them.
+
+The analytic method (COPS.md §3-4) touches all D elements only in a few passes: a
+subsample, the screening of a box of multipliers, the levels of ``v = s_0 + sum_i lambda_i s_i``
+over what screening fixed, and the mask. Everything else runs on the subsample or on the
+survivors, a few thousand elements, as numpy arrays. :func:`copslp._streamed.solve_streamed`
+drives the method through two small interfaces, so that the scores need never be copied:
+
+* :class:`ScorePasses`: the passes over the scores one process holds (its *shard*: all D
+  elements in one process, or a contiguous part of them when the scores are spread over
+  processes). :class:`ArrayPasses` reads numpy arrays; ``torch_adapter`` reads torch tensors
+  on their own device and in their own dtype.
+* :class:`Collectives`: what the processes exchange (sums, maxima, the subsample and the
+  survivors gathered on one process, the decisions broadcast from it). :class:`OneProcess`
+  is the trivial case; ``torch_adapter`` implements it with ``torch.distributed``.
+
+Conventions shared by every implementation:
+
+* The shard holds n score rows of equal length (row 0 is s_0); positions are local
+  (0 .. ``size`` - 1); the global position of a local one is ``offset + position``, the
+  shards lying in rank order.
+* Everything returned is numpy, float64 for values (sums taken in float64, whatever the
+  dtype of the scores), int64 for counts.
+* A *box* ``[lo, hi]`` of multipliers for the score rows ``rows`` (the objective first, then
+  one multiplier per further row) defines ``low_j`` and ``high_j``, the smallest and largest
+  ``v_j(lambda) = s_{rows[0] j} + sum_i lambda_i s_{rows[i] j}`` over the box
+  (:func:`copslp._screening.box_extremes`). With ``lo = hi`` (or no multiplier at all) the
+  box is a point and ``low = high = v``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._blocks import blocks
+from ._screening import box_extremes
+from ._selection import take_columns
+
+__all__ = ["ScorePasses", "Collectives", "LocalScreen", "LevelsOutside", "ArrayPasses", "OneProcess"]
+
+
+@dataclass(frozen=True, eq=False)
+class LocalScreen:
+    """What one shard's screening pass (:meth:`ScorePasses.screen`) found.
+
+    Attributes
+    ----------
+    above_one : int
+        ``#{j : high_j > one_level}`` (verifies the one-level).
+    reaching : int
+        ``#{j : low_j >= zero_level}`` (verifies the zero-level).
+    support : ndarray of int64, shape (G,), or None
+        With groups: per group g, ``#{j in g : low_j >= group_levels[g]}``.
+    fixed_ones : int
+        Number of elements fixed to 1: ``low_j > one_level``.
+    taken : ndarray, shape (n,)
+        Every score row summed over the elements fixed to 1.
+    fixed_per_group : ndarray of int64, shape (G,), or None
+        With groups: elements fixed to 1 per group.
+    survivors : ndarray, shape (n, m), float64
+        Every score row at the survivors (neither fixed to 1 nor dropped: ``low_j <= one_level``
+        and ``high_j >= level_j``, level_j being ``group_levels[g(j)]`` with groups and
+        ``zero_level`` without), in increasing position.
+    survivor_groups : ndarray of int64, shape (m,), or None
+        Their groups.
+    handle : Any
+        Whatever the implementation needs to find the fixed ones and the survivors again
+        (:meth:`ScorePasses.extremes`, :meth:`ScorePasses.mask`); opaque to the driver.
+    """
+
+    above_one: int
+    reaching: int
+    support: np.ndarray | None
+    fixed_ones: int
+    taken: np.ndarray
+    fixed_per_group: np.ndarray | None
+    survivors: np.ndarray
+    survivor_groups: np.ndarray | None
+    handle: Any
+
+
+@dataclass(frozen=True, eq=False)
+class LevelsOutside:
+    """What one shard's :meth:`ScorePasses.extremes` pass measured, per segment (one segment
+    per group with groups, a single one without).
+
+    Attributes
+    ----------
+    zeros_max : ndarray, shape (segments,)
+        Largest ``v_j`` over the elements screening dropped (-inf where none).
+    ones_min : ndarray, shape (segments,)
+        Smallest ``v_j`` over the elements screening fixed to 1 (+inf where none).
+    magnitudes : ndarray, shape (n,)
+        ``max_j |s_ij|`` per score row over the whole shard.
+    abs_taken : ndarray, shape (n,)
+        ``sum_j |s_ij|`` over the elements fixed to 1.
+    """
+
+    zeros_max: np.ndarray
+    ones_min: np.ndarray
+    magnitudes: np.ndarray
+    abs_taken: np.ndarray
+
+
+class ScorePasses(ABC):
+    """The passes over the scores one process holds (see the module docstring).
+
+    Attributes
+    ----------
+    n_scores : int
+        n, the number of score rows (the same on every process).
+    size : int
+        Elements in this shard (may be 0 on some processes).
+    n_groups : int
+        G, the number of groups of the floors (0 without groups); group ids lie in [0, G).
+    """
+
+    n_scores: int
+    size: int
+    n_groups: int
+
+    @abstractmethod
+    def non_finite(self) -> np.ndarray:
+        """Per score row, the number of entries that are NaN or infinite (int64, shape (n,))."""
+
+    @abstractmethod
+    def group_counts(self) -> np.ndarray:
+        """Elements per group in this shard (int64, shape (G,)); empty without groups."""
+
+    @abstractmethod
+    def take(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Every score row at the local ``positions`` (increasing), as float64 of shape
+        (n, len(positions)), and their groups (None without groups)."""
+
+    @abstractmethod
+    def screen(self, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray, one_level: float, zero_level: float,
+               group_levels: np.ndarray | None) -> LocalScreen:
+        """One pass over the box ``[lo, hi]`` of multipliers of ``rows``: counts that verify
+        the levels, the elements fixed to 1 summed, the survivors gathered (see
+        :class:`LocalScreen`). ``group_levels`` (with groups, at most ``zero_level``) replaces
+        the zero level group by group; ``-inf`` keeps a whole group."""
+
+    @abstractmethod
+    def extremes(self, screened: LocalScreen, rows: np.ndarray, multipliers: np.ndarray) -> LevelsOutside:
+        """The levels of ``v`` (``rows``, ``multipliers``) over what ``screened`` fixed, and the
+        magnitudes the certificate measures against (see :class:`LevelsOutside`)."""
+
+    @abstractmethod
+    def positive_part(self, rows: np.ndarray, multipliers: np.ndarray, level: float,
+                      floor_multipliers: np.ndarray | None) -> float:
+        """``sum_j max(v_j + nu_{g(j)} - level, 0)`` over the shard (nu = ``floor_multipliers``,
+        per group; none without groups)."""
+
+    @abstractmethod
+    def mask(self, screened: LocalScreen, kept_survivors: np.ndarray) -> Any:
+        """The shard's mask (in the caller's array type): True on the elements fixed to 1
+        and on the survivors where ``kept_survivors`` (bool, one per survivor of this shard,
+        in their order) is True."""
+
+
+class Collectives(ABC):
+    """What the processes exchange; every method is called by every process, in the same
+    order (as collectives are). Results that decide the road the driver takes are identical,
+    bit for bit, on every process.
+
+    Attributes
+    ----------
+    rank, world_size : int
+        This process and the number of processes; rank 0 runs the exact finish.
+    """
+
+    rank: int
+    world_size: int
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    @abstractmethod
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        """The element-wise sum over processes (float64 or int64), the same on every process."""
+
+    @abstractmethod
+    def maximum(self, values: np.ndarray) -> np.ndarray:
+        """The element-wise maximum over processes (float64)."""
+
+    @abstractmethod
+    def gather_columns(self, columns: np.ndarray) -> np.ndarray | None:
+        """The (rows, m_p) float64 or int64 arrays of every process p, concatenated along the
+        last axis in rank order, on rank 0 (None elsewhere). 1-D arrays are one row."""
+
+    @abstractmethod
+    def broadcast(self, value: Any) -> Any:
+        """``value`` of rank 0 (a picklable object), on every process."""
+
+    @abstractmethod
+    def scatter(self, parts: list | None) -> Any:
+        """Rank 0's ``parts[p]`` on process p (``parts`` is ignored elsewhere)."""
+
+    def offset(self, size: int) -> int:
+        """The global position of this process's first element: the sizes of the lower ranks."""
+        sizes = self.sizes(size)
+        return int(sizes[:self.rank].sum())
+
+    def sizes(self, size: int) -> np.ndarray:
+        """Every process's ``size`` (int64, rank order), on every process."""
+        one_hot = np.zeros(self.world_size, dtype=np.int64)
+        one_hot[self.rank] = size
+        return self.sum(one_hot)
+
+
+class OneProcess(Collectives):
+    """All the data in this process: every collective is the identity."""
+
+    rank, world_size = 0, 1
+
+    def sum(self, values):
+        return np.array(values, copy=True)
+
+    def maximum(self, values):
+        return np.array(values, dtype=np.float64, copy=True)
+
+    def gather_columns(self, columns):
+        return np.array(columns, copy=True)
+
+    def broadcast(self, value):
+        return value
+
+    def scatter(self, parts):
+        return parts[0]
+
+
+class ArrayPasses(ScorePasses):
+    """:class:`ScorePasses` over numpy arrays: ``scores`` of shape (n, D_local) in any real
+    dtype (read as they are, summed in float64), ``groups`` (int, one per element) and the
+    number of groups with floors. Blocks of :data:`copslp._blocks.BLOCK` elements keep every
+    temporary small."""
+
+    def __init__(self, scores: np.ndarray, groups: np.ndarray | None = None, n_groups: int = 0):
+        self.scores = scores
+        self.groups = groups
+        self.n_scores, self.size = scores.shape
+        self.n_groups = n_groups if groups is not None else 0
+
+    def non_finite(self):
+        counts = np.zeros(self.n_scores, dtype=np.int64)
+        for block in blocks(self.size):
+            counts += np.count_nonzero(~np.isfinite(self.scores[:, block]), axis=1)
+        return counts
+
+    def group_counts(self):
+        if self.groups is None:
+            return np.zeros(0, dtype=np.int64)
+        return np.bincount(self.groups, minlength=self.n_groups).astype(np.int64)
+
+    def take(self, positions):
+        values = take_columns(self.scores, positions).astype(np.float64, copy=False)
+        return values, None if self.groups is None else self.groups[positions].astype(np.int64)
+
+    def _extremes(self, rows, lo, hi, block):
+        scores = self.scores[rows, block].astype(np.float64, copy=False)
+        if rows.shape[0] == 1:
+            return scores[0], scores[0]
+        return box_extremes(scores, lo, hi)
+
+    def screen(self, rows, lo, hi, one_level, zero_level, group_levels):
+        grouped = self.groups is not None
+        above_one = reaching = fixed = 0
+        support = np.zeros(self.n_groups, dtype=np.int64) if grouped else None
+        fixed_per_group = np.zeros(self.n_groups, dtype=np.int64) if grouped else None
+        taken = np.zeros(self.n_scores)
+        ones, survivors = np.zeros(self.size, dtype=bool), []
+        for block in blocks(self.size):
+            low, high = self._extremes(rows, lo, hi, block)
+            above_one += int(np.count_nonzero(high > one_level))
+            reaching += int(np.count_nonzero(low >= zero_level))
+            level = zero_level
+            if grouped:
+                groups = self.groups[block]
+                level = group_levels[groups]
+                support += np.bincount(groups[low >= level], minlength=self.n_groups)
+            one = low > one_level
+            ones[block] = one
+            at_one = np.flatnonzero(one)
+            fixed += at_one.shape[0]
+            taken += take_columns(self.scores[:, block], at_one).sum(axis=1, dtype=np.float64)
+            if grouped:
+                fixed_per_group += np.bincount(groups[at_one], minlength=self.n_groups)
+            survivors.append(np.flatnonzero((high >= level) & ~one) + block.start)
+        survivors = np.concatenate(survivors) if survivors else np.empty(0, dtype=np.intp)
+        values, groups = self.take(survivors)
+        return LocalScreen(above_one, reaching, support, fixed, taken, fixed_per_group, values, groups,
+                           (ones, survivors))
+
+    def extremes(self, screened, rows, multipliers):
+        ones, survivors = screened.handle
+        segments = max(self.n_groups, 1)
+        zeros_max, ones_min = np.full(segments, -np.inf), np.full(segments, np.inf)
+        magnitudes, abs_taken = np.zeros(self.n_scores), np.zeros(self.n_scores)
+        dropped = ~ones
+        dropped[survivors] = False
+        for block in blocks(self.size):
+            v = self._extremes(rows, multipliers, multipliers, block)[0]
+            scores = self.scores[:, block]
+            magnitudes = np.maximum(magnitudes, np.abs(scores).max(axis=1, initial=0.0))
+            one, zero = ones[block], dropped[block]
+            abs_taken += np.abs(scores[:, one]).sum(axis=1, dtype=np.float64)
+            if self.groups is None:
+                zeros_max[0] = max(zeros_max[0], float(v[zero].max(initial=-np.inf)))
+                ones_min[0] = min(ones_min[0], float(v[one].min(initial=np.inf)))
+            else:
+                groups = self.groups[block]
+                np.maximum.at(zeros_max, groups[zero], v[zero])
+                np.minimum.at(ones_min, groups[one], v[one])
+        return LevelsOutside(zeros_max, ones_min, magnitudes, abs_taken)
+
+    def positive_part(self, rows, multipliers, level, floor_multipliers):
+        total = 0.0
+        for block in blocks(self.size):
+            v = self._extremes(rows, multipliers, multipliers, block)[0]
+            if floor_multipliers is not None:
+                v += floor_multipliers[self.groups[block]]
+            total += float(np.maximum(v - level, 0.0).sum())
+        return total
+
+    def mask(self, screened, kept_survivors):
+        ones, survivors = screened.handle
+        mask = ones.copy()
+        mask[survivors[kept_survivors]] = True
+        return mask
+
