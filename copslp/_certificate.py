@@ -43,13 +43,49 @@ _TINY = np.finfo(np.float64).tiny
 _EPS = np.finfo(np.float64).eps
 
 
-def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: float, scan: PointScan) -> Certificate:
+class ArrayMeasures:
+    """What the certificate reads of the scores beyond the scan, for a :class:`Problem` whose
+    scores are in memory and a point ``x`` (and its ``fractional`` entries). Scores held
+    elsewhere (:mod:`copslp._streamed`) provide the same five numbers from their passes."""
+
+    def __init__(self, problem: Problem, x: np.ndarray, fractional: np.ndarray):
+        self.problem, self.x, self.fractional = problem, x, fractional
+
+    def magnitude(self, row: int) -> float:
+        """``max_j |s_row,j|``."""
+        return _largest_magnitude(self.problem.scores[row])
+
+    def abs_value(self, row: int) -> float:
+        """``sum_j |s_row,j| |x_j|``."""
+        return float(np.abs(self.problem.scores[row]) @ np.abs(self.x))
+
+    def fractional_values(self, lam: np.ndarray) -> np.ndarray:
+        """``v`` at the fractional entries of x."""
+        return _combined(self.problem, lam, self.fractional)
+
+    def fractional_segments(self) -> np.ndarray:
+        """The segment (group; 0 without floors) of each fractional entry."""
+        if self.problem.floors is None:
+            return np.zeros(self.fractional.shape[0], dtype=np.intp)
+        return self.problem.groups[self.fractional]
+
+    def positive_part(self, lam: np.ndarray, mu: float, nu: np.ndarray | None) -> float:
+        """``sum_j max(v_j + nu_{g(j)} - mu, 0)`` over every element."""
+        return _positive_part_streamed(self.problem, lam, mu, nu)
+
+
+def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: float, scan: PointScan,
+            measures=None) -> Certificate:
     """Check optimality of ``(x, multipliers)`` for ``problem``; see the module docstring.
 
     ``rtol`` bounds every relative violation and is also how far from 0 or 1 an entry of x
     may be and still count as 0 or 1; ``scan`` is :func:`copslp._scan.scan_point` of x at
-    that tolerance, with the multipliers.
+    that tolerance, with the multipliers. ``measures`` reads the scores where the scan does
+    not (:class:`ArrayMeasures` of ``problem`` and ``x`` unless given); with it, ``problem``
+    needs only its sizes, budget, bounds and floors, and ``x`` is not read.
     """
+    if measures is None:
+        measures = ArrayMeasures(problem, x, scan.fractional)
     k = problem.budget
     lam = np.asarray(multipliers, dtype=np.float64)
     values = scan.values
@@ -65,7 +101,7 @@ def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: f
             # of 1e-9 of the best value is met to a solver's tolerance on the score's scale)
             scale = max(abs(problem.thresholds[i]), abs(bound_values[i]), abs(problem.best_reachable[i]))
             if -slack[i] > rtol * scale:  # signed scores cancel: measure against the terms summed
-                scale = max(scale, float(np.abs(problem.scores[i + 1]) @ np.abs(x)))
+                scale = max(scale, measures.abs_value(i + 1))
             primal = max(primal, -slack[i] / max(scale, _TINY))
 
     # dual feasibility
@@ -75,10 +111,10 @@ def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: f
     if off.any():
         dual = max(dual, float(np.abs(lam[off]).max()))
     if dual > 0:
-        dual /= _multiplier_scale(problem, lam)
+        dual /= _multiplier_scale(problem, lam, measures)
 
     finite_thresholds = np.where(np.isfinite(problem.thresholds), problem.thresholds, 0.0)
-    levels = _levels_from_scan(problem, lam, rtol, scan)
+    levels = _levels_from_scan(problem, lam, rtol, scan, measures)
     mu, nu = levels.mu, levels.floor_multipliers
     primal = max(primal, levels.floor_shortfall / k)
     dual_bound = k * mu - float(lam @ finite_thresholds) + levels.positive_part
@@ -93,7 +129,7 @@ def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: f
         if complementarity <= rtol * local:
             complementarity /= local
         else:
-            complementarity /= max(local, _score_scale(problem, lam))
+            complementarity /= max(local, _score_scale(problem, lam, measures))
 
     # The gap is a difference of sums whose terms can be far larger than the result (lambda b
     # cancelling k mu, or an objective of 0): measure it against the largest of them, and
@@ -102,7 +138,7 @@ def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: f
     gap_scale = max(abs(objective), abs(dual_bound), abs(k * mu), lam_b, _TINY)
     relative_gap = gap / gap_scale
     if abs(relative_gap) > rtol:
-        relative_gap = gap / max(gap_scale, _score_scale(problem, lam))
+        relative_gap = gap / max(gap_scale, _score_scale(problem, lam, measures))
     worst = max(primal, dual, complementarity, abs(relative_gap))
     return Certificate(
         passed=bool(worst <= rtol),
@@ -147,10 +183,10 @@ def _pick_level(mu_low: float, mu_high: float) -> float:
     return 0.0
 
 
-def _multiplier_scale(problem: Problem, lam: np.ndarray) -> float:
+def _multiplier_scale(problem: Problem, lam: np.ndarray, measures) -> float:
     """Scale for lambda: the size of s_0 relative to the secondary scores it is traded against."""
-    s0 = _largest_magnitude(problem.primary)
-    si = max((_largest_magnitude(problem.scores[i + 1]) for i in problem.active), default=0.0)
+    s0 = measures.magnitude(0)
+    si = max((measures.magnitude(i + 1) for i in problem.active), default=0.0)
     if s0 == 0 or si == 0:
         return max(1.0, float(np.abs(lam).max(initial=0.0)))
     return s0 / si
@@ -180,21 +216,21 @@ def _combined(problem, lam, index):
     return v
 
 
-def _score_scale(problem, lam) -> float:
+def _score_scale(problem, lam, measures) -> float:
     """The magnitude of ``v``'s terms: ``max|s_0| + sum_i lambda_i max|s_i|``.
 
     Complementarity is measured against it: the generic solvers work on scores divided by
     their largest magnitude, so their tolerances are relative to this scale, and a level that
     lies among entries far below it (underflowed scores) is then judged by the same yardstick.
     """
-    scale = _largest_magnitude(problem.primary)
+    scale = measures.magnitude(0)
     for i in problem.active:
         if lam[i] != 0.0:
-            scale += abs(lam[i]) * _largest_magnitude(problem.scores[i + 1])
+            scale += abs(lam[i]) * measures.magnitude(i + 1)
     return max(scale, _TINY)
 
 
-def _levels_from_scan(problem, lam, xtol, scan) -> _Levels:
+def _levels_from_scan(problem, lam, xtol, scan, measures) -> _Levels:
     """The levels of :class:`_Levels` from the per-segment numbers of ``scan`` (one segment
     per group; one segment without floors).
 
@@ -212,9 +248,8 @@ def _levels_from_scan(problem, lam, xtol, scan) -> _Levels:
         slack = scan.segment_x - floors
         tight = (floors > 0) & (slack <= xtol * np.maximum(floors, 1))
         shortfall = float(np.maximum(-slack, 0.0).max(initial=0.0))
-    fractional = scan.fractional
-    v_frac = _combined(problem, lam, fractional)
-    segment_frac = np.zeros(fractional.shape[0], dtype=np.intp) if floors is None else problem.groups[fractional]
+    v_frac = measures.fractional_values(lam)
+    segment_frac = measures.fractional_segments()
     kept_min, dropped_max = scan.ones_min.copy(), scan.zeros_max.copy()
     np.minimum.at(kept_min, segment_frac, v_frac)  # fractional entries are both kept and dropped
     np.maximum.at(dropped_max, segment_frac, v_frac)
@@ -229,7 +264,7 @@ def _levels_from_scan(problem, lam, xtol, scan) -> _Levels:
         positive_part = (ones_v + float(nu @ scan.segment_ones) - mu * int(scan.segment_ones.sum())
                          + float(np.maximum(v_frac + nu[segment_frac] - mu, 0.0).sum()))
     else:
-        positive_part = _positive_part_streamed(problem, lam, mu, None if floors is None else nu)
+        positive_part = measures.positive_part(lam, mu, None if floors is None else nu)
     return _Levels(mu, mu_low, mu_high, None if floors is None else nu, positive_part, shortfall, within)
 
 

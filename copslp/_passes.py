@@ -142,7 +142,9 @@ class ScorePasses(ABC):
         """One pass over the box ``[lo, hi]`` of multipliers of ``rows``: counts that verify
         the levels, the elements fixed to 1 summed, the survivors gathered (see
         :class:`LocalScreen`). ``group_levels`` (with groups, at most ``zero_level``) replaces
-        the zero level group by group; ``-inf`` keeps a whole group."""
+        the zero level group by group; ``-inf`` keeps a whole group. With ``group_levels``
+        None the groups play no part (``support`` and ``fixed_per_group`` are None; the
+        survivors' groups are still returned)."""
 
     @abstractmethod
     def extremes(self, screened: LocalScreen, rows: np.ndarray, multipliers: np.ndarray) -> LevelsOutside:
@@ -268,7 +270,7 @@ class ArrayPasses(ScorePasses):
         return box_extremes(scores, lo, hi)
 
     def screen(self, rows, lo, hi, one_level, zero_level, group_levels):
-        grouped = self.groups is not None
+        grouped = self.groups is not None and group_levels is not None
         above_one = reaching = fixed = 0
         support = np.zeros(self.n_groups, dtype=np.int64) if grouped else None
         fixed_per_group = np.zeros(self.n_groups, dtype=np.int64) if grouped else None

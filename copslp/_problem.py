@@ -100,31 +100,8 @@ def make_problem(scores, budget, *, gamma=None, bounds=None, groups=None, floors
     scores = _as_score_matrix(scores)
     n, size = scores.shape
     k = _as_budget(budget, size)
-    n_secondary = n - 1
-
-    if gamma is not None and bounds is not None:
-        raise ValueError("give either gamma (relative bounds) or bounds (absolute), not both")
     best = np.array([top_k_sum(scores[i], k) for i in range(1, n)], dtype=np.float64)
-    if bounds is not None:
-        thresholds = _as_vector("bounds", bounds, n_secondary)
-        if np.isnan(thresholds).any() or np.isposinf(thresholds).any():
-            raise ValueError(f"bounds must be finite or -inf (switched off), got {thresholds.tolist()}")
-        gamma_vec = None
-    elif gamma is None and n_secondary == 0:
-        thresholds, gamma_vec = np.empty(0), None
-    else:
-        if gamma is None:
-            gamma = DEFAULT_GAMMA
-        gamma_vec = _as_vector("gamma", gamma, n_secondary)
-        bad = np.flatnonzero(~((gamma_vec >= 0) & (gamma_vec <= 1)))
-        if bad.size:
-            raise ValueError(f"gamma must lie in [0, 1], got gamma[{bad[0]}] = {float(gamma_vec[bad[0]])!r}")
-        thresholds = np.where(gamma_vec > 0, gamma_vec * best, -np.inf)
-        for i in np.flatnonzero((gamma_vec > 0) & (best <= 0)):
-            raise ValueError(
-                f"a relative bound needs a positive best value, but the sum of the {k} largest "
-                f"entries of scores[{i + 1}] is {float(best[i])!r}; give an absolute bound with bounds=..."
-            )
+    thresholds, gamma_vec = thresholds_from(gamma, bounds, best, k)
 
     groups_vec, floors_vec, sizes, contiguous = _as_groups_and_floors(groups, floors, size, k)
     scores.setflags(write=False)
@@ -132,6 +109,34 @@ def make_problem(scores, budget, *, gamma=None, bounds=None, groups=None, floors
     if contiguous:
         problem.__dict__["group_order"] = None  # the cached property, known from validation
     return problem
+
+
+def thresholds_from(gamma, bounds, best: np.ndarray, k: int):
+    """``(thresholds, gamma)`` from the caller's ``gamma`` or ``bounds`` and the best values
+    ``best[i] = T_k(s_{i+1})``: ``b_i = gamma_i T_k(s_i)`` (``-inf`` where gamma_i = 0), or the
+    absolute bounds as given (gamma None). Neither given: gamma = :data:`DEFAULT_GAMMA`."""
+    n_secondary = best.shape[0]
+    if gamma is not None and bounds is not None:
+        raise ValueError("give either gamma (relative bounds) or bounds (absolute), not both")
+    if bounds is not None:
+        thresholds = _as_vector("bounds", bounds, n_secondary)
+        if np.isnan(thresholds).any() or np.isposinf(thresholds).any():
+            raise ValueError(f"bounds must be finite or -inf (switched off), got {thresholds.tolist()}")
+        return thresholds, None
+    if gamma is None and n_secondary == 0:
+        return np.empty(0), None
+    if gamma is None:
+        gamma = DEFAULT_GAMMA
+    gamma_vec = _as_vector("gamma", gamma, n_secondary)
+    bad = np.flatnonzero(~((gamma_vec >= 0) & (gamma_vec <= 1)))
+    if bad.size:
+        raise ValueError(f"gamma must lie in [0, 1], got gamma[{bad[0]}] = {float(gamma_vec[bad[0]])!r}")
+    for i in np.flatnonzero((gamma_vec > 0) & (best <= 0)):
+        raise ValueError(
+            f"a relative bound needs a positive best value, but the sum of the {k} largest "
+            f"entries of scores[{i + 1}] is {float(best[i])!r}; give an absolute bound with bounds=..."
+        )
+    return np.where(gamma_vec > 0, gamma_vec * best, -np.inf), gamma_vec
 
 
 def _as_score_matrix(scores) -> np.ndarray:
@@ -240,7 +245,6 @@ def _as_groups_and_floors(groups, floors, size: int, k: int):
     if floors is None:
         raise ValueError("groups were given without floors: pass floors=... (an int or one per group)")
     refuse_foreign_array("groups", groups)
-    refuse_foreign_array("floors", floors)
     g = np.asarray(groups)
     if g.dtype == np.bool_ or not np.issubdtype(g.dtype, np.integer):
         raise TypeError(f"groups must be an integer array (a group index per element), got dtype {g.dtype}")
@@ -251,13 +255,7 @@ def _as_groups_and_floors(groups, floors, size: int, k: int):
     g = np.ascontiguousarray(g)  # any integer dtype indexes; no widening copy of int32 layers
     if g is groups:
         g = g.view()  # the read-only flag below must not touch the caller's array
-    if isinstance(floors, (bool, np.bool_)) or isinstance(floors, (str, bytes)):
-        raise TypeError(f"floors must be an int or one int per group, got {floors!r}")
-    f = np.asarray(floors)
-    if f.dtype == np.bool_ or not np.issubdtype(f.dtype, np.integer):
-        raise TypeError(f"floors must be an int or one int per group, got {floors!r}")
-    if f.ndim > 1:
-        raise ValueError(f"floors must be an int or a 1-D sequence of ints, got shape {f.shape}")
+    f = as_floor_array(floors)
     contiguous = is_non_decreasing(g)  # layers: then no other pass reads g
     lowest, highest = (int(g[0]), int(g[-1])) if contiguous else (int(g.min()), int(g.max()))
     if lowest < 0:
@@ -277,19 +275,38 @@ def _as_groups_and_floors(groups, floors, size: int, k: int):
     if f.shape[0] < n_groups:
         raise ValueError(f"floors needs one entry per group ({n_groups}), got shape {f.shape}")
     f = f.astype(np.int64)
-    if (f < 0).any():
-        i = int(np.flatnonzero(f < 0)[0])
-        raise ValueError(f"floors must be >= 0, got floors[{i}] = {int(f[i])}")
     sizes = _group_sizes(g, contiguous, f.shape[0])
-    over = np.flatnonzero(f > sizes)
-    if over.size:
-        i = int(over[0])
-        raise ValueError(f"floors[{i}] = {int(f[i])} exceeds the size of group {i} ({int(sizes[i])} elements)")
-    if int(f.sum()) > k:
-        raise ValueError(f"floors sum to {int(f.sum())}, more than the budget k = {k}")
+    check_floors(f, sizes, k)
     g.setflags(write=False)
     f.setflags(write=False)
     return g, f, sizes, contiguous
+
+
+def as_floor_array(floors) -> np.ndarray:
+    """``floors`` as an integer array (0-D for one floor for every group, else 1-D)."""
+    refuse_foreign_array("floors", floors)
+    if isinstance(floors, (bool, np.bool_)) or isinstance(floors, (str, bytes)):
+        raise TypeError(f"floors must be an int or one int per group, got {floors!r}")
+    f = np.asarray(floors)
+    if f.dtype == np.bool_ or not np.issubdtype(f.dtype, np.integer):
+        raise TypeError(f"floors must be an int or one int per group, got {floors!r}")
+    if f.ndim > 1:
+        raise ValueError(f"floors must be an int or a 1-D sequence of ints, got shape {f.shape}")
+    return f
+
+
+def check_floors(floors: np.ndarray, sizes: np.ndarray, k: int) -> None:
+    """Floors (int64, one per group) that can hold on their own: ``0 <= f_l <= |G_l|`` and
+    ``sum f <= k``."""
+    if (floors < 0).any():
+        i = int(np.flatnonzero(floors < 0)[0])
+        raise ValueError(f"floors must be >= 0, got floors[{i}] = {int(floors[i])}")
+    over = np.flatnonzero(floors > sizes)
+    if over.size:
+        i = int(over[0])
+        raise ValueError(f"floors[{i}] = {int(floors[i])} exceeds the size of group {i} ({int(sizes[i])} elements)")
+    if int(floors.sum()) > k:
+        raise ValueError(f"floors sum to {int(floors.sum())}, more than the budget k = {k}")
 
 
 def _group_sizes(groups: np.ndarray, contiguous: bool, n_groups: int) -> np.ndarray:

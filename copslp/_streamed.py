@@ -1,0 +1,580 @@
+r"""The analytic method over scores it never copies whole: on a device, or sharded over processes.
+
+:func:`solve_streamed` runs the road of :mod:`copslp._analytic` (COPS.md §3-4) through the
+two interfaces of :mod:`copslp._passes`: every O(D) step is a pass of :class:`ScorePasses`
+over the scores where they live, and what crosses between processes goes through
+:class:`Collectives`. What each process holds and sends:
+
+* every process holds its shard of every score row (and of the groups), and keeps the
+  1-byte mask of the elements screening fixed to 1 and the positions of its survivors;
+* validation: per-row counts of non-finite entries, the shard sizes, the group sizes
+  (O(n + ranks + G) numbers);
+* the best values :math:`T_k(s_i)` and every selection are screenings of a point (below);
+* the subsample (``sample_size`` positions drawn over all D, each process sending its own)
+  is gathered on rank 0, which estimates :math:`\lambda^*` there and broadcasts boxes and
+  levels;
+* each screening of a box is one pass per process: counts that verify the levels and the
+  sums over the elements fixed to 1 are summed over processes (O(n + G)); the survivors
+  are gathered on rank 0 (O(survivors));
+* rank 0 solves the problem on the survivors exactly (:func:`copslp._analytic._solve_exact`,
+  the same finish as in memory), rounds it to a mask (:func:`copslp._rounding.round_to_mask`
+  on the survivors, the elements fixed to 1 kept), and broadcasts lambda, the rule and the
+  summary; each process receives the decisions about its own survivors only;
+* the certificate of COPS.md §3 for the whole problem: one more pass per process measures
+  the levels of :math:`v(\lambda)` over the fixed elements (O(G) numbers summed), and every
+  process checks the same certificate.
+
+Communication is O(sample + survivors + ranks + G) numbers, never O(D).
+
+A screening is safe only when counts confirm its levels; a level the subsample misplaced is
+estimated again with a margin four times wider (then sixteen), and a group whose sampled
+level fails its count keeps all its members among the survivors. A box that keeps missing
+:math:`\lambda^*` ends in a :class:`SolverError` (in memory, the analytic method would solve
+the LP on all D elements then; here that would gather everything).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+import numpy as np
+
+from ._analytic import _SEVERAL_BOUNDS_SAMPLE_FACTOR, _SEVERAL_BOUNDS_WIDTH, _sample_estimate, _solve_exact
+from ._certificate import certify
+from ._errors import InfeasibleError, SolverError
+from ._infeasibility import conflict_error
+from ._inner import InnerProblem, reaches
+from ._passes import Collectives, LocalScreen, ScorePasses
+from ._problem import Problem, _as_budget, as_floor_array, check_floors, thresholds_from
+from ._registry import get_method
+from ._result import Certificate
+from ._rounding import round_to_mask
+from ._scan import PointScan, scan_point
+from ._screening import (MinimumOutsideBox, ReducedProblemInfeasible, _group_sample_levels, _level_ranks,
+                         _sample_rank, box_extremes)
+from ._selection import group_starts, kth_largest
+from ._several_bounds import inside
+
+__all__ = ["solve_streamed", "StreamedResult"]
+
+#: Margins (standard deviations of the sampled rank) of the successive estimates of a level.
+_SPREADS = (4.0, 16.0, 64.0)
+
+
+@dataclass(frozen=True, eq=False)
+class StreamedResult:
+    """The answer of :func:`solve_streamed` on one process: its own part of the mask and the
+    summary of the whole problem (the same on every process).
+
+    Attributes
+    ----------
+    mask : array of the caller's type (bool), shape (local size,)
+        This process's part of the exact-k mask.
+    objective, mask_objective : float
+        ``<s_0, x>`` of the LP optimum and ``<s_0, mask>`` over all D elements.
+    multipliers : ndarray, shape (n - 1,)
+        lambda, one per secondary score (0 for switched-off bounds).
+    budget_dual : float
+        mu, the level of ``v = s_0 + sum_i lambda_i s_i`` that separates kept from dropped.
+    floor_multipliers : ndarray or None
+        nu, one per group (with floors).
+    thresholds, bound_values, mask_bound_values : ndarray, shape (n - 1,)
+        b_i, ``<s_i, x>`` and ``<s_i, mask>``.
+    mask_meets_bounds : bool
+    budget, size : int
+        k and D (over all processes).
+    n_fractional : int
+        Fractional entries of the LP point (at most one per active bound).
+    certificate : Certificate
+        The optimality certificate of the whole problem (COPS.md §3).
+    info : dict
+        Rounds, survivors, the box, the rounding rule, the bytes this process sent (when
+        the collectives count them).
+    wall_time : float
+    """
+
+    mask: Any
+    objective: float
+    mask_objective: float
+    multipliers: np.ndarray
+    budget_dual: float
+    floor_multipliers: np.ndarray | None
+    thresholds: np.ndarray
+    bound_values: np.ndarray
+    mask_bound_values: np.ndarray
+    mask_meets_bounds: bool
+    budget: int
+    size: int
+    n_fractional: int
+    certificate: Certificate
+    info: Mapping[str, Any] = field(default_factory=dict)
+    wall_time: float = 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class _Outline:
+    """A problem without its scores: what the shared pieces of the core read of it (sizes,
+    budget, bounds, floors). Duck-types :class:`copslp.Problem` for them."""
+
+    size: int
+    n_scores: int
+    budget: int
+    thresholds: np.ndarray
+    best_reachable: np.ndarray
+    floors: np.ndarray | None = None
+    group_sizes: np.ndarray | None = None
+
+    @property
+    def active(self) -> np.ndarray:
+        return np.flatnonzero(np.isfinite(self.thresholds))
+
+    @property
+    def has_floors(self) -> bool:
+        return self.floors is not None
+
+    @property
+    def _group_layout(self):
+        return None, group_starts(self.group_sizes)
+
+
+class _Run:
+    """The passes, the collectives, the options and the subsample of one solve."""
+
+    def __init__(self, passes: ScorePasses, collectives: Collectives, settings: dict):
+        self.passes, self.comm, self.settings = passes, collectives, settings
+        self.rtol = settings["rtol"]
+        self.sizes = collectives.sizes(passes.size)
+        self.offset = int(self.sizes[:collectives.rank].sum())
+        self.size = int(self.sizes.sum())
+        self.sample_scores = self.sample_groups = None  # on rank 0, once drawn
+
+    def draw_sample(self, count: int) -> None:
+        """Gather ``count`` elements drawn over all D (seeded, in increasing position) on rank 0."""
+        positions = np.sort(np.random.default_rng(self.settings["seed"]).integers(0, self.size, count))
+        first, last = np.searchsorted(positions, [self.offset, self.offset + self.passes.size])
+        scores, groups = self.passes.take(positions[first:last] - self.offset)
+        self.sample_scores = self.comm.gather_columns(scores)
+        if groups is not None:
+            self.sample_groups = self.comm.gather_columns(groups)
+            if self.sample_groups is not None:
+                self.sample_groups = self.sample_groups.reshape(-1)
+
+
+def solve_streamed(passes: ScorePasses, collectives: Collectives, budget, *, gamma=None, bounds=None, floors=None,
+                   options: Mapping[str, Any] | None = None) -> StreamedResult:
+    r"""The COPS LP optimum and its mask for scores read through ``passes``, sharded as
+    ``collectives`` says (see the module docstring for what each process holds and sends).
+
+    Every process calls it with its own ``passes`` and the same other arguments; ``budget``,
+    ``gamma``, ``bounds`` and ``floors`` mean what they mean in :func:`copslp.solve` (floors
+    one per group id of the passes' groups, or one for all). ``options`` are those of the
+    analytic method.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad input (on every process).
+    InfeasibleError
+        No point meets the bounds (on every process), as :func:`copslp.solve` says it.
+    SolverError
+        The boxes did not bracket lambda* within ``max_rounds``.
+    """
+    start = time.perf_counter()
+    settings = get_method("analytic").settings(options)
+    run = _Run(passes, collectives, settings)
+    outline = _validate(run, budget, gamma, bounds, floors)
+    rows = np.concatenate([[0], outline.active + 1])
+    if rows.shape[0] > 2:  # several bounds: their multipliers need a larger subsample
+        run.draw_sample(_SEVERAL_BOUNDS_SAMPLE_FACTOR * settings["sample_size"])
+    _raise_if_a_bound_alone_fails(run, outline)
+    optimum = _optimum(run, outline, rows, outline.thresholds[outline.active])
+    result = _finish(run, outline, rows, optimum)
+    return replace(result, wall_time=time.perf_counter() - start)
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+
+
+def _validate(run: _Run, budget, gamma, bounds, floors) -> _Outline:
+    """The outline of the problem, with the same checks and messages as :func:`copslp.solve`."""
+    passes, comm = run.passes, run.comm
+    n = passes.n_scores
+    if comm.maximum(np.array([n, -n], dtype=np.float64)).tolist() != [n, -n]:
+        raise ValueError(f"every process must pass the same number of score rows; this one has {n}")
+    if run.size == 0:
+        raise ValueError("scores must have at least one element over all processes, got D = 0")
+    k = _as_budget(budget, run.size)
+    bad = comm.sum(passes.non_finite())
+    for i in np.flatnonzero(bad):
+        raise ValueError(f"scores[{i}] has {int(bad[i])} non-finite entries")
+    floor_array = sizes = None
+    if (floors is None) != (passes.n_groups == 0):
+        raise ValueError("floors and groups go together: give both or neither")
+    if floors is not None:
+        floor_array = as_floor_array(floors).astype(np.int64)
+        if floor_array.ndim == 0:
+            floor_array = np.full(passes.n_groups, int(floor_array))
+        if floor_array.shape != (passes.n_groups,):
+            raise ValueError(f"floors needs one entry per group ({passes.n_groups}), got shape {floor_array.shape}")
+        sizes = comm.sum(passes.group_counts())
+        check_floors(floor_array, sizes, k)
+    outline = _Outline(run.size, n, k, np.full(n - 1, -np.inf), np.zeros(n - 1), floor_array, sizes)
+    run.draw_sample(run.settings["sample_size"])
+    best = np.array([_top_k_value(run, replace(outline, floors=None, group_sizes=None), np.array([i]), np.zeros(0))
+                     for i in range(1, n)])
+    thresholds, _ = thresholds_from(gamma, bounds, best, k)
+    return replace(outline, thresholds=thresholds, best_reachable=best)
+
+
+def _raise_if_a_bound_alone_fails(run: _Run, outline: _Outline) -> None:
+    """The error of :func:`copslp._infeasibility.single_bound_error`, the values reached
+    under the floors measured by a selection of each score."""
+    for i in outline.active:
+        reach = float(outline.best_reachable[i])
+        if outline.has_floors:
+            reach = _top_k_value(run, outline, np.array([i + 1]), np.zeros(0))
+        wanted = float(outline.thresholds[i])
+        if not reaches(reach, wanted):
+            floors = " and the floors" if outline.has_floors else ""
+            raise InfeasibleError(
+                f"the bound on scores[{i + 1}] cannot be met: it asks for {wanted!r}, but the largest "
+                f"value any point within the budget k = {outline.budget}{floors} reaches is {reach!r}",
+                score_index=int(i) + 1, threshold=wanted, best_reachable=reach)
+
+
+# --------------------------------------------------------------------------------------------
+# screening
+
+
+@dataclass(frozen=True, eq=False)
+class _Screened:
+    """A verified screening: this process's part, and on rank 0 the problem on the survivors
+    (every score row, so that the summary can be read from it)."""
+
+    local: LocalScreen
+    taken: np.ndarray  # every score row summed over the elements fixed to 1, all processes
+    fixed_ones: int
+    fixed_per_group: np.ndarray | None
+    survivors: np.ndarray | None  # (n, m) on rank 0
+    survivor_groups: np.ndarray | None
+    counts: np.ndarray  # survivors per process
+
+    @property
+    def n_survivors(self) -> int:
+        return int(self.counts.sum())
+
+
+def _screen(run: _Run, outline: _Outline, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> _Screened:
+    """Screen the box [lo, hi] of the multipliers of ``rows`` with levels from the subsample,
+    verified by counting (see the module docstring); gather the survivors on rank 0."""
+    comm = run.comm
+    keep_whole = np.zeros(0 if outline.floors is None else outline.floors.shape[0], dtype=bool)
+    for spread in (*_SPREADS, np.inf):
+        levels = comm.broadcast(_sample_levels(run, outline, rows, lo, hi, spread, keep_whole)
+                                if comm.is_root else None)
+        local = run.passes.screen(rows, lo, hi, *levels)
+        one_rank, zero_rank = _level_ranks(outline)
+        counts = comm.sum(np.array([local.above_one, local.reaching, local.fixed_ones], dtype=np.int64))
+        level_fails = (one_rank > 0 and counts[0] >= one_rank) or counts[1] < zero_rank
+        short = np.zeros_like(keep_whole)
+        if outline.floors is not None:
+            short = comm.sum(local.support) < outline.floors
+        if not level_fails and not short.any():
+            break
+        keep_whole |= short
+    taken = comm.sum(local.taken)
+    fixed_per_group = None if outline.floors is None else comm.sum(local.fixed_per_group)
+    survivors = comm.gather_columns(local.survivors)
+    groups = None if local.survivor_groups is None else comm.gather_columns(local.survivor_groups)
+    if groups is not None:
+        groups = groups.reshape(-1)
+    return _Screened(local, taken, int(counts[2]), fixed_per_group, survivors, groups,
+                     comm.sizes(local.survivors.shape[1]))
+
+
+def _sample_levels(run: _Run, outline: _Outline, rows, lo, hi, spread: float, keep_whole: np.ndarray):
+    """(one_level, zero_level, group_levels) estimated on the subsample with a margin of
+    ``spread`` standard deviations (infinite: no level at all, everything survives)."""
+    one_rank, zero_rank = _level_ranks(outline)
+    if not np.isfinite(spread):
+        group_levels = None if outline.floors is None else np.full(outline.floors.shape[0], -np.inf)
+        return np.inf, -np.inf, group_levels
+    low, high = _box_extremes(run.sample_scores[rows], lo, hi)
+    m = low.shape[0]
+    one_level = kth_largest(high, _sample_rank(one_rank, m, outline.size, -1, spread)) if one_rank > 0 else np.inf
+    zero_level = kth_largest(low, _sample_rank(zero_rank, m, outline.size, +1, spread)) if zero_rank > 0 else -np.inf
+    group_levels = None
+    if outline.floors is not None:
+        group_levels = np.minimum(np.full(outline.floors.shape[0], zero_level),
+                                  _group_sample_levels(outline, low, run.sample_groups))
+        group_levels[keep_whole] = -np.inf
+    return one_level, zero_level, group_levels
+
+
+def _box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+    if scores.shape[0] == 1:
+        return scores[0], scores[0]
+    return box_extremes(scores, lo, hi)
+
+
+def _reduced(outline: _Outline, screened: _Screened, rows: np.ndarray, thresholds: np.ndarray) -> InnerProblem:
+    """On rank 0: the problem left on the survivors for the objective and bounds ``rows``."""
+    floors = groups = layout = None
+    if outline.floors is not None:
+        groups = screened.survivor_groups
+        floors = np.maximum(outline.floors - screened.fixed_per_group, 0)
+    return InnerProblem(np.ascontiguousarray(screened.survivors[rows]), outline.budget - screened.fixed_ones,
+                        thresholds - screened.taken[rows[1:]], groups, floors, layout)
+
+
+def _top_k_value(run: _Run, outline: _Outline, rows: np.ndarray, multipliers: np.ndarray) -> float:
+    """``T^P_k(v)``, v = the rows combined with ``multipliers``: the value of the best budget-k
+    set under the outline's floors (the greedy of COPS.md §6), by the screening of a point."""
+    screened = _screen(run, outline, rows, multipliers, multipliers)
+    value = None
+    if run.comm.is_root:
+        inner = _reduced(outline, screened, rows, np.zeros(rows.shape[0] - 1))
+        weights = np.concatenate([[1.0], multipliers])
+        v = weights @ inner.scores
+        chosen = inner.select(v) if inner.budget > 0 else np.empty(0, dtype=np.intp)
+        value = float(weights @ screened.taken[rows]) + float(v[chosen].sum())
+    return run.comm.broadcast(value)
+
+
+# --------------------------------------------------------------------------------------------
+# the optimum
+
+
+@dataclass(frozen=True, eq=False)
+class _Optimum:
+    screened: _Screened
+    multipliers: np.ndarray  # lambda of the active bounds (of ``rows``)
+    x_survivors: np.ndarray | None  # on rank 0
+    details: dict
+
+
+def _optimum(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndarray) -> _Optimum:
+    """The LP optimum for the objective ``rows[0]`` and the bounds ``thresholds`` on
+    ``rows[1:]``: boxes around the subsample's estimate, screened, the survivors solved
+    exactly on rank 0, accepted when lambda lies inside the box (as in memory)."""
+    comm, r = run.comm, rows.shape[0] - 1
+    if r == 0:
+        screened = _screen(run, outline, rows, np.zeros(0), np.zeros(0))
+        x = None
+        if comm.is_root:
+            inner = _reduced(outline, screened, rows, np.zeros(0))
+            x = inner.indicator(inner.select(inner.scores[0])) if inner.budget > 0 else np.zeros(inner.size)
+        return _Optimum(screened, np.zeros(0), x, {"rounds": 1, "survivors": screened.n_survivors})
+    estimate = comm.broadcast(_estimate(run, outline, rows, thresholds) if comm.is_root else None)
+    if estimate.infeasible:
+        _raise_joint_infeasibility(run, outline, rows, thresholds)
+    m = run.sample_scores.shape[1] if comm.is_root else 0
+    k_sample = comm.broadcast(max(1, int(round(outline.budget * m / outline.size))) if comm.is_root else None)
+    width = (3.0 if r == 1 else _SEVERAL_BOUNDS_WIDTH) / np.sqrt(k_sample)
+    widen = 4.0 if r == 1 else 2.0
+    centre, outside_rounds = estimate.multipliers, 0
+    for rounds in range(1, run.settings["max_rounds"] + 1):
+        scale = np.where(centre > 0, centre, estimate.reference)
+        lo, hi = np.maximum(centre - width * scale, 0.0), centre + width * scale
+        screened = _screen(run, outline, rows, lo, hi)
+        outcome = x = None
+        if comm.is_root:
+            outcome, x = _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, centre, run.rtol)
+        kind, value, details = comm.broadcast(outcome)
+        everything = screened.n_survivors == outline.size
+        if kind == "infeasible":
+            if everything:
+                _raise_joint_infeasibility(run, outline, rows, thresholds)
+                raise SolverError("analytic (streamed): the LP on every element was found infeasible although "
+                                  "a point meeting every bound exists (a numerical failure)")
+            width *= 4.0
+            continue
+        if kind == "outside":
+            centre = value
+            outside_rounds += 1
+            width *= widen ** outside_rounds
+            if outside_rounds >= 2:
+                _raise_joint_infeasibility(run, outline, rows, thresholds)
+            continue
+        lam = value
+        if inside(lam, lo, hi) or everything:
+            details.update(rounds=rounds, survivors=screened.n_survivors, fixed_ones=screened.fixed_ones,
+                           box=[lo.tolist(), hi.tolist()], sample_estimate=estimate.multipliers.tolist())
+            return _Optimum(screened, lam, x, details)
+        centre = lam
+        width *= 4.0
+    _raise_joint_infeasibility(run, outline, rows, thresholds)
+    raise SolverError(f"analytic (streamed): lambda* not bracketed after {run.settings['max_rounds']} rounds of "
+                      f"screening")
+
+
+def _estimate(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndarray):
+    """On rank 0: lambda* of the subsample's problem (:func:`copslp._analytic._sample_estimate`)."""
+    sample = run.sample_scores
+    m = sample.shape[1]
+    sub = replace(outline, thresholds=np.asarray(thresholds, dtype=np.float64),
+                  best_reachable=outline.best_reachable[rows[1:] - 1])
+    inner = InnerProblem(sample[rows], outline.budget, thresholds, run.sample_groups, outline.floors)
+    return _sample_estimate(sub, inner, np.arange(m), np.ascontiguousarray(sample[rows]), run.rtol)
+
+
+def _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, centre, rtol):
+    """On rank 0: the outcome for every process, ("ok", lambda, details),
+    ("infeasible", None, {}) or ("outside", lambda, {}), and the point on the survivors."""
+    reduced = _reduced(outline, screened, rows, thresholds)
+    try:
+        x, lam, details = _solve_exact(reduced, rtol, (lo, hi, centre))
+    except ReducedProblemInfeasible:
+        return ("infeasible", None, {}), None
+    except MinimumOutsideBox as outside:
+        return ("outside", np.asarray(outside.multipliers, dtype=np.float64), {}), None
+    return ("ok", np.asarray(lam, dtype=np.float64), dict(details)), x
+
+
+# --------------------------------------------------------------------------------------------
+# infeasibility
+
+
+def _raise_joint_infeasibility(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndarray) -> None:
+    r"""Raise the :class:`InfeasibleError` of bounds that cannot hold together, or return
+    when a point meets them all: the Farkas ray of :func:`copslp._analytic._infeasibility_proof`,
+    found by the same road with the first bound as the objective."""
+    if rows.shape[0] < 3:
+        return
+    head, rest = rows[1], rows[2:]
+    # rows keep their numbers in the sub-problem: an InfeasibleError of the bounds on ``rest``
+    # (they conflict already) names them as they are and passes through
+    optimum = _optimum(run, outline, np.concatenate([[head], rest]), thresholds[1:])
+    best = float(optimum.screened.taken[head]) + (
+        float(optimum.screened.survivors[head] @ optimum.x_survivors) if run.comm.is_root else 0.0)
+    best = run.comm.broadcast(best)
+    b = float(thresholds[0])
+    if reaches(best, b):
+        return
+    ray = np.concatenate([[1.0], optimum.multipliers])
+    reach = _top_k_value(run, outline, np.concatenate([[head], rest]), optimum.multipliers) \
+        - float(optimum.multipliers @ thresholds[1:])
+    if reaches(reach, b):
+        return
+    keep = np.flatnonzero(ray > 0)
+    conflict_rows = np.concatenate([[head], rest])
+    raise conflict_error(outline, tuple(int(conflict_rows[i]) for i in keep), ray[keep], best)
+
+
+# --------------------------------------------------------------------------------------------
+# mask, summary and certificate
+
+
+def _finish(run: _Run, outline: _Outline, rows: np.ndarray, optimum: _Optimum) -> StreamedResult:
+    """Round on rank 0, hand each process its survivors' decisions, certify everywhere."""
+    comm, screened = run.comm, optimum.screened
+    n = outline.n_scores
+    multipliers = np.zeros(n - 1)
+    multipliers[rows[1:] - 1] = optimum.multipliers
+    summary = parts = None
+    if comm.is_root:
+        summary = _round(outline, screened, optimum.x_survivors, multipliers, run.rtol)
+        parts = np.split(summary.pop("kept"), np.cumsum(screened.counts)[:-1])
+    summary = comm.broadcast(summary)
+    mask = run.passes.mask(screened.local, comm.scatter(parts))
+    levels = run.passes.extremes(screened.local, np.arange(n), multipliers)
+    scan = _full_scan(run, outline, screened, levels, summary["scan"])
+    measures = _Measures(run, levels, summary["measures"])
+    certificate = certify(outline, None, multipliers, rtol=run.rtol, scan=scan, measures=measures)
+    if not certificate.passed:
+        raise SolverError(f"analytic (streamed) returned a point that is not optimal: {certificate.summary()}")
+    values = scan.values
+    mask_values = screened.taken + summary["mask_values"]
+    thresholds = outline.thresholds
+    violations = np.maximum(thresholds - mask_values[1:], 0.0)
+    violations[~np.isfinite(thresholds)] = 0.0
+    missed = violations > run.rtol * np.maximum(np.abs(thresholds), 1e-300)
+    info = dict(optimum.details)
+    info.update(rounding=summary["rule"], processes=comm.world_size)
+    if hasattr(comm, "bytes_sent"):
+        info["bytes_sent"] = int(comm.bytes_sent)
+    return StreamedResult(mask, float(values[0]), float(mask_values[0]), multipliers, certificate.budget_dual,
+                          certificate.floor_multipliers, thresholds, values[1:], mask_values[1:],
+                          not bool(missed.any()), outline.budget, outline.size, summary["n_fractional"],
+                          certificate, info)
+
+
+def _round(outline: _Outline, screened: _Screened, x: np.ndarray, multipliers: np.ndarray, rtol: float) -> dict:
+    """On rank 0: the mask on the survivors (:func:`copslp._rounding.round_to_mask` of the
+    problem left on them), the scan of x there, and what the certificate reads of them."""
+    survivors = screened.survivors
+    groups = floors = sizes = None
+    if outline.floors is not None:
+        groups = screened.survivor_groups
+        floors = np.maximum(outline.floors - screened.fixed_per_group, 0)
+        sizes = np.bincount(groups, minlength=floors.shape[0])
+    thresholds = outline.thresholds - screened.taken[1:]
+    reduced = Problem(survivors, outline.budget - screened.fixed_ones, thresholds, None, outline.best_reachable,
+                      groups, floors, sizes)
+    scan = scan_point(reduced, x, rtol, multipliers)
+    kept, rule, mask_values = round_to_mask(reduced, x, rtol, scan, multipliers)
+    weights = np.concatenate([[1.0], multipliers])
+    fractional = scan.fractional
+    return {"kept": kept, "rule": rule, "mask_values": mask_values, "n_fractional": int(fractional.shape[0]),
+            "scan": scan_point_summary(scan, x),
+            "measures": {"abs_values": np.abs(survivors) @ np.abs(x),
+                         "fractional_values": weights @ survivors[:, fractional],
+                         "fractional_segments": (np.zeros(fractional.shape[0], dtype=np.intp) if groups is None
+                                                 else groups[fractional])}}
+
+
+def scan_point_summary(scan: PointScan, x: np.ndarray) -> dict:
+    """The numbers of a scan of the survivors that the whole problem's scan adds up."""
+    return {"values": scan.values, "x_min": scan.x_min if x.shape[0] else np.inf,
+            "x_max": scan.x_max if x.shape[0] else -np.inf, "ones_values": scan.ones_values,
+            "segment_x": scan.segment_x, "segment_ones": scan.segment_ones, "zeros_max": scan.zeros_max,
+            "ones_min": scan.ones_min, "fractional": scan.fractional}
+
+
+def _full_scan(run: _Run, outline: _Outline, screened: _Screened, levels, survivors: dict) -> PointScan:
+    """The scan of the whole LP point: the survivors' numbers (from rank 0) plus the fixed
+    elements' (x = 1 on the fixed ones, 0 on the dropped)."""
+    comm = run.comm
+    zeros_max = np.maximum(comm.maximum(levels.zeros_max), survivors["zeros_max"])
+    ones_min = -comm.maximum(-levels.ones_min)
+    ones_min = np.minimum(ones_min, survivors["ones_min"])
+    fixed = np.array([screened.fixed_ones]) if outline.floors is None else screened.fixed_per_group
+    dropped = outline.size - screened.fixed_ones - screened.n_survivors
+    x_min = min(survivors["x_min"], 0.0 if dropped else np.inf, 1.0 if screened.fixed_ones else np.inf)
+    x_max = max(survivors["x_max"], 1.0 if screened.fixed_ones else -np.inf, 0.0 if dropped else -np.inf)
+    segment_x = survivors["segment_x"] + fixed
+    return PointScan(screened.taken + survivors["values"], x_min, x_max, None,
+                     screened.taken + survivors["ones_values"], survivors["fractional"], segment_x,
+                     survivors["segment_ones"] + fixed, zeros_max, ones_min)
+
+
+class _Measures:
+    """:class:`copslp._certificate.ArrayMeasures` for scores read through passes: magnitudes
+    from the last pass, the survivors' part from rank 0, the positive part by one more pass
+    (every process runs the certificate on the same numbers, so all take it or none)."""
+
+    def __init__(self, run: _Run, levels, survivors: dict):
+        self.run = run
+        self.magnitudes = run.comm.maximum(levels.magnitudes)
+        self.abs_taken = run.comm.sum(levels.abs_taken)
+        self.survivors = survivors
+
+    def magnitude(self, row):
+        return float(self.magnitudes[row])
+
+    def abs_value(self, row):
+        return float(self.abs_taken[row] + self.survivors["abs_values"][row])
+
+    def fractional_values(self, lam):
+        return self.survivors["fractional_values"]
+
+    def fractional_segments(self):
+        return self.survivors["fractional_segments"]
+
+    def positive_part(self, lam, mu, nu):
+        n = self.run.passes.n_scores
+        local = self.run.passes.positive_part(np.arange(n), lam, mu, nu)
+        return float(self.run.comm.sum(np.array([local]))[0])
