@@ -64,6 +64,7 @@ from .interspace import InterspaceConv2d
 from .iterative import IterativeResult, iterative_prune, round_densities
 from .layout import (DEFAULT_PRUNABLE_TYPES, DEFAULT_RAW_WEIGHTS, Layout, LayoutEntry, LeftOutWeightsWarning,
                      PrunableLayer)
+from .collectives import ProcessGroupCollectives
 from .passes import TensorPasses
 from .masks import (
     current_mask,
@@ -118,4 +119,5 @@ __all__ = [
     "top_k_mask",
     "kept_count",
     "TensorPasses",
+    "ProcessGroupCollectives",
 ]
