@@ -41,8 +41,10 @@ from copslp._passes import LevelsOutside, LocalScreen, ScorePasses
 
 __all__ = ["CHUNK", "TensorPasses"]
 
-#: Elements read per chunk: 2**22 float64 = 32 MiB per score row; a multiple of
-#: :data:`copslp._blocks.BLOCK`, so each chunk holds whole blocks of the numpy passes.
+#: Elements read per chunk on an accelerator: 2**22 float64 = 32 MiB per score row, enough
+#: work per kernel to hide its launch. On the CPU chunks are :data:`copslp._blocks.BLOCK`
+#: long, as the numpy passes read them (their temporaries stay in cache). Either way a chunk
+#: holds whole blocks of the numpy passes.
 CHUNK = 1 << 22
 
 #: States of an element after a screening pass (one byte each).
@@ -125,8 +127,9 @@ class TensorPasses(ScorePasses):
         ``[0, n_groups)``.
     n_groups : int
         G, the number of groups (0 without groups, >= 1 with them).
-    chunk : int
-        Elements read at a time, a positive multiple of :data:`copslp._blocks.BLOCK`.
+    chunk : int, optional
+        Elements read at a time, a positive multiple of :data:`copslp._blocks.BLOCK`; by
+        default :data:`CHUNK` on an accelerator and :data:`copslp._blocks.BLOCK` on the CPU.
 
     Notes
     -----
@@ -135,16 +138,19 @@ class TensorPasses(ScorePasses):
     rounding (float64 in both). :meth:`mask` returns a bool tensor on the scores' device.
     """
 
-    def __init__(self, scores, groups: torch.Tensor | None = None, n_groups: int = 0, *, chunk: int = CHUNK):
+    def __init__(self, scores, groups: torch.Tensor | None = None, n_groups: int = 0, *, chunk: int | None = None):
         self.rows = _check_scores(scores)
         self.n_scores, self.size = len(self.rows), int(self.rows[0].shape[0])
         self.device = self.rows[0].device
         self.groups = _check_groups(groups, n_groups, self.size, self.device)
         self.n_groups = int(n_groups)
+        if chunk is None:
+            chunk = BLOCK if self.device.type == "cpu" else CHUNK
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk <= 0 or chunk % BLOCK:
             raise ValueError(f"chunk must be a positive multiple of {BLOCK}, got {chunk!r}")
         self.chunk = chunk
         self._corner_blocks: dict[tuple[int, ...], np.ndarray] = {}
+        self._buffer: torch.Tensor | None = None
 
     # --- reading -------------------------------------------------------------------------
 
@@ -152,10 +158,20 @@ class TensorPasses(ScorePasses):
         for start in range(0, self.size, self.chunk):
             yield start, min(start + self.chunk, self.size)
 
-    def _row(self, row: int, start: int, stop: int) -> torch.Tensor:
-        """Score row ``row`` on ``[start, stop)`` in float64 (a view when already float64: never
-        written to)."""
-        return self.rows[row][start:stop].to(torch.float64)
+    def _read(self, start: int, stop: int, rows=None) -> dict[int, torch.Tensor]:
+        """The score rows ``rows`` (default: all) on ``[start, stop)`` in float64, by row: views of
+        float64 rows, else a buffer reused from chunk to chunk (read only; valid until the next
+        call)."""
+        read = {}
+        for row in range(self.n_scores) if rows is None else (int(row) for row in rows):
+            values = self.rows[row][start:stop]
+            if values.dtype != torch.float64:
+                if self._buffer is None:
+                    self._buffer = torch.empty((self.n_scores, min(self.chunk, self.size)), dtype=torch.float64,
+                                               device=self.device)
+                values = self._buffer[row, :stop - start].copy_(values)
+            read[row] = values
+        return read
 
     def _zeros(self, length: int, dtype=torch.int64) -> torch.Tensor:
         return torch.zeros(length, dtype=dtype, device=self.device)
@@ -177,14 +193,16 @@ class TensorPasses(ScorePasses):
             self._corner_blocks[secondary_rows] = corners.cpu().numpy()
         return self._corner_blocks[secondary_rows]
 
-    def _box(self, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray, start: int, stop: int):
-        """``(low, high)`` on ``[start, stop)``: :func:`copslp._screening.box_extremes` in float64,
-        block by block of :data:`BLOCK` elements as the numpy passes read them."""
-        primary = self._row(int(rows[0]), start, stop)
+    def _box(self, values: dict[int, torch.Tensor], rows: np.ndarray, lo: np.ndarray, hi: np.ndarray, start: int,
+             stop: int):
+        """``(low, high)`` on ``[start, stop)`` from the float64 ``values`` of the chunk's rows:
+        :func:`copslp._screening.box_extremes`, block by block of :data:`BLOCK` elements as the
+        numpy passes read them."""
+        primary = values[int(rows[0])]
         if rows.shape[0] == 1:
             return primary, primary
         secondary_rows = tuple(int(row) for row in rows[1:])
-        secondary = [self._row(row, start, stop) for row in secondary_rows]
+        secondary = [values[row] for row in secondary_rows]
         corners = self._corners(secondary_rows)[start // BLOCK:-(-stop // BLOCK)]
         if len(secondary) == 1 and lo[0] < 0:
             corners = np.zeros_like(corners)
@@ -203,9 +221,9 @@ class TensorPasses(ScorePasses):
         by_element = torch.as_tensor(corners, device=self.device).repeat_interleave(BLOCK)[:stop - start]
         return torch.where(by_element, at_lo, low), torch.where(by_element, at_hi, high)
 
-    def _values(self, rows, multipliers, start, stop) -> torch.Tensor:
+    def _values(self, values, rows, multipliers, start, stop) -> torch.Tensor:
         """``v`` (``rows``, ``multipliers``) on ``[start, stop)``, as ArrayPasses computes it."""
-        return self._box(rows, multipliers, multipliers, start, stop)[0]
+        return self._box(values, rows, multipliers, multipliers, start, stop)[0]
 
     # --- ScorePasses ---------------------------------------------------------------------
 
@@ -236,7 +254,8 @@ class TensorPasses(ScorePasses):
         state = torch.empty(self.size, dtype=torch.uint8, device=self.device)
         per_chunk = []
         for start, stop in self._chunks():
-            low, high = self._box(rows, lo, hi, start, stop)
+            values = self._read(start, stop)
+            low, high = self._box(values, rows, lo, hi, start, stop)
             one = low > one_level
             counts += torch.stack([(high > one_level).sum(), (low >= zero_level).sum(), one.sum()])
             level = zero_level
@@ -245,8 +264,8 @@ class TensorPasses(ScorePasses):
                 level = levels[groups]
                 support.scatter_add_(0, groups, (low >= level).to(torch.int64))
                 fixed_per_group.scatter_add_(0, groups, one.to(torch.int64))
-            for row in range(self.n_scores):
-                taken[row] += torch.where(one, self._row(row, start, stop), 0.0).sum()
+            indicator = one.to(torch.float64)
+            taken += torch.stack([torch.dot(row, indicator) for row in values.values()])
             survivor = (high >= level) & ~one
             per_chunk.append(survivor.sum())
             state[start:stop] = one.to(torch.uint8) + survivor.to(torch.uint8) * _SURVIVOR
@@ -274,13 +293,14 @@ class TensorPasses(ScorePasses):
         ones_min = torch.full((segments,), math.inf, dtype=torch.float64, device=self.device)
         magnitudes, abs_taken = self._zeros(self.n_scores, torch.float64), self._zeros(self.n_scores, torch.float64)
         for start, stop in self._chunks():
-            v = self._values(rows, multipliers, start, stop)
+            values = self._read(start, stop)
+            v = self._values(values, rows, multipliers, start, stop)
             chunk_state = state[start:stop]
             one, zero = chunk_state == _FIXED_ONE, chunk_state == _DROPPED
-            for row in range(self.n_scores):
-                magnitude = self._row(row, start, stop).abs()
-                magnitudes[row] = torch.maximum(magnitudes[row], magnitude.amax())
-                abs_taken[row] += torch.where(one, magnitude, 0.0).sum()
+            absolute = [row.abs() for row in values.values()]
+            magnitudes = torch.maximum(magnitudes, torch.stack([row.amax() for row in absolute]))
+            indicator = one.to(torch.float64)
+            abs_taken += torch.stack([torch.dot(row, indicator) for row in absolute])
             dropped_v, one_v = torch.where(zero, v, -math.inf), torch.where(one, v, math.inf)
             if self.groups is None:
                 zeros_max = torch.maximum(zeros_max, dropped_v.amax())
@@ -299,7 +319,7 @@ class TensorPasses(ScorePasses):
         if floor_multipliers is not None:
             nu = torch.as_tensor(np.asarray(floor_multipliers, dtype=np.float64), device=self.device)
         for start, stop in self._chunks():
-            v = self._values(rows, multipliers, start, stop)
+            v = self._values(self._read(start, stop, rows), rows, multipliers, start, stop)
             if nu is not None:
                 v = v + nu[self.groups[start:stop]]
             total += (v - level).clamp_min(0.0).sum()
