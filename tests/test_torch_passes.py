@@ -155,25 +155,27 @@ def test_screen_keeps_some_of_every_kind():
     assert 0 < screened.fixed_ones and 0 < survivors and screened.fixed_ones + survivors < SIZE
 
 
+@pytest.mark.parametrize("chunk", [None, 4 * BLOCK], ids=["default chunk", "one chunk"])
 @pytest.mark.parametrize("n_rows", [1, 2, 4])
-def test_rows_as_a_sequence_and_the_default_chunk(n_rows):
-    """A sequence of 1-D tensors (float32) read where they are, one chunk for the whole shard."""
+def test_rows_as_a_sequence(n_rows, chunk):
+    """A sequence of 1-D tensors (float32) read where they are, with int32 groups."""
     scores = make_scores(n_rows, SIZE, np.float32, seed=7)
     rows, lo, hi = {1: BOXES["no multiplier"], 2: BOXES["one"], 4: BOXES["several"]}[n_rows]
     groups = make_groups(SIZE, seed=7)
     tensors = [torch.from_numpy(row) for row in scores]
-    passes = TensorPasses(tensors, torch.from_numpy(groups), N_GROUPS)
+    passes = TensorPasses(tensors, torch.from_numpy(groups.astype(np.int32)), N_GROUPS, chunk=chunk)
     assert all(row.data_ptr() == tensor.data_ptr() for row, tensor in zip(passes.rows, tensors))
     compare_every_pass(scores, groups, passes, rows, lo, hi, seed=7)
 
 
 @pytest.mark.parametrize("torch_dtype", [torch.float16, torch.bfloat16])
 def test_half_precisions_read_exactly(torch_dtype):
-    """float16 and bfloat16 rows give the answers of their exact float32 values."""
+    """float16 and bfloat16 rows (uint8 groups) give the answers of their exact float32 values."""
     values = torch.from_numpy(make_scores(4, SIZE, np.float32, seed=3)).to(torch_dtype)
-    passes = TensorPasses(values, chunk=2 * BLOCK)
+    groups = make_groups(SIZE, seed=3)
+    passes = TensorPasses(values, torch.from_numpy(groups.astype(np.uint8)), N_GROUPS, chunk=2 * BLOCK)
     rows, lo, hi = BOXES["several"]
-    compare_every_pass(values.float().numpy(), None, passes, rows, lo, hi, seed=3)
+    compare_every_pass(values.float().numpy(), groups, passes, rows, lo, hi, seed=3)
 
 
 @pytest.mark.parametrize("grouped", [False, True], ids=["no groups", "groups"])

@@ -14,9 +14,12 @@ values
     v_j(\lambda) = s_{0j} + \sum_i \lambda_i s_{ij}
 
 and the extremes ``low_j``, ``high_j`` over a box ``[lo, hi]`` of multipliers are computed by
-exactly the float64 operations of :func:`copslp._screening.box_extremes` (same products, same
-order of the additions, no fused multiply-add): the counts, the survivors and the mask equal
-those of :class:`copslp._passes.ArrayPasses` on the same values. With one multiplier the
+the float64 operations of :func:`copslp._screening.box_extremes` (same products, added in row
+order, no fused multiply-add): the counts, the survivors and the mask equal those of
+:class:`copslp._passes.ArrayPasses` on the same values. (With two or three secondary scores numpy's
+``dot`` adds their products in row order too; with four or more its BLAS
+kernel may add them in another order or fuse them, and a value lying exactly at a level may
+then be counted on the other side of it by one of the two.) With one multiplier the
 extremes are ``v`` at the two corners; with several they are ``v`` at the corners ``lo`` and
 ``hi`` in every block of :data:`copslp._blocks.BLOCK` elements whose secondary scores are all
 ``>= 0``, else ``v`` at the centre ``-/+`` the half-widths times ``|s_i|``. Sums are float64
@@ -102,7 +105,7 @@ def _check_groups(groups, n_groups, size: int, device: torch.device) -> torch.Te
         smallest, largest = (int(value) for value in torch.stack([groups.min(), groups.max()]).cpu())
         if smallest < 0 or largest >= n_groups:
             raise ValueError(f"groups must lie in [0, n_groups) = [0, {n_groups}), got ids from {smallest} to {largest}")
-    return groups.to(torch.int64)
+    return groups
 
 
 def _weighted_sum(multipliers, secondary: list[torch.Tensor]) -> torch.Tensor:
@@ -173,6 +176,10 @@ class TensorPasses(ScorePasses):
             read[row] = values
         return read
 
+    def _group_ids(self, start: int, stop: int) -> torch.Tensor:
+        """The groups on ``[start, stop)`` as int64 (the groups themselves keep their dtype)."""
+        return self.groups[start:stop].to(torch.int64)
+
     def _zeros(self, length: int, dtype=torch.int64) -> torch.Tensor:
         return torch.zeros(length, dtype=dtype, device=self.device)
 
@@ -242,7 +249,7 @@ class TensorPasses(ScorePasses):
     def take(self, positions):
         index = torch.as_tensor(np.asarray(positions, dtype=np.int64), device=self.device)
         values = torch.stack([row.index_select(0, index).to(torch.float64) for row in self.rows])
-        groups = None if self.groups is None else self.groups.index_select(0, index).cpu().numpy()
+        groups = None if self.groups is None else self.groups.index_select(0, index).cpu().numpy().astype(np.int64)
         return values.cpu().numpy(), groups
 
     def screen(self, rows, lo, hi, one_level, zero_level, group_levels):
@@ -260,7 +267,7 @@ class TensorPasses(ScorePasses):
             counts += torch.stack([(high > one_level).sum(), (low >= zero_level).sum(), one.sum()])
             level = zero_level
             if grouped:
-                groups = self.groups[start:stop]
+                groups = self._group_ids(start, stop)
                 level = levels[groups]
                 support.scatter_add_(0, groups, (low >= level).to(torch.int64))
                 fixed_per_group.scatter_add_(0, groups, one.to(torch.int64))
@@ -306,7 +313,7 @@ class TensorPasses(ScorePasses):
                 zeros_max = torch.maximum(zeros_max, dropped_v.amax())
                 ones_min = torch.minimum(ones_min, one_v.amin())
             else:
-                groups = self.groups[start:stop]
+                groups = self._group_ids(start, stop)
                 zeros_max.scatter_reduce_(0, groups, dropped_v, "amax")
                 ones_min.scatter_reduce_(0, groups, one_v, "amin")
         sums = torch.stack([zeros_max, ones_min]).cpu().numpy()
@@ -321,7 +328,7 @@ class TensorPasses(ScorePasses):
         for start, stop in self._chunks():
             v = self._values(self._read(start, stop, rows), rows, multipliers, start, stop)
             if nu is not None:
-                v = v + nu[self.groups[start:stop]]
+                v = v + nu[self._group_ids(start, stop)]
             total += (v - level).clamp_min(0.0).sum()
         return float(total.cpu()[0])
 
