@@ -168,6 +168,16 @@ def test_rows_as_a_sequence(n_rows, chunk):
     compare_every_pass(scores, groups, passes, rows, lo, hi, seed=7)
 
 
+@pytest.mark.parametrize("box", ["one", "two of four"])
+def test_strided_rows(box):
+    """Rows of a (D, n) tensor's transpose (stride n) are read as they are."""
+    scores = make_scores(4, SIZE, np.float64, seed=4)
+    transposed = torch.from_numpy(np.ascontiguousarray(scores.T)).T
+    assert not transposed[1].is_contiguous()
+    rows, lo, hi = BOXES[box]
+    compare_every_pass(scores, None, TensorPasses(transposed, chunk=2 * BLOCK), rows, lo, hi, seed=4)
+
+
 @pytest.mark.parametrize("torch_dtype", [torch.float16, torch.bfloat16])
 def test_half_precisions_read_exactly(torch_dtype):
     """float16 and bfloat16 rows (uint8 groups) give the answers of their exact float32 values."""

@@ -194,7 +194,7 @@ class TensorPasses(ScorePasses):
                     smallest = torch.minimum(smallest, self.rows[row][start:stop])
                 full, first = (stop - start) // BLOCK * BLOCK, start // BLOCK
                 if full:
-                    corners[first:first + full // BLOCK] = smallest[:full].view(-1, BLOCK).amin(dim=1) >= 0
+                    corners[first:first + full // BLOCK] = smallest[:full].reshape(-1, BLOCK).amin(dim=1) >= 0
                 if full < stop - start:
                     corners[first + full // BLOCK] = smallest[full:].amin() >= 0
             self._corner_blocks[secondary_rows] = corners.cpu().numpy()
