@@ -201,6 +201,24 @@ def test_an_empty_shard(grouped, box):
     assert passes.mask(screened, np.zeros(0, dtype=bool)).shape == (0,)
 
 
+def test_groups_without_group_levels_play_no_part():
+    """``group_levels=None``: the screen of the scores without groups, the survivors' groups
+    still returned."""
+    scores, groups = make_scores(2, SIZE, np.float64, seed=6), make_groups(SIZE, seed=6)
+    rows, lo, hi = BOXES["one"]
+    one_level, zero_level, _ = levels(scores, rows, lo, hi, None)
+    grouped = TensorPasses(torch.from_numpy(scores), torch.from_numpy(groups), N_GROUPS, chunk=2 * BLOCK)
+    plain = TensorPasses(torch.from_numpy(scores), chunk=2 * BLOCK)
+    screened = grouped.screen(rows, lo, hi, one_level, zero_level, None)
+    expected = plain.screen(rows, lo, hi, one_level, zero_level, None)
+    assert screened.support is None and screened.fixed_per_group is None
+    assert (screened.above_one, screened.reaching, screened.fixed_ones) == (
+        expected.above_one, expected.reaching, expected.fixed_ones)
+    np.testing.assert_array_equal(screened.survivors, expected.survivors)
+    _, positions = expected.handle
+    np.testing.assert_array_equal(screened.survivor_groups, groups[positions.numpy()])
+
+
 def test_non_finite_counted_per_row():
     scores = make_scores(3, SIZE, np.float32, seed=5)
     scores[0, [3, 2 * BLOCK + 1]] = np.nan

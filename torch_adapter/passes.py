@@ -253,7 +253,7 @@ class TensorPasses(ScorePasses):
         return values.cpu().numpy(), groups
 
     def screen(self, rows, lo, hi, one_level, zero_level, group_levels):
-        grouped = self.groups is not None
+        grouped = self.groups is not None and group_levels is not None
         counts = self._zeros(3)  # above_one, reaching, fixed_ones
         support, fixed_per_group = self._zeros(self.n_groups), self._zeros(self.n_groups)
         taken = self._zeros(self.n_scores, torch.float64)
