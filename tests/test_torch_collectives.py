@@ -8,10 +8,6 @@ checks run inside the processes (a failed assertion fails the spawn and the test
 
 from __future__ import annotations
 
-import os
-import socket
-from datetime import timedelta
-
 import numpy as np
 import pytest
 
@@ -20,11 +16,8 @@ dist = pytest.importorskip("torch.distributed")
 if not dist.is_available() or not dist.is_gloo_available():
     pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
 
-import multiprocessing  # noqa: E402
-
-import torch.multiprocessing as mp  # noqa: E402
-
 from copslp._passes import ArrayPasses, OneProcess  # noqa: E402
+from gloo_processes import run_in_processes  # noqa: E402
 from torch_adapter import ProcessGroupCollectives, TensorPasses  # noqa: E402
 
 #: Shard sizes per world size: unequal, one rank empty.
@@ -40,75 +33,63 @@ def global_data(size: int):
     return scores, groups
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def check_exchanges(rank: int, world_size: int):
+    shards = SHARDS[world_size]
+    scores, groups = global_data(sum(shards))
+    start = sum(shards[:rank])
+    mine = slice(start, start + shards[rank])
+    collectives, one = ProcessGroupCollectives(), OneProcess()
+    assert (collectives.rank, collectives.world_size, collectives.is_root) == (rank, world_size, rank == 0)
 
+    np.testing.assert_array_equal(collectives.sizes(shards[rank]), shards)
+    assert collectives.offset(shards[rank]) == start
 
-def check_exchanges(rank: int, world_size: int, port: int):
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size,
-                            timeout=timedelta(seconds=60))
-    try:
-        shards = SHARDS[world_size]
-        scores, groups = global_data(sum(shards))
-        start = sum(shards[:rank])
-        mine = slice(start, start + shards[rank])
-        collectives, one = ProcessGroupCollectives(), OneProcess()
-        assert (collectives.rank, collectives.world_size, collectives.is_root) == (rank, world_size, rank == 0)
+    counts = np.array([shards[rank], np.count_nonzero(scores[0, mine] > 0)], dtype=np.int64)
+    sent = collectives.bytes_sent
+    total = collectives.sum(counts)
+    assert collectives.bytes_sent - sent == counts.nbytes
+    assert total.dtype == np.int64
+    np.testing.assert_array_equal(total, one.sum(np.array([scores.shape[1], np.count_nonzero(scores[0] > 0)])))
 
-        np.testing.assert_array_equal(collectives.sizes(shards[rank]), shards)
-        assert collectives.offset(shards[rank]) == start
+    sums = scores[:, mine].sum(axis=1)
+    total = collectives.sum(sums)
+    in_rank_order = scores[:, :shards[0]].sum(axis=1)
+    for other in range(1, world_size):
+        other_start = sum(shards[:other])
+        in_rank_order = in_rank_order + scores[:, other_start:other_start + shards[other]].sum(axis=1)
+    assert total.dtype == np.float64
+    np.testing.assert_array_equal(total, in_rank_order)  # the same bits on every rank
+    np.testing.assert_allclose(total, one.sum(scores.sum(axis=1)), rtol=1e-12)
 
-        counts = np.array([shards[rank], np.count_nonzero(scores[0, mine] > 0)], dtype=np.int64)
-        sent = collectives.bytes_sent
-        total = collectives.sum(counts)
-        assert collectives.bytes_sent - sent == counts.nbytes
-        assert total.dtype == np.int64
-        np.testing.assert_array_equal(total, one.sum(np.array([scores.shape[1], np.count_nonzero(scores[0] > 0)])))
+    largest = scores[:, mine].max(axis=1, initial=-np.inf)
+    np.testing.assert_array_equal(collectives.maximum(largest), one.maximum(scores.max(axis=1)))
 
-        sums = scores[:, mine].sum(axis=1)
-        total = collectives.sum(sums)
-        in_rank_order = scores[:, :shards[0]].sum(axis=1)
-        for other in range(1, world_size):
-            other_start = sum(shards[:other])
-            in_rank_order = in_rank_order + scores[:, other_start:other_start + shards[other]].sum(axis=1)
-        assert total.dtype == np.float64
-        np.testing.assert_array_equal(total, in_rank_order)  # the same bits on every rank
-        np.testing.assert_allclose(total, one.sum(scores.sum(axis=1)), rtol=1e-12)
+    positions = np.arange(mine.start, mine.stop, 7, dtype=np.int64)
+    for columns, expected in [(scores[:, positions], scores[:, ::7][:, :0]), (positions, positions[:0])]:
+        gathered = collectives.gather_columns(columns)
+        if rank == 0:
+            every = np.concatenate([np.arange(sum(shards[:p]), sum(shards[:p + 1]), 7) for p in range(world_size)])
+            reference = one.gather_columns(scores[:, every] if columns.ndim == 2 else every)
+            assert gathered.dtype == reference.dtype and gathered.shape == reference.shape
+            np.testing.assert_array_equal(gathered, reference)
+        else:
+            assert gathered is None
+    nothing = collectives.gather_columns(np.zeros((2, 0)))
+    assert (nothing.shape == (2, 0)) if rank == 0 else nothing is None
+    with pytest.raises(ValueError, match="same number of dimensions, rows and dtype on every process"):
+        collectives.gather_columns(np.zeros((1 + rank % 2, 3)))
 
-        largest = scores[:, mine].max(axis=1, initial=-np.inf)
-        np.testing.assert_array_equal(collectives.maximum(largest), one.maximum(scores.max(axis=1)))
+    decision = {"multipliers": np.array([0.5, 1.25]), "level": 3.0} if rank == 0 else None
+    received = collectives.broadcast(decision)
+    np.testing.assert_array_equal(received["multipliers"], [0.5, 1.25])
+    assert received["level"] == 3.0
+    parts = [np.arange(p + 1) for p in range(world_size)] if rank == 0 else None
+    np.testing.assert_array_equal(collectives.scatter(parts), np.arange(rank + 1))
+    with pytest.raises(ValueError, match=rf"one entry per process \({world_size}\), got {world_size - 1}"):
+        collectives.scatter([None] * (world_size - 1) if rank == 0 else None)
+    assert collectives.bytes_sent > 0
 
-        positions = np.arange(mine.start, mine.stop, 7, dtype=np.int64)
-        for columns, expected in [(scores[:, positions], scores[:, ::7][:, :0]), (positions, positions[:0])]:
-            gathered = collectives.gather_columns(columns)
-            if rank == 0:
-                every = np.concatenate([np.arange(sum(shards[:p]), sum(shards[:p + 1]), 7) for p in range(world_size)])
-                reference = one.gather_columns(scores[:, every] if columns.ndim == 2 else every)
-                assert gathered.dtype == reference.dtype and gathered.shape == reference.shape
-                np.testing.assert_array_equal(gathered, reference)
-            else:
-                assert gathered is None
-        nothing = collectives.gather_columns(np.zeros((2, 0)))
-        assert (nothing.shape == (2, 0)) if rank == 0 else nothing is None
-        with pytest.raises(ValueError, match="same number of dimensions, rows and dtype on every process"):
-            collectives.gather_columns(np.zeros((1 + rank % 2, 3)))
-
-        decision = {"multipliers": np.array([0.5, 1.25]), "level": 3.0} if rank == 0 else None
-        received = collectives.broadcast(decision)
-        np.testing.assert_array_equal(received["multipliers"], [0.5, 1.25])
-        assert received["level"] == 3.0
-        parts = [np.arange(p + 1) for p in range(world_size)] if rank == 0 else None
-        np.testing.assert_array_equal(collectives.scatter(parts), np.arange(rank + 1))
-        with pytest.raises(ValueError, match=rf"one entry per process \({world_size}\), got {world_size - 1}"):
-            collectives.scatter([None] * (world_size - 1) if rank == 0 else None)
-        assert collectives.bytes_sent > 0
-
-        check_sharded_screen(collectives, scores, groups, mine)
-    finally:
-        dist.destroy_process_group()
+    check_sharded_screen(collectives, scores, groups, mine)
 
 
 def check_sharded_screen(collectives, scores, groups, mine):
@@ -140,11 +121,7 @@ def check_sharded_screen(collectives, scores, groups, mine):
 
 @pytest.mark.parametrize("world_size", sorted(SHARDS))
 def test_gloo_exchanges_equal_one_process(world_size):
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    # Processes forked from a server that has imported torch once: no import of torch per process.
-    multiprocessing.get_context("forkserver").set_forkserver_preload(["torch", "torch_adapter", "pytest"])
-    mp.start_processes(check_exchanges, args=(world_size, free_port()), nprocs=world_size, join=True,
-                       start_method="forkserver")
+    run_in_processes(check_exchanges, world_size)
 
 
 def test_refused_without_a_process_group():

@@ -18,6 +18,7 @@ from copslp._blocks import BLOCK  # noqa: E402
 from copslp._passes import ArrayPasses  # noqa: E402
 from copslp._screening import box_extremes  # noqa: E402
 from torch_adapter import TensorPasses  # noqa: E402
+from torch_models import single_torch_thread  # noqa: E402,F401
 
 SIZE = 3 * BLOCK + 1234
 N_GROUPS = 5
