@@ -20,6 +20,8 @@ from copslp._screening import box_extremes  # noqa: E402
 from torch_adapter import TensorPasses  # noqa: E402
 from torch_models import single_torch_thread  # noqa: E402,F401
 
+#: Every device here: the CPU, and CUDA where there is one (the same answers, bit for bit).
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 SIZE = 3 * BLOCK + 1234
 N_GROUPS = 5
 #: Relative to the sum of the magnitudes summed: float64 sums in two orders.
@@ -127,21 +129,23 @@ def compare_every_pass(scores: np.ndarray, groups, passes: TensorPasses, rows, l
     kept = rng.random(screened.survivors.shape[1]) < 0.5
     mask = passes.mask(screened, kept)
     assert isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and mask.device == passes.device
-    np.testing.assert_array_equal(mask.numpy(), reference.mask(expected, kept))
+    np.testing.assert_array_equal(mask.cpu().numpy(), reference.mask(expected, kept))
     return screened
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("grouped", [False, True], ids=["no groups", "groups"])
 @pytest.mark.parametrize("box", list(BOXES), ids=list(BOXES))
-def test_tensor_passes_equal_array_passes(dtype, grouped, box):
+def test_tensor_passes_equal_array_passes(dtype, grouped, box, device):
     rows, lo, hi = BOXES[box]
     n_rows = max(int(rows.max()) + 1, 2 if box.startswith("one") else 1)
     for n in sorted({n_rows, 4}):
         scores = make_scores(n, SIZE, dtype, seed=n)
         groups = make_groups(SIZE, seed=n) if grouped else None
-        passes = TensorPasses(torch.from_numpy(scores), None if groups is None else torch.from_numpy(groups),
-                              N_GROUPS if grouped else 0, chunk=2 * BLOCK)
+        passes = TensorPasses(torch.from_numpy(scores).to(device),
+                              None if groups is None else torch.from_numpy(groups).to(device), N_GROUPS if grouped else 0,
+                              chunk=2 * BLOCK)
         screened = compare_every_pass(scores, groups, passes, rows, lo, hi, seed=n)
         assert screened.fixed_ones > 0 and screened.survivors.shape[1] > 0
 
@@ -179,14 +183,15 @@ def test_strided_rows(box):
     compare_every_pass(scores, None, TensorPasses(transposed, chunk=2 * BLOCK), rows, lo, hi, seed=4)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("torch_dtype", [torch.float16, torch.bfloat16])
-def test_half_precisions_read_exactly(torch_dtype):
+def test_half_precisions_read_exactly(torch_dtype, device):
     """float16 and bfloat16 rows (uint8 groups) give the answers of their exact float32 values."""
-    values = torch.from_numpy(make_scores(4, SIZE, np.float32, seed=3)).to(torch_dtype)
+    values = torch.from_numpy(make_scores(4, SIZE, np.float32, seed=3)).to(device=device, dtype=torch_dtype)
     groups = make_groups(SIZE, seed=3)
-    passes = TensorPasses(values, torch.from_numpy(groups.astype(np.uint8)), N_GROUPS, chunk=2 * BLOCK)
+    passes = TensorPasses(values, torch.from_numpy(groups.astype(np.uint8)).to(device), N_GROUPS, chunk=2 * BLOCK)
     rows, lo, hi = BOXES["several"]
-    compare_every_pass(values.float().numpy(), groups, passes, rows, lo, hi, seed=3)
+    compare_every_pass(values.float().cpu().numpy(), groups, passes, rows, lo, hi, seed=3)
 
 
 @pytest.mark.parametrize("grouped", [False, True], ids=["no groups", "groups"])
