@@ -6,8 +6,8 @@ bfloat16): the scores are never copied to the host. Only what the exact finish n
 the device, as float64 numpy: per-row sums and counts (once per pass), the subsample and the
 survivors (a few thousand columns).
 
-Chunks of :data:`CHUNK` elements are read at a time and converted to float64 there, so the
-values
+The rows are read a chunk at a time (:data:`CHUNK` elements on an accelerator,
+:data:`copslp._blocks.BLOCK` on the CPU) and converted to float64 there, so the values
 
 .. math::
 
@@ -282,9 +282,9 @@ class TensorPasses(ScorePasses):
         per_chunk = integers[3:3 + len(per_chunk)]
         support, fixed_per_group = integers[3 + len(per_chunk):].reshape(2, self.n_groups)
         positions = self._survivor_positions(state, per_chunk)
-        values, survivor_groups = self.take(positions)
+        survivors, survivor_groups = self.take(positions)
         return LocalScreen(above_one, reaching, support.copy() if grouped else None, fixed, taken.cpu().numpy(),
-                           fixed_per_group.copy() if grouped else None, values, survivor_groups, (state, positions))
+                           fixed_per_group.copy() if grouped else None, survivors, survivor_groups, (state, positions))
 
     def _survivor_positions(self, state: torch.Tensor, per_chunk: np.ndarray) -> torch.Tensor:
         """Positions (increasing, on the device) of the survivors, whose numbers per chunk are
@@ -316,9 +316,9 @@ class TensorPasses(ScorePasses):
                 groups = self._group_ids(start, stop)
                 zeros_max.scatter_reduce_(0, groups, dropped_v, "amax")
                 ones_min.scatter_reduce_(0, groups, one_v, "amin")
-        sums = torch.stack([zeros_max, ones_min]).cpu().numpy()
-        row_sums = torch.stack([magnitudes, abs_taken]).cpu().numpy()
-        return LevelsOutside(sums[0].copy(), sums[1].copy(), row_sums[0].copy(), row_sums[1].copy())
+        levels = torch.stack([zeros_max, ones_min]).cpu().numpy()
+        per_row = torch.stack([magnitudes, abs_taken]).cpu().numpy()
+        return LevelsOutside(levels[0].copy(), levels[1].copy(), per_row[0].copy(), per_row[1].copy())
 
     def positive_part(self, rows, multipliers, level, floor_multipliers):
         total = self._zeros(1, torch.float64)
