@@ -64,6 +64,8 @@ from .interspace import InterspaceConv2d
 from .iterative import IterativeResult, iterative_prune, round_densities
 from .layout import (DEFAULT_PRUNABLE_TYPES, DEFAULT_RAW_WEIGHTS, Layout, LayoutEntry, LeftOutWeightsWarning,
                      PrunableLayer)
+from .collectives import ProcessGroupCollectives
+from .passes import TensorPasses
 from .masks import (
     current_mask,
     resulting_mask,
@@ -116,4 +118,6 @@ __all__ = [
     "IterativeResult",
     "top_k_mask",
     "kept_count",
+    "TensorPasses",
+    "ProcessGroupCollectives",
 ]

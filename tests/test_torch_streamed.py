@@ -1,0 +1,118 @@
+"""The analytic method through the passes interface on torch tensors, in one process and
+sharded over gloo processes: the answers of the numpy path on the same data.
+
+* one process: ``solve_streamed`` over :class:`TensorPasses` gives the mask of
+  ``solve_streamed`` over :class:`ArrayPasses` (and of :func:`copslp.solve`), the same
+  multipliers and objectives to 1e-12 relative, with 1 and 3 secondary scores, with and
+  without floors, float32 and float64;
+* 2 and 4 gloo processes started here with unequal shards (one empty): every process gets
+  its part of the single-process mask and the same summary; infeasible bounds raise
+  :class:`copslp.InfeasibleError` on every process.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+dist = pytest.importorskip("torch.distributed")
+try:
+    from copslp import _streamed as streamed
+except ImportError:
+    pytest.skip("copslp._streamed (the driver of the passes interface) is not in this tree", allow_module_level=True)
+
+import copslp  # noqa: E402
+from copslp._passes import ArrayPasses, OneProcess  # noqa: E402
+from gloo_processes import run_in_processes  # noqa: E402
+from torch_adapter import ProcessGroupCollectives, TensorPasses  # noqa: E402
+from torch_models import single_torch_thread  # noqa: E402,F401
+
+SIZE = 20_000
+BUDGET = SIZE // 10
+N_GROUPS = 6
+FLOOR = 150
+#: gamma per number of secondary scores: every bound binds (lambda_i > 0) and the problem is
+#: feasible; the infeasible one asks more than the three bounds reach together.
+GAMMA = {1: 0.9, 3: 0.6}
+INFEASIBLE_GAMMA = 0.8
+SHARDS = {2: [0, SIZE], 4: [6000, 0, 11000, SIZE - 17000]}
+RTOL = 1e-12
+
+
+def problem(n_secondary: int, dtype=np.float64):
+    """Secondary scores correlated with the primary (their bounds bind), sorted groups."""
+    rng = np.random.default_rng(n_secondary)
+    scores = rng.standard_normal((1 + n_secondary, SIZE))
+    scores[1:] = np.abs(0.5 * scores[0] + rng.standard_normal((n_secondary, SIZE)))
+    groups = np.sort(rng.integers(0, N_GROUPS, SIZE))
+    return scores.astype(dtype), groups
+
+
+def solve_both(scores, groups, n_secondary, floors):
+    arguments = dict(gamma=GAMMA[n_secondary], floors=floors)
+    grouped = floors is not None
+    expected = streamed.solve_streamed(ArrayPasses(scores, groups if grouped else None, N_GROUPS if grouped else 0),
+                                       OneProcess(), BUDGET, **arguments)
+    passes = TensorPasses(torch.from_numpy(scores), torch.from_numpy(groups) if grouped else None,
+                          N_GROUPS if grouped else 0)
+    return streamed.solve_streamed(passes, OneProcess(), BUDGET, **arguments), expected
+
+
+def assert_same_summary(result, expected):
+    np.testing.assert_allclose(result.multipliers, expected.multipliers, rtol=RTOL)
+    assert np.all(expected.multipliers > 0)
+    for name in ("objective", "mask_objective", "budget_dual"):
+        np.testing.assert_allclose(getattr(result, name), getattr(expected, name), rtol=RTOL, err_msg=name)
+    np.testing.assert_allclose(result.mask_bound_values, expected.mask_bound_values, rtol=RTOL)
+    assert result.mask_meets_bounds == expected.mask_meets_bounds
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("floors", [None, FLOOR], ids=["no floors", "floors"])
+@pytest.mark.parametrize("n_secondary", sorted(GAMMA))
+def test_tensor_passes_give_the_numpy_answer(n_secondary, floors, dtype):
+    scores, groups = problem(n_secondary, dtype)
+    result, expected = solve_both(scores, groups, n_secondary, floors)
+    assert isinstance(result.mask, torch.Tensor) and result.mask.dtype == torch.bool
+    np.testing.assert_array_equal(result.mask.numpy(), expected.mask)
+    assert int(result.mask.sum()) == BUDGET
+    assert_same_summary(result, expected)
+    assert result.certificate.passed
+    in_memory = copslp.solve(scores, BUDGET, gamma=GAMMA[n_secondary], groups=None if floors is None else groups,
+                             floors=floors)
+    np.testing.assert_array_equal(result.mask.numpy(), in_memory.mask)
+
+
+def solve_sharded(rank: int, world_size: int):
+    shards = SHARDS[world_size]
+    mine = slice(sum(shards[:rank]), sum(shards[:rank + 1]))
+    collectives = ProcessGroupCollectives()
+    for n_secondary in sorted(GAMMA):
+        scores, groups = problem(n_secondary)
+        for floors in (None, FLOOR):
+            grouped = floors is not None
+            passes = TensorPasses(torch.from_numpy(scores[:, mine]),
+                                  torch.from_numpy(groups[mine]) if grouped else None, N_GROUPS if grouped else 0)
+            result = streamed.solve_streamed(passes, collectives, BUDGET, gamma=GAMMA[n_secondary], floors=floors)
+            expected = streamed.solve_streamed(ArrayPasses(scores, groups if grouped else None,
+                                                           N_GROUPS if grouped else 0), OneProcess(), BUDGET,
+                                               gamma=GAMMA[n_secondary], floors=floors)
+            np.testing.assert_array_equal(result.mask.numpy(), expected.mask[mine])
+            assert_same_summary(result, expected)
+            summaries = [None] * world_size
+            dist.all_gather_object(summaries, (result.objective, result.multipliers.tolist(), result.budget_dual))
+            assert all(summary == summaries[0] for summary in summaries)  # the same bits everywhere
+            assert result.info["bytes_sent"] > 0
+    scores, _ = problem(3)
+    with pytest.raises(copslp.InfeasibleError, match="cannot all be met"):
+        streamed.solve_streamed(TensorPasses(torch.from_numpy(scores[:, mine])), collectives, BUDGET,
+                                gamma=INFEASIBLE_GAMMA)
+    with pytest.raises(copslp.InfeasibleError, match=r"the bound on scores\[1\] cannot be met"):
+        streamed.solve_streamed(TensorPasses(torch.from_numpy(scores[:2, mine])), collectives, BUDGET,
+                                bounds=[float(np.abs(scores[1]).sum())])
+
+
+@pytest.mark.parametrize("world_size", sorted(SHARDS))
+def test_gloo_shards_give_the_single_process_answer(world_size):
+    run_in_processes(solve_sharded, world_size)
