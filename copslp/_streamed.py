@@ -31,6 +31,11 @@ estimated again with a margin four times wider (then sixteen), and a group whose
 level fails its count keeps all its members among the survivors. A box that keeps missing
 :math:`\lambda^*` ends in a :class:`SolverError` (in memory, the analytic method would solve
 the LP on all D elements then; here that would gather everything).
+
+Known limit: a bound at gamma = 1 among several has an unbounded :math:`\lambda^*` (the
+optimum lies on the face of that bound); the in-memory method solves that face directly,
+here the boxes widen until every element survives, and the whole problem is gathered on
+rank 0 (O(D) communication, once).
 """
 
 from __future__ import annotations
@@ -151,7 +156,9 @@ class _Run:
         self.sample_scores = self.sample_groups = None  # on rank 0, once drawn
 
     def draw_sample(self, count: int) -> None:
-        """Gather ``count`` elements drawn over all D (seeded, in increasing position) on rank 0."""
+        """Gather ``count`` elements (at most a quarter of D) drawn over all D (seeded, in
+        increasing position) on rank 0."""
+        count = max(1, min(count, self.size // 4))
         positions = np.sort(np.random.default_rng(self.settings["seed"]).integers(0, self.size, count))
         first, last = np.searchsorted(positions, [self.offset, self.offset + self.passes.size])
         scores, groups = self.passes.take(positions[first:last] - self.offset)

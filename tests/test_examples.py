@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +44,12 @@ def test_demo_size_is_checked(size):
     done = run_demo("--size", size, "--no-torch")
     assert done.returncode == 2 and done.stdout == ""
     assert "--size" in done.stderr and size in done.stderr
+
+
+def test_sharded_demo_gives_the_single_process_mask():
+    pytest.importorskip("torch")
+    done = subprocess.run([sys.executable, "examples/sharded_demo.py", "--processes", "2"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert "the 2 shards' masks together are its mask: True" in done.stdout
+    assert done.stdout.count("certified True") == 2

@@ -17,15 +17,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
-try:
-    from copslp import _streamed as streamed
-except ImportError:
-    pytest.skip("copslp._streamed (the driver of the passes interface) is not in this tree", allow_module_level=True)
 
 import copslp  # noqa: E402
+from copslp import _streamed as streamed  # noqa: E402
 from copslp._passes import ArrayPasses, OneProcess  # noqa: E402
 from gloo_processes import run_in_processes  # noqa: E402
-from torch_adapter import ProcessGroupCollectives, TensorPasses  # noqa: E402
+from torch_adapter import TensorPasses, solve_tensors  # noqa: E402
 from torch_models import single_torch_thread  # noqa: E402,F401
 
 SIZE = 20_000
@@ -87,14 +84,14 @@ def test_tensor_passes_give_the_numpy_answer(n_secondary, floors, dtype):
 def solve_sharded(rank: int, world_size: int):
     shards = SHARDS[world_size]
     mine = slice(sum(shards[:rank]), sum(shards[:rank + 1]))
-    collectives = ProcessGroupCollectives()
+    world = dist.group.WORLD
     for n_secondary in sorted(GAMMA):
         scores, groups = problem(n_secondary)
         for floors in (None, FLOOR):
             grouped = floors is not None
-            passes = TensorPasses(torch.from_numpy(scores[:, mine]),
-                                  torch.from_numpy(groups[mine]) if grouped else None, N_GROUPS if grouped else 0)
-            result = streamed.solve_streamed(passes, collectives, BUDGET, gamma=GAMMA[n_secondary], floors=floors)
+            result = solve_tensors(torch.from_numpy(scores[:, mine]), BUDGET, gamma=GAMMA[n_secondary],
+                                   groups=torch.from_numpy(groups[mine]) if grouped else None, floors=floors,
+                                   process_group=world)
             expected = streamed.solve_streamed(ArrayPasses(scores, groups if grouped else None,
                                                            N_GROUPS if grouped else 0), OneProcess(), BUDGET,
                                                gamma=GAMMA[n_secondary], floors=floors)
@@ -106,11 +103,10 @@ def solve_sharded(rank: int, world_size: int):
             assert result.info["bytes_sent"] > 0
     scores, _ = problem(3)
     with pytest.raises(copslp.InfeasibleError, match="cannot all be met"):
-        streamed.solve_streamed(TensorPasses(torch.from_numpy(scores[:, mine])), collectives, BUDGET,
-                                gamma=INFEASIBLE_GAMMA)
+        solve_tensors(torch.from_numpy(scores[:, mine]), BUDGET, gamma=INFEASIBLE_GAMMA, process_group=world)
     with pytest.raises(copslp.InfeasibleError, match=r"the bound on scores\[1\] cannot be met"):
-        streamed.solve_streamed(TensorPasses(torch.from_numpy(scores[:2, mine])), collectives, BUDGET,
-                                bounds=[float(np.abs(scores[1]).sum())])
+        solve_tensors(torch.from_numpy(scores[:2, mine]), BUDGET, bounds=[float(np.abs(scores[1]).sum())],
+                      process_group=world)
 
 
 @pytest.mark.parametrize("world_size", sorted(SHARDS))

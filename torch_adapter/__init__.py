@@ -43,6 +43,11 @@ Masks (:mod:`torch_adapter.masks`)
 COPS (:mod:`torch_adapter.cops`)
     ``scores[0]`` is the primary score, the rest secondary, each held at ``gamma`` (default
     0.9) times the best any k-mask reaches on it; ``min_per_layer`` adds per-layer floors.
+COPS where the scores live (:mod:`torch_adapter.sharded`)
+    ``solve_tensors(scores, budget, ..., process_group=None)`` solves on tensors on their
+    device and in their dtype (no host copy), or on shards spread over the processes of a
+    ``torch.distributed`` group; each process gets its part of the mask and the same
+    certified summary (:class:`TensorPasses`, :class:`ProcessGroupCollectives`).
 Top-k without the LP (:mod:`torch_adapter.topk`)
     ``top_k_mask(score, density, scope="global" | "local")``; kept counts
     ``max(1, round(d N))`` or, as the SynFlow authors' code, ``N - int((1 - d) N)``.
@@ -66,6 +71,7 @@ from .layout import (DEFAULT_PRUNABLE_TYPES, DEFAULT_RAW_WEIGHTS, Layout, Layout
                      PrunableLayer)
 from .collectives import ProcessGroupCollectives
 from .passes import TensorPasses
+from .sharded import solve_tensors
 from .masks import (
     current_mask,
     resulting_mask,
@@ -118,6 +124,7 @@ __all__ = [
     "IterativeResult",
     "top_k_mask",
     "kept_count",
+    "solve_tensors",
     "TensorPasses",
     "ProcessGroupCollectives",
 ]

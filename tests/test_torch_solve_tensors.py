@@ -1,0 +1,105 @@
+"""The public door to COPS on tensors, :func:`torch_adapter.solve_tensors`, in one process:
+the numpy road's answer on the same arrays (with 0, 1 and 3 secondary scores, floors,
+an infeasible pair of bounds), copslp.solve's optimum, and its input checks. Sharded runs
+over gloo processes are in test_torch_streamed.py."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import copslp  # noqa: E402
+from copslp._passes import ArrayPasses, OneProcess  # noqa: E402
+from copslp._streamed import solve_streamed  # noqa: E402
+from torch_adapter import solve_tensors  # noqa: E402
+
+SIZE = 24_000
+OPTIONS = {"sample_size": 2048}
+#: (label, secondary scores, gamma, floors per group or None, seed); groups are 12 layers,
+#: spread over the processes' shards.
+CASES = [
+    ("r1", 1, 0.8, None, 1),
+    ("r3", 3, 0.6, None, 2),
+    ("r1-floors", 1, 0.8, [300] * 4 + [0] * 4 + [50] * 4, 3),
+    ("r3-floors", 3, 0.6, 200, 4),
+    ("r0-floors", 0, None, 150, 5),
+    ("r2-infeasible", 2, 0.97, None, 6),
+]
+
+
+def case_data(n_secondary, seed, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    primary = rng.standard_normal(SIZE)
+    base = rng.pareto(3.0, SIZE)
+    secondary = [np.abs(base * rng.lognormal(0.0, 0.5, SIZE) + (-0.8 * primary if i == 0 else 0.0))
+                 for i in range(n_secondary)]
+    if n_secondary == 2:  # two bounds that conflict at gamma 0.97: s_2 the mirror of s_1
+        secondary[1] = secondary[0].max() - secondary[0]
+    scores = np.stack([primary, *secondary]).astype(dtype)
+    groups = np.repeat(np.arange(12), SIZE // 12)
+    return scores, groups
+
+
+def _budget():
+    return SIZE // 8
+
+
+def _solve_one_case(case, rows, groups):
+    label, n_secondary, gamma, floors, seed = case
+    return solve_tensors(rows, _budget(), gamma=gamma, groups=None if floors is None else groups,
+                         floors=floors, options=OPTIONS)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_tensors_equal_arrays(case, dtype):
+    """The torch passes and the numpy passes on the same arrays: the same mask, the same
+    objective to 1e-12."""
+    label, n_secondary, gamma, floors, seed = case
+    scores, groups = case_data(n_secondary, seed, dtype)
+    group_arg = None if floors is None else groups
+    try:
+        expected = solve_streamed(ArrayPasses(scores, group_arg, 0 if floors is None else 12), OneProcess(),
+                                  _budget(), gamma=gamma, floors=floors, options=OPTIONS)
+    except copslp.InfeasibleError:
+        with pytest.raises(copslp.InfeasibleError):
+            _solve_one_case(case, torch.from_numpy(scores), torch.from_numpy(groups))
+        return
+    result = _solve_one_case(case, torch.from_numpy(scores), torch.from_numpy(groups))
+    assert isinstance(result.mask, torch.Tensor) and result.mask.dtype == torch.bool
+    assert np.array_equal(result.mask.numpy(), expected.mask)
+    assert result.objective == pytest.approx(expected.objective, rel=1e-12)
+    np.testing.assert_allclose(result.multipliers, expected.multipliers, rtol=1e-9)
+    assert result.certificate.passed
+
+
+def test_tensors_agree_with_solve():
+    """The tensor path's optimum is copslp.solve's (float64, one bound and floors)."""
+    scores, groups = case_data(1, 7)
+    result = solve_tensors(torch.from_numpy(scores), _budget(), gamma=0.8, groups=torch.from_numpy(groups),
+                           floors=100, options=OPTIONS)
+    expected = copslp.solve(scores, _budget(), gamma=0.8, groups=groups, floors=100)
+    assert result.objective == pytest.approx(expected.objective, rel=1e-12)
+    assert np.array_equal(result.mask.numpy(), expected.mask)
+
+
+def test_bad_input_names_the_argument():
+    scores, groups = case_data(1, 8)
+    t = torch.from_numpy(scores)
+    with pytest.raises(TypeError, match="scores"):
+        solve_tensors(scores, 10)
+    with pytest.raises(TypeError, match=r"scores\[1\]"):
+        solve_tensors([t[0], torch.ones(SIZE, dtype=torch.int64)], 10)
+    with pytest.raises(ValueError, match="same length"):
+        solve_tensors([t[0], t[1][:-1]], 10)
+    with pytest.raises(ValueError, match="groups and floors"):
+        solve_tensors(t, 10, groups=torch.from_numpy(groups))
+    bad = t.clone()
+    bad[1, 5] = float("nan")
+    with pytest.raises(ValueError, match=r"scores\[1\] has 1 non-finite"):
+        solve_tensors(bad, 10)
+    with pytest.raises(ValueError, match="sample_size"):
+        solve_tensors(t, 10, options={"sample_sise": 10})

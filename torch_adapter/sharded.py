@@ -1,0 +1,130 @@
+r"""COPS on torch tensors where they live: on their device, or sharded over processes.
+
+:func:`solve_tensors` solves the COPS LP of :func:`copslp.solve` (the analytic method, the
+same certificate) for scores that stay on their device in their own dtype, and, with a
+``process_group``, for scores of which each process holds one shard (FSDP, tensor
+parallelism): only the subsample, the survivors of the screening and O(ranks + groups)
+numbers travel; every process gets its own part of the mask. The road is
+:func:`copslp._streamed.solve_streamed` through :class:`~torch_adapter.passes.TensorPasses`
+and :class:`~torch_adapter.collectives.ProcessGroupCollectives`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from copslp._passes import OneProcess
+from copslp._streamed import StreamedResult, solve_streamed
+
+from .collectives import ProcessGroupCollectives
+from .passes import TensorPasses
+
+__all__ = ["solve_tensors"]
+
+
+def solve_tensors(scores: torch.Tensor | Sequence[torch.Tensor], budget, *, gamma=None, bounds=None,
+                  groups: torch.Tensor | None = None, floors=None, options: Mapping[str, Any] | None = None,
+                  process_group=None) -> StreamedResult:
+    r"""The COPS mask for scores held as tensors, on their device, optionally sharded.
+
+    .. math::
+
+        \max_x \langle s_0, x\rangle \ \text{s.t.}\ \textstyle\sum_j x_j = k,\
+        \langle s_i, x\rangle \ge b_i,\ \textstyle\sum_{j \in G_l} x_j \ge f_l,\ 0 \le x \le 1,
+
+    with :math:`b_i = \gamma_i T_k(s_i)` (or ``bounds``), solved exactly and certified as by
+    :func:`copslp.solve` with the analytic method, then rounded to an exact-k mask.
+
+    Parameters
+    ----------
+    scores : Tensor of shape (n, D_p) or sequence of n 1-D tensors of length D_p
+        This process's shard of every score (row 0 primary), all on one device, any real
+        floating dtype. Without ``process_group``, D_p = D. The shards lie in rank order:
+        rank 0 holds elements 0..D_0 - 1, rank 1 the next D_1, and so on (any sizes, 0 too).
+    budget : int or float
+        k over all D elements (a float in (0, 1] is a fraction of D).
+    gamma, bounds : see :func:`copslp.solve`.
+    groups : 1-D integer tensor of length D_p, or None
+        Group id of each element of this shard (global ids; a group may span processes).
+    floors : int or sequence of int, or None
+        One floor per group id (or one for all), the same on every process.
+    options : mapping, optional
+        Options of the analytic method (``rtol``, ``sample_size``, ``seed``, ``max_rounds``).
+    process_group : torch.distributed process group, optional
+        Shard over this group (``torch.distributed.group.WORLD`` for all processes); every
+        process of it must call with its own shard and the same other arguments. None: the
+        scores are all here.
+
+    Returns
+    -------
+    copslp._streamed.StreamedResult
+        ``mask``: this process's part, a bool tensor on the scores' device; the summary
+        (objective, multipliers, bound values, certificate) of the whole problem, the same
+        on every process.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad input, naming the argument and the value.
+    copslp.InfeasibleError
+        No point meets the bounds (on every process).
+    """
+    rows = _as_rows(scores)
+    device = rows[0].device
+    if groups is not None:
+        if not isinstance(groups, torch.Tensor):
+            raise TypeError(f"groups must be a torch.Tensor of group ids, got {type(groups).__name__}")
+        if groups.dtype.is_floating_point or groups.dtype.is_complex or groups.dtype == torch.bool:
+            raise TypeError(f"groups must hold integer group ids, got dtype {groups.dtype}")
+        if groups.shape != (rows[0].shape[0],):
+            raise ValueError(f"groups must have shape ({rows[0].shape[0]},) like the scores, got {tuple(groups.shape)}")
+        if groups.device != device:
+            raise ValueError(f"groups is on {groups.device}, the scores on {device}: put them on one device")
+        if groups.numel() and int(groups.min()) < 0:
+            raise ValueError(f"groups must be non-negative group ids, got minimum {int(groups.min())}")
+    if (groups is None) != (floors is None):
+        raise ValueError("give groups and floors together (a group id per element, a floor per group), or neither")
+    collectives = OneProcess() if process_group is None else ProcessGroupCollectives(process_group)
+    n_groups = 0
+    if groups is not None:
+        highest = float(groups.max()) if groups.numel() else -1.0
+        n_groups = int(collectives.maximum(np.array([highest]))[0]) + 1
+        given = np.asarray(floors)
+        if given.ndim == 1:
+            if given.shape[0] < n_groups:
+                raise ValueError(f"floors needs one entry per group ({n_groups}), got {given.shape[0]}")
+            n_groups = given.shape[0]
+    passes = TensorPasses(rows, groups, n_groups)
+    return solve_streamed(passes, collectives, budget, gamma=gamma, bounds=bounds, floors=floors, options=options)
+
+
+def _as_rows(scores) -> list[torch.Tensor]:
+    """The score rows as 1-D tensors of one length on one device, refusing what is not."""
+    if isinstance(scores, torch.Tensor):
+        if scores.dim() == 1:
+            scores = scores.unsqueeze(0)
+        if scores.dim() != 2:
+            raise ValueError(f"scores must be a 2-D tensor (n, D) or a sequence of 1-D tensors, got shape "
+                             f"{tuple(scores.shape)}")
+        rows = list(scores.unbind(0))
+    elif isinstance(scores, (list, tuple)):
+        if not scores:
+            raise ValueError("scores is empty: give at least one score tensor")
+        rows = list(scores)
+    else:
+        raise TypeError(f"scores must be a torch.Tensor or a sequence of tensors, got {type(scores).__name__}")
+    for i, row in enumerate(rows):
+        if not isinstance(row, torch.Tensor):
+            raise TypeError(f"scores[{i}] must be a torch.Tensor, got {type(row).__name__}")
+        if not row.dtype.is_floating_point:
+            raise TypeError(f"scores[{i}] must be a floating tensor, got dtype {row.dtype}")
+        if row.dim() != 1:
+            raise ValueError(f"scores[{i}] must be 1-D, got shape {tuple(row.shape)}")
+        if row.shape != rows[0].shape:
+            raise ValueError(f"all scores must have the same length, got {[tuple(r.shape) for r in rows]}")
+        if row.device != rows[0].device:
+            raise ValueError(f"all scores must be on one device, got {[str(r.device) for r in rows]}")
+    return [row.detach() for row in rows]
