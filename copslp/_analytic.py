@@ -39,6 +39,7 @@ selections on the subsample; everything else runs on the survivors.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -131,7 +132,7 @@ def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int
         x, lam, details = _solve_screened(problem, inner, settings, sample_size)
     else:
         try:
-            x, lam, details = _solve_exact(inner, rtol)
+            x, lam, details = _solve_exact(_in_float64(inner), rtol)
         except ReducedProblemInfeasible:
             raise _infeasibility_or_failure(problem, inner, settings) from None
     info.update(details)
@@ -154,7 +155,7 @@ def _solve_on_best_face(problem: Problem, inner: InnerProblem, row: int, setting
     elements, :math:`\lambda_i = \max(0, \max_{s_{ij} > L} (\mu_T - w_j)/(s_{ij} - L),
     \max_{s_{ij} < L} (w_j - \mu_T)/(L - s_{ij}))`; then v = w + lambda_i s_i has the level
     :math:`\mu_T + \lambda_i L` and the certificate holds."""
-    s_i = inner.scores[row + 1]
+    s_i = inner.scores[row + 1]  # compared with its own k-th value; differences taken in float64
     k = problem.budget
     level = kth_largest(s_i, k)
     above, tied = np.flatnonzero(s_i > level), np.flatnonzero(s_i == level)
@@ -179,12 +180,20 @@ def _solve_on_best_face(problem: Problem, inner: InnerProblem, row: int, setting
     below = np.flatnonzero(s_i < level)
     need = [0.0]
     if above.shape[0]:
-        need.append(float(np.max((tied_level - w[above]) / (s_i[above] - level))))
+        need.append(float(np.max((tied_level - w[above]) / (s_i[above].astype(np.float64) - level))))
     if below.shape[0]:
-        need.append(float(np.max((w[below] - tied_level) / (level - s_i[below]))))
+        need.append(float(np.max((w[below] - tied_level) / (level - s_i[below].astype(np.float64)))))
     lam = np.insert(lam_others, row, max(need))
     return x, lam, {"best_face_of": int(problem.active[row]) + 1, "face_size": int(tied.shape[0]),
                     **{key: value for key, value in solution.info.items() if key in ("oracle_calls", "final_lp_size")}}
+
+
+def _in_float64(inner: InnerProblem) -> InnerProblem:
+    """``inner`` with float64 scores: the exact finish computes v = s_0 + lambda s_1 and its
+    sums in the dtype of the scores (a copy only for float32 scores left unscreened)."""
+    if inner.scores.dtype == np.float64:
+        return inner
+    return replace(inner, scores=inner.scores.astype(np.float64))
 
 
 def _full_inner(problem: Problem) -> InnerProblem:
@@ -353,7 +362,7 @@ def _whole_problem_lp(problem, inner, settings: _Settings, rounds: int):
     """Several bounds whose boxes kept missing lambda* (it can be very large when a bound
     asks for the best value its score reaches, gamma = 1): the exact LP on every element."""
     try:
-        x, lam, details = final_lp(inner, settings.rtol)
+        x, lam, details = final_lp(_in_float64(inner), settings.rtol)
     except ReducedProblemInfeasible:
         raise _infeasibility_or_failure(problem, inner, settings) from None
     details.update(rounds=rounds, survivors=problem.size, oracle_calls=0, final_lp_size=problem.size)

@@ -1,7 +1,8 @@
 """Validation of the caller's input into one frozen :class:`Problem` record.
 
-Everything a method may rely on is checked here, once: float64 scores of shape (n, D), all
-finite; an integer budget 1 <= k <= D; one absolute threshold per secondary score (``-inf``
+Everything a method may rely on is checked here, once: scores of shape (n, D), all finite,
+float32 or float64 (float32 input is kept as it is, without a float64 copy; every other real
+dtype becomes float64); an integer budget 1 <= k <= D; one absolute threshold per secondary score (``-inf``
 for a switched-off bound); optional groups and floors that are feasible on their own.
 Methods trust this record and never re-validate it.
 """
@@ -16,7 +17,7 @@ import numpy as np
 
 from ._selection import group_order, group_starts, is_non_decreasing, top_k_sum
 
-__all__ = ["Problem", "make_problem", "DEFAULT_GAMMA"]
+__all__ = ["Problem", "make_problem", "with_float64_reads", "DEFAULT_GAMMA"]
 
 #: Relative bound used for every secondary score when neither ``gamma`` nor ``bounds`` is given.
 DEFAULT_GAMMA = 0.9
@@ -34,8 +35,11 @@ class Problem:
 
     Attributes
     ----------
-    scores : ndarray, shape (n, D), float64, read-only
-        Row 0 is the primary score ``s_0``; rows 1..n-1 are the secondary scores.
+    scores : ndarray, shape (n, D), float32 or float64, read-only
+        Row 0 is the primary score ``s_0``; rows 1..n-1 are the secondary scores. float32
+        input stays float32 (the entries are exact float32 numbers); every sum, threshold and
+        finish on them is computed in float64 (:meth:`scores_float64` for the methods that
+        hand the whole matrix to a generic solver).
     budget : int
         ``k``, the number of elements kept.
     thresholds : ndarray, shape (n - 1,)
@@ -75,6 +79,12 @@ class Problem:
     def primary(self) -> np.ndarray:
         return self.scores[0]
 
+    def scores_float64(self) -> np.ndarray:
+        """``scores`` as float64: the array itself when it is float64, else a converted copy
+        (for the methods that hand the whole matrix to a generic solver, an O(D) copy
+        beside their own O(D) model)."""
+        return self.scores if self.scores.dtype == np.float64 else self.scores.astype(np.float64)
+
     @cached_property
     def active(self) -> np.ndarray:
         """Indices (into the secondary rows, 0-based) of the bounds that are switched on."""
@@ -93,6 +103,40 @@ class Problem:
     def group_starts(self) -> np.ndarray:
         """Offsets of each group in group order (length G + 1)."""
         return group_starts(self.group_sizes)
+
+
+class _Float64Reads(np.ndarray):
+    """A float32 score matrix whose reads, other than a whole row, are float64 copies.
+
+    ``scores[i]`` stays a view (for reductions such as ``max``); ``scores[i][index]``,
+    ``scores[:, index]``, ``scores[i, index]`` and slices come back as float64, so that code
+    which sums or combines gathered entries in the dtype it reads (``v = s_0[j] + lambda
+    s_1[j]``, the sum of a few chosen entries) works in float64 without a float64 copy of
+    the matrix.
+    """
+
+    def __getitem__(self, key):
+        part = super().__getitem__(key)
+        if isinstance(key, (int, np.integer)) or not isinstance(part, np.ndarray):
+            return part
+        return part.astype(np.float64).view(np.ndarray)
+
+
+def with_float64_reads(problem: Problem) -> Problem:
+    """``problem`` itself when its scores are float64; for float32 scores the same problem
+    whose score matrix is read as float64 (:class:`_Float64Reads`, a view: no copy).
+
+    The certificate and the rounding read the scores of a few elements (the fractional
+    entries, the chosen ones, the neighbours of the k-th level) and combine them in the dtype
+    they get; this keeps those sums and levels in float64."""
+    if problem.scores.dtype == np.float64:
+        return problem
+    read = Problem(problem.scores.view(_Float64Reads), problem.budget, problem.thresholds, problem.gamma,
+                   problem.best_reachable, problem.groups, problem.floors, problem.group_sizes)
+    for cached in ("active", "group_order", "group_starts"):
+        if cached in problem.__dict__:
+            read.__dict__[cached] = problem.__dict__[cached]
+    return read
 
 
 def make_problem(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None) -> Problem:
@@ -156,11 +200,11 @@ def _as_score_matrix(scores) -> np.ndarray:
                 f"all score vectors must have the same length, got lengths {[r.shape[0] for r in rows]}"
             )
         if len(rows) == 1:
-            arr = rows[0][np.newaxis, :]  # no stacking copy; made float64 (once) below if it is not
-        else:
-            arr = np.empty((len(rows), rows[0].shape[0]), dtype=np.float64)
+            arr = rows[0][np.newaxis, :]  # no stacking copy; converted (once) below if it must be
+        else:  # stacked: one copy per row, in float32 only if every row is float32
+            arr = np.empty((len(rows), rows[0].shape[0]), dtype=_common_score_dtype(row.dtype for row in rows))
             for row, target in zip(rows, arr):
-                target[...] = row  # one conversion and copy per row
+                target[...] = row
     else:
         raise TypeError(f"scores must be a numpy array or a sequence of 1-D arrays, got {type(scores).__name__}")
     _check_dtype("scores", arr)
@@ -170,11 +214,11 @@ def _as_score_matrix(scores) -> np.ndarray:
         raise ValueError(f"scores must be 2-D (n, D) or a sequence of 1-D arrays, got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"scores must have at least one row and one column, got shape {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    arr = np.ascontiguousarray(arr, dtype=_common_score_dtype([arr.dtype]))
     if arr is scores:
         arr = arr.view()  # our read-only flag must not touch the caller's array
     with np.errstate(over="ignore", invalid="ignore"):
-        row_sums = arr.sum(axis=1)
+        row_sums = np.add.reduce(arr, axis=1, dtype=np.float64)  # float32 sums could overflow where float64 does not
     if not np.isfinite(row_sums).all():
         for i in range(arr.shape[0]):
             bad = np.flatnonzero(~np.isfinite(arr[i]))
@@ -185,6 +229,11 @@ def _as_score_matrix(scores) -> np.ndarray:
                 )
         raise ValueError("scores are so large that their sums overflow float64; rescale them")
     return arr
+
+
+def _common_score_dtype(dtypes) -> np.dtype:
+    """float32 when every dtype is float32 (kept without a float64 copy), else float64."""
+    return np.dtype(np.float32) if all(dtype == np.float32 for dtype in dtypes) else np.dtype(np.float64)
 
 
 def _check_dtype(name, arr):

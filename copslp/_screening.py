@@ -53,7 +53,8 @@ def box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray, out=None):
     With one multiplier they are v at the two corners (``s_0 + min(a, b) = min(s_0 + a, s_0 + b)``
     in floats too). With several: v at the corners lo and hi when every s_i >= 0 (lo >= 0
     always), else v at the centre -/+ ``sum_i (hi_i - lo_i) / 2 |s_i|``; one matrix-vector
-    product each. Written into ``out`` (two buffers of the right length) when given.
+    product each. float64 whatever the dtype of ``scores``; written into ``out`` (two float64
+    buffers of the right length) when given.
     """
     if lo.shape[0] == 1:
         at_lo, at_hi = (np.empty(scores.shape[1]), np.empty(scores.shape[1])) if out is None else out
@@ -68,14 +69,14 @@ def box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray, out=None):
     low, high = (np.empty(scores.shape[1]), np.empty(scores.shape[1])) if out is None else out
     secondary = scores[1:]
     if scores.shape[1] and secondary.min() >= 0:  # lo >= 0: v is least at lo, largest at hi
-        np.dot(lo, secondary, out=low)
+        np.einsum("i,ij->j", lo, secondary, out=low)  # einsum, not BLAS: its threads stall on a busy machine
         low += scores[0]
-        np.dot(hi, secondary, out=high)
+        np.einsum("i,ij->j", hi, secondary, out=high)
         high += scores[0]
         return low, high
-    np.dot((lo + hi) / 2.0, secondary, out=low)  # v at the centre, -/+ the half-widths times |s_i|
+    np.einsum("i,ij->j", (lo + hi) / 2.0, secondary, out=low)  # v at the centre, -/+ the half-widths times |s_i|
     low += scores[0]
-    spread = ((hi - lo) / 2.0) @ np.abs(secondary)
+    spread = np.einsum("i,ij->j", (hi - lo) / 2.0, np.abs(secondary))
     np.add(low, spread, out=high)
     low -= spread
     return low, high

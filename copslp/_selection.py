@@ -18,7 +18,8 @@ def kth_largest(values: np.ndarray, k: int) -> float:
 
 
 def top_k_sum(values: np.ndarray, k: int) -> float:
-    """``T_k(values)``: the sum of the k largest entries (ties do not matter).
+    """``T_k(values)``: the sum of the k largest entries (ties do not matter), summed in
+    float64 whatever the dtype of ``values``.
 
     For long arrays the k largest are first narrowed down to candidates above a level
     estimated on a strided sample (gathered block by block, so no copy of the whole array
@@ -27,21 +28,21 @@ def top_k_sum(values: np.ndarray, k: int) -> float:
     """
     n = values.shape[0]
     if k == n:
-        return float(values.sum())
+        return float(values.sum(dtype=np.float64))
     if n < _PREFILTER_MIN_SIZE:
-        return float(np.partition(values, n - k)[n - k:].sum())
+        return float(np.partition(values, n - k)[n - k:].sum(dtype=np.float64))
     if 2 * k > n:
-        return float(values.sum()) + top_k_sum_negated(values, n - k)
+        return float(values.sum(dtype=np.float64)) + top_k_sum_negated(values, n - k)
     candidates = _candidates_above_level(values, k)
     if candidates is None:
-        return float(np.partition(values, n - k)[n - k:].sum())
+        return float(np.partition(values, n - k)[n - k:].sum(dtype=np.float64))
     m = candidates.shape[0]
-    return float(np.partition(candidates, m - k)[m - k:].sum())
+    return float(np.partition(candidates, m - k)[m - k:].sum(dtype=np.float64))
 
 
 def top_k_sum_negated(values: np.ndarray, k: int) -> float:
     """``-(sum of the k smallest entries)`` = ``T_k(-values)``, without negating a copy."""
-    return -float(np.partition(values, k - 1)[:k].sum())
+    return -float(np.partition(values, k - 1)[:k].sum(dtype=np.float64))
 
 
 _PREFILTER_MIN_SIZE = 1 << 20
@@ -207,12 +208,18 @@ def top_k_with_floors(values: np.ndarray, k: int, groups: np.ndarray, floors: np
 
 
 def take_columns(scores: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """``scores[:, index]`` for a (n, D) array, by one ``take`` per row.
+    """``scores[:, index]`` for a (n, D) array as float64, by one ``take`` per row.
 
     numpy's two-dimensional gathers (fancy indexing, ``take(axis=1)``) are several times
-    slower on the row-strided block views and the random subsample used here.
+    slower on the row-strided block views and the random subsample used here. The gathered
+    columns (a subsample, survivors, fixed elements) are always float64, so that everything
+    computed on them is, whatever the dtype of ``scores`` (float32 values convert exactly).
     """
-    out = np.empty((scores.shape[0], index.shape[0]), dtype=scores.dtype)
+    out = np.empty((scores.shape[0], index.shape[0]), dtype=np.float64)
+    same = scores.dtype == np.float64
     for row, target in zip(scores, out):
-        row.take(index, out=target)
+        if same:
+            row.take(index, out=target)
+        else:
+            target[...] = row.take(index)
     return out

@@ -9,7 +9,7 @@ import numpy as np
 
 from ._certificate import certify, certify_binary
 from ._errors import CopsWarning, SolverError
-from ._problem import make_problem
+from ._problem import make_problem, with_float64_reads
 from ._registry import get_method
 from ._result import Result
 from ._rounding import round_to_mask
@@ -95,15 +95,16 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
 
     x = solution.x
     tolerance = solution.tolerance
+    checked = with_float64_reads(problem)  # float32 scores: the few entries read are combined in float64
     if spec.relaxation:
         scan = scan_point(problem, x, tolerance, solution.multipliers)
-        certificate = certify(problem, x, solution.multipliers, rtol=tolerance, scan=scan)
+        certificate = certify(checked, x, solution.multipliers, rtol=tolerance, scan=scan)
     else:
         scan = scan_point(problem, x, tolerance)
-        certificate = certify_binary(problem, x, solution, rtol=tolerance)
+        certificate = certify_binary(checked, x, solution, rtol=tolerance)
     if not certificate.passed:
         raise SolverError(f"method {spec.name!r} returned a point that is not optimal: {certificate.summary()}")
-    mask, rule, mask_values = round_to_mask(problem, x, tolerance, scan, solution.multipliers)
+    mask, rule, mask_values = round_to_mask(checked, x, tolerance, scan, solution.multipliers)
     values = scan.values
     violations = np.maximum(problem.thresholds - mask_values[1:], 0.0)
     violations[~np.isfinite(problem.thresholds)] = 0.0
