@@ -48,6 +48,7 @@ from ._errors import InfeasibleError, SolverError
 from ._infeasibility import conflict_error, single_bound_error
 from ._inner import InnerProblem, reaches
 from ._one_bound import solve_one_bound
+from ._point import mask_point
 from ._problem import Problem
 from ._result import LPSolution
 from ._screening import MinimumOutsideBox, ReducedProblemInfeasible, screen
@@ -171,11 +172,11 @@ def _solve_on_best_face(problem: Problem, inner: InnerProblem, row: int, setting
         raise _infeasibility_or_failure(problem, inner, settings) from None
     x = np.zeros(problem.size)
     x[above] = 1.0
-    x[tied] = solution.x
+    x[tied] = np.asarray(solution.x)
     lam_others = np.asarray(solution.multipliers)
     w = inner.combine(np.insert(lam_others, row, 0.0))
     w_tied = w[tied]
-    kept = solution.x > 0
+    kept = np.asarray(solution.x) > 0
     tied_level = float(w_tied[kept].min()) if kept.any() else float(w_tied.max())
     below = np.flatnonzero(s_i < level)
     need = [0.0]
@@ -251,7 +252,7 @@ def _infeasibility_proof(problem: Problem, inner: InnerProblem, settings: _Setti
     except InfeasibleError as error:  # the other bounds conflict already: sub row j is rows[j]
         conflict = tuple(int(rows[i]) for i in error.conflicting_scores)
         return conflict_error(problem, conflict, error.farkas_multipliers, error.best_reachable)
-    best = float(scores[0] @ solution.x)
+    best = float(np.einsum("j,j->", scores[0], np.asarray(solution.x), dtype=np.float64))
     b = float(problem.thresholds[head])
     if reaches(best, b):
         return None
@@ -341,9 +342,7 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
                 feasible = True
             continue
         if inside(lam, lo, hi) or survivors.shape[0] == d:
-            x = np.zeros(d)
-            x[ones] = 1.0
-            x[survivors] = x_red
+            x = mask_point(d, ones, survivors, x_red)  # 1 byte per element, not a float64 array
             details.update(rounds=rounds, survivors=int(survivors.shape[0]), fixed_ones=int(ones.shape[0]),
                            box=[lo.tolist(), hi.tolist()], sample_estimate=estimate.multipliers.tolist())
             return x, lam, details
