@@ -15,7 +15,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ._selection import group_order, group_starts, is_non_decreasing, top_k_sum
+from ._selection import group_order, group_starts, is_non_decreasing, top_k_sum_and_total
 
 __all__ = ["Problem", "make_problem", "with_float64_reads", "DEFAULT_GAMMA"]
 
@@ -148,7 +148,7 @@ def make_problem(scores, budget, *, gamma=None, bounds=None, groups=None, floors
 
     if gamma is not None and bounds is not None:
         raise ValueError("give either gamma (relative bounds) or bounds (absolute), not both")
-    best = np.array([top_k_sum(scores[i], k) for i in range(1, n)], dtype=np.float64)
+    best = _check_finite_and_best(scores, k)
     if bounds is not None:
         thresholds = _as_vector("bounds", bounds, n_secondary)
         if np.isnan(thresholds).any() or np.isposinf(thresholds).any():
@@ -217,18 +217,34 @@ def _as_score_matrix(scores) -> np.ndarray:
     arr = np.ascontiguousarray(arr, dtype=_common_score_dtype([arr.dtype]))
     if arr is scores:
         arr = arr.view()  # our read-only flag must not touch the caller's array
+    return arr
+
+
+def _check_finite_and_best(scores: np.ndarray, k: int) -> np.ndarray:
+    """``T_k(s_i)`` of each secondary score (float64), after checking that every entry is
+    finite: one pass per row reads it for both (:func:`top_k_sum_and_total`), and only a
+    non-finite total sends the rows to a closer look."""
+    n = scores.shape[0]
+    best = np.empty(n - 1)
+    totals = np.empty(n)
     with np.errstate(over="ignore", invalid="ignore"):
-        row_sums = np.add.reduce(arr, axis=1, dtype=np.float64)  # float32 sums could overflow where float64 does not
-    if not np.isfinite(row_sums).all():
-        for i in range(arr.shape[0]):
-            bad = np.flatnonzero(~np.isfinite(arr[i]))
+        totals[0] = scores[0].sum()
+        for i in range(1, n):
+            best[i - 1], totals[i] = top_k_sum_and_total(scores[i], k)
+        if np.isfinite(totals).all():
+            return best
+        for i in range(n):
+            bad = np.flatnonzero(~np.isfinite(scores[i]))
             if bad.size:
                 raise ValueError(
                     f"scores[{i}] has {bad.size} non-finite entries "
-                    f"(first at index {bad[0]}: {float(arr[i, bad[0]])!r})"
+                    f"(first at index {bad[0]}: {float(scores[i, bad[0]])!r})"
                 )
-        raise ValueError("scores are so large that their sums overflow float64; rescale them")
-    return arr
+        if not np.isfinite(np.add.reduce(scores, axis=1, dtype=np.float64)).all():  # float32 sums may overflow alone
+            raise ValueError("scores are so large that their sums overflow float64; rescale them")
+    if not np.isfinite(best).all():
+        raise ValueError("scores are so large that the sum of the k largest overflows float64; rescale them")
+    return best
 
 
 def _common_score_dtype(dtypes) -> np.dtype:

@@ -185,7 +185,10 @@ def _fractional_in_block(fractional: np.ndarray, order, block: slice, where):
 def _count_in_runs(at_one, starts, runs, segment_ones):
     """Add the entries of ``at_one`` (block positions) in each run to ``segment_ones``; return
     the counts per run."""
-    ones_in_run = np.diff(np.searchsorted(at_one, starts), append=at_one.shape[0])
+    if runs.shape[0] == 1:
+        ones_in_run = np.array([at_one.shape[0]])
+    else:
+        ones_in_run = np.diff(np.searchsorted(at_one, starts), append=at_one.shape[0])
     segment_ones[runs] += ones_in_run
     return ones_in_run
 
@@ -195,14 +198,20 @@ def _levels_of_block(s, weights, at_one, at_fraction, ones_in_run, runs, starts,
     counted as 0, per segment, with one block (``s``, its scores; positions in the block)."""
     v = s[0].copy() if not np.any(weights[1:]) else np.einsum("i,ij->j", weights, s)
     if at_one.shape[0]:
-        filled = ones_in_run > 0
-        first = np.searchsorted(at_one, starts[filled])
-        lowest = np.minimum.reduceat(v.take(at_one), first)
-        ones_min[runs[filled]] = np.minimum(ones_min[runs[filled]], lowest)
+        kept = v.take(at_one)
+        if runs.shape[0] == 1:
+            ones_min[runs[0]] = min(ones_min[runs[0]], kept.min())
+        else:
+            filled = ones_in_run > 0
+            lowest = np.minimum.reduceat(kept, np.searchsorted(at_one, starts[filled]))
+            ones_min[runs[filled]] = np.minimum(ones_min[runs[filled]], lowest)
     v[at_one] = -np.inf  # what is left are the entries counted as 0
     if at_fraction is not None:
         v[at_fraction] = -np.inf
-    zeros_max[runs] = np.maximum(zeros_max[runs], np.maximum.reduceat(v, starts))
+    if runs.shape[0] == 1:
+        zeros_max[runs[0]] = max(zeros_max[runs[0]], v.max())
+    else:
+        zeros_max[runs] = np.maximum(zeros_max[runs], np.maximum.reduceat(v, starts))
 
 
 def segment_runs(segments: np.ndarray, block: slice):
