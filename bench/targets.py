@@ -108,6 +108,32 @@ def describe(outcome) -> str:
     return f"{outcome.status}: {outcome.error}"
 
 
+def idle_and_busy(worker, spec, reference: str, limit: float) -> dict:
+    """``{load: (reference outcome, analytic outcome, ratio of their medians or None)}`` for
+    the job run idle and again beside two busy processes."""
+    measured = {}
+    for load in ("idle", "busy"):
+        with common.busy_processes(2 if load == "busy" else 0):
+            report = worker.run(spec, budgets={reference: limit, "analytic": limit})
+        p, a = report.outcomes[reference], report.outcomes["analytic"]
+        ok = a.status == "ok" and p.status == "ok"
+        measured[load] = (p, a, common.median(times_of(a)) / common.median(times_of(p)) if ok else None)
+    return measured
+
+
+def load_words(load: str) -> str:
+    return load + (" (two busy processes beside the worker)" if load == "busy" else "")
+
+
+def add_slowdown(add, name: str, what: str, measured: dict) -> None:
+    """The target that the busy ratio stays within 1.5x of the idle one."""
+    ratios = {load: ratio for load, (_, _, ratio) in measured.items()}
+    if None not in ratios.values():
+        slowdown = ratios["busy"] / ratios["idle"]
+        add(name, slowdown <= 1.5, f"{what} ratio with two busy processes / idle ratio: {slowdown:.2f} (target <= 1.5)",
+            ratio=slowdown)
+
+
 def _select_mask_target(args):
     """(name, passed, line, ratio) of target 6, measured in this process."""
     try:
@@ -168,31 +194,23 @@ def main(argv=None) -> int:
         if "partition" in only:
             d = args.d_partition
             spec = spec_for(args, d, ["partition", "analytic"], repeats=args.repeats)
-            ratios = {}
-            for load in ("idle", "busy"):
-                with common.busy_processes(2 if load == "busy" else 0):
-                    report = worker.run(spec, budgets={"partition": limit, "analytic": limit})
-                p, a = report.outcomes["partition"], report.outcomes["analytic"]
-                ok = a.status == "ok" and p.status == "ok"
-                tp, ta = common.median(times_of(p)), common.median(times_of(a))
-                ratio = ratios[load] = ta / tp if ok else None
+            measured = idle_and_busy(worker, spec, "partition", limit)
+            for load, (p, a, ratio) in measured.items():
+                ok = ratio is not None
+                tp = common.median(times_of(p))
                 tm = common.median(run.get("method_time") for run in a.runs)
-                where = f"D = {common.fmt_size(d)}, {load}{' (two busy processes beside the worker)' if load == 'busy' else ''}"
-                line = (f"{where}: analytic {describe(a)} vs one np.partition {describe(p)}: "
-                        + (f"{ratio:.1f}x (target <= 10x); the method alone (without validation, rounding, "
-                           f"certificate) {common.fmt_time(tm)} = {tm / tp:.1f}x" if ok else "not measured"))
+                where = f"D = {common.fmt_size(d)}, {load_words(load)}"
                 data = dict(size=d, load=load, analytic_times=times_of(a), partition_times=times_of(p), ratio=ratio,
                             analytic_method_times=[run.get("method_time") for run in a.runs])
                 if load == "idle":
-                    add("analytic_vs_partition", ok and ratio <= 10, line, **data)
+                    add("analytic_vs_partition", ok and ratio <= 10,
+                        f"{where}: analytic {describe(a)} vs one np.partition {describe(p)}: "
+                        + (f"{ratio:.1f}x (target <= 10x); the method alone (without validation, rounding, "
+                           f"certificate) {common.fmt_time(tm)} = {tm / tp:.1f}x" if ok else "not measured"), **data)
                 add(f"one_bound_within_3x_partition_{load}", ok and ratio <= 3,
-                    f"{where}, one bound: analytic {(f'{ratio:.1f}x' if ok else 'not measured')} one np.partition "
-                    f"(target <= 3x)", **data)
-            if None not in ratios.values():
-                slowdown = ratios["busy"] / ratios["idle"]
-                add("one_bound_busy_vs_idle", slowdown <= 1.5,
-                    f"one bound ratio with two busy processes / idle ratio: {slowdown:.2f} (target <= 1.5)",
-                    ratio=slowdown)
+                    f"{where}, one bound: analytic {describe(a)} = {(f'{ratio:.1f}x' if ok else 'not measured')} "
+                    f"one np.partition {describe(p)} (target <= 3x)", **data)
+            add_slowdown(add, "one_bound_busy_vs_idle", "one bound", measured)
             bar.update(1)
 
         if "floors" in only:
@@ -225,24 +243,14 @@ def main(argv=None) -> int:
         if "topk" in only:
             d = args.d_topk
             spec = spec_for(args, d, ["argpartition", "analytic"], repeats=args.repeats, n_scores=1, gamma=None)
-            ratios = {}
-            for load in ("idle", "busy"):
-                with common.busy_processes(2 if load == "busy" else 0):
-                    report = worker.run(spec, budgets={"argpartition": limit, "analytic": limit})
-                p, a = report.outcomes["argpartition"], report.outcomes["analytic"]
-                ok = a.status == "ok" and p.status == "ok"
-                ratios[load] = common.median(times_of(a)) / common.median(times_of(p)) if ok else None
-                add(f"plain_top_k_vs_argpartition_{load}", ok and ratios[load] <= 1.5,
-                    f"D = {common.fmt_size(d)}, one score, {load}"
-                    f"{' (two busy processes beside the worker)' if load == 'busy' else ''}: solve {describe(a)} vs "
+            measured = idle_and_busy(worker, spec, "argpartition", limit)
+            for load, (p, a, ratio) in measured.items():
+                add(f"plain_top_k_vs_argpartition_{load}", ratio is not None and ratio <= 1.5,
+                    f"D = {common.fmt_size(d)}, one score, {load_words(load)}: solve {describe(a)} vs "
                     f"one np.argpartition {describe(p)}: "
-                    + (f"{ratios[load]:.2f}x (target <= 1.5x)" if ok else "not measured"),
-                    size=d, load=load, analytic_times=times_of(a), argpartition_times=times_of(p), ratio=ratios[load])
-            if None not in ratios.values():
-                slowdown = ratios["busy"] / ratios["idle"]
-                add("plain_top_k_busy_vs_idle", slowdown <= 1.5,
-                    f"plain top-k ratio with two busy processes / idle ratio: {slowdown:.2f} (target <= 1.5)",
-                    ratio=slowdown)
+                    + (f"{ratio:.2f}x (target <= 1.5x)" if ratio is not None else "not measured"),
+                    size=d, load=load, analytic_times=times_of(a), argpartition_times=times_of(p), ratio=ratio)
+            add_slowdown(add, "plain_top_k_busy_vs_idle", "plain top-k", measured)
             bar.update(1)
 
     if "select_mask" in only:
