@@ -96,6 +96,9 @@ def test_mask_point_reads_like_its_dense_array():
     np.testing.assert_array_equal(point[dense > 0.2], dense[dense > 0.2])
     assert point[int(point.index[0])] == point.values[0]
     assert point[-1] == dense[-1]
+    np.testing.assert_array_equal(np.abs(point), dense)  # numpy functions read the dense array
+    assert set(np.argpartition(point, 90)[90:]) == set(np.argpartition(dense, 90)[90:]) or \
+        np.array_equal(np.sort(dense[np.argpartition(point, 90)[90:]]), np.sort(dense)[90:])
 
 
 def test_mask_point_from_survivors():
