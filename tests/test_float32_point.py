@@ -136,3 +136,33 @@ def test_scan_of_mask_point_equals_scan_of_dense(layout, dtype):
         np.testing.assert_allclose(getattr(sparse, name), getattr(dense, name), rtol=1e-12, err_msg=name)
     for name in ("zeros_max", "ones_min", "x_min", "x_max"):
         np.testing.assert_array_equal(getattr(sparse, name), getattr(dense, name), err_msg=name)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_streamed_one_bound_screen_fixes_what_the_box_decides(signed, dtype):
+    """The one-multiplier streamed screen (low computed only where high reaches the zero
+    level) fixes and keeps exactly the elements the box rule of COPS.md section 4 says, with
+    the sums of the fixed ones, over several blocks."""
+    from copslp._analytic import _full_inner
+    from copslp._screening import _screen_streamed, box_extremes
+    from copslp._selection import kth_largest
+
+    rng = np.random.default_rng(7 + signed)
+    size, k = 300_000, 15_000
+    raw = rng.standard_normal((2, size)) if signed else rng.random((2, size))
+    inner = _full_inner(make_problem(raw.astype(dtype), k, gamma=0.5))
+    lo, hi = np.array([0.7]), np.array([0.8])
+    low, high = box_extremes(inner.scores, lo, hi)
+    one_level = kth_largest(high, k - 400)  # safe but not exact: as sampled levels are
+    zero_level = kth_largest(low, k + 400)
+    one_level, zero_level = max(one_level, kth_largest(high, k)), min(zero_level, kth_largest(low, k))
+    reduced, ones, survivors = _screen_streamed(inner, lo, hi, one_level, zero_level)
+    np.testing.assert_array_equal(ones, np.flatnonzero(low > one_level))
+    np.testing.assert_array_equal(survivors, np.flatnonzero((high >= zero_level) & (low <= one_level)))
+    assert reduced.budget == k - ones.shape[0]
+    fixed_sums = inner.scores[:, ones].astype(np.float64).sum(axis=1)
+    np.testing.assert_allclose(inner.thresholds - reduced.thresholds, fixed_sums[1:], rtol=1e-12)
+    np.testing.assert_array_equal(reduced.scores, inner.scores[:, survivors].astype(np.float64))
+    assert _screen_streamed(inner, lo, hi, kth_largest(high, k + 1), zero_level) is None  # unsafe levels
+    assert _screen_streamed(inner, lo, hi, one_level, np.nextafter(kth_largest(low, k), np.inf)) is None
