@@ -222,11 +222,15 @@ def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level):
 
     ``high`` (the largest v over the box) is computed for every element, ``low`` only for
     those whose ``high`` reaches the zero level, gathered as they are found: the others are
-    dropped, and since ``low <= high`` none of them could be fixed to 1 or count as reaching
-    the zero level (when the counts verify the levels, ``one_level >= zero_level``). Both
-    are the numbers :func:`box_extremes` gives, so the outcome is the same.
+    dropped, and since ``low <= high`` none of them could be fixed to 1, count as reaching
+    the zero level or lie above the one level. That needs ``one_level >= zero_level``, which
+    the counts imply: with ``one_level < zero_level`` every element counted as reaching the
+    zero level would lie above the one level, and both counts cannot hold. Both extremes are
+    the numbers :func:`box_extremes` gives, so the outcome is the same.
     """
     one_rank, zero_rank = _level_ranks(inner)
+    if one_level < zero_level:
+        return None
     above_one = at_or_above_zero = 0
     taken = np.zeros(inner.scores.shape[0])
     ones, survivors, survivor_scores = [], [], []
@@ -234,10 +238,10 @@ def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level):
     for block in blocks(inner.size):
         scores = inner.scores[:, block]
         high = _largest_over_box(scores, lo[0], hi[0], buffer[:scores.shape[1]])
-        above_one += int(np.count_nonzero(high > one_level))
         reaching = np.flatnonzero(high >= zero_level)
         columns = take_columns(scores, reaching)
-        low, _ = box_extremes(columns, lo, hi)
+        low, high_reaching = box_extremes(columns, lo, hi)
+        above_one += int(np.count_nonzero(high_reaching > one_level))
         at_or_above_zero += int(np.count_nonzero(low >= zero_level))
         fixed = low > one_level
         fixed_at, survivor_at = np.flatnonzero(fixed), np.flatnonzero(~fixed)

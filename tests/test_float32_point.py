@@ -166,3 +166,4 @@ def test_streamed_one_bound_screen_fixes_what_the_box_decides(signed, dtype):
     np.testing.assert_array_equal(reduced.scores, inner.scores[:, survivors].astype(np.float64))
     assert _screen_streamed(inner, lo, hi, kth_largest(high, k + 1), zero_level) is None  # unsafe levels
     assert _screen_streamed(inner, lo, hi, one_level, np.nextafter(kth_largest(low, k), np.inf)) is None
+    assert _screen_streamed(inner, lo, hi, zero_level - 1.0, zero_level) is None  # levels that cross
