@@ -39,6 +39,7 @@ selections on the subsample; everything else runs on the survivors.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -47,6 +48,7 @@ from ._errors import InfeasibleError, SolverError
 from ._infeasibility import conflict_error, single_bound_error
 from ._inner import InnerProblem, reaches
 from ._one_bound import solve_one_bound
+from ._point import mask_point
 from ._problem import Problem
 from ._result import LPSolution
 from ._screening import MinimumOutsideBox, ReducedProblemInfeasible, screen
@@ -131,7 +133,7 @@ def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int
         x, lam, details = _solve_screened(problem, inner, settings, sample_size)
     else:
         try:
-            x, lam, details = _solve_exact(inner, rtol)
+            x, lam, details = _solve_exact(_in_float64(inner), rtol)
         except ReducedProblemInfeasible:
             raise _infeasibility_or_failure(problem, inner, settings) from None
     info.update(details)
@@ -154,7 +156,7 @@ def _solve_on_best_face(problem: Problem, inner: InnerProblem, row: int, setting
     elements, :math:`\lambda_i = \max(0, \max_{s_{ij} > L} (\mu_T - w_j)/(s_{ij} - L),
     \max_{s_{ij} < L} (w_j - \mu_T)/(L - s_{ij}))`; then v = w + lambda_i s_i has the level
     :math:`\mu_T + \lambda_i L` and the certificate holds."""
-    s_i = inner.scores[row + 1]
+    s_i = inner.scores[row + 1]  # compared with its own k-th value; differences taken in float64
     k = problem.budget
     level = kth_largest(s_i, k)
     above, tied = np.flatnonzero(s_i > level), np.flatnonzero(s_i == level)
@@ -170,21 +172,29 @@ def _solve_on_best_face(problem: Problem, inner: InnerProblem, row: int, setting
         raise _infeasibility_or_failure(problem, inner, settings) from None
     x = np.zeros(problem.size)
     x[above] = 1.0
-    x[tied] = solution.x
+    x[tied] = np.asarray(solution.x)
     lam_others = np.asarray(solution.multipliers)
     w = inner.combine(np.insert(lam_others, row, 0.0))
     w_tied = w[tied]
-    kept = solution.x > 0
+    kept = np.asarray(solution.x) > 0
     tied_level = float(w_tied[kept].min()) if kept.any() else float(w_tied.max())
     below = np.flatnonzero(s_i < level)
     need = [0.0]
     if above.shape[0]:
-        need.append(float(np.max((tied_level - w[above]) / (s_i[above] - level))))
+        need.append(float(np.max((tied_level - w[above]) / (s_i[above].astype(np.float64) - level))))
     if below.shape[0]:
-        need.append(float(np.max((w[below] - tied_level) / (level - s_i[below]))))
+        need.append(float(np.max((w[below] - tied_level) / (level - s_i[below].astype(np.float64)))))
     lam = np.insert(lam_others, row, max(need))
     return x, lam, {"best_face_of": int(problem.active[row]) + 1, "face_size": int(tied.shape[0]),
                     **{key: value for key, value in solution.info.items() if key in ("oracle_calls", "final_lp_size")}}
+
+
+def _in_float64(inner: InnerProblem) -> InnerProblem:
+    """``inner`` with float64 scores: the exact finish computes v = s_0 + lambda s_1 and its
+    sums in the dtype of the scores (a copy only for float32 scores left unscreened)."""
+    if inner.scores.dtype == np.float64:
+        return inner
+    return replace(inner, scores=inner.scores.astype(np.float64))
 
 
 def _full_inner(problem: Problem) -> InnerProblem:
@@ -242,7 +252,7 @@ def _infeasibility_proof(problem: Problem, inner: InnerProblem, settings: _Setti
     except InfeasibleError as error:  # the other bounds conflict already: sub row j is rows[j]
         conflict = tuple(int(rows[i]) for i in error.conflicting_scores)
         return conflict_error(problem, conflict, error.farkas_multipliers, error.best_reachable)
-    best = float(scores[0] @ solution.x)
+    best = float(np.einsum("j,j->", scores[0], np.asarray(solution.x), dtype=np.float64))
     b = float(problem.thresholds[head])
     if reaches(best, b):
         return None
@@ -332,9 +342,7 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
                 feasible = True
             continue
         if inside(lam, lo, hi) or survivors.shape[0] == d:
-            x = np.zeros(d)
-            x[ones] = 1.0
-            x[survivors] = x_red
+            x = mask_point(d, ones, survivors, x_red)  # 1 byte per element, not a float64 array
             details.update(rounds=rounds, survivors=int(survivors.shape[0]), fixed_ones=int(ones.shape[0]),
                            box=[lo.tolist(), hi.tolist()], sample_estimate=estimate.multipliers.tolist())
             return x, lam, details
@@ -353,7 +361,7 @@ def _whole_problem_lp(problem, inner, settings: _Settings, rounds: int):
     """Several bounds whose boxes kept missing lambda* (it can be very large when a bound
     asks for the best value its score reaches, gamma = 1): the exact LP on every element."""
     try:
-        x, lam, details = final_lp(inner, settings.rtol)
+        x, lam, details = final_lp(_in_float64(inner), settings.rtol)
     except ReducedProblemInfeasible:
         raise _infeasibility_or_failure(problem, inner, settings) from None
     details.update(rounds=rounds, survivors=problem.size, oracle_calls=0, final_lp_size=problem.size)

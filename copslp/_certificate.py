@@ -210,9 +210,9 @@ def _positive_part_streamed(problem, lam, mu, nu=None) -> float:
 
 def _combined(problem, lam, index):
     """``v`` on the elements ``index`` (a slice or an index array)."""
-    v = problem.primary[index].copy()
+    v = problem.primary[index].astype(np.float64)
     for i in np.flatnonzero(lam):
-        v += lam[i] * problem.scores[i + 1, index]
+        v += lam[i] * problem.scores[i + 1, index].astype(np.float64)
     return v
 
 

@@ -29,7 +29,7 @@ def best_reachable(problem: Problem, index: int) -> float:
     score = problem.scores[index + 1]
     chosen = top_k_with_floors(score, problem.budget, problem.groups, problem.floors,
                                problem.group_order, problem.group_starts)
-    return float(score[chosen].sum())
+    return float(score[chosen].sum(dtype=np.float64))
 
 
 def single_bound_error(problem: Problem) -> InfeasibleError | None:

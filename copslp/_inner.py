@@ -71,8 +71,13 @@ class InnerProblem:
         return self.select(rank)
 
     def combine(self, multipliers: np.ndarray) -> np.ndarray:
-        """``v = s_0 + sum_i lambda_i s_i`` (a new array; one matrix-vector product)."""
-        return np.concatenate([[1.0], multipliers]) @ self.scores
+        """``v = s_0 + sum_i lambda_i s_i``: a new float64 array, whatever the dtype of the
+        scores (one scaled addition per nonzero multiplier, no float64 copy of the matrix)."""
+        v = self.scores[0].astype(np.float64)
+        for weight, row in zip(np.asarray(multipliers, dtype=np.float64), self.scores[1:]):
+            if weight:
+                v += np.multiply(row, weight, dtype=np.float64)
+        return v
 
     def mask_of(self, chosen: np.ndarray) -> np.ndarray:
         """Boolean mask of the elements ``chosen``."""

@@ -135,7 +135,7 @@ def build_lp(problem: Problem) -> StandardLP:
 
     n_bounds = active.shape[0]
     return StandardLP(
-        objective=problem.primary / objective_scale,
+        objective=np.divide(problem.primary, objective_scale, dtype=np.float64),
         matrix=matrix,
         row_lower=np.concatenate(lower),
         row_upper=np.concatenate(upper),

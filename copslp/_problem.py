@@ -1,7 +1,8 @@
 """Validation of the caller's input into one frozen :class:`Problem` record.
 
-Everything a method may rely on is checked here, once: float64 scores of shape (n, D), all
-finite; an integer budget 1 <= k <= D; one absolute threshold per secondary score (``-inf``
+Everything a method may rely on is checked here, once: scores of shape (n, D), all finite,
+float32 or float64 (float32 input is kept as it is, without a float64 copy; every other real
+dtype becomes float64); an integer budget 1 <= k <= D; one absolute threshold per secondary score (``-inf``
 for a switched-off bound); optional groups and floors that are feasible on their own.
 Methods trust this record and never re-validate it.
 """
@@ -14,7 +15,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ._selection import group_order, group_starts, is_non_decreasing, top_k_sum
+from ._selection import group_order, group_starts, is_non_decreasing, top_k_sum_and_total
 
 __all__ = ["Problem", "make_problem", "DEFAULT_GAMMA"]
 
@@ -34,8 +35,11 @@ class Problem:
 
     Attributes
     ----------
-    scores : ndarray, shape (n, D), float64, read-only
-        Row 0 is the primary score ``s_0``; rows 1..n-1 are the secondary scores.
+    scores : ndarray, shape (n, D), float32 or float64, read-only
+        Row 0 is the primary score ``s_0``; rows 1..n-1 are the secondary scores. float32
+        input stays float32 (the entries are exact float32 numbers); every sum, threshold and
+        finish on them is computed in float64 (:meth:`scores_float64` for the methods that
+        hand the whole matrix to a generic solver).
     budget : int
         ``k``, the number of elements kept.
     thresholds : ndarray, shape (n - 1,)
@@ -75,6 +79,12 @@ class Problem:
     def primary(self) -> np.ndarray:
         return self.scores[0]
 
+    def scores_float64(self) -> np.ndarray:
+        """``scores`` as float64: the array itself when it is float64, else a converted copy
+        (for the methods that hand the whole matrix to a generic solver, an O(D) copy
+        beside their own O(D) model)."""
+        return self.scores if self.scores.dtype == np.float64 else self.scores.astype(np.float64)
+
     @cached_property
     def active(self) -> np.ndarray:
         """Indices (into the secondary rows, 0-based) of the bounds that are switched on."""
@@ -100,7 +110,7 @@ def make_problem(scores, budget, *, gamma=None, bounds=None, groups=None, floors
     scores = _as_score_matrix(scores)
     n, size = scores.shape
     k = _as_budget(budget, size)
-    best = np.array([top_k_sum(scores[i], k) for i in range(1, n)], dtype=np.float64)
+    best = _check_finite_and_best(scores, k)
     thresholds, gamma_vec = thresholds_from(gamma, bounds, best, k)
 
     groups_vec, floors_vec, sizes, contiguous = _as_groups_and_floors(groups, floors, size, k)
@@ -161,11 +171,11 @@ def _as_score_matrix(scores) -> np.ndarray:
                 f"all score vectors must have the same length, got lengths {[r.shape[0] for r in rows]}"
             )
         if len(rows) == 1:
-            arr = rows[0][np.newaxis, :]  # no stacking copy; made float64 (once) below if it is not
-        else:
-            arr = np.empty((len(rows), rows[0].shape[0]), dtype=np.float64)
+            arr = rows[0][np.newaxis, :]  # no stacking copy; converted (once) below if it must be
+        else:  # stacked: one copy per row, in float32 only if every row is float32
+            arr = np.empty((len(rows), rows[0].shape[0]), dtype=_common_score_dtype(row.dtype for row in rows))
             for row, target in zip(rows, arr):
-                target[...] = row  # one conversion and copy per row
+                target[...] = row
     else:
         raise TypeError(f"scores must be a numpy array or a sequence of 1-D arrays, got {type(scores).__name__}")
     _check_dtype("scores", arr)
@@ -175,21 +185,42 @@ def _as_score_matrix(scores) -> np.ndarray:
         raise ValueError(f"scores must be 2-D (n, D) or a sequence of 1-D arrays, got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"scores must have at least one row and one column, got shape {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    arr = np.ascontiguousarray(arr, dtype=_common_score_dtype([arr.dtype]))
     if arr is scores:
         arr = arr.view()  # our read-only flag must not touch the caller's array
+    return arr
+
+
+def _check_finite_and_best(scores: np.ndarray, k: int) -> np.ndarray:
+    """``T_k(s_i)`` of each secondary score (float64), after checking that every entry is
+    finite: one pass per row reads it for both (:func:`top_k_sum_and_total`), and only a
+    non-finite total sends the rows to a closer look."""
+    n = scores.shape[0]
+    best = np.empty(n - 1)
+    totals = np.empty(n)
     with np.errstate(over="ignore", invalid="ignore"):
-        row_sums = arr.sum(axis=1)
-    if not np.isfinite(row_sums).all():
-        for i in range(arr.shape[0]):
-            bad = np.flatnonzero(~np.isfinite(arr[i]))
+        totals[0] = scores[0].sum()
+        for i in range(1, n):
+            best[i - 1], totals[i] = top_k_sum_and_total(scores[i], k)
+        if np.isfinite(totals).all():
+            return best
+        for i in range(n):
+            bad = np.flatnonzero(~np.isfinite(scores[i]))
             if bad.size:
                 raise ValueError(
                     f"scores[{i}] has {bad.size} non-finite entries "
-                    f"(first at index {bad[0]}: {float(arr[i, bad[0]])!r})"
+                    f"(first at index {bad[0]}: {float(scores[i, bad[0]])!r})"
                 )
-        raise ValueError("scores are so large that their sums overflow float64; rescale them")
-    return arr
+        if not np.isfinite(np.add.reduce(scores, axis=1, dtype=np.float64)).all():  # float32 sums may overflow alone
+            raise ValueError("scores are so large that their sums overflow float64; rescale them")
+    if not np.isfinite(best).all():
+        raise ValueError("scores are so large that the sum of the k largest overflows float64; rescale them")
+    return best
+
+
+def _common_score_dtype(dtypes) -> np.dtype:
+    """float32 when every dtype is float32 (kept without a float64 copy), else float64."""
+    return np.dtype(np.float32) if all(dtype == np.float32 for dtype in dtypes) else np.dtype(np.float64)
 
 
 def _check_dtype(name, arr):

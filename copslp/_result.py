@@ -25,8 +25,10 @@ __all__ = ["LPSolution", "Certificate", "Result"]
 class LPSolution:
     """What a method hands back to :func:`copslp.solve`.
 
-    ``x`` is the LP point (float64, length D; or a boolean mask when the point is integral
-    and the method produced it as a mask, as the plain top-k does) and ``multipliers`` one
+    ``x`` is the LP point (float64, length D; a boolean mask when the point is integral and
+    the method produced it as a mask, as the plain top-k does; or a
+    :class:`copslp._point.MaskPoint`, a mask and the few other nonzero entries, as the
+    analytic method gives its screened answers) and ``multipliers`` one
     lambda per secondary score (0 for switched-off bounds), in the sign convention of this
     module. ``tolerance``
     is the relative accuracy the method promises; the certificate is checked at it.
@@ -102,9 +104,11 @@ class Result:
     mask : ndarray of bool, shape (D,)
         Exactly ``budget`` True entries: the LP point rounded to a mask (COPS.md section 5).
     x : ndarray of float64, shape (D,)
-        The LP solution. When the method produced an integral point as a mask (the plain
-        top-k: one score, or every bound off, without floors), it is made from ``mask`` on
-        first access, so that the fast path writes no float64 array of length D.
+        The LP solution. When the method produced it as a mask (the plain top-k: one score,
+        or every bound off, without floors) or as a mask and a few other entries (the
+        analytic method's screened answers: at most r + 1 entries besides the mask), the
+        float64 array is made on first access, so that solving writes no float64 array of
+        length D.
     objective : float
         ``<s_0, x>``, the LP optimum: an upper bound on the best mask's primary score.
     mask_objective : float
@@ -178,8 +182,8 @@ class Result:
 
     @property
     def x(self) -> np.ndarray:
-        if self._x.dtype == np.bool_:
-            object.__setattr__(self, "_x", self._x.astype(np.float64))
+        if not isinstance(self._x, np.ndarray) or self._x.dtype == np.bool_:
+            object.__setattr__(self, "_x", np.asarray(self._x, dtype=np.float64))
         return self._x
 
     def summary(self) -> dict:

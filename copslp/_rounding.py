@@ -72,7 +72,7 @@ def round_to_mask(problem: Problem, x: np.ndarray, xtol: float, scan: PointScan,
         return mask, "integral", scan.ones_values
     chosen, rule = _choose(problem, x, scan, frac, need)
     mask[chosen] = True
-    values = scan.ones_values + problem.scores[:, chosen].sum(axis=1)
+    values = scan.ones_values + take_columns(problem.scores, chosen).sum(axis=1)
     if multipliers is not None and not _meets_bounds(problem, values, xtol):
         searched = _search_near_level(problem, scan, mask, multipliers, frac, xtol)
         if searched is not None:
@@ -139,7 +139,8 @@ def _subsets(scores: np.ndarray, members: np.ndarray, largest: int) -> list:
     for size in range(min(largest, members.shape[0]) + 1):
         sets = list(combinations(members.tolist(), size))
         index = np.array(sets, dtype=np.intp).reshape(len(sets), size)
-        out.append((scores[:, index].sum(axis=2).T if size else np.zeros((1, scores.shape[0])), sets))
+        out.append((scores[:, index].sum(axis=2, dtype=np.float64).T if size else np.zeros((1, scores.shape[0])),
+                    sets))
     return out
 
 
@@ -153,7 +154,7 @@ def _level_neighbours(problem: Problem, mask: np.ndarray, multipliers: np.ndarra
     lowest_kept = (np.empty(0), np.empty(0, dtype=np.intp))
     highest_dropped = (np.empty(0), np.empty(0, dtype=np.intp))
     for block in blocks(problem.size):
-        v = weights @ problem.scores[:, block]
+        v = np.einsum("i,ij->j", weights, problem.scores[:, block], dtype=np.float64)  # no BLAS threads
         inside = ~outside[block]
         kept_cut = -lowest_kept[0].min() if lowest_kept[0].shape[0] == NEIGHBOURS else np.inf
         dropped_cut = highest_dropped[0].min() if highest_dropped[0].shape[0] == NEIGHBOURS else -np.inf
@@ -177,12 +178,12 @@ def _extreme(current, values, indices):
 def _choose(problem: Problem, x: np.ndarray, scan: PointScan, frac: np.ndarray, need: int):
     active = problem.active
     if active.size == 0 and not problem.has_floors:
-        return frac[top_k_indices(problem.primary[frac], need)], "best s_0 among fractional"
+        return frac[top_k_indices(problem.primary[frac].astype(np.float64), need)], "best s_0 among fractional"
     deficit = _floor_deficit(problem, scan)
     if comb(frac.shape[0], need) <= MAX_SUBSETS:
         return _best_subset(problem, x, scan.values, frac, need, deficit), "best feasible subset of fractional"
     if active.size == 1:
-        key = problem.scores[active[0] + 1][frac]
+        key = problem.scores[active[0] + 1][frac].astype(np.float64)
         rule = "best s_1 among fractional"
     else:
         rank = np.empty(frac.shape[0])
@@ -206,7 +207,7 @@ def _floor_deficit(problem: Problem, scan: PointScan):
 
 def _best_subset(problem, x, values, frac, need, deficit):
     subsets = np.array(list(combinations(range(frac.shape[0]), need)), dtype=np.intp)
-    gains = problem.scores[:, frac]  # (n, |F|)
+    gains = take_columns(problem.scores, frac)  # (n, |F|), float64
     base = values - gains @ x[frac]  # the kept ones alone
     values = base[:, None] + gains[:, subsets].sum(axis=2)  # (n, n_subsets)
     thresholds = problem.thresholds[problem.active]

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._blocks import blocks
+from ._point import MaskPoint
 from ._selection import take_columns
 
 __all__ = ["PointScan", "scan_point", "segment_runs"]
@@ -49,77 +50,168 @@ class PointScan:
         return float(self.segment_x.sum())
 
 
-def scan_point(problem, x: np.ndarray, xtol: float, multipliers: np.ndarray | None = None) -> PointScan:
+def scan_point(problem, x, xtol: float, multipliers: np.ndarray | None = None) -> PointScan:
     """Scan ``x`` against ``problem.scores``, one segment per group of its floors (one
     segment without floors). ``multipliers`` (one lambda per secondary score) are needed for
-    the levels ``zeros_max`` and ``ones_min``. A boolean ``x`` is an integral point (a mask):
-    it is read as it is (no comparisons, no products with x), and ``PointScan.ones`` is ``x``
-    itself."""
+    the levels ``zeros_max`` and ``ones_min``.
+
+    ``x`` is a float array, a boolean mask (an integral point) or a
+    :class:`copslp._point.MaskPoint`. The last two are read as they are: their mask is
+    ``PointScan.ones`` (copied only when a listed entry counts as 1), no comparisons or
+    products with x are made over the mask, and the listed entries are added on their own.
+    Sums are float64 whatever the dtype of the scores."""
+    if x.dtype == np.bool_:
+        x = MaskPoint(x, np.empty(0, dtype=np.intp), np.empty(0))
+    if isinstance(x, MaskPoint):
+        return _scan_mask_point(problem, x, xtol, multipliers)
+    return _scan_dense(problem, x, xtol, multipliers)
+
+
+def _layout(problem):
+    """(order, segments): the group order (None when the storage order is it) and the
+    segment offsets in that order."""
+    if problem.has_floors:
+        return problem.group_order, problem.group_starts
+    return None, np.array([0, problem.size])
+
+
+def _block_columns(scores, order, block):
+    """(where, scores of the block): ``where`` is the block itself, or the elements the block
+    covers in group order."""
+    if order is None:
+        return block, scores[:, block]
+    where = order[block]
+    return where, take_columns(scores, where)
+
+
+def _scan_dense(problem, x: np.ndarray, xtol: float, multipliers) -> PointScan:
     scores = problem.scores
     n, size = scores.shape
-    integral = x.dtype == np.bool_
-    order = problem.group_order if problem.has_floors else None
-    segments = problem.group_starts if problem.has_floors else np.array([0, size])
+    order, segments = _layout(problem)
     n_segments = segments.shape[0] - 1
     values, ones_values = np.zeros(n), np.zeros(n)
-    ones = x if integral else np.empty(size, dtype=bool)
+    ones = np.empty(size, dtype=bool)
     fractional = []
     x_min, x_max = np.inf, -np.inf
     segment_x, segment_ones = np.zeros(n_segments), np.zeros(n_segments, dtype=np.int64)
     zeros_max, ones_min = np.full(n_segments, -np.inf), np.full(n_segments, np.inf)
-    if multipliers is not None:
-        weights = np.concatenate([[1.0], multipliers])  # v = weights @ scores
-        plain = not np.any(multipliers)  # v = s_0
+    weights = None if multipliers is None else np.concatenate([[1.0], multipliers])  # v = weights @ scores
     for block in blocks(size):
-        if order is None:
-            where = block
-            s, xb = scores[:, block], x[block]
-        else:  # groups in any order: gather the block through the permutation
-            where = order[block]
-            s, xb = take_columns(scores, where), x.take(where)
+        where, s = _block_columns(scores, order, block)
+        xb = x[block] if order is None else x.take(where)
         runs, starts = segment_runs(segments, block)
-        if integral:
-            one = xb
-        else:
-            values += np.einsum("ij,j->i", s, xb)  # no BLAS threads: they stall on a busy machine
-            x_min, x_max = min(x_min, float(xb.min())), max(x_max, float(xb.max()))
-            segment_x[runs] += np.add.reduceat(xb, starts)
-            one = ones[block] if order is None else np.empty(xb.shape[0], dtype=bool)
-            np.greater_equal(xb, 1.0 - xtol, out=one)
-            if order is not None:
-                ones[where] = one
+        values += np.einsum("ij,j->i", s, xb)  # no BLAS threads: they stall on a busy machine
+        x_min, x_max = min(x_min, float(xb.min())), max(x_max, float(xb.max()))
+        segment_x[runs] += np.add.reduceat(xb, starts)
+        one = ones[block] if order is None else np.empty(xb.shape[0], dtype=bool)
+        np.greater_equal(xb, 1.0 - xtol, out=one)
+        if order is not None:
+            ones[where] = one
         at_one = np.flatnonzero(one)
-        ones_in_run = np.diff(np.searchsorted(at_one, starts), append=at_one.shape[0])
-        segment_ones[runs] += ones_in_run
+        ones_in_run = _count_in_runs(at_one, starts, runs, segment_ones)
         ones_values += take_columns(s, at_one).sum(axis=1)
+        zero = xb <= xtol
         at_fraction = None
-        if not integral:
-            zero = xb <= xtol
-            if at_one.shape[0] + int(np.count_nonzero(zero)) < xb.shape[0]:
-                at_fraction = np.flatnonzero(~(one | zero))
-                fractional.append(at_fraction + block.start if order is None else where[at_fraction])
-        if multipliers is None:
-            continue
-        v = s[0].copy() if plain else np.einsum("i,ij->j", weights, s)
-        if at_one.shape[0]:
-            filled = ones_in_run > 0
-            first = np.searchsorted(at_one, starts[filled])
-            lowest = np.minimum.reduceat(v.take(at_one), first)
-            ones_min[runs[filled]] = np.minimum(ones_min[runs[filled]], lowest)
-        v[at_one] = -np.inf  # what is left are the entries counted as 0
-        if at_fraction is not None:
-            v[at_fraction] = -np.inf
-        zeros_max[runs] = np.maximum(zeros_max[runs], np.maximum.reduceat(v, starts))
-    if integral:
-        values = ones_values.copy()
-        segment_x = segment_ones.astype(np.float64)
-        kept = int(segment_ones.sum())
-        x_min, x_max = (0.0 if kept < size else 1.0), (1.0 if kept else 0.0)
+        if at_one.shape[0] + int(np.count_nonzero(zero)) < xb.shape[0]:
+            at_fraction = np.flatnonzero(~(one | zero))
+            fractional.append(at_fraction + block.start if order is None else where[at_fraction])
+        if weights is not None:
+            _levels_of_block(s, weights, at_one, at_fraction, ones_in_run, runs, starts, ones_min, zeros_max)
     fractional = np.concatenate(fractional) if fractional else np.empty(0, dtype=np.intp)
     if multipliers is None:
         zeros_max = ones_min = np.full(n_segments, np.nan)
     return PointScan(values, x_min, x_max, ones, ones_values, fractional,
                      segment_x, segment_ones, zeros_max, ones_min)
+
+
+def _scan_mask_point(problem, x: MaskPoint, xtol: float, multipliers) -> PointScan:
+    """:func:`scan_point` of a mask and a few listed entries: the pass reads the mask and the
+    scores; the listed entries are added after it (those within ``xtol`` of 1 join the
+    entries counted as 1, those within ``xtol`` of 0 the ones counted as 0)."""
+    scores = problem.scores
+    n, size = scores.shape
+    order, segments = _layout(problem)
+    n_segments = segments.shape[0] - 1
+    listed, listed_x = x.index, x.values
+    as_one = listed_x >= 1.0 - xtol
+    as_fraction = ~as_one & (listed_x > xtol)
+    ones = x.ones
+    if as_one.any():
+        ones = ones.copy()
+        ones[listed[as_one]] = True
+    fractional = listed[as_fraction]
+    ones_values = np.zeros(n)
+    segment_ones = np.zeros(n_segments, dtype=np.int64)
+    zeros_max, ones_min = np.full(n_segments, -np.inf), np.full(n_segments, np.inf)
+    weights = None if multipliers is None else np.concatenate([[1.0], multipliers])
+    for block in blocks(size):
+        where, s = _block_columns(scores, order, block)
+        one = ones[block] if order is None else ones.take(where)
+        runs, starts = segment_runs(segments, block)
+        at_one = np.flatnonzero(one)
+        ones_in_run = _count_in_runs(at_one, starts, runs, segment_ones)
+        ones_values += take_columns(s, at_one).sum(axis=1)
+        if weights is not None:
+            at_fraction = _fractional_in_block(fractional, order, block, where)
+            _levels_of_block(s, weights, at_one, at_fraction, ones_in_run, runs, starts, ones_min, zeros_max)
+    listed_scores = take_columns(scores, listed)
+    # <s, x>: ones_values counted the listed entries near 1 as 1; they count with x_j itself
+    values = ones_values - listed_scores[:, as_one].sum(axis=1) + np.einsum("ij,j->i", listed_scores, listed_x)
+    listed_segments = problem.groups[listed] if problem.has_floors else np.zeros(listed.shape[0], dtype=np.intp)
+    segment_x = segment_ones.astype(np.float64)
+    np.add.at(segment_x, listed_segments, listed_x - as_one)
+    at_one_exactly = int(segment_ones.sum()) - int(np.count_nonzero(as_one))  # the entries of the mask
+    x_min = 0.0 if at_one_exactly + listed.shape[0] < size else 1.0
+    x_max = 1.0 if at_one_exactly else 0.0
+    if listed.shape[0]:
+        x_min, x_max = min(x_min, float(listed_x.min())), max(x_max, float(listed_x.max()))
+    if multipliers is None:
+        zeros_max = ones_min = np.full(n_segments, np.nan)
+    return PointScan(values, x_min, x_max, ones, ones_values, fractional,
+                     segment_x, segment_ones, zeros_max, ones_min)
+
+
+def _fractional_in_block(fractional: np.ndarray, order, block: slice, where):
+    """Positions in the block of the ``fractional`` elements it holds (None if none)."""
+    if not fractional.shape[0]:
+        return None
+    if order is None:
+        inside = fractional[(fractional >= block.start) & (fractional < block.stop)]
+        return inside - block.start if inside.shape[0] else None
+    inside = np.flatnonzero(np.isin(where, fractional))
+    return inside if inside.shape[0] else None
+
+
+def _count_in_runs(at_one, starts, runs, segment_ones):
+    """Add the entries of ``at_one`` (block positions) in each run to ``segment_ones``; return
+    the counts per run."""
+    if runs.shape[0] == 1:
+        ones_in_run = np.array([at_one.shape[0]])
+    else:
+        ones_in_run = np.diff(np.searchsorted(at_one, starts), append=at_one.shape[0])
+    segment_ones[runs] += ones_in_run
+    return ones_in_run
+
+
+def _levels_of_block(s, weights, at_one, at_fraction, ones_in_run, runs, starts, ones_min, zeros_max):
+    """Update the smallest v among the entries counted as 1 and the largest among those
+    counted as 0, per segment, with one block (``s``, its scores; positions in the block)."""
+    v = s[0].copy() if not np.any(weights[1:]) else np.einsum("i,ij->j", weights, s)
+    if at_one.shape[0]:
+        kept = v.take(at_one)
+        if runs.shape[0] == 1:
+            ones_min[runs[0]] = min(ones_min[runs[0]], kept.min())
+        else:
+            filled = ones_in_run > 0
+            lowest = np.minimum.reduceat(kept, np.searchsorted(at_one, starts[filled]))
+            ones_min[runs[filled]] = np.minimum(ones_min[runs[filled]], lowest)
+    v[at_one] = -np.inf  # what is left are the entries counted as 0
+    if at_fraction is not None:
+        v[at_fraction] = -np.inf
+    if runs.shape[0] == 1:
+        zeros_max[runs[0]] = max(zeros_max[runs[0]], v.max())
+    else:
+        zeros_max[runs] = np.maximum(zeros_max[runs], np.maximum.reduceat(v, starts))
 
 
 def segment_runs(segments: np.ndarray, block: slice):

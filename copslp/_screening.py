@@ -53,7 +53,8 @@ def box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray, out=None):
     With one multiplier they are v at the two corners (``s_0 + min(a, b) = min(s_0 + a, s_0 + b)``
     in floats too). With several: v at the corners lo and hi when every s_i >= 0 (lo >= 0
     always), else v at the centre -/+ ``sum_i (hi_i - lo_i) / 2 |s_i|``; one matrix-vector
-    product each. Written into ``out`` (two buffers of the right length) when given.
+    product each. float64 whatever the dtype of ``scores``; written into ``out`` (two float64
+    buffers of the right length) when given.
     """
     if lo.shape[0] == 1:
         at_lo, at_hi = (np.empty(scores.shape[1]), np.empty(scores.shape[1])) if out is None else out
@@ -68,14 +69,14 @@ def box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray, out=None):
     low, high = (np.empty(scores.shape[1]), np.empty(scores.shape[1])) if out is None else out
     secondary = scores[1:]
     if scores.shape[1] and secondary.min() >= 0:  # lo >= 0: v is least at lo, largest at hi
-        np.dot(lo, secondary, out=low)
+        np.einsum("i,ij->j", lo, secondary, out=low)  # einsum, not BLAS: its threads stall on a busy machine
         low += scores[0]
-        np.dot(hi, secondary, out=high)
+        np.einsum("i,ij->j", hi, secondary, out=high)
         high += scores[0]
         return low, high
-    np.dot((lo + hi) / 2.0, secondary, out=low)  # v at the centre, -/+ the half-widths times |s_i|
+    np.einsum("i,ij->j", (lo + hi) / 2.0, secondary, out=low)  # v at the centre, -/+ the half-widths times |s_i|
     low += scores[0]
-    spread = ((hi - lo) / 2.0) @ np.abs(secondary)
+    spread = np.einsum("i,ij->j", (hi - lo) / 2.0, np.abs(secondary))
     np.add(low, spread, out=high)
     low -= spread
     return low, high
@@ -179,6 +180,8 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels=None):
     selection; in the other groups the elements below the level are found by selection
     (:func:`_forced_candidates`).
     """
+    if inner.floors is None and lo.shape[0] == 1:
+        return _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level)
     one_rank, zero_rank = _level_ranks(inner)
     floors = inner.floors
     above_one = at_or_above_zero = 0
@@ -212,6 +215,57 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels=None):
         survivor_scores = take_columns(np.concatenate([survivor_scores, take_columns(inner.scores, forced)], axis=1),
                                        ascending)
     return reduce_problem(inner, ones, survivors, taken, survivor_scores)
+
+
+def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level):
+    """:func:`_screen_streamed` for one multiplier without floors, computing less.
+
+    ``high`` (the largest v over the box) is computed for every element, ``low`` only for
+    those whose ``high`` reaches the zero level, gathered as they are found: the others are
+    dropped, and since ``low <= high`` none of them could be fixed to 1, count as reaching
+    the zero level or lie above the one level. That needs ``one_level >= zero_level``, which
+    the counts imply: with ``one_level < zero_level`` every element counted as reaching the
+    zero level would lie above the one level, and both counts cannot hold. Both extremes are
+    the numbers :func:`box_extremes` gives, so the outcome is the same.
+    """
+    one_rank, zero_rank = _level_ranks(inner)
+    if one_level < zero_level:
+        return None
+    above_one = at_or_above_zero = 0
+    taken = np.zeros(inner.scores.shape[0])
+    ones, survivors, survivor_scores = [], [], []
+    buffer = np.empty(BLOCK)
+    for block in blocks(inner.size):
+        scores = inner.scores[:, block]
+        high = _largest_over_box(scores, lo[0], hi[0], buffer[:scores.shape[1]])
+        reaching = np.flatnonzero(high >= zero_level)
+        columns = take_columns(scores, reaching)
+        low, high_reaching = box_extremes(columns, lo, hi)
+        above_one += int(np.count_nonzero(high_reaching > one_level))
+        at_or_above_zero += int(np.count_nonzero(low >= zero_level))
+        fixed = low > one_level
+        fixed_at, survivor_at = np.flatnonzero(fixed), np.flatnonzero(~fixed)
+        taken += take_columns(columns, fixed_at).sum(axis=1)
+        ones.append(reaching.take(fixed_at) + block.start)
+        survivors.append(reaching.take(survivor_at) + block.start)
+        survivor_scores.append(take_columns(columns, survivor_at))
+    if (one_rank > 0 and above_one >= one_rank) or at_or_above_zero < zero_rank:
+        return None
+    return reduce_problem(inner, np.concatenate(ones), np.concatenate(survivors), taken,
+                          np.concatenate(survivor_scores, axis=1))
+
+
+def _largest_over_box(scores, lo: float, hi: float, out: np.ndarray) -> np.ndarray:
+    """The ``high`` of :func:`box_extremes` for one multiplier, in the same floating-point
+    operations, written into ``out``: v at hi, or the larger of v at lo and at hi where s_1
+    has negative entries (or lo < 0)."""
+    np.multiply(scores[1], hi, out=out)
+    out += scores[0]
+    if lo >= 0 and scores[1].min() >= 0:
+        return out
+    at_lo = np.multiply(scores[1], lo, dtype=np.float64)
+    at_lo += scores[0]
+    return np.maximum(at_lo, out, out=out)
 
 
 def _count_reaching_group_levels(inner, block, low, group_levels, support):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["kth_largest", "top_k_sum", "top_k_indices", "lexicographic_top_k", "is_non_decreasing", "group_order", "group_starts",
+__all__ = ["kth_largest", "top_k_sum", "top_k_sum_and_total", "top_k_indices", "lexicographic_top_k", "is_non_decreasing", "group_order", "group_starts",
            "top_k_with_floors", "take_columns"]
 
 
@@ -18,38 +18,54 @@ def kth_largest(values: np.ndarray, k: int) -> float:
 
 
 def top_k_sum(values: np.ndarray, k: int) -> float:
-    """``T_k(values)``: the sum of the k largest entries (ties do not matter).
+    """``T_k(values)``: the sum of the k largest entries (ties do not matter), summed in
+    float64 whatever the dtype of ``values``.
 
     For long arrays the k largest are first narrowed down to candidates above a level
     estimated on a strided sample (gathered block by block, so no copy of the whole array
     is made), the count of candidates is checked to be at least k, and only the candidates
     are partitioned. With k > D/2 the complement is used: total minus the D - k smallest.
     """
+    return top_k_sum_and_total(values, k)[0]
+
+
+def top_k_sum_and_total(values: np.ndarray, k: int) -> tuple[float, float]:
+    """``(T_k(values), sum of all entries)`` from the passes of :func:`top_k_sum`: where the
+    candidates are gathered block by block, each block is summed in the same pass.
+
+    The total is summed in the dtype of ``values`` block by block (it serves to check that
+    every entry is finite: a non-finite total says that one is, or that the sums overflow);
+    T_k in float64."""
     n = values.shape[0]
     if k == n:
-        return float(values.sum())
+        total = float(values.sum(dtype=np.float64))
+        return total, total
     if n < _PREFILTER_MIN_SIZE:
-        return float(np.partition(values, n - k)[n - k:].sum())
+        return float(np.partition(values, n - k)[n - k:].sum(dtype=np.float64)), float(values.sum())
     if 2 * k > n:
-        return float(values.sum()) + top_k_sum_negated(values, n - k)
-    candidates = _candidates_above_level(values, k)
+        total = float(values.sum(dtype=np.float64))
+        return total + top_k_sum_negated(values, n - k), total
+    totals = []
+    candidates = _candidates_above_level(values, k, totals=totals)
+    total = float(np.sum(totals))
     if candidates is None:
-        return float(np.partition(values, n - k)[n - k:].sum())
+        return float(np.partition(values, n - k)[n - k:].sum(dtype=np.float64)), total
     m = candidates.shape[0]
-    return float(np.partition(candidates, m - k)[m - k:].sum())
+    return float(np.partition(candidates, m - k)[m - k:].sum(dtype=np.float64)), total
 
 
 def top_k_sum_negated(values: np.ndarray, k: int) -> float:
     """``-(sum of the k smallest entries)`` = ``T_k(-values)``, without negating a copy."""
-    return -float(np.partition(values, k - 1)[:k].sum())
+    return -float(np.partition(values, k - 1)[:k].sum(dtype=np.float64))
 
 
 _PREFILTER_MIN_SIZE = 1 << 20
 
 
-def _candidates_above_level(values: np.ndarray, k: int, indices: bool = False):
+def _candidates_above_level(values: np.ndarray, k: int, indices: bool = False, totals: list | None = None):
     """Entries (or their indices) at or above a level with at least k of them, the level
-    estimated on a strided sample; ``None`` if the estimate left fewer than k."""
+    estimated on a strided sample; ``None`` if the estimate left fewer than k. The sum of
+    each block is appended to ``totals`` when it is given (the same pass)."""
     from ._blocks import blocks
 
     n = values.shape[0]
@@ -61,8 +77,11 @@ def _candidates_above_level(values: np.ndarray, k: int, indices: bool = False):
     level = kth_largest(sample, rank)
     parts = []
     for block in blocks(n):
-        found = np.flatnonzero(values[block] >= level)
-        parts.append(found + block.start if indices else values[block].take(found))
+        part = values[block]
+        if totals is not None:
+            totals.append(float(part.sum()))
+        found = np.flatnonzero(part >= level)
+        parts.append(found + block.start if indices else part.take(found))
     candidates = np.concatenate(parts)
     return candidates if candidates.shape[0] >= k else None
 
@@ -207,12 +226,18 @@ def top_k_with_floors(values: np.ndarray, k: int, groups: np.ndarray, floors: np
 
 
 def take_columns(scores: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """``scores[:, index]`` for a (n, D) array, by one ``take`` per row.
+    """``scores[:, index]`` for a (n, D) array as float64, by one ``take`` per row.
 
     numpy's two-dimensional gathers (fancy indexing, ``take(axis=1)``) are several times
-    slower on the row-strided block views and the random subsample used here.
+    slower on the row-strided block views and the random subsample used here. The gathered
+    columns (a subsample, survivors, fixed elements) are always float64, so that everything
+    computed on them is, whatever the dtype of ``scores`` (float32 values convert exactly).
     """
-    out = np.empty((scores.shape[0], index.shape[0]), dtype=scores.dtype)
+    out = np.empty((scores.shape[0], index.shape[0]), dtype=np.float64)
+    same = scores.dtype == np.float64
     for row, target in zip(scores, out):
-        row.take(index, out=target)
+        if same:
+            row.take(index, out=target)
+        else:
+            target[...] = row.take(index)
     return out

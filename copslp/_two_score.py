@@ -37,8 +37,9 @@ def solve_two_score(problem: Problem, *, tol: float, max_iter: int) -> LPSolutio
     """
     if problem.n_scores != 2:
         raise ValueError(f"method 'two_score' needs exactly 2 scores (n = 2), got n = {problem.n_scores}; use 'analytic'")
-    inner = InnerProblem(problem.scores, problem.budget, problem.thresholds, problem.groups, problem.floors)
-    s0, s1 = problem.scores
+    scores = problem.scores_float64()  # each step is a selection over all of v = s_0 + lambda s_1, in float64
+    inner = InnerProblem(scores, problem.budget, problem.thresholds, problem.groups, problem.floors)
+    s0, s1 = scores
     tolerance = max(100 * tol, 1e-9)
     if problem.active.size == 0:
         return LPSolution(inner.indicator(inner.select(s0)), np.zeros(1), tolerance, {"iterations": 0})

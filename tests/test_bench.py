@@ -126,7 +126,9 @@ def test_targets_tiny(tmp_path, capsys):
     assert out.count("PASS") + out.count("FAIL") >= 9
     results = json.loads((tmp_path / "targets.json").read_text())["results"]
     names = {r["target"] for r in results}
-    assert names == {"analytic_vs_highs", "analytic_vs_partition", "memory_1e8_float32",
+    assert names == {"analytic_vs_highs", "analytic_vs_partition", "one_bound_within_3x_partition_idle",
+                     "one_bound_within_3x_partition_busy", "one_bound_busy_vs_idle", "extra_memory_1e7_float32",
+                     "memory_1e8_float32",
                      "floors_vs_no_floors_slack", "floors_vs_no_floors_binding", "plain_top_k_vs_argpartition_idle",
                      "plain_top_k_vs_argpartition_busy", "plain_top_k_busy_vs_idle", "select_mask_vs_argpartition"}
     # tiny sizes: PASS or FAIL says nothing about speed, but the exit status must report them
