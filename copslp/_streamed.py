@@ -15,7 +15,12 @@ over the scores where they live, and what crosses between processes goes through
   levels;
 * each screening of a box is one pass per process: counts that verify the levels and the
   sums over the elements fixed to 1 are summed over processes (O(n + G)); the survivors
-  are gathered on rank 0 (O(survivors));
+  (float64, every score row) stay in each process's memory;
+* when at most :data:`_GATHER_LIMIT` survive, they are gathered on rank 0; when more do
+  (a box of a few percent of lambda on many millions of elements leaves millions), the
+  problem left on them is solved the same way a level down, where they lie: its own
+  subsample, boxes and screening over each process's survivors (no pass over D), until few
+  enough survive; its lambda answers the level above when it lies inside that level's box;
 * rank 0 solves the problem on the survivors exactly (:func:`copslp._analytic._solve_exact`,
   the same finish as in memory), rounds it to a mask (:func:`copslp._rounding.round_to_mask`
   on the survivors, the elements fixed to 1 kept), and broadcasts lambda, the rule and the
@@ -24,7 +29,8 @@ over the scores where they live, and what crosses between processes goes through
   the levels of :math:`v(\lambda)` over the fixed elements (O(G) numbers summed), and every
   process checks the same certificate.
 
-Communication is O(sample + survivors + ranks + G) numbers, never O(D).
+Communication is O(levels x (sample + ranks + G) + survivors of the last level) numbers,
+never O(D).
 
 A screening is safe only when counts confirm its levels; a level the subsample misplaced is
 estimated again with a margin four times wider (then sixteen), and a group whose sampled
@@ -51,7 +57,7 @@ from ._certificate import certify
 from ._errors import InfeasibleError, SolverError
 from ._infeasibility import conflict_error
 from ._inner import InnerProblem, reaches
-from ._passes import Collectives, LocalScreen, ScorePasses
+from ._passes import ArrayPasses, Collectives, LocalScreen, ScorePasses
 from ._problem import Problem, _as_budget, as_floor_array, check_floors, thresholds_from
 from ._registry import get_method
 from ._result import Certificate
@@ -258,16 +264,16 @@ def _raise_if_a_bound_alone_fails(run: _Run, outline: _Outline) -> None:
 
 @dataclass(frozen=True, eq=False)
 class _Screened:
-    """A verified screening: this process's part, and on rank 0 the problem on the survivors
-    (every score row, so that the summary can be read from it)."""
+    """A verified screening: this process's part, the sums over every process, and (once
+    :func:`_gather` has run) on rank 0 the survivors of every process, every score row."""
 
     local: LocalScreen
     taken: np.ndarray  # every score row summed over the elements fixed to 1, all processes
     fixed_ones: int
     fixed_per_group: np.ndarray | None
-    survivors: np.ndarray | None  # (n, m) on rank 0
-    survivor_groups: np.ndarray | None
     counts: np.ndarray  # survivors per process
+    survivors: np.ndarray | None = None  # (n, m) on rank 0, after _gather
+    survivor_groups: np.ndarray | None = None
 
     @property
     def n_survivors(self) -> int:
@@ -276,7 +282,7 @@ class _Screened:
 
 def _screen(run: _Run, outline: _Outline, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> _Screened:
     """Screen the box [lo, hi] of the multipliers of ``rows`` with levels from the subsample,
-    verified by counting (see the module docstring); gather the survivors on rank 0."""
+    verified by counting (see the module docstring). The survivors stay where they are."""
     comm = run.comm
     keep_whole = np.zeros(0 if outline.floors is None else outline.floors.shape[0], dtype=bool)
     for spread in (*_SPREADS, np.inf):
@@ -292,14 +298,17 @@ def _screen(run: _Run, outline: _Outline, rows: np.ndarray, lo: np.ndarray, hi: 
         if not level_fails and not short.any():
             break
         keep_whole |= short
-    taken = comm.sum(local.taken)
     fixed_per_group = None if outline.floors is None else comm.sum(local.fixed_per_group)
-    survivors = comm.gather_columns(local.survivors)
-    groups = None if local.survivor_groups is None else comm.gather_columns(local.survivor_groups)
-    if groups is not None:
-        groups = groups.reshape(-1)
-    return _Screened(local, taken, int(counts[2]), fixed_per_group, survivors, groups,
+    return _Screened(local, comm.sum(local.taken), int(counts[2]), fixed_per_group,
                      comm.sizes(local.survivors.shape[1]))
+
+
+def _gather(run: _Run, screened: _Screened) -> _Screened:
+    """``screened`` with every process's survivors (and their groups) on rank 0."""
+    local = screened.local
+    survivors = run.comm.gather_columns(local.survivors)
+    groups = None if local.survivor_groups is None else run.comm.gather_columns(local.survivor_groups)
+    return replace(screened, survivors=survivors, survivor_groups=None if groups is None else groups.reshape(-1))
 
 
 def _sample_levels(run: _Run, outline: _Outline, rows, lo, hi, spread: float, keep_whole: np.ndarray):
@@ -327,20 +336,22 @@ def _box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     return box_extremes(scores, lo, hi)
 
 
+def _reduced_floors(outline: _Outline, screened: _Screened):
+    return None if outline.floors is None else np.maximum(outline.floors - screened.fixed_per_group, 0)
+
+
 def _reduced(outline: _Outline, screened: _Screened, rows: np.ndarray, thresholds: np.ndarray) -> InnerProblem:
-    """On rank 0: the problem left on the survivors for the objective and bounds ``rows``."""
-    floors = groups = layout = None
-    if outline.floors is not None:
-        groups = screened.survivor_groups
-        floors = np.maximum(outline.floors - screened.fixed_per_group, 0)
+    """On rank 0, after :func:`_gather`: the problem left on the survivors for the objective
+    and bounds ``rows``."""
+    groups = None if outline.floors is None else screened.survivor_groups
     return InnerProblem(np.ascontiguousarray(screened.survivors[rows]), outline.budget - screened.fixed_ones,
-                        thresholds - screened.taken[rows[1:]], groups, floors, layout)
+                        thresholds - screened.taken[rows[1:]], groups, _reduced_floors(outline, screened))
 
 
 def _top_k_value(run: _Run, outline: _Outline, rows: np.ndarray, multipliers: np.ndarray) -> float:
     """``T^P_k(v)``, v = the rows combined with ``multipliers``: the value of the best budget-k
     set under the outline's floors (the greedy of COPS.md §6), by the screening of a point."""
-    screened = _screen(run, outline, rows, multipliers, multipliers)
+    screened = _gather(run, _screen(run, outline, rows, multipliers, multipliers))
     value = None
     if run.comm.is_root:
         inner = _reduced(outline, screened, rows, np.zeros(rows.shape[0] - 1))
@@ -357,24 +368,34 @@ def _top_k_value(run: _Run, outline: _Outline, rows: np.ndarray, multipliers: np
 
 @dataclass(frozen=True, eq=False)
 class _Optimum:
+    """The LP optimum of one level: its screening, lambda, the value of every score row at
+    the optimum (on every process), and the point on the survivors: gathered on rank 0, or,
+    when they were too many to gather, the optimum of the survivors' own problem (``nested``,
+    a ``(run, outline, optimum)`` of the level below)."""
+
     screened: _Screened
     multipliers: np.ndarray  # lambda of the active bounds (of ``rows``)
-    x_survivors: np.ndarray | None  # on rank 0
+    values: np.ndarray  # <s_i, x> for every score row
     details: dict
+    x_survivors: np.ndarray | None = None  # on rank 0
+    nested: tuple | None = None
 
 
-def _optimum(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndarray) -> _Optimum:
+def _optimum(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndarray, depth: int = 0) -> _Optimum:
     """The LP optimum for the objective ``rows[0]`` and the bounds ``thresholds`` on
     ``rows[1:]``: boxes around the subsample's estimate, screened, the survivors solved
-    exactly on rank 0, accepted when lambda lies inside the box (as in memory)."""
+    exactly on rank 0 (or, when more than :data:`_GATHER_LIMIT` survive, as a problem of
+    their own, sharded as they lie), accepted when lambda lies inside the box (as in memory)."""
     comm, r = run.comm, rows.shape[0] - 1
     if r == 0:
-        screened = _screen(run, outline, rows, np.zeros(0), np.zeros(0))
-        x = None
+        screened = _gather(run, _screen(run, outline, rows, np.zeros(0), np.zeros(0)))
+        x = values = None
         if comm.is_root:
             inner = _reduced(outline, screened, rows, np.zeros(0))
             x = inner.indicator(inner.select(inner.scores[0])) if inner.budget > 0 else np.zeros(inner.size)
-        return _Optimum(screened, np.zeros(0), x, {"rounds": 1, "survivors": screened.n_survivors})
+            values = screened.taken + screened.survivors @ x
+        return _Optimum(screened, np.zeros(0), comm.broadcast(values),
+                        {"rounds": 1, "survivors": screened.n_survivors}, x_survivors=x)
     estimate = comm.broadcast(_estimate(run, outline, rows, thresholds) if comm.is_root else None)
     if estimate.infeasible:
         _raise_joint_infeasibility(run, outline, rows, thresholds)
@@ -387,11 +408,18 @@ def _optimum(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndar
         scale = np.where(centre > 0, centre, estimate.reference)
         lo, hi = np.maximum(centre - width * scale, 0.0), centre + width * scale
         screened = _screen(run, outline, rows, lo, hi)
-        outcome = x = None
-        if comm.is_root:
-            outcome, x = _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, centre, run.rtol)
-        kind, value, details = comm.broadcast(outcome)
         everything = screened.n_survivors == outline.size
+        if _GATHER_LIMIT < screened.n_survivors < outline.size and depth < _MAX_DEPTH:
+            kind, value, details, nested = _solve_nested(run, outline, screened, rows, thresholds, depth)
+            x = values = None
+        else:
+            screened = _gather(run, screened)
+            outcome = x = values = nested = None
+            if comm.is_root:
+                outcome, x = _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, centre, run.rtol)
+                if x is not None:
+                    values = screened.taken + screened.survivors @ x
+            kind, value, details = comm.broadcast(outcome)
         if kind == "infeasible":
             if everything:
                 _raise_joint_infeasibility(run, outline, rows, thresholds)
@@ -410,12 +438,48 @@ def _optimum(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndar
         if inside(lam, lo, hi) or everything:
             details.update(rounds=rounds, survivors=screened.n_survivors, fixed_ones=screened.fixed_ones,
                            box=[lo.tolist(), hi.tolist()], sample_estimate=estimate.multipliers.tolist())
-            return _Optimum(screened, lam, x, details)
+            if nested is not None:
+                values = screened.taken + nested[2].values
+            return _Optimum(screened, lam, comm.broadcast(values), details, x_survivors=x, nested=nested)
         centre = lam
         width *= 4.0
     _raise_joint_infeasibility(run, outline, rows, thresholds)
     raise SolverError(f"analytic (streamed): lambda* not bracketed after {run.settings['max_rounds']} rounds of "
                       f"screening")
+
+
+#: Survivors gathered on rank 0 at most; more are solved as a sharded problem of their own
+#: (its own subsample, boxes and screening, over the survivors in each process's memory), at
+#: most this many levels deep.
+_GATHER_LIMIT = 1 << 18
+_MAX_DEPTH = 3
+
+
+def _solve_nested(run: _Run, outline: _Outline, screened: _Screened, rows, thresholds, depth: int):
+    """The problem left on the survivors, solved where they lie: ``(kind, lambda, details,
+    (run, outline, optimum))`` as :func:`_finish_on_survivors` says it, lambda being the
+    multipliers of the survivors' problem (the whole problem's when inside the box)."""
+    local = screened.local
+    groups = None if outline.floors is None else local.survivor_groups
+    passes = ArrayPasses(local.survivors, groups, 0 if groups is None else outline.floors.shape[0])
+    inner_run = _Run(passes, run.comm, run.settings)
+    inner_run.draw_sample(run.settings["sample_size"] * (_SEVERAL_BOUNDS_SAMPLE_FACTOR if rows.shape[0] > 2 else 1))
+    floors = _reduced_floors(outline, screened)
+    sizes = None if floors is None else run.comm.sum(passes.group_counts())
+    inner = _Outline(screened.n_survivors, outline.n_scores, outline.budget - screened.fixed_ones,
+                     outline.thresholds - screened.taken[1:], np.zeros(outline.n_scores - 1), floors, sizes)
+    best = np.zeros(outline.n_scores - 1)
+    for row in rows[1:]:  # T_k of each bound's score on the survivors (without floors, as at the top)
+        best[row - 1] = _top_k_value(inner_run, replace(inner, floors=None, group_sizes=None), np.array([row]),
+                                     np.zeros(0))
+    inner = replace(inner, best_reachable=best)
+    try:
+        optimum = _optimum(inner_run, inner, rows, thresholds - screened.taken[rows[1:]], depth + 1)
+    except InfeasibleError:  # the box was wrong (or the bounds are: proved at this level)
+        return "infeasible", None, {}, None
+    details = dict(optimum.details)
+    details["nested"] = {key: details.pop(key) for key in ("rounds", "survivors", "fixed_ones") if key in details}
+    return "ok", optimum.multipliers, details, (inner_run, inner, optimum)
 
 
 def _estimate(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndarray):
@@ -455,9 +519,7 @@ def _raise_joint_infeasibility(run: _Run, outline: _Outline, rows: np.ndarray, t
     # rows keep their numbers in the sub-problem: an InfeasibleError of the bounds on ``rest``
     # (they conflict already) names them as they are and passes through
     optimum = _optimum(run, outline, np.concatenate([[head], rest]), thresholds[1:])
-    best = float(optimum.screened.taken[head]) + (
-        float(optimum.screened.survivors[head] @ optimum.x_survivors) if run.comm.is_root else 0.0)
-    best = run.comm.broadcast(best)
+    best = float(optimum.values[head])
     b = float(thresholds[0])
     if reaches(best, b):
         return
@@ -476,110 +538,109 @@ def _raise_joint_infeasibility(run: _Run, outline: _Outline, rows: np.ndarray, t
 
 
 def _finish(run: _Run, outline: _Outline, rows: np.ndarray, optimum: _Optimum) -> StreamedResult:
-    """Round on rank 0, hand each process its survivors' decisions, certify everywhere."""
-    comm, screened = run.comm, optimum.screened
+    """The mask, each process its part; the whole problem's scan; the certificate, checked
+    by every process on the same numbers."""
     n = outline.n_scores
     multipliers = np.zeros(n - 1)
     multipliers[rows[1:] - 1] = optimum.multipliers
-    summary = parts = None
-    if comm.is_root:
-        summary = _round(outline, screened, optimum.x_survivors, multipliers, run.rtol)
-        parts = np.split(summary.pop("kept"), np.cumsum(screened.counts)[:-1])
-    summary = comm.broadcast(summary)
-    mask = run.passes.mask(screened.local, comm.scatter(parts))
-    levels = run.passes.extremes(screened.local, np.arange(n), multipliers)
-    scan = _full_scan(run, outline, screened, levels, summary["scan"])
-    measures = _Measures(run, levels, summary["measures"])
-    certificate = certify(outline, None, multipliers, rtol=run.rtol, scan=scan, measures=measures)
+    mask, numbers = _mask_and_numbers(run, outline, optimum, multipliers)
+    scan = PointScan(numbers["values"], numbers["x_min"], numbers["x_max"], None, numbers["ones_values"],
+                     numbers["fractional"], numbers["segment_x"], numbers["segment_ones"], numbers["zeros_max"],
+                     numbers["ones_min"])
+    certificate = certify(outline, None, multipliers, rtol=run.rtol, scan=scan, measures=_Measures(run, numbers))
     if not certificate.passed:
         raise SolverError(f"analytic (streamed) returned a point that is not optimal: {certificate.summary()}")
-    values = scan.values
-    mask_values = screened.taken + summary["mask_values"]
+    values, mask_values = numbers["values"], numbers["mask_values"]
     thresholds = outline.thresholds
     violations = np.maximum(thresholds - mask_values[1:], 0.0)
     violations[~np.isfinite(thresholds)] = 0.0
     missed = violations > run.rtol * np.maximum(np.abs(thresholds), 1e-300)
     info = dict(optimum.details)
-    info.update(rounding=summary["rule"], processes=comm.world_size)
-    if hasattr(comm, "bytes_sent"):
-        info["bytes_sent"] = int(comm.bytes_sent)
+    info.update(rounding=numbers["rule"], processes=run.comm.world_size)
+    if hasattr(run.comm, "bytes_sent"):
+        info["bytes_sent"] = int(run.comm.bytes_sent)
     return StreamedResult(mask, float(values[0]), float(mask_values[0]), multipliers, certificate.budget_dual,
                           certificate.floor_multipliers, thresholds, values[1:], mask_values[1:],
-                          not bool(missed.any()), outline.budget, outline.size, summary["n_fractional"],
+                          not bool(missed.any()), outline.budget, outline.size, numbers["n_fractional"],
                           certificate, info)
+
+
+def _mask_and_numbers(run: _Run, outline: _Outline, optimum: _Optimum, multipliers: np.ndarray):
+    """This process's mask of the level, and the numbers of the level's whole scan (the same
+    on every process): those of the survivors (rounded on rank 0, or the level below's)
+    plus those of the elements the level's screening fixed."""
+    comm, screened = run.comm, optimum.screened
+    if optimum.nested is None:
+        numbers = parts = None
+        if comm.is_root:
+            numbers = _round(outline, screened, optimum.x_survivors, multipliers, run.rtol)
+            parts = np.split(numbers.pop("kept"), np.cumsum(screened.counts)[:-1])
+        numbers = comm.broadcast(numbers)
+        kept = comm.scatter(parts)
+    else:
+        kept, numbers = _mask_and_numbers(*optimum.nested[:3], multipliers)
+    mask = run.passes.mask(screened.local, kept)
+    levels = run.passes.extremes(screened.local, np.arange(outline.n_scores), multipliers)
+    fixed = np.array([screened.fixed_ones]) if outline.floors is None else screened.fixed_per_group
+    dropped = outline.size - screened.fixed_ones - screened.n_survivors
+    numbers = dict(numbers)
+    for key in ("values", "ones_values", "mask_values"):
+        numbers[key] = screened.taken + numbers[key]
+    numbers["segment_x"] = numbers["segment_x"] + fixed
+    numbers["segment_ones"] = numbers["segment_ones"] + fixed
+    numbers["zeros_max"] = np.maximum(comm.maximum(levels.zeros_max), numbers["zeros_max"])
+    numbers["ones_min"] = np.minimum(-comm.maximum(-levels.ones_min), numbers["ones_min"])
+    numbers["x_min"] = min(numbers["x_min"], 0.0 if dropped else np.inf, 1.0 if screened.fixed_ones else np.inf)
+    numbers["x_max"] = max(numbers["x_max"], 1.0 if screened.fixed_ones else -np.inf, 0.0 if dropped else -np.inf)
+    numbers["abs_values"] = comm.sum(levels.abs_taken) + numbers["abs_values"]
+    numbers["magnitudes"] = comm.maximum(levels.magnitudes)  # this level's pass read all its elements
+    return mask, numbers
 
 
 def _round(outline: _Outline, screened: _Screened, x: np.ndarray, multipliers: np.ndarray, rtol: float) -> dict:
     """On rank 0: the mask on the survivors (:func:`copslp._rounding.round_to_mask` of the
-    problem left on them), the scan of x there, and what the certificate reads of them."""
+    problem left on them) and the numbers of the scan of x there."""
     survivors = screened.survivors
-    groups = floors = sizes = None
-    if outline.floors is not None:
+    groups = sizes = None
+    floors = _reduced_floors(outline, screened)
+    if floors is not None:
         groups = screened.survivor_groups
-        floors = np.maximum(outline.floors - screened.fixed_per_group, 0)
         sizes = np.bincount(groups, minlength=floors.shape[0])
     thresholds = outline.thresholds - screened.taken[1:]
     reduced = Problem(survivors, outline.budget - screened.fixed_ones, thresholds, None, outline.best_reachable,
                       groups, floors, sizes)
     scan = scan_point(reduced, x, rtol, multipliers)
     kept, rule, mask_values = round_to_mask(reduced, x, rtol, scan, multipliers)
-    weights = np.concatenate([[1.0], multipliers])
     fractional = scan.fractional
+    empty = x.shape[0] == 0
     return {"kept": kept, "rule": rule, "mask_values": mask_values, "n_fractional": int(fractional.shape[0]),
-            "scan": scan_point_summary(scan, x),
-            "measures": {"abs_values": np.abs(survivors) @ np.abs(x),
-                         "fractional_values": weights @ survivors[:, fractional],
-                         "fractional_segments": (np.zeros(fractional.shape[0], dtype=np.intp) if groups is None
-                                                 else groups[fractional])}}
-
-
-def scan_point_summary(scan: PointScan, x: np.ndarray) -> dict:
-    """The numbers of a scan of the survivors that the whole problem's scan adds up."""
-    return {"values": scan.values, "x_min": scan.x_min if x.shape[0] else np.inf,
-            "x_max": scan.x_max if x.shape[0] else -np.inf, "ones_values": scan.ones_values,
-            "segment_x": scan.segment_x, "segment_ones": scan.segment_ones, "zeros_max": scan.zeros_max,
-            "ones_min": scan.ones_min, "fractional": scan.fractional}
-
-
-def _full_scan(run: _Run, outline: _Outline, screened: _Screened, levels, survivors: dict) -> PointScan:
-    """The scan of the whole LP point: the survivors' numbers (from rank 0) plus the fixed
-    elements' (x = 1 on the fixed ones, 0 on the dropped)."""
-    comm = run.comm
-    zeros_max = np.maximum(comm.maximum(levels.zeros_max), survivors["zeros_max"])
-    ones_min = -comm.maximum(-levels.ones_min)
-    ones_min = np.minimum(ones_min, survivors["ones_min"])
-    fixed = np.array([screened.fixed_ones]) if outline.floors is None else screened.fixed_per_group
-    dropped = outline.size - screened.fixed_ones - screened.n_survivors
-    x_min = min(survivors["x_min"], 0.0 if dropped else np.inf, 1.0 if screened.fixed_ones else np.inf)
-    x_max = max(survivors["x_max"], 1.0 if screened.fixed_ones else -np.inf, 0.0 if dropped else -np.inf)
-    segment_x = survivors["segment_x"] + fixed
-    return PointScan(screened.taken + survivors["values"], x_min, x_max, None,
-                     screened.taken + survivors["ones_values"], survivors["fractional"], segment_x,
-                     survivors["segment_ones"] + fixed, zeros_max, ones_min)
+            "values": scan.values, "x_min": np.inf if empty else scan.x_min, "x_max": -np.inf if empty else scan.x_max,
+            "ones_values": scan.ones_values, "segment_x": scan.segment_x, "segment_ones": scan.segment_ones,
+            "zeros_max": scan.zeros_max, "ones_min": scan.ones_min, "fractional": fractional,
+            "abs_values": np.abs(survivors) @ np.abs(x),
+            "fractional_values": np.concatenate([[1.0], multipliers]) @ survivors[:, fractional],
+            "fractional_segments": np.zeros(fractional.shape[0], dtype=np.intp) if groups is None else groups[fractional]}
 
 
 class _Measures:
-    """:class:`copslp._certificate.ArrayMeasures` for scores read through passes: magnitudes
-    from the last pass, the survivors' part from rank 0, the positive part by one more pass
-    (every process runs the certificate on the same numbers, so all take it or none)."""
+    """:class:`copslp._certificate.ArrayMeasures` for scores read through passes: the numbers
+    of the whole scan, and the positive part by one more pass (every process runs the
+    certificate on the same numbers, so all take that pass or none)."""
 
-    def __init__(self, run: _Run, levels, survivors: dict):
-        self.run = run
-        self.magnitudes = run.comm.maximum(levels.magnitudes)
-        self.abs_taken = run.comm.sum(levels.abs_taken)
-        self.survivors = survivors
+    def __init__(self, run: _Run, numbers: dict):
+        self.run, self.numbers = run, numbers
 
     def magnitude(self, row):
-        return float(self.magnitudes[row])
+        return float(self.numbers["magnitudes"][row])
 
     def abs_value(self, row):
-        return float(self.abs_taken[row] + self.survivors["abs_values"][row])
+        return float(self.numbers["abs_values"][row])
 
     def fractional_values(self, lam):
-        return self.survivors["fractional_values"]
+        return self.numbers["fractional_values"]
 
     def fractional_segments(self):
-        return self.survivors["fractional_segments"]
+        return self.numbers["fractional_segments"]
 
     def positive_part(self, lam, mu, nu):
         n = self.run.passes.n_scores

@@ -15,6 +15,7 @@ import pytest
 
 import copslp
 from copslp._passes import ArrayPasses, OneProcess
+import copslp._streamed as streamed_module
 from copslp._streamed import solve_streamed
 from test_several_bounds import CASES as SEVERAL
 from test_several_bounds import several_case
@@ -66,3 +67,21 @@ def test_streamed_equals_in_memory(case):
         assert np.all(kept >= case.floor_vec)
     if not np.any(np.asarray(case.gamma) == 1.0):  # a bound at gamma = 1: every element survives
         assert result.info["survivors"] < case.size
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.label in
+                                  ("uniform-r1", "uniform-r3", "uniform-r3-floors", "heavy-r2-floors", "signed-r3")],
+                         ids=lambda c: c.label)
+def test_survivors_solved_where_they_lie(case, monkeypatch):
+    """Survivors too many to gather are solved as a problem of their own (nested levels):
+    the same optimum, certified."""
+    monkeypatch.setattr(streamed_module, "_GATHER_LIMIT", 200)
+    expected = streamed(case)
+    assert "nested" in expected.info, expected.info
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", copslp.CopsWarning)
+        reference = case.solve("analytic")
+    assert expected.certificate.passed
+    assert abs(expected.objective - reference.objective) <= 2e-9 * abs(reference.objective)
+    assert int(expected.mask.sum()) == case.budget
+    np.testing.assert_allclose(expected.mask_bound_values, case.s[1:] @ expected.mask)

@@ -112,3 +112,27 @@ def solve_sharded(rank: int, world_size: int):
 @pytest.mark.parametrize("world_size", sorted(SHARDS))
 def test_gloo_shards_give_the_single_process_answer(world_size):
     run_in_processes(solve_sharded, world_size)
+
+
+def solve_sharded_nested(rank: int, world_size: int):
+    """Survivors too many to gather (a limit of 300 here) are solved where they lie, a level
+    down, over the same processes: the single-process answer of the same road."""
+    streamed._GATHER_LIMIT = 300
+    shards = SHARDS[world_size]
+    mine = slice(sum(shards[:rank]), sum(shards[:rank + 1]))
+    for n_secondary, floors in ((1, FLOOR), (3, None)):
+        scores, groups = problem(n_secondary)
+        grouped = floors is not None
+        result = solve_tensors(torch.from_numpy(scores[:, mine]), BUDGET, gamma=GAMMA[n_secondary],
+                               groups=torch.from_numpy(groups[mine]) if grouped else None, floors=floors,
+                               process_group=dist.group.WORLD)
+        expected = streamed.solve_streamed(ArrayPasses(scores, groups if grouped else None, N_GROUPS if grouped else 0),
+                                           OneProcess(), BUDGET, gamma=GAMMA[n_secondary], floors=floors)
+        assert "nested" in result.info and "nested" in expected.info
+        np.testing.assert_array_equal(result.mask.numpy(), expected.mask[mine])
+        assert_same_summary(result, expected)
+
+
+@pytest.mark.parametrize("world_size", sorted(SHARDS))
+def test_gloo_shards_nested_levels(world_size):
+    run_in_processes(solve_sharded_nested, world_size)
