@@ -3,6 +3,7 @@
 import copy
 import warnings
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -212,3 +213,4 @@ def test_layer_stats_of_an_empty_last_layer():
     layout = Layout.from_model(model)
     stats = layer_stats(torch.ones(len(layout), dtype=torch.bool), layout)
     assert [s.kept for s in stats] == [32, 0] and stats[1].size == 0
+    assert np.isnan(stats[1].density)  # no weight: no density (and no 0/0 warning)

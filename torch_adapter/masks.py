@@ -118,7 +118,7 @@ class LayerStats:
     kept : int
         Number of them the mask keeps.
     density : float
-        ``kept / size``.
+        ``kept / size`` (NaN for a module with no element).
     collapsed : bool
         No element of the module's ``weight`` is kept (for a layout entry without a weight,
         nothing of the module is kept).
@@ -182,7 +182,7 @@ def layer_stats(mask, layout: Layout) -> tuple[LayerStats, ...]:
     for layer, name in enumerate(layout.layer_names):
         collapsed = weight_kept[layer] == 0 if weight_kept[layer] >= 0 else kept[layer] == 0
         stats.append(LayerStats(name, types[layer], int(sizes[layer]), int(kept[layer]),
-                                float(kept[layer] / sizes[layer]), bool(collapsed)))
+                                float(kept[layer] / sizes[layer]) if sizes[layer] else float("nan"), bool(collapsed)))
     return tuple(stats)
 
 
