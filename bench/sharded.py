@@ -1,6 +1,6 @@
 """COPS where the scores live: tensors on their device, and shards over processes.
 
-    python bench/sharded.py [--size D] [--ranks R] [--cuda-size D] [--skip ...]
+    python bench/sharded.py [--size D] [--ranks R] [--ranks-size D] [--cuda-size D] [--skip ...]
 
 Three measurements, each printed as times and ratios from one run of this script:
 
@@ -8,7 +8,7 @@ Three measurements, each printed as times and ratios from one run of this script
   (gamma = 0.9, k = D/20), solved by :func:`torch_adapter.solve_tensors` on CPU tensors,
   by the same road over the numpy arrays (``ArrayPasses``), and by :func:`copslp.solve`
   in memory; the ratio of each to one ``np.partition`` of s_0 in the same process.
-* ``ranks``: the same problem at D / 10 sharded over ``--ranks`` (default 4) gloo
+* ``ranks``: the same problem at D / 10 (``--ranks-size``) sharded over ``--ranks`` (default 4) gloo
   processes on this machine, against one process: wall time and the bytes each rank sent.
   On one machine the ranks share its cores, so this measures the communication and the
   overhead of the collectives, not a speed-up.
@@ -155,13 +155,14 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=float, default=1e8)
     parser.add_argument("--ranks", type=int, default=4)
+    parser.add_argument("--ranks-size", type=float, default=None, help="D of the sharded run (default: --size / 10)")
     parser.add_argument("--cuda-size", type=float, default=1e9)
     parser.add_argument("--skip", nargs="*", default=[], choices=["cpu", "ranks", "cuda"])
     args = parser.parse_args(argv)
     if "cpu" not in args.skip:
         bench_cpu(int(args.size))
     if "ranks" not in args.skip:
-        bench_ranks(int(args.size) // 10, args.ranks)
+        bench_ranks(int(args.ranks_size or args.size // 10), args.ranks)
     if "cuda" not in args.skip:
         bench_cuda(int(args.cuda_size))
 

@@ -304,19 +304,13 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
         if error is not None:
             raise error
         feasible = True
-    k_sample = max(1, int(round(problem.budget * sample_size / d)))
     r = inner.thresholds.shape[0]
-    width = (3.0 if r == 1 else _SEVERAL_BOUNDS_WIDTH) / np.sqrt(k_sample)
-    widen = 4.0 if r == 1 else 2.0
-    centre = estimate.multipliers
-    outside_rounds = 0
+    boxes = BoxSchedule(estimate, r, max(1, int(round(problem.budget * sample_size / d))))
     for rounds in range(1, settings.max_rounds + 1):
-        scale = np.where(centre > 0, centre, estimate.reference)
-        lo = np.maximum(centre - width * scale, 0.0)
-        hi = centre + width * scale
+        lo, hi = boxes.box()
         reduced, ones, survivors = screen(inner, lo, hi, sample_scores, sample_groups)
         try:
-            x_red, lam, details = _solve_exact(reduced, settings.rtol, (lo, hi, centre))
+            x_red, lam, details = _solve_exact(reduced, settings.rtol, (lo, hi, boxes.centre))
         except ReducedProblemInfeasible:
             if not feasible:
                 error = _infeasibility_proof(problem, inner, settings)  # raises at once if one bound alone fails
@@ -327,15 +321,13 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
                 if r == 1:
                     raise _infeasibility_or_failure(problem, inner, settings) from None
                 return _whole_problem_lp(problem, inner, settings, rounds)
-            width *= 4.0
+            boxes.after_infeasible()
             continue
         except MinimumOutsideBox as outside:
             if survivors.shape[0] == d:
                 return _whole_problem_lp(problem, inner, settings, rounds)
-            centre = outside.multipliers
-            outside_rounds += 1
-            width *= widen ** outside_rounds  # lambda* far out (a bound at gamma = 1): reach it fast
-            if outside_rounds >= 2 and not feasible:  # lambda keeps growing: are the bounds infeasible?
+            boxes.after_outside(outside.multipliers)
+            if boxes.outside_rounds >= 2 and not feasible:  # lambda keeps growing: are the bounds infeasible?
                 error = _infeasibility_proof(problem, inner, settings)
                 if error is not None:
                     raise error from None
@@ -346,8 +338,7 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
             details.update(rounds=rounds, survivors=int(survivors.shape[0]), fixed_ones=int(ones.shape[0]),
                            box=[lo.tolist(), hi.tolist()], sample_estimate=estimate.multipliers.tolist())
             return x, lam, details
-        centre = lam
-        width *= 4.0
+        boxes.after_miss(lam)
     if not feasible:
         error = _infeasibility_proof(problem, inner, settings)
         if error is not None:
@@ -355,6 +346,39 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
     if r > 1:
         return _whole_problem_lp(problem, inner, settings, settings.max_rounds)
     raise SolverError(f"analytic: lambda* not bracketed after {settings.max_rounds} rounds of screening")
+
+
+class BoxSchedule:
+    """Where the boxes of multipliers go, round after round: around the subsample's estimate
+    with a relative half-width ``3 / sqrt(k_sample)`` (one bound; ``6 / sqrt(k_sample)`` with
+    several) of each multiplier (of its natural scale where the estimate is 0); re-centred on
+    the reduced problem's lambda and widened fourfold when that lies outside the box; widened
+    faster (by 4, 16, 64... with one bound, 2, 4, 8... with several) while the reduced dual's
+    minimum keeps lying outside it (lambda* far out, e.g. a bound at gamma = 1); widened
+    fourfold when the survivors' problem was infeasible."""
+
+    def __init__(self, estimate: _SampleEstimate, n_bounds: int, k_sample: int):
+        self.centre, self.reference = estimate.multipliers, estimate.reference
+        self.width = (3.0 if n_bounds == 1 else _SEVERAL_BOUNDS_WIDTH) / np.sqrt(k_sample)
+        self.widen = 4.0 if n_bounds == 1 else 2.0
+        self.outside_rounds = 0
+
+    def box(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(lo, hi)`` of the next box."""
+        scale = np.where(self.centre > 0, self.centre, self.reference)
+        return np.maximum(self.centre - self.width * scale, 0.0), self.centre + self.width * scale
+
+    def after_infeasible(self) -> None:
+        self.width *= 4.0
+
+    def after_outside(self, multipliers: np.ndarray) -> None:
+        self.centre = multipliers
+        self.outside_rounds += 1
+        self.width *= self.widen ** self.outside_rounds
+
+    def after_miss(self, multipliers: np.ndarray) -> None:
+        self.centre = multipliers
+        self.width *= 4.0
 
 
 def _whole_problem_lp(problem, inner, settings: _Settings, rounds: int):

@@ -32,7 +32,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
+from typing import Any, Callable
 
 import numpy as np
 
@@ -61,15 +62,17 @@ class LocalScreen:
         Every score row summed over the elements fixed to 1.
     fixed_per_group : ndarray of int64, shape (G,), or None
         With groups: elements fixed to 1 per group.
-    survivors : ndarray, shape (n, m), float64
-        Every score row at the survivors (neither fixed to 1 nor dropped: ``low_j <= one_level``
-        and ``high_j >= level_j``, level_j being ``group_levels[g(j)]`` with groups and
-        ``zero_level`` without), in increasing position.
-    survivor_groups : ndarray of int64, shape (m,), or None
-        Their groups.
+    n_survivors : int
+        m, the survivors: neither fixed to 1 nor dropped (``low_j <= one_level`` and
+        ``high_j >= level_j``, level_j being ``group_levels[g(j)]`` with groups and
+        ``zero_level`` without).
     handle : Any
         Whatever the implementation needs to find the fixed ones and the survivors again
-        (:meth:`ScorePasses.extremes`, :meth:`ScorePasses.mask`); opaque to the driver.
+        (:meth:`ScorePasses.extremes`, :meth:`ScorePasses.mask`,
+        :meth:`ScorePasses.survivor_passes`); opaque to the driver.
+    fetch : callable
+        ``fetch()`` returns the survivors' values and groups (see :attr:`survivors`): they are
+        moved where the caller reads them (the host, float64) only when asked for.
     """
 
     above_one: int
@@ -78,9 +81,23 @@ class LocalScreen:
     fixed_ones: int
     taken: np.ndarray
     fixed_per_group: np.ndarray | None
-    survivors: np.ndarray
-    survivor_groups: np.ndarray | None
+    n_survivors: int
     handle: Any
+    fetch: Callable[[], tuple]
+
+    @cached_property
+    def _fetched(self) -> tuple:
+        return self.fetch()
+
+    @property
+    def survivors(self) -> np.ndarray:
+        """Every score row at the survivors, float64 of shape (n, m), in increasing position."""
+        return self._fetched[0]
+
+    @property
+    def survivor_groups(self) -> np.ndarray | None:
+        """Their groups (int64), None without groups."""
+        return self._fetched[1]
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,6 +173,12 @@ class ScorePasses(ABC):
                       floor_multipliers: np.ndarray | None) -> float:
         """``sum_j max(v_j + nu_{g(j)} - level, 0)`` over the shard (nu = ``floor_multipliers``,
         per group; none without groups)."""
+
+    @abstractmethod
+    def survivor_passes(self, screened: LocalScreen) -> "ScorePasses":
+        """The passes over the survivors of ``screened`` alone (in their order, with their
+        groups), where the scores live and in their dtype: the shard of the problem left on
+        them, solved a level down when they are too many to gather."""
 
     @abstractmethod
     def mask(self, screened: LocalScreen, kept_survivors: np.ndarray) -> Any:
@@ -294,9 +317,13 @@ class ArrayPasses(ScorePasses):
                 fixed_per_group += np.bincount(groups[at_one], minlength=self.n_groups)
             survivors.append(np.flatnonzero((high >= level) & ~one) + block.start)
         survivors = np.concatenate(survivors) if survivors else np.empty(0, dtype=np.intp)
-        values, groups = self.take(survivors)
-        return LocalScreen(above_one, reaching, support, fixed, taken, fixed_per_group, values, groups,
-                           (ones, survivors))
+        return LocalScreen(above_one, reaching, support, fixed, taken, fixed_per_group, survivors.shape[0],
+                           (ones, survivors), lambda: self.take(survivors))
+
+    def survivor_passes(self, screened):
+        _, survivors = screened.handle
+        groups = None if self.groups is None else self.groups[survivors]
+        return ArrayPasses(take_columns(self.scores, survivors), groups, self.n_groups)
 
     def extremes(self, screened, rows, multipliers):
         ones, survivors = screened.handle

@@ -15,12 +15,13 @@ over the scores where they live, and what crosses between processes goes through
   levels;
 * each screening of a box is one pass per process: counts that verify the levels and the
   sums over the elements fixed to 1 are summed over processes (O(n + G)); the survivors
-  (float64, every score row) stay in each process's memory;
-* when at most :data:`_GATHER_LIMIT` survive, they are gathered on rank 0; when more do
-  (a box of a few percent of lambda on many millions of elements leaves millions), the
-  problem left on them is solved the same way a level down, where they lie: its own
-  subsample, boxes and screening over each process's survivors (no pass over D), until few
-  enough survive; its lambda answers the level above when it lies inside that level's box;
+  stay where they are (:meth:`ScorePasses.survivor_passes`: on the device, in their dtype);
+* when at most :data:`_GATHER_LIMIT` survive, they are gathered on rank 0 (float64, every
+  score row); when more do (a box of a few percent of lambda on many millions of elements
+  leaves millions), the problem left on them is solved the same way a level down, where they
+  lie: its own subsample, boxes and screening over each process's survivors (no pass over D),
+  until few enough survive; its lambda answers the level above when it lies inside that
+  level's box;
 * rank 0 solves the problem on the survivors exactly (:func:`copslp._analytic._solve_exact`,
   the same finish as in memory), rounds it to a mask (:func:`copslp._rounding.round_to_mask`
   on the survivors, the elements fixed to 1 kept), and broadcasts lambda, the rule and the
@@ -52,12 +53,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._analytic import _SEVERAL_BOUNDS_SAMPLE_FACTOR, _SEVERAL_BOUNDS_WIDTH, _sample_estimate, _solve_exact
+from ._analytic import _SEVERAL_BOUNDS_SAMPLE_FACTOR, BoxSchedule, _sample_estimate, _solve_exact
 from ._certificate import certify
 from ._errors import InfeasibleError, SolverError
 from ._infeasibility import conflict_error
 from ._inner import InnerProblem, reaches
-from ._passes import ArrayPasses, Collectives, LocalScreen, ScorePasses
+from ._passes import Collectives, LocalScreen, ScorePasses
 from ._problem import Problem, _as_budget, as_floor_array, check_floors, thresholds_from
 from ._registry import get_method
 from ._result import Certificate
@@ -299,8 +300,7 @@ def _screen(run: _Run, outline: _Outline, rows: np.ndarray, lo: np.ndarray, hi: 
             break
         keep_whole |= short
     fixed_per_group = None if outline.floors is None else comm.sum(local.fixed_per_group)
-    return _Screened(local, comm.sum(local.taken), int(counts[2]), fixed_per_group,
-                     comm.sizes(local.survivors.shape[1]))
+    return _Screened(local, comm.sum(local.taken), int(counts[2]), fixed_per_group, comm.sizes(local.n_survivors))
 
 
 def _gather(run: _Run, screened: _Screened) -> _Screened:
@@ -397,16 +397,21 @@ def _optimum(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndar
         return _Optimum(screened, np.zeros(0), comm.broadcast(values),
                         {"rounds": 1, "survivors": screened.n_survivors}, x_survivors=x)
     estimate = comm.broadcast(_estimate(run, outline, rows, thresholds) if comm.is_root else None)
+    feasible = False  # proven so
+
+    def prove_infeasible():  # raises if the bounds conflict; once proven feasible, not again
+        nonlocal feasible
+        if not feasible:
+            _raise_joint_infeasibility(run, outline, rows, thresholds)
+            feasible = True
+
     if estimate.infeasible:
-        _raise_joint_infeasibility(run, outline, rows, thresholds)
+        prove_infeasible()
     m = run.sample_scores.shape[1] if comm.is_root else 0
-    k_sample = comm.broadcast(max(1, int(round(outline.budget * m / outline.size))) if comm.is_root else None)
-    width = (3.0 if r == 1 else _SEVERAL_BOUNDS_WIDTH) / np.sqrt(k_sample)
-    widen = 4.0 if r == 1 else 2.0
-    centre, outside_rounds = estimate.multipliers, 0
+    boxes = BoxSchedule(estimate, r, comm.broadcast(max(1, int(round(outline.budget * m / outline.size)))
+                                                    if comm.is_root else None))
     for rounds in range(1, run.settings["max_rounds"] + 1):
-        scale = np.where(centre > 0, centre, estimate.reference)
-        lo, hi = np.maximum(centre - width * scale, 0.0), centre + width * scale
+        lo, hi = boxes.box()
         screened = _screen(run, outline, rows, lo, hi)
         everything = screened.n_survivors == outline.size
         if _GATHER_LIMIT < screened.n_survivors < outline.size and depth < _MAX_DEPTH:
@@ -416,23 +421,21 @@ def _optimum(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndar
             screened = _gather(run, screened)
             outcome = x = values = nested = None
             if comm.is_root:
-                outcome, x = _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, centre, run.rtol)
+                outcome, x = _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, boxes.centre, run.rtol)
                 if x is not None:
                     values = screened.taken + screened.survivors @ x
             kind, value, details = comm.broadcast(outcome)
         if kind == "infeasible":
+            prove_infeasible()
             if everything:
-                _raise_joint_infeasibility(run, outline, rows, thresholds)
                 raise SolverError("analytic (streamed): the LP on every element was found infeasible although "
                                   "a point meeting every bound exists (a numerical failure)")
-            width *= 4.0
+            boxes.after_infeasible()
             continue
         if kind == "outside":
-            centre = value
-            outside_rounds += 1
-            width *= widen ** outside_rounds
-            if outside_rounds >= 2:
-                _raise_joint_infeasibility(run, outline, rows, thresholds)
+            boxes.after_outside(value)
+            if boxes.outside_rounds >= 2:  # lambda keeps growing: are the bounds infeasible?
+                prove_infeasible()
             continue
         lam = value
         if inside(lam, lo, hi) or everything:
@@ -441,9 +444,8 @@ def _optimum(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndar
             if nested is not None:
                 values = screened.taken + nested[2].values
             return _Optimum(screened, lam, comm.broadcast(values), details, x_survivors=x, nested=nested)
-        centre = lam
-        width *= 4.0
-    _raise_joint_infeasibility(run, outline, rows, thresholds)
+        boxes.after_miss(lam)
+    prove_infeasible()
     raise SolverError(f"analytic (streamed): lambda* not bracketed after {run.settings['max_rounds']} rounds of "
                       f"screening")
 
@@ -459,9 +461,7 @@ def _solve_nested(run: _Run, outline: _Outline, screened: _Screened, rows, thres
     """The problem left on the survivors, solved where they lie: ``(kind, lambda, details,
     (run, outline, optimum))`` as :func:`_finish_on_survivors` says it, lambda being the
     multipliers of the survivors' problem (the whole problem's when inside the box)."""
-    local = screened.local
-    groups = None if outline.floors is None else local.survivor_groups
-    passes = ArrayPasses(local.survivors, groups, 0 if groups is None else outline.floors.shape[0])
+    passes = run.passes.survivor_passes(screened.local)
     inner_run = _Run(passes, run.comm, run.settings)
     inner_run.draw_sample(run.settings["sample_size"] * (_SEVERAL_BOUNDS_SAMPLE_FACTOR if rows.shape[0] > 2 else 1))
     floors = _reduced_floors(outline, screened)

@@ -126,6 +126,17 @@ def compare_every_pass(scores: np.ndarray, groups, passes: TensorPasses, rows, l
         assert_sums_close(part, expected_part, scale + (0 if floor_multipliers is None else floor_multipliers.sum()
                                                         * scores.shape[1]))
 
+    assert screened.n_survivors == expected.n_survivors == expected.survivors.shape[1]
+    below, below_expected = passes.survivor_passes(screened), reference.survivor_passes(expected)
+    assert isinstance(below, TensorPasses) and below.device == passes.device
+    assert below.size == below_expected.size == screened.n_survivors and below.n_groups == below_expected.n_groups
+    assert all(row.dtype == passes.rows[0].dtype for row in below.rows)  # the scores' own dtype, on their device
+    everything = np.arange(below.size)
+    for mine, theirs in zip(below.take(everything), below_expected.take(everything)):
+        assert (mine is None) == (theirs is None)
+        if mine is not None:
+            np.testing.assert_array_equal(mine, theirs)
+
     kept = rng.random(screened.survivors.shape[1]) < 0.5
     mask = passes.mask(screened, kept)
     assert isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and mask.device == passes.device

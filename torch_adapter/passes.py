@@ -28,7 +28,9 @@ too, in torch's summation order (they agree with numpy's to rounding, not bit fo
 No temporary is D-sized except the one-byte state of each screening pass (dropped, fixed to
 1 or survivor), which :meth:`TensorPasses.mask` and :meth:`TensorPasses.extremes` read again.
 Counts and sums stay on the device until the end of a pass, so a pass waits for the device
-once (plus once more for the survivors' values), not once per chunk.
+once, not once per chunk. The survivors' values leave the device only when the driver
+gathers them; when they are too many, :meth:`TensorPasses.survivor_passes` keeps them on the
+device for the level below.
 """
 
 from __future__ import annotations
@@ -282,9 +284,16 @@ class TensorPasses(ScorePasses):
         per_chunk = integers[3:3 + len(per_chunk)]
         support, fixed_per_group = integers[3 + len(per_chunk):].reshape(2, self.n_groups)
         positions = self._survivor_positions(state, per_chunk)
-        survivors, survivor_groups = self.take(positions)
         return LocalScreen(above_one, reaching, support.copy() if grouped else None, fixed, taken.cpu().numpy(),
-                           fixed_per_group.copy() if grouped else None, survivors, survivor_groups, (state, positions))
+                           fixed_per_group.copy() if grouped else None, int(positions.shape[0]), (state, positions),
+                           lambda: self.take(positions))
+
+    def survivor_passes(self, screened):
+        """:class:`TensorPasses` over the survivors, gathered on the device in their own dtype."""
+        _, positions = screened.handle
+        groups = None if self.groups is None else self.groups.index_select(0, positions)
+        return TensorPasses([row.index_select(0, positions) for row in self.rows], groups, self.n_groups,
+                            chunk=self.chunk)
 
     def _survivor_positions(self, state: torch.Tensor, per_chunk: np.ndarray) -> torch.Tensor:
         """Positions (increasing, on the device) of the survivors, whose numbers per chunk are
