@@ -11,7 +11,9 @@ Every check builds a model on the CPU, copies it to CUDA, and compares:
 * interspace conversion (DCT basis) on CUDA: outputs equal the original's; rescaling after
   pruning; iterative SynFlow (reference kept counts) equal to the CPU masks;
 * timings on VGG-16 (15.2 M weights): SNIP, SynFlow, the COPS solve, and the plain top-k
-  against ``torch.topk`` of the same score on the GPU.
+  against ``torch.topk`` of the same score on the GPU;
+* ``solve_tensors`` on the GPU (no host copy): the host path's mask on VGG-16's scores, and
+  D = 1e9 float32 with two scores as a ratio to one ``torch.kthvalue`` (target 5x).
 
 It prints one PASS/FAIL line per check and writes ``cuda_check.json`` to ``--out``.
 """
@@ -33,6 +35,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "examples"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import torch_models as tm  # noqa: E402
 from pruning_demo import generated_batches, vgg16  # noqa: E402
@@ -155,11 +158,32 @@ def check_vgg_timings(device):
             "cops_with_floors_s": t_floors}
 
 
+def check_solve_tensors(device):
+    """COPS on the GPU without a host copy (``solve_tensors``): VGG-16's SNIP and SynFlow
+    scores give the host path's mask; then D = 1e9 float32 (two scores) against one
+    ``torch.kthvalue`` on the device (bench/sharded.py, target 5x)."""
+    from sharded import bench_cuda
+    from torch_adapter import solve_tensors
+    model = vgg16().to(device)
+    s_snip = scores.snip(model, CE, _to(generated_batches(2, 64), device))
+    s_flow = scores.synflow(model, (3, 32, 32))
+    k = len(s_snip) // 100
+    rows = [s_snip.values.float(), s_flow.values.float()]
+    t_device, on_device = _timed(lambda: solve_tensors(rows, k, gamma=0.9), device)
+    host = copslp.solve([row.cpu().numpy() for row in rows], k, gamma=0.9)
+    same = bool(np.array_equal(on_device.mask.cpu().numpy(), host.mask))
+    assert on_device.mask.device == rows[0].device and on_device.certificate.passed and same
+    bench_cuda(int(1e9))
+    return {"D": len(s_snip), "solve_tensors_s": t_device, "same_mask_as_host": same,
+            "objective_rel_diff": abs(on_device.objective - host.objective) / abs(host.objective)}
+
+
 CHECKS = {
     "scores equal on CPU and CUDA": check_scores,
     "COPS masks on CUDA, trained (mask and freeze)": check_masks_train,
     "interspace, rescaling, iterative SynFlow on CUDA": check_interspace_rescale_iterative,
     "VGG-16 timings on CUDA": check_vgg_timings,
+    "solve_tensors on CUDA (VGG-16 scores, D = 1e9 against torch.kthvalue)": check_solve_tensors,
 }
 
 
