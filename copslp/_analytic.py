@@ -355,11 +355,21 @@ class BoxSchedule:
     the reduced problem's lambda and widened fourfold when that lies outside the box; widened
     faster (by 4, 16, 64... with one bound, 2, 4, 8... with several) while the reduced dual's
     minimum keeps lying outside it (lambda* far out, e.g. a bound at gamma = 1); widened
-    fourfold when the survivors' problem was infeasible."""
+    fourfold when the survivors' problem was infeasible.
 
-    def __init__(self, estimate: _SampleEstimate, n_bounds: int, k_sample: int):
+    ``within`` (a box ``(lo, hi)`` and the subsample's size m) is for a subsample drawn from
+    the survivors of that box: they all lie near the k-th level, and as lambda crosses the
+    box roughly all of them change sides, so a count off by ``3 sqrt(k_sample)`` of m moves
+    the estimate by about ``3 sqrt(k_sample) / m`` of the box's width; the first box is that
+    much narrower when it is narrower than the rule above."""
+
+    def __init__(self, estimate: _SampleEstimate, n_bounds: int, k_sample: int, within=None):
         self.centre, self.reference = estimate.multipliers, estimate.reference
         self.width = (3.0 if n_bounds == 1 else _SEVERAL_BOUNDS_WIDTH) / np.sqrt(k_sample)
+        if within is not None and n_bounds:
+            (lo, hi), m = within
+            spans = (hi - lo) / np.where(self.centre > 0, self.centre, self.reference)
+            self.width = min(self.width, 3.0 * np.sqrt(k_sample) / m * float(spans.max()))
         self.widen = 4.0 if n_bounds == 1 else 2.0
         self.outside_rounds = 0
 

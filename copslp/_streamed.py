@@ -53,7 +53,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._analytic import _SEVERAL_BOUNDS_SAMPLE_FACTOR, BoxSchedule, _sample_estimate, _solve_exact
+from ._analytic import _SEVERAL_BOUNDS_SAMPLE_FACTOR, BoxSchedule, _SampleEstimate, _sample_estimate, _solve_exact
 from ._certificate import certify
 from ._errors import InfeasibleError, SolverError
 from ._infeasibility import conflict_error
@@ -66,7 +66,7 @@ from ._rounding import round_to_mask
 from ._scan import PointScan, scan_point
 from ._screening import (MinimumOutsideBox, ReducedProblemInfeasible, _group_sample_levels, _level_ranks,
                          _sample_rank, box_extremes)
-from ._selection import group_starts, kth_largest
+from ._selection import group_starts, kth_largest, top_k_sum
 from ._several_bounds import inside
 
 __all__ = ["solve_streamed", "StreamedResult"]
@@ -348,18 +348,49 @@ def _reduced(outline: _Outline, screened: _Screened, rows: np.ndarray, threshold
                         thresholds - screened.taken[rows[1:]], groups, _reduced_floors(outline, screened))
 
 
-def _top_k_value(run: _Run, outline: _Outline, rows: np.ndarray, multipliers: np.ndarray) -> float:
+def _top_k_value(run: _Run, outline: _Outline, rows: np.ndarray, multipliers: np.ndarray, depth: int = 0) -> float:
     """``T^P_k(v)``, v = the rows combined with ``multipliers``: the value of the best budget-k
-    set under the outline's floors (the greedy of COPS.md §6), by the screening of a point."""
-    screened = _gather(run, _screen(run, outline, rows, multipliers, multipliers))
+    set under the outline's floors (the greedy of COPS.md §6), by the screening of a point
+    (and of the band it leaves, a level down, when that is too wide to gather)."""
+    screened = _screen(run, outline, rows, multipliers, multipliers)
+    weights = np.concatenate([[1.0], multipliers])
+    fixed = float(weights @ screened.taken[rows])
+    if _nests(outline, screened, depth):
+        below, inner = _level_below(run, outline, screened, run.settings["sample_size"])
+        return fixed + _top_k_value(below, inner, rows, multipliers, depth + 1)
+    screened = _gather(run, screened)
     value = None
     if run.comm.is_root:
         inner = _reduced(outline, screened, rows, np.zeros(rows.shape[0] - 1))
-        weights = np.concatenate([[1.0], multipliers])
         v = weights @ inner.scores
         chosen = inner.select(v) if inner.budget > 0 else np.empty(0, dtype=np.intp)
-        value = float(weights @ screened.taken[rows]) + float(v[chosen].sum())
+        value = fixed + float(v[chosen].sum())
     return run.comm.broadcast(value)
+
+
+def _nests(outline: _Outline, screened: _Screened, depth: int) -> bool:
+    """Whether the survivors are solved a level down rather than gathered."""
+    return _GATHER_LIMIT < screened.n_survivors < outline.size and depth < _MAX_DEPTH
+
+
+def _level_below(run: _Run, outline: _Outline, screened: _Screened, sample_size: int):
+    """The run over the survivors of ``screened`` (where they lie, a subsample of them drawn)
+    and the outline of the problem left on them: budget, bounds and floors less what the
+    elements fixed to 1 took; best values estimated on the subsample (they only scale the
+    subsample's bounds)."""
+    passes = run.passes.survivor_passes(screened.local)
+    below = _Run(passes, run.comm, run.settings)
+    below.draw_sample(sample_size)
+    floors = _reduced_floors(outline, screened)
+    n, size, budget = outline.n_scores, screened.n_survivors, outline.budget - screened.fixed_ones
+    best = None
+    if run.comm.is_root:
+        m = below.sample_scores.shape[1]
+        k = max(1, min(m, int(round(budget * m / size))))
+        best = np.array([top_k_sum(below.sample_scores[row], k) * size / m for row in range(1, n)])
+    inner = _Outline(size, n, budget, outline.thresholds - screened.taken[1:], run.comm.broadcast(best), floors,
+                     None if floors is None else run.comm.sum(passes.group_counts()))
+    return below, inner
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,22 +412,20 @@ class _Optimum:
     nested: tuple | None = None
 
 
-def _optimum(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndarray, depth: int = 0) -> _Optimum:
+def _optimum(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndarray, depth: int = 0,
+             within=None) -> _Optimum:
     """The LP optimum for the objective ``rows[0]`` and the bounds ``thresholds`` on
     ``rows[1:]``: boxes around the subsample's estimate, screened, the survivors solved
     exactly on rank 0 (or, when more than :data:`_GATHER_LIMIT` survive, as a problem of
-    their own, sharded as they lie), accepted when lambda lies inside the box (as in memory)."""
+    their own, sharded as they lie), accepted when lambda lies inside the box (as in memory).
+    Without bounds the box is a point: the survivors are the band around the k-th level.
+    ``within``: the box of the level above and the size of this level's subsample (see
+    :class:`copslp._analytic.BoxSchedule`)."""
     comm, r = run.comm, rows.shape[0] - 1
     if r == 0:
-        screened = _gather(run, _screen(run, outline, rows, np.zeros(0), np.zeros(0)))
-        x = values = None
-        if comm.is_root:
-            inner = _reduced(outline, screened, rows, np.zeros(0))
-            x = inner.indicator(inner.select(inner.scores[0])) if inner.budget > 0 else np.zeros(inner.size)
-            values = screened.taken + screened.survivors @ x
-        return _Optimum(screened, np.zeros(0), comm.broadcast(values),
-                        {"rounds": 1, "survivors": screened.n_survivors}, x_survivors=x)
-    estimate = comm.broadcast(_estimate(run, outline, rows, thresholds) if comm.is_root else None)
+        estimate = _SampleEstimate(np.zeros(0), np.zeros(0), False)
+    else:
+        estimate = comm.broadcast(_estimate(run, outline, rows, thresholds) if comm.is_root else None)
     feasible = False  # proven so
 
     def prove_infeasible():  # raises if the bounds conflict; once proven feasible, not again
@@ -407,15 +436,15 @@ def _optimum(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndar
 
     if estimate.infeasible:
         prove_infeasible()
-    m = run.sample_scores.shape[1] if comm.is_root else 0
-    boxes = BoxSchedule(estimate, r, comm.broadcast(max(1, int(round(outline.budget * m / outline.size)))
-                                                    if comm.is_root else None))
+    m = comm.broadcast(run.sample_scores.shape[1] if comm.is_root else None)
+    boxes = BoxSchedule(estimate, r, max(1, int(round(outline.budget * m / outline.size))),
+                        None if within is None else (within, m))
     for rounds in range(1, run.settings["max_rounds"] + 1):
         lo, hi = boxes.box()
         screened = _screen(run, outline, rows, lo, hi)
         everything = screened.n_survivors == outline.size
-        if _GATHER_LIMIT < screened.n_survivors < outline.size and depth < _MAX_DEPTH:
-            kind, value, details, nested = _solve_nested(run, outline, screened, rows, thresholds, depth)
+        if _nests(outline, screened, depth):
+            kind, value, details, nested = _solve_nested(run, outline, screened, rows, thresholds, depth, (lo, hi))
             x = values = None
         else:
             screened = _gather(run, screened)
@@ -457,24 +486,14 @@ _GATHER_LIMIT = 1 << 18
 _MAX_DEPTH = 3
 
 
-def _solve_nested(run: _Run, outline: _Outline, screened: _Screened, rows, thresholds, depth: int):
+def _solve_nested(run: _Run, outline: _Outline, screened: _Screened, rows, thresholds, depth: int, within):
     """The problem left on the survivors, solved where they lie: ``(kind, lambda, details,
     (run, outline, optimum))`` as :func:`_finish_on_survivors` says it, lambda being the
     multipliers of the survivors' problem (the whole problem's when inside the box)."""
-    passes = run.passes.survivor_passes(screened.local)
-    inner_run = _Run(passes, run.comm, run.settings)
-    inner_run.draw_sample(run.settings["sample_size"] * (_SEVERAL_BOUNDS_SAMPLE_FACTOR if rows.shape[0] > 2 else 1))
-    floors = _reduced_floors(outline, screened)
-    sizes = None if floors is None else run.comm.sum(passes.group_counts())
-    inner = _Outline(screened.n_survivors, outline.n_scores, outline.budget - screened.fixed_ones,
-                     outline.thresholds - screened.taken[1:], np.zeros(outline.n_scores - 1), floors, sizes)
-    best = np.zeros(outline.n_scores - 1)
-    for row in rows[1:]:  # T_k of each bound's score on the survivors (without floors, as at the top)
-        best[row - 1] = _top_k_value(inner_run, replace(inner, floors=None, group_sizes=None), np.array([row]),
-                                     np.zeros(0))
-    inner = replace(inner, best_reachable=best)
+    inner_run, inner = _level_below(run, outline, screened, run.settings["sample_size"]
+                                    * (_SEVERAL_BOUNDS_SAMPLE_FACTOR if rows.shape[0] > 2 else 1))
     try:
-        optimum = _optimum(inner_run, inner, rows, thresholds - screened.taken[rows[1:]], depth + 1)
+        optimum = _optimum(inner_run, inner, rows, thresholds - screened.taken[rows[1:]], depth + 1, within)
     except InfeasibleError:  # the box was wrong (or the bounds are: proved at this level)
         return "infeasible", None, {}, None
     details = dict(optimum.details)
@@ -496,6 +515,9 @@ def _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, centre, rt
     """On rank 0: the outcome for every process, ("ok", lambda, details),
     ("infeasible", None, {}) or ("outside", lambda, {}), and the point on the survivors."""
     reduced = _reduced(outline, screened, rows, thresholds)
+    if rows.shape[0] == 1:  # no bound: the top-k (with floors, the greedy) of the band
+        x = reduced.indicator(reduced.select(reduced.scores[0])) if reduced.budget > 0 else np.zeros(reduced.size)
+        return ("ok", np.zeros(0), {}), x
     try:
         x, lam, details = _solve_exact(reduced, rtol, (lo, hi, centre))
     except ReducedProblemInfeasible:
