@@ -70,7 +70,8 @@ def test_streamed_equals_in_memory(case):
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.label in
-                                  ("uniform-r1", "uniform-r3", "uniform-r3-floors", "heavy-r2-floors", "signed-r3")],
+                                  ("uniform-r1", "uniform-r3", "uniform-r3-floors", "heavy-r2-floors", "signed-r3",
+                                                  "ties-r0-floors", "heavy-r0")],
                          ids=lambda c: c.label)
 def test_survivors_solved_where_they_lie(case, monkeypatch):
     """Survivors too many to gather are solved as a problem of their own (nested levels):
