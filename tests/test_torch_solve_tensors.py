@@ -53,22 +53,26 @@ def _solve_one_case(case, rows, groups):
                          floors=floors, options=OPTIONS)
 
 
+@pytest.mark.parametrize("form", ["rows", "2-D"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_tensors_equal_arrays(case, dtype):
-    """The torch passes and the numpy passes on the same arrays: the same mask, the same
-    objective to 1e-12."""
+def test_tensors_equal_arrays(case, dtype, form):
+    """The numpy passes' answer on the same arrays: the same mask, the same objective to
+    1e-12, whether the rows are read by TensorPasses (a sequence of rows) or through a numpy
+    view (a 2-D CPU tensor)."""
     label, n_secondary, gamma, floors, seed = case
     scores, groups = case_data(n_secondary, seed, dtype)
+    tensor = torch.from_numpy(scores)
+    given = list(tensor.unbind(0)) if form == "rows" else tensor
     group_arg = None if floors is None else groups
     try:
         expected = solve_streamed(ArrayPasses(scores, group_arg, 0 if floors is None else 12), OneProcess(),
                                   _budget(), gamma=gamma, floors=floors, options=OPTIONS)
     except copslp.InfeasibleError:
         with pytest.raises(copslp.InfeasibleError):
-            _solve_one_case(case, torch.from_numpy(scores), torch.from_numpy(groups))
+            _solve_one_case(case, given, torch.from_numpy(groups))
         return
-    result = _solve_one_case(case, torch.from_numpy(scores), torch.from_numpy(groups))
+    result = _solve_one_case(case, given, torch.from_numpy(groups))
     assert isinstance(result.mask, torch.Tensor) and result.mask.dtype == torch.bool
     assert np.array_equal(result.mask.numpy(), expected.mask)
     assert result.objective == pytest.approx(expected.objective, rel=1e-12)

@@ -89,7 +89,9 @@ def solve_sharded(rank: int, world_size: int):
         scores, groups = problem(n_secondary)
         for floors in (None, FLOOR):
             grouped = floors is not None
-            result = solve_tensors(torch.from_numpy(scores[:, mine]), BUDGET, gamma=GAMMA[n_secondary],
+            shard = torch.from_numpy(scores[:, mine])
+            as_rows = list(shard.unbind(0))  # a sequence of rows is read by TensorPasses, a 2-D CPU tensor by numpy
+            result = solve_tensors(as_rows if grouped else shard, BUDGET, gamma=GAMMA[n_secondary],
                                    groups=torch.from_numpy(groups[mine]) if grouped else None, floors=floors,
                                    process_group=world)
             expected = streamed.solve_streamed(ArrayPasses(scores, groups if grouped else None,
@@ -123,7 +125,7 @@ def solve_sharded_nested(rank: int, world_size: int):
     for n_secondary, floors in ((1, FLOOR), (3, None)):
         scores, groups = problem(n_secondary)
         grouped = floors is not None
-        result = solve_tensors(torch.from_numpy(scores[:, mine]), BUDGET, gamma=GAMMA[n_secondary],
+        result = solve_tensors(list(torch.from_numpy(scores[:, mine]).unbind(0)), BUDGET, gamma=GAMMA[n_secondary],
                                groups=torch.from_numpy(groups[mine]) if grouped else None, floors=floors,
                                process_group=dist.group.WORLD)
         expected = streamed.solve_streamed(ArrayPasses(scores, groups if grouped else None, N_GROUPS if grouped else 0),

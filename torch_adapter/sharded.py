@@ -6,17 +6,20 @@ same certificate) for scores that stay on their device in their own dtype, and, 
 parallelism): only the subsample, the survivors of the screening and O(ranks + groups)
 numbers travel; every process gets its own part of the mask. The road is
 :func:`copslp._streamed.solve_streamed` through :class:`~torch_adapter.passes.TensorPasses`
-and :class:`~torch_adapter.collectives.ProcessGroupCollectives`.
+and :class:`~torch_adapter.collectives.ProcessGroupCollectives` (a 2-D float32 or float64
+tensor on the CPU is read through a numpy view of it instead, :class:`copslp._passes.ArrayPasses`:
+the same passes, about twice as fast there).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from copslp._passes import OneProcess
+from copslp._passes import ArrayPasses, OneProcess
 from copslp._streamed import StreamedResult, solve_streamed
 
 from .collectives import ProcessGroupCollectives
@@ -97,8 +100,25 @@ def solve_tensors(scores: torch.Tensor | Sequence[torch.Tensor], budget, *, gamm
             if given.shape[0] < n_groups:
                 raise ValueError(f"floors needs one entry per group ({n_groups}), got {given.shape[0]}")
             n_groups = given.shape[0]
-    passes = TensorPasses(rows, groups, n_groups)
-    return solve_streamed(passes, collectives, budget, gamma=gamma, bounds=bounds, floors=floors, options=options)
+    array = _cpu_array_view(scores, rows)
+    if array is None:
+        passes = TensorPasses(rows, groups, n_groups)
+    else:  # numpy's passes read the same memory about twice as fast as torch's at cache-sized chunks
+        passes = ArrayPasses(array, None if groups is None else groups.numpy(), n_groups)
+    result = solve_streamed(passes, collectives, budget, gamma=gamma, bounds=bounds, floors=floors, options=options)
+    if array is not None:
+        result = replace(result, mask=torch.from_numpy(result.mask))
+    return result
+
+
+def _cpu_array_view(scores, rows: list[torch.Tensor]) -> np.ndarray | None:
+    """A numpy view (no copy) of a 2-D float32 or float64 CPU tensor of scores, else None
+    (other devices and dtypes, and sequences of separate rows, are read by TensorPasses)."""
+    if not isinstance(scores, torch.Tensor) or rows[0].device.type != "cpu":
+        return None
+    if rows[0].dtype not in (torch.float32, torch.float64):
+        return None
+    return scores.detach().reshape(len(rows), -1).numpy()
 
 
 def _as_rows(scores) -> list[torch.Tensor]:
