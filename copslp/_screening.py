@@ -180,8 +180,8 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels=None):
     selection; in the other groups the elements below the level are found by selection
     (:func:`_forced_candidates`).
     """
-    if inner.floors is None and lo.shape[0] == 1:
-        return _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level)
+    if lo.shape[0] == 1:
+        return _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_levels)
     one_rank, zero_rank = _level_ranks(inner)
     floors = inner.floors
     above_one = at_or_above_zero = 0
@@ -205,10 +205,16 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels=None):
         survivor_scores.append(take_columns(scores, survivor))  # gathered while the block is in cache
     if (one_rank > 0 and above_one >= one_rank) or at_or_above_zero < zero_rank:
         return None
+    return _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, taken, survivor_scores)
+
+
+def _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, taken, survivor_scores):
+    """The reduced problem of a streamed pass (lists of per-block pieces), with the forced
+    candidates of the groups whose count fell short of their floor merged into the survivors."""
     ones, survivors = np.concatenate(ones), np.concatenate(survivors)
     survivor_scores = np.concatenate(survivor_scores, axis=1)
-    if support is not None and np.any(support < floors):
-        forced = _forced_candidates(inner, lo, hi, support < floors, group_levels)
+    if support is not None and np.any(support < inner.floors):
+        forced = _forced_candidates(inner, lo, hi, support < inner.floors, group_levels)
         merged = np.concatenate([survivors, forced])
         ascending = np.argsort(merged, kind="stable")  # two increasing runs: one merge
         survivors = merged[ascending]
@@ -217,20 +223,23 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels=None):
     return reduce_problem(inner, ones, survivors, taken, survivor_scores)
 
 
-def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level):
-    """:func:`_screen_streamed` for one multiplier without floors, computing less.
+def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_levels=None):
+    """:func:`_screen_streamed` for one multiplier, computing less.
 
     ``high`` (the largest v over the box) is computed for every element, ``low`` only for
-    those whose ``high`` reaches the zero level, gathered as they are found: the others are
-    dropped, and since ``low <= high`` none of them could be fixed to 1, count as reaching
-    the zero level or lie above the one level. That needs ``one_level >= zero_level``, which
-    the counts imply: with ``one_level < zero_level`` every element counted as reaching the
-    zero level would lie above the one level, and both counts cannot hold. Both extremes are
-    the numbers :func:`box_extremes` gives, so the outcome is the same.
+    those whose ``high`` reaches the element's level (the zero level; with floors its group's
+    level, at most the zero level), gathered as they are found: the others are dropped, and
+    since ``low <= high`` none of them could be fixed to 1, count as reaching the zero level
+    or their group's level, or lie above the one level. That needs ``one_level >=
+    zero_level``, which the counts imply: with ``one_level < zero_level`` every element
+    counted as reaching the zero level would lie above the one level, and both counts cannot
+    hold. Both extremes are the numbers :func:`box_extremes` gives, so the outcome is the same.
     """
     one_rank, zero_rank = _level_ranks(inner)
     if one_level < zero_level:
         return None
+    floors = inner.floors
+    support = None if floors is None else np.zeros(floors.shape[0], dtype=np.int64)
     above_one = at_or_above_zero = 0
     taken = np.zeros(inner.scores.shape[0])
     ones, survivors, survivor_scores = [], [], []
@@ -238,11 +247,20 @@ def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level):
     for block in blocks(inner.size):
         scores = inner.scores[:, block]
         high = _largest_over_box(scores, lo[0], hi[0], buffer[:scores.shape[1]])
-        reaching = np.flatnonzero(high >= zero_level)
+        if support is None:
+            reaching = np.flatnonzero(high >= zero_level)
+        else:
+            groups, level = _block_groups_and_levels(inner, block, group_levels)
+            reaching = np.flatnonzero(high >= level)
         columns = take_columns(scores, reaching)
         low, high_reaching = box_extremes(columns, lo, hi)
         above_one += int(np.count_nonzero(high_reaching > one_level))
         at_or_above_zero += int(np.count_nonzero(low >= zero_level))
+        if support is not None and np.ndim(groups) == 0:
+            support[groups] += int(np.count_nonzero(low >= level))
+        elif support is not None:
+            at = groups.take(reaching)
+            support += np.bincount(at[low >= group_levels.take(at)], minlength=support.shape[0])
         fixed = low > one_level
         fixed_at, survivor_at = np.flatnonzero(fixed), np.flatnonzero(~fixed)
         taken += take_columns(columns, fixed_at).sum(axis=1)
@@ -251,8 +269,22 @@ def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level):
         survivor_scores.append(take_columns(columns, survivor_at))
     if (one_rank > 0 and above_one >= one_rank) or at_or_above_zero < zero_rank:
         return None
-    return reduce_problem(inner, np.concatenate(ones), np.concatenate(survivors), taken,
-                          np.concatenate(survivor_scores, axis=1))
+    return _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, taken, survivor_scores)
+
+
+def _block_groups_and_levels(inner, block, group_levels):
+    """The group of each element of ``block`` and its group's level: one group and one
+    level when the block lies in one group (contiguous groups, as layers are), else one
+    per element."""
+    order, starts = inner._group_layout
+    if order is not None:
+        groups = np.asarray(inner.groups[block], dtype=np.intp)
+        return groups, group_levels.take(groups)
+    runs, offsets = segment_runs(starts, block)
+    if runs.shape[0] == 1:
+        return int(runs[0]), float(group_levels[runs[0]])
+    groups = np.repeat(runs, np.diff(offsets, append=block.stop - block.start))
+    return groups, group_levels.take(groups)
 
 
 def _largest_over_box(scores, lo: float, hi: float, out: np.ndarray) -> np.ndarray:

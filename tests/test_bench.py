@@ -198,3 +198,18 @@ def test_real_scores_tiny(tmp_path, capsys):
     analytic = [s for s in solves if s["method"] == "analytic"]
     assert len(analytic) == 2 and all(s["status"] == "ok" for s in analytic)
     assert not list((tmp_path / "arrays").glob("*.npy"))  # arrays removed unless --keep-arrays
+
+
+def test_sharded_tiny():
+    """bench/sharded.py on a tiny D: every road agrees, and the sharded ranks with the one process."""
+    pytest.importorskip("torch")
+    import os
+    import subprocess
+    done = subprocess.run([sys.executable, str(BENCH / "sharded.py"), "--size", "4e5", "--ranks", "2", "--skip", "cuda"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    roads = ("  solve_tensors", "  passes", "  copslp")
+    objectives = {line.split("objective")[1].split()[0] for line in done.stdout.splitlines()
+                  if line.startswith(roads) and "objective" in line}
+    assert len(objectives) == 1 and done.stdout.count("x partition") == 4, done.stdout  # four roads, one optimum
+    assert "objectives agree: True" in done.stdout and done.stdout.count("sent") == 2

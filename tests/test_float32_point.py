@@ -167,3 +167,33 @@ def test_streamed_one_bound_screen_fixes_what_the_box_decides(signed, dtype):
     assert _screen_streamed(inner, lo, hi, kth_largest(high, k + 1), zero_level) is None  # unsafe levels
     assert _screen_streamed(inner, lo, hi, one_level, np.nextafter(kth_largest(low, k), np.inf)) is None
     assert _screen_streamed(inner, lo, hi, zero_level - 1.0, zero_level) is None  # levels that cross
+
+
+@pytest.mark.parametrize("layout", ["layers", "shuffled"])
+def test_streamed_one_bound_screen_with_group_levels(layout):
+    """With floors, the one-multiplier screen computes low only where high reaches the
+    element's group level and still keeps exactly what the box rule keeps: fixed ones
+    ``low > one_level``, survivors ``high >= level_g`` and ``low <= one_level`` (every group's
+    count reaches its floor here, so no forced candidate is added)."""
+    from copslp._analytic import _full_inner
+    from copslp._screening import _screen_streamed, box_extremes
+    from copslp._selection import kth_largest
+
+    rng = np.random.default_rng(11)
+    size, k, n_groups = 300_000, 15_000, 6
+    groups = np.repeat(np.arange(n_groups), size // n_groups)
+    if layout == "shuffled":
+        groups = rng.permutation(groups)
+    raw = rng.standard_normal((2, size))
+    problem = make_problem(raw, k, gamma=0.5, groups=groups, floors=[100, 0, 200, 50, 0, 10])
+    inner = _full_inner(problem)
+    lo, hi = np.array([0.7]), np.array([0.8])
+    low, high = box_extremes(inner.scores, lo, hi)
+    one_level, zero_level = kth_largest(high, k - 400 - 360), kth_largest(low, k + 401)
+    group_levels = np.full(n_groups, zero_level)
+    group_levels[2] = zero_level - 0.5  # a group kept down to a lower level
+    reduced, ones, survivors = _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels)
+    level = group_levels[groups]
+    np.testing.assert_array_equal(ones, np.flatnonzero(low > one_level))
+    np.testing.assert_array_equal(survivors, np.flatnonzero((high >= level) & (low <= one_level)))
+    np.testing.assert_array_equal(reduced.floors, np.maximum(problem.floors - np.bincount(groups[ones], minlength=6), 0))
