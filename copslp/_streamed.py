@@ -20,8 +20,11 @@ over the scores where they live, and what crosses between processes goes through
   score row); when more do (a box of a few percent of lambda on many millions of elements
   leaves millions), the problem left on them is solved the same way a level down, where they
   lie: its own subsample, boxes and screening over each process's survivors (no pass over D),
-  until few enough survive; its lambda answers the level above when it lies inside that
+  until few enough survive (at most :data:`_MAX_DEPTH` levels down; there the survivors are
+  gathered however many); its lambda answers the level above when it lies inside that
   level's box;
+* whatever runs on rank 0 alone and fails there fails on every process
+  (:func:`_on_root`);
 * rank 0 solves the problem on the survivors exactly (:func:`copslp._analytic._solve_exact`,
   the same finish as in memory), rounds it to a mask (:func:`copslp._rounding.round_to_mask`
   on the survivors, the elements fixed to 1 kept), and broadcasts lambda, the rule and the
@@ -193,7 +196,8 @@ def solve_streamed(passes: ScorePasses, collectives: Collectives, budget, *, gam
     InfeasibleError
         No point meets the bounds (on every process), as :func:`copslp.solve` says it.
     SolverError
-        The boxes did not bracket lambda* within ``max_rounds``.
+        The boxes did not bracket lambda* within ``max_rounds``, the answer did not pass the
+        certificate, or the exact finish failed on rank 0 (raised on every process).
     """
     start = time.perf_counter()
     settings = get_method("analytic").settings(options)
@@ -250,13 +254,18 @@ def _raise_if_a_bound_alone_fails(run: _Run, outline: _Outline) -> None:
         reach = float(outline.best_reachable[i])
         if outline.has_floors:
             reach = _top_k_value(run, outline, np.array([i + 1]), np.zeros(0))
-        wanted = float(outline.thresholds[i])
-        if not reaches(reach, wanted):
-            floors = " and the floors" if outline.has_floors else ""
-            raise InfeasibleError(
-                f"the bound on scores[{i + 1}] cannot be met: it asks for {wanted!r}, but the largest "
-                f"value any point within the budget k = {outline.budget}{floors} reaches is {reach!r}",
-                score_index=int(i) + 1, threshold=wanted, best_reachable=reach)
+        _raise_if_short(outline, i + 1, float(outline.thresholds[i]), reach)
+
+
+def _raise_if_short(outline: _Outline, row: int, wanted: float, reach: float) -> None:
+    """The :class:`InfeasibleError` of a bound on ``scores[row]`` asking for ``wanted`` when
+    the best point reaches only ``reach``."""
+    if not reaches(reach, wanted):
+        floors = " and the floors" if outline.has_floors else ""
+        raise InfeasibleError(
+            f"the bound on scores[{row}] cannot be met: it asks for {wanted!r}, but the largest "
+            f"value any point within the budget k = {outline.budget}{floors} reaches is {reach!r}",
+            score_index=int(row), threshold=wanted, best_reachable=reach)
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,8 +296,7 @@ def _screen(run: _Run, outline: _Outline, rows: np.ndarray, lo: np.ndarray, hi: 
     comm = run.comm
     keep_whole = np.zeros(0 if outline.floors is None else outline.floors.shape[0], dtype=bool)
     for spread in (*_SPREADS, np.inf):
-        levels = comm.broadcast(_sample_levels(run, outline, rows, lo, hi, spread, keep_whole)
-                                if comm.is_root else None)
+        levels = _on_root(run, lambda: _sample_levels(run, outline, rows, lo, hi, spread, keep_whole))
         local = run.passes.screen(rows, lo, hi, *levels)
         one_rank, zero_rank = _level_ranks(outline)
         counts = comm.sum(np.array([local.above_one, local.reaching, local.fixed_ones], dtype=np.int64))
@@ -359,13 +367,36 @@ def _top_k_value(run: _Run, outline: _Outline, rows: np.ndarray, multipliers: np
         below, inner = _level_below(run, outline, screened, run.settings["sample_size"])
         return fixed + _top_k_value(below, inner, rows, multipliers, depth + 1)
     screened = _gather(run, screened)
-    value = None
-    if run.comm.is_root:
+
+    def best_of_band():
         inner = _reduced(outline, screened, rows, np.zeros(rows.shape[0] - 1))
         v = weights @ inner.scores
         chosen = inner.select(v) if inner.budget > 0 else np.empty(0, dtype=np.intp)
-        value = fixed + float(v[chosen].sum())
-    return run.comm.broadcast(value)
+        return fixed + float(v[chosen].sum())
+
+    return _on_root(run, best_of_band)
+
+
+def _on_root(run: _Run, work, keep: bool = False):
+    """``work()`` run on rank 0 and what it returns broadcast to every process. With
+    ``keep``, ``work`` returns ``(shared, kept)``: only ``shared`` is broadcast, ``kept``
+    stays on rank 0 (None elsewhere), and ``(shared, kept)`` is returned. An exception on
+    rank 0 is raised there as it is and, as a :class:`SolverError` that names it, on every
+    other process: no process is left waiting for a broadcast."""
+    outcome, kept, failure = None, None, None
+    if run.comm.is_root:
+        try:
+            value = work()
+            shared, kept = value if keep else (value, None)
+            outcome = ("ok", shared)
+        except Exception as error:  # re-raised below, on every process
+            failure, outcome = error, ("error", f"{type(error).__name__}: {error}")
+    kind, shared = run.comm.broadcast(outcome)
+    if kind == "error":
+        if failure is not None:
+            raise failure
+        raise SolverError(f"analytic (streamed): rank 0 failed: {shared}")
+    return (shared, kept) if keep else shared
 
 
 def _nests(outline: _Outline, screened: _Screened, depth: int) -> bool:
@@ -383,12 +414,13 @@ def _level_below(run: _Run, outline: _Outline, screened: _Screened, sample_size:
     below.draw_sample(sample_size)
     floors = _reduced_floors(outline, screened)
     n, size, budget = outline.n_scores, screened.n_survivors, outline.budget - screened.fixed_ones
-    best = None
-    if run.comm.is_root:
+
+    def estimated_best():
         m = below.sample_scores.shape[1]
         k = max(1, min(m, int(round(budget * m / size))))
-        best = np.array([top_k_sum(below.sample_scores[row], k) * size / m for row in range(1, n)])
-    inner = _Outline(size, n, budget, outline.thresholds - screened.taken[1:], run.comm.broadcast(best), floors,
+        return np.array([top_k_sum(below.sample_scores[row], k) * size / m for row in range(1, n)])
+
+    inner = _Outline(size, n, budget, outline.thresholds - screened.taken[1:], _on_root(run, estimated_best), floors,
                      None if floors is None else run.comm.sum(passes.group_counts()))
     return below, inner
 
@@ -425,18 +457,18 @@ def _optimum(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndar
     if r == 0:
         estimate = _SampleEstimate(np.zeros(0), np.zeros(0), False)
     else:
-        estimate = comm.broadcast(_estimate(run, outline, rows, thresholds) if comm.is_root else None)
+        estimate = _on_root(run, lambda: _estimate(run, outline, rows, thresholds))
     feasible = False  # proven so
 
     def prove_infeasible():  # raises if the bounds conflict; once proven feasible, not again
         nonlocal feasible
         if not feasible:
-            _raise_joint_infeasibility(run, outline, rows, thresholds)
+            _raise_joint_infeasibility(run, outline, rows, thresholds, depth)
             feasible = True
 
     if estimate.infeasible:
         prove_infeasible()
-    m = comm.broadcast(run.sample_scores.shape[1] if comm.is_root else None)
+    m = _on_root(run, lambda: run.sample_scores.shape[1])
     boxes = BoxSchedule(estimate, r, max(1, int(round(outline.budget * m / outline.size))),
                         None if within is None else (within, m))
     for rounds in range(1, run.settings["max_rounds"] + 1):
@@ -447,13 +479,11 @@ def _optimum(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndar
             kind, value, details, nested = _solve_nested(run, outline, screened, rows, thresholds, depth, (lo, hi))
             x = values = None
         else:
-            screened = _gather(run, screened)
-            outcome = x = values = nested = None
-            if comm.is_root:
-                outcome, x = _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, boxes.centre, run.rtol)
-                if x is not None:
-                    values = screened.taken + screened.survivors @ x
-            kind, value, details = comm.broadcast(outcome)
+            screened, nested = _gather(run, screened), None
+            (kind, value, details), kept = _on_root(
+                run, lambda: _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, boxes.centre, run.rtol),
+                keep=True)
+            x, values = kept or (None, None)  # the point and its values, on rank 0
         if kind == "infeasible":
             prove_infeasible()
             if everything:
@@ -513,40 +543,48 @@ def _estimate(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.nda
 
 def _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, centre, rtol):
     """On rank 0: the outcome for every process, ("ok", lambda, details),
-    ("infeasible", None, {}) or ("outside", lambda, {}), and the point on the survivors."""
+    ("infeasible", None, {}) or ("outside", lambda, {}), and, kept on rank 0, the point on
+    the survivors and the values of every score row there (or None)."""
     reduced = _reduced(outline, screened, rows, thresholds)
     if rows.shape[0] == 1:  # no bound: the top-k (with floors, the greedy) of the band
         x = reduced.indicator(reduced.select(reduced.scores[0])) if reduced.budget > 0 else np.zeros(reduced.size)
-        return ("ok", np.zeros(0), {}), x
+        return ("ok", np.zeros(0), {}), (x, screened.taken + screened.survivors @ x)
     try:
         x, lam, details = _solve_exact(reduced, rtol, (lo, hi, centre))
     except ReducedProblemInfeasible:
-        return ("infeasible", None, {}), None
+        return ("infeasible", None, {}), (None, None)
     except MinimumOutsideBox as outside:
-        return ("outside", np.asarray(outside.multipliers, dtype=np.float64), {}), None
-    return ("ok", np.asarray(lam, dtype=np.float64), dict(details)), x
+        return ("outside", np.asarray(outside.multipliers, dtype=np.float64), {}), (None, None)
+    return ("ok", np.asarray(lam, dtype=np.float64), dict(details)), (x, screened.taken + screened.survivors @ x)
 
 
 # --------------------------------------------------------------------------------------------
 # infeasibility
 
 
-def _raise_joint_infeasibility(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndarray) -> None:
+def _raise_joint_infeasibility(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndarray,
+                               depth: int = 0) -> None:
     r"""Raise the :class:`InfeasibleError` of bounds that cannot hold together, or return
     when a point meets them all: the Farkas ray of :func:`copslp._analytic._infeasibility_proof`,
-    found by the same road with the first bound as the objective."""
-    if rows.shape[0] < 3:
+    found by the same road with the first bound as the objective. One bound: whether the best
+    point of its score meets it (at the top this was checked before; a level down, the
+    problem left on the survivors of a wrong box may fail it, and the box is widened)."""
+    if rows.shape[0] == 2:
+        _raise_if_short(outline, int(rows[1]), float(thresholds[0]),
+                        _top_k_value(run, outline, rows[1:], np.zeros(0), depth))
+        return
+    if rows.shape[0] < 2:
         return
     head, rest = rows[1], rows[2:]
     # rows keep their numbers in the sub-problem: an InfeasibleError of the bounds on ``rest``
     # (they conflict already) names them as they are and passes through
-    optimum = _optimum(run, outline, np.concatenate([[head], rest]), thresholds[1:])
+    optimum = _optimum(run, outline, np.concatenate([[head], rest]), thresholds[1:], depth)
     best = float(optimum.values[head])
     b = float(thresholds[0])
     if reaches(best, b):
         return
     ray = np.concatenate([[1.0], optimum.multipliers])
-    reach = _top_k_value(run, outline, np.concatenate([[head], rest]), optimum.multipliers) \
+    reach = _top_k_value(run, outline, np.concatenate([[head], rest]), optimum.multipliers, depth) \
         - float(optimum.multipliers @ thresholds[1:])
     if reaches(reach, b):
         return
@@ -593,11 +631,11 @@ def _mask_and_numbers(run: _Run, outline: _Outline, optimum: _Optimum, multiplie
     plus those of the elements the level's screening fixed."""
     comm, screened = run.comm, optimum.screened
     if optimum.nested is None:
-        numbers = parts = None
-        if comm.is_root:
+        def rounded():
             numbers = _round(outline, screened, optimum.x_survivors, multipliers, run.rtol)
-            parts = np.split(numbers.pop("kept"), np.cumsum(screened.counts)[:-1])
-        numbers = comm.broadcast(numbers)
+            return numbers, np.split(numbers.pop("kept"), np.cumsum(screened.counts)[:-1])
+
+        numbers, parts = _on_root(run, rounded, keep=True)
         kept = comm.scatter(parts)
     else:
         kept, numbers = _mask_and_numbers(*optimum.nested[:3], multipliers)

@@ -86,3 +86,17 @@ def test_survivors_solved_where_they_lie(case, monkeypatch):
     assert abs(expected.objective - reference.objective) <= 2e-9 * abs(reference.objective)
     assert int(expected.mask.sum()) == case.budget
     np.testing.assert_allclose(expected.mask_bound_values, case.s[1:] @ expected.mask)
+
+
+@pytest.mark.parametrize("n_scores, budget, size, limit, seed", [(2, 1200, 3000, 100, 4), (3, 300, 2000, 200, 4)])
+def test_a_level_below_proves_a_box_wrong_when_one_bound_fails_there(n_scores, budget, size, limit, seed,
+                                                                     monkeypatch):
+    """Regression: a box that misses lambda* leaves survivors whose problem cannot meet a
+    single bound; the level below must say so (the box is widened), not end in a
+    SolverError."""
+    scores = np.random.default_rng(seed).pareto(1.5, (n_scores, size))
+    expected = copslp.solve(scores, budget, gamma=0.75, method="analytic")
+    monkeypatch.setattr(streamed_module, "_GATHER_LIMIT", limit)
+    result = solve_streamed(ArrayPasses(scores), OneProcess(), budget, gamma=0.75, options={"sample_size": 256})
+    assert result.certificate.passed
+    assert abs(result.objective - expected.objective) <= 2e-9 * abs(expected.objective)

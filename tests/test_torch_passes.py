@@ -141,6 +141,10 @@ def compare_every_pass(scores: np.ndarray, groups, passes: TensorPasses, rows, l
     mask = passes.mask(screened, kept)
     assert isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and mask.device == passes.device
     np.testing.assert_array_equal(mask.cpu().numpy(), reference.mask(expected, kept))
+    from_below = passes.mask(screened, torch.from_numpy(kept).to(passes.device))  # a level below's mask
+    assert torch.equal(from_below, mask)
+    with pytest.raises(ValueError, match="kept_survivors"):
+        passes.mask(screened, torch.from_numpy(kept.astype(np.int64)))
     return screened
 
 

@@ -138,3 +138,43 @@ def solve_sharded_nested(rank: int, world_size: int):
 @pytest.mark.parametrize("world_size", sorted(SHARDS))
 def test_gloo_shards_nested_levels(world_size):
     run_in_processes(solve_sharded_nested, world_size)
+
+
+def finish_fails_on_rank_0(rank: int, world_size: int):
+    """The exact finish runs on rank 0 only; when it fails there, every process raises
+    (rank 0 its own error, the others a SolverError naming it), none waits forever."""
+
+    def failing_finish(*args, **kwargs):
+        raise copslp.SolverError("the finish failed")
+
+    streamed._solve_exact = failing_finish
+    shards = SHARDS[world_size]
+    mine = slice(sum(shards[:rank]), sum(shards[:rank + 1]))
+    scores, _ = problem(1)
+    with pytest.raises(copslp.SolverError, match="the finish failed"):
+        solve_tensors(torch.from_numpy(scores[:, mine]), BUDGET, gamma=GAMMA[1], process_group=dist.group.WORLD)
+
+
+@pytest.mark.parametrize("world_size", sorted(SHARDS))
+def test_a_failure_on_rank_0_raises_everywhere(world_size):
+    run_in_processes(finish_fails_on_rank_0, world_size)
+
+
+def bad_input_on_the_last_rank(rank: int, world_size: int):
+    """Input refused on one process is refused on every process (none waits in a collective)."""
+    shards = SHARDS[world_size]
+    mine = slice(sum(shards[:rank]), sum(shards[:rank + 1]))
+    scores, groups = problem(1)
+    groups = torch.from_numpy(groups[mine])
+    bad = rank == world_size - 1  # its shard is not empty
+    if bad:
+        groups = groups - 100
+    expected = "non-negative" if bad else "another process"
+    with pytest.raises(ValueError, match=expected):
+        solve_tensors(torch.from_numpy(scores[:, mine]), BUDGET, gamma=GAMMA[1], groups=groups, floors=FLOOR,
+                      process_group=dist.group.WORLD)
+
+
+@pytest.mark.parametrize("world_size", sorted(SHARDS))
+def test_bad_input_on_one_process_is_refused_on_all(world_size):
+    run_in_processes(bad_input_on_the_last_rank, world_size)

@@ -16,10 +16,9 @@ The rows are read a chunk at a time (:data:`CHUNK` elements on an accelerator,
 and the extremes ``low_j``, ``high_j`` over a box ``[lo, hi]`` of multipliers are computed by
 the float64 operations of :func:`copslp._screening.box_extremes` (same products, added in row
 order, no fused multiply-add): the counts, the survivors and the mask equal those of
-:class:`copslp._passes.ArrayPasses` on the same values. (With two or three secondary scores numpy's
-``dot`` adds their products in row order too; with four or more its BLAS
-kernel may add them in another order or fuse them, and a value lying exactly at a level may
-then be counted on the other side of it by one of the two.) With one multiplier the
+:class:`copslp._passes.ArrayPasses` on the same values. (numpy's ``einsum`` there adds the
+products in row order; were it to add them in another order, a value lying exactly at a
+level could be counted on the other side of it by one of the two.) With one multiplier the
 extremes are ``v`` at the two corners; with several they are ``v`` at the corners ``lo`` and
 ``hi`` in every block of :data:`copslp._blocks.BLOCK` elements whose secondary scores are all
 ``>= 0``, else ``v`` at the centre ``-/+`` the half-widths times ``|s_i|``. Sums are float64
@@ -342,11 +341,18 @@ class TensorPasses(ScorePasses):
         return float(total.cpu()[0])
 
     def mask(self, screened, kept_survivors):
+        """The mask on the device; ``kept_survivors`` is a numpy array (decided on rank 0) or,
+        from the level below, that level's mask, a bool tensor on this device."""
         state, positions = screened.handle
-        kept = np.asarray(kept_survivors)
-        if kept.dtype != np.bool_ or kept.shape != (positions.shape[0],):
+        if isinstance(kept_survivors, torch.Tensor):
+            kept, dtype = kept_survivors.to(self.device), kept_survivors.dtype
+        else:
+            kept = np.asarray(kept_survivors)
+            dtype = kept.dtype
+            kept = torch.as_tensor(kept, device=self.device) if dtype == np.bool_ else kept
+        if dtype not in (np.bool_, torch.bool) or tuple(kept.shape) != (positions.shape[0],):
             raise ValueError(f"kept_survivors must be bool with one entry per survivor ({positions.shape[0]}), "
-                             f"got dtype {kept.dtype} and shape {kept.shape}")
+                             f"got dtype {dtype} and shape {tuple(kept.shape)}")
         mask = state == _FIXED_ONE
-        mask[positions[torch.as_tensor(kept, device=self.device)]] = True
+        mask[positions[kept]] = True
         return mask

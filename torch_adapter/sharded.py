@@ -75,22 +75,17 @@ def solve_tensors(scores: torch.Tensor | Sequence[torch.Tensor], budget, *, gamm
     copslp.InfeasibleError
         No point meets the bounds (on every process).
     """
-    rows = _as_rows(scores)
-    device = rows[0].device
-    if groups is not None:
-        if not isinstance(groups, torch.Tensor):
-            raise TypeError(f"groups must be a torch.Tensor of group ids, got {type(groups).__name__}")
-        if groups.dtype.is_floating_point or groups.dtype.is_complex or groups.dtype == torch.bool:
-            raise TypeError(f"groups must hold integer group ids, got dtype {groups.dtype}")
-        if groups.shape != (rows[0].shape[0],):
-            raise ValueError(f"groups must have shape ({rows[0].shape[0]},) like the scores, got {tuple(groups.shape)}")
-        if groups.device != device:
-            raise ValueError(f"groups is on {groups.device}, the scores on {device}: put them on one device")
-        if groups.numel() and int(groups.min()) < 0:
-            raise ValueError(f"groups must be non-negative group ids, got minimum {int(groups.min())}")
-    if (groups is None) != (floors is None):
-        raise ValueError("give groups and floors together (a group id per element, a floor per group), or neither")
     collectives = OneProcess() if process_group is None else ProcessGroupCollectives(process_group)
+    try:
+        rows = _as_rows(scores)
+        _check_groups(groups, floors, rows)
+        refused = None
+    except (TypeError, ValueError) as error:
+        refused = error
+    if collectives.maximum(np.array([0.0 if refused is None else 1.0]))[0]:  # no process goes on alone
+        if refused is not None:
+            raise refused
+        raise ValueError("another process of the group refused its input (its error says why); none goes on")
     n_groups = 0
     if groups is not None:
         highest = float(groups.max()) if groups.numel() else -1.0
@@ -119,6 +114,23 @@ def _cpu_array_view(scores, rows: list[torch.Tensor]) -> np.ndarray | None:
     if rows[0].dtype not in (torch.float32, torch.float64):
         return None
     return scores.detach().reshape(len(rows), -1).numpy()
+
+
+def _check_groups(groups, floors, rows: list[torch.Tensor]) -> None:
+    """Groups (one non-negative integer id per element, on the scores' device) given with floors."""
+    if groups is not None:
+        if not isinstance(groups, torch.Tensor):
+            raise TypeError(f"groups must be a torch.Tensor of group ids, got {type(groups).__name__}")
+        if groups.dtype.is_floating_point or groups.dtype.is_complex or groups.dtype == torch.bool:
+            raise TypeError(f"groups must hold integer group ids, got dtype {groups.dtype}")
+        if groups.shape != (rows[0].shape[0],):
+            raise ValueError(f"groups must have shape ({rows[0].shape[0]},) like the scores, got {tuple(groups.shape)}")
+        if groups.device != rows[0].device:
+            raise ValueError(f"groups is on {groups.device}, the scores on {rows[0].device}: put them on one device")
+        if groups.numel() and int(groups.min()) < 0:
+            raise ValueError(f"groups must be non-negative group ids, got minimum {int(groups.min())}")
+    if (groups is None) != (floors is None):
+        raise ValueError("give groups and floors together (a group id per element, a floor per group), or neither")
 
 
 def _as_rows(scores) -> list[torch.Tensor]:
