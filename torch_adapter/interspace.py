@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ._checks import check_choice
 from .layout import PrunableLayer, effective_tensor, trainable_tensor
 
 __all__ = ["BASES", "InterspaceConv2d", "dct_basis", "spatial_basis", "convert", "revert"]
@@ -102,8 +103,7 @@ class InterspaceConv2d(PrunableLayer):
 
     def __init__(self, conv: nn.Conv2d, basis: str = "dct", *, train_basis: bool = True):
         super().__init__()
-        if basis not in BASES:
-            raise ValueError(f"basis must be one of {sorted(BASES)}, got {basis!r}")
+        check_choice("basis", basis, sorted(BASES))
         for name in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
                      "padding_mode", "_reversed_padding_repeated_twice"):
             setattr(self, name, getattr(conv, name))
@@ -187,8 +187,7 @@ def convert(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if basis not in BASES:
-        raise ValueError(f"basis must be one of {sorted(BASES)}, got {basis!r}")
+    check_choice("basis", basis, sorted(BASES))
     for name, flag in (("train_basis", train_basis), ("include_pointwise", include_pointwise)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {flag!r}")

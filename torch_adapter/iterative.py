@@ -43,6 +43,7 @@ from torch import nn
 
 import copslp
 
+from ._checks import check_choice
 from .cops import layer_floors
 from .layout import Layout
 from .masks import LayerStats, apply_mask, check_apply_options, layer_stats
@@ -119,8 +120,7 @@ def round_densities(density: float, rounds: int, schedule: str = "exponential") 
     (``d ** ((r + 1) / R)`` and ``1.0 - (1.0 - d) * ((r + 1) / R)`` for r = 0..R-1), so that
     the ``"reference"`` kept counts agree with theirs to the last element.
     """
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    check_choice("schedule", schedule, SCHEDULES)
     if isinstance(rounds, (bool, np.bool_)) or not isinstance(rounds, (int, np.integer)):
         raise TypeError(f"rounds must be an int, got {rounds!r}")
     if rounds < 1:
@@ -237,12 +237,9 @@ def iterative_prune(
     copslp.InfeasibleError
         A COPS round whose bounds or floors cannot be met.
     """
-    if selector not in SELECTORS:
-        raise ValueError(f"selector must be one of {SELECTORS}, got {selector!r}")
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
-    if kept_count_convention not in KEPT_COUNTS:
-        raise ValueError(f"kept_count_convention must be one of {KEPT_COUNTS}, got {kept_count_convention!r}")
+    check_choice("selector", selector, SELECTORS)
+    check_choice("scope", scope, SCOPES)
+    check_choice("kept_count_convention", kept_count_convention, KEPT_COUNTS)
     cops_options = {"gamma": gamma, "bounds": bounds, "min_per_layer": min_per_layer}
     if selector == "topk":
         given = sorted(name for name, value in cops_options.items() if value is not None)

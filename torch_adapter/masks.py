@@ -62,6 +62,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize, prune
 
+from ._checks import check_choice
 from .layout import Layout, is_pruned
 
 __all__ = [
@@ -201,8 +202,7 @@ def check_collapse(stats: Sequence[LayerStats], on_collapse: str = "warn", *, st
     tuple of str
         Names of the collapsed layers.
     """
-    if on_collapse not in _ON_COLLAPSE:
-        raise ValueError(f"on_collapse must be one of {_ON_COLLAPSE}, got {on_collapse!r}")
+    check_choice("on_collapse", on_collapse, _ON_COLLAPSE)
     collapsed = tuple(s.name for s in stats if s.collapsed)
     if collapsed and on_collapse != "ignore":
         message = (f"layer collapse: {len(collapsed)} of {len(stats)} layers keep no weights: "
@@ -277,8 +277,7 @@ def current_mask(model: nn.Module, layout: Layout) -> torch.Tensor:
 
 def resulting_mask(model: nn.Module, mask, layout: Layout, *, previous: str = "combine") -> torch.Tensor:
     """The mask ``model`` carries after ``apply_mask(model, mask, layout, previous=previous)``."""
-    if previous not in PREVIOUS:
-        raise ValueError(f"previous must be one of {PREVIOUS}, got {previous!r}")
+    check_choice("previous", previous, PREVIOUS)
     mask = _flat_bool(mask, layout)
     if previous == "replace":
         return mask
@@ -365,12 +364,9 @@ def _install_mask(places, part: torch.Tensor) -> None:
 def check_apply_options(*, mode: str, rescale: bool | str, on_collapse: str, previous: str) -> str | None:
     """Check the options of :func:`apply_mask` (callers that solve or score first check them
     before that work); returns the ``by=`` of the rescaling, or None."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if on_collapse not in _ON_COLLAPSE:
-        raise ValueError(f"on_collapse must be one of {_ON_COLLAPSE}, got {on_collapse!r}")
-    if previous not in PREVIOUS:
-        raise ValueError(f"previous must be one of {PREVIOUS}, got {previous!r}")
+    check_choice("mode", mode, MODES)
+    check_choice("on_collapse", on_collapse, _ON_COLLAPSE)
+    check_choice("previous", previous, PREVIOUS)
     return _rescale_by(rescale, mode)
 
 

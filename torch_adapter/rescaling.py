@@ -77,6 +77,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ._checks import check_choice
 from .layout import Layout, PrunableLayer
 
 __all__ = ["RESCALE_BY", "UnitRescaling", "rescale_after_pruning", "scale_residual_branches"]
@@ -177,8 +178,7 @@ def rescale_after_pruning(model: nn.Module, layout: Layout | None = None, *,
         (``mode="freeze"``: frozen weights still feed the unit, so there is no variance to
         restore).
     """
-    if by not in RESCALE_BY:
-        raise ValueError(f"by must be one of {RESCALE_BY}, got {by!r}")
+    check_choice("by", by, RESCALE_BY)
     layout = Layout.from_model(model) if layout is None else layout
     entries = [(module, entry) for module, entry in zip(layout.modules(model), layout.entries)
                if entry.tensor_name != "bias"]

@@ -58,6 +58,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from ._checks import check_choice
 from .layout import Layout
 
 __all__ = ["Score", "magnitude", "random", "snip", "grasp", "synflow", "SynFlowUnderflowWarning",
@@ -590,8 +591,7 @@ def synflow(
             raise ValueError(f"final_density must be in (0, 1] when iterations > 1, got {final_density!r}")
     from .topk import KEPT_COUNTS  # topk imports this module
 
-    if kept_count_convention not in KEPT_COUNTS:
-        raise ValueError(f"kept_count_convention must be one of {KEPT_COUNTS}, got {kept_count_convention!r}")
+    check_choice("kept_count_convention", kept_count_convention, KEPT_COUNTS)
     shape = _sample_shape(input_shape)
     dtype = _device_dtype(layout.values(model))[1] if dtype is None else dtype
     if iterations == 1:

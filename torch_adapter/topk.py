@@ -32,6 +32,7 @@ import math
 import numpy as np
 import torch
 
+from ._checks import check_choice
 from .layout import Layout
 from .scores import Score
 
@@ -60,8 +61,7 @@ def kept_count(density: float, size: int, convention: str = "round") -> int:
     so small that the reference would prune everything; callers that need at least one
     element check it).
     """
-    if convention not in KEPT_COUNTS:
-        raise ValueError(f"kept_count convention must be one of {KEPT_COUNTS}, got {convention!r}")
+    check_choice("kept_count convention", convention, KEPT_COUNTS)
     if isinstance(density, (bool, np.bool_)) or not isinstance(density, (float, int, np.floating, np.integer)):
         raise TypeError(f"density must be a float in (0, 1], got {density!r}")
     density = float(density)
@@ -144,8 +144,7 @@ def top_k_mask(
         NaN in the score; a bad density, scope or convention; fewer candidates than the
         kept count asks for (globally or in a layer).
     """
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    check_choice("scope", scope, SCOPES)
     values, device = _as_values(score)
     if values.ndim != 1:
         raise ValueError(f"score must be 1-D, got shape {values.shape}")
