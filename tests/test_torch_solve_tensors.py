@@ -107,3 +107,5 @@ def test_bad_input_names_the_argument():
         solve_tensors(bad, 10)
     with pytest.raises(ValueError, match="sample_size"):
         solve_tensors(t, 10, options={"sample_sise": 10})
+    with pytest.raises(RuntimeError, match="init_process_group"):  # no process group was set up here
+        solve_tensors(t, 10, process_group=object())

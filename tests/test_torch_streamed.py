@@ -178,3 +178,12 @@ def bad_input_on_the_last_rank(rank: int, world_size: int):
 @pytest.mark.parametrize("world_size", sorted(SHARDS))
 def test_bad_input_on_one_process_is_refused_on_all(world_size):
     run_in_processes(bad_input_on_the_last_rank, world_size)
+
+
+def process_group_of_the_wrong_type(rank: int, world_size: int):
+    with pytest.raises(TypeError, match="ProcessGroup"):
+        solve_tensors(torch.ones(2, 10, dtype=torch.float64), 2, gamma=0.5, process_group="world")
+
+
+def test_process_group_of_the_wrong_type_is_a_type_error():
+    run_in_processes(process_group_of_the_wrong_type, 2)

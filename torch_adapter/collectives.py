@@ -73,6 +73,9 @@ class ProcessGroupCollectives(Collectives):
     def __init__(self, group: dist.ProcessGroup | None = None):
         if not dist.is_available() or not dist.is_initialized():
             raise RuntimeError("torch.distributed is not initialised: call torch.distributed.init_process_group first")
+        if group is not None and not isinstance(group, dist.ProcessGroup):
+            raise TypeError(f"group must be a torch.distributed ProcessGroup (e.g. torch.distributed.group.WORLD or "
+                            f"one made by new_group), got {type(group).__name__}: {group!r}")
         self.group = dist.group.WORLD if group is None else group
         self.rank = dist.get_rank(self.group)
         self.world_size = dist.get_world_size(self.group)
