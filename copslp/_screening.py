@@ -214,12 +214,10 @@ def _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, 
     ones, survivors = np.concatenate(ones), np.concatenate(survivors)
     survivor_scores = np.concatenate(survivor_scores, axis=1)
     if support is not None and np.any(support < inner.floors):
-        forced = _forced_candidates(inner, lo, hi, support < inner.floors, group_levels)
-        merged = np.concatenate([survivors, forced])
-        ascending = np.argsort(merged, kind="stable")  # two increasing runs: one merge
-        survivors = merged[ascending]
-        survivor_scores = take_columns(np.concatenate([survivor_scores, take_columns(inner.scores, forced)], axis=1),
-                                       ascending)
+        forced = np.sort(_forced_candidates(inner, lo, hi, support < inner.floors, group_levels))
+        at = np.searchsorted(survivors, forced)  # disjoint from the survivors: inserted in order
+        survivors = np.insert(survivors, at, forced)
+        survivor_scores = np.insert(survivor_scores, at, take_columns(inner.scores, forced), axis=1)
     return reduce_problem(inner, ones, survivors, taken, survivor_scores)
 
 

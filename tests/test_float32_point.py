@@ -197,3 +197,35 @@ def test_streamed_one_bound_screen_with_group_levels(layout):
     np.testing.assert_array_equal(ones, np.flatnonzero(low > one_level))
     np.testing.assert_array_equal(survivors, np.flatnonzero((high >= level) & (low <= one_level)))
     np.testing.assert_array_equal(reduced.floors, np.maximum(problem.floors - np.bincount(groups[ones], minlength=6), 0))
+
+
+@pytest.mark.parametrize("layout", ["layers", "shuffled"])
+def test_short_group_forced_candidates_merged_in_order(layout):
+    """A group whose sampled level was too high (its count falls short of its floor) gets
+    the members that may be among its floor best for some lambda in the box, merged into
+    the survivors in position order, with their scores."""
+    from copslp._analytic import _full_inner
+    from copslp._screening import _screen_streamed, box_extremes
+    from copslp._selection import kth_largest
+
+    rng = np.random.default_rng(12)
+    size, k, n_groups = 200_000, 10_000, 5
+    groups = np.repeat(np.arange(n_groups), size // n_groups)
+    if layout == "shuffled":
+        groups = rng.permutation(groups)
+    raw = rng.standard_normal((2, size))
+    raw[:, groups == 3] *= 0.01  # a weak group: its floor binds
+    floors = [0, 50, 0, 300, 0]
+    inner = _full_inner(make_problem(raw, k, gamma=0.5, groups=groups, floors=floors))
+    lo, hi = np.array([0.7]), np.array([0.8])
+    low, high = box_extremes(inner.scores, lo, hi)
+    one_level, zero_level = kth_largest(high, k - 300 - 400), kth_largest(low, k + 401)
+    group_levels = np.full(n_groups, zero_level)  # too high for the weak group 3: short
+    reduced, ones, survivors = _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels)
+    weak = np.flatnonzero(groups == 3)
+    floor_level = kth_largest(low[weak], 300)
+    forced = weak[(high[weak] < zero_level) & (high[weak] >= floor_level)]
+    expected = np.union1d(np.flatnonzero((high >= zero_level) & (low <= one_level)), forced)
+    assert forced.shape[0] >= 300
+    np.testing.assert_array_equal(survivors, expected)
+    np.testing.assert_array_equal(reduced.scores, inner.scores[:, expected])
