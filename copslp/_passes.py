@@ -259,6 +259,18 @@ class OneProcess(Collectives):
         return parts[0]
 
 
+def _group_extreme(ufunc, out: np.ndarray, groups: np.ndarray, values: np.ndarray) -> None:
+    """``out[g] = ufunc(out[g], values over the elements of group g)`` for one block: over
+    runs of equal ids (``ufunc.reduceat``, then one update per run) when the block has few of
+    them, as layers do, else element by element (``ufunc.at``)."""
+    starts = np.flatnonzero(groups[1:] != groups[:-1]) + 1
+    if starts.shape[0] < groups.shape[0] // 64:
+        starts = np.concatenate([[0], starts])
+        ufunc.at(out, groups[starts], ufunc.reduceat(values, starts))
+    else:
+        ufunc.at(out, groups, values)
+
+
 class ArrayPasses(ScorePasses):
     """:class:`ScorePasses` over numpy arrays: ``scores`` of shape (n, D_local) in any real
     dtype (read as they are, summed in float64), ``groups`` (int, one per element) and the
@@ -287,10 +299,7 @@ class ArrayPasses(ScorePasses):
         return values, None if self.groups is None else self.groups[positions].astype(np.int64)
 
     def _extremes(self, rows, lo, hi, block):
-        scores = self.scores[rows, block].astype(np.float64, copy=False)
-        if rows.shape[0] == 1:
-            return scores[0], scores[0]
-        return box_extremes(scores, lo, hi)
+        return box_extremes(self.scores[rows, block].astype(np.float64, copy=False), lo, hi)
 
     def screen(self, rows, lo, hi, one_level, zero_level, group_levels):
         grouped = self.groups is not None and group_levels is not None
@@ -342,9 +351,8 @@ class ArrayPasses(ScorePasses):
                 zeros_max[0] = max(zeros_max[0], float(v[zero].max(initial=-np.inf)))
                 ones_min[0] = min(ones_min[0], float(v[one].min(initial=np.inf)))
             else:
-                groups = self.groups[block]
-                np.maximum.at(zeros_max, groups[zero], v[zero])
-                np.minimum.at(ones_min, groups[one], v[one])
+                _group_extreme(np.maximum, zeros_max, self.groups[block], np.where(zero, v, -np.inf))
+                _group_extreme(np.minimum, ones_min, self.groups[block], np.where(one, v, np.inf))
         return LevelsOutside(zeros_max, ones_min, magnitudes, abs_taken)
 
     def positive_part(self, rows, multipliers, level, floor_multipliers):

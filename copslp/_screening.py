@@ -54,8 +54,11 @@ def box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray, out=None):
     in floats too). With several: v at the corners lo and hi when every s_i >= 0 (lo >= 0
     always), else v at the centre -/+ ``sum_i (hi_i - lo_i) / 2 |s_i|``; one matrix-vector
     product each. float64 whatever the dtype of ``scores``; written into ``out`` (two float64
-    buffers of the right length) when given.
+    buffers of the right length) when given. Without multipliers the box is the point
+    ``v = s_0``: ``low = high = scores[0]``.
     """
+    if lo.shape[0] == 0:
+        return scores[0], scores[0]
     if lo.shape[0] == 1:
         at_lo, at_hi = (np.empty(scores.shape[1]), np.empty(scores.shape[1])) if out is None else out
         np.multiply(scores[1], lo[0], out=at_lo)
@@ -254,11 +257,8 @@ def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_level
         low, high_reaching = box_extremes(columns, lo, hi)
         above_one += int(np.count_nonzero(high_reaching > one_level))
         at_or_above_zero += int(np.count_nonzero(low >= zero_level))
-        if support is not None and np.ndim(groups) == 0:
-            support[groups] += int(np.count_nonzero(low >= level))
-        elif support is not None:
-            at = groups.take(reaching)
-            support += np.bincount(at[low >= group_levels.take(at)], minlength=support.shape[0])
+        if support is not None:
+            _add_support(support, groups, level, low, reaching)
         fixed = low > one_level
         fixed_at, survivor_at = np.flatnonzero(fixed), np.flatnonzero(~fixed)
         taken += take_columns(columns, fixed_at).sum(axis=1)
@@ -301,21 +301,22 @@ def _largest_over_box(scores, lo: float, hi: float, out: np.ndarray) -> np.ndarr
 def _count_reaching_group_levels(inner, block, low, group_levels, support):
     """The level of each element of ``block`` (its group's, from ``group_levels``; one number
     when the block lies in one group), after adding to ``support`` the count per group of the
-    elements whose ``low`` reaches it. Contiguous groups are read as runs of the block."""
-    order, starts = inner._group_layout
-    if order is not None:
-        groups = inner.groups[block]
-        level = group_levels.take(groups)
-        support += np.bincount(groups[low >= level], minlength=support.shape[0])
-        return level
-    runs, offsets = segment_runs(starts, block)
-    if runs.shape[0] == 1:
-        level = group_levels[runs[0]]
-        support[runs[0]] += int(np.count_nonzero(low >= level))
-        return level
-    level = np.repeat(group_levels[runs], np.diff(offsets, append=low.shape[0]))
-    support[runs] += np.add.reduceat(low >= level, offsets, dtype=np.int64)
+    elements whose ``low`` reaches it."""
+    groups, level = _block_groups_and_levels(inner, block, group_levels)
+    _add_support(support, groups, level, low)
     return level
+
+
+def _add_support(support, groups, level, low, index=None):
+    """Add to ``support`` the count per group of the elements whose ``low`` reaches their
+    group's level: ``groups`` and ``level`` of a block as :func:`_block_groups_and_levels`
+    gives them, ``low`` of its elements at ``index`` (all of them when None)."""
+    if np.ndim(groups) == 0:
+        support[groups] += int(np.count_nonzero(low >= level))
+        return
+    if index is not None:
+        groups, level = groups.take(index), level.take(index)
+    support += np.bincount(groups[low >= level], minlength=support.shape[0])
 
 
 def _forced_candidates(inner, lo, hi, short, group_levels):

@@ -326,7 +326,7 @@ def _sample_levels(run: _Run, outline: _Outline, rows, lo, hi, spread: float, ke
     if not np.isfinite(spread):
         group_levels = None if outline.floors is None else np.full(outline.floors.shape[0], -np.inf)
         return np.inf, -np.inf, group_levels
-    low, high = _box_extremes(run.sample_scores[rows], lo, hi)
+    low, high = box_extremes(run.sample_scores[rows], lo, hi)
     m = low.shape[0]
     one_level = kth_largest(high, _sample_rank(one_rank, m, outline.size, -1, spread)) if one_rank > 0 else np.inf
     zero_level = kth_largest(low, _sample_rank(zero_rank, m, outline.size, +1, spread)) if zero_rank > 0 else -np.inf
@@ -336,12 +336,6 @@ def _sample_levels(run: _Run, outline: _Outline, rows, lo, hi, spread: float, ke
                                   _group_sample_levels(outline, low, run.sample_groups))
         group_levels[keep_whole] = -np.inf
     return one_level, zero_level, group_levels
-
-
-def _box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray):
-    if scores.shape[0] == 1:
-        return scores[0], scores[0]
-    return box_extremes(scores, lo, hi)
 
 
 def _reduced_floors(outline: _Outline, screened: _Screened):

@@ -169,26 +169,37 @@ def test_streamed_one_bound_screen_fixes_what_the_box_decides(signed, dtype):
     assert _screen_streamed(inner, lo, hi, zero_level - 1.0, zero_level) is None  # levels that cross
 
 
+def grouped_box(layout, seed, size, k, floors, weak=None):
+    """A one-bound problem with equal groups (as layers, or shuffled), its inner problem,
+    the box [0.7, 0.8] and the extremes over it: (groups, problem, inner, lo, hi, low, high).
+    Group ``weak`` gets scores 100 times smaller (its floor binds)."""
+    from copslp._analytic import _full_inner
+    from copslp._screening import box_extremes
+
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(len(floors)), size // len(floors))
+    if layout == "shuffled":
+        groups = rng.permutation(groups)
+    raw = rng.standard_normal((2, size))
+    if weak is not None:
+        raw[:, groups == weak] *= 0.01
+    problem = make_problem(raw, k, gamma=0.5, groups=groups, floors=floors)
+    inner = _full_inner(problem)
+    lo, hi = np.array([0.7]), np.array([0.8])
+    return (groups, problem, inner, lo, hi, *box_extremes(inner.scores, lo, hi))
+
+
 @pytest.mark.parametrize("layout", ["layers", "shuffled"])
 def test_streamed_one_bound_screen_with_group_levels(layout):
     """With floors, the one-multiplier screen computes low only where high reaches the
     element's group level and still keeps exactly what the box rule keeps: fixed ones
     ``low > one_level``, survivors ``high >= level_g`` and ``low <= one_level`` (every group's
     count reaches its floor here, so no forced candidate is added)."""
-    from copslp._analytic import _full_inner
-    from copslp._screening import _screen_streamed, box_extremes
+    from copslp._screening import _screen_streamed
     from copslp._selection import kth_largest
 
-    rng = np.random.default_rng(11)
-    size, k, n_groups = 300_000, 15_000, 6
-    groups = np.repeat(np.arange(n_groups), size // n_groups)
-    if layout == "shuffled":
-        groups = rng.permutation(groups)
-    raw = rng.standard_normal((2, size))
-    problem = make_problem(raw, k, gamma=0.5, groups=groups, floors=[100, 0, 200, 50, 0, 10])
-    inner = _full_inner(problem)
-    lo, hi = np.array([0.7]), np.array([0.8])
-    low, high = box_extremes(inner.scores, lo, hi)
+    k, n_groups = 15_000, 6
+    groups, problem, inner, lo, hi, low, high = grouped_box(layout, 11, 300_000, k, [100, 0, 200, 50, 0, 10])
     one_level, zero_level = kth_largest(high, k - 400 - 360), kth_largest(low, k + 401)
     group_levels = np.full(n_groups, zero_level)
     group_levels[2] = zero_level - 0.5  # a group kept down to a lower level
@@ -204,21 +215,11 @@ def test_short_group_forced_candidates_merged_in_order(layout):
     """A group whose sampled level was too high (its count falls short of its floor) gets
     the members that may be among its floor best for some lambda in the box, merged into
     the survivors in position order, with their scores."""
-    from copslp._analytic import _full_inner
-    from copslp._screening import _screen_streamed, box_extremes
+    from copslp._screening import _screen_streamed
     from copslp._selection import kth_largest
 
-    rng = np.random.default_rng(12)
-    size, k, n_groups = 200_000, 10_000, 5
-    groups = np.repeat(np.arange(n_groups), size // n_groups)
-    if layout == "shuffled":
-        groups = rng.permutation(groups)
-    raw = rng.standard_normal((2, size))
-    raw[:, groups == 3] *= 0.01  # a weak group: its floor binds
-    floors = [0, 50, 0, 300, 0]
-    inner = _full_inner(make_problem(raw, k, gamma=0.5, groups=groups, floors=floors))
-    lo, hi = np.array([0.7]), np.array([0.8])
-    low, high = box_extremes(inner.scores, lo, hi)
+    k, n_groups = 10_000, 5
+    groups, _, inner, lo, hi, low, high = grouped_box(layout, 12, 200_000, k, [0, 50, 0, 300, 0], weak=3)
     one_level, zero_level = kth_largest(high, k - 300 - 400), kth_largest(low, k + 401)
     group_levels = np.full(n_groups, zero_level)  # too high for the weak group 3: short
     reduced, ones, survivors = _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels)

@@ -55,8 +55,9 @@ CHUNK = 1 << 22
 _DROPPED, _FIXED_ONE, _SURVIVOR = 0, 1, 2
 
 
-def _check_scores(scores) -> list[torch.Tensor]:
-    """The score rows as a list of 1-D tensors (views of ``scores``, never copies)."""
+def check_scores(scores) -> list[torch.Tensor]:
+    """The score rows as a list of 1-D tensors (detached views of ``scores``, never copies),
+    refusing what is not: one floating dtype per row, one device, one length."""
     if isinstance(scores, torch.Tensor):
         if scores.dim() != 2:
             raise ValueError(f"scores must be a 2-D tensor (n, D) or a sequence of 1-D tensors; got a tensor of "
@@ -80,9 +81,9 @@ def _check_scores(scores) -> list[torch.Tensor]:
             raise ValueError(f"scores must lie on one device: scores[0] is on {rows[0].device}, "
                              f"scores[{index}] on {row.device}")
         if row.shape[0] != rows[0].shape[0]:
-            raise ValueError(f"score rows must have equal lengths: scores[0] has {rows[0].shape[0]}, "
-                             f"scores[{index}] has {row.shape[0]}")
-    return rows
+            raise ValueError(f"score rows must have equal lengths (the same length as scores[0]): scores[0] has "
+                             f"{rows[0].shape[0]}, scores[{index}] has {row.shape[0]}")
+    return [row.detach() for row in rows]
 
 
 def _check_groups(groups, n_groups, size: int, device: torch.device) -> torch.Tensor | None:
@@ -143,7 +144,7 @@ class TensorPasses(ScorePasses):
     """
 
     def __init__(self, scores, groups: torch.Tensor | None = None, n_groups: int = 0, *, chunk: int | None = None):
-        self.rows = _check_scores(scores)
+        self.rows = check_scores(scores)
         self.n_scores, self.size = len(self.rows), int(self.rows[0].shape[0])
         self.device = self.rows[0].device
         self.groups = _check_groups(groups, n_groups, self.size, self.device)

@@ -23,7 +23,7 @@ from copslp._passes import ArrayPasses, OneProcess
 from copslp._streamed import StreamedResult, solve_streamed
 
 from .collectives import ProcessGroupCollectives
-from .passes import TensorPasses
+from .passes import TensorPasses, check_scores
 
 __all__ = ["solve_tensors"]
 
@@ -77,7 +77,7 @@ def solve_tensors(scores: torch.Tensor | Sequence[torch.Tensor], budget, *, gamm
     """
     collectives = OneProcess() if process_group is None else ProcessGroupCollectives(process_group)
     try:
-        rows = _as_rows(scores)
+        rows = check_scores(scores.unsqueeze(0) if isinstance(scores, torch.Tensor) and scores.dim() == 1 else scores)
         _check_groups(groups, floors, rows)
         refused = None
     except (TypeError, ValueError) as error:
@@ -131,32 +131,3 @@ def _check_groups(groups, floors, rows: list[torch.Tensor]) -> None:
             raise ValueError(f"groups must be non-negative group ids, got minimum {int(groups.min())}")
     if (groups is None) != (floors is None):
         raise ValueError("give groups and floors together (a group id per element, a floor per group), or neither")
-
-
-def _as_rows(scores) -> list[torch.Tensor]:
-    """The score rows as 1-D tensors of one length on one device, refusing what is not."""
-    if isinstance(scores, torch.Tensor):
-        if scores.dim() == 1:
-            scores = scores.unsqueeze(0)
-        if scores.dim() != 2:
-            raise ValueError(f"scores must be a 2-D tensor (n, D) or a sequence of 1-D tensors, got shape "
-                             f"{tuple(scores.shape)}")
-        rows = list(scores.unbind(0))
-    elif isinstance(scores, (list, tuple)):
-        if not scores:
-            raise ValueError("scores is empty: give at least one score tensor")
-        rows = list(scores)
-    else:
-        raise TypeError(f"scores must be a torch.Tensor or a sequence of tensors, got {type(scores).__name__}")
-    for i, row in enumerate(rows):
-        if not isinstance(row, torch.Tensor):
-            raise TypeError(f"scores[{i}] must be a torch.Tensor, got {type(row).__name__}")
-        if not row.dtype.is_floating_point:
-            raise TypeError(f"scores[{i}] must be a floating tensor, got dtype {row.dtype}")
-        if row.dim() != 1:
-            raise ValueError(f"scores[{i}] must be 1-D, got shape {tuple(row.shape)}")
-        if row.shape != rows[0].shape:
-            raise ValueError(f"all scores must have the same length, got {[tuple(r.shape) for r in rows]}")
-        if row.device != rows[0].device:
-            raise ValueError(f"all scores must be on one device, got {[str(r.device) for r in rows]}")
-    return [row.detach() for row in rows]
