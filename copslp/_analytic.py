@@ -49,7 +49,7 @@ from ._infeasibility import conflict_error, single_bound_error
 from ._inner import InnerProblem, reaches
 from ._one_bound import solve_one_bound
 from ._point import mask_point
-from ._problem import Problem
+from ._problem import Outline, Problem
 from ._result import LPSolution
 from ._screening import MinimumOutsideBox, ReducedProblemInfeasible, screen
 from ._selection import kth_largest, take_columns, top_k_sum
@@ -62,6 +62,9 @@ _MIN_SAMPLE_BUDGET = 64
 #: ``lambda_est (1 +/- width / sqrt(k_sample))`` (one bound: 3).
 _SEVERAL_BOUNDS_SAMPLE_FACTOR = 4
 _SEVERAL_BOUNDS_WIDTH = 6.0
+#: A box within a box: its relative half-width is this many times sqrt(k_sample) / m of the
+#: box above (see :class:`BoxSchedule`).
+_WITHIN_WIDTH = 48.0
 
 
 class _Settings(NamedTuple):
@@ -310,7 +313,7 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
         lo, hi = boxes.box()
         reduced, ones, survivors = screen(inner, lo, hi, sample_scores, sample_groups)
         try:
-            x_red, lam, details = _solve_exact(reduced, settings.rtol, (lo, hi, boxes.centre))
+            x_red, lam, details = _solve_survivors(reduced, settings, (lo, hi, boxes.centre))
         except ReducedProblemInfeasible:
             if not feasible:
                 error = _infeasibility_proof(problem, inner, settings)  # raises at once if one bound alone fails
@@ -348,6 +351,67 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
     raise SolverError(f"analytic: lambda* not bracketed after {settings.max_rounds} rounds of screening")
 
 
+#: One bound: survivors of a box beyond this many are screened once more, a level down
+#: (:func:`_solve_survivors`), before the exact finish.
+NEST_MIN_SIZE = 1 << 17
+
+
+def _solve_survivors(reduced: InnerProblem, settings: _Settings, bracket):
+    """The exact finish on the survivors of the box ``bracket = (lo, hi, centre)``, as
+    :func:`_solve_exact` gives it.
+
+    With one bound and more than :data:`NEST_MIN_SIZE` survivors they are first screened
+    once more, as the whole problem was: lambda* of their problem is estimated on a
+    subsample of them, a box around it, sized from the box above (:class:`BoxSchedule`
+    ``within``: the survivors all lie near the k-th level, so the estimate is far closer),
+    fixes most of them, and the few left are solved exactly. The answer is accepted when its
+    lambda lies strictly inside that box (then it is the optimum of the survivors' problem,
+    as in :func:`_solve_screened`); a box that misses once more, or whose survivors' problem
+    is infeasible or has its minimum outside, gives way to the exact finish on every survivor
+    of the box above, which decides (an infeasible problem there means that box was wrong)."""
+    lo, hi, _ = bracket
+    if reduced.thresholds.shape[0] != 1 or reduced.size <= NEST_MIN_SIZE or reduced.budget == 0:
+        return _solve_exact(reduced, settings.rtol, bracket)
+    size = reduced.size
+    m = min(settings.sample_size, size // 4)
+    sample = np.random.default_rng(settings.seed).integers(0, size, m)
+    if reduced.floors is not None:
+        sample.sort()
+    sample_scores = take_columns(reduced.scores, sample)
+    sample_groups = None if reduced.floors is None else reduced.groups[sample]
+    outline = Outline(size, reduced.scores.shape[0], reduced.budget, reduced.thresholds,
+                      estimated_best(sample_scores, reduced.budget, size), reduced.floors,
+                      None if reduced.floors is None else np.bincount(reduced.groups, minlength=reduced.floors.shape[0]))
+    estimate = _sample_estimate(outline, reduced, sample, sample_scores, settings.rtol)
+    k_sample = max(1, int(round(reduced.budget * m / size)))
+    if not estimate.infeasible and _MIN_SAMPLE_BUDGET <= k_sample <= m - _MIN_SAMPLE_BUDGET:
+        boxes = BoxSchedule(estimate, 1, k_sample, within=((lo, hi), m))
+        for attempt in range(2):
+            lo_in, hi_in = boxes.box()
+            below, ones, survivors = screen(reduced, lo_in, hi_in, sample_scores, sample_groups)
+            try:
+                x_below, lam, details = _solve_exact(below, settings.rtol, (lo_in, hi_in, boxes.centre))
+            except (ReducedProblemInfeasible, MinimumOutsideBox):
+                break
+            if inside(lam, lo_in, hi_in):
+                x = np.zeros(size)
+                x[ones] = 1.0
+                x[survivors] = x_below
+                details["nested"] = {"rounds": attempt + 1, "survivors": int(survivors.shape[0]),
+                                     "fixed_ones": int(ones.shape[0])}
+                return x, lam, details
+            boxes.after_miss(lam)
+    return _solve_exact(reduced, settings.rtol, bracket)
+
+
+def estimated_best(sample_scores: np.ndarray, budget: int, size: int) -> np.ndarray:
+    """``T_k(s_i)`` of each secondary row of a problem of ``size`` elements and budget k,
+    estimated from the scores of a subsample of it (they only scale the subsample's bounds)."""
+    m = sample_scores.shape[1]
+    k = max(1, min(m, int(round(budget * m / size))))
+    return np.array([top_k_sum(row, k) * size / m for row in sample_scores[1:]])
+
+
 class BoxSchedule:
     """Where the boxes of multipliers go, round after round: around the subsample's estimate
     with a relative half-width ``3 / sqrt(k_sample)`` (one bound; ``6 / sqrt(k_sample)`` with
@@ -369,7 +433,7 @@ class BoxSchedule:
         if within is not None and n_bounds:
             (lo, hi), m = within
             spans = (hi - lo) / np.where(self.centre > 0, self.centre, self.reference)
-            self.width = min(self.width, 3.0 * np.sqrt(k_sample) / m * float(spans.max()))
+            self.width = min(self.width, _WITHIN_WIDTH * np.sqrt(k_sample) / m * float(spans.max()))
         self.widen = 4.0 if n_bounds == 1 else 2.0
         self.outside_rounds = 0
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ._selection import group_order, group_starts, is_non_decreasing, top_k_sum_and_total
 
-__all__ = ["Problem", "make_problem", "DEFAULT_GAMMA"]
+__all__ = ["Problem", "Outline", "make_problem", "DEFAULT_GAMMA"]
 
 #: Relative bound used for every secondary score when neither ``gamma`` nor ``bounds`` is given.
 DEFAULT_GAMMA = 0.9
@@ -103,6 +103,34 @@ class Problem:
     def group_starts(self) -> np.ndarray:
         """Offsets of each group in group order (length G + 1)."""
         return group_starts(self.group_sizes)
+
+
+@dataclass(frozen=True, eq=False)
+class Outline:
+    """A problem without its scores: what the shared pieces of the analytic method read of
+    it (sizes, budget, bounds, best values, floors), for a problem whose scores are not one
+    in-memory matrix: sharded ones, or the survivors of a box solved a level down. Duck-types
+    :class:`Problem` for them."""
+
+    size: int
+    n_scores: int
+    budget: int
+    thresholds: np.ndarray
+    best_reachable: np.ndarray
+    floors: np.ndarray | None = None
+    group_sizes: np.ndarray | None = None
+
+    @property
+    def active(self) -> np.ndarray:
+        return np.flatnonzero(np.isfinite(self.thresholds))
+
+    @property
+    def has_floors(self) -> bool:
+        return self.floors is not None
+
+    @property
+    def _group_layout(self):
+        return None, group_starts(self.group_sizes)
 
 
 def make_problem(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None) -> Problem:

@@ -146,14 +146,13 @@ def _scan_mask_point(problem, x: MaskPoint, xtol: float, multipliers) -> PointSc
     weights = None if multipliers is None else np.concatenate([[1.0], multipliers])
     for block in blocks(size):
         where, s = _block_columns(scores, order, block)
-        one = ones[block] if order is None else ones.take(where)
         runs, starts = segment_runs(segments, block)
-        at_one = np.flatnonzero(one)
+        at_one = np.flatnonzero(ones[block] if order is None else ones.take(where))
         ones_in_run = _count_in_runs(at_one, starts, runs, segment_ones)
-        ones_values += take_columns(s, at_one).sum(axis=1)
-        if weights is not None:
+        if weights is not None:  # first: v streams the block into cache, the gather below finds it there
             at_fraction = _fractional_in_block(fractional, order, block, where)
             _levels_of_block(s, weights, at_one, at_fraction, ones_in_run, runs, starts, ones_min, zeros_max)
+        ones_values += take_columns(s, at_one).sum(axis=1)
     listed_scores = take_columns(scores, listed)
     # <s, x>: ones_values counted the listed entries near 1 as 1; they count with x_j itself
     values = ones_values - listed_scores[:, as_one].sum(axis=1) + np.einsum("ij,j->i", listed_scores, listed_x)

@@ -56,20 +56,21 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._analytic import _SEVERAL_BOUNDS_SAMPLE_FACTOR, BoxSchedule, _SampleEstimate, _sample_estimate, _solve_exact
+from ._analytic import (_SEVERAL_BOUNDS_SAMPLE_FACTOR, BoxSchedule, _SampleEstimate, _sample_estimate, _solve_exact,
+                        estimated_best)
 from ._certificate import certify
 from ._errors import InfeasibleError, SolverError
 from ._infeasibility import conflict_error
 from ._inner import InnerProblem, reaches
 from ._passes import Collectives, LocalScreen, ScorePasses
-from ._problem import Problem, _as_budget, as_floor_array, check_floors, thresholds_from
+from ._problem import Outline, Problem, _as_budget, as_floor_array, check_floors, thresholds_from
 from ._registry import get_method
 from ._result import Certificate
 from ._rounding import round_to_mask
 from ._scan import PointScan, scan_point
 from ._screening import (MinimumOutsideBox, ReducedProblemInfeasible, _group_sample_levels, _level_ranks,
                          _sample_rank, box_extremes)
-from ._selection import group_starts, kth_largest, top_k_sum
+from ._selection import kth_largest
 from ._several_bounds import inside
 
 __all__ = ["solve_streamed", "StreamedResult"]
@@ -126,32 +127,6 @@ class StreamedResult:
     certificate: Certificate
     info: Mapping[str, Any] = field(default_factory=dict)
     wall_time: float = 0.0
-
-
-@dataclass(frozen=True, eq=False)
-class _Outline:
-    """A problem without its scores: what the shared pieces of the core read of it (sizes,
-    budget, bounds, floors). Duck-types :class:`copslp.Problem` for them."""
-
-    size: int
-    n_scores: int
-    budget: int
-    thresholds: np.ndarray
-    best_reachable: np.ndarray
-    floors: np.ndarray | None = None
-    group_sizes: np.ndarray | None = None
-
-    @property
-    def active(self) -> np.ndarray:
-        return np.flatnonzero(np.isfinite(self.thresholds))
-
-    @property
-    def has_floors(self) -> bool:
-        return self.floors is not None
-
-    @property
-    def _group_layout(self):
-        return None, group_starts(self.group_sizes)
 
 
 class _Run:
@@ -216,7 +191,7 @@ def solve_streamed(passes: ScorePasses, collectives: Collectives, budget, *, gam
 # validation
 
 
-def _validate(run: _Run, budget, gamma, bounds, floors) -> _Outline:
+def _validate(run: _Run, budget, gamma, bounds, floors) -> Outline:
     """The outline of the problem, with the same checks and messages as :func:`copslp.solve`."""
     passes, comm = run.passes, run.comm
     n = passes.n_scores
@@ -239,7 +214,7 @@ def _validate(run: _Run, budget, gamma, bounds, floors) -> _Outline:
             raise ValueError(f"floors needs one entry per group ({passes.n_groups}), got shape {floor_array.shape}")
         sizes = comm.sum(passes.group_counts())
         check_floors(floor_array, sizes, k)
-    outline = _Outline(run.size, n, k, np.full(n - 1, -np.inf), np.zeros(n - 1), floor_array, sizes)
+    outline = Outline(run.size, n, k, np.full(n - 1, -np.inf), np.zeros(n - 1), floor_array, sizes)
     run.draw_sample(run.settings["sample_size"])
     best = np.array([_top_k_value(run, replace(outline, floors=None, group_sizes=None), np.array([i]), np.zeros(0))
                      for i in range(1, n)])
@@ -247,7 +222,7 @@ def _validate(run: _Run, budget, gamma, bounds, floors) -> _Outline:
     return replace(outline, thresholds=thresholds, best_reachable=best)
 
 
-def _raise_if_a_bound_alone_fails(run: _Run, outline: _Outline) -> None:
+def _raise_if_a_bound_alone_fails(run: _Run, outline: Outline) -> None:
     """The error of :func:`copslp._infeasibility.single_bound_error`, the values reached
     under the floors measured by a selection of each score."""
     for i in outline.active:
@@ -257,7 +232,7 @@ def _raise_if_a_bound_alone_fails(run: _Run, outline: _Outline) -> None:
         _raise_if_short(outline, i + 1, float(outline.thresholds[i]), reach)
 
 
-def _raise_if_short(outline: _Outline, row: int, wanted: float, reach: float) -> None:
+def _raise_if_short(outline: Outline, row: int, wanted: float, reach: float) -> None:
     """The :class:`InfeasibleError` of a bound on ``scores[row]`` asking for ``wanted`` when
     the best point reaches only ``reach``."""
     if not reaches(reach, wanted):
@@ -290,7 +265,7 @@ class _Screened:
         return int(self.counts.sum())
 
 
-def _screen(run: _Run, outline: _Outline, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> _Screened:
+def _screen(run: _Run, outline: Outline, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> _Screened:
     """Screen the box [lo, hi] of the multipliers of ``rows`` with levels from the subsample,
     verified by counting (see the module docstring). The survivors stay where they are."""
     comm = run.comm
@@ -319,7 +294,7 @@ def _gather(run: _Run, screened: _Screened) -> _Screened:
     return replace(screened, survivors=survivors, survivor_groups=None if groups is None else groups.reshape(-1))
 
 
-def _sample_levels(run: _Run, outline: _Outline, rows, lo, hi, spread: float, keep_whole: np.ndarray):
+def _sample_levels(run: _Run, outline: Outline, rows, lo, hi, spread: float, keep_whole: np.ndarray):
     """(one_level, zero_level, group_levels) estimated on the subsample with a margin of
     ``spread`` standard deviations (infinite: no level at all, everything survives)."""
     one_rank, zero_rank = _level_ranks(outline)
@@ -338,11 +313,11 @@ def _sample_levels(run: _Run, outline: _Outline, rows, lo, hi, spread: float, ke
     return one_level, zero_level, group_levels
 
 
-def _reduced_floors(outline: _Outline, screened: _Screened):
+def _reduced_floors(outline: Outline, screened: _Screened):
     return None if outline.floors is None else np.maximum(outline.floors - screened.fixed_per_group, 0)
 
 
-def _reduced(outline: _Outline, screened: _Screened, rows: np.ndarray, thresholds: np.ndarray) -> InnerProblem:
+def _reduced(outline: Outline, screened: _Screened, rows: np.ndarray, thresholds: np.ndarray) -> InnerProblem:
     """On rank 0, after :func:`_gather`: the problem left on the survivors for the objective
     and bounds ``rows``."""
     groups = None if outline.floors is None else screened.survivor_groups
@@ -350,7 +325,7 @@ def _reduced(outline: _Outline, screened: _Screened, rows: np.ndarray, threshold
                         thresholds - screened.taken[rows[1:]], groups, _reduced_floors(outline, screened))
 
 
-def _top_k_value(run: _Run, outline: _Outline, rows: np.ndarray, multipliers: np.ndarray, depth: int = 0) -> float:
+def _top_k_value(run: _Run, outline: Outline, rows: np.ndarray, multipliers: np.ndarray, depth: int = 0) -> float:
     """``T^P_k(v)``, v = the rows combined with ``multipliers``: the value of the best budget-k
     set under the outline's floors (the greedy of COPS.md §6), by the screening of a point
     (and of the band it leaves, a level down, when that is too wide to gather)."""
@@ -393,12 +368,12 @@ def _on_root(run: _Run, work, keep: bool = False):
     return (shared, kept) if keep else shared
 
 
-def _nests(outline: _Outline, screened: _Screened, depth: int) -> bool:
+def _nests(outline: Outline, screened: _Screened, depth: int) -> bool:
     """Whether the survivors are solved a level down rather than gathered."""
     return _GATHER_LIMIT < screened.n_survivors < outline.size and depth < _MAX_DEPTH
 
 
-def _level_below(run: _Run, outline: _Outline, screened: _Screened, sample_size: int):
+def _level_below(run: _Run, outline: Outline, screened: _Screened, sample_size: int):
     """The run over the survivors of ``screened`` (where they lie, a subsample of them drawn)
     and the outline of the problem left on them: budget, bounds and floors less what the
     elements fixed to 1 took; best values estimated on the subsample (they only scale the
@@ -409,12 +384,8 @@ def _level_below(run: _Run, outline: _Outline, screened: _Screened, sample_size:
     floors = _reduced_floors(outline, screened)
     n, size, budget = outline.n_scores, screened.n_survivors, outline.budget - screened.fixed_ones
 
-    def estimated_best():
-        m = below.sample_scores.shape[1]
-        k = max(1, min(m, int(round(budget * m / size))))
-        return np.array([top_k_sum(below.sample_scores[row], k) * size / m for row in range(1, n)])
-
-    inner = _Outline(size, n, budget, outline.thresholds - screened.taken[1:], _on_root(run, estimated_best), floors,
+    inner = Outline(size, n, budget, outline.thresholds - screened.taken[1:],
+                    _on_root(run, lambda: estimated_best(below.sample_scores, budget, size)), floors,
                      None if floors is None else run.comm.sum(passes.group_counts()))
     return below, inner
 
@@ -438,7 +409,7 @@ class _Optimum:
     nested: tuple | None = None
 
 
-def _optimum(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndarray, depth: int = 0,
+def _optimum(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarray, depth: int = 0,
              within=None) -> _Optimum:
     """The LP optimum for the objective ``rows[0]`` and the bounds ``thresholds`` on
     ``rows[1:]``: boxes around the subsample's estimate, screened, the survivors solved
@@ -510,7 +481,7 @@ _GATHER_LIMIT = 1 << 18
 _MAX_DEPTH = 3
 
 
-def _solve_nested(run: _Run, outline: _Outline, screened: _Screened, rows, thresholds, depth: int, within):
+def _solve_nested(run: _Run, outline: Outline, screened: _Screened, rows, thresholds, depth: int, within):
     """The problem left on the survivors, solved where they lie: ``(kind, lambda, details,
     (run, outline, optimum))`` as :func:`_finish_on_survivors` says it, lambda being the
     multipliers of the survivors' problem (the whole problem's when inside the box)."""
@@ -525,7 +496,7 @@ def _solve_nested(run: _Run, outline: _Outline, screened: _Screened, rows, thres
     return "ok", optimum.multipliers, details, (inner_run, inner, optimum)
 
 
-def _estimate(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndarray):
+def _estimate(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarray):
     """On rank 0: lambda* of the subsample's problem (:func:`copslp._analytic._sample_estimate`)."""
     sample = run.sample_scores
     m = sample.shape[1]
@@ -556,7 +527,7 @@ def _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, centre, rt
 # infeasibility
 
 
-def _raise_joint_infeasibility(run: _Run, outline: _Outline, rows: np.ndarray, thresholds: np.ndarray,
+def _raise_joint_infeasibility(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarray,
                                depth: int = 0) -> None:
     r"""Raise the :class:`InfeasibleError` of bounds that cannot hold together, or return
     when a point meets them all: the Farkas ray of :func:`copslp._analytic._infeasibility_proof`,
@@ -591,7 +562,7 @@ def _raise_joint_infeasibility(run: _Run, outline: _Outline, rows: np.ndarray, t
 # mask, summary and certificate
 
 
-def _finish(run: _Run, outline: _Outline, rows: np.ndarray, optimum: _Optimum) -> StreamedResult:
+def _finish(run: _Run, outline: Outline, rows: np.ndarray, optimum: _Optimum) -> StreamedResult:
     """The mask, each process its part; the whole problem's scan; the certificate, checked
     by every process on the same numbers."""
     n = outline.n_scores
@@ -619,7 +590,7 @@ def _finish(run: _Run, outline: _Outline, rows: np.ndarray, optimum: _Optimum) -
                           certificate, info)
 
 
-def _mask_and_numbers(run: _Run, outline: _Outline, optimum: _Optimum, multipliers: np.ndarray):
+def _mask_and_numbers(run: _Run, outline: Outline, optimum: _Optimum, multipliers: np.ndarray):
     """This process's mask of the level, and the numbers of the level's whole scan (the same
     on every process): those of the survivors (rounded on rank 0, or the level below's)
     plus those of the elements the level's screening fixed."""
@@ -651,7 +622,7 @@ def _mask_and_numbers(run: _Run, outline: _Outline, optimum: _Optimum, multiplie
     return mask, numbers
 
 
-def _round(outline: _Outline, screened: _Screened, x: np.ndarray, multipliers: np.ndarray, rtol: float) -> dict:
+def _round(outline: Outline, screened: _Screened, x: np.ndarray, multipliers: np.ndarray, rtol: float) -> dict:
     """On rank 0: the mask on the survivors (:func:`copslp._rounding.round_to_mask` of the
     problem left on them) and the numbers of the scan of x there."""
     survivors = screened.survivors

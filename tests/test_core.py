@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import copslp
+import copslp._analytic as analytic_module
 from copslp._problem import DEFAULT_GAMMA
 from copslp._registry import METHODS as REGISTRY
 from conftest import (
@@ -511,6 +512,32 @@ def test_walk_rescreens_its_bracket(kind, floors):
     result = _solve_checked(case, "analytic")
     assert "box" not in result.info
     assert result.info.get("rescreens", 0) >= 1, f"the walk never re-screened: {dict(result.info)}"
+    assert_optimal(result, case)
+
+
+NESTED = [c for c in SCREENED if c.label in ("uniform-n2", "ties-n2", "signed-n2", "float32-n2-g1", "correlated-n2",
+                                              "floors-n2")]
+
+
+@pytest.mark.parametrize("case", NESTED, ids=lambda c: c.label)
+def test_survivors_screened_a_level_down(case, monkeypatch):
+    """One bound, many survivors: they are screened once more from a subsample of their own
+    (a box within the box) before the exact finish; still the LP optimum."""
+    monkeypatch.setattr(analytic_module, "NEST_MIN_SIZE", 100)
+    result = _solve_checked(case, "analytic")
+    assert "nested" in result.info, dict(result.info)
+    assert_optimal(result, case)
+
+
+@pytest.mark.parametrize("case", [c for c in NESTED if c.label in ("uniform-n2", "signed-n2", "floors-n2")],
+                         ids=lambda c: c.label)
+def test_box_within_the_box_that_misses(case, monkeypatch):
+    """A box within the box far too narrow: it misses, is re-centred (or gives way to the
+    exact finish on every survivor), and the answer is the same optimum."""
+    monkeypatch.setattr(analytic_module, "NEST_MIN_SIZE", 100)
+    monkeypatch.setattr(analytic_module, "_WITHIN_WIDTH", 1e-9)
+    result = _solve_checked(case, "analytic")
+    assert result.info.get("nested", {}).get("rounds", 0) != 1, dict(result.info)
     assert_optimal(result, case)
 
 
