@@ -18,7 +18,9 @@ The exact finish on the survivors is a step of its own, one module per case:
 
 * one bound (r = 1), :mod:`copslp._one_bound`: a walk over the linear pieces of
   :math:`\phi`, which re-screens as its bracket narrows; the bound is then made tight by one
-  partial swap (at most two fractional entries);
+  partial swap (at most two fractional entries). When many survive the box, they are first
+  screened once more from a subsample of their own, with a box within the box
+  (:func:`_solve_survivors`);
 * several bounds (r > 1), :mod:`copslp._several_bounds`: projected Newton steps (the ellipsoid
   method when they stall) with one selection on the survivors as the oracle, re-screening as
   the box shrinks, then the exact LP on the few thousand left (HiGHS, the vertex polished).
@@ -354,27 +356,41 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
 #: One bound: survivors of a box beyond this many are screened once more, a level down
 #: (:func:`_solve_survivors`), before the exact finish.
 NEST_MIN_SIZE = 1 << 17
+#: Levels of boxes within boxes at most.
+NEST_DEPTH = 3
 
 
-def _solve_survivors(reduced: InnerProblem, settings: _Settings, bracket):
+def _solve_survivors(reduced: InnerProblem, settings: _Settings, bracket, depth: int = 0):
     """The exact finish on the survivors of the box ``bracket = (lo, hi, centre)``, as
     :func:`_solve_exact` gives it.
 
     With one bound and more than :data:`NEST_MIN_SIZE` survivors they are first screened
-    once more, as the whole problem was: lambda* of their problem is estimated on a
-    subsample of them, a box around it, sized from the box above (:class:`BoxSchedule`
-    ``within``: the survivors all lie near the k-th level, so the estimate is far closer),
-    fixes most of them, and the few left are solved exactly. The answer is accepted when its
-    lambda lies strictly inside that box (then it is the optimum of the survivors' problem,
-    as in :func:`_solve_screened`); a box that misses once more, or whose survivors' problem
-    is infeasible or has its minimum outside, gives way to the exact finish on every survivor
-    of the box above, which decides (an infeasible problem there means that box was wrong)."""
+    once more, as the whole problem was (:func:`_solve_a_level_down`), at most
+    :data:`NEST_DEPTH` levels deep; when that does not settle, the exact finish on every
+    survivor decides (an infeasible problem there means the box above was wrong)."""
+    m = min(settings.sample_size, reduced.size // 4)
+    k_sample = max(1, int(round(reduced.budget * m / max(reduced.size, 1))))
+    if (reduced.thresholds.shape[0] == 1 and reduced.size > NEST_MIN_SIZE and depth < NEST_DEPTH
+            and _MIN_SAMPLE_BUDGET <= k_sample <= m - _MIN_SAMPLE_BUDGET):
+        nested = _solve_a_level_down(reduced, settings, bracket, depth, m, k_sample)
+        if nested is not None:
+            return nested
+    return _solve_exact(reduced, settings.rtol, bracket)
+
+
+def _solve_a_level_down(reduced: InnerProblem, settings: _Settings, bracket, depth: int, m: int, k_sample: int):
+    """``(x, lambda, details)`` of the survivors' problem by a box within the box, or ``None``.
+
+    lambda* of their problem is estimated on a subsample of m of them; a box around it,
+    sized from the box above (:class:`BoxSchedule` ``within``: the survivors all lie near the
+    k-th level, so the estimate is far closer), fixes most of them, and the few left are
+    solved by :func:`_solve_survivors`. The answer is accepted when its lambda lies strictly
+    inside that box: then it is the optimum of the survivors' problem (the box need not lie
+    inside the box above; the caller checks that lambda does). ``None`` when a second,
+    re-centred box misses too, or when a box leaves an infeasible problem."""
     lo, hi, _ = bracket
-    if reduced.thresholds.shape[0] != 1 or reduced.size <= NEST_MIN_SIZE or reduced.budget == 0:
-        return _solve_exact(reduced, settings.rtol, bracket)
     size = reduced.size
-    m = min(settings.sample_size, size // 4)
-    sample = np.random.default_rng(settings.seed).integers(0, size, m)
+    sample = np.random.default_rng([settings.seed, depth + 1]).integers(0, size, m)  # not the box above's draws
     if reduced.floors is not None:
         sample.sort()
     sample_scores = take_columns(reduced.scores, sample)
@@ -383,25 +399,25 @@ def _solve_survivors(reduced: InnerProblem, settings: _Settings, bracket):
                       estimated_best(sample_scores, reduced.budget, size), reduced.floors,
                       None if reduced.floors is None else np.bincount(reduced.groups, minlength=reduced.floors.shape[0]))
     estimate = _sample_estimate(outline, reduced, sample, sample_scores, settings.rtol)
-    k_sample = max(1, int(round(reduced.budget * m / size)))
-    if not estimate.infeasible and _MIN_SAMPLE_BUDGET <= k_sample <= m - _MIN_SAMPLE_BUDGET:
-        boxes = BoxSchedule(estimate, 1, k_sample, within=((lo, hi), m))
-        for attempt in range(2):
-            lo_in, hi_in = boxes.box()
-            below, ones, survivors = screen(reduced, lo_in, hi_in, sample_scores, sample_groups)
-            try:
-                x_below, lam, details = _solve_exact(below, settings.rtol, (lo_in, hi_in, boxes.centre))
-            except (ReducedProblemInfeasible, MinimumOutsideBox):
-                break
-            if inside(lam, lo_in, hi_in):
-                x = np.zeros(size)
-                x[ones] = 1.0
-                x[survivors] = x_below
-                details["nested"] = {"rounds": attempt + 1, "survivors": int(survivors.shape[0]),
-                                     "fixed_ones": int(ones.shape[0])}
-                return x, lam, details
-            boxes.after_miss(lam)
-    return _solve_exact(reduced, settings.rtol, bracket)
+    if estimate.infeasible:
+        return None
+    boxes = BoxSchedule(estimate, 1, k_sample, within=((lo, hi), m))
+    for attempt in range(2):
+        lo_in, hi_in = boxes.box()
+        below, ones, survivors = screen(reduced, lo_in, hi_in, sample_scores, sample_groups)
+        try:
+            x_below, lam, details = _solve_survivors(below, settings, (lo_in, hi_in, boxes.centre), depth + 1)
+        except (ReducedProblemInfeasible, MinimumOutsideBox):
+            return None
+        if inside(lam, lo_in, hi_in):
+            x = np.zeros(size)
+            x[ones] = 1.0
+            x[survivors] = x_below
+            details["nested"] = [{"rounds": attempt + 1, "survivors": int(survivors.shape[0]),
+                                  "fixed_ones": int(ones.shape[0])}] + details.get("nested", [])
+            return x, lam, details
+        boxes.after_miss(lam)
+    return None
 
 
 def estimated_best(sample_scores: np.ndarray, budget: int, size: int) -> np.ndarray:
@@ -423,9 +439,12 @@ class BoxSchedule:
 
     ``within`` (a box ``(lo, hi)`` and the subsample's size m) is for a subsample drawn from
     the survivors of that box: they all lie near the k-th level, and as lambda crosses the
-    box roughly all of them change sides, so a count off by ``3 sqrt(k_sample)`` of m moves
-    the estimate by about ``3 sqrt(k_sample) / m`` of the box's width; the first box is that
-    much narrower when it is narrower than the rule above."""
+    box a large share of them change sides, so a count off by ``c sqrt(k_sample)`` of m
+    moves the estimate by a few ``c sqrt(k_sample) / m`` of the box's width. The first box
+    has the relative half-width ``_WITHIN_WIDTH sqrt(k_sample) / m`` of the box above when
+    that is narrower than the rule above. The constant is measured: at D = 1e7 (uniform,
+    lognormal and signed scores, k = D/20) the estimate missed lambda* by up to 9.4 half-widths
+    of the rule with 3, and by at most 0.66 of one with 48 (18 problems, none missed)."""
 
     def __init__(self, estimate: _SampleEstimate, n_bounds: int, k_sample: int, within=None):
         self.centre, self.reference = estimate.multipliers, estimate.reference

@@ -492,7 +492,8 @@ def _solve_nested(run: _Run, outline: Outline, screened: _Screened, rows, thresh
     except InfeasibleError:  # the box was wrong (or the bounds are: proved at this level)
         return "infeasible", None, {}, None
     details = dict(optimum.details)
-    details["nested"] = {key: details.pop(key) for key in ("rounds", "survivors", "fixed_ones") if key in details}
+    details["nested"] = [{key: details.pop(key) for key in ("rounds", "survivors", "fixed_ones") if key in details}]
+    details["nested"] += optimum.details.get("nested", [])  # the levels further down
     return "ok", optimum.multipliers, details, (inner_run, inner, optimum)
 
 
