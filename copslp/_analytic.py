@@ -395,9 +395,9 @@ def _solve_a_level_down(reduced: InnerProblem, settings: _Settings, bracket, dep
         sample.sort()
     sample_scores = take_columns(reduced.scores, sample)
     sample_groups = None if reduced.floors is None else reduced.groups[sample]
+    group_sizes = None if reduced.floors is None else np.bincount(reduced.groups, minlength=reduced.floors.shape[0])
     outline = Outline(size, reduced.scores.shape[0], reduced.budget, reduced.thresholds,
-                      estimated_best(sample_scores, reduced.budget, size), reduced.floors,
-                      None if reduced.floors is None else np.bincount(reduced.groups, minlength=reduced.floors.shape[0]))
+                      estimated_best(sample_scores, reduced.budget, size), reduced.floors, group_sizes)
     estimate = _sample_estimate(outline, reduced, sample, sample_scores, settings.rtol)
     if estimate.infeasible:
         return None

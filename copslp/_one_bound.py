@@ -140,7 +140,7 @@ def _rescreened_walk(inner, low_end, high_end, iterations):
 
     def restricted(end):
         chosen = end.members[survivors]
-        return _End(end.lam, chosen, float(s1 @ chosen))  # a dot product: a dense mask gathers slowly
+        return _End(end.lam, chosen, float(np.einsum("j,j->", s1, chosen)))  # a dense mask gathers slowly; no BLAS
 
     x_red, lam, details = _walk(reduced, restricted(low_end), restricted(high_end), lam_high - lam_low)
     x = np.zeros(inner.size)
@@ -176,7 +176,7 @@ def _tight_mix(inner: InnerProblem, low, high, g_low, b) -> np.ndarray:
     x[e] = x[l] = 0.0
     # s1_e t + s1_l (1 - t) = b - (the rest): each weight from its own difference, so that
     # neither is 1 minus a number close to 1 (no cancellation against a large g_low)
-    rest = b - float(s1 @ x)
+    rest = b - float(np.einsum("j,j->", s1, x))
     gain = s1[e] - s1[l]
     if gain > 0:
         x[e] = min(max((rest - s1[l]) / gain, 0.0), 1.0)

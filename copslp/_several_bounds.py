@@ -98,7 +98,7 @@ def _dual_point(inner: InnerProblem, multipliers: np.ndarray, curvature: bool = 
         around -= around.mean(axis=1, keepdims=True)
         hessian = around @ around.T / width
     if 8 * chosen.shape[0] > inner.size:  # many chosen: a product with the indicator, not a gather
-        sums = inner.scores @ inner.indicator(chosen)  # <s_i, x(lambda)> for every row
+        sums = np.einsum("ij,j->i", inner.scores, inner.indicator(chosen))  # <s_i, x(lambda)> for every row; no BLAS
     else:
         sums = take_columns(inner.scores, chosen).sum(axis=1)
     slope = sums[1:] - inner.thresholds

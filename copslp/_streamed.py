@@ -339,7 +339,7 @@ def _top_k_value(run: _Run, outline: Outline, rows: np.ndarray, multipliers: np.
 
     def best_of_band():
         inner = _reduced(outline, screened, rows, np.zeros(rows.shape[0] - 1))
-        v = weights @ inner.scores
+        v = np.einsum("i,ij->j", weights, inner.scores)
         chosen = inner.select(v) if inner.budget > 0 else np.empty(0, dtype=np.intp)
         return fixed + float(v[chosen].sum())
 
@@ -514,14 +514,20 @@ def _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, centre, rt
     reduced = _reduced(outline, screened, rows, thresholds)
     if rows.shape[0] == 1:  # no bound: the top-k (with floors, the greedy) of the band
         x = reduced.indicator(reduced.select(reduced.scores[0])) if reduced.budget > 0 else np.zeros(reduced.size)
-        return ("ok", np.zeros(0), {}), (x, screened.taken + screened.survivors @ x)
+        return ("ok", np.zeros(0), {}), (x, _values_at(screened, x))
     try:
         x, lam, details = _solve_exact(reduced, rtol, (lo, hi, centre))
     except ReducedProblemInfeasible:
         return ("infeasible", None, {}), (None, None)
     except MinimumOutsideBox as outside:
         return ("outside", np.asarray(outside.multipliers, dtype=np.float64), {}), (None, None)
-    return ("ok", np.asarray(lam, dtype=np.float64), dict(details)), (x, screened.taken + screened.survivors @ x)
+    return ("ok", np.asarray(lam, dtype=np.float64), dict(details)), (x, _values_at(screened, x))
+
+
+def _values_at(screened: _Screened, x: np.ndarray) -> np.ndarray:
+    """<s_i, point> for every score row, of the point that is 1 on the elements fixed to 1
+    and ``x`` on the gathered survivors."""
+    return screened.taken + np.einsum("ij,j->i", screened.survivors, x)  # no BLAS threads
 
 
 # --------------------------------------------------------------------------------------------
@@ -643,8 +649,8 @@ def _round(outline: Outline, screened: _Screened, x: np.ndarray, multipliers: np
             "values": scan.values, "x_min": np.inf if empty else scan.x_min, "x_max": -np.inf if empty else scan.x_max,
             "ones_values": scan.ones_values, "segment_x": scan.segment_x, "segment_ones": scan.segment_ones,
             "zeros_max": scan.zeros_max, "ones_min": scan.ones_min, "fractional": fractional,
-            "abs_values": np.abs(survivors) @ np.abs(x),
-            "fractional_values": np.concatenate([[1.0], multipliers]) @ survivors[:, fractional],
+            "abs_values": np.einsum("ij,j->i", np.abs(survivors), np.abs(x)),
+            "fractional_values": np.einsum("i,ij->j", np.concatenate([[1.0], multipliers]), survivors[:, fractional]),
             "fractional_segments": np.zeros(fractional.shape[0], dtype=np.intp) if groups is None else groups[fractional]}
 
 
