@@ -364,14 +364,17 @@ def _solve_survivors(reduced: InnerProblem, settings: _Settings, bracket, depth:
     """The exact finish on the survivors of the box ``bracket = (lo, hi, centre)``, as
     :func:`_solve_exact` gives it.
 
-    With one bound and more than :data:`NEST_MIN_SIZE` survivors they are first screened
-    once more, as the whole problem was (:func:`_solve_a_level_down`), at most
+    With one bound, no floors and more than :data:`NEST_MIN_SIZE` survivors they are first
+    screened once more, as the whole problem was (:func:`_solve_a_level_down`), at most
     :data:`NEST_DEPTH` levels deep; when that does not settle, the exact finish on every
-    survivor decides (an infeasible problem there means the box above was wrong)."""
+    survivor decides (an infeasible problem there means the box above was wrong). With
+    floors the box within keeps most survivors (every member of a group short of its floor
+    that may still be among its floors[g] best), and its subsample's solve costs more than
+    it saves: at D = 1e7 with 50 binding layer floors, 530 ms against 423 ms without it."""
     m = min(settings.sample_size, reduced.size // 4)
     k_sample = max(1, int(round(reduced.budget * m / max(reduced.size, 1))))
-    if (reduced.thresholds.shape[0] == 1 and reduced.size > NEST_MIN_SIZE and depth < NEST_DEPTH
-            and _MIN_SAMPLE_BUDGET <= k_sample <= m - _MIN_SAMPLE_BUDGET):
+    if (reduced.thresholds.shape[0] == 1 and reduced.floors is None and reduced.size > NEST_MIN_SIZE
+            and depth < NEST_DEPTH and _MIN_SAMPLE_BUDGET <= k_sample <= m - _MIN_SAMPLE_BUDGET):
         nested = _solve_a_level_down(reduced, settings, bracket, depth, m, k_sample)
         if nested is not None:
             return nested

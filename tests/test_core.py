@@ -515,8 +515,7 @@ def test_walk_rescreens_its_bracket(kind, floors):
     assert_optimal(result, case)
 
 
-NESTED = [c for c in SCREENED if c.label in ("uniform-n2", "ties-n2", "signed-n2", "float32-n2-g1", "correlated-n2",
-                                              "floors-n2")]
+NESTED = [c for c in SCREENED if c.label in ("uniform-n2", "ties-n2", "signed-n2", "float32-n2-g1", "correlated-n2")]
 
 
 @pytest.mark.parametrize("case", NESTED, ids=lambda c: c.label)
@@ -529,7 +528,16 @@ def test_survivors_screened_a_level_down(case, monkeypatch):
     assert_optimal(result, case)
 
 
-@pytest.mark.parametrize("case", [c for c in NESTED if c.label in ("uniform-n2", "signed-n2", "floors-n2")],
+def test_no_box_within_the_box_with_floors(monkeypatch):
+    """With floors the survivors go straight to the exact finish (see _solve_survivors)."""
+    monkeypatch.setattr(analytic_module, "NEST_MIN_SIZE", 100)
+    case = next(c for c in SCREENED if c.label == "floors-n2")
+    result = _solve_checked(case, "analytic")
+    assert result.info["survivors"] > 100 and "nested" not in result.info, dict(result.info)
+    assert_optimal(result, case)
+
+
+@pytest.mark.parametrize("case", [c for c in NESTED if c.label in ("uniform-n2", "signed-n2")],
                          ids=lambda c: c.label)
 def test_box_within_the_box_that_misses(case, monkeypatch):
     """A box within the box far too narrow: it misses, is re-centred (or gives way to the
