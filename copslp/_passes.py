@@ -37,8 +37,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._blocks import blocks
-from ._screening import box_extremes
+from ._blocks import BLOCK, blocks
+from ._screening import box_extremes, reaching_extremes
 from ._selection import take_columns
 
 __all__ = ["ScorePasses", "Collectives", "LocalScreen", "LevelsOutside", "ArrayPasses", "OneProcess"]
@@ -286,7 +286,11 @@ class ArrayPasses(ScorePasses):
     def non_finite(self):
         counts = np.zeros(self.n_scores, dtype=np.int64)
         for block in blocks(self.size):
-            counts += np.count_nonzero(~np.isfinite(self.scores[:, block]), axis=1)
+            scores = self.scores[:, block]
+            with np.errstate(over="ignore", invalid="ignore"):
+                sums = scores.sum(axis=1)  # finite sums: every entry is (one pass instead of two)
+            if not np.isfinite(sums).all():
+                counts += np.count_nonzero(~np.isfinite(scores), axis=1)
         return counts
 
     def group_counts(self):
@@ -298,8 +302,14 @@ class ArrayPasses(ScorePasses):
         values = take_columns(self.scores, positions).astype(np.float64, copy=False)
         return values, None if self.groups is None else self.groups[positions].astype(np.int64)
 
+    def _rows(self, rows, block):
+        """The scores of ``rows`` on ``block``: a view when ``rows`` are all the rows in order."""
+        if rows.shape[0] == self.n_scores and np.array_equal(rows, np.arange(self.n_scores)):
+            return self.scores[:, block]
+        return self.scores[rows, block]
+
     def _extremes(self, rows, lo, hi, block):
-        return box_extremes(self.scores[rows, block].astype(np.float64, copy=False), lo, hi)
+        return box_extremes(self._rows(rows, block).astype(np.float64, copy=False), lo, hi)
 
     def screen(self, rows, lo, hi, one_level, zero_level, group_levels):
         grouped = self.groups is not None and group_levels is not None
@@ -308,23 +318,35 @@ class ArrayPasses(ScorePasses):
         fixed_per_group = np.zeros(self.n_groups, dtype=np.int64) if grouped else None
         taken = np.zeros(self.n_scores)
         ones, survivors = np.zeros(self.size, dtype=bool), []
+        # one multiplier or none: low only where high reaches the element's level (every count
+        # and set below lies among those elements when one_level >= zero_level >= its level)
+        reaching_only = lo.shape[0] <= 1 and one_level >= zero_level
+        buffer = np.empty(BLOCK) if reaching_only else None
         for block in blocks(self.size):
-            low, high = self._extremes(rows, lo, hi, block)
+            groups = self.groups[block] if grouped else None
+            level = group_levels[groups] if grouped else zero_level
+            if reaching_only:
+                at, _, low, high = reaching_extremes(self._rows(rows, block), lo, hi, level, buffer)
+                if grouped:
+                    groups, level = groups[at], level[at]
+            else:
+                at = None
+                low, high = self._extremes(rows, lo, hi, block)
             above_one += int(np.count_nonzero(high > one_level))
             reaching += int(np.count_nonzero(low >= zero_level))
-            level = zero_level
             if grouped:
-                groups = self.groups[block]
-                level = group_levels[groups]
                 support += np.bincount(groups[low >= level], minlength=self.n_groups)
             one = low > one_level
-            ones[block] = one
             at_one = np.flatnonzero(one)
-            fixed += at_one.shape[0]
-            taken += take_columns(self.scores[:, block], at_one).sum(axis=1, dtype=np.float64)
+            survivor = np.flatnonzero((high >= level) & ~one)
             if grouped:
                 fixed_per_group += np.bincount(groups[at_one], minlength=self.n_groups)
-            survivors.append(np.flatnonzero((high >= level) & ~one) + block.start)
+            if at is not None:
+                at_one, survivor = at[at_one], at[survivor]
+            ones[block.start + at_one] = True
+            fixed += at_one.shape[0]
+            taken += take_columns(self.scores[:, block], at_one).sum(axis=1)
+            survivors.append(survivor + block.start)
         survivors = np.concatenate(survivors) if survivors else np.empty(0, dtype=np.intp)
         return LocalScreen(above_one, reaching, support, fixed, taken, fixed_per_group, survivors.shape[0],
                            (ones, survivors), lambda: self.take(survivors))
@@ -339,20 +361,27 @@ class ArrayPasses(ScorePasses):
         segments = max(self.n_groups, 1)
         zeros_max, ones_min = np.full(segments, -np.inf), np.full(segments, np.inf)
         magnitudes, abs_taken = np.zeros(self.n_scores), np.zeros(self.n_scores)
-        dropped = ~ones
-        dropped[survivors] = False
-        for block in blocks(self.size):
-            v = self._extremes(rows, multipliers, multipliers, block)[0]
+        starts = [block.start for block in blocks(self.size)]
+        survivor_bounds = np.searchsorted(survivors, starts + [self.size])
+        for index, block in enumerate(blocks(self.size)):
+            v = self._extremes(rows, multipliers, multipliers, block)[0]  # first: it streams the block into cache
+            if np.may_share_memory(v, self.scores):
+                v = v.astype(np.float64)  # a copy: the levels below write into it
             scores = self.scores[:, block]
             magnitudes = np.maximum(magnitudes, np.abs(scores).max(axis=1, initial=0.0))
-            one, zero = ones[block], dropped[block]
-            abs_taken += np.abs(scores[:, one]).sum(axis=1, dtype=np.float64)
+            at_one = np.flatnonzero(ones[block])
+            abs_taken += np.abs(take_columns(scores, at_one)).sum(axis=1)
+            kept = v.take(at_one)
+            v[at_one] = -np.inf  # what is left are the dropped elements
+            v[survivors[survivor_bounds[index]:survivor_bounds[index + 1]] - block.start] = -np.inf
             if self.groups is None:
-                zeros_max[0] = max(zeros_max[0], float(v[zero].max(initial=-np.inf)))
-                ones_min[0] = min(ones_min[0], float(v[one].min(initial=np.inf)))
+                zeros_max[0] = max(zeros_max[0], float(v.max(initial=-np.inf)))
+                ones_min[0] = min(ones_min[0], float(kept.min(initial=np.inf)))
             else:
-                _group_extreme(np.maximum, zeros_max, self.groups[block], np.where(zero, v, -np.inf))
-                _group_extreme(np.minimum, ones_min, self.groups[block], np.where(one, v, np.inf))
+                groups = self.groups[block]
+                _group_extreme(np.maximum, zeros_max, groups, v)
+                if at_one.shape[0]:
+                    _group_extreme(np.minimum, ones_min, groups[at_one], kept)
         return LevelsOutside(zeros_max, ones_min, magnitudes, abs_taken)
 
     def positive_part(self, rows, multipliers, level, floor_multipliers):

@@ -20,7 +20,7 @@ from ._scan import segment_runs
 from ._selection import group_starts, kth_largest, take_columns
 
 __all__ = ["ReducedProblemInfeasible", "MinimumOutsideBox", "RESCREEN_MIN_SIZE", "RESCREEN_SHRINK", "box_extremes",
-           "screen", "screen_exact", "reduce_problem"]
+           "reaching_extremes", "screen", "screen_exact", "reduce_problem"]
 
 #: A problem is screened again once the bracket (or box) of its multipliers is this many
 #: times narrower than the one it was screened with, if it still has this many elements.
@@ -247,14 +247,11 @@ def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_level
     buffer = np.empty(BLOCK)
     for block in blocks(inner.size):
         scores = inner.scores[:, block]
-        high = _largest_over_box(scores, lo[0], hi[0], buffer[:scores.shape[1]])
         if support is None:
-            reaching = np.flatnonzero(high >= zero_level)
+            level = zero_level
         else:
             groups, level = _block_groups_and_levels(inner, block, group_levels)
-            reaching = np.flatnonzero(high >= level)
-        columns = take_columns(scores, reaching)
-        low, high_reaching = box_extremes(columns, lo, hi)
+        reaching, columns, low, high_reaching = reaching_extremes(scores, lo, hi, level, buffer)
         above_one += int(np.count_nonzero(high_reaching > one_level))
         at_or_above_zero += int(np.count_nonzero(low >= zero_level))
         if support is not None:
@@ -283,6 +280,20 @@ def _block_groups_and_levels(inner, block, group_levels):
         return int(runs[0]), float(group_levels[runs[0]])
     groups = np.repeat(runs, np.diff(offsets, append=block.stop - block.start))
     return groups, group_levels.take(groups)
+
+
+def reaching_extremes(scores, lo: np.ndarray, hi: np.ndarray, level, buffer: np.ndarray):
+    """One multiplier or none (a point box, ``v = s_0``): ``(reaching, columns, low, high)``:
+    the positions of the columns of ``scores`` whose ``high`` (the largest v over the box)
+    reaches ``level`` (a number, or one per column), those columns (float64) and their
+    ``low`` and ``high`` as :func:`box_extremes` gives them. ``high`` is computed for every
+    column first (it streams the block into cache; ``buffer`` holds it), ``low`` only for
+    the columns that reach: a column below its level is dropped whatever its ``low``, which
+    is smaller."""
+    high = scores[0] if lo.shape[0] == 0 else _largest_over_box(scores, lo[0], hi[0], buffer[:scores.shape[1]])
+    reaching = np.flatnonzero(high >= level)
+    columns = take_columns(scores, reaching)
+    return (reaching, columns, *box_extremes(columns, lo, hi))
 
 
 def _largest_over_box(scores, lo: float, hi: float, out: np.ndarray) -> np.ndarray:

@@ -100,3 +100,14 @@ def test_a_level_below_proves_a_box_wrong_when_one_bound_fails_there(n_scores, b
     result = solve_streamed(ArrayPasses(scores), OneProcess(), budget, gamma=0.75, options={"sample_size": 256})
     assert result.certificate.passed
     assert abs(result.objective - expected.objective) <= 2e-9 * abs(expected.objective)
+
+
+def test_array_passes_count_non_finite_entries_per_row():
+    """The count is exact: a block whose sums are not finite is counted entry by entry,
+    also when only the sums overflow (float32 entries near the largest float32)."""
+    from copslp._blocks import BLOCK
+    scores = np.random.default_rng(5).random((3, 3 * BLOCK + 5)).astype(np.float32)
+    scores[0, [3, 2 * BLOCK + 1]] = np.nan
+    scores[1, BLOCK:2 * BLOCK] = 3e38  # finite, their float32 sum is not
+    scores[2, -1] = -np.inf
+    assert ArrayPasses(scores).non_finite().tolist() == [2, 0, 1]
