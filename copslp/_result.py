@@ -146,7 +146,8 @@ class Result:
     wall_time : float
         Seconds for the whole call: validation, method, rounding and certificate.
     method_time : float
-        Seconds spent inside the method alone.
+        Seconds spent inside the method alone (with one bound, the analytic method's first
+        pass includes validation's: finiteness and ``T_k(s_1)`` are read in the same pass).
     certificate : Certificate
         The optimality certificate of the LP point; a returned Result has always passed it
         (otherwise :func:`copslp.solve` raises :class:`copslp.SolverError`).

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["kth_largest", "top_k_sum", "top_k_sum_and_total", "top_k_indices", "lexicographic_top_k", "is_non_decreasing", "group_order", "group_starts",
+__all__ = ["kth_largest", "candidate_level", "top_k_sum", "top_k_sum_and_total", "top_k_indices", "lexicographic_top_k", "is_non_decreasing", "group_order", "group_starts",
            "top_k_with_floors", "take_columns"]
 
 
@@ -69,12 +69,7 @@ def _candidates_above_level(values: np.ndarray, k: int, indices: bool = False, t
     from ._blocks import blocks
 
     n = values.shape[0]
-    step = max(1, n // 65536)
-    sample = values[::step]
-    m = sample.shape[0]
-    k_sample = max(1, int(k * m / n))
-    rank = min(m, k_sample + int(4 * np.sqrt(k_sample)) + 16)
-    level = kth_largest(sample, rank)
+    level = candidate_level(values[::max(1, n // 65536)], k, n)
     parts = []
     for block in blocks(n):
         part = values[block]
@@ -84,6 +79,15 @@ def _candidates_above_level(values: np.ndarray, k: int, indices: bool = False, t
         parts.append(found + block.start if indices else part.take(found))
     candidates = np.concatenate(parts)
     return candidates if candidates.shape[0] >= k else None
+
+
+def candidate_level(sample: np.ndarray, k: int, n: int) -> float:
+    """A level with, very likely, at least k of the n entries a ``sample`` of them was drawn
+    from at or above it: the sample's entry of rank ``k_m + 4 sqrt(k_m) + 16`` (k_m = k m / n,
+    m the sample's size); the count is checked by whoever uses it."""
+    m = sample.shape[0]
+    k_sample = max(1, int(k * m / n))
+    return kth_largest(sample, min(m, k_sample + int(4 * np.sqrt(k_sample)) + 16))
 
 
 def top_k_indices_of_long(values: np.ndarray, k: int) -> np.ndarray:

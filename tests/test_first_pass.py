@@ -1,0 +1,147 @@
+"""Validation fused with the analytic method's first screening (one bound, no floors):
+the same answers, the same errors, and the roads that leave it (``copslp._analytic.first_pass``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import copslp
+import copslp._analytic as analytic_module
+from copslp._problem import prepare_problem
+
+SIZE, SAMPLE = 20_000, 512
+OPTIONS = {"sample_size": SAMPLE}
+
+
+def _scores(seed=0, dtype=np.float64):
+    return np.random.default_rng(seed).random((2, SIZE)).astype(dtype)
+
+
+def _sample_positions():
+    return np.unique(np.random.default_rng(0).integers(0, SIZE, SAMPLE))  # the default seed's subsample
+
+
+def _outside_sample(count):
+    return np.setdiff1d(np.arange(SIZE), _sample_positions())[:count]
+
+
+@pytest.fixture
+def passes(monkeypatch):
+    """What first_pass returned, call by call."""
+    seen = []
+    original = analytic_module.first_pass
+
+    def spy(*args, **kwargs):
+        seen.append(original(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(analytic_module, "first_pass", spy)
+    return seen
+
+
+def _settings(**options):
+    return dict(copslp._registry.get_method("analytic").settings({**OPTIONS, **options}))
+
+
+@pytest.mark.parametrize("kind", ["uniform", "float32", "signed", "ties"])
+@pytest.mark.parametrize("bound", ["gamma", "bounds"])
+def test_same_answer_as_validation_on_its_own(kind, bound, passes):
+    """The fused road and the road that validates first reach the same certified optimum
+    and the same best value T_k(s_1) (the relative bound's scale)."""
+    rng = np.random.default_rng(3)
+    scores = {"uniform": lambda: rng.random((2, SIZE)),
+              "float32": lambda: rng.random((2, SIZE)).astype(np.float32),
+              "signed": lambda: rng.normal(size=(2, SIZE)),
+              "ties": lambda: rng.integers(0, 6, (2, SIZE)).astype(float)}[kind]()
+    best = np.sort(scores[1].astype(float))[::-1][:SIZE // 5].sum()
+    kwargs = {"gamma": 0.9} if bound == "gamma" else {"bounds": 0.8 * best}
+    fused = copslp.solve(scores, SIZE // 5, options=OPTIONS, **kwargs)
+    assert passes and passes[-1] is not None and passes[-1].screened is not None
+    own = analytic_module.solve_analytic(prepare_problem(scores, SIZE // 5, **kwargs).complete(), **_settings())
+    assert fused.certificate.passed
+    assert fused.thresholds[0] == pytest.approx(kwargs.get("bounds", 0.9 * best), rel=1e-12)
+    assert fused.objective == pytest.approx(float(scores[0].astype(float) @ np.asarray(own.x)), rel=1e-9)
+
+
+@pytest.mark.parametrize("value, text", [(np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf")])
+@pytest.mark.parametrize("row", [0, 1])
+def test_non_finite_entry_outside_the_subsample(row, value, text, passes):
+    """The pass that screens also finds it: the same ValueError as validation's own."""
+    scores = _scores()
+    where = int(_outside_sample(1)[0])
+    scores[row, where] = value
+    with pytest.raises(ValueError, match=rf"scores\[{row}\] has 1 non-finite entries \(first at index {where}: "):
+        copslp.solve(scores, SIZE // 5, gamma=0.9, options=OPTIONS)
+    assert passes and passes[-1] is not None  # the fused pass ran and found it
+
+
+def test_non_finite_entry_in_the_subsample(passes):
+    """The subsample sees it first: no fused pass, validation on its own says it."""
+    scores = _scores()
+    where = int(_sample_positions()[5])
+    scores[1, where] = np.nan
+    with pytest.raises(ValueError, match=rf"scores\[1\] has 1 non-finite entries \(first at index {where}: nan\)"):
+        copslp.solve(scores, SIZE // 5, gamma=0.9, options=OPTIONS)
+    assert passes == [None]
+
+
+def test_float32_sums_that_overflow_float32_are_not_non_finite(passes):
+    scores = _scores(dtype=np.float32)
+    scores[:, _outside_sample(2000)] = 3e38  # finite; their float32 block sums are not
+    result = copslp.solve(scores, SIZE // 5, gamma=0.9, options=OPTIONS)
+    assert passes[-1] is not None and not np.isfinite(passes[-1].totals).all()
+    assert result.certificate.passed
+
+
+def test_relative_bound_on_a_score_without_positive_best(passes):
+    scores = _scores()
+    scores[1] = -scores[1]
+    with pytest.raises(ValueError, match=r"a relative bound needs a positive best value.*scores\[1\]"):
+        copslp.solve(scores, SIZE // 5, gamma=0.9, options=OPTIONS)
+    assert passes[-1] is not None
+
+
+def test_absolute_bound_out_of_reach_is_infeasible(passes):
+    scores = _scores()
+    best = np.sort(scores[1])[::-1][:SIZE // 5].sum()
+    with pytest.raises(copslp.InfeasibleError):
+        copslp.solve(scores, SIZE // 5, bounds=1.01 * best, options=OPTIONS)
+    assert passes[-1] is not None
+
+
+def test_too_few_candidates_for_the_best_value(passes):
+    """The subsample sees only large s_1 (all small elsewhere): the level it sets leaves
+    fewer than k candidates, and T_k(s_1) is found by a selection over the whole row."""
+    scores = _scores()
+    scores[1] *= 1e-3
+    scores[1, _sample_positions()] += 1.0
+    k = 4000
+    result = copslp.solve(scores, k, gamma=0.9, options=OPTIONS)
+    first = passes[-1]
+    assert first is not None
+    level = analytic_module.candidate_level(first.sample_scores[1], k, SIZE)
+    assert np.count_nonzero(scores[1] >= level) < k  # the fallback was needed
+    assert first.best[0] == pytest.approx(np.sort(scores[1])[::-1][:k].sum(), rel=1e-12)
+    assert result.certificate.passed
+
+
+@pytest.mark.parametrize("kwargs", [{"gamma": [0.9, 0.5]}, {"gamma": 0.9, "groups": np.arange(SIZE) % 4, "floors": 10},
+                                    {"gamma": 0.0}])
+def test_other_problems_validate_on_their_own(kwargs, passes):
+    scores = _scores() if "gamma" not in kwargs or np.ndim(kwargs["gamma"]) == 0 else np.vstack([_scores(), _scores(1)[:1]])
+    copslp.solve(scores, SIZE // 5, options=OPTIONS, **kwargs)
+    assert passes == [None]
+
+
+def test_unsafe_levels_in_the_fused_pass(passes):
+    """The subsample never sees the 6,000 elements whose s_0 is large: the levels it sets
+    fail their counts, the fused pass keeps only validation's numbers, and the first box is
+    screened again; the same optimum as validation on its own."""
+    scores = _scores(2)
+    scores[0, _outside_sample(6000)] += 5.0
+    result = copslp.solve(scores, SIZE // 5, gamma=0.9, options=OPTIONS)
+    assert passes[-1] is not None and passes[-1].screened is None
+    own = analytic_module.solve_analytic(prepare_problem(scores, SIZE // 5, gamma=0.9).complete(), **_settings())
+    assert result.certificate.passed
+    assert result.objective == pytest.approx(float(scores[0] @ np.asarray(own.x)), rel=1e-9)
