@@ -20,6 +20,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ._blocks import blocks
 from ._selection import group_order, group_starts, is_non_decreasing, top_k_sum_and_total
 
 __all__ = ["Problem", "PreparedProblem", "Outline", "make_problem", "prepare_problem", "DEFAULT_GAMMA"]
@@ -299,10 +300,19 @@ def check_finite(scores: np.ndarray, totals: np.ndarray, best: np.ndarray) -> No
                         f"scores[{i}] has {bad.size} non-finite entries "
                         f"(first at index {bad[0]}: {float(scores[i, bad[0]])!r})"
                     )
-            if not np.isfinite(np.add.reduce(scores, axis=1, dtype=np.float64)).all():  # float32 sums may overflow alone
-                raise ValueError("scores are so large that their sums overflow float64; rescale them")
+            raise_if_sums_overflow(scores)  # float32 sums may overflow alone
     if not np.isfinite(best).all():
         raise ValueError("scores are so large that the sum of the k largest overflows float64; rescale them")
+
+
+def raise_if_sums_overflow(scores: np.ndarray) -> None:
+    """Raise ValueError when ``sum_j |s_ij|`` overflows float64 for some row: then some sum a
+    method or the certificate forms may too, in whatever order it adds (summed block by
+    block, without a copy of the scores)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        magnitudes = sum(np.abs(scores[:, block]).sum(axis=1, dtype=np.float64) for block in blocks(scores.shape[1]))
+    if not np.isfinite(magnitudes).all():
+        raise ValueError("scores are so large that their sums overflow float64; rescale them")
 
 
 def _common_score_dtype(dtypes) -> np.dtype:

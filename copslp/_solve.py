@@ -9,7 +9,7 @@ import numpy as np
 
 from ._certificate import certify, certify_binary
 from ._errors import CopsWarning, SolverError
-from ._problem import prepare_problem
+from ._problem import prepare_problem, raise_if_sums_overflow
 from ._registry import get_method
 from ._result import Result
 from ._rounding import round_to_mask
@@ -95,10 +95,13 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
         validation_start = time.perf_counter()
         problem = prepared.complete()
         method_start += time.perf_counter() - validation_start
-        solution = spec.load()(problem, **settings)
     else:
         problem = prepared.complete(first.best, first.totals)
-        solution = spec.load()(problem, **settings, first_pass=first)
+    try:
+        solution = spec.load()(problem, **settings, **({} if first is None else {"first_pass": first}))
+    except SolverError:
+        raise_if_sums_overflow(problem.scores)  # the cause a user can mend
+        raise
     method_time = time.perf_counter() - method_start
 
     x = solution.x
@@ -110,6 +113,7 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
         scan = scan_point(problem, x, tolerance)
         certificate = certify_binary(problem, x, solution, rtol=tolerance)
     if not certificate.passed:
+        raise_if_sums_overflow(problem.scores)
         raise SolverError(f"method {spec.name!r} returned a point that is not optimal: {certificate.summary()}")
     mask, rule, mask_values = round_to_mask(problem, x, tolerance, scan, solution.multipliers)
     values = scan.values
