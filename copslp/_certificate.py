@@ -140,8 +140,9 @@ def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: f
     if abs(relative_gap) > rtol:
         relative_gap = gap / max(gap_scale, _score_scale(problem, lam, measures))
     worst = max(primal, dual, complementarity, abs(relative_gap))
+    measured = (objective, dual_bound, primal, dual, complementarity, relative_gap, *bound_values)
     return Certificate(
-        passed=bool(worst <= rtol),
+        passed=bool(worst <= rtol) and _all_finite(measured),  # max() passes a NaN over
         budget_dual=mu,
         floor_multipliers=nu,
         primal_violation=float(primal),
@@ -151,6 +152,11 @@ def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: f
         dual_bound=float(dual_bound),
         tolerance=rtol,
     )
+
+
+def _all_finite(numbers) -> bool:
+    """Every number is finite: a sum that overflowed certifies nothing."""
+    return bool(np.isfinite(np.asarray(numbers, dtype=np.float64)).all())
 
 
 class _Levels(NamedTuple):
@@ -288,7 +294,7 @@ def certify_binary(problem: Problem, x: np.ndarray, solution, *, rtol: float) ->
     bound = float(solution.info.get("mip_dual_bound", np.nan))
     primal = max(primal, 0.0)
     return Certificate(
-        passed=bool(primal <= rtol and gap <= rtol),
+        passed=bool(primal <= rtol and gap <= rtol) and _all_finite((primal, *values)),
         budget_dual=float("nan"),
         floor_multipliers=None,
         primal_violation=primal,

@@ -30,11 +30,7 @@ class MethodSpec:
 
     ``target`` is ``"module:function"`` inside copslp, imported on first use;
     ``options`` maps each accepted keyword to its :class:`~copslp._options.Option`;
-    ``relaxation`` is False for a method that solves the binary problem itself (milp);
-    ``first_pass`` (``"module:function"``, optional) makes validation's pass over the scores
-    part of the method's own first one: it takes the :class:`~copslp._problem.PreparedProblem`
-    and the options and returns what the method then receives as ``first_pass=`` (and the
-    best values and row sums that complete the problem), or None where it does not apply.
+    ``relaxation`` is False for a method that solves the binary problem itself (milp).
     """
 
     name: str
@@ -42,7 +38,6 @@ class MethodSpec:
     requires: tuple[str, ...]
     options: Mapping[str, Option] = field(default_factory=dict)
     relaxation: bool = True
-    first_pass: str | None = None
 
     def is_available(self) -> bool:
         return all(importlib.util.find_spec(module) is not None for module in self.requires)
@@ -52,11 +47,8 @@ class MethodSpec:
         return [module for module in self.requires if importlib.util.find_spec(module) is None]
 
     def load(self) -> Callable:
-        return _load(self.target)
-
-    def run_first_pass(self, prepared, settings: Mapping[str, Any]):
-        """The method's first pass over ``prepared`` (see ``first_pass``), or None."""
-        return None if self.first_pass is None else _load(self.first_pass)(prepared, **settings)
+        module, function = self.target.split(":")
+        return getattr(importlib.import_module(module, __package__), function)
 
     def settings(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
         """The options to call the method with: ``given`` checked, defaults filled in."""
@@ -64,11 +56,6 @@ class MethodSpec:
 
     def defaults(self) -> dict[str, Any]:
         return {name: option.default for name, option in self.options.items()}
-
-
-def _load(target: str) -> Callable:
-    module, function = target.split(":")
-    return getattr(importlib.import_module(module, __package__), function)
 
 
 METHODS: dict[str, MethodSpec] = {}
@@ -107,7 +94,7 @@ register(MethodSpec("analytic", "._analytic:solve_analytic", ("numpy",), Mapping
     "sample_size": Option(65536, int_at_least(2), "size of the subsample that estimates lambda*"),
     "seed": Option(0, seed, "seed of the subsample (changes the time, not the answer)"),
     "max_rounds": Option(30, int_at_least(1), "box re-centrings before a SolverError"),
-}), first_pass="._analytic:first_pass"))
+})))
 register(MethodSpec("two_score", "._two_score:solve_two_score", ("numpy",), MappingProxyType({
     "tol": Option(1e-10, fraction, "bisection stops when the bracket of lambda is this narrow (relative)"),
     "max_iter": Option(200, int_at_least(1), "bisection steps before a SolverError"),

@@ -146,8 +146,7 @@ class Result:
     wall_time : float
         Seconds for the whole call: validation, method, rounding and certificate.
     method_time : float
-        Seconds spent inside the method alone (with one bound, the analytic method's first
-        pass includes validation's: finiteness and ``T_k(s_1)`` are read in the same pass).
+        Seconds spent inside the method alone.
     certificate : Certificate
         The optimality certificate of the LP point; a returned Result has always passed it
         (otherwise :func:`copslp.solve` raises :class:`copslp.SolverError`).

@@ -20,7 +20,7 @@ from ._scan import segment_runs
 from ._selection import group_starts, kth_largest, take_columns
 
 __all__ = ["ReducedProblemInfeasible", "MinimumOutsideBox", "RESCREEN_MIN_SIZE", "RESCREEN_SHRINK", "box_extremes",
-           "reaching_extremes", "screen", "screen_exact", "reduce_problem", "Tally", "screen_and_tally"]
+           "reaching_extremes", "screen", "screen_exact", "reduce_problem"]
 
 #: A problem is screened again once the bracket (or box) of its multipliers is this many
 #: times narrower than the one it was screened with, if it still has this many elements.
@@ -224,37 +224,7 @@ def _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, 
     return reduce_problem(inner, ones, survivors, taken, survivor_scores)
 
 
-class Tally:
-    """What validation needs of a pass that reads the scores anyway (the analytic method's
-    first screening, :func:`copslp._analytic.first_pass`): the sum of every row in its dtype
-    (a non-finite one says that an entry is not finite, or that the sums overflow:
-    :func:`copslp._problem.check_finite`) and the entries of row 1 at or above ``level``, the
-    candidates of its k largest (as :func:`copslp._selection.top_k_sum` gathers them)."""
-
-    def __init__(self, n_rows: int, level: float):
-        self.totals = np.zeros(n_rows)
-        self.level = level
-        self.candidates = []
-        self.read = 0
-
-    def add(self, scores: np.ndarray) -> None:
-        """Count one block (``scores`` of shape (n_rows, width))."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            self.totals += scores.sum(axis=1)
-        row = scores[1]
-        self.candidates.append(row[row >= self.level])
-        self.read += scores.shape[1]
-
-
-def screen_and_tally(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample_scores: np.ndarray, tally: Tally):
-    """:func:`screen` of one bound without floors, the pass also counting ``tally``;
-    ``None`` where a count says a level is unsafe (then ``tally.read`` says whether the pass
-    read every element)."""
-    one_level, zero_level, _ = _sample_levels(inner, lo, hi, sample_scores)
-    return _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, None, tally)
-
-
-def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_levels=None, tally=None):
+def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_levels=None):
     """:func:`_screen_streamed` for one multiplier, computing less.
 
     ``high`` (the largest v over the box) is computed for every element, ``low`` only for
@@ -282,8 +252,6 @@ def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_level
         else:
             groups, level = _block_groups_and_levels(inner, block, group_levels)
         reaching, columns, low, high_reaching = reaching_extremes(scores, lo, hi, level, buffer)
-        if tally is not None:
-            tally.add(scores)  # the block is in cache now
         above_one += int(np.count_nonzero(high_reaching > one_level))
         at_or_above_zero += int(np.count_nonzero(low >= zero_level))
         if support is not None:

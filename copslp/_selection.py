@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["kth_largest", "candidate_level", "strided_candidate_level", "prefilters", "top_k_sum_by_partition", "top_k_sum", "top_k_sum_and_total", "top_k_indices", "lexicographic_top_k", "is_non_decreasing", "group_order", "group_starts",
+__all__ = ["kth_largest", "top_k_sum", "top_k_sum_and_total", "top_k_indices", "lexicographic_top_k", "is_non_decreasing", "group_order", "group_starts",
            "top_k_with_floors", "take_columns"]
 
 
@@ -41,25 +41,17 @@ def top_k_sum_and_total(values: np.ndarray, k: int) -> tuple[float, float]:
         total = float(values.sum(dtype=np.float64))
         return total, total
     if n < _PREFILTER_MIN_SIZE:
-        return top_k_sum_by_partition(values, k), float(values.sum())
-    if not prefilters(n, k):  # 2k > n: the complement is the smaller selection
+        return float(np.partition(values, n - k)[n - k:].sum(dtype=np.float64)), float(values.sum())
+    if 2 * k > n:
         total = float(values.sum(dtype=np.float64))
         return total + top_k_sum_negated(values, n - k), total
     totals = []
     candidates = _candidates_above_level(values, k, totals=totals)
-    return top_k_sum_by_partition(values if candidates is None else candidates, k), float(np.sum(totals))
-
-
-def prefilters(n: int, k: int) -> bool:
-    """Whether :func:`top_k_sum` of n values narrows them to candidates above a level first
-    (long arrays, k < n/2), rather than selecting among all of them."""
-    return n >= _PREFILTER_MIN_SIZE and 0 < 2 * k <= n
-
-
-def top_k_sum_by_partition(values: np.ndarray, k: int) -> float:
-    """The sum of the k largest of ``values`` by one partition of them (float64)."""
-    n = values.shape[0]
-    return float(np.partition(values, n - k)[n - k:].sum(dtype=np.float64))
+    total = float(np.sum(totals))
+    if candidates is None:
+        return float(np.partition(values, n - k)[n - k:].sum(dtype=np.float64)), total
+    m = candidates.shape[0]
+    return float(np.partition(candidates, m - k)[m - k:].sum(dtype=np.float64)), total
 
 
 def top_k_sum_negated(values: np.ndarray, k: int) -> float:
@@ -77,7 +69,12 @@ def _candidates_above_level(values: np.ndarray, k: int, indices: bool = False, t
     from ._blocks import blocks
 
     n = values.shape[0]
-    level = strided_candidate_level(values, k)
+    step = max(1, n // 65536)
+    sample = values[::step]
+    m = sample.shape[0]
+    k_sample = max(1, int(k * m / n))
+    rank = min(m, k_sample + int(4 * np.sqrt(k_sample)) + 16)
+    level = kth_largest(sample, rank)
     parts = []
     for block in blocks(n):
         part = values[block]
@@ -89,26 +86,10 @@ def _candidates_above_level(values: np.ndarray, k: int, indices: bool = False, t
     return candidates if candidates.shape[0] >= k else None
 
 
-def candidate_level(sample: np.ndarray, k: int, n: int) -> float:
-    """A level with, very likely, at least k of the n entries a ``sample`` of them was drawn
-    from at or above it: the sample's entry of rank ``k_m + 4 sqrt(k_m) + 16`` (k_m = k m / n,
-    m the sample's size); the count is checked by whoever uses it."""
-    m = sample.shape[0]
-    k_sample = max(1, int(k * m / n))
-    return kth_largest(sample, min(m, k_sample + int(4 * np.sqrt(k_sample)) + 16))
-
-
-def strided_candidate_level(values: np.ndarray, k: int) -> float:
-    """:func:`candidate_level` from every (D / 65536)-th entry of ``values``: the same level
-    whoever asks (no seed), so the candidates, and the sum of the k largest, are too."""
-    n = values.shape[0]
-    return candidate_level(values[::max(1, n // 65536)], k, n)
-
-
 def top_k_indices_of_long(values: np.ndarray, k: int) -> np.ndarray:
     """:func:`top_k_indices` for long arrays: selection among pre-filtered candidates."""
     n = values.shape[0]
-    if prefilters(n, k):
+    if n >= _PREFILTER_MIN_SIZE and 2 * k <= n:
         candidates = _candidates_above_level(values, k, indices=True)
         if candidates is not None:
             return candidates[top_k_indices(values[candidates], k)]
