@@ -394,20 +394,16 @@ def _solve_a_level_down(reduced: InnerProblem, settings: _Settings, bracket, dep
     lo, hi, _ = bracket
     size = reduced.size
     sample = np.random.default_rng([settings.seed, depth + 1]).integers(0, size, m)  # not the box above's draws
-    if reduced.floors is not None:
-        sample.sort()
     sample_scores = take_columns(reduced.scores, sample)
-    sample_groups = None if reduced.floors is None else reduced.groups[sample]
-    group_sizes = None if reduced.floors is None else np.bincount(reduced.groups, minlength=reduced.floors.shape[0])
     outline = Outline(size, reduced.scores.shape[0], reduced.budget, reduced.thresholds,
-                      estimated_best(sample_scores, reduced.budget, size), reduced.floors, group_sizes)
+                      estimated_best(sample_scores, reduced.budget, size))  # no floors here
     estimate = _sample_estimate(outline, reduced, sample, sample_scores, settings.rtol)
     if estimate.infeasible:
         return None
     boxes = BoxSchedule(estimate, 1, k_sample, within=((lo, hi), m))
     for attempt in range(2):
         lo_in, hi_in = boxes.box()
-        below, ones, survivors = screen(reduced, lo_in, hi_in, sample_scores, sample_groups)
+        below, ones, survivors = screen(reduced, lo_in, hi_in, sample_scores)
         try:
             x_below, lam, details = _solve_survivors(below, settings, (lo_in, hi_in, boxes.centre), depth + 1)
         except (ReducedProblemInfeasible, MinimumOutsideBox):
