@@ -24,8 +24,21 @@ __all__ = ["Problem", "Outline", "make_problem", "DEFAULT_GAMMA"]
 DEFAULT_GAMMA = 0.9
 
 
+class _BoundsAndFloors:
+    """What :class:`Problem` and :class:`Outline` derive alike from ``thresholds`` and ``floors``."""
+
+    @cached_property
+    def active(self) -> np.ndarray:
+        """Indices (into the secondary rows, 0-based) of the bounds that are switched on."""
+        return np.flatnonzero(np.isfinite(self.thresholds))
+
+    @property
+    def has_floors(self) -> bool:
+        return self.floors is not None
+
+
 @dataclass(frozen=True, eq=False)
-class Problem:
+class Problem(_BoundsAndFloors):
     r"""A validated COPS instance.
 
     .. math::
@@ -87,15 +100,6 @@ class Problem:
         return self.scores if self.scores.dtype == np.float64 else self.scores.astype(np.float64)
 
     @cached_property
-    def active(self) -> np.ndarray:
-        """Indices (into the secondary rows, 0-based) of the bounds that are switched on."""
-        return np.flatnonzero(np.isfinite(self.thresholds))
-
-    @property
-    def has_floors(self) -> bool:
-        return self.floors is not None
-
-    @cached_property
     def group_order(self) -> np.ndarray | None:
         """A permutation that makes ``groups`` non-decreasing, or ``None`` if it already is."""
         return group_order(self.groups)
@@ -107,7 +111,7 @@ class Problem:
 
 
 @dataclass(frozen=True, eq=False)
-class Outline:
+class Outline(_BoundsAndFloors):
     """A problem without its scores: what the shared pieces of the analytic method read of
     it (sizes, budget, bounds, best values, floors), for a problem whose scores are not one
     in-memory matrix: sharded ones, or the survivors of a box solved a level down. Duck-types
@@ -120,14 +124,6 @@ class Outline:
     best_reachable: np.ndarray
     floors: np.ndarray | None = None
     group_sizes: np.ndarray | None = None
-
-    @property
-    def active(self) -> np.ndarray:
-        return np.flatnonzero(np.isfinite(self.thresholds))
-
-    @property
-    def has_floors(self) -> bool:
-        return self.floors is not None
 
     @property
     def _group_layout(self):
