@@ -50,7 +50,7 @@ from ._errors import InfeasibleError, SolverError
 from ._infeasibility import conflict_error, single_bound_error
 from ._inner import InnerProblem, reaches
 from ._one_bound import solve_one_bound
-from ._point import mask_point
+from ._point import Screened, ScreenLevel, mask_point, screened_point
 from ._problem import Outline, Problem
 from ._result import LPSolution
 from ._screening import MinimumOutsideBox, ReducedProblemInfeasible, screen
@@ -76,6 +76,7 @@ class _Settings(NamedTuple):
     sample_size: int
     seed: int
     max_rounds: int
+    certificate_reads: str
 
 
 class _SampleEstimate(NamedTuple):
@@ -86,7 +87,8 @@ class _SampleEstimate(NamedTuple):
     infeasible: bool  # the subsample's problem (bounds scaled to it) was infeasible
 
 
-def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int, max_rounds: int) -> LPSolution:
+def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int, max_rounds: int,
+                   certificate_reads: str = "survivors") -> LPSolution:
     """Exact LP optimum of COPS by the dual characterisation; see the module docstring.
 
     Options
@@ -103,6 +105,12 @@ def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int
         Seed of the subsample (the answer does not depend on it, only the time does).
     max_rounds : int
         Box re-centrings before giving up with a SolverError.
+    certificate_reads : {"survivors", "all"}
+        What the certificate reads of a screened answer without floors, every bound on:
+        ``"survivors"`` hands it the record of the screening (a
+        :class:`copslp._point.ScreenedPoint`), so that it reads only the innermost survivors
+        and takes the elements fixed by a box from the levels its pass compared them with;
+        ``"all"`` makes it read every element again, independent of the screening.
 
     Raises
     ------
@@ -110,7 +118,7 @@ def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int
         No point meets the bounds: a bound that cannot be met alone, else the bounds that
         conflict with the Farkas ray that proves it (see :func:`_infeasibility_proof`).
     """
-    settings = _Settings(rtol, sample_size, seed, max_rounds)
+    settings = _Settings(rtol, sample_size, seed, max_rounds, certificate_reads)
     inner = _full_inner(problem)
     r = inner.thresholds.shape[0]
     info = {"rounds": 0, "survivors": problem.size}
@@ -313,7 +321,8 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
     boxes = BoxSchedule(estimate, r, max(1, int(round(problem.budget * sample_size / d))))
     for rounds in range(1, settings.max_rounds + 1):
         lo, hi = boxes.box()
-        reduced, ones, survivors = screen(inner, lo, hi, sample_scores, sample_groups)
+        screening = screen(inner, lo, hi, sample_scores, sample_groups)
+        reduced, ones, survivors = screening[:3]
         try:
             x_red, lam, details = _solve_survivors(reduced, settings, (lo, hi, boxes.centre))
         except ReducedProblemInfeasible:
@@ -339,7 +348,7 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
                 feasible = True
             continue
         if inside(lam, lo, hi) or survivors.shape[0] == d:
-            x = mask_point(d, ones, survivors, x_red)  # 1 byte per element, not a float64 array
+            x = _point_of(problem, inner, settings, screening, lo, hi, x_red, inside(lam, lo, hi))
             details.update(rounds=rounds, survivors=int(survivors.shape[0]), fixed_ones=int(ones.shape[0]),
                            box=[lo.tolist(), hi.tolist()], sample_estimate=estimate.multipliers.tolist())
             return x, lam, details
@@ -353,6 +362,24 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
     raise SolverError(f"analytic: lambda* not bracketed after {settings.max_rounds} rounds of screening")
 
 
+def _point_of(problem: Problem, inner: InnerProblem, settings: _Settings, screening, lo, hi, answer: Screened,
+              in_box: bool):
+    """The LP point of the whole problem from the ``answer`` on the survivors of
+    ``screening`` (of the box [lo, hi]), in 1 byte per element, not a float64 array: a
+    :class:`copslp._point.ScreenedPoint` that carries the record of the screening when the
+    certificate may read it (lambda inside the box, levels without floors, every row of the
+    problem screened), else a plain :class:`copslp._point.MaskPoint`."""
+    level = None
+    if screening.levels is not None:
+        level = ScreenLevel(lo, hi, *screening.levels, int(screening.ones.shape[0]), screening.taken)
+    whole = answer.below(level, screening.ones, screening.survivors)
+    recorded = (settings.certificate_reads == "survivors" and in_box and level is not None
+                and inner.scores.shape[0] == problem.n_scores)
+    if recorded:
+        return screened_point(problem.size, whole)
+    return mask_point(problem.size, whole.ones, whole.survivors, whole.x)
+
+
 #: One bound: survivors of a box beyond this many are screened once more, a level down
 #: (:func:`_solve_survivors`), before the exact finish.
 NEST_MIN_SIZE = 1 << 17
@@ -361,8 +388,9 @@ NEST_DEPTH = 3
 
 
 def _solve_survivors(reduced: InnerProblem, settings: _Settings, bracket, depth: int = 0):
-    """The exact finish on the survivors of the box ``bracket = (lo, hi, centre)``, as
-    :func:`_solve_exact` gives it.
+    """The exact finish on the survivors of the box ``bracket = (lo, hi, centre)``:
+    ``(answer, lambda, details)`` with the answer a :class:`copslp._point.Screened` (x on
+    every survivor, or on those a box within the box left).
 
     With one bound, no floors and more than :data:`NEST_MIN_SIZE` survivors they are first
     screened once more, as the whole problem was (:func:`_solve_a_level_down`), at most
@@ -378,11 +406,12 @@ def _solve_survivors(reduced: InnerProblem, settings: _Settings, bracket, depth:
         nested = _solve_a_level_down(reduced, settings, bracket, depth, m, k_sample)
         if nested is not None:
             return nested
-    return _solve_exact(reduced, settings.rtol, bracket)
+    x, lam, details = _solve_exact(reduced, settings.rtol, bracket)
+    return Screened.unscreened(reduced.scores, x), lam, details
 
 
 def _solve_a_level_down(reduced: InnerProblem, settings: _Settings, bracket, depth: int, m: int, k_sample: int):
-    """``(x, lambda, details)`` of the survivors' problem by a box within the box, or ``None``.
+    """``(answer, lambda, details)`` of the survivors' problem by a box within the box, or ``None``.
 
     lambda* of their problem is estimated on a subsample of m of them; a box around it,
     sized from the box above (:class:`BoxSchedule` ``within``: the survivors all lie near the
@@ -403,18 +432,17 @@ def _solve_a_level_down(reduced: InnerProblem, settings: _Settings, bracket, dep
     boxes = BoxSchedule(estimate, 1, k_sample, within=((lo, hi), m))
     for attempt in range(2):
         lo_in, hi_in = boxes.box()
-        below, ones, survivors = screen(reduced, lo_in, hi_in, sample_scores)
+        screening = screen(reduced, lo_in, hi_in, sample_scores)
+        below, ones, survivors = screening[:3]
         try:
-            x_below, lam, details = _solve_survivors(below, settings, (lo_in, hi_in, boxes.centre), depth + 1)
+            answer, lam, details = _solve_survivors(below, settings, (lo_in, hi_in, boxes.centre), depth + 1)
         except (ReducedProblemInfeasible, MinimumOutsideBox):
             return None
         if inside(lam, lo_in, hi_in):
-            x = np.zeros(size)
-            x[ones] = 1.0
-            x[survivors] = x_below
+            level = ScreenLevel(lo_in, hi_in, *screening.levels, int(ones.shape[0]), screening.taken)  # no floors here
             details["nested"] = [{"rounds": attempt + 1, "survivors": int(survivors.shape[0]),
                                   "fixed_ones": int(ones.shape[0])}] + details.get("nested", [])
-            return x, lam, details
+            return answer.below(level, ones, survivors), lam, details
         boxes.after_miss(lam)
     return None
 

@@ -1,6 +1,7 @@
-r"""The optimality certificate of COPS.md section 3, independent of the method.
+r"""The optimality certificate of COPS.md section 3.
 
-Given an LP point ``x`` and multipliers ``lambda`` (nothing else from the method), form
+Given an LP point ``x`` and multipliers ``lambda`` (and, for a screened answer, the record of
+its screening; nothing else from the method), form
 ``v = s_0 + sum_i lambda_i s_i``. ``(x, lambda)`` is optimal iff
 
 * x is feasible: ``sum(x) = k``, ``0 <= x <= 1``, ``<s_i, x> >= b_i``, floors met;
@@ -24,6 +25,15 @@ fractional entries), so ``sum_j max(w_j - mu, 0)`` is the sum of ``w_j - mu`` ov
 entries counted as 1 plus the fractional entries' terms, group by group with
 ``w_j = v_j + nu_g``. Only when the levels cross (a violation) is that sum taken in a second
 pass.
+
+A screened answer of the analytic method is scanned on its innermost survivors alone (see
+:mod:`copslp._scan`): for the elements its screening passes decided, the levels those passes
+compared them with stand in for the largest v_j counted as 0 and the smallest counted as 1.
+v_j is linear in lambda, so an element whose smallest v over a box exceeds a level exceeds it
+at every lambda in the box; the scan takes the levels only when lambda lies in every box.
+They bound the extremes, so the interval left for mu is narrower and a point that passes
+this way passes the full check too (:func:`copslp.solve` makes the full check when it does
+not).
 """
 
 from __future__ import annotations
@@ -151,6 +161,7 @@ def certify(problem: Problem, x: np.ndarray, multipliers: np.ndarray, *, rtol: f
         duality_gap=float(relative_gap),
         dual_bound=float(dual_bound),
         tolerance=rtol,
+        screened=scan.screened,
     )
 
 

@@ -135,7 +135,7 @@ def _rescreened_walk(inner, low_end, high_end, iterations):
     problem at the same lambdas, and the walk stays inside the bracket.
     """
     lam_low, lam_high = low_end.lam, high_end.lam
-    reduced, ones, survivors = screen_exact(inner, np.array([lam_low]), np.array([lam_high]))
+    reduced, ones, survivors, *_ = screen_exact(inner, np.array([lam_low]), np.array([lam_high]))
     s1 = reduced.scores[1]
 
     def restricted(end):

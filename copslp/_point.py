@@ -5,15 +5,23 @@ at the k-th level (COPS.md section 3): as a float64 array of length D it costs 8
 element, twice a float32 score. :class:`MaskPoint` keeps it in 1 byte per element plus the
 few other entries; :func:`copslp.solve` scans and rounds it as it is, and the dense array is
 made only when asked for (``numpy.asarray(point)``, :attr:`copslp.Result.x`).
+
+A screened answer of the analytic method is a :class:`ScreenedPoint`: the same mask, plus
+what its screening passes proved (:class:`ScreenLevel`, one per box, outermost first) and
+the survivors of the innermost box with their scores and x. :func:`copslp._scan.scan_point`
+then reads only those survivors: every element a pass fixed to 1 had ``v_j(lambda) >
+one_level`` and every one it dropped ``v_j(lambda) < zero_level`` for every lambda in its
+box, and their sums were taken in that pass.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["MaskPoint", "mask_point"]
+__all__ = ["MaskPoint", "mask_point", "ScreenLevel", "ScreenedPoint", "Screened", "screened_point"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,9 +80,74 @@ class MaskPoint:
 def mask_point(size: int, ones: np.ndarray, survivors: np.ndarray, survivor_x: np.ndarray) -> MaskPoint:
     """The point that is 1 on the indices ``ones``, ``survivor_x`` on the increasing indices
     ``survivors`` (disjoint from ``ones``) and 0 elsewhere."""
+    return MaskPoint(*_mask_and_listed(size, ones, survivors, survivor_x))
+
+
+def _mask_and_listed(size, ones, survivors, survivor_x):
     mask = np.zeros(size, dtype=bool)
     mask[ones] = True
     at_one = survivor_x == 1.0
     mask[survivors[at_one]] = True
     other = ~at_one & (survivor_x != 0.0)
-    return MaskPoint(mask, survivors[other], survivor_x[other].astype(np.float64))
+    return mask, survivors[other], survivor_x[other].astype(np.float64)
+
+
+class ScreenLevel(NamedTuple):
+    """What one screening pass proved, for every lambda in its box ``[lo, hi]``: each of the
+    ``fixed`` elements it fixed to 1 has ``v_j(lambda) > one_level`` (its smallest v over the
+    box is above it), each element it dropped ``v_j(lambda) < zero_level``; ``taken`` holds
+    the scores (every row) summed over the elements fixed to 1. ``+inf`` / ``-inf`` when it
+    fixed or dropped none."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    one_level: float
+    zero_level: float
+    fixed: int
+    taken: np.ndarray
+
+
+class Screened(NamedTuple):
+    """A screened answer on a problem of its own (indices local to it): the elements fixed
+    to 1 by the ``levels`` (outermost first), and x on the ``survivors`` of the innermost box,
+    whose ``scores`` (float64) were gathered there."""
+
+    ones: np.ndarray
+    levels: tuple
+    survivors: np.ndarray
+    scores: np.ndarray
+    x: np.ndarray
+
+    @classmethod
+    def unscreened(cls, scores: np.ndarray, x: np.ndarray) -> "Screened":
+        """A dense answer ``x`` on every element of a problem with these ``scores``."""
+        return cls(np.empty(0, dtype=np.intp), (), np.arange(x.shape[0]), scores, x)
+
+    def below(self, level: ScreenLevel, ones: np.ndarray, survivors: np.ndarray) -> "Screened":
+        """This answer, found on the ``survivors`` of a box that fixed ``ones`` to 1 (both
+        indices of the problem above), as an answer of the problem above."""
+        return Screened(np.concatenate([ones, survivors[self.ones]]), (level, *self.levels),
+                        survivors[self.survivors], self.scores, self.x)
+
+
+@dataclass(frozen=True, eq=False)
+class ScreenedPoint(MaskPoint):
+    """A :class:`MaskPoint` with the record of the screening that produced it (see the
+    module docstring): ``levels`` outermost first, the innermost ``survivors`` (increasing
+    indices), their ``survivor_scores`` (every row, float64) and ``survivor_x``."""
+
+    levels: tuple = ()
+    survivors: np.ndarray = None
+    survivor_scores: np.ndarray = None
+    survivor_x: np.ndarray = None
+
+    def without_record(self) -> MaskPoint:
+        """The plain :class:`MaskPoint` (the survivors' scores are let go)."""
+        return MaskPoint(self.ones, self.index, self.values)
+
+
+def screened_point(size: int, answer: Screened) -> ScreenedPoint:
+    """The point of length ``size`` of a screened ``answer`` of the whole problem (its
+    survivors increasing: each level's survivors are, and :meth:`Screened.below` keeps them so)."""
+    mask, index, values = _mask_and_listed(size, answer.ones, answer.survivors, answer.x)
+    return ScreenedPoint(mask, index, values, answer.levels, answer.survivors, answer.scores, answer.x)

@@ -94,6 +94,9 @@ register(MethodSpec("analytic", "._analytic:solve_analytic", ("numpy",), Mapping
     "sample_size": Option(65536, int_at_least(2), "size of the subsample that estimates lambda*"),
     "seed": Option(0, seed, "seed of the subsample (changes the time, not the answer)"),
     "max_rounds": Option(30, int_at_least(1), "box re-centrings before a SolverError"),
+    "certificate_reads": Option("survivors", one_of("survivors", "all"),
+                                "what the certificate reads: the innermost survivors and the levels of the screening "
+                                "passes, or every element again"),
 })))
 register(MethodSpec("two_score", "._two_score:solve_two_score", ("numpy",), MappingProxyType({
     "tol": Option(1e-10, fraction, "bisection stops when the bracket of lambda is this narrow (relative)"),

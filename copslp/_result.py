@@ -74,6 +74,12 @@ class Certificate:
         That upper bound on the LP optimum.
     tolerance : float
         The tolerance it was checked at.
+    screened : int
+        Elements the certificate did not read (0: it read every one). The analytic method's
+        screening passes decided them for every lambda in a box that holds the multipliers:
+        each one kept had ``v_j`` above a level and each one dropped below one, compared and
+        summed in that pass; the certificate takes those levels as bounds on their extremes
+        of v (``options={"certificate_reads": "all"}`` makes it read every element).
     """
 
     passed: bool
@@ -85,13 +91,15 @@ class Certificate:
     duality_gap: float
     dual_bound: float
     tolerance: float
+    screened: int = 0
 
     def summary(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
+        read = f"; {self.screened} elements decided by screening levels" if self.screened else ""
         return (
             f"certificate {verdict} at rtol {self.tolerance:.1e}: primal {self.primal_violation:.1e}, "
             f"dual {self.dual_violation:.1e}, complementarity {self.complementarity_violation:.1e}, "
-            f"gap {self.duality_gap:.1e}"
+            f"gap {self.duality_gap:.1e}{read}"
         )
 
 

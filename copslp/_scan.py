@@ -14,6 +14,14 @@ and, given multipliers ``lambda`` and ``v = s_0 + sum_i lambda_i s_i``, measures
 v_j among the entries counted as 0 and the smallest among those counted as 1. The certificate
 derives the budget dual, the floor multipliers and the duality gap from these numbers, and
 the rounding reads the counts (see :mod:`copslp._certificate`, :mod:`copslp._rounding`).
+
+A :class:`copslp._point.ScreenedPoint` whose multipliers lie in the box of every screening
+level it records is scanned on its innermost survivors alone (:func:`_scan_screened`): the
+elements a level fixed to 1 count as 1 with their sums taken in that level's pass and
+``v_j > one_level``, those it dropped as 0 with ``v_j < zero_level``. Those levels stand in
+for the smallest and largest v of the elements they decided: bounds, not the extremes
+themselves, so the certificate drawn from them is conservative, and
+:func:`copslp.solve` scans every element when it does not pass.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._blocks import blocks
-from ._point import MaskPoint
+from ._point import MaskPoint, ScreenedPoint
 from ._selection import take_columns
 
 __all__ = ["PointScan", "scan_point", "segment_runs"]
@@ -32,7 +40,9 @@ __all__ = ["PointScan", "scan_point", "segment_runs"]
 @dataclass(frozen=True, eq=False)
 class PointScan:
     """What :func:`scan_point` measured; the per-segment arrays have one entry per segment
-    (``zeros_max`` and ``ones_min`` are NaN without multipliers)."""
+    (``zeros_max`` and ``ones_min`` are NaN without multipliers). ``screened`` counts the
+    elements decided by screening levels without being read (0 when every one was): for
+    them ``zeros_max`` and ``ones_min`` hold the levels, bounds on their extremes."""
 
     values: np.ndarray
     x_min: float
@@ -44,13 +54,14 @@ class PointScan:
     segment_ones: np.ndarray
     zeros_max: np.ndarray
     ones_min: np.ndarray
+    screened: int = 0
 
     @property
     def x_sum(self) -> float:
         return float(self.segment_x.sum())
 
 
-def scan_point(problem, x, xtol: float, multipliers: np.ndarray | None = None) -> PointScan:
+def scan_point(problem, x, xtol: float, multipliers: np.ndarray | None = None, *, read_all: bool = False) -> PointScan:
     """Scan ``x`` against ``problem.scores``, one segment per group of its floors (one
     segment without floors). ``multipliers`` (one lambda per secondary score) are needed for
     the levels ``zeros_max`` and ``ones_min``.
@@ -59,12 +70,19 @@ def scan_point(problem, x, xtol: float, multipliers: np.ndarray | None = None) -
     :class:`copslp._point.MaskPoint`. The last two are read as they are: their mask is
     ``PointScan.ones`` (copied only when a listed entry counts as 1), no comparisons or
     products with x are made over the mask, and the listed entries are added on their own.
-    Sums are float64 whatever the dtype of the scores."""
+    A :class:`copslp._point.ScreenedPoint` is scanned on its survivors alone where its record
+    holds (see the module docstring; ``read_all`` reads every element instead). Sums are
+    float64 whatever the dtype of the scores."""
     if x.dtype == np.bool_:
         x = MaskPoint(x, np.empty(0, dtype=np.intp), np.empty(0))
+    if isinstance(x, ScreenedPoint) and not read_all:
+        scan = _scan_screened(problem, x, xtol, multipliers)
+        if scan is not None:
+            return scan
     if isinstance(x, MaskPoint):
         return _scan_mask_point(problem, x, xtol, multipliers)
-    return _scan_dense(problem, x, xtol, multipliers)
+    order, segments = _layout(problem)
+    return _scan_dense(problem.scores, order, segments, x, xtol, multipliers)
 
 
 def _layout(problem):
@@ -84,10 +102,10 @@ def _block_columns(scores, order, block):
     return where, take_columns(scores, where)
 
 
-def _scan_dense(problem, x: np.ndarray, xtol: float, multipliers) -> PointScan:
-    scores = problem.scores
+def _scan_dense(scores, order, segments, x: np.ndarray, xtol: float, multipliers) -> PointScan:
+    """The scan of a float array ``x`` against the columns of ``scores``, in the layout
+    ``(order, segments)`` of :func:`_layout`."""
     n, size = scores.shape
-    order, segments = _layout(problem)
     n_segments = segments.shape[0] - 1
     values, ones_values = np.zeros(n), np.zeros(n)
     ones = np.empty(size, dtype=bool)
@@ -168,6 +186,44 @@ def _scan_mask_point(problem, x: MaskPoint, xtol: float, multipliers) -> PointSc
         zeros_max = ones_min = np.full(n_segments, np.nan)
     return PointScan(values, x_min, x_max, ones, ones_values, fractional,
                      segment_x, segment_ones, zeros_max, ones_min)
+
+
+def _scan_screened(problem, x: ScreenedPoint, xtol: float, multipliers) -> PointScan | None:
+    """:func:`scan_point` of a screened point from its innermost survivors and its levels
+    (see the module docstring); ``None`` when the record does not hold for these
+    multipliers (one outside a level's box, or none given), or when the mask does not count
+    the elements the record says it holds."""
+    size = problem.size
+    if multipliers is None or problem.has_floors or not x.levels:
+        return None
+    lam = np.asarray(multipliers, dtype=np.float64)
+    if not all(np.all(level.lo <= lam) and np.all(lam <= level.hi) for level in x.levels):
+        return None
+    fixed = sum(level.fixed for level in x.levels)
+    if int(np.count_nonzero(x.ones)) != fixed + int(np.count_nonzero(x.survivor_x == 1.0)):
+        return None
+    survivors = x.survivors
+    inner = _scan_dense(x.survivor_scores, None, np.array([0, survivors.shape[0]]), x.survivor_x, xtol, lam)
+    taken = np.sum([level.taken for level in x.levels], axis=0)
+    ones = x.ones
+    near_one = inner.ones & (x.survivor_x != 1.0)  # counted as 1, listed in the MaskPoint
+    if near_one.any():
+        ones = ones.copy()
+        ones[survivors[near_one]] = True
+    read = survivors.shape[0]
+    return PointScan(
+        values=inner.values + taken,
+        x_min=min(inner.x_min, 0.0 if fixed + read < size else np.inf),
+        x_max=max(inner.x_max, 1.0 if fixed else -np.inf),
+        ones=ones,
+        ones_values=inner.ones_values + taken,
+        fractional=survivors[inner.fractional],
+        segment_x=inner.segment_x + fixed,
+        segment_ones=inner.segment_ones + fixed,
+        zeros_max=np.maximum(inner.zeros_max, max(level.zero_level for level in x.levels)),
+        ones_min=np.minimum(inner.ones_min, min(level.one_level for level in x.levels)),
+        screened=size - read,
+    )
 
 
 def _fractional_in_block(fractional: np.ndarray, order, block: slice, where):

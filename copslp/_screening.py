@@ -12,6 +12,8 @@ are among their group's forced best throughout the box are fixed too.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ._blocks import BLOCK, blocks
@@ -19,7 +21,7 @@ from ._inner import InnerProblem
 from ._scan import segment_runs
 from ._selection import group_starts, kth_largest, take_columns
 
-__all__ = ["ReducedProblemInfeasible", "MinimumOutsideBox", "RESCREEN_MIN_SIZE", "RESCREEN_SHRINK", "box_extremes",
+__all__ = ["Screening", "ReducedProblemInfeasible", "MinimumOutsideBox", "RESCREEN_MIN_SIZE", "RESCREEN_SHRINK", "box_extremes",
            "reaching_extremes", "screen", "screen_exact", "reduce_problem"]
 
 #: A problem is screened again once the bracket (or box) of its multipliers is this many
@@ -31,6 +33,20 @@ RESCREEN_MIN_SIZE = 1 << 14
 _GROUP_MARGIN = (2.0, 2)
 #: A group's sampled level is used only if its rank is at most this many times the expected one.
 _GROUP_RANK_FACTOR = 3.0
+
+
+class Screening(NamedTuple):
+    """What a box decided: the problem left on the ``survivors`` (increasing indices) once
+    ``ones`` are kept, the scores summed over ``ones`` (``taken``, every row of the problem),
+    and the levels that decided it, ``(one_level, zero_level)``: every element fixed to 1
+    has its smallest v over the box above ``one_level``, every dropped one its largest below
+    ``zero_level`` (``None`` with floors, whose group rules fix and keep elements beyond them)."""
+
+    reduced: InnerProblem
+    ones: np.ndarray
+    survivors: np.ndarray
+    taken: np.ndarray
+    levels: tuple | None = None
 
 
 class ReducedProblemInfeasible(Exception):
@@ -86,7 +102,8 @@ def box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray, out=None):
 
 
 def screen(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample_scores: np.ndarray, sample_groups=None):
-    """Fix what is decided for every lambda in the box [lo, hi]; return the reduced problem.
+    """Fix what is decided for every lambda in the box [lo, hi]; return the
+    :class:`Screening`.
 
     An element is fixed to 1 when its smallest value over the box exceeds ``one_level``, to 0
     when its largest value is below ``zero_level``. Safe levels: ``one_level`` at least the
@@ -110,13 +127,16 @@ def screen_exact(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray):
     """:func:`screen` with the exact levels, by selection over the whole of ``inner``."""
     low, high = box_extremes(inner.scores, lo, hi)
     one_rank, zero_rank = _level_ranks(inner)
-    ones = low > kth_largest(high, one_rank) if one_rank > 0 else np.zeros(inner.size, bool)
-    zeros = high < (kth_largest(low, zero_rank) if zero_rank > 0 else -np.inf)
+    one_level = kth_largest(high, one_rank) if one_rank > 0 else np.inf
+    zero_level = kth_largest(low, zero_rank) if zero_rank > 0 else -np.inf
+    ones, zeros = low > one_level, high < zero_level
+    levels = (one_level, zero_level)
     if inner.floors is not None:
         ones |= low > _group_floor_levels(inner, high)  # among its group's forced best throughout
         zeros &= high < _group_floor_levels(inner, low)
+        levels = None
     survivors = np.flatnonzero(~(ones | zeros))
-    return reduce_problem(inner, np.flatnonzero(ones), survivors)
+    return reduce_problem(inner, np.flatnonzero(ones), survivors)._replace(levels=levels)
 
 
 def _level_ranks(inner: InnerProblem):
@@ -208,11 +228,12 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels=None):
         survivor_scores.append(take_columns(scores, survivor))  # gathered while the block is in cache
     if (one_rank > 0 and above_one >= one_rank) or at_or_above_zero < zero_rank:
         return None
-    return _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, taken, survivor_scores)
+    return _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, taken, survivor_scores,
+                                (one_level, zero_level))
 
 
-def _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, taken, survivor_scores):
-    """The reduced problem of a streamed pass (lists of per-block pieces), with the forced
+def _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, taken, survivor_scores, levels):
+    """The :class:`Screening` of a streamed pass (lists of per-block pieces), with the forced
     candidates of the groups whose count fell short of their floor merged into the survivors."""
     ones, survivors = np.concatenate(ones), np.concatenate(survivors)
     survivor_scores = np.concatenate(survivor_scores, axis=1)
@@ -221,7 +242,8 @@ def _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, 
         at = np.searchsorted(survivors, forced)  # disjoint from the survivors: inserted in order
         survivors = np.insert(survivors, at, forced)
         survivor_scores = np.insert(survivor_scores, at, take_columns(inner.scores, forced), axis=1)
-    return reduce_problem(inner, ones, survivors, taken, survivor_scores)
+    screening = reduce_problem(inner, ones, survivors, taken, survivor_scores)
+    return screening if inner.floors is not None else screening._replace(levels=levels)
 
 
 def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_levels=None):
@@ -264,7 +286,8 @@ def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_level
         survivor_scores.append(take_columns(columns, survivor_at))
     if (one_rank > 0 and above_one >= one_rank) or at_or_above_zero < zero_rank:
         return None
-    return _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, taken, survivor_scores)
+    return _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, taken, survivor_scores,
+                                (one_level, zero_level))
 
 
 def _block_groups_and_levels(inner, block, group_levels):
@@ -350,9 +373,10 @@ def _forced_candidates(inner, lo, hi, short, group_levels):
     return np.concatenate(found)
 
 
-def reduce_problem(inner: InnerProblem, ones: np.ndarray, survivors: np.ndarray, taken=None, survivor_scores=None):
-    """The problem left on ``survivors`` (increasing indices) once ``ones`` are kept; returns
-    (reduced, ones, survivors).
+def reduce_problem(inner: InnerProblem, ones: np.ndarray, survivors: np.ndarray, taken=None,
+                   survivor_scores=None) -> Screening:
+    """The problem left on ``survivors`` (increasing indices) once ``ones`` are kept, as a
+    :class:`Screening` without levels.
 
     ``taken`` (the scores summed over ``ones``) and ``survivor_scores`` are gathered here
     unless given. Groups contiguous in ``inner`` stay so among the survivors: their offsets
@@ -372,7 +396,7 @@ def reduce_problem(inner: InnerProblem, ones: np.ndarray, survivors: np.ndarray,
             layout = _fixed_layout(None, np.searchsorted(survivors, starts))
     reduced = InnerProblem(survivor_scores, inner.budget - ones.shape[0], inner.thresholds - taken[1:], groups, floors,
                            layout)
-    return reduced, ones, survivors
+    return Screening(reduced, ones, survivors, taken)
 
 
 def _fixed_layout(order, starts):

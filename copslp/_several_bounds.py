@@ -335,7 +335,7 @@ def _ellipsoid_finish(stage: _Stage, box: Box, rtol: float, start: np.ndarray, c
 
 def _rescreen_stage(stage: _Stage, lo: np.ndarray, hi: np.ndarray) -> _Stage:
     """The stage screened again on the box [lo, hi] inside its own."""
-    reduced, ones, survivors = screen_exact(stage.problem, lo, hi)
+    reduced, ones, survivors, *_ = screen_exact(stage.problem, lo, hi)
     return _Stage(reduced, stage.index[survivors], stage.ones + [stage.index[ones]], lo, hi)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from ._certificate import certify, certify_binary
 from ._errors import CopsWarning, SolverError
+from ._point import ScreenedPoint
 from ._problem import make_problem, raise_if_sums_overflow
 from ._registry import get_method
 from ._result import Result
@@ -102,6 +103,9 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
     if spec.relaxation:
         scan = scan_point(problem, x, tolerance, solution.multipliers)
         certificate = certify(problem, x, solution.multipliers, rtol=tolerance, scan=scan)
+        if not certificate.passed and scan.screened:  # the screening levels only bound v: read it all
+            scan = scan_point(problem, x, tolerance, solution.multipliers, read_all=True)
+            certificate = certify(problem, x, solution.multipliers, rtol=tolerance, scan=scan)
     else:
         scan = scan_point(problem, x, tolerance)
         certificate = certify_binary(problem, x, solution, rtol=tolerance)
@@ -121,7 +125,7 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
     info["rounding"] = rule
     return Result(
         mask=mask,
-        point=x,
+        point=x.without_record() if isinstance(x, ScreenedPoint) else x,
         objective=float(values[0]),
         mask_objective=float(mask_values[0]),
         multipliers=np.asarray(solution.multipliers, dtype=np.float64),

@@ -478,6 +478,119 @@ def test_screened_same_as_unscreened(case):
         assert other.objective == pytest.approx(screened.objective, rel=1e-9, abs=1e-12 * scale)
 
 
+RECORDED = [c for c in SCREENED if c.floors is None and np.all(np.isfinite(c.thresholds))]
+
+
+def test_screened_answers_are_certified_from_the_survivors():
+    """Most of the recorded cases leave survivors: the record is read, not only made."""
+    screened = [_solve_checked(case, "analytic").certificate.screened for case in RECORDED]
+    assert sum(count > 0 for count in screened) >= len(RECORDED) - 1, screened
+
+
+@pytest.mark.parametrize("case", RECORDED, ids=lambda c: c.label)
+def test_certificate_of_a_screened_answer_reads_the_survivors(case):
+    """Without floors, every bound on, the certificate reads the survivors of the innermost
+    box and takes the rest from the levels of the screening passes; read in full instead,
+    the same point passes, and the levels bound the extremes they stand for."""
+    from copslp._point import ScreenedPoint
+    from copslp._problem import make_problem
+    from copslp._scan import scan_point
+
+    result = _solve_checked(case, "analytic")
+    read_all = _solve_checked(case, "analytic", certificate_reads="all")
+    assert result.certificate.screened == case.size - result.info["survivors"], result.certificate.summary()
+    assert read_all.certificate.screened == 0 and read_all.certificate.passed
+    if result.certificate.screened:
+        assert "decided by screening levels" in result.message
+    np.testing.assert_array_equal(result.mask, read_all.mask)
+    np.testing.assert_array_equal(result.multipliers, read_all.multipliers)
+    assert result.objective == pytest.approx(read_all.objective, rel=1e-12, abs=1e-12 * case.magnitude(0))
+    np.testing.assert_allclose(result.bound_values, read_all.bound_values, rtol=1e-12,
+                               atol=1e-12 * max(case.magnitude(i + 1) for i in range(case.n - 1)))
+    assert not isinstance(result._x, ScreenedPoint)  # the survivors' scores are let go
+
+    # the scans of the same point, through the record and in full
+    problem = make_problem(case.s, case.budget, gamma=case.gamma)
+    point = analytic_module.solve_analytic(problem, rtol=1e-9, sample_size=case.options["sample_size"], seed=0,
+                                           max_rounds=30).x
+    assert isinstance(point, ScreenedPoint)
+    lam = result.multipliers
+    through, full = scan_point(problem, point, 1e-9, lam), scan_point(problem, point, 1e-9, lam, read_all=True)
+    assert through.screened == result.certificate.screened and full.screened == 0
+    np.testing.assert_array_equal(through.ones, full.ones)
+    np.testing.assert_array_equal(through.fractional, full.fractional)
+    np.testing.assert_array_equal(through.segment_ones, full.segment_ones)
+    np.testing.assert_allclose(through.values, full.values, rtol=1e-12, atol=1e-12 * np.abs(case.s).max())
+    assert np.all(through.zeros_max >= full.zeros_max) and np.all(through.ones_min <= full.ones_min)
+
+
+def test_certificate_reads_every_element_of_a_nested_answer_only_where_asked(monkeypatch):
+    """A box within the box adds a level to the record; ``certificate_reads="all"`` reads all."""
+    monkeypatch.setattr(analytic_module, "NEST_MIN_SIZE", 100)
+    case = next(c for c in SCREENED if c.label == "uniform-n2")
+    result = _solve_checked(case, "analytic")
+    assert "nested" in result.info and result.certificate.screened > 0, dict(result.info)
+    assert result.certificate.screened > case.size - result.info["nested"][-1]["survivors"] - 1
+    assert_optimal(result, case)
+    assert _solve_checked(case, "analytic", certificate_reads="all").certificate.screened == 0
+
+
+@pytest.mark.parametrize("label", ["floors-n2", "signed-n3-one-off"])
+def test_certificate_reads_every_element_with_floors_or_a_bound_off(label):
+    """Floors fix elements by group rules beyond the levels, and a bound switched off leaves
+    a score the screening never summed: the certificate reads every element there."""
+    case = next(c for c in SCREENED if c.label == label)
+    result = _solve_checked(case, "analytic")
+    assert "box" in result.info and result.certificate.screened == 0
+    assert_optimal(result, case)
+
+
+def _recorded_point(case):
+    from copslp._problem import make_problem
+
+    problem = make_problem(case.s, case.budget, gamma=case.gamma)
+    solution = analytic_module.solve_analytic(problem, rtol=1e-9, sample_size=case.options["sample_size"], seed=0,
+                                              max_rounds=30)
+    return problem, solution.x, solution.multipliers
+
+
+def test_record_of_a_box_that_does_not_hold_the_multipliers_is_not_read():
+    """The levels hold only for multipliers inside their box: outside it, or with a mask
+    that does not count the elements the record fixed, the scan reads every element."""
+    from dataclasses import replace
+
+    from copslp._scan import scan_point
+
+    problem, point, lam = _recorded_point(next(c for c in RECORDED if c.label == "uniform-n2"))
+    assert scan_point(problem, point, 1e-9, lam).screened > 0
+    level = point.levels[0]
+    beside = replace(point, levels=(level._replace(hi=lam * (1 - 1e-12)),))
+    assert scan_point(problem, beside, 1e-9, lam).screened == 0
+    assert scan_point(problem, point, 1e-9, None).screened == 0
+    ones = point.ones.copy()
+    ones[np.flatnonzero(~ones)[0]] = True
+    assert scan_point(problem, replace(point, ones=ones), 1e-9, lam).screened == 0
+
+
+def test_levels_that_do_not_bound_the_point_send_solve_to_the_full_check(monkeypatch):
+    """The levels are bounds: a record whose one-level lies below the budget dual fails the
+    check through the record, and solve then reads every element, whose verdict stands."""
+    case = next(c for c in RECORDED if c.label == "uniform-n2")
+    point_of = analytic_module._point_of
+
+    def lowered(*args):
+        point = point_of(*args)
+        level = point.levels[0]
+        return replace(point, levels=(level._replace(one_level=level.zero_level - 1.0), *point.levels[1:]))
+
+    from dataclasses import replace
+
+    monkeypatch.setattr(analytic_module, "_point_of", lowered)
+    result = _solve_checked(case, "analytic")
+    assert result.certificate.passed and result.certificate.screened == 0
+    assert_optimal(result, case)
+
+
 def test_screened_box_widens_when_the_sample_misleads():
     """The subsample sees only low secondary scores elsewhere: its estimate of lambda* is far
     off, the first box misses lambda*, and the box must be re-centred and widened."""

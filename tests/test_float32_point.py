@@ -157,7 +157,7 @@ def test_streamed_one_bound_screen_fixes_what_the_box_decides(signed, dtype):
     one_level = kth_largest(high, k - 400)  # safe but not exact: as sampled levels are
     zero_level = kth_largest(low, k + 400)
     one_level, zero_level = max(one_level, kth_largest(high, k)), min(zero_level, kth_largest(low, k))
-    reduced, ones, survivors = _screen_streamed(inner, lo, hi, one_level, zero_level)
+    reduced, ones, survivors, *_ = _screen_streamed(inner, lo, hi, one_level, zero_level)
     np.testing.assert_array_equal(ones, np.flatnonzero(low > one_level))
     np.testing.assert_array_equal(survivors, np.flatnonzero((high >= zero_level) & (low <= one_level)))
     assert reduced.budget == k - ones.shape[0]
@@ -203,7 +203,7 @@ def test_streamed_one_bound_screen_with_group_levels(layout):
     one_level, zero_level = kth_largest(high, k - 400 - 360), kth_largest(low, k + 401)
     group_levels = np.full(n_groups, zero_level)
     group_levels[2] = zero_level - 0.5  # a group kept down to a lower level
-    reduced, ones, survivors = _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels)
+    reduced, ones, survivors, *_ = _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels)
     level = group_levels[groups]
     np.testing.assert_array_equal(ones, np.flatnonzero(low > one_level))
     np.testing.assert_array_equal(survivors, np.flatnonzero((high >= level) & (low <= one_level)))
@@ -222,7 +222,7 @@ def test_short_group_forced_candidates_merged_in_order(layout):
     groups, _, inner, lo, hi, low, high = grouped_box(layout, 12, 200_000, k, [0, 50, 0, 300, 0], weak=3)
     one_level, zero_level = kth_largest(high, k - 300 - 400), kth_largest(low, k + 401)
     group_levels = np.full(n_groups, zero_level)  # too high for the weak group 3: short
-    reduced, ones, survivors = _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels)
+    reduced, ones, survivors, *_ = _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels)
     weak = np.flatnonzero(groups == 3)
     floor_level = kth_largest(low[weak], 300)
     forced = weak[(high[weak] < zero_level) & (high[weak] >= floor_level)]

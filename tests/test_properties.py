@@ -427,3 +427,51 @@ def test_screened_analytic_agrees_with_reference(seed, n, fraction, gamma):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", copslp.CopsWarning)
         assert_optimal(case.solve(), case)
+
+
+# ----------------------------------------------------------------------------------------
+# the certificate of a screened answer: through the record of the screening, and in full
+
+SCREENED_KINDS = {
+    "uniform": lambda rng, shape: rng.random(shape),
+    "signed": lambda rng, shape: rng.standard_normal(shape),
+    "ties": lambda rng, shape: rng.integers(0, 4, shape).astype(np.float64),
+    "heavy": lambda rng, shape: np.exp(3.0 * rng.standard_normal(shape)),
+    "float32": lambda rng, shape: rng.random(shape).astype(np.float32),
+}
+
+
+@examples(0.3)
+@given(kind=st.sampled_from(sorted(SCREENED_KINDS)), n=st.integers(2, 4), size=st.integers(3000, 9000),
+       share=st.floats(0.15, 0.8), gamma=st.floats(0.3, 0.99), seed=st.integers(0, 2**32 - 1),
+       nested=st.booleans())
+def test_screened_certificate_agrees_with_the_full_one(kind, n, size, share, gamma, seed, nested):
+    """Screened answers (subsample of 512, boxes within the box when ``nested``) certified
+    from their survivors and the levels of the screening equal the same solve certified by
+    reading every element, and the LP optimum of HiGHS."""
+    import copslp._analytic as analytic_module
+
+    rng = np.random.default_rng(seed)
+    scores = SCREENED_KINDS[kind](rng, (n, size))
+    k = int(share * size)
+    for row in range(1, n):
+        if top_k_sum_sorted(scores[row], k) <= 0:
+            scores[row] = scores[row] - scores[row].min() + 1
+    case = Case(scores, k, gamma=gamma, options={"sample_size": 512})
+    note(case.dump())
+    if case.reference.status == "infeasible":
+        return
+    before = analytic_module.NEST_MIN_SIZE
+    analytic_module.NEST_MIN_SIZE = 100 if nested else before
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", copslp.CopsWarning)
+            through = case.solve("analytic")
+            full = case.solve("analytic", certificate_reads="all")
+    finally:
+        analytic_module.NEST_MIN_SIZE = before
+    assert_optimal(through, case)
+    assert full.certificate.passed and full.certificate.screened == 0
+    np.testing.assert_array_equal(through.mask, full.mask)
+    scale = float(np.abs(case.s[0]).max())
+    assert through.objective == pytest.approx(full.objective, rel=1e-12, abs=1e-12 * scale)
