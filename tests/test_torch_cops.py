@@ -190,3 +190,26 @@ def test_cops_pruned_cnn_still_trains():
     layout = report.layout
     kept = layout.flatten([m.weight for m in layout.modules(model)]) != 0
     assert int(kept.sum()) <= report.budget and not bool(kept[~report.mask].any())
+
+
+def test_scores_reach_the_core_as_one_host_matrix_in_their_own_precision():
+    """The adapter copies each score once, into a row of one (n, D) array the core takes as
+    it is (no stacking copy, no float64 copy of float32 scores); one float32 score on the
+    CPU is a view of its tensor; a float64 score makes every row float64; ``index`` takes
+    those columns."""
+    from copslp._problem import make_problem
+    from torch_adapter.cops import host_matrix
+
+    layout = Layout.from_model(nn.Linear(30, 20))
+    generator = torch.Generator().manual_seed(0)
+    a, b = (Score(torch.rand(len(layout), generator=generator), layout, name) for name in ("a", "b"))
+    matrix = host_matrix([a, b])
+    assert matrix.shape == (2, len(layout)) and matrix.dtype == np.float32
+    np.testing.assert_array_equal(matrix, np.stack([a.values.numpy(), b.values.numpy()]))
+    assert np.shares_memory(make_problem(matrix, 10, gamma=0.9).scores, matrix)
+    alone = host_matrix([a])
+    assert alone.shape == (1, len(layout)) and np.shares_memory(alone, a.values.numpy())
+    wide = Score(b.values.double(), layout, "c")
+    assert host_matrix([a, wide]).dtype == np.float64
+    index = np.array([3, 0, 17])
+    np.testing.assert_array_equal(host_matrix([a, b], index), matrix[:, index])

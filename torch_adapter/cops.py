@@ -157,13 +157,28 @@ def layer_floors(layout: Layout, min_per_layer: int | float) -> np.ndarray:
     raise TypeError(f"min_per_layer must be an int or a float, got {type(min_per_layer).__name__}")
 
 
-def _host_array(score: Score) -> np.ndarray:
-    """The score's values as a numpy array on the host, in their own precision (float32 or
-    float64; half precisions as float32, which numpy reads): no float64 copy here."""
-    values = score.values.detach()
-    if values.dtype not in (torch.float32, torch.float64):
-        values = values.to(torch.float32)
-    return values.cpu().numpy()
+def host_matrix(scores: Sequence[Score], index: np.ndarray | None = None) -> np.ndarray:
+    """The scores as one ``(n, D)`` numpy array on the host, for :func:`copslp.solve`.
+
+    Each row is copied once from its tensor, straight from the device into the row: no host
+    copy per score stacked again by the core. The rows are float64 if a score is, else float32
+    (half precisions widen to float32, which numpy reads); float32 values convert exactly, and
+    the core sums in float64 either way. One score on the CPU in float32 or float64 is
+    handed over as a view of its tensor, with no copy at all. With ``index`` (positions), only
+    those columns are taken, on the scores' device.
+    """
+    dtype = torch.float64 if any(s.values.dtype == torch.float64 for s in scores) else torch.float32
+    first = scores[0].values
+    if len(scores) == 1 and index is None and first.device.type == "cpu" and first.dtype == dtype:
+        return first.detach().numpy()[np.newaxis, :]
+    size = first.shape[0] if index is None else index.shape[0]
+    out = torch.empty((len(scores), size), dtype=dtype)  # host memory, shared with the numpy array
+    for row, score in zip(out, scores):
+        values = score.values.detach()
+        if index is not None:
+            values = values.index_select(0, torch.from_numpy(index).to(values.device))
+        row.copy_(values)  # device to host and to the dtype: one copy
+    return out.numpy()
 
 
 def _as_scores(scores: Score | Sequence[Score]) -> tuple[Score, ...]:
@@ -233,7 +248,7 @@ def select_mask(
     if min_per_layer is not None:
         floors = layer_floors(layout, min_per_layer)
         groups = layout.group_index()
-    result = copslp.solve([_host_array(s) for s in scores], budget, gamma=gamma, bounds=bounds, groups=groups,
+    result = copslp.solve(host_matrix(scores), budget, gamma=gamma, bounds=bounds, groups=groups,
                           floors=floors, method=method, options=options)
     kept = int(np.count_nonzero(result.mask))  # counted on the numpy side: a torch bool sum is slow
     if result.mask.shape != (len(layout),) or kept != result.budget:

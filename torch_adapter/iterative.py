@@ -44,7 +44,7 @@ from torch import nn
 import copslp
 
 from ._checks import check_choice
-from .cops import layer_floors
+from .cops import host_matrix, layer_floors
 from .layout import Layout
 from .masks import LayerStats, apply_mask, check_apply_options, layer_stats
 from .scores import Score, _deepcopy, _progress
@@ -156,9 +156,8 @@ def _select_cops(scores: Sequence[Score], kept: torch.Tensor, budget: int, layou
                  options: Mapping[str, Any] | None) -> tuple[torch.Tensor, Any]:
     """COPS on the elements of ``kept`` only; the mask is mapped back to all D elements."""
     index = np.flatnonzero(kept.cpu().numpy())
-    arrays = [s.numpy(np.float64)[index] for s in scores]
     groups = None if floors is None else layout.group_index()[index]
-    result = copslp.solve(arrays, budget, gamma=gamma, bounds=bounds, groups=groups,
+    result = copslp.solve(host_matrix(scores, index), budget, gamma=gamma, bounds=bounds, groups=groups,
                           floors=floors, method=method, options=options)
     mask = np.zeros(len(layout), dtype=bool)
     mask[index[np.asarray(result.mask, dtype=bool)]] = True
