@@ -108,6 +108,10 @@ def _walk(inner: InnerProblem, low_end: _End, high_end: _End, screened_width=Non
         # The two lines cross where sum_{high \ low} v = sum_{low \ high} v: differences are
         # taken element by element over the few elements that differ, never of large sums.
         entering, leaving = high & ~low, low & ~high
+        if not (entering.any() or leaving.any()):
+            # one set at both ends, its two s_1 sums apart by round-off only: it is best all
+            # through the bracket and meets the bound, so phi is flat there (g = b)
+            return high.astype(np.float64), np.array([lam_high]), {"newton_iterations": iteration - 1}
         lam = (s0[leaving].sum() - s0[entering].sum()) / (s1[entering].sum() - s1[leaving].sum())
         v = s0 + lam * s1
         chosen = inner.mask_of(inner.select(v))

@@ -75,11 +75,11 @@ def box_extremes(scores: np.ndarray, lo: np.ndarray, hi: np.ndarray, out=None):
     """
     if lo.shape[0] == 0:
         return scores[0], scores[0]
-    if lo.shape[0] == 1:
+    if lo.shape[0] == 1:  # float64 products whatever the dtype of the scores (numpy < 2 would round in float32)
         at_lo, at_hi = (np.empty(scores.shape[1]), np.empty(scores.shape[1])) if out is None else out
-        np.multiply(scores[1], lo[0], out=at_lo)
+        np.multiply(scores[1], lo[0], out=at_lo, dtype=np.float64)
         at_lo += scores[0]
-        np.multiply(scores[1], hi[0], out=at_hi)
+        np.multiply(scores[1], hi[0], out=at_hi, dtype=np.float64)
         at_hi += scores[0]
         if lo[0] >= 0 and scores.shape[1] and scores[1].min() >= 0:
             return at_lo, at_hi  # rounding is monotone: lo s_1 <= hi s_1 stays so
@@ -323,7 +323,7 @@ def _largest_over_box(scores, lo: float, hi: float, out: np.ndarray) -> np.ndarr
     """The ``high`` of :func:`box_extremes` for one multiplier, in the same floating-point
     operations, written into ``out``: v at hi, or the larger of v at lo and at hi where s_1
     has negative entries (or lo < 0)."""
-    np.multiply(scores[1], hi, out=out)
+    np.multiply(scores[1], hi, out=out, dtype=np.float64)
     out += scores[0]
     if lo >= 0 and scores[1].min() >= 0:
         return out

@@ -932,3 +932,25 @@ def test_cvxpy_returns_on_a_small_ill_scaled_problem():
     except subprocess.TimeoutExpired:
         pytest.fail("copslp.solve(..., method='cvxpy') did not return within 150 s")
     assert done.returncode == 0, done.stderr
+
+
+def test_walk_from_one_set_at_both_ends(recwarn):
+    """The best sets at both ends of a bracket can be the same set, their s_1 sums apart by
+    an ulp (summed in another order): the bracket holds only by round-off. The walk takes
+    that set, certified, without dividing 0 by 0 for the crossing of its two lines."""
+    from copslp._inner import InnerProblem
+    from copslp._one_bound import _End, _walk
+
+    rng = np.random.default_rng(3)
+    scores = rng.random((2, 200))
+    k = 40
+    chosen = np.argsort(scores[0] + 0.5 * scores[1])[-k:]
+    members = np.zeros(200, dtype=bool)
+    members[chosen] = True
+    value = float(scores[1, chosen].sum())
+    above = float(np.nextafter(value, np.inf))
+    inner = InnerProblem(scores, k, np.array([above]), None, None)
+    x, lam, _ = _walk(inner, _End(0.49, members, value), _End(0.51, members, above))
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in recwarn]
+    np.testing.assert_array_equal(x, members.astype(np.float64))
+    assert 0.49 <= lam[0] <= 0.51

@@ -230,3 +230,28 @@ def test_short_group_forced_candidates_merged_in_order(layout):
     assert forced.shape[0] >= 300
     np.testing.assert_array_equal(survivors, expected)
     np.testing.assert_array_equal(reduced.scores, inner.scores[:, expected])
+
+
+def _float32_at_a_rounding_edge():
+    """float32 scores where lambda = lo times s_1 = 1 rounds up to the next float32: v in
+    float32 would exceed v in float64 at the box's corner."""
+    value = np.float32(1.0) + np.float32(2.0 ** -23) * 5
+    lo = float(value) - 2.0 ** -25
+    scores = np.array([[value, 2.0 ** -30, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]], dtype=np.float32)
+    return scores, np.array([lo]), np.array([2.0 * lo])
+
+
+def test_box_extremes_of_float32_scores_are_float64_products():
+    """The screened certificate takes v_j(lambda) >= low_j from the screening; the
+    certificate computes v in float64, so the screening must too (numpy 1.x would run the
+    float32 loop for a float32 array times a float64 scalar)."""
+    from copslp._inner import InnerProblem
+    from copslp._screening import box_extremes, screen_exact
+
+    scores, lo, hi = _float32_at_a_rounding_edge()
+    v_at_lo = np.einsum("i,ij->j", np.array([1.0, lo[0]]), scores)
+    low, _ = box_extremes(scores, lo, hi)
+    np.testing.assert_array_equal(low, v_at_lo)
+    screening = screen_exact(InnerProblem(scores, 2, np.array([-np.inf]), None, None, None), lo, hi)
+    fixed = screening.ones
+    assert fixed.size == 0 or v_at_lo[fixed].min() > screening.levels[0]
