@@ -29,9 +29,12 @@ over the scores where they live, and what crosses between processes goes through
   the same finish as in memory), rounds it to a mask (:func:`copslp._rounding.round_to_mask`
   on the survivors, the elements fixed to 1 kept), and broadcasts lambda, the rule and the
   summary; each process receives the decisions about its own survivors only;
-* the certificate of COPS.md §3 for the whole problem: one more pass per process measures
-  the levels of :math:`v(\lambda)` over the fixed elements (O(G) numbers summed), and every
-  process checks the same certificate.
+* the certificate of COPS.md §3 for the whole problem: without floors, the levels each
+  screening compared the elements it decided with bound v over them (lambda lies in its
+  box), as in memory (:mod:`copslp._scan`); with floors, or when that check does not pass or
+  needs the scores' magnitudes, one more pass per process measures the levels of
+  :math:`v(\lambda)` over the fixed elements (O(G) numbers summed). Every process checks the
+  same certificate.
 
 Communication is O(levels x (sample + ranks + G) + survivors of the last level) numbers,
 never O(D).
@@ -259,6 +262,10 @@ class _Screened:
     counts: np.ndarray  # survivors per process
     survivors: np.ndarray | None = None  # (n, m) on rank 0, after _gather
     survivor_groups: np.ndarray | None = None
+    # without floors: the box (one multiplier per secondary score, 0 for those off) and the
+    # (one_level, zero_level) it fixed and dropped by (see copslp._point.ScreenLevel)
+    box: tuple | None = None
+    levels: tuple | None = None
 
     @property
     def n_survivors(self) -> int:
@@ -282,8 +289,15 @@ def _screen(run: _Run, outline: Outline, rows: np.ndarray, lo: np.ndarray, hi: n
         if not level_fails and not short.any():
             break
         keep_whole |= short
-    fixed_per_group = None if outline.floors is None else comm.sum(local.fixed_per_group)
-    return _Screened(local, comm.sum(local.taken), int(counts[2]), fixed_per_group, comm.sizes(local.n_survivors))
+    fixed_per_group = box = decided_by = None
+    if outline.floors is None:
+        box = tuple(np.zeros(outline.n_scores - 1) for _ in range(2))
+        box[0][rows[1:] - 1], box[1][rows[1:] - 1] = lo, hi
+        decided_by = (float(levels[0]), float(levels[1]))
+    else:
+        fixed_per_group = comm.sum(local.fixed_per_group)
+    return _Screened(local, comm.sum(local.taken), int(counts[2]), fixed_per_group, comm.sizes(local.n_survivors),
+                     box=box, levels=decided_by)
 
 
 def _gather(run: _Run, screened: _Screened) -> _Screened:
@@ -575,11 +589,10 @@ def _finish(run: _Run, outline: Outline, rows: np.ndarray, optimum: _Optimum) ->
     n = outline.n_scores
     multipliers = np.zeros(n - 1)
     multipliers[rows[1:] - 1] = optimum.multipliers
-    mask, numbers = _mask_and_numbers(run, outline, optimum, multipliers)
-    scan = PointScan(numbers["values"], numbers["x_min"], numbers["x_max"], None, numbers["ones_values"],
-                     numbers["fractional"], numbers["segment_x"], numbers["segment_ones"], numbers["zeros_max"],
-                     numbers["ones_min"])
-    certificate = certify(outline, None, multipliers, rtol=run.rtol, scan=scan, measures=_Measures(run, numbers))
+    read_all = run.settings["certificate_reads"] == "all"
+    mask, numbers, certificate = _mask_and_certificate(run, outline, optimum, multipliers, read_all)
+    if numbers["screened"] and (certificate is None or not certificate.passed):  # levels only bound v: read it all
+        mask, numbers, certificate = _mask_and_certificate(run, outline, optimum, multipliers, read_all=True)
     if not certificate.passed:
         raise SolverError(f"analytic (streamed) returned a point that is not optimal: {certificate.summary()}")
     values, mask_values = numbers["values"], numbers["mask_values"]
@@ -597,10 +610,37 @@ def _finish(run: _Run, outline: Outline, rows: np.ndarray, optimum: _Optimum) ->
                           certificate, info)
 
 
-def _mask_and_numbers(run: _Run, outline: Outline, optimum: _Optimum, multipliers: np.ndarray):
+class _EveryElementNeeded(Exception):
+    """The certificate asked for a number only a pass over every element gives (the scores'
+    magnitudes, or the sums of |s| over the elements fixed to 1)."""
+
+
+def _mask_and_certificate(run: _Run, outline: Outline, optimum: _Optimum, multipliers: np.ndarray, read_all: bool):
+    """``(mask, numbers, certificate)``: :func:`_mask_and_numbers` and the certificate of the
+    whole scan they make, checked by every process on the same numbers (so every process
+    takes the same road). The certificate is ``None`` when, its levels taken from the
+    screening, it needed a number that only a pass over every element gives."""
+    mask, numbers = _mask_and_numbers(run, outline, optimum, multipliers, read_all)
+    scan = PointScan(numbers["values"], numbers["x_min"], numbers["x_max"], None, numbers["ones_values"],
+                     numbers["fractional"], numbers["segment_x"], numbers["segment_ones"], numbers["zeros_max"],
+                     numbers["ones_min"], numbers["screened"])
+    try:
+        certificate = certify(outline, None, multipliers, rtol=run.rtol, scan=scan, measures=_Measures(run, numbers))
+    except _EveryElementNeeded:
+        certificate = None
+    return mask, numbers, certificate
+
+
+def _mask_and_numbers(run: _Run, outline: Outline, optimum: _Optimum, multipliers: np.ndarray, read_all: bool):
     """This process's mask of the level, and the numbers of the level's whole scan (the same
     on every process): those of the survivors (rounded on rank 0, or the level below's)
-    plus those of the elements the level's screening fixed."""
+    plus those of the elements the level's screening fixed.
+
+    The levels of v over the elements the screening decided are measured by one more pass
+    (:meth:`ScorePasses.extremes`), or, without floors and with lambda inside the level's box
+    unless ``read_all``, taken from the levels the screening compared them with (as
+    :func:`copslp._scan.scan_point` does in memory): then the magnitudes and the sums of
+    |s| are not known (``None``) and ``numbers["screened"]`` counts the elements not read."""
     comm, screened = run.comm, optimum.screened
     if optimum.nested is None:
         def rounded():
@@ -609,24 +649,41 @@ def _mask_and_numbers(run: _Run, outline: Outline, optimum: _Optimum, multiplier
 
         numbers, parts = _on_root(run, rounded, keep=True)
         kept = comm.scatter(parts)
+        numbers["screened"] = 0
     else:
-        kept, numbers = _mask_and_numbers(*optimum.nested[:3], multipliers)
+        kept, numbers = _mask_and_numbers(*optimum.nested[:3], multipliers, read_all)
     mask = run.passes.mask(screened.local, kept)
-    levels = run.passes.extremes(screened.local, np.arange(outline.n_scores), multipliers)
     fixed = np.array([screened.fixed_ones]) if outline.floors is None else screened.fixed_per_group
     dropped = outline.size - screened.fixed_ones - screened.n_survivors
     numbers = dict(numbers)
+    if not read_all and _box_holds(screened, multipliers):
+        one_level, zero_level = screened.levels
+        zeros_max, ones_min = np.array([zero_level]), np.array([one_level])
+        numbers["screened"] += outline.size - screened.n_survivors
+        numbers["abs_values"] = numbers["magnitudes"] = None
+    else:
+        levels = run.passes.extremes(screened.local, np.arange(outline.n_scores), multipliers)
+        zeros_max, ones_min = comm.maximum(levels.zeros_max), -comm.maximum(-levels.ones_min)
+        if numbers["abs_values"] is not None:
+            numbers["abs_values"] = comm.sum(levels.abs_taken) + numbers["abs_values"]
+        numbers["magnitudes"] = comm.maximum(levels.magnitudes)  # this level's pass read all its elements
     for key in ("values", "ones_values", "mask_values"):
         numbers[key] = screened.taken + numbers[key]
     numbers["segment_x"] = numbers["segment_x"] + fixed
     numbers["segment_ones"] = numbers["segment_ones"] + fixed
-    numbers["zeros_max"] = np.maximum(comm.maximum(levels.zeros_max), numbers["zeros_max"])
-    numbers["ones_min"] = np.minimum(-comm.maximum(-levels.ones_min), numbers["ones_min"])
+    numbers["zeros_max"] = np.maximum(zeros_max, numbers["zeros_max"])
+    numbers["ones_min"] = np.minimum(ones_min, numbers["ones_min"])
     numbers["x_min"] = min(numbers["x_min"], 0.0 if dropped else np.inf, 1.0 if screened.fixed_ones else np.inf)
     numbers["x_max"] = max(numbers["x_max"], 1.0 if screened.fixed_ones else -np.inf, 0.0 if dropped else -np.inf)
-    numbers["abs_values"] = comm.sum(levels.abs_taken) + numbers["abs_values"]
-    numbers["magnitudes"] = comm.maximum(levels.magnitudes)  # this level's pass read all its elements
     return mask, numbers
+
+
+def _box_holds(screened: _Screened, multipliers: np.ndarray) -> bool:
+    """Whether the levels of ``screened`` bound v at ``multipliers``: no floors, lambda in its box."""
+    if screened.levels is None:
+        return False
+    lo, hi = screened.box
+    return bool(np.all(lo <= multipliers) and np.all(multipliers <= hi))
 
 
 def _round(outline: Outline, screened: _Screened, x: np.ndarray, multipliers: np.ndarray, rtol: float) -> dict:
@@ -663,10 +720,15 @@ class _Measures:
         self.run, self.numbers = run, numbers
 
     def magnitude(self, row):
-        return float(self.numbers["magnitudes"][row])
+        return float(self._read_by_every_element("magnitudes")[row])
 
     def abs_value(self, row):
-        return float(self.numbers["abs_values"][row])
+        return float(self._read_by_every_element("abs_values")[row])
+
+    def _read_by_every_element(self, key):
+        if self.numbers[key] is None:
+            raise _EveryElementNeeded(key)
+        return self.numbers[key]
 
     def fractional_values(self, lam):
         return self.numbers["fractional_values"]

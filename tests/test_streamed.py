@@ -111,3 +111,63 @@ def test_array_passes_count_non_finite_entries_per_row():
     scores[1, BLOCK:2 * BLOCK] = 3e38  # finite, their float32 sum is not
     scores[2, -1] = -np.inf
     assert ArrayPasses(scores).non_finite().tolist() == [2, 0, 1]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.floors is None and c.label in
+                                  ("uniform-r1", "heavy-r1", "uniform-r3", "signed-r3")],
+                         ids=lambda c: c.label)
+@pytest.mark.parametrize("limit", [None, 200])
+def test_certificate_from_the_screening_levels_equals_the_one_that_reads_all(case, limit, monkeypatch):
+    """Without floors the certificate takes the elements each screening decided from the
+    levels it compared them with (no extremes pass); read in full it says the same."""
+    if limit is not None:
+        monkeypatch.setattr(streamed_module, "_GATHER_LIMIT", limit)
+    through = streamed(case)
+    full = streamed(case, certificate_reads="all")
+    assert through.certificate.passed and full.certificate.passed
+    assert through.certificate.screened == case.size - _innermost_survivors(through.info) > 0
+    assert full.certificate.screened == 0
+    np.testing.assert_array_equal(through.mask, full.mask)
+    np.testing.assert_array_equal(through.multipliers, full.multipliers)
+    assert through.objective == full.objective and through.budget_dual == full.budget_dual
+
+
+def _innermost_survivors(info):
+    return info["nested"][-1]["survivors"] if "nested" in info else info["survivors"]
+
+
+def test_levels_that_fail_the_certificate_send_it_to_the_extremes_pass(monkeypatch):
+    """Screening levels only bound v: a record whose one-level lies below the budget dual
+    fails through the levels, and the extremes pass (every element read) decides."""
+    case = next(c for c in CASES if c.label == "uniform-r1")
+    screen = streamed_module._screen
+
+    def lowered(*args):
+        screened = screen(*args)
+        if screened.levels is None:
+            return screened
+        one_level, zero_level = screened.levels
+        return streamed_module.replace(screened, levels=(zero_level - 1.0, zero_level))
+
+    monkeypatch.setattr(streamed_module, "_screen", lowered)
+    result = streamed(case)
+    assert result.certificate.passed and result.certificate.screened == 0
+    assert int(result.mask.sum()) == case.budget
+
+
+def test_certificate_that_needs_the_magnitudes_reads_every_element(monkeypatch):
+    """The scores' magnitudes are known only to a pass over every element: a certificate
+    that asks for them (as it does for a violation beyond its local tolerance) is made after
+    that pass."""
+    from copslp import _certificate
+
+    case = next(c for c in CASES if c.label == "uniform-r1")
+    original = _certificate.certify
+
+    def asking(problem, x, multipliers, **kwargs):
+        kwargs["measures"].magnitude(0)
+        return original(problem, x, multipliers, **kwargs)
+
+    monkeypatch.setattr(streamed_module, "certify", asking)
+    result = streamed(case)
+    assert result.certificate.passed and result.certificate.screened == 0
