@@ -371,13 +371,19 @@ def _point_of(problem: Problem, inner: InnerProblem, settings: _Settings, screen
     problem screened), else a plain :class:`copslp._point.MaskPoint`."""
     level = None
     if screening.levels is not None:
-        level = ScreenLevel(lo, hi, *screening.levels, int(screening.ones.shape[0]), screening.taken)
+        level = _level_of(screening, lo, hi, problem.size)
     whole = answer.below(level, screening.ones, screening.survivors)
     recorded = (settings.certificate_reads == "survivors" and in_box and level is not None
                 and inner.scores.shape[0] == problem.n_scores)
     if recorded:
         return screened_point(problem.size, whole)
     return mask_point(problem.size, whole.ones, whole.survivors, whole.x)
+
+
+def _level_of(screening, lo, hi, size: int) -> ScreenLevel:
+    """The record of a screening without floors of the box [lo, hi] over ``size`` elements."""
+    fixed, left = int(screening.ones.shape[0]), int(screening.survivors.shape[0])
+    return ScreenLevel(lo, hi, *screening.levels, fixed, size - fixed - left, screening.taken)
 
 
 #: One bound: survivors of a box beyond this many are screened once more, a level down
@@ -439,7 +445,7 @@ def _solve_a_level_down(reduced: InnerProblem, settings: _Settings, bracket, dep
         except (ReducedProblemInfeasible, MinimumOutsideBox):
             return None
         if inside(lam, lo_in, hi_in):
-            level = ScreenLevel(lo_in, hi_in, *screening.levels, int(ones.shape[0]), screening.taken)  # no floors here
+            level = _level_of(screening, lo_in, hi_in, size)  # no floors here
             details["nested"] = [{"rounds": attempt + 1, "survivors": int(survivors.shape[0]),
                                   "fixed_ones": int(ones.shape[0])}] + details.get("nested", [])
             return answer.below(level, ones, survivors), lam, details

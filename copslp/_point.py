@@ -95,8 +95,8 @@ def _mask_and_listed(size, ones, survivors, survivor_x):
 class ScreenLevel(NamedTuple):
     """What one screening pass proved, for every lambda in its box ``[lo, hi]``: each of the
     ``fixed`` elements it fixed to 1 has ``v_j(lambda) > one_level`` (its smallest v over the
-    box is above it), each element it dropped ``v_j(lambda) < zero_level``; ``taken`` holds
-    the scores (every row) summed over the elements fixed to 1. A level holds whether or not
+    box is above it), each of the ``dropped`` elements it dropped ``v_j(lambda) < zero_level``;
+    ``taken`` holds the scores (every row) summed over the elements fixed to 1. A level holds whether or not
     the pass fixed or dropped anything by it (``+inf`` / ``-inf`` where it had no level).
     The products in v are float64 whatever the dtype of the scores, as in the certificate."""
 
@@ -105,6 +105,7 @@ class ScreenLevel(NamedTuple):
     one_level: float
     zero_level: float
     fixed: int
+    dropped: int
     taken: np.ndarray
 
 

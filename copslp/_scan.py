@@ -18,8 +18,9 @@ the rounding reads the counts (see :mod:`copslp._certificate`, :mod:`copslp._rou
 A :class:`copslp._point.ScreenedPoint` whose multipliers lie in the box of every screening
 level it records is scanned on its innermost survivors alone (:func:`_scan_screened`): the
 elements a level fixed to 1 count as 1 with their sums taken in that level's pass and
-``v_j > one_level``, those it dropped as 0 with ``v_j < zero_level``. Those levels stand in
-for the smallest and largest v of the elements they decided: bounds, not the extremes
+``v_j > one_level``, those it dropped as 0 with ``v_j < zero_level`` (a level that fixed,
+or dropped, nothing says nothing). Those levels stand in for the smallest and largest v of
+the elements they decided: bounds, not the extremes
 themselves, so the certificate drawn from them is conservative, and
 :func:`copslp.solve` scans every element when it does not pass.
 """
@@ -220,8 +221,10 @@ def _scan_screened(problem, x: ScreenedPoint, xtol: float, multipliers) -> Point
         fractional=survivors[inner.fractional],
         segment_x=inner.segment_x + fixed,
         segment_ones=inner.segment_ones + fixed,
-        zeros_max=np.maximum(inner.zeros_max, max(level.zero_level for level in x.levels)),
-        ones_min=np.minimum(inner.ones_min, min(level.one_level for level in x.levels)),
+        zeros_max=np.maximum(inner.zeros_max, max((level.zero_level for level in x.levels if level.dropped),
+                                                  default=-np.inf)),
+        ones_min=np.minimum(inner.ones_min, min((level.one_level for level in x.levels if level.fixed),
+                                                default=np.inf)),
         screened=size - read,
     )
 

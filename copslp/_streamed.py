@@ -637,10 +637,11 @@ def _mask_and_numbers(run: _Run, outline: Outline, optimum: _Optimum, multiplier
     plus those of the elements the level's screening fixed.
 
     The levels of v over the elements the screening decided are measured by one more pass
-    (:meth:`ScorePasses.extremes`), or, without floors and with lambda inside the level's box
-    unless ``read_all``, taken from the levels the screening compared them with (as
-    :func:`copslp._scan.scan_point` does in memory): then the magnitudes and the sums of
-    |s| are not known (``None``) and ``numbers["screened"]`` counts the elements not read."""
+    (:meth:`ScorePasses.extremes`), or, without floors, with lambda inside the level's box and
+    something decided, unless ``read_all``, taken from the levels the screening compared them
+    with (as :func:`copslp._scan.scan_point` does in memory): then the magnitudes and the sums
+    of |s| are not known (``None``) and ``numbers["screened"]`` counts the elements not read
+    (above 0 exactly when a level stood in for a pass)."""
     comm, screened = run.comm, optimum.screened
     if optimum.nested is None:
         def rounded():
@@ -656,9 +657,10 @@ def _mask_and_numbers(run: _Run, outline: Outline, optimum: _Optimum, multiplier
     fixed = np.array([screened.fixed_ones]) if outline.floors is None else screened.fixed_per_group
     dropped = outline.size - screened.fixed_ones - screened.n_survivors
     numbers = dict(numbers)
-    if not read_all and _box_holds(screened, multipliers):
+    if not read_all and (dropped or screened.fixed_ones) and _box_holds(screened, multipliers):
         one_level, zero_level = screened.levels
-        zeros_max, ones_min = np.array([zero_level]), np.array([one_level])
+        zeros_max = np.array([zero_level if dropped else -np.inf])
+        ones_min = np.array([one_level if screened.fixed_ones else np.inf])
         numbers["screened"] += outline.size - screened.n_survivors
         numbers["abs_values"] = numbers["magnitudes"] = None
     else:

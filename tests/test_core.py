@@ -572,8 +572,25 @@ def test_record_of_a_box_that_does_not_hold_the_multipliers_is_not_read():
     assert scan_point(problem, replace(point, ones=ones), 1e-9, lam).screened == 0
 
 
+def test_a_level_that_decided_nothing_lends_no_bound():
+    """A box that fixed and dropped nothing proves nothing about v: its levels, however
+    far off, leave the scan through the record as it was."""
+    from dataclasses import replace
+
+    from copslp._scan import scan_point
+
+    problem, point, lam = _recorded_point(next(c for c in RECORDED if c.label == "uniform-n2"))
+    level = point.levels[0]
+    idle = level._replace(one_level=-1e300, zero_level=1e300, fixed=0, dropped=0, taken=np.zeros_like(level.taken))
+    with_idle = scan_point(problem, replace(point, levels=(*point.levels, idle)), 1e-9, lam)
+    without = scan_point(problem, point, 1e-9, lam)
+    assert with_idle.screened == without.screened > 0
+    np.testing.assert_array_equal(with_idle.zeros_max, without.zeros_max)
+    np.testing.assert_array_equal(with_idle.ones_min, without.ones_min)
+
+
 def test_levels_that_do_not_bound_the_point_send_solve_to_the_full_check(monkeypatch):
-    """The levels are bounds: a record whose one-level lies below the budget dual fails the
+    """The levels are bounds: a record whose zero-level lies above the budget dual fails the
     check through the record, and solve then reads every element, whose verdict stands."""
     case = next(c for c in RECORDED if c.label == "uniform-n2")
     point_of = analytic_module._point_of
@@ -581,7 +598,8 @@ def test_levels_that_do_not_bound_the_point_send_solve_to_the_full_check(monkeyp
     def lowered(*args):
         point = point_of(*args)
         level = point.levels[0]
-        return replace(point, levels=(level._replace(one_level=level.zero_level - 1.0), *point.levels[1:]))
+        assert level.dropped > 0
+        return replace(point, levels=(level._replace(zero_level=level.one_level + 1.0), *point.levels[1:]))
 
     from dataclasses import replace
 

@@ -137,7 +137,7 @@ def _innermost_survivors(info):
 
 
 def test_levels_that_fail_the_certificate_send_it_to_the_extremes_pass(monkeypatch):
-    """Screening levels only bound v: a record whose one-level lies below the budget dual
+    """Screening levels only bound v: a record whose zero-level lies above the budget dual
     fails through the levels, and the extremes pass (every element read) decides."""
     case = next(c for c in CASES if c.label == "uniform-r1")
     screen = streamed_module._screen
@@ -147,7 +147,7 @@ def test_levels_that_fail_the_certificate_send_it_to_the_extremes_pass(monkeypat
         if screened.levels is None:
             return screened
         one_level, zero_level = screened.levels
-        return streamed_module.replace(screened, levels=(zero_level - 1.0, zero_level))
+        return streamed_module.replace(screened, levels=(one_level, one_level + 1.0))
 
     monkeypatch.setattr(streamed_module, "_screen", lowered)
     result = streamed(case)
@@ -171,3 +171,45 @@ def test_certificate_that_needs_the_magnitudes_reads_every_element(monkeypatch):
     monkeypatch.setattr(streamed_module, "certify", asking)
     result = streamed(case)
     assert result.certificate.passed and result.certificate.screened == 0
+
+
+def test_certificate_asking_for_magnitudes_when_every_element_survived(monkeypatch):
+    """A screening that decided nothing lends the certificate no level: it reads what it
+    needs (here the magnitudes) by the extremes pass, not from a record that is not there."""
+    from copslp import _certificate
+
+    original = _certificate.certify
+
+    def asking(problem, x, multipliers, **kwargs):  # as a certificate beyond its local tolerance does
+        kwargs["measures"].magnitude(0)
+        return original(problem, x, multipliers, **kwargs)
+
+    monkeypatch.setattr(streamed_module, "certify", asking)
+    scores = np.random.default_rng(0).integers(0, 3, size=(2, 40)).astype(float)  # D = 40: every element survives
+    result = solve_streamed(ArrayPasses(scores), OneProcess(), 20, gamma=[0.7], options={"sample_size": 128})
+    assert result.certificate.passed and result.certificate.screened == 0
+
+
+def _opposite_small():
+    rng = np.random.default_rng(185)
+    size = int(rng.integers(8, 80))
+    return rng.uniform(0.1, 3, size), int(rng.integers(1, size))
+
+
+def _opposite_ties():
+    return np.random.default_rng(0).integers(1, 4, 8000).astype(np.float64), 2000
+
+
+@pytest.mark.parametrize("make", [_opposite_small, _opposite_ties])
+def test_objective_opposite_to_the_bound_score(make):
+    """s_0 = -0.3 s_1: at lambda* = 0.3, v vanishes to round-off and the certificate's
+    complementarity is judged against the scores' magnitudes; every element survives."""
+    s1, budget = make()
+    scores = np.stack([-0.3 * s1, s1])
+    result = solve_streamed(ArrayPasses(scores), OneProcess(), budget, gamma=[0.5], options={"sample_size": 128})
+    full = solve_streamed(ArrayPasses(scores), OneProcess(), budget, gamma=[0.5],
+                          options={"sample_size": 128, "certificate_reads": "all"})
+    in_memory = copslp.solve(scores, budget, gamma=0.5, options={"sample_size": 128})
+    assert result.certificate.passed and in_memory.certificate.passed
+    np.testing.assert_array_equal(result.mask, full.mask)
+    assert result.objective == pytest.approx(in_memory.objective, rel=1e-9)
