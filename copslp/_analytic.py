@@ -106,7 +106,7 @@ def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int
     max_rounds : int
         Box re-centrings before giving up with a SolverError.
     certificate_reads : {"survivors", "all"}
-        What the certificate reads of a screened answer without floors, every bound on:
+        What the certificate reads of a screened answer (every bound on):
         ``"survivors"`` hands it the record of the screening (a
         :class:`copslp._point.ScreenedPoint`), so that it reads only the innermost survivors
         and takes the elements fixed by a box from the levels its pass compared them with;
@@ -367,23 +367,26 @@ def _point_of(problem: Problem, inner: InnerProblem, settings: _Settings, screen
     """The LP point of the whole problem from the ``answer`` on the survivors of
     ``screening`` (of the box [lo, hi]), in 1 byte per element, not a float64 array: a
     :class:`copslp._point.ScreenedPoint` that carries the record of the screening when the
-    certificate may read it (lambda inside the box, levels without floors, every row of the
-    problem screened), else a plain :class:`copslp._point.MaskPoint`."""
-    level = None
-    if screening.levels is not None:
-        level = _level_of(screening, lo, hi, problem.size)
-    whole = answer.below(level, screening.ones, screening.survivors)
-    recorded = (settings.certificate_reads == "survivors" and in_box and level is not None
-                and inner.scores.shape[0] == problem.n_scores)
+    certificate may read it (lambda inside the box, every row of the problem screened), else
+    a plain :class:`copslp._point.MaskPoint`."""
+    whole = answer.below(_level_of(inner, screening, lo, hi), screening.ones, screening.survivors)
+    recorded = (settings.certificate_reads == "survivors" and in_box and inner.scores.shape[0] == problem.n_scores)
     if recorded:
         return screened_point(problem.size, whole)
     return mask_point(problem.size, whole.ones, whole.survivors, whole.x)
 
 
-def _level_of(screening, lo, hi, size: int) -> ScreenLevel:
-    """The record of a screening without floors of the box [lo, hi] over ``size`` elements."""
-    fixed, left = int(screening.ones.shape[0]), int(screening.survivors.shape[0])
-    return ScreenLevel(lo, hi, *screening.levels, fixed, size - fixed - left, screening.taken)
+def _level_of(inner: InnerProblem, screening, lo, hi) -> ScreenLevel:
+    """The record of the screening of ``inner`` by the box [lo, hi], per segment (group)."""
+    if inner.floors is None:
+        fixed = np.array([screening.ones.shape[0]])
+        dropped = inner.size - fixed - screening.survivors.shape[0]
+    else:
+        groups = inner.floors.shape[0]
+        fixed = np.bincount(inner.groups[screening.ones], minlength=groups)
+        dropped = (np.bincount(inner.groups, minlength=groups) - fixed
+                   - np.bincount(inner.groups[screening.survivors], minlength=groups))
+    return ScreenLevel(lo, hi, *screening.levels, fixed, dropped, screening.taken)
 
 
 #: One bound: survivors of a box beyond this many are screened once more, a level down
@@ -445,7 +448,7 @@ def _solve_a_level_down(reduced: InnerProblem, settings: _Settings, bracket, dep
         except (ReducedProblemInfeasible, MinimumOutsideBox):
             return None
         if inside(lam, lo_in, hi_in):
-            level = _level_of(screening, lo_in, hi_in, size)  # no floors here
+            level = _level_of(reduced, screening, lo_in, hi_in)
             details["nested"] = [{"rounds": attempt + 1, "survivors": int(survivors.shape[0]),
                                   "fixed_ones": int(ones.shape[0])}] + details.get("nested", [])
             return answer.below(level, ones, survivors), lam, details

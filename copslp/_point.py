@@ -93,19 +93,21 @@ def _mask_and_listed(size, ones, survivors, survivor_x):
 
 
 class ScreenLevel(NamedTuple):
-    """What one screening pass proved, for every lambda in its box ``[lo, hi]``: each of the
-    ``fixed`` elements it fixed to 1 has ``v_j(lambda) > one_level`` (its smallest v over the
-    box is above it), each of the ``dropped`` elements it dropped ``v_j(lambda) < zero_level``;
-    ``taken`` holds the scores (every row) summed over the elements fixed to 1. A level holds whether or not
-    the pass fixed or dropped anything by it (``+inf`` / ``-inf`` where it had no level).
-    The products in v are float64 whatever the dtype of the scores, as in the certificate."""
+    """What one screening pass proved, for every lambda in its box ``[lo, hi]``, per segment
+    (one per group of the floors; one without floors): each of the ``fixed[g]`` elements of
+    segment g it fixed to 1 has ``v_j(lambda) > one_levels[g]`` (its smallest v over the box
+    is above it), each of the ``dropped[g]`` it dropped ``v_j(lambda) < zero_levels[g]``;
+    ``taken`` holds the scores (every row) summed over all the elements fixed to 1. A level
+    holds whether or not the pass fixed or dropped anything by it (``+inf`` / ``-inf`` where
+    it had no level). The products in v are float64 whatever the dtype of the scores, as in
+    the certificate."""
 
     lo: np.ndarray
     hi: np.ndarray
-    one_level: float
-    zero_level: float
-    fixed: int
-    dropped: int
+    one_levels: np.ndarray
+    zero_levels: np.ndarray
+    fixed: np.ndarray
+    dropped: np.ndarray
     taken: np.ndarray
 
 

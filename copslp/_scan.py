@@ -33,7 +33,7 @@ import numpy as np
 
 from ._blocks import blocks
 from ._point import MaskPoint, ScreenedPoint
-from ._selection import take_columns
+from ._selection import group_starts, take_columns
 
 __all__ = ["PointScan", "scan_point", "segment_runs"]
 
@@ -195,38 +195,51 @@ def _scan_screened(problem, x: ScreenedPoint, xtol: float, multipliers) -> Point
     multipliers (one outside a level's box, or none given), or when the mask does not count
     the elements the record says it holds."""
     size = problem.size
-    if multipliers is None or problem.has_floors or not x.levels:
+    if multipliers is None or not x.levels:
         return None
     lam = np.asarray(multipliers, dtype=np.float64)
     if not all(np.all(level.lo <= lam) and np.all(lam <= level.hi) for level in x.levels):
         return None
-    fixed = sum(level.fixed for level in x.levels)
-    if int(np.count_nonzero(x.ones)) != fixed + int(np.count_nonzero(x.survivor_x == 1.0)):
+    fixed = np.sum([level.fixed for level in x.levels], axis=0)
+    if int(np.count_nonzero(x.ones)) != int(fixed.sum()) + int(np.count_nonzero(x.survivor_x == 1.0)):
         return None
     survivors = x.survivors
-    inner = _scan_dense(x.survivor_scores, None, np.array([0, survivors.shape[0]]), x.survivor_x, xtol, lam)
+    inner = _scan_dense(x.survivor_scores, *_survivor_layout(problem, survivors), x.survivor_x, xtol, lam)
     taken = np.sum([level.taken for level in x.levels], axis=0)
+    zeros_max, ones_min = inner.zeros_max.copy(), inner.ones_min.copy()
+    for level in x.levels:  # a level that dropped (fixed) nothing in a segment says nothing there
+        np.maximum(zeros_max, np.where(level.dropped > 0, level.zero_levels, -np.inf), out=zeros_max)
+        np.minimum(ones_min, np.where(level.fixed > 0, level.one_levels, np.inf), out=ones_min)
     ones = x.ones
     near_one = inner.ones & (x.survivor_x != 1.0)  # counted as 1, listed in the MaskPoint
     if near_one.any():
         ones = ones.copy()
         ones[survivors[near_one]] = True
-    read = survivors.shape[0]
+    read, decided = survivors.shape[0], int(fixed.sum())
     return PointScan(
         values=inner.values + taken,
-        x_min=min(inner.x_min, 0.0 if fixed + read < size else np.inf),
-        x_max=max(inner.x_max, 1.0 if fixed else -np.inf),
+        x_min=min(inner.x_min, 0.0 if decided + read < size else np.inf),
+        x_max=max(inner.x_max, 1.0 if decided else -np.inf),
         ones=ones,
         ones_values=inner.ones_values + taken,
         fractional=survivors[inner.fractional],
         segment_x=inner.segment_x + fixed,
         segment_ones=inner.segment_ones + fixed,
-        zeros_max=np.maximum(inner.zeros_max, max((level.zero_level for level in x.levels if level.dropped),
-                                                  default=-np.inf)),
-        ones_min=np.minimum(inner.ones_min, min((level.one_level for level in x.levels if level.fixed),
-                                                default=np.inf)),
+        zeros_max=zeros_max,
+        ones_min=ones_min,
         screened=size - read,
     )
+
+
+def _survivor_layout(problem, survivors: np.ndarray):
+    """``(order, segments)`` of the increasing indices ``survivors`` by the problem's groups
+    (one segment without floors), as :func:`_layout` gives them for the whole problem."""
+    if not problem.has_floors:
+        return None, np.array([0, survivors.shape[0]])
+    if problem.group_order is None:  # contiguous groups stay contiguous among the survivors
+        return None, np.searchsorted(survivors, problem.group_starts)
+    groups = problem.groups[survivors]
+    return np.argsort(groups, kind="stable"), group_starts(np.bincount(groups, minlength=problem.floors.shape[0]))
 
 
 def _fractional_in_block(fractional: np.ndarray, order, block: slice, where):

@@ -38,9 +38,10 @@ _GROUP_RANK_FACTOR = 3.0
 class Screening(NamedTuple):
     """What a box decided: the problem left on the ``survivors`` (increasing indices) once
     ``ones`` are kept, the scores summed over ``ones`` (``taken``, every row of the problem),
-    and the levels that decided it, ``(one_level, zero_level)``: every element fixed to 1
-    has its smallest v over the box above ``one_level``, every dropped one its largest below
-    ``zero_level`` (``None`` with floors, whose group rules fix and keep elements beyond them)."""
+    and the levels that decided it, ``(one_levels, zero_levels)``, one of each per group
+    (one for all without floors): every element of group g fixed to 1 has its smallest v
+    over the box above ``one_levels[g]``, every one dropped its largest below
+    ``zero_levels[g]``."""
 
     reduced: InnerProblem
     ones: np.ndarray
@@ -130,11 +131,12 @@ def screen_exact(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray):
     one_level = kth_largest(high, one_rank) if one_rank > 0 else np.inf
     zero_level = kth_largest(low, zero_rank) if zero_rank > 0 else -np.inf
     ones, zeros = low > one_level, high < zero_level
-    levels = (one_level, zero_level)
+    levels = (np.array([one_level]), np.array([zero_level]))
     if inner.floors is not None:
-        ones |= low > _group_floor_levels(inner, high)  # among its group's forced best throughout
-        zeros &= high < _group_floor_levels(inner, low)
-        levels = None
+        forced_high, forced_low = _group_floor_levels(inner, high), _group_floor_levels(inner, low)
+        ones |= low > forced_high[inner.groups]  # among its group's forced best throughout
+        zeros &= high < forced_low[inner.groups]
+        levels = (np.minimum(one_level, forced_high), np.minimum(zero_level, forced_low))
     survivors = np.flatnonzero(~(ones | zeros))
     return reduce_problem(inner, np.flatnonzero(ones), survivors)._replace(levels=levels)
 
@@ -237,13 +239,20 @@ def _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, 
     candidates of the groups whose count fell short of their floor merged into the survivors."""
     ones, survivors = np.concatenate(ones), np.concatenate(survivors)
     survivor_scores = np.concatenate(survivor_scores, axis=1)
-    if support is not None and np.any(support < inner.floors):
-        forced = np.sort(_forced_candidates(inner, lo, hi, support < inner.floors, group_levels))
-        at = np.searchsorted(survivors, forced)  # disjoint from the survivors: inserted in order
-        survivors = np.insert(survivors, at, forced)
-        survivor_scores = np.insert(survivor_scores, at, take_columns(inner.scores, forced), axis=1)
-    screening = reduce_problem(inner, ones, survivors, taken, survivor_scores)
-    return screening if inner.floors is not None else screening._replace(levels=levels)
+    one_level, zero_level = levels
+    if inner.floors is None:
+        levels = (np.array([one_level]), np.array([zero_level]))
+    else:  # an element below its group's level is dropped; in a short group, also below its forced level
+        zero_levels = np.minimum(zero_level, group_levels)
+        if support is not None and np.any(support < inner.floors):
+            forced, forced_levels = _forced_candidates(inner, lo, hi, support < inner.floors, group_levels)
+            forced = np.sort(forced)
+            at = np.searchsorted(survivors, forced)  # disjoint from the survivors: inserted in order
+            survivors = np.insert(survivors, at, forced)
+            survivor_scores = np.insert(survivor_scores, at, take_columns(inner.scores, forced), axis=1)
+            np.minimum(zero_levels, forced_levels, out=zero_levels)
+        levels = (np.full(inner.floors.shape[0], one_level), zero_levels)
+    return reduce_problem(inner, ones, survivors, taken, survivor_scores)._replace(levels=levels)
 
 
 def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_levels=None):
@@ -357,9 +366,11 @@ def _forced_candidates(inner, lo, hi, short, group_levels):
     """Members of the ``short`` groups g below their level ``group_levels[g]`` that may
     still be among the floors[g] best of g for some lambda in the box: ``high_j`` at least
     the floors[g]-th largest ``low`` of the group (a selection within each short group).
-    They are disjoint from the survivors of the streamed pass, which reach the level."""
+    They are disjoint from the survivors of the streamed pass, which reach the level.
+    Returns them and, per group, that floors[g]-th largest ``low`` (+inf in the others)."""
     order, starts = inner._group_layout
     found = []
+    forced_levels = np.full(inner.floors.shape[0], np.inf)
     for g in np.flatnonzero(short):
         if order is None:
             members = slice(starts[g], starts[g + 1])
@@ -367,10 +378,10 @@ def _forced_candidates(inner, lo, hi, short, group_levels):
         else:
             members = order[starts[g]:starts[g + 1]]
             low, high = box_extremes(take_columns(inner.scores, members), lo, hi)
-        level = kth_largest(low, int(inner.floors[g]))
+        level = forced_levels[g] = kth_largest(low, int(inner.floors[g]))
         keep = np.flatnonzero((high < group_levels[g]) & (high >= level))
         found.append(keep + starts[g] if order is None else members[keep])
-    return np.concatenate(found)
+    return np.concatenate(found), forced_levels
 
 
 def reduce_problem(inner: InnerProblem, ones: np.ndarray, survivors: np.ndarray, taken=None,
@@ -404,8 +415,7 @@ def _fixed_layout(order, starts):
 
 
 def _group_floor_levels(inner: InnerProblem, values: np.ndarray) -> np.ndarray:
-    """Per element: the floors[g]-th largest of ``values`` in its group g (+inf where
-    floors[g] = 0).
+    """Per group g: the floors[g]-th largest of ``values`` in g (+inf where floors[g] = 0).
 
     An element whose largest value over the box is below that level of ``low`` is never
     among the forced best of its group; one whose smallest value is above that level of
@@ -417,4 +427,4 @@ def _group_floor_levels(inner: InnerProblem, values: np.ndarray) -> np.ndarray:
     ordered = values if order is None else values[order]
     for g in np.flatnonzero(inner.floors > 0):
         levels[g] = kth_largest(ordered[starts[g]:starts[g + 1]], int(inner.floors[g]))
-    return levels[inner.groups]
+    return levels

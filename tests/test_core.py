@@ -478,7 +478,7 @@ def test_screened_same_as_unscreened(case):
         assert other.objective == pytest.approx(screened.objective, rel=1e-9, abs=1e-12 * scale)
 
 
-RECORDED = [c for c in SCREENED if c.floors is None and np.all(np.isfinite(c.thresholds))]
+RECORDED = [c for c in SCREENED if np.all(np.isfinite(c.thresholds))]
 
 
 def test_screened_answers_are_certified_from_the_survivors():
@@ -489,7 +489,7 @@ def test_screened_answers_are_certified_from_the_survivors():
 
 @pytest.mark.parametrize("case", RECORDED, ids=lambda c: c.label)
 def test_certificate_of_a_screened_answer_reads_the_survivors(case):
-    """Without floors, every bound on, the certificate reads the survivors of the innermost
+    """Every bound on (floors or none), the certificate reads the survivors of the innermost
     box and takes the rest from the levels of the screening passes; read in full instead,
     the same point passes, and the levels bound the extremes they stand for."""
     from copslp._point import ScreenedPoint
@@ -510,7 +510,7 @@ def test_certificate_of_a_screened_answer_reads_the_survivors(case):
     assert not isinstance(result._x, ScreenedPoint)  # the survivors' scores are let go
 
     # the scans of the same point, through the record and in full
-    problem = make_problem(case.s, case.budget, gamma=case.gamma)
+    problem = make_problem(case.s, case.budget, gamma=case.gamma, groups=case.groups, floors=case.floors)
     point = analytic_module.solve_analytic(problem, rtol=1e-9, sample_size=case.options["sample_size"], seed=0,
                                            max_rounds=30).x
     assert isinstance(point, ScreenedPoint)
@@ -535,11 +535,28 @@ def test_certificate_reads_every_element_of_a_nested_answer_only_where_asked(mon
     assert _solve_checked(case, "analytic", certificate_reads="all").certificate.screened == 0
 
 
-@pytest.mark.parametrize("label", ["floors-n2", "signed-n3-one-off"])
-def test_certificate_reads_every_element_with_floors_or_a_bound_off(label):
-    """Floors fix elements by group rules beyond the levels, and a bound switched off leaves
-    a score the screening never summed: the certificate reads every element there."""
-    case = next(c for c in SCREENED if c.label == label)
+def test_certificate_of_binding_floors_reads_the_survivors():
+    """Layer floors that bind (groups scaled apart, so weak layers keep only their floor,
+    nu > 0): the levels per group of the screening stand in for the elements it decided,
+    and the answer equals the one certified by reading every element and HiGHS's optimum."""
+    rng = np.random.default_rng(3)
+    size, groups = 20000, np.repeat(np.arange(10), 2000)
+    scores = rng.random((2, size)) * (10.0 ** rng.uniform(-1, 1, (2, 10)))[:, groups]
+    case = Case(scores, 4000, gamma=0.75, groups=groups, floors=160, options={"sample_size": 512},
+                label="binding-floors")
+    result = _solve_checked(case, "analytic")
+    read_all = _solve_checked(case, "analytic", certificate_reads="all")
+    assert np.count_nonzero(result.certificate.floor_multipliers > 0) >= 3, result.certificate.floor_multipliers
+    assert result.certificate.screened == case.size - result.info["survivors"] > 0
+    assert_optimal(result, case)
+    np.testing.assert_array_equal(result.mask, read_all.mask)
+    assert result.objective == pytest.approx(read_all.objective, rel=1e-12)
+
+
+def test_certificate_reads_every_element_with_a_bound_off():
+    """A bound switched off leaves a score the screening never summed: the certificate reads
+    every element there."""
+    case = next(c for c in SCREENED if c.label == "signed-n3-one-off")
     result = _solve_checked(case, "analytic")
     assert "box" in result.info and result.certificate.screened == 0
     assert_optimal(result, case)
@@ -581,7 +598,8 @@ def test_a_level_that_decided_nothing_lends_no_bound():
 
     problem, point, lam = _recorded_point(next(c for c in RECORDED if c.label == "uniform-n2"))
     level = point.levels[0]
-    idle = level._replace(one_level=-1e300, zero_level=1e300, fixed=0, dropped=0, taken=np.zeros_like(level.taken))
+    idle = level._replace(one_levels=np.array([-1e300]), zero_levels=np.array([1e300]), fixed=np.array([0]),
+                          dropped=np.array([0]), taken=np.zeros_like(level.taken))
     with_idle = scan_point(problem, replace(point, levels=(*point.levels, idle)), 1e-9, lam)
     without = scan_point(problem, point, 1e-9, lam)
     assert with_idle.screened == without.screened > 0
@@ -598,8 +616,8 @@ def test_levels_that_do_not_bound_the_point_send_solve_to_the_full_check(monkeyp
     def lowered(*args):
         point = point_of(*args)
         level = point.levels[0]
-        assert level.dropped > 0
-        return replace(point, levels=(level._replace(zero_level=level.one_level + 1.0), *point.levels[1:]))
+        assert level.dropped.sum() > 0
+        return replace(point, levels=(level._replace(zero_levels=level.one_levels + 1.0), *point.levels[1:]))
 
     from dataclasses import replace
 

@@ -441,14 +441,16 @@ SCREENED_KINDS = {
 }
 
 
-@examples(0.3)
+@examples(0.4)
 @given(kind=st.sampled_from(sorted(SCREENED_KINDS)), n=st.integers(2, 4), size=st.integers(3000, 9000),
        share=st.floats(0.15, 0.8), gamma=st.floats(0.3, 0.99), seed=st.integers(0, 2**32 - 1),
-       nested=st.booleans())
-def test_screened_certificate_agrees_with_the_full_one(kind, n, size, share, gamma, seed, nested):
-    """Screened answers (subsample of 512, boxes within the box when ``nested``) certified
-    from their survivors and the levels of the screening equal the same solve certified by
-    reading every element, and the LP optimum of HiGHS."""
+       nested=st.booleans(), groups=st.sampled_from([None, "layers", "scattered"]), floor_share=st.floats(0.0, 0.9))
+def test_screened_certificate_agrees_with_the_full_one(kind, n, size, share, gamma, seed, nested, groups,
+                                                       floor_share):
+    """Screened answers (subsample of 512, boxes within the box when ``nested``, layer or
+    scattered groups with floors up to ``floor_share`` of the budget) certified from their
+    survivors and the levels of the screening equal the same solve certified by reading
+    every element, and the LP optimum of HiGHS."""
     import copslp._analytic as analytic_module
 
     rng = np.random.default_rng(seed)
@@ -457,7 +459,12 @@ def test_screened_certificate_agrees_with_the_full_one(kind, n, size, share, gam
     for row in range(1, n):
         if top_k_sum_sorted(scores[row], k) <= 0:
             scores[row] = scores[row] - scores[row].min() + 1
-    case = Case(scores, k, gamma=gamma, options={"sample_size": 512})
+    group_of = floors = None
+    if groups is not None:
+        group_of = np.repeat(np.arange(6), -(-size // 6))[:size] if groups == "layers" else rng.integers(0, 6, size)
+        sizes = np.bincount(group_of, minlength=6)
+        floors = np.minimum(sizes, rng.multinomial(int(floor_share * k), np.full(6, 1 / 6)))
+    case = Case(scores, k, gamma=gamma, groups=group_of, floors=floors, options={"sample_size": 512})
     note(case.dump())
     if case.reference.status == "infeasible":
         return
