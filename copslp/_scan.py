@@ -222,7 +222,7 @@ def _scan_screened(problem, x: ScreenedPoint, xtol: float, multipliers) -> Point
         x_max=max(inner.x_max, 1.0 if decided else -np.inf),
         ones=ones,
         ones_values=inner.ones_values + taken,
-        fractional=survivors[inner.fractional],
+        fractional=np.sort(survivors[inner.fractional]),  # increasing, as the full scan lists them (ties in rounding)
         segment_x=inner.segment_x + fixed,
         segment_ones=inner.segment_ones + fixed,
         zeros_max=zeros_max,

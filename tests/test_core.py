@@ -553,6 +553,26 @@ def test_certificate_of_binding_floors_reads_the_survivors():
     assert result.objective == pytest.approx(read_all.objective, rel=1e-12)
 
 
+def test_mask_of_tied_scores_in_scattered_groups_does_not_depend_on_what_the_certificate_reads():
+    """Ties among the fractional entries, scattered groups with floors: the scan through the
+    record lists the fractional entries in increasing order, as the full scan does, so the
+    rounding breaks the ties the same way (it listed them in group order)."""
+    rng = np.random.default_rng(453)
+    size, n_groups = 22692, 28
+    scores = rng.integers(0, 5, size=(2, size)).astype(float)
+    groups = rng.integers(0, n_groups, size)
+    groups[:n_groups] = np.arange(n_groups)
+    scores *= (10 ** rng.uniform(-1, 1, n_groups))[groups]
+    sizes = np.bincount(groups, minlength=n_groups)
+    floors = np.minimum(sizes, (sizes * 0.2 * rng.random(n_groups)).astype(int))
+    case = Case(scores, 7164, gamma=0.8, groups=groups, floors=floors, options={"sample_size": 512},
+                label="ties-scattered")
+    through = _solve_checked(case, "analytic")
+    full = _solve_checked(case, "analytic", certificate_reads="all")
+    assert through.certificate.screened > 0 and through.n_fractional > 1, (through.info, through.n_fractional)
+    np.testing.assert_array_equal(through.mask, full.mask)
+
+
 def test_certificate_reads_every_element_with_a_bound_off():
     """A bound switched off leaves a score the screening never summed: the certificate reads
     every element there."""
