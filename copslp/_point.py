@@ -9,9 +9,10 @@ made only when asked for (``numpy.asarray(point)``, :attr:`copslp.Result.x`).
 A screened answer of the analytic method is a :class:`ScreenedPoint`: the same mask, plus
 what its screening passes proved (:class:`ScreenLevel`, one per box, outermost first) and
 the survivors of the innermost box with their scores and x. :func:`copslp._scan.scan_point`
-then reads only those survivors: every element a pass fixed to 1 had ``v_j(lambda) >
-one_level`` and every one it dropped ``v_j(lambda) < zero_level`` for every lambda in its
-box, and their sums were taken in that pass.
+then reads only those survivors: every element of group g a pass fixed to 1 had
+``v_j(lambda) > one_levels[g]`` and every one it dropped ``v_j(lambda) < zero_levels[g]``
+for every lambda in its box (one group without floors), and their sums were taken in that
+pass.
 """
 
 from __future__ import annotations

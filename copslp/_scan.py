@@ -16,12 +16,12 @@ derives the budget dual, the floor multipliers and the duality gap from these nu
 the rounding reads the counts (see :mod:`copslp._certificate`, :mod:`copslp._rounding`).
 
 A :class:`copslp._point.ScreenedPoint` whose multipliers lie in the box of every screening
-level it records is scanned on its innermost survivors alone (:func:`_scan_screened`): the
-elements a level fixed to 1 count as 1 with their sums taken in that level's pass and
-``v_j > one_level``, those it dropped as 0 with ``v_j < zero_level`` (a level that fixed,
-or dropped, nothing says nothing). Those levels stand in for the smallest and largest v of
-the elements they decided: bounds, not the extremes
-themselves, so the certificate drawn from them is conservative, and
+level it records is scanned on its innermost survivors alone (:func:`_scan_screened`). The
+elements a level fixed to 1 in segment g count as 1, with their sums taken in that level's
+pass and ``v_j > one_levels[g]``; those it dropped count as 0, with ``v_j < zero_levels[g]``
+(a level that fixed, or dropped, nothing in a segment says nothing there). Those levels
+stand in for the smallest and largest v of the elements they decided. They are bounds, not
+the extremes themselves, so the certificate drawn from them is conservative, and
 :func:`copslp.solve` scans every element when it does not pass.
 """
 

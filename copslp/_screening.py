@@ -21,8 +21,8 @@ from ._inner import InnerProblem
 from ._scan import segment_runs
 from ._selection import group_starts, kth_largest, take_columns
 
-__all__ = ["Screening", "ReducedProblemInfeasible", "MinimumOutsideBox", "RESCREEN_MIN_SIZE", "RESCREEN_SHRINK", "box_extremes",
-           "reaching_extremes", "screen", "screen_exact", "reduce_problem"]
+__all__ = ["Screening", "ReducedProblemInfeasible", "MinimumOutsideBox", "RESCREEN_MIN_SIZE", "RESCREEN_SHRINK",
+           "box_extremes", "reaching_extremes", "screen", "screen_exact", "reduce_problem"]
 
 #: A problem is screened again once the bracket (or box) of its multipliers is this many
 #: times narrower than the one it was screened with, if it still has this many elements.

@@ -263,7 +263,7 @@ class _Screened:
     survivors: np.ndarray | None = None  # (n, m) on rank 0, after _gather
     survivor_groups: np.ndarray | None = None
     # without floors: the box (one multiplier per secondary score, 0 for those off) and the
-    # (one_level, zero_level) it fixed and dropped by (see copslp._point.ScreenLevel)
+    # (one_level, zero_level) it fixed and dropped by (as copslp._point.ScreenLevel records them)
     box: tuple | None = None
     levels: tuple | None = None
 
