@@ -369,8 +369,9 @@ def _point_of(problem: Problem, inner: InnerProblem, settings: _Settings, screen
     :class:`copslp._point.ScreenedPoint` that carries the record of the screening when the
     certificate may read it (lambda inside the box, every row of the problem screened), else
     a plain :class:`copslp._point.MaskPoint`."""
-    whole = answer.below(_level_of(inner, screening, lo, hi), screening.ones, screening.survivors)
     recorded = (settings.certificate_reads == "survivors" and in_box and inner.scores.shape[0] == problem.n_scores)
+    level = _level_of(inner, screening, lo, hi) if recorded else None
+    whole = answer.below(level, screening.ones, screening.survivors)
     if recorded:
         return screened_point(problem.size, whole)
     return mask_point(problem.size, whole.ones, whole.survivors, whole.x)
@@ -384,8 +385,8 @@ def _level_of(inner: InnerProblem, screening, lo, hi) -> ScreenLevel:
     else:
         groups = inner.floors.shape[0]
         fixed = np.bincount(inner.groups[screening.ones], minlength=groups)
-        dropped = (np.bincount(inner.groups, minlength=groups) - fixed
-                   - np.bincount(inner.groups[screening.survivors], minlength=groups))
+        sizes = np.diff(inner._group_layout[1])  # known: no pass over the groups of every element
+        dropped = sizes - fixed - np.bincount(inner.groups[screening.survivors], minlength=groups)
     return ScreenLevel(lo, hi, *screening.levels, fixed, dropped, screening.taken)
 
 

@@ -111,6 +111,16 @@ class ScreenLevel(NamedTuple):
     dropped: np.ndarray
     taken: np.ndarray
 
+    def holds_at(self, multipliers: np.ndarray) -> bool:
+        """Whether the levels bound v at ``multipliers``: they lie in the box."""
+        return bool(np.all(self.lo <= multipliers) and np.all(multipliers <= self.hi))
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per segment, ``(largest v dropped, smallest v kept)`` as bounded by the levels; a
+        level that dropped (fixed) nothing in a segment says nothing there (-inf, +inf)."""
+        return (np.where(self.dropped > 0, self.zero_levels, -np.inf),
+                np.where(self.fixed > 0, self.one_levels, np.inf))
+
 
 class Screened(NamedTuple):
     """A screened answer on a problem of its own (indices local to it): the elements fixed

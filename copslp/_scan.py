@@ -198,7 +198,7 @@ def _scan_screened(problem, x: ScreenedPoint, xtol: float, multipliers) -> Point
     if multipliers is None or not x.levels:
         return None
     lam = np.asarray(multipliers, dtype=np.float64)
-    if not all(np.all(level.lo <= lam) and np.all(lam <= level.hi) for level in x.levels):
+    if not all(level.holds_at(lam) for level in x.levels):
         return None
     fixed = np.sum([level.fixed for level in x.levels], axis=0)
     if int(np.count_nonzero(x.ones)) != int(fixed.sum()) + int(np.count_nonzero(x.survivor_x == 1.0)):
@@ -207,9 +207,10 @@ def _scan_screened(problem, x: ScreenedPoint, xtol: float, multipliers) -> Point
     inner = _scan_dense(x.survivor_scores, *_survivor_layout(problem, survivors), x.survivor_x, xtol, lam)
     taken = np.sum([level.taken for level in x.levels], axis=0)
     zeros_max, ones_min = inner.zeros_max.copy(), inner.ones_min.copy()
-    for level in x.levels:  # a level that dropped (fixed) nothing in a segment says nothing there
-        np.maximum(zeros_max, np.where(level.dropped > 0, level.zero_levels, -np.inf), out=zeros_max)
-        np.minimum(ones_min, np.where(level.fixed > 0, level.one_levels, np.inf), out=ones_min)
+    for level in x.levels:
+        dropped_max, kept_min = level.bounds()
+        np.maximum(zeros_max, dropped_max, out=zeros_max)
+        np.minimum(ones_min, kept_min, out=ones_min)
     ones = x.ones
     near_one = inner.ones & (x.survivor_x != 1.0)  # counted as 1, listed in the MaskPoint
     if near_one.any():

@@ -66,6 +66,7 @@ from ._errors import InfeasibleError, SolverError
 from ._infeasibility import conflict_error
 from ._inner import InnerProblem, reaches
 from ._passes import Collectives, LocalScreen, ScorePasses
+from ._point import ScreenLevel
 from ._problem import Outline, Problem, _as_budget, as_floor_array, check_floors, thresholds_from
 from ._registry import get_method
 from ._result import Certificate
@@ -262,10 +263,8 @@ class _Screened:
     counts: np.ndarray  # survivors per process
     survivors: np.ndarray | None = None  # (n, m) on rank 0, after _gather
     survivor_groups: np.ndarray | None = None
-    # without floors: the box (one multiplier per secondary score, 0 for those off) and the
-    # (one_level, zero_level) it fixed and dropped by (as copslp._point.ScreenLevel records them)
-    box: tuple | None = None
-    levels: tuple | None = None
+    # without floors: what the box decided, one multiplier per secondary score (0 for those off)
+    record: ScreenLevel | None = None
 
     @property
     def n_survivors(self) -> int:
@@ -289,15 +288,15 @@ def _screen(run: _Run, outline: Outline, rows: np.ndarray, lo: np.ndarray, hi: n
         if not level_fails and not short.any():
             break
         keep_whole |= short
-    fixed_per_group = box = decided_by = None
-    if outline.floors is None:
-        box = tuple(np.zeros(outline.n_scores - 1) for _ in range(2))
-        box[0][rows[1:] - 1], box[1][rows[1:] - 1] = lo, hi
-        decided_by = (float(levels[0]), float(levels[1]))
-    else:
-        fixed_per_group = comm.sum(local.fixed_per_group)
-    return _Screened(local, comm.sum(local.taken), int(counts[2]), fixed_per_group, comm.sizes(local.n_survivors),
-                     box=box, levels=decided_by)
+    taken, sizes = comm.sum(local.taken), comm.sizes(local.n_survivors)
+    if outline.floors is not None:
+        return _Screened(local, taken, int(counts[2]), comm.sum(local.fixed_per_group), sizes)
+    box = tuple(np.zeros(outline.n_scores - 1) for _ in range(2))
+    box[0][rows[1:] - 1], box[1][rows[1:] - 1] = lo, hi
+    fixed, dropped = int(counts[2]), outline.size - int(counts[2]) - int(sizes.sum())
+    record = ScreenLevel(*box, np.array([levels[0]]), np.array([levels[1]]), np.array([fixed]), np.array([dropped]),
+                         taken)
+    return _Screened(local, taken, fixed, None, sizes, record=record)
 
 
 def _gather(run: _Run, screened: _Screened) -> _Screened:
@@ -657,10 +656,9 @@ def _mask_and_numbers(run: _Run, outline: Outline, optimum: _Optimum, multiplier
     fixed = np.array([screened.fixed_ones]) if outline.floors is None else screened.fixed_per_group
     dropped = outline.size - screened.fixed_ones - screened.n_survivors
     numbers = dict(numbers)
-    if not read_all and (dropped or screened.fixed_ones) and _box_holds(screened, multipliers):
-        one_level, zero_level = screened.levels
-        zeros_max = np.array([zero_level if dropped else -np.inf])
-        ones_min = np.array([one_level if screened.fixed_ones else np.inf])
+    record = screened.record
+    if not read_all and record is not None and (dropped or screened.fixed_ones) and record.holds_at(multipliers):
+        zeros_max, ones_min = record.bounds()
         numbers["screened"] += outline.size - screened.n_survivors
         numbers["abs_values"] = numbers["magnitudes"] = None
     else:
@@ -678,14 +676,6 @@ def _mask_and_numbers(run: _Run, outline: Outline, optimum: _Optimum, multiplier
     numbers["x_min"] = min(numbers["x_min"], 0.0 if dropped else np.inf, 1.0 if screened.fixed_ones else np.inf)
     numbers["x_max"] = max(numbers["x_max"], 1.0 if screened.fixed_ones else -np.inf, 0.0 if dropped else -np.inf)
     return mask, numbers
-
-
-def _box_holds(screened: _Screened, multipliers: np.ndarray) -> bool:
-    """Whether the levels of ``screened`` bound v at ``multipliers``: no floors, lambda in its box."""
-    if screened.levels is None:
-        return False
-    lo, hi = screened.box
-    return bool(np.all(lo <= multipliers) and np.all(multipliers <= hi))
 
 
 def _round(outline: Outline, screened: _Screened, x: np.ndarray, multipliers: np.ndarray, rtol: float) -> dict:

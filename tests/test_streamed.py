@@ -144,10 +144,10 @@ def test_levels_that_fail_the_certificate_send_it_to_the_extremes_pass(monkeypat
 
     def lowered(*args):
         screened = screen(*args)
-        if screened.levels is None:
+        if screened.record is None:
             return screened
-        one_level, zero_level = screened.levels
-        return streamed_module.replace(screened, levels=(one_level, one_level + 1.0))
+        record = screened.record._replace(zero_levels=screened.record.one_levels + 1.0)
+        return streamed_module.replace(screened, record=record)
 
     monkeypatch.setattr(streamed_module, "_screen", lowered)
     result = streamed(case)
