@@ -51,13 +51,14 @@ from ._infeasibility import conflict_error, single_bound_error
 from ._inner import InnerProblem, reaches
 from ._one_bound import solve_one_bound
 from ._point import Screened, ScreenLevel, mask_point, screened_point
-from ._problem import Outline, Problem
+from ._problem import Outline, PreparedProblem, Problem
 from ._result import LPSolution
-from ._screening import MinimumOutsideBox, ReducedProblemInfeasible, screen
-from ._selection import kth_largest, take_columns, top_k_sum
+from ._screening import MinimumOutsideBox, ReducedProblemInfeasible, Tally, screen, screen_and_tally
+from ._selection import (kth_largest, prefilters, strided_candidate_level, take_columns, top_k_sum,
+                         top_k_sum_by_partition)
 from ._several_bounds import FINAL_LP_SIZE, Box, final_lp, inside, several_bounds_finish
 
-__all__ = ["solve_analytic"]
+__all__ = ["solve_analytic", "first_pass", "FirstPass"]
 
 _MIN_SAMPLE_BUDGET = 64
 #: Several bounds: the subsample is this many times ``sample_size``, and the first box
@@ -88,7 +89,7 @@ class _SampleEstimate(NamedTuple):
 
 
 def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int, max_rounds: int,
-                   certificate_reads: str = "survivors") -> LPSolution:
+                   certificate_reads: str = "survivors", first_pass: FirstPass | None = None) -> LPSolution:
     """Exact LP optimum of COPS by the dual characterisation; see the module docstring.
 
     Options
@@ -111,6 +112,9 @@ def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int
         :class:`copslp._point.ScreenedPoint`), so that it reads only the innermost survivors
         and takes the elements fixed by a box from the levels its pass compared them with;
         ``"all"`` makes it read every element again, independent of the screening.
+    first_pass : FirstPass, optional
+        The first pass of :func:`first_pass`, made before ``problem`` was complete: its
+        subsample, estimate and first screening are used as they are.
 
     Raises
     ------
@@ -139,11 +143,8 @@ def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int
     d = problem.size
     if r > 1:
         sample_size = min(_SEVERAL_BOUNDS_SAMPLE_FACTOR * sample_size, d // 4)
-    k_sample = int(round(problem.budget * sample_size / d))
-    screen = d > 4 * sample_size or (r > 1 and sample_size > FINAL_LP_SIZE)
-    screen = screen and _MIN_SAMPLE_BUDGET <= k_sample <= sample_size - _MIN_SAMPLE_BUDGET
-    if screen:
-        x, lam, details = _solve_screened(problem, inner, settings, sample_size)
+    if _screens(d, problem.budget, sample_size, r):
+        x, lam, details = _solve_screened(problem, inner, settings, sample_size, first_pass)
     else:
         try:
             x, lam, details = _solve_exact(_in_float64(inner), rtol)
@@ -299,29 +300,106 @@ def _infeasibility_or_failure(problem, inner, settings):
 # screening
 
 
-def _solve_screened(problem, inner, settings: _Settings, sample_size: int):
+def _screens(d: int, k: int, sample_size: int, r: int) -> bool:
+    """Whether a problem of D = ``d``, budget k and r bounds is screened from a subsample of
+    ``sample_size`` (else solved exactly on every element)."""
+    k_sample = int(round(k * sample_size / d))
+    screened = d > 4 * sample_size or (r > 1 and sample_size > FINAL_LP_SIZE)
+    return screened and _MIN_SAMPLE_BUDGET <= k_sample <= sample_size - _MIN_SAMPLE_BUDGET
+
+
+def _draw_sample(seed, size: int, count: int, sort: bool = False) -> np.ndarray:
+    """``count`` positions drawn uniformly from ``size`` (seeded); increasing with ``sort``
+    (contiguous groups stay contiguous in the subsample: selections within them are slices)."""
+    sample = np.random.default_rng(seed).integers(0, size, count)
+    if sort:
+        sample.sort()
+    return sample
+
+
+class FirstPass(NamedTuple):
+    """The analytic method's first pass over the scores, made by :func:`first_pass` before
+    the problem was complete."""
+
+    best: np.ndarray  # T_k(s_1), for the relative bound and the checks of validation
+    totals: np.ndarray  # the sum of every row in its dtype (finite: every entry is)
+    sample: np.ndarray
+    sample_scores: np.ndarray
+    estimate: _SampleEstimate
+    boxes: BoxSchedule  # its first box is the one screened
+    screening: object  # the Screening of that box with the bound counted as 0; None: its levels were unsafe
+
+
+def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed: int, max_rounds: int,
+               certificate_reads: str = "survivors"):
+    r"""Validation fused with the first screening: one relative bound, no floors, a problem
+    screened from a subsample (``None`` for any other problem, which is validated by its own
+    pass).
+
+    The subsample's estimate of :math:`\lambda^*` needs only the subsample: the bound
+    :math:`\gamma T_k(s_1)` scales to :math:`\gamma T_{k_m}` of the subsample's own s_1. So
+    the first box is known before :math:`T_k(s_1)`, and the one pass that screens it also sums
+    every row (the finiteness check) and gathers the entries of s_1 at or above the level
+    validation's own pass would use (:func:`copslp._selection.strided_candidate_level`: the
+    same candidates in the same order, so the same :math:`T_k(s_1)` to the last bit): the
+    scores are read once for both, not once for validation and again for the screening. The
+    pass does not depend on the bound; the reduced problem gets it once it is known. Numbers
+    the pass computes from non-finite entries raise no warnings: validation reports them.
+
+    An absolute bound is left to validation's own pass: scaled to the subsample by m / D
+    instead of by the subsample's share of :math:`T_k(s_1)`, its estimate is noisier and the
+    boxes miss more often. A subsample with a non-finite entry gives ``None``."""
+    scores, k = prepared.scores, prepared.budget
+    n, d = scores.shape
+    gamma = prepared.gamma
+    if n != 2 or prepared.floors is not None or gamma is None or not gamma[0] > 0 or not _screens(d, k, sample_size, 1):
+        return None
+    if not prefilters(d, k):  # validation's own T_k selects among all of s_1: so would the fused one
+        return None
+    sample = _draw_sample(seed, d, sample_size)
+    sample_scores = take_columns(scores, sample)
+    if not np.isfinite(sample_scores).all():
+        return None
+    estimate = _sample_estimate(Outline(d, n, k, gamma, np.ones(1)), InnerProblem(scores, k, gamma), sample,
+                                sample_scores, rtol)
+    boxes = BoxSchedule(estimate, 1, max(1, int(round(k * sample_size / d))))
+    tally = Tally(n, strided_candidate_level(scores[1], k))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        screening = screen_and_tally(InnerProblem(scores, k, np.zeros(1)), *boxes.box(), sample_scores, tally)
+        candidates = np.concatenate(tally.candidates)
+        best = top_k_sum_by_partition(candidates if candidates.shape[0] >= k else scores[1], k)
+    return FirstPass(np.array([best]), tally.totals, sample, sample_scores, estimate, boxes, screening)
+
+
+def _solve_screened(problem, inner, settings: _Settings, sample_size: int, first: FirstPass | None = None):
     """Screen around the subsample's estimate, solve the survivors exactly, and accept the
     answer when its multipliers lie inside the box (else re-centre, widen and repeat; with
-    several bounds, boxes that keep missing end in the exact LP on every element)."""
-    rng = np.random.default_rng(settings.seed)
+    several bounds, boxes that keep missing end in the exact LP on every element). ``first``:
+    the subsample, estimate and first screening made already (:func:`first_pass`)."""
     d = problem.size
-    sample = rng.integers(0, d, sample_size)
-    if inner.floors is not None:
-        sample.sort()  # contiguous groups stay contiguous in the subsample: selections within them are slices
-    sample_scores = take_columns(inner.scores, sample)
+    r = inner.thresholds.shape[0]
+    if first is None:
+        sample = _draw_sample(settings.seed, d, sample_size, sort=inner.floors is not None)
+        sample_scores = take_columns(inner.scores, sample)
+        estimate = _sample_estimate(problem, inner, sample, sample_scores, settings.rtol)
+        boxes = BoxSchedule(estimate, r, max(1, int(round(problem.budget * sample_size / d))))
+    else:
+        sample, sample_scores, estimate, boxes = first.sample, first.sample_scores, first.estimate, first.boxes
     sample_groups = None if inner.floors is None else inner.groups[sample]
-    estimate = _sample_estimate(problem, inner, sample, sample_scores, settings.rtol)
     feasible = False  # proven so
     if estimate.infeasible and inner.thresholds.shape[0] > 1:
         error = _infeasibility_proof(problem, inner, settings)
         if error is not None:
             raise error
         feasible = True
-    r = inner.thresholds.shape[0]
-    boxes = BoxSchedule(estimate, r, max(1, int(round(problem.budget * sample_size / d))))
     for rounds in range(1, settings.max_rounds + 1):
         lo, hi = boxes.box()
-        screening = screen(inner, lo, hi, sample_scores, sample_groups)
+        if rounds == 1 and first is not None and first.screening is not None:
+            screening = first.screening  # screened before the bound was known, as 0: add it
+            screening = screening._replace(reduced=replace(screening.reduced, thresholds=inner.thresholds
+                                                           + screening.reduced.thresholds))
+        else:
+            screening = screen(inner, lo, hi, sample_scores, sample_groups)
         reduced, ones, survivors = screening[:3]
         try:
             x_red, lam, details = _solve_survivors(reduced, settings, (lo, hi, boxes.centre))
@@ -432,7 +510,7 @@ def _solve_a_level_down(reduced: InnerProblem, settings: _Settings, bracket, dep
     re-centred box misses too, or when a box leaves an infeasible problem."""
     lo, hi, _ = bracket
     size = reduced.size
-    sample = np.random.default_rng([settings.seed, depth + 1]).integers(0, size, m)  # not the box above's draws
+    sample = _draw_sample([settings.seed, depth + 1], size, m)  # not the box above's draws
     sample_scores = take_columns(reduced.scores, sample)
     outline = Outline(size, reduced.scores.shape[0], reduced.budget, reduced.thresholds,
                       estimated_best(sample_scores, reduced.budget, size))  # no floors here

@@ -5,6 +5,12 @@ float32 or float64 (float32 input is kept as it is, without a float64 copy; ever
 dtype becomes float64); an integer budget 1 <= k <= D; one absolute threshold per secondary score (``-inf``
 for a switched-off bound); optional groups and floors that are feasible on their own.
 Methods trust this record and never re-validate it.
+
+Validation takes two steps: :func:`prepare_problem` checks everything that needs no pass over
+the scores; :meth:`PreparedProblem.complete` adds what does (every entry finite, the best
+values ``T_k(s_i)`` that relative bounds scale), from its own pass or from the first pass of a
+method that reads the scores anyway (the analytic method with one bound:
+:func:`copslp._analytic.first_pass`).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import numpy as np
 from ._blocks import blocks
 from ._selection import group_order, group_starts, is_non_decreasing, top_k_sum_and_total
 
-__all__ = ["Problem", "Outline", "make_problem", "DEFAULT_GAMMA"]
+__all__ = ["Problem", "PreparedProblem", "Outline", "make_problem", "prepare_problem", "DEFAULT_GAMMA"]
 
 #: Relative bound used for every secondary score when neither ``gamma`` nor ``bounds`` is given.
 DEFAULT_GAMMA = 0.9
@@ -132,46 +138,95 @@ class Outline(_BoundsAndFloors):
 
 def make_problem(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None) -> Problem:
     """Validate the arguments of :func:`copslp.solve` into a :class:`Problem`."""
+    return prepare_problem(scores, budget, gamma=gamma, bounds=bounds, groups=groups, floors=floors).complete()
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedProblem:
+    """The arguments of :func:`copslp.solve` checked in everything but what takes a pass over
+    the scores: that every entry is finite, and the best values ``T_k(s_i)`` that relative
+    bounds scale (:meth:`complete` adds them). A method that reads the scores anyway may
+    make that pass part of its own first one (:func:`copslp._analytic.first_pass`)."""
+
+    scores: np.ndarray
+    budget: int
+    gamma: np.ndarray | None  # relative bounds, checked (None: absolute ones, or no secondary score)
+    bounds: np.ndarray | None  # absolute bounds, checked
+    groups: np.ndarray | None
+    floors: np.ndarray | None
+    group_sizes: np.ndarray | None
+    contiguous: bool
+
+    def complete(self, best: np.ndarray | None = None, totals: np.ndarray | None = None) -> Problem:
+        """The :class:`Problem`. ``best`` (``T_k`` of every secondary row, float64) and
+        ``totals`` (the sum of every row in its dtype, which says whether an entry is not
+        finite) come from the caller's pass when it made one; else they are computed here,
+        one pass per row. Raises ValueError for non-finite entries, sums that overflow, and a
+        relative bound on a score whose best value is not positive."""
+        if best is None:
+            best, totals = best_and_totals(self.scores, self.budget)
+        check_finite(self.scores, totals, best)
+        thresholds, gamma_vec = thresholds_of(self.gamma, self.bounds, best, self.budget)
+        problem = Problem(self.scores, self.budget, thresholds, gamma_vec, best, self.groups, self.floors,
+                          self.group_sizes)
+        if self.contiguous:
+            problem.__dict__["group_order"] = None  # the cached property, known from validation
+        return problem
+
+
+def prepare_problem(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None) -> PreparedProblem:
+    """Check the arguments of :func:`copslp.solve` up to the pass over the scores
+    (:class:`PreparedProblem`)."""
     scores = _as_score_matrix(scores)
     n, size = scores.shape
     k = _as_budget(budget, size)
-    best = _check_finite_and_best(scores, k)
-    thresholds, gamma_vec = thresholds_from(gamma, bounds, best, k)
-
+    gamma_vec, bounds_vec = bound_arguments(gamma, bounds, n - 1)
     groups_vec, floors_vec, sizes, contiguous = _as_groups_and_floors(groups, floors, size, k)
     scores.setflags(write=False)
-    problem = Problem(scores, k, thresholds, gamma_vec, best, groups_vec, floors_vec, sizes)
-    if contiguous:
-        problem.__dict__["group_order"] = None  # the cached property, known from validation
-    return problem
+    return PreparedProblem(scores, k, gamma_vec, bounds_vec, groups_vec, floors_vec, sizes, contiguous)
 
 
 def thresholds_from(gamma, bounds, best: np.ndarray, k: int):
     """``(thresholds, gamma)`` from the caller's ``gamma`` or ``bounds`` and the best values
     ``best[i] = T_k(s_{i+1})``: ``b_i = gamma_i T_k(s_i)`` (``-inf`` where gamma_i = 0), or the
     absolute bounds as given (gamma None). Neither given: gamma = :data:`DEFAULT_GAMMA`."""
-    n_secondary = best.shape[0]
+    return thresholds_of(*bound_arguments(gamma, bounds, best.shape[0]), best, k)
+
+
+def bound_arguments(gamma, bounds, n_secondary: int):
+    """``(gamma, bounds)`` checked: one of them a float vector of one entry per secondary
+    score, the other None (both None without secondary scores). Neither given: gamma =
+    :data:`DEFAULT_GAMMA`."""
     if gamma is not None and bounds is not None:
         raise ValueError("give either gamma (relative bounds) or bounds (absolute), not both")
     if bounds is not None:
         thresholds = _as_vector("bounds", bounds, n_secondary)
         if np.isnan(thresholds).any() or np.isposinf(thresholds).any():
             raise ValueError(f"bounds must be finite or -inf (switched off), got {thresholds.tolist()}")
-        return thresholds, None
+        return None, thresholds
     if gamma is None and n_secondary == 0:
-        return np.empty(0), None
+        return None, None
     if gamma is None:
         gamma = DEFAULT_GAMMA
     gamma_vec = _as_vector("gamma", gamma, n_secondary)
     bad = np.flatnonzero(~((gamma_vec >= 0) & (gamma_vec <= 1)))
     if bad.size:
         raise ValueError(f"gamma must lie in [0, 1], got gamma[{bad[0]}] = {float(gamma_vec[bad[0]])!r}")
-    for i in np.flatnonzero((gamma_vec > 0) & (best <= 0)):
+    return gamma_vec, None
+
+
+def thresholds_of(gamma: np.ndarray | None, bounds: np.ndarray | None, best: np.ndarray, k: int):
+    """``(thresholds, gamma)`` from checked :func:`bound_arguments` and the best values."""
+    if bounds is not None:
+        return bounds, None
+    if gamma is None:
+        return np.empty(0), None
+    for i in np.flatnonzero((gamma > 0) & (best <= 0)):
         raise ValueError(
             f"a relative bound needs a positive best value, but the sum of the {k} largest "
             f"entries of scores[{i + 1}] is {float(best[i])!r}; give an absolute bound with bounds=..."
         )
-    return np.where(gamma_vec > 0, gamma_vec * best, -np.inf), gamma_vec
+    return np.where(gamma > 0, gamma * best, -np.inf), gamma
 
 
 def _as_score_matrix(scores) -> np.ndarray:
@@ -216,10 +271,9 @@ def _as_score_matrix(scores) -> np.ndarray:
     return arr
 
 
-def _check_finite_and_best(scores: np.ndarray, k: int) -> np.ndarray:
-    """``T_k(s_i)`` of each secondary score (float64), after checking that every entry is
-    finite: one pass per row reads it for both (:func:`top_k_sum_and_total`), and only a
-    non-finite total sends the rows to a closer look."""
+def best_and_totals(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(best, totals)``: ``T_k(s_i)`` of each secondary score (float64) and the sum of every
+    row in its dtype, one pass per row reading it for both (:func:`top_k_sum_and_total`)."""
     n = scores.shape[0]
     best = np.empty(n - 1)
     totals = np.empty(n)
@@ -227,19 +281,25 @@ def _check_finite_and_best(scores: np.ndarray, k: int) -> np.ndarray:
         totals[0] = scores[0].sum()
         for i in range(1, n):
             best[i - 1], totals[i] = top_k_sum_and_total(scores[i], k)
-        if np.isfinite(totals).all():
-            return best
-        for i in range(n):
-            bad = np.flatnonzero(~np.isfinite(scores[i]))
-            if bad.size:
-                raise ValueError(
-                    f"scores[{i}] has {bad.size} non-finite entries "
-                    f"(first at index {bad[0]}: {float(scores[i, bad[0]])!r})"
-                )
-        raise_if_sums_overflow(scores)  # float32 sums may overflow alone
+    return best, totals
+
+
+def check_finite(scores: np.ndarray, totals: np.ndarray, best: np.ndarray) -> None:
+    """Raise ValueError unless every entry of ``scores`` is finite and no sum overflows:
+    only a non-finite row total (``totals``, in the dtype of the scores) sends the rows to a
+    closer look; ``best`` (the ``T_k``) must be finite too."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not np.isfinite(totals).all():
+            for i in range(scores.shape[0]):
+                bad = np.flatnonzero(~np.isfinite(scores[i]))
+                if bad.size:
+                    raise ValueError(
+                        f"scores[{i}] has {bad.size} non-finite entries "
+                        f"(first at index {bad[0]}: {float(scores[i, bad[0]])!r})"
+                    )
+            raise_if_sums_overflow(scores)  # float32 sums may overflow alone
     if not np.isfinite(best).all():
         raise ValueError("scores are so large that the sum of the k largest overflows float64; rescale them")
-    return best
 
 
 def raise_if_sums_overflow(scores: np.ndarray) -> None:

@@ -30,7 +30,11 @@ class MethodSpec:
 
     ``target`` is ``"module:function"`` inside copslp, imported on first use;
     ``options`` maps each accepted keyword to its :class:`~copslp._options.Option`;
-    ``relaxation`` is False for a method that solves the binary problem itself (milp).
+    ``relaxation`` is False for a method that solves the binary problem itself (milp);
+    ``first_pass`` (``"module:function"``, optional) makes validation's pass over the scores
+    part of the method's own first one: it takes the :class:`~copslp._problem.PreparedProblem`
+    and the options and returns what the method then receives as ``first_pass=`` (with the
+    best values and row sums that complete the problem), or None where it does not apply.
     """
 
     name: str
@@ -38,6 +42,7 @@ class MethodSpec:
     requires: tuple[str, ...]
     options: Mapping[str, Option] = field(default_factory=dict)
     relaxation: bool = True
+    first_pass: str | None = None
 
     def is_available(self) -> bool:
         return all(importlib.util.find_spec(module) is not None for module in self.requires)
@@ -47,8 +52,11 @@ class MethodSpec:
         return [module for module in self.requires if importlib.util.find_spec(module) is None]
 
     def load(self) -> Callable:
-        module, function = self.target.split(":")
-        return getattr(importlib.import_module(module, __package__), function)
+        return _load(self.target)
+
+    def run_first_pass(self, prepared, settings: Mapping[str, Any]):
+        """The method's first pass over ``prepared`` (see ``first_pass``), or None."""
+        return None if self.first_pass is None else _load(self.first_pass)(prepared, **settings)
 
     def settings(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
         """The options to call the method with: ``given`` checked, defaults filled in."""
@@ -56,6 +64,11 @@ class MethodSpec:
 
     def defaults(self) -> dict[str, Any]:
         return {name: option.default for name, option in self.options.items()}
+
+
+def _load(target: str) -> Callable:
+    module, function = target.split(":")
+    return getattr(importlib.import_module(module, __package__), function)
 
 
 METHODS: dict[str, MethodSpec] = {}
@@ -97,7 +110,7 @@ register(MethodSpec("analytic", "._analytic:solve_analytic", ("numpy",), Mapping
     "certificate_reads": Option("survivors", one_of("survivors", "all"),
                                 "what the certificate reads: the innermost survivors and the levels of the screening "
                                 "passes, or every element again"),
-})))
+}), first_pass="._analytic:first_pass"))
 register(MethodSpec("two_score", "._two_score:solve_two_score", ("numpy",), MappingProxyType({
     "tol": Option(1e-10, fraction, "bisection stops when the bracket of lambda is this narrow (relative)"),
     "max_iter": Option(200, int_at_least(1), "bisection steps before a SolverError"),

@@ -154,7 +154,8 @@ class Result:
     wall_time : float
         Seconds for the whole call: validation, method, rounding and certificate.
     method_time : float
-        Seconds spent inside the method alone.
+        Seconds spent inside the method alone (for the analytic method with one bound, whose
+        first pass includes validation's, finiteness and ``T_k(s_1)`` are read in that pass).
     certificate : Certificate
         The optimality certificate of the LP point; a returned Result has always passed it
         (otherwise :func:`copslp.solve` raises :class:`copslp.SolverError`).

@@ -22,7 +22,7 @@ from ._scan import segment_runs
 from ._selection import group_starts, kth_largest, take_columns
 
 __all__ = ["Screening", "ReducedProblemInfeasible", "MinimumOutsideBox", "RESCREEN_MIN_SIZE", "RESCREEN_SHRINK",
-           "box_extremes", "reaching_extremes", "screen", "screen_exact", "reduce_problem"]
+           "box_extremes", "reaching_extremes", "screen", "screen_exact", "reduce_problem", "Tally", "screen_and_tally"]
 
 #: A problem is screened again once the bracket (or box) of its multipliers is this many
 #: times narrower than the one it was screened with, if it still has this many elements.
@@ -255,7 +255,36 @@ def _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, 
     return reduce_problem(inner, ones, survivors, taken, survivor_scores)._replace(levels=levels)
 
 
-def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_levels=None):
+class Tally:
+    """What validation needs of a pass that reads the scores anyway (the analytic method's
+    first screening, :func:`copslp._analytic.first_pass`): the sum of every row in its dtype
+    (a non-finite one says that an entry is not finite, or that the sums overflow:
+    :func:`copslp._problem.check_finite`) and the entries of row 1 at or above ``level``, the
+    candidates of its k largest, gathered as :func:`copslp._selection.top_k_sum` gathers them
+    (block by block, in order)."""
+
+    def __init__(self, n_rows: int, level: float):
+        self.totals = np.zeros(n_rows)
+        self.level = level
+        self.candidates = []
+
+    def add(self, scores: np.ndarray) -> None:
+        """Count one block (``scores`` of shape (n_rows, width))."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.totals += scores.sum(axis=1)
+        row = scores[1]
+        self.candidates.append(row.take(np.flatnonzero(row >= self.level)))
+
+
+def screen_and_tally(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample_scores: np.ndarray, tally: Tally):
+    """:func:`screen` of one bound without floors, the same pass counting ``tally``;
+    ``None`` where a count says a level is unsafe (the pass has read every element all the
+    same)."""
+    one_level, zero_level, _ = _sample_levels(inner, lo, hi, sample_scores)
+    return _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, None, tally)
+
+
+def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_levels=None, tally=None):
     """:func:`_screen_streamed` for one multiplier, computing less.
 
     ``high`` (the largest v over the box) is computed for every element, ``low`` only for
@@ -268,7 +297,7 @@ def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_level
     hold. Both extremes are the numbers :func:`box_extremes` gives, so the outcome is the same.
     """
     one_rank, zero_rank = _level_ranks(inner)
-    if one_level < zero_level:
+    if one_level < zero_level and tally is None:
         return None
     floors = inner.floors
     support = None if floors is None else np.zeros(floors.shape[0], dtype=np.int64)
@@ -283,6 +312,8 @@ def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_level
         else:
             groups, level = _block_groups_and_levels(inner, block, group_levels)
         reaching, columns, low, high_reaching = reaching_extremes(scores, lo, hi, level, buffer)
+        if tally is not None:
+            tally.add(scores)  # the block is in cache now
         above_one += int(np.count_nonzero(high_reaching > one_level))
         at_or_above_zero += int(np.count_nonzero(low >= zero_level))
         if support is not None:
@@ -293,7 +324,7 @@ def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_level
         ones.append(reaching.take(fixed_at) + block.start)
         survivors.append(reaching.take(survivor_at) + block.start)
         survivor_scores.append(take_columns(columns, survivor_at))
-    if (one_rank > 0 and above_one >= one_rank) or at_or_above_zero < zero_rank:
+    if (one_rank > 0 and above_one >= one_rank) or at_or_above_zero < zero_rank or one_level < zero_level:
         return None
     return _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, taken, survivor_scores,
                                 (one_level, zero_level))
@@ -319,26 +350,38 @@ def reaching_extremes(scores, lo: np.ndarray, hi: np.ndarray, level, buffer: np.
     the positions of the columns of ``scores`` whose ``high`` (the largest v over the box)
     reaches ``level`` (a number, or one per column), those columns (float64) and their
     ``low`` and ``high`` as :func:`box_extremes` gives them. ``high`` is computed for every
-    column first (it streams the block into cache; ``buffer`` holds it), ``low`` only for
-    the columns that reach: a column below its level is dropped whatever its ``low``, which
-    is smaller."""
-    high = scores[0] if lo.shape[0] == 0 else _largest_over_box(scores, lo[0], hi[0], buffer[:scores.shape[1]])
+    column first (it streams the block into cache; ``buffer`` holds it) and gathered for the
+    columns that reach; ``low`` is computed only for those: a column below its level is
+    dropped whatever its ``low``, which is smaller."""
+    if lo.shape[0] == 0:
+        reaching = np.flatnonzero(scores[0] >= level)
+        columns = take_columns(scores, reaching)
+        return reaching, columns, columns[0], columns[0]
+    high, monotone = _largest_over_box(scores, lo[0], hi[0], buffer[:scores.shape[1]])
     reaching = np.flatnonzero(high >= level)
     columns = take_columns(scores, reaching)
-    return (reaching, columns, *box_extremes(columns, lo, hi))
+    low = np.multiply(columns[1], lo[0])  # v at lo: the same operations as box_extremes
+    low += columns[0]
+    high_reaching = high.take(reaching, mode="clip")
+    if not monotone:  # the smaller of v at lo and at hi
+        at_hi = np.multiply(columns[1], hi[0])
+        at_hi += columns[0]
+        np.minimum(low, at_hi, out=low)
+    return reaching, columns, low, high_reaching
 
 
-def _largest_over_box(scores, lo: float, hi: float, out: np.ndarray) -> np.ndarray:
-    """The ``high`` of :func:`box_extremes` for one multiplier, in the same floating-point
-    operations, written into ``out``: v at hi, or the larger of v at lo and at hi where s_1
-    has negative entries (or lo < 0)."""
+def _largest_over_box(scores, lo: float, hi: float, out: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``(high, monotone)``: the ``high`` of :func:`box_extremes` for one multiplier, in the
+    same floating-point operations, written into ``out`` (v at hi, or the larger of v at lo
+    and at hi where s_1 has negative entries or lo < 0), and whether it is v at hi (then v at
+    lo is the smallest)."""
     np.multiply(scores[1], hi, out=out, dtype=np.float64)
     out += scores[0]
     if lo >= 0 and scores[1].min() >= 0:
-        return out
+        return out, True
     at_lo = np.multiply(scores[1], lo, dtype=np.float64)
     at_lo += scores[0]
-    return np.maximum(at_lo, out, out=out)
+    return np.maximum(at_lo, out, out=out), False
 
 
 def _count_reaching_group_levels(inner, block, low, group_levels, support):

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["kth_largest", "top_k_sum", "top_k_sum_and_total", "top_k_indices", "lexicographic_top_k", "is_non_decreasing", "group_order", "group_starts",
+__all__ = ["kth_largest", "top_k_sum", "top_k_sum_and_total", "prefilters", "top_k_sum_by_partition",
+           "strided_candidate_level", "top_k_indices", "lexicographic_top_k", "is_non_decreasing", "group_order", "group_starts",
            "top_k_with_floors", "take_columns"]
 
 
@@ -41,17 +42,25 @@ def top_k_sum_and_total(values: np.ndarray, k: int) -> tuple[float, float]:
         total = float(values.sum(dtype=np.float64))
         return total, total
     if n < _PREFILTER_MIN_SIZE:
-        return float(np.partition(values, n - k)[n - k:].sum(dtype=np.float64)), float(values.sum())
-    if 2 * k > n:
+        return top_k_sum_by_partition(values, k), float(values.sum())
+    if not prefilters(n, k):  # 2k > n: the complement is the smaller selection
         total = float(values.sum(dtype=np.float64))
         return total + top_k_sum_negated(values, n - k), total
     totals = []
     candidates = _candidates_above_level(values, k, totals=totals)
-    total = float(np.sum(totals))
-    if candidates is None:
-        return float(np.partition(values, n - k)[n - k:].sum(dtype=np.float64)), total
-    m = candidates.shape[0]
-    return float(np.partition(candidates, m - k)[m - k:].sum(dtype=np.float64)), total
+    return top_k_sum_by_partition(values if candidates is None else candidates, k), float(np.sum(totals))
+
+
+def prefilters(n: int, k: int) -> bool:
+    """Whether :func:`top_k_sum` of n values narrows them to candidates above a level first
+    (long arrays, k < n/2), rather than selecting among all of them."""
+    return n >= _PREFILTER_MIN_SIZE and 0 < 2 * k <= n
+
+
+def top_k_sum_by_partition(values: np.ndarray, k: int) -> float:
+    """The sum of the k largest of ``values`` by one partition of them (float64)."""
+    n = values.shape[0]
+    return float(np.partition(values, n - k)[n - k:].sum(dtype=np.float64))
 
 
 def top_k_sum_negated(values: np.ndarray, k: int) -> float:
@@ -69,12 +78,7 @@ def _candidates_above_level(values: np.ndarray, k: int, indices: bool = False, t
     from ._blocks import blocks
 
     n = values.shape[0]
-    step = max(1, n // 65536)
-    sample = values[::step]
-    m = sample.shape[0]
-    k_sample = max(1, int(k * m / n))
-    rank = min(m, k_sample + int(4 * np.sqrt(k_sample)) + 16)
-    level = kth_largest(sample, rank)
+    level = strided_candidate_level(values, k)
     parts = []
     for block in blocks(n):
         part = values[block]
@@ -86,10 +90,23 @@ def _candidates_above_level(values: np.ndarray, k: int, indices: bool = False, t
     return candidates if candidates.shape[0] >= k else None
 
 
+def strided_candidate_level(values: np.ndarray, k: int) -> float:
+    """A level with, very likely, at least k of the n entries of ``values`` at or above it,
+    read off every (n / 65536)-th entry (m of them): their entry of rank
+    ``k_m + 4 sqrt(k_m) + 16`` (k_m = k m / n). No seed: whoever asks gets the same level,
+    so the same candidates and the same sum of the k largest. The count is checked by
+    whoever uses it."""
+    n = values.shape[0]
+    sample = values[::max(1, n // 65536)]
+    m = sample.shape[0]
+    k_sample = max(1, int(k * m / n))
+    return kth_largest(sample, min(m, k_sample + int(4 * np.sqrt(k_sample)) + 16))
+
+
 def top_k_indices_of_long(values: np.ndarray, k: int) -> np.ndarray:
     """:func:`top_k_indices` for long arrays: selection among pre-filtered candidates."""
     n = values.shape[0]
-    if n >= _PREFILTER_MIN_SIZE and 2 * k <= n:
+    if prefilters(n, k):
         candidates = _candidates_above_level(values, k, indices=True)
         if candidates is not None:
             return candidates[top_k_indices(values[candidates], k)]
@@ -232,12 +249,15 @@ def take_columns(scores: np.ndarray, index: np.ndarray) -> np.ndarray:
     slower on the row-strided block views and the random subsample used here. The gathered
     columns (a subsample, survivors, fixed elements) are always float64, so that everything
     computed on them is, whatever the dtype of ``scores`` (float32 values convert exactly).
+    ``index`` holds valid positions (found by ``nonzero`` or drawn below the length):
+    ``mode="clip"`` changes nothing for them and writes straight into ``out``, which the
+    default mode buffers.
     """
     out = np.empty((scores.shape[0], index.shape[0]), dtype=np.float64)
     same = scores.dtype == np.float64
     for row, target in zip(scores, out):
         if same:
-            row.take(index, out=target)
+            row.take(index, out=target, mode="clip")
         else:
-            target[...] = row.take(index)
+            target[...] = row.take(index, mode="clip")
     return out

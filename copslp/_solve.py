@@ -10,7 +10,7 @@ import numpy as np
 from ._certificate import certify, certify_binary
 from ._errors import CopsWarning, SolverError
 from ._point import ScreenedPoint
-from ._problem import make_problem, raise_if_sums_overflow
+from ._problem import prepare_problem, raise_if_sums_overflow
 from ._registry import get_method
 from ._result import Result
 from ._rounding import round_to_mask
@@ -88,11 +88,18 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
             f"(pip install 'copslp[{spec.name}]' or pip install {' '.join(missing)})"
         )
     settings = spec.settings(options)
-    problem = make_problem(scores, budget, gamma=gamma, bounds=bounds, groups=groups, floors=floors)
+    prepared = prepare_problem(scores, budget, gamma=gamma, bounds=bounds, groups=groups, floors=floors)
 
     method_start = time.perf_counter()
+    first = spec.run_first_pass(prepared, settings)  # the method's first pass, validation's too
+    if first is None:
+        validation_start = time.perf_counter()
+        problem = prepared.complete()
+        method_start += time.perf_counter() - validation_start
+    else:
+        problem = prepared.complete(first.best, first.totals)
     try:
-        solution = spec.load()(problem, **settings)
+        solution = spec.load()(problem, **settings, **({} if first is None else {"first_pass": first}))
     except SolverError:
         raise_if_sums_overflow(problem.scores)  # the cause a user can mend
         raise

@@ -1,0 +1,183 @@
+"""Validation fused with the analytic method's first screening (one bound, no floors):
+the same answers, the same errors, and the roads that leave it (``copslp._analytic.first_pass``)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import copslp
+import copslp._analytic as analytic_module
+import copslp._selection as selection_module
+from copslp._problem import prepare_problem
+
+SIZE, SAMPLE = 20_000, 512
+OPTIONS = {"sample_size": SAMPLE}
+
+
+@pytest.fixture(autouse=True)
+def short_rows_prefilter(monkeypatch):
+    """Validation's T_k narrows rows of 1024 and more to candidates (as it does rows of 2^20
+    and more), so that the first pass applies to these small problems."""
+    monkeypatch.setattr(selection_module, "_PREFILTER_MIN_SIZE", 1024)
+
+
+def _scores(seed=0, dtype=np.float64):
+    return np.random.default_rng(seed).random((2, SIZE)).astype(dtype)
+
+
+def _sample_positions():
+    return np.unique(np.random.default_rng(0).integers(0, SIZE, SAMPLE))  # the default seed's subsample
+
+
+def _outside_sample(count):
+    return np.setdiff1d(np.arange(SIZE), _sample_positions())[:count]
+
+
+@pytest.fixture
+def passes(monkeypatch):
+    """What first_pass returned, call by call."""
+    seen = []
+    original = analytic_module.first_pass
+
+    def spy(*args, **kwargs):
+        seen.append(original(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(analytic_module, "first_pass", spy)
+    return seen
+
+
+def _settings(**options):
+    return dict(copslp._registry.get_method("analytic").settings({**OPTIONS, **options}))
+
+
+@pytest.mark.parametrize("kind", ["uniform", "float32", "signed", "ties"])
+def test_same_answer_as_validation_on_its_own(kind, passes):
+    """The fused road and the road that validates first reach the same certified optimum,
+    with the same best value T_k(s_1) to the last bit (the same candidates, summed alike)."""
+    rng = np.random.default_rng(3)
+    scores = {"uniform": lambda: rng.random((2, SIZE)),
+              "float32": lambda: rng.random((2, SIZE)).astype(np.float32),
+              "signed": lambda: rng.normal(size=(2, SIZE)),
+              "ties": lambda: rng.integers(0, 6, (2, SIZE)).astype(float)}[kind]()
+    fused = copslp.solve(scores, SIZE // 5, gamma=0.9, options=OPTIONS)
+    assert passes and passes[-1] is not None and passes[-1].screening is not None
+    alone = prepare_problem(scores, SIZE // 5, gamma=0.9).complete()
+    own = analytic_module.solve_analytic(alone, **_settings())
+    assert fused.certificate.passed
+    assert passes[-1].best[0] == alone.best_reachable[0] and fused.thresholds[0] == alone.thresholds[0]
+    assert fused.objective == pytest.approx(float(scores[0].astype(float) @ np.asarray(own.x)), rel=1e-9)
+
+
+@pytest.mark.parametrize("value, text", [(np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf")])
+@pytest.mark.parametrize("row", [0, 1])
+def test_non_finite_entry_outside_the_subsample(row, value, text, passes):
+    """The pass that screens also finds it: the same ValueError as validation's own."""
+    scores = _scores()
+    where = int(_outside_sample(1)[0])
+    scores[row, where] = value
+    with pytest.raises(ValueError, match=rf"scores\[{row}\] has 1 non-finite entries \(first at index {where}: "):
+        copslp.solve(scores, SIZE // 5, gamma=0.9, options=OPTIONS)
+    assert passes and passes[-1] is not None  # the fused pass ran and found it
+
+
+def test_non_finite_entry_in_the_subsample(passes):
+    """The subsample sees it first: no fused pass, validation on its own says it."""
+    scores = _scores()
+    where = int(_sample_positions()[5])
+    scores[1, where] = np.nan
+    with pytest.raises(ValueError, match=rf"scores\[1\] has 1 non-finite entries \(first at index {where}: nan\)"):
+        copslp.solve(scores, SIZE // 5, gamma=0.9, options=OPTIONS)
+    assert passes == [None]
+
+
+def test_float32_sums_that_overflow_float32_are_not_non_finite(passes):
+    scores = _scores(dtype=np.float32)
+    scores[:, _outside_sample(2000)] = 3e38  # finite; their float32 block sums are not
+    result = copslp.solve(scores, SIZE // 5, gamma=0.9, options=OPTIONS)
+    assert passes[-1] is not None and not np.isfinite(passes[-1].totals).all()
+    assert result.certificate.passed
+
+
+def test_relative_bound_on_a_score_without_positive_best(passes):
+    scores = _scores()
+    scores[1] = -scores[1]
+    with pytest.raises(ValueError, match=r"a relative bound needs a positive best value.*scores\[1\]"):
+        copslp.solve(scores, SIZE // 5, gamma=0.9, options=OPTIONS)
+    assert passes[-1] is not None
+
+
+def test_too_few_candidates_for_the_best_value(passes):
+    """Every third entry of s_1 is large, the others small: the level validation reads off
+    those entries leaves fewer than k candidates, and T_k(s_1) is found by a selection over
+    the whole row, as validation's own pass finds it."""
+    size, k = 200_000, 80_000
+    scores = np.random.default_rng(4).random((2, size))
+    scores[1] *= 1e-3
+    scores[1, ::size // 65536] += 1.0  # the entries the level is read from
+    result = copslp.solve(scores, k, gamma=0.9, options=OPTIONS)
+    first = passes[-1]
+    assert first is not None
+    assert np.count_nonzero(scores[1] >= selection_module.strided_candidate_level(scores[1], k)) < k
+    assert first.best[0] == prepare_problem(scores, k, gamma=0.9).complete().best_reachable[0]
+    assert result.certificate.passed
+
+
+def test_no_warning_before_the_error(passes):
+    """Non-finite entries outside the subsample reach the screening before validation sees
+    them: numpy's warnings on them are not the caller's; the ValueError is."""
+    scores = _scores()
+    scores[1, int(_outside_sample(1)[0])] = np.inf
+    scores[0, int(_outside_sample(2)[1])] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"scores\[0\] has 1 non-finite entries"):
+            copslp.solve(scores, SIZE // 5, gamma=0.9, options=OPTIONS)
+    assert passes[-1] is not None
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_sums_that_overflow_in_another_order():
+    """A row whose block-by-block sums are finite but whose sum in another order is not:
+    the solve ends in validation's ValueError, not in a failed certificate (numpy warns of
+    the overflows the method meets on the way)."""
+    size = 65536 + 8
+    scores = np.random.default_rng(0).random((2, size))
+    scores[0, :32768] = -1.5e308 / 32768
+    scores[0, 32768:65536] = 1.5e308 / 32768
+    scores[0, 65536:] = 1e308 / 8
+    with pytest.raises(ValueError, match="sums overflow float64"):
+        copslp.solve(scores, size // 5, gamma=0.9, options={"sample_size": 1024})
+
+
+@pytest.mark.parametrize("kwargs", [{"gamma": [0.9, 0.5]}, {"gamma": 0.9, "groups": np.arange(SIZE) % 4, "floors": 10},
+                                    {"gamma": 0.0}, {"bounds": 1000.0}])
+def test_other_problems_validate_on_their_own(kwargs, passes):
+    """Several bounds, floors, the bound off, an absolute bound: no first pass."""
+    scores = _scores() if np.ndim(kwargs.get("gamma", 0)) == 0 else np.vstack([_scores(), _scores(1)[:1]])
+    copslp.solve(scores, SIZE // 5, options=OPTIONS, **kwargs)
+    assert passes == [None]
+
+
+def test_absolute_bound_out_of_reach_is_infeasible(passes):
+    scores = _scores()
+    best = np.sort(scores[1])[::-1][:SIZE // 5].sum()
+    with pytest.raises(copslp.InfeasibleError):
+        copslp.solve(scores, SIZE // 5, bounds=1.01 * best, options=OPTIONS)
+    assert passes == [None]
+
+
+def test_unsafe_levels_in_the_fused_pass(passes):
+    """The subsample never sees the 6,000 elements whose s_0 is large: the levels it sets
+    fail their counts, the fused pass keeps only validation's numbers, and the first box is
+    screened again; the same optimum as validation on its own."""
+    scores = _scores(2)
+    scores[0, _outside_sample(6000)] += 5.0
+    result = copslp.solve(scores, SIZE // 5, gamma=0.9, options=OPTIONS)
+    assert passes[-1] is not None and passes[-1].screening is None
+    own = analytic_module.solve_analytic(prepare_problem(scores, SIZE // 5, gamma=0.9).complete(), **_settings())
+    assert result.certificate.passed
+    assert result.objective == pytest.approx(float(scores[0] @ np.asarray(own.x)), rel=1e-9)
