@@ -49,7 +49,7 @@ import numpy as np
 from ._errors import InfeasibleError, SolverError
 from ._infeasibility import conflict_error, single_bound_error
 from ._inner import InnerProblem, reaches
-from ._one_bound import solve_one_bound
+from ._one_bound import estimate_one_bound, solve_one_bound
 from ._point import Screened, ScreenLevel, mask_point, screened_point
 from ._problem import Outline, PreparedProblem, Problem
 from ._result import LPSolution
@@ -604,8 +604,10 @@ def _sample_estimate(problem, inner, sample, scores, rtol) -> _SampleEstimate:
     """lambda* of the problem on a subsample (indices ``sample``, their ``scores``) with
     budget and bounds scaled to it.
 
-    One bound: the walk on the subsample starts from a bracket around the estimate of a
-    sixteenth of it (recursively), so that it need not start from lambda = 0 and infinity.
+    One bound: lambda* of the subsample is narrowed by regula falsi
+    (:func:`copslp._one_bound.estimate_one_bound`) from a bracket around the estimate of a
+    sixteenth of it (recursively); where there is no such bracket (the smallest subsample), or
+    it does not hold lambda*, by the exact walk from lambda = 0 and infinity.
     Several bounds: the localisation of :func:`several_bounds_finish` on the subsample,
     from the box [0, 4 lambda_ref] (lambda_ref = mean |s_0| / mean |s_i|, the scale at which
     s_i weighs as much as s_0), widened fourfold while the minimum lies outside it; its
@@ -644,7 +646,11 @@ def _sample_estimate(problem, inner, sample, scores, rtol) -> _SampleEstimate:
     sampled = InnerProblem(np.ascontiguousarray(scores), k, np.array(thresholds), groups, floors)
     try:
         if r == 1:
-            _, lam, _ = _solve_exact(sampled, rtol, bracket)
+            approximate = None if bracket is None else estimate_one_bound(sampled, bracket)
+            if approximate is None:
+                _, lam, _ = _solve_exact(sampled, rtol, bracket)
+            else:
+                lam = np.array([approximate])
         else:
             lam = _localised_sample_minimum(sampled, reference, rtol, guess)
     except ReducedProblemInfeasible:

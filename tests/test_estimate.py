@@ -1,0 +1,50 @@
+"""The subsample's estimate of lambda* with one bound (``copslp._one_bound.estimate_one_bound``):
+regula falsi on the s_1 value of the best set, checked against the exact walk."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from copslp._inner import InnerProblem
+from copslp._one_bound import ESTIMATE_NARROWING, estimate_one_bound, solve_one_bound
+from copslp._selection import top_k_sum
+
+
+def _problem(kind, seed, size=4096, fraction=0.05):
+    rng = np.random.default_rng(seed)
+    scores = {"uniform": lambda: rng.random((2, size)),
+              "lognormal": lambda: rng.lognormal(0.0, 1.5, (2, size)),
+              "signed": lambda: rng.normal(size=(2, size)) + np.array([[0.0], [0.5]]),
+              "ties": lambda: rng.integers(0, 6, (2, size)).astype(float)}[kind]()
+    k = int(fraction * size)
+    gamma = 0.99 if kind == "ties" else 0.9  # with ties at 0.9 the top-k of s_0 meets the bound
+    return InnerProblem(scores, k, np.array([gamma * top_k_sum(scores[1], k)]))
+
+
+@pytest.mark.parametrize("kind", ["uniform", "lognormal", "signed", "ties"])
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("spread", [0.05, 0.5])
+def test_within_the_narrowing_of_the_exact_multiplier(kind, seed, spread):
+    inner = _problem(kind, seed)
+    exact = float(solve_one_bound(inner)[1][0])
+    assert exact > 0
+    bracket = (exact * (1 - spread * 0.7), exact * (1 + spread * 1.3), exact)
+    estimate = estimate_one_bound(inner, bracket)
+    assert estimate is not None
+    # the crossing of s_1's value with b is an interval of lambdas when g jumps over b there
+    # (ties, few elements): the estimate lies within the narrowing of the exact multiplier
+    assert abs(estimate - exact) <= ESTIMATE_NARROWING * (bracket[1] - bracket[0]) + 1e-12 * exact
+
+
+@pytest.mark.parametrize("side", ["below", "above"])
+def test_a_bracket_that_misses_gives_none(side):
+    inner = _problem("uniform", 0)
+    exact = float(solve_one_bound(inner)[1][0])
+    bracket = (exact * 0.5, exact * 0.9, exact * 0.7) if side == "below" else (exact * 1.1, exact * 2.0, exact * 1.5)
+    assert estimate_one_bound(inner, bracket) is None
+
+
+def test_a_bracket_from_zero_gives_none():
+    inner = _problem("uniform", 0)
+    assert estimate_one_bound(inner, (0.0, 10.0, 1.0)) is None
