@@ -322,7 +322,7 @@ class FirstPass(NamedTuple):
     the problem was complete."""
 
     best: np.ndarray  # T_k(s_1), for the relative bound and the checks of validation
-    totals: np.ndarray  # the sum of every row in its dtype (finite: every entry is)
+    totals: np.ndarray  # a sum that is finite only if every entry is (Tally)
     sample: np.ndarray
     sample_scores: np.ndarray
     estimate: _SampleEstimate
@@ -363,7 +363,7 @@ def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed
     estimate = _sample_estimate(Outline(d, n, k, gamma, np.ones(1)), InnerProblem(scores, k, gamma), sample,
                                 sample_scores, rtol)
     boxes = BoxSchedule(estimate, 1, max(1, int(round(k * sample_size / d))))
-    tally = Tally(n, strided_candidate_level(scores[1], k))
+    tally = Tally(strided_candidate_level(scores[1], k))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         screening = screen_and_tally(InnerProblem(scores, k, np.zeros(1)), *boxes.box(), sample_scores, tally)
         candidates = np.concatenate(tally.candidates)

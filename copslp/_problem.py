@@ -159,8 +159,8 @@ class PreparedProblem:
 
     def complete(self, best: np.ndarray | None = None, totals: np.ndarray | None = None) -> Problem:
         """The :class:`Problem`. ``best`` (``T_k`` of every secondary row, float64) and
-        ``totals`` (the sum of every row in its dtype, which says whether an entry is not
-        finite) come from the caller's pass when it made one; else they are computed here,
+        ``totals`` (sums that are finite only if every entry is: here the sum of every row in
+        its dtype) come from the caller's pass when it made one; else they are computed here,
         one pass per row. Raises ValueError for non-finite entries, sums that overflow, and a
         relative bound on a score whose best value is not positive."""
         if best is None:
@@ -286,8 +286,9 @@ def best_and_totals(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]
 
 def check_finite(scores: np.ndarray, totals: np.ndarray, best: np.ndarray) -> None:
     """Raise ValueError unless every entry of ``scores`` is finite and no sum overflows:
-    only a non-finite row total (``totals``, in the dtype of the scores) sends the rows to a
-    closer look; ``best`` (the ``T_k``) must be finite too."""
+    only a non-finite entry of ``totals`` (sums that are finite only if every entry is, e.g.
+    the row sums in the dtype of the scores) sends the rows to a closer look; ``best`` (the
+    ``T_k``) must be finite too."""
     with np.errstate(over="ignore", invalid="ignore"):
         if not np.isfinite(totals).all():
             for i in range(scores.shape[0]):

@@ -256,24 +256,29 @@ def _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, 
 
 
 class Tally:
-    """What validation needs of a pass that reads the scores anyway (the analytic method's
-    first screening, :func:`copslp._analytic.first_pass`): the sum of every row in its dtype
-    (a non-finite one says that an entry is not finite, or that the sums overflow:
-    :func:`copslp._problem.check_finite`) and the entries of row 1 at or above ``level``, the
+    r"""What validation needs of a pass that reads the scores anyway (the analytic method's
+    first screening, :func:`copslp._analytic.first_pass`): a sum that is finite only if every
+    entry is (``totals``: a non-finite one sends validation to a closer look,
+    :func:`copslp._problem.check_finite`), and the entries of row 1 at or above ``level``, the
     candidates of its k largest, gathered as :func:`copslp._selection.top_k_sum` gathers them
-    (block by block, in order)."""
+    (block by block, in order).
 
-    def __init__(self, n_rows: int, level: float):
-        self.totals = np.zeros(n_rows)
+    The sum is that of ``high``, the largest :math:`v_j = s_{0j} + \lambda s_{1j}` over the
+    box, which the pass computes for every element anyway (float64, with lo >= 0 and hi > 0
+    finite): a NaN or an infinity in either row makes some v NaN or infinite, and a finite
+    sum has none. A sum that overflows with finite entries only costs the closer look."""
+
+    def __init__(self, level: float):
+        self.totals = np.zeros(1)
         self.level = level
         self.candidates = []
 
-    def add(self, scores: np.ndarray) -> None:
-        """Count one block (``scores`` of shape (n_rows, width))."""
+    def add(self, scores: np.ndarray, high: np.ndarray) -> None:
+        """Count one block (``scores`` of shape (2, width), ``high`` its largest v)."""
         with np.errstate(over="ignore", invalid="ignore"):
-            self.totals += scores.sum(axis=1)
+            self.totals += high.sum()
         row = scores[1]
-        self.candidates.append(row.take(np.flatnonzero(row >= self.level)))
+        self.candidates.append(row.take(np.flatnonzero(row >= self.level), mode="clip"))
 
 
 def screen_and_tally(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample_scores: np.ndarray, tally: Tally):
@@ -312,8 +317,8 @@ def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_level
         else:
             groups, level = _block_groups_and_levels(inner, block, group_levels)
         reaching, columns, low, high_reaching = reaching_extremes(scores, lo, hi, level, buffer)
-        if tally is not None:
-            tally.add(scores)  # the block is in cache now
+        if tally is not None:  # the block is in cache now; reaching_extremes left high in the buffer
+            tally.add(scores, buffer[:scores.shape[1]])
         above_one += int(np.count_nonzero(high_reaching > one_level))
         at_or_above_zero += int(np.count_nonzero(low >= zero_level))
         if support is not None:
