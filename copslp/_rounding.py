@@ -60,7 +60,7 @@ def round_to_mask(problem: Problem, x: np.ndarray, xtol: float, scan: PointScan,
     the fractional entries misses a bound."""
     k = problem.budget
     frac = scan.fractional
-    need = k - int(np.count_nonzero(scan.ones))
+    need = k - scan.n_ones
     if need < 0 or need > frac.shape[0]:
         # x is too far from a budget-k point for the snapping to work: keep its k largest.
         kept = _top_k_with_floors(problem, x, k)
@@ -102,7 +102,7 @@ def _search_near_level(problem: Problem, scan: PointScan, mask: np.ndarray, mult
         return None
     removable, addable = _level_neighbours(problem, mask, multipliers, frac)
     fixed, base = scan.ones, scan.ones_values  # the mask without its fractional entries
-    slots = problem.budget - int(np.count_nonzero(fixed))  # for the fractional entries, net of swaps
+    slots = problem.budget - scan.n_ones  # for the fractional entries, net of swaps
     fractional_sets = _subsets(problem.scores, frac, frac.shape[0])
     removed_sets = _subsets(problem.scores, removable, SWAPS)
     added_sets = _subsets(problem.scores, addable, SWAPS)

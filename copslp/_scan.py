@@ -43,7 +43,9 @@ class PointScan:
     """What :func:`scan_point` measured; the per-segment arrays have one entry per segment
     (``zeros_max`` and ``ones_min`` are NaN without multipliers). ``screened`` counts the
     elements decided by screening levels without being read (0 when every one was): for
-    them ``zeros_max`` and ``ones_min`` hold the levels, bounds on their extremes."""
+    them ``zeros_max`` and ``ones_min`` hold the levels, bounds on their extremes.
+    ``segment_ones`` counts the entries of ``ones`` in each segment (:attr:`n_ones` all of
+    them, without a pass over the mask)."""
 
     values: np.ndarray
     x_min: float
@@ -60,6 +62,10 @@ class PointScan:
     @property
     def x_sum(self) -> float:
         return float(self.segment_x.sum())
+
+    @property
+    def n_ones(self) -> int:
+        return int(self.segment_ones.sum())
 
 
 def scan_point(problem, x, xtol: float, multipliers: np.ndarray | None = None, *, read_all: bool = False) -> PointScan:
