@@ -348,7 +348,8 @@ def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed
 
     An absolute bound is left to validation's own pass: scaled to the subsample by m / D
     instead of by the subsample's share of :math:`T_k(s_1)`, its estimate is noisier and the
-    boxes miss more often. A subsample with a non-finite entry gives ``None``."""
+    boxes miss more often. A subsample with a non-finite entry, or whose sums of |s| overflow
+    float64 (its estimate would too, before validation says why), gives ``None``."""
     scores, k = prepared.scores, prepared.budget
     n, d = scores.shape
     gamma = prepared.gamma
@@ -358,8 +359,9 @@ def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed
         return None
     sample = _draw_sample(seed, d, sample_size)
     sample_scores = take_columns(scores, sample)
-    if not np.isfinite(sample_scores).all():
-        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not np.isfinite(np.abs(sample_scores).sum(axis=1)).all():  # non-finite, or sums that overflow
+            return None
     estimate = _sample_estimate(Outline(d, n, k, gamma, np.ones(1)), InnerProblem(scores, k, gamma), sample,
                                 sample_scores, rtol)
     boxes = BoxSchedule(estimate, 1, max(1, int(round(k * sample_size / d))))

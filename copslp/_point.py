@@ -1,57 +1,48 @@
-"""An LP point stored as the mask of its entries equal to 1 and the few other nonzero entries.
+"""An LP point stored as the entries equal to 1 and the few other nonzero entries.
 
 An optimal point of COPS is the top-k indicator of ``v`` except for at most r + 1 entries
 at the k-th level (COPS.md section 3): as a float64 array of length D it costs 8 bytes per
-element, twice a float32 score. :class:`MaskPoint` keeps it in 1 byte per element plus the
-few other entries; :func:`copslp.solve` scans and rounds it as it is, and the dense array is
-made only when asked for (``numpy.asarray(point)``, :attr:`copslp.Result.x`).
+element, twice a float32 score. :class:`MaskPoint` keeps it in 1 byte per element (a mask)
+plus the few other entries; :class:`IndexedPoint` keeps the positions of its ones instead
+and makes the mask only when asked for it. :func:`copslp.solve` scans and rounds them as
+they are, and the dense array is made only when asked for (``numpy.asarray(point)``,
+:attr:`copslp.Result.x`).
 
-A screened answer of the analytic method is a :class:`ScreenedPoint`: the same mask, plus
-what its screening passes proved (:class:`ScreenLevel`, one per box, outermost first) and
-the survivors of the innermost box with their scores and x. :func:`copslp._scan.scan_point`
-then reads only those survivors: every element of group g a pass fixed to 1 had
-``v_j(lambda) > one_levels[g]`` and every one it dropped ``v_j(lambda) < zero_levels[g]``
-for every lambda in its box (one group without floors), and their sums were taken in that
-pass.
+A screened answer of the analytic method is a :class:`ScreenedPoint`: an
+:class:`IndexedPoint` plus what its screening passes proved (:class:`ScreenLevel`, one per
+box, outermost first) and the survivors of the innermost box with their scores and x.
+:func:`copslp._scan.scan_point` then reads only those survivors: every element of group g a
+pass fixed to 1 had ``v_j(lambda) > one_levels[g]`` and every one it dropped
+``v_j(lambda) < zero_levels[g]`` for every lambda in its box (one group without floors), and
+their sums were taken in that pass.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["MaskPoint", "mask_point", "ScreenLevel", "ScreenedPoint", "Screened", "screened_point"]
+__all__ = ["MaskPoint", "IndexedPoint", "mask_point", "ScreenLevel", "ScreenedPoint", "Screened", "screened_point"]
 
 
-@dataclass(frozen=True, eq=False)
-class MaskPoint:
-    """The point ``x`` with ``x_j = 1`` where ``ones`` is True, ``x_j = values[i]`` at
-    ``j = index[i]`` (increasing, disjoint from ``ones``), and 0 elsewhere.
-
-    Reads like a 1-D float64 array for what is done with an LP point beside its scan:
-    ``len``, ``shape``, ``dtype``, gathers ``point[index]`` (and slices), and
-    ``numpy.asarray(point)``, the dense array.
-    """
-
-    ones: np.ndarray
-    index: np.ndarray
-    values: np.ndarray
+class _ReadsLikeAnArray:
+    """What is done with an LP point beside its scan, for a point with a mask ``ones`` (the
+    entries equal to 1), ``index`` (increasing, disjoint from them) and ``values`` there, 0
+    elsewhere, of length ``size``: ``len``, ``shape``, ``dtype``, gathers ``point[index]``
+    (and slices), and ``numpy.asarray(point)``, the dense array."""
 
     dtype = np.dtype(np.float64)
     ndim = 1
 
     @property
     def shape(self) -> tuple:
-        return self.ones.shape
-
-    @property
-    def size(self) -> int:
-        return self.ones.shape[0]
+        return (self.size,)
 
     def __len__(self) -> int:
-        return self.ones.shape[0]
+        return self.size
 
     def __array__(self, dtype=None, copy=None):
         dense = self.ones.astype(np.float64)
@@ -68,29 +59,70 @@ class MaskPoint:
             elif np.issubdtype(key.dtype, np.integer):
                 positions = np.where(key < 0, key + self.size, key)
             else:
-                raise IndexError(f"a MaskPoint is indexed by integers, booleans or a slice, got {key.dtype}")
+                raise IndexError(f"a point is indexed by integers, booleans or a slice, got {key.dtype}")
         flat = np.atleast_1d(positions)
-        gathered = self.ones[flat].astype(np.float64)
+        gathered = np.empty(flat.shape[0])
+        listed = np.zeros(flat.shape[0], dtype=bool)
         if self.index.shape[0]:
             slot = np.minimum(np.searchsorted(self.index, flat), self.index.shape[0] - 1)
             listed = self.index[slot] == flat
             gathered[listed] = self.values[slot[listed]]
+        if not listed.all():  # the mask is read (made, for an IndexedPoint) only where needed
+            gathered[~listed] = self.ones[flat[~listed]]
         return float(gathered[0]) if positions.ndim == 0 else gathered
 
 
-def mask_point(size: int, ones: np.ndarray, survivors: np.ndarray, survivor_x: np.ndarray) -> MaskPoint:
+@dataclass(frozen=True, eq=False)
+class MaskPoint(_ReadsLikeAnArray):
+    """The point ``x`` with ``x_j = 1`` where ``ones`` is True, ``x_j = values[i]`` at
+    ``j = index[i]`` (increasing, disjoint from ``ones``), and 0 elsewhere."""
+
+    ones: np.ndarray
+    index: np.ndarray
+    values: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return self.ones.shape[0]
+
+    def own_mask(self) -> np.ndarray:
+        """A mask of ``ones`` that the caller may write into (a copy)."""
+        return self.ones.copy()
+
+
+@dataclass(frozen=True, eq=False)
+class IndexedPoint(_ReadsLikeAnArray):
+    """The point ``x`` of length ``size`` with ``x_j = 1`` at the positions ``one_index``
+    (distinct, in any order), ``x_j = values[i]`` at ``j = index[i]`` (increasing, disjoint
+    from them), and 0 elsewhere. The mask ``ones`` is made on first use: 8 bytes per entry
+    equal to 1 are kept, not 1 per element."""
+
+    size: int
+    one_index: np.ndarray
+    index: np.ndarray
+    values: np.ndarray
+
+    @cached_property
+    def ones(self) -> np.ndarray:
+        return self.own_mask()
+
+    def own_mask(self) -> np.ndarray:
+        """A new mask of the entries equal to 1, that the caller may write into."""
+        mask = np.zeros(self.size, dtype=bool)
+        mask[self.one_index] = True
+        return mask
+
+
+def mask_point(size: int, ones: np.ndarray, survivors: np.ndarray, survivor_x: np.ndarray) -> IndexedPoint:
     """The point that is 1 on the indices ``ones``, ``survivor_x`` on the increasing indices
     ``survivors`` (disjoint from ``ones``) and 0 elsewhere."""
-    return MaskPoint(*_mask_and_listed(size, ones, survivors, survivor_x))
+    return IndexedPoint(size, *_ones_and_listed(ones, survivors, survivor_x))
 
 
-def _mask_and_listed(size, ones, survivors, survivor_x):
-    mask = np.zeros(size, dtype=bool)
-    mask[ones] = True
+def _ones_and_listed(ones, survivors, survivor_x):
     at_one = survivor_x == 1.0
-    mask[survivors[at_one]] = True
     other = ~at_one & (survivor_x != 0.0)
-    return mask, survivors[other], survivor_x[other].astype(np.float64)
+    return np.concatenate([ones, survivors[at_one]]), survivors[other], survivor_x[other].astype(np.float64)
 
 
 class ScreenLevel(NamedTuple):
@@ -146,8 +178,8 @@ class Screened(NamedTuple):
 
 
 @dataclass(frozen=True, eq=False)
-class ScreenedPoint(MaskPoint):
-    """A :class:`MaskPoint` with the record of the screening that produced it (see the
+class ScreenedPoint(IndexedPoint):
+    """An :class:`IndexedPoint` with the record of the screening that produced it (see the
     module docstring): ``levels`` outermost first, the innermost ``survivors`` (increasing
     indices), their ``survivor_scores`` (every row, float64) and ``survivor_x``."""
 
@@ -156,13 +188,13 @@ class ScreenedPoint(MaskPoint):
     survivor_scores: np.ndarray = None
     survivor_x: np.ndarray = None
 
-    def without_record(self) -> MaskPoint:
-        """The plain :class:`MaskPoint` (the survivors' scores are let go)."""
-        return MaskPoint(self.ones, self.index, self.values)
+    def without_record(self) -> IndexedPoint:
+        """The plain :class:`IndexedPoint` (the survivors' scores are let go)."""
+        return IndexedPoint(self.size, self.one_index, self.index, self.values)
 
 
 def screened_point(size: int, answer: Screened) -> ScreenedPoint:
     """The point of length ``size`` of a screened ``answer`` of the whole problem (its
     survivors increasing: each level's survivors are, and :meth:`Screened.below` keeps them so)."""
-    mask, index, values = _mask_and_listed(size, answer.ones, answer.survivors, answer.x)
-    return ScreenedPoint(mask, index, values, answer.levels, answer.survivors, answer.scores, answer.x)
+    one_index, index, values = _ones_and_listed(answer.ones, answer.survivors, answer.x)
+    return ScreenedPoint(size, one_index, index, values, answer.levels, answer.survivors, answer.scores, answer.x)

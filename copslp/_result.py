@@ -26,9 +26,9 @@ class LPSolution:
     """What a method hands back to :func:`copslp.solve`.
 
     ``x`` is the LP point (float64, length D; a boolean mask when the point is integral and
-    the method produced it as a mask, as the plain top-k does; or a
-    :class:`copslp._point.MaskPoint`, a mask and the few other nonzero entries, as the
-    analytic method gives its screened answers) and ``multipliers`` one
+    the method produced it as a mask, as the plain top-k does; or an
+    :class:`copslp._point.IndexedPoint`, the positions of its ones and the few other nonzero
+    entries, as the analytic method gives its screened answers) and ``multipliers`` one
     lambda per secondary score (0 for switched-off bounds), in the sign convention of this
     module. ``tolerance``
     is the relative accuracy the method promises; the certificate is checked at it.
@@ -154,8 +154,9 @@ class Result:
     wall_time : float
         Seconds for the whole call: validation, method, rounding and certificate.
     method_time : float
-        Seconds spent inside the method alone (for the analytic method with one bound, whose
-        first pass includes validation's, finiteness and ``T_k(s_1)`` are read in that pass).
+        Seconds spent inside the method alone. Where the analytic method's first pass makes
+        validation's (one relative bound, no floors, D >= 2^20 and 2k <= D: the problems it
+        screens), the finiteness check and ``T_k(s_1)`` read there count in it.
     certificate : Certificate
         The optimality certificate of the LP point; a returned Result has always passed it
         (otherwise :func:`copslp.solve` raises :class:`copslp.SolverError`).

@@ -57,7 +57,8 @@ def round_to_mask(problem: Problem, x: np.ndarray, xtol: float, scan: PointScan,
 
     ``scan`` is :func:`copslp._scan.scan_point` of x at ``xtol``; ``multipliers`` (lambda,
     one per secondary score) enable the search near the k-th level when the mask built from
-    the fractional entries misses a bound."""
+    the fractional entries misses a bound. The mask is written into ``scan.ones`` (the
+    scan's own array; the scan is not read after)."""
     k = problem.budget
     frac = scan.fractional
     need = k - scan.n_ones
@@ -67,14 +68,16 @@ def round_to_mask(problem: Problem, x: np.ndarray, xtol: float, scan: PointScan,
         mask = np.zeros(problem.size, dtype=bool)
         mask[kept] = True
         return mask, "largest x (x too far from sum = k to snap)", take_columns(problem.scores, kept).sum(axis=1)
-    mask = scan.ones.copy()
+    mask = scan.ones
     if need == 0:
         return mask, "integral", scan.ones_values
     chosen, rule = _choose(problem, x, scan, frac, need)
     mask[chosen] = True
     values = scan.ones_values + take_columns(problem.scores, chosen).sum(axis=1)
     if multipliers is not None and not _meets_bounds(problem, values, xtol):
-        searched = _search_near_level(problem, scan, mask, multipliers, frac, xtol)
+        fixed = mask.copy()
+        fixed[chosen] = False
+        searched = _search_near_level(problem, scan, fixed, mask, multipliers, frac, xtol)
         if searched is not None:
             return searched[0], f"best mask meeting every bound within {SWAPS} swaps near the k-th level", searched[1]
     return mask, rule, values
@@ -86,8 +89,8 @@ def _meets_bounds(problem: Problem, values: np.ndarray, xtol: float) -> bool:
     return bool(np.all(values[problem.active + 1] >= thresholds - xtol * np.maximum(np.abs(thresholds), 1e-300)))
 
 
-def _search_near_level(problem: Problem, scan: PointScan, mask: np.ndarray, multipliers: np.ndarray,
-                       frac: np.ndarray, xtol: float):
+def _search_near_level(problem: Problem, scan: PointScan, fixed: np.ndarray, mask: np.ndarray,
+                       multipliers: np.ndarray, frac: np.ndarray, xtol: float):
     """``(mask, scores @ mask)`` of the best mask meeting every bound and floor among those
     that keep every element outside the neighbourhood of the k-th level as ``mask`` does and
     swap at most ``SWAPS`` of its kept neighbours for as many of its dropped ones, the
@@ -97,11 +100,12 @@ def _search_near_level(problem: Problem, scan: PointScan, mask: np.ndarray, mult
     fixed elements, over each subset of the fractional entries, over each set of at most
     ``SWAPS`` neighbours removed and over each set added (a broadcast over the three). Masks
     that meet every bound exactly come first, then those that miss one by at most ``xtol``
-    (relative, as :func:`copslp.solve` reports a bound met)."""
+    (relative, as :func:`copslp.solve` reports a bound met). ``fixed`` is the mask without
+    its fractional entries (the entries counted as 1)."""
     if frac.shape[0] > MAX_FRACTIONAL_SEARCHED:
         return None
     removable, addable = _level_neighbours(problem, mask, multipliers, frac)
-    fixed, base = scan.ones, scan.ones_values  # the mask without its fractional entries
+    base = scan.ones_values  # the scores summed over fixed
     slots = problem.budget - scan.n_ones  # for the fractional entries, net of swaps
     fractional_sets = _subsets(problem.scores, frac, frac.shape[0])
     removed_sets = _subsets(problem.scores, removable, SWAPS)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._blocks import blocks
-from ._point import MaskPoint, ScreenedPoint
+from ._point import IndexedPoint, MaskPoint, ScreenedPoint
 from ._selection import group_starts, take_columns
 
 __all__ = ["PointScan", "scan_point", "segment_runs"]
@@ -73,20 +73,21 @@ def scan_point(problem, x, xtol: float, multipliers: np.ndarray | None = None, *
     segment without floors). ``multipliers`` (one lambda per secondary score) are needed for
     the levels ``zeros_max`` and ``ones_min``.
 
-    ``x`` is a float array, a boolean mask (an integral point) or a
-    :class:`copslp._point.MaskPoint`. The last two are read as they are: their mask is
-    ``PointScan.ones`` (copied only when a listed entry counts as 1), no comparisons or
-    products with x are made over the mask, and the listed entries are added on their own.
+    ``x`` is a float array, a boolean mask (an integral point), a
+    :class:`copslp._point.MaskPoint` or an :class:`copslp._point.IndexedPoint`. The last
+    three are read as they are: their mask of ones gives ``PointScan.ones``, no comparisons
+    or products with x are made over the mask, and the listed entries are added on their own.
     A :class:`copslp._point.ScreenedPoint` is scanned on its survivors alone where its record
     holds (see the module docstring; ``read_all`` reads every element instead). Sums are
-    float64 whatever the dtype of the scores."""
+    float64 whatever the dtype of the scores. ``PointScan.ones`` is the scan's own array,
+    never ``x``'s: the rounding writes the mask into it."""
     if x.dtype == np.bool_:
         x = MaskPoint(x, np.empty(0, dtype=np.intp), np.empty(0))
     if isinstance(x, ScreenedPoint) and not read_all:
         scan = _scan_screened(problem, x, xtol, multipliers)
         if scan is not None:
             return scan
-    if isinstance(x, MaskPoint):
+    if isinstance(x, (MaskPoint, IndexedPoint)):
         return _scan_mask_point(problem, x, xtol, multipliers)
     order, segments = _layout(problem)
     return _scan_dense(problem.scores, order, segments, x, xtol, multipliers)
@@ -149,7 +150,7 @@ def _scan_dense(scores, order, segments, x: np.ndarray, xtol: float, multipliers
                      segment_x, segment_ones, zeros_max, ones_min)
 
 
-def _scan_mask_point(problem, x: MaskPoint, xtol: float, multipliers) -> PointScan:
+def _scan_mask_point(problem, x, xtol: float, multipliers) -> PointScan:
     """:func:`scan_point` of a mask and a few listed entries: the pass reads the mask and the
     scores; the listed entries are added after it (those within ``xtol`` of 1 join the
     entries counted as 1, those within ``xtol`` of 0 the ones counted as 0)."""
@@ -160,10 +161,8 @@ def _scan_mask_point(problem, x: MaskPoint, xtol: float, multipliers) -> PointSc
     listed, listed_x = x.index, x.values
     as_one = listed_x >= 1.0 - xtol
     as_fraction = ~as_one & (listed_x > xtol)
-    ones = x.ones
-    if as_one.any():
-        ones = ones.copy()
-        ones[listed[as_one]] = True
+    ones = x.own_mask()
+    ones[listed[as_one]] = True
     fractional = listed[as_fraction]
     ones_values = np.zeros(n)
     segment_ones = np.zeros(n_segments, dtype=np.int64)
@@ -198,8 +197,8 @@ def _scan_mask_point(problem, x: MaskPoint, xtol: float, multipliers) -> PointSc
 def _scan_screened(problem, x: ScreenedPoint, xtol: float, multipliers) -> PointScan | None:
     """:func:`scan_point` of a screened point from its innermost survivors and its levels
     (see the module docstring); ``None`` when the record does not hold for these
-    multipliers (one outside a level's box, or none given), or when the mask does not count
-    the elements the record says it holds."""
+    multipliers (one outside a level's box, or none given), or when the point's ones are
+    not as many as the elements the record says it fixed, plus its survivors at 1."""
     size = problem.size
     if multipliers is None or not x.levels:
         return None
@@ -207,7 +206,7 @@ def _scan_screened(problem, x: ScreenedPoint, xtol: float, multipliers) -> Point
     if not all(level.holds_at(lam) for level in x.levels):
         return None
     fixed = np.sum([level.fixed for level in x.levels], axis=0)
-    if int(np.count_nonzero(x.ones)) != int(fixed.sum()) + int(np.count_nonzero(x.survivor_x == 1.0)):
+    if x.one_index.shape[0] != int(fixed.sum()) + int(np.count_nonzero(x.survivor_x == 1.0)):
         return None
     survivors = x.survivors
     inner = _scan_dense(x.survivor_scores, *_survivor_layout(problem, survivors), x.survivor_x, xtol, lam)
@@ -217,11 +216,8 @@ def _scan_screened(problem, x: ScreenedPoint, xtol: float, multipliers) -> Point
         dropped_max, kept_min = level.bounds()
         np.maximum(zeros_max, dropped_max, out=zeros_max)
         np.minimum(ones_min, kept_min, out=ones_min)
-    ones = x.ones
-    near_one = inner.ones & (x.survivor_x != 1.0)  # counted as 1, listed in the MaskPoint
-    if near_one.any():
-        ones = ones.copy()
-        ones[survivors[near_one]] = True
+    ones = x.own_mask()
+    ones[survivors[inner.ones & (x.survivor_x != 1.0)]] = True  # counted as 1, listed in the point
     read, decided = survivors.shape[0], int(fixed.sum())
     return PointScan(
         values=inner.values + taken,

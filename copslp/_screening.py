@@ -300,6 +300,8 @@ def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_level
     zero_level``, which the counts imply: with ``one_level < zero_level`` every element
     counted as reaching the zero level would lie above the one level, and both counts cannot
     hold. Both extremes are the numbers :func:`box_extremes` gives, so the outcome is the same.
+    With a ``tally`` (:class:`Tally`) the pass reads every element whatever the levels, and
+    counts the tally block by block.
     """
     one_rank, zero_rank = _level_ranks(inner)
     if one_level < zero_level and tally is None:

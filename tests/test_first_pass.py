@@ -185,3 +185,16 @@ def test_unsafe_levels_in_the_fused_pass(passes):
     own = analytic_module.solve_analytic(prepare_problem(scores, SIZE // 5, gamma=0.9).complete(), **_settings())
     assert result.certificate.passed
     assert result.objective == pytest.approx(float(scores[0] @ np.asarray(own.x)), rel=1e-9)
+
+
+def test_subsample_whose_sums_overflow_leaves_validation_to_its_own_pass(passes):
+    """Finite scores whose sums overflow float64: the subsample's estimate would overflow
+    before validation says why, so the first pass leaves the problem to validation, which
+    raises its ValueError without a warning."""
+    scores = _scores()
+    scores[0] *= 1e307
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="sums overflow float64"):
+            copslp.solve(scores, SIZE // 5, gamma=0.9, options=OPTIONS)
+    assert passes == [None]
