@@ -250,9 +250,8 @@ def _as_score_matrix(scores) -> np.ndarray:
             raise ValueError(
                 f"all score vectors must have the same length, got lengths {[r.shape[0] for r in rows]}"
             )
-        if len(rows) == 1:
-            arr = rows[0][np.newaxis, :]  # no stacking copy; converted (once) below if it must be
-        else:  # stacked: one copy per row, in float32 only if every row is float32
+        arr = _rows_of_one_matrix(rows)  # no stacking copy; converted (once) below if it must be
+        if arr is None:  # stacked: one copy per row, in float32 only if every row is float32
             arr = np.empty((len(rows), rows[0].shape[0]), dtype=_common_score_dtype(row.dtype for row in rows))
             for row, target in zip(rows, arr):
                 target[...] = row
@@ -269,6 +268,29 @@ def _as_score_matrix(scores) -> np.ndarray:
     if arr is scores:
         arr = arr.view()  # our read-only flag must not touch the caller's array
     return arr
+
+
+def _rows_of_one_matrix(rows: list) -> np.ndarray | None:
+    """``rows`` as one (n, D) array without a copy, where they are the consecutive rows of one
+    C-contiguous matrix (``list(matrix)``, ``[matrix[0], matrix[1]]``, one array alone): a view
+    of that matrix; else None. Rows merely adjacent in memory are not taken for one matrix:
+    they must be views of the same array, inside its buffer."""
+    first = rows[0]
+    if len(rows) == 1:
+        return first[np.newaxis, :]
+    base, dtype, size = first.base, first.dtype, first.shape[0]
+    if not isinstance(base, np.ndarray) or not base.flags.c_contiguous:
+        return None
+    if any(row.base is not base or row.dtype != dtype or not row.flags.c_contiguous for row in rows):
+        return None
+    start = first.__array_interface__["data"][0]
+    step = size * dtype.itemsize
+    if any(row.__array_interface__["data"][0] != start + i * step for i, row in enumerate(rows)):
+        return None
+    inside = base.__array_interface__["data"][0]
+    if not (inside <= start and start + len(rows) * step <= inside + base.nbytes):
+        return None
+    return np.lib.stride_tricks.as_strided(first, shape=(len(rows), size), strides=(step, dtype.itemsize))
 
 
 def best_and_totals(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -420,7 +420,7 @@ def _assert_untouched(snapshots):
 
 
 @pytest.mark.parametrize("method", copslp.available_methods())
-@pytest.mark.parametrize("layout", ["float64", "float32", "fortran", "list", "one_row"])
+@pytest.mark.parametrize("layout", ["float64", "float32", "fortran", "list", "rows_of_matrix", "one_row"])
 def test_caller_scores_untouched(method, layout):
     scores = RNG.standard_normal((2, 30))
     gamma = np.array([0.5])
@@ -432,6 +432,9 @@ def test_caller_scores_untouched(method, layout):
         rows = [scores[0].copy(), scores[1].astype(np.float32)]
         snaps = _snapshots(*rows, gamma)
         args = rows
+    elif layout == "rows_of_matrix":  # read through a view of the caller's matrix
+        snaps = _snapshots(scores, gamma)
+        args = list(scores)
     elif layout == "one_row":
         if method == "two_score":
             pytest.skip("two_score needs two scores")

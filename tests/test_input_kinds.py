@@ -114,3 +114,31 @@ def test_a_torch_tensor_as_groups_is_refused():
     torch = pytest.importorskip("torch")
     with pytest.raises(TypeError, match=r"groups is a torch\.Tensor"):
         copslp.solve(scores(), 5, groups=torch.zeros(20, dtype=torch.int64), floors=1)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_rows_of_one_matrix_are_read_in_place(dtype):
+    """``list(matrix)`` and ``[matrix[0], matrix[1]]`` are the matrix itself: no stacking copy."""
+    from copslp._problem import make_problem
+
+    matrix = np.random.default_rng(0).random((3, 100)).astype(dtype)
+    for rows in (list(matrix), [matrix[0], matrix[1], matrix[2]], list(matrix[1:])):
+        problem = make_problem(rows, 5)
+        assert np.shares_memory(problem.scores, matrix)
+        np.testing.assert_array_equal(problem.scores, np.stack(rows))
+    assert matrix.flags.writeable
+
+
+@pytest.mark.parametrize("rows", ["swapped", "gap", "adjacent_copies", "mixed_dtypes", "strided"])
+def test_rows_that_are_not_one_matrix_are_stacked(rows):
+    from copslp._problem import make_problem
+
+    matrix = np.random.default_rng(0).random((3, 100))
+    block = np.random.default_rng(1).random(300)
+    given = {"swapped": [matrix[1], matrix[0]], "gap": [matrix[0], matrix[2]],
+             "adjacent_copies": [block[:100].copy(), block[100:200].copy()],
+             "mixed_dtypes": [matrix[0], matrix[1].astype(np.float32)],
+             "strided": list(matrix[:, ::2])}[rows]
+    problem = make_problem(given, 5)
+    assert not any(np.shares_memory(problem.scores, row) for row in given)
+    np.testing.assert_array_equal(problem.scores, np.stack(given).astype(problem.scores.dtype))
