@@ -516,7 +516,7 @@ def _solve_a_level_down(reduced: InnerProblem, settings: _Settings, bracket, dep
     sample_scores = take_columns(reduced.scores, sample)
     outline = Outline(size, reduced.scores.shape[0], reduced.budget, reduced.thresholds,
                       estimated_best(sample_scores, reduced.budget, size))  # no floors here
-    estimate = _sample_estimate(outline, reduced, sample, sample_scores, settings.rtol)
+    estimate = _sample_estimate(outline, reduced, sample, sample_scores, settings.rtol, bracket)
     if estimate.infeasible:
         return None
     boxes = BoxSchedule(estimate, 1, k_sample, within=((lo, hi), m))
@@ -602,14 +602,16 @@ def _whole_problem_lp(problem, inner, settings: _Settings, rounds: int):
     return x, lam, details
 
 
-def _sample_estimate(problem, inner, sample, scores, rtol) -> _SampleEstimate:
+def _sample_estimate(problem, inner, sample, scores, rtol, bracket=None) -> _SampleEstimate:
     """lambda* of the problem on a subsample (indices ``sample``, their ``scores``) with
     budget and bounds scaled to it.
 
     One bound: lambda* of the subsample is narrowed by regula falsi
     (:func:`copslp._one_bound.estimate_one_bound`) from a bracket around the estimate of a
     sixteenth of it (recursively); where there is no such bracket (the smallest subsample), or
-    it does not hold lambda*, by the exact walk from lambda = 0 and infinity.
+    it does not hold lambda*, by the exact walk from lambda = 0 and infinity. A ``bracket``
+    (lo, hi, guess) known already (the box whose survivors the subsample was drawn from) is
+    tried first, without the smaller subsamples.
     Several bounds: the localisation of :func:`several_bounds_finish` on the subsample,
     from the box [0, 4 lambda_ref] (lambda_ref = mean |s_0| / mean |s_i|, the scale at which
     s_i weighs as much as s_0), widened fourfold while the minimum lies outside it; its
@@ -622,6 +624,11 @@ def _sample_estimate(problem, inner, sample, scores, rtol) -> _SampleEstimate:
     magnitude = np.abs(scores).mean(axis=1)
     reference = np.where(magnitude[1:] > 0, magnitude[0] / np.maximum(magnitude[1:], 1e-300), 1.0)
     reference = np.where(reference > 0, reference, 1.0)
+    sampled = _sampled_problem(problem, inner, sample, scores, k)
+    if r == 1 and bracket is not None:
+        approximate = estimate_one_bound(sampled, bracket)
+        if approximate is not None:
+            return _SampleEstimate(np.array([approximate]), reference, False)
     bracket = guess = None
     part = sample.shape[0] // 16
     if round(problem.budget * part / d) >= _MIN_SAMPLE_BUDGET and (r == 1 or part >= FINAL_LP_SIZE):
@@ -631,21 +638,6 @@ def _sample_estimate(problem, inner, sample, scores, rtol) -> _SampleEstimate:
     if r == 1 and guess is not None:
         width = 3.0 / np.sqrt(problem.budget * part / d)
         bracket = (guess * (1 - width), guess * (1 + width), guess)
-    thresholds = []
-    for row, b in enumerate(inner.thresholds):
-        s = scores[row + 1]
-        best_sample = top_k_sum(s, k)
-        best_full = problem.best_reachable[problem.active[row]]
-        scaled = b / best_full * best_sample if best_full > 0 else b * sample.shape[0] / d
-        thresholds.append(min(scaled, best_sample))
-    groups = floors = None
-    if inner.floors is not None:  # floors scaled to each group's share of the sample
-        groups = inner.groups[sample]
-        in_sample = np.bincount(groups, minlength=inner.floors.shape[0])
-        floors = inner.floors * in_sample // np.maximum(problem.group_sizes, 1)
-        while floors.sum() > k:
-            floors[np.argmax(floors)] -= 1
-    sampled = InnerProblem(np.ascontiguousarray(scores), k, np.array(thresholds), groups, floors)
     try:
         if r == 1:
             approximate = None if bracket is None else estimate_one_bound(sampled, bracket)
@@ -660,6 +652,28 @@ def _sample_estimate(problem, inner, sample, scores, rtol) -> _SampleEstimate:
     except SolverError:
         lam = np.zeros(r)
     return _SampleEstimate(np.asarray(lam, dtype=np.float64), reference, False)
+
+
+def _sampled_problem(problem, inner, sample, scores, k: int) -> InnerProblem:
+    """The problem on a subsample (indices ``sample``, their ``scores``) with budget k and
+    the bounds scaled to it (by its own T_k of each secondary row, or by m / D where the best
+    value of the whole row is not positive); with floors, the floors scaled to each group's
+    share of the subsample."""
+    d = problem.size
+    thresholds = []
+    for row, b in enumerate(inner.thresholds):
+        best_sample = top_k_sum(scores[row + 1], k)
+        best_full = problem.best_reachable[problem.active[row]]
+        scaled = b / best_full * best_sample if best_full > 0 else b * sample.shape[0] / d
+        thresholds.append(min(scaled, best_sample))
+    groups = floors = None
+    if inner.floors is not None:  # floors scaled to each group's share of the sample
+        groups = inner.groups[sample]
+        in_sample = np.bincount(groups, minlength=inner.floors.shape[0])
+        floors = inner.floors * in_sample // np.maximum(problem.group_sizes, 1)
+        while floors.sum() > k:
+            floors[np.argmax(floors)] -= 1
+    return InnerProblem(np.ascontiguousarray(scores), k, np.array(thresholds), groups, floors)
 
 
 def _localised_sample_minimum(sampled: InnerProblem, reference: np.ndarray, rtol: float, guess=None,
