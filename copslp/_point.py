@@ -92,15 +92,19 @@ class MaskPoint(_ReadsLikeAnArray):
 
 @dataclass(frozen=True, eq=False)
 class IndexedPoint(_ReadsLikeAnArray):
-    """The point ``x`` of length ``size`` with ``x_j = 1`` at the positions ``one_index``
-    (distinct, in any order), ``x_j = values[i]`` at ``j = index[i]`` (increasing, disjoint
-    from them), and 0 elsewhere. The mask ``ones`` is made on first use: 8 bytes per entry
-    equal to 1 are kept, not 1 per element."""
+    """The point ``x`` of length ``size`` with ``x_j = 1`` at the positions ``ones_at`` (a
+    tuple of index arrays, all distinct, in any order), ``x_j = values[i]`` at ``j = index[i]``
+    (increasing, disjoint from them), and 0 elsewhere. The mask ``ones`` is made on first
+    use: 8 bytes per entry equal to 1 are kept, not 1 per element."""
 
     size: int
-    one_index: np.ndarray
+    ones_at: tuple
     index: np.ndarray
     values: np.ndarray
+
+    @property
+    def n_ones(self) -> int:
+        return sum(piece.shape[0] for piece in self.ones_at)
 
     @cached_property
     def ones(self) -> np.ndarray:
@@ -109,20 +113,21 @@ class IndexedPoint(_ReadsLikeAnArray):
     def own_mask(self) -> np.ndarray:
         """A new mask of the entries equal to 1, that the caller may write into."""
         mask = np.zeros(self.size, dtype=bool)
-        mask[self.one_index] = True
+        for piece in self.ones_at:
+            mask[piece] = True
         return mask
 
 
-def mask_point(size: int, ones: np.ndarray, survivors: np.ndarray, survivor_x: np.ndarray) -> IndexedPoint:
-    """The point that is 1 on the indices ``ones``, ``survivor_x`` on the increasing indices
-    ``survivors`` (disjoint from ``ones``) and 0 elsewhere."""
+def mask_point(size: int, ones: tuple, survivors: np.ndarray, survivor_x: np.ndarray) -> IndexedPoint:
+    """The point that is 1 on the indices ``ones`` (a tuple of index arrays), ``survivor_x``
+    on the increasing indices ``survivors`` (disjoint from ``ones``) and 0 elsewhere."""
     return IndexedPoint(size, *_ones_and_listed(ones, survivors, survivor_x))
 
 
-def _ones_and_listed(ones, survivors, survivor_x):
+def _ones_and_listed(ones: tuple, survivors, survivor_x):
     at_one = survivor_x == 1.0
     other = ~at_one & (survivor_x != 0.0)
-    return np.concatenate([ones, survivors[at_one]]), survivors[other], survivor_x[other].astype(np.float64)
+    return (*ones, survivors[at_one]), survivors[other], survivor_x[other].astype(np.float64)
 
 
 class ScreenLevel(NamedTuple):
@@ -156,10 +161,10 @@ class ScreenLevel(NamedTuple):
 
 class Screened(NamedTuple):
     """A screened answer on a problem of its own (indices local to it): the elements fixed
-    to 1 by the ``levels`` (outermost first), and x on the ``survivors`` of the innermost box,
-    whose ``scores`` (float64) were gathered there."""
+    to 1 by the ``levels`` (outermost first; a tuple of index arrays, one per level), and x on
+    the ``survivors`` of the innermost box, whose ``scores`` (float64) were gathered there."""
 
-    ones: np.ndarray
+    ones: tuple
     levels: tuple
     survivors: np.ndarray
     scores: np.ndarray
@@ -168,12 +173,12 @@ class Screened(NamedTuple):
     @classmethod
     def unscreened(cls, scores: np.ndarray, x: np.ndarray) -> "Screened":
         """A dense answer ``x`` on every element of a problem with these ``scores``."""
-        return cls(np.empty(0, dtype=np.intp), (), np.arange(x.shape[0]), scores, x)
+        return cls((), (), np.arange(x.shape[0]), scores, x)
 
     def below(self, level: ScreenLevel, ones: np.ndarray, survivors: np.ndarray) -> "Screened":
         """This answer, found on the ``survivors`` of a box that fixed ``ones`` to 1 (both
         indices of the problem above), as an answer of the problem above."""
-        return Screened(np.concatenate([ones, survivors[self.ones]]), (level, *self.levels),
+        return Screened((ones, *(survivors[piece] for piece in self.ones)), (level, *self.levels),
                         survivors[self.survivors], self.scores, self.x)
 
 
@@ -190,11 +195,11 @@ class ScreenedPoint(IndexedPoint):
 
     def without_record(self) -> IndexedPoint:
         """The plain :class:`IndexedPoint` (the survivors' scores are let go)."""
-        return IndexedPoint(self.size, self.one_index, self.index, self.values)
+        return IndexedPoint(self.size, self.ones_at, self.index, self.values)
 
 
 def screened_point(size: int, answer: Screened) -> ScreenedPoint:
     """The point of length ``size`` of a screened ``answer`` of the whole problem (its
     survivors increasing: each level's survivors are, and :meth:`Screened.below` keeps them so)."""
-    one_index, index, values = _ones_and_listed(answer.ones, answer.survivors, answer.x)
-    return ScreenedPoint(size, one_index, index, values, answer.levels, answer.survivors, answer.scores, answer.x)
+    ones_at, index, values = _ones_and_listed(answer.ones, answer.survivors, answer.x)
+    return ScreenedPoint(size, ones_at, index, values, answer.levels, answer.survivors, answer.scores, answer.x)

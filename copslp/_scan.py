@@ -206,7 +206,7 @@ def _scan_screened(problem, x: ScreenedPoint, xtol: float, multipliers) -> Point
     if not all(level.holds_at(lam) for level in x.levels):
         return None
     fixed = np.sum([level.fixed for level in x.levels], axis=0)
-    if x.one_index.shape[0] != int(fixed.sum()) + int(np.count_nonzero(x.survivor_x == 1.0)):
+    if x.n_ones != int(fixed.sum()) + int(np.count_nonzero(x.survivor_x == 1.0)):
         return None
     survivors = x.survivors
     inner = _scan_dense(x.survivor_scores, *_survivor_layout(problem, survivors), x.survivor_x, xtol, lam)

@@ -605,7 +605,7 @@ def test_record_of_a_box_that_does_not_hold_the_multipliers_is_not_read():
     assert scan_point(problem, beside, 1e-9, lam).screened == 0
     assert scan_point(problem, point, 1e-9, None).screened == 0
     extra = np.flatnonzero(~point.ones)[0]  # one more element at 1 than the record fixed
-    assert scan_point(problem, replace(point, one_index=np.append(point.one_index, extra)), 1e-9, lam).screened == 0
+    assert scan_point(problem, replace(point, ones_at=(*point.ones_at, np.array([extra]))), 1e-9, lam).screened == 0
 
 
 def test_a_level_that_decided_nothing_lends_no_bound():

@@ -103,7 +103,7 @@ def test_mask_point_reads_like_its_dense_array():
 
 def test_mask_point_from_survivors():
     x_red = np.array([0.0, 1.0, 0.3, 1.0, 0.0])
-    point = mask_point(10, np.array([0, 9]), np.array([2, 3, 4, 6, 7]), x_red)
+    point = mask_point(10, (np.array([0, 9]),), np.array([2, 3, 4, 6, 7]), x_red)
     expected = np.zeros(10)
     expected[[0, 9]] = 1.0
     expected[[2, 3, 4, 6, 7]] = x_red
