@@ -60,9 +60,11 @@ def solve_one_bound(inner: InnerProblem, bracket=None):
 
 
 def estimate_one_bound(inner: InnerProblem, bracket) -> float | None:
-    r"""lambda* of the one-bound problem ``inner`` approximately, for a subsample's estimate:
-    a point of a bracket of it narrowed to :data:`ESTIMATE_NARROWING` of ``bracket`` = (lo,
-    hi, guess); ``None`` when [lo, hi] does not bracket it (lo = 0 included).
+    r"""lambda* of the one-bound problem ``inner`` (no floors) approximately, for a
+    subsample's estimate: the middle of a bracket of it narrowed to :data:`ESTIMATE_NARROWING`
+    of ``bracket`` = (lo, hi, guess) (the guess is not used), or less narrowed where a step
+    lands where g meets b exactly or after :data:`_ESTIMATE_LIMIT` steps; ``None`` when
+    [lo, hi] does not bracket it (lo = 0 included) and with floors.
 
     :math:`g(\lambda) = \langle s_1, X(\lambda)\rangle`, with :math:`X(\lambda)` a best set of
     :math:`v = s_0 + \lambda s_1`, is non-decreasing, and :math:`\lambda^*` is where it crosses

@@ -55,9 +55,16 @@ class _ReadsLikeAnArray:
         else:
             key = np.asarray(key)
             if key.dtype == np.bool_:
+                if key.shape != (self.size,):
+                    raise IndexError(f"a boolean index of a point of length {self.size} must have shape "
+                                     f"({self.size},), got {key.shape}")
                 positions = np.flatnonzero(key)
             elif np.issubdtype(key.dtype, np.integer):
                 positions = np.where(key < 0, key + self.size, key)
+                outside = (positions < 0) | (positions >= self.size)
+                if outside.any():
+                    raise IndexError(f"index {int(np.asarray(key).flat[np.flatnonzero(outside)[0]])} is out of "
+                                     f"bounds for a point of length {self.size}")
             else:
                 raise IndexError(f"a point is indexed by integers, booleans or a slice, got {key.dtype}")
         flat = np.atleast_1d(positions)
@@ -101,10 +108,6 @@ class IndexedPoint(_ReadsLikeAnArray):
     ones_at: tuple
     index: np.ndarray
     values: np.ndarray
-
-    @property
-    def n_ones(self) -> int:
-        return sum(piece.shape[0] for piece in self.ones_at)
 
     @cached_property
     def ones(self) -> np.ndarray:

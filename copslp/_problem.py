@@ -322,6 +322,7 @@ def check_finite(scores: np.ndarray, totals: np.ndarray, best: np.ndarray) -> No
                     )
             raise_if_sums_overflow(scores)  # float32 sums may overflow alone
     if not np.isfinite(best).all():
+        raise_if_sums_overflow(scores)  # T_k <= sum |s|: the sums overflow too, whatever totals said
         raise ValueError("scores are so large that the sum of the k largest overflows float64; rescale them")
 
 

@@ -197,8 +197,9 @@ def _scan_mask_point(problem, x, xtol: float, multipliers) -> PointScan:
 def _scan_screened(problem, x: ScreenedPoint, xtol: float, multipliers) -> PointScan | None:
     """:func:`scan_point` of a screened point from its innermost survivors and its levels
     (see the module docstring); ``None`` when the record does not hold for these
-    multipliers (one outside a level's box, or none given), or when the point's ones are
-    not as many as the elements the record says it fixed, plus its survivors at 1."""
+    multipliers (one outside a level's box, or none given), or when the mask of the point's
+    ones does not count the elements the record says it fixed, plus its survivors at 1 (a
+    position listed twice, or in two levels, would)."""
     size = problem.size
     if multipliers is None or not x.levels:
         return None
@@ -206,7 +207,8 @@ def _scan_screened(problem, x: ScreenedPoint, xtol: float, multipliers) -> Point
     if not all(level.holds_at(lam) for level in x.levels):
         return None
     fixed = np.sum([level.fixed for level in x.levels], axis=0)
-    if x.n_ones != int(fixed.sum()) + int(np.count_nonzero(x.survivor_x == 1.0)):
+    ones = x.own_mask()  # the mask the rounding will keep: it must count what the record fixed
+    if int(np.count_nonzero(ones)) != int(fixed.sum()) + int(np.count_nonzero(x.survivor_x == 1.0)):
         return None
     survivors = x.survivors
     inner = _scan_dense(x.survivor_scores, *_survivor_layout(problem, survivors), x.survivor_x, xtol, lam)
@@ -216,7 +218,6 @@ def _scan_screened(problem, x: ScreenedPoint, xtol: float, multipliers) -> Point
         dropped_max, kept_min = level.bounds()
         np.maximum(zeros_max, dropped_max, out=zeros_max)
         np.minimum(ones_min, kept_min, out=ones_min)
-    ones = x.own_mask()
     ones[survivors[inner.ones & (x.survivor_x != 1.0)]] = True  # counted as 1, listed in the point
     read, decided = survivors.shape[0], int(fixed.sum())
     return PointScan(

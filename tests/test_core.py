@@ -592,8 +592,8 @@ def _recorded_point(case):
 
 
 def test_record_of_a_box_that_does_not_hold_the_multipliers_is_not_read():
-    """The levels hold only for multipliers inside their box: outside it, or with ones that
-    are not as many as the elements the record fixed, the scan reads every element."""
+    """The levels hold only for multipliers inside their box: outside it, or with a mask
+    that does not count the elements the record fixed, the scan reads every element."""
     from dataclasses import replace
 
     from copslp._scan import scan_point
@@ -606,6 +606,9 @@ def test_record_of_a_box_that_does_not_hold_the_multipliers_is_not_read():
     assert scan_point(problem, point, 1e-9, None).screened == 0
     extra = np.flatnonzero(~point.ones)[0]  # one more element at 1 than the record fixed
     assert scan_point(problem, replace(point, ones_at=(*point.ones_at, np.array([extra]))), 1e-9, lam).screened == 0
+    first = point.ones_at[0].copy()
+    first[0] = first[1]  # a position listed twice, another one missing
+    assert scan_point(problem, replace(point, ones_at=(first, *point.ones_at[1:])), 1e-9, lam).screened == 0
 
 
 def test_a_level_that_decided_nothing_lends_no_bound():

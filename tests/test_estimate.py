@@ -48,3 +48,11 @@ def test_a_bracket_that_misses_gives_none(side):
 def test_a_bracket_from_zero_gives_none():
     inner = _problem("uniform", 0)
     assert estimate_one_bound(inner, (0.0, 10.0, 1.0)) is None
+
+
+def test_floors_give_none():
+    inner = _problem("uniform", 0)
+    exact = float(solve_one_bound(inner)[1][0])
+    groups = np.arange(inner.size) % 4
+    with_floors = InnerProblem(inner.scores, inner.budget, inner.thresholds, groups, np.full(4, 5))
+    assert estimate_one_bound(with_floors, (exact * 0.5, exact * 2.0, exact)) is None

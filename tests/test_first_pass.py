@@ -198,3 +198,17 @@ def test_subsample_whose_sums_overflow_leaves_validation_to_its_own_pass(passes)
         with pytest.raises(ValueError, match="sums overflow float64"):
             copslp.solve(scores, SIZE // 5, gamma=0.9, options=OPTIONS)
     assert passes == [None]
+
+
+def test_sums_that_overflow_are_named_as_validation_names_them(passes):
+    """Two entries of s_1 at 1e308, every entry finite: the fused pass sums v at the box's
+    top (lambda s_1, lambda < 1, stays finite), so it is T_k(s_1) that overflows; the error
+    still says that the sums overflow, as validation's own pass says it."""
+    scores = _scores()
+    scores[1, _outside_sample(2)] = 1e308
+    with pytest.raises(ValueError) as fused:
+        copslp.solve(scores, SIZE // 5, gamma=0.9, options=OPTIONS)
+    assert passes[-1] is not None
+    with pytest.raises(ValueError) as alone:
+        prepare_problem(scores, SIZE // 5, gamma=0.9).complete()
+    assert str(fused.value) == str(alone.value) and "sums overflow float64" in str(alone.value)

@@ -255,3 +255,22 @@ def test_box_extremes_of_float32_scores_are_float64_products():
     screening = screen_exact(InnerProblem(scores, 2, np.array([-np.inf]), None, None, None), lo, hi)
     fixed = screening.ones
     assert fixed.size == 0 or v_at_lo[fixed].min() > screening.levels[0]
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_point_reads_refuse_what_a_dense_array_refuses(lazy):
+    """An index below -D and a boolean key of another length are IndexErrors, as for the
+    dense array (the point used to read another entry for them)."""
+    size = 50
+    point = mask_point(size, (np.array([3, 7]), np.array([size - 1])), np.array([10]), np.array([0.5]))
+    if not lazy:
+        point = MaskPoint(point.ones, point.index, point.values)
+    dense = np.asarray(point)
+    key = np.zeros(size - 1, dtype=bool)
+    key[[3, 10]] = True
+    for bad in (-size - 1, size, np.array([2, size]), key):
+        with pytest.raises(IndexError):
+            dense[bad]
+        with pytest.raises(IndexError):
+            point[bad]
+    np.testing.assert_array_equal(point[np.array([-1, 3, 10, 11])], dense[[-1, 3, 10, 11]])
