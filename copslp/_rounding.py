@@ -22,7 +22,9 @@ the remaining slots from the fractional entries is evaluated (vectorised sums), 
 with the best s_0 among those that meet every bound and floor is taken. Only when none
 exists there does the first mask stand, reported as missing. (HiGHS MIP on the same
 neighbourhood proves optimality only for about 20 elements within a minute: the bounds
-make it a multi-dimensional subset-sum problem.)
+make it a multi-dimensional subset-sum problem.) For a screened analytic answer whose record
+the scan read, the neighbours are looked for among the innermost survivors when the levels
+show that no element a box decided can be among them (:func:`_neighbours_among_survivors`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from math import comb
 import numpy as np
 
 from ._blocks import blocks
+from ._point import ScreenedPoint
 from ._problem import Problem
 from ._scan import PointScan
 from ._selection import take_columns, top_k_indices, top_k_with_floors
@@ -77,7 +80,7 @@ def round_to_mask(problem: Problem, x: np.ndarray, xtol: float, scan: PointScan,
     if multipliers is not None and not _meets_bounds(problem, values, xtol):
         fixed = mask.copy()
         fixed[chosen] = False
-        searched = _search_near_level(problem, scan, fixed, mask, multipliers, frac, xtol)
+        searched = _search_near_level(problem, x, scan, fixed, mask, multipliers, frac, xtol)
         if searched is not None:
             return searched[0], f"best mask meeting every bound within {SWAPS} swaps near the k-th level", searched[1]
     return mask, rule, values
@@ -89,7 +92,7 @@ def _meets_bounds(problem: Problem, values: np.ndarray, xtol: float) -> bool:
     return bool(np.all(values[problem.active + 1] >= thresholds - xtol * np.maximum(np.abs(thresholds), 1e-300)))
 
 
-def _search_near_level(problem: Problem, scan: PointScan, fixed: np.ndarray, mask: np.ndarray,
+def _search_near_level(problem: Problem, x, scan: PointScan, fixed: np.ndarray, mask: np.ndarray,
                        multipliers: np.ndarray, frac: np.ndarray, xtol: float):
     """``(mask, scores @ mask)`` of the best mask meeting every bound and floor among those
     that keep every element outside the neighbourhood of the k-th level as ``mask`` does and
@@ -104,7 +107,9 @@ def _search_near_level(problem: Problem, scan: PointScan, fixed: np.ndarray, mas
     its fractional entries (the entries counted as 1)."""
     if frac.shape[0] > MAX_FRACTIONAL_SEARCHED:
         return None
-    removable, addable = _level_neighbours(problem, mask, multipliers, frac)
+    weights = np.concatenate([[1.0], np.where(np.isfinite(problem.thresholds), multipliers, 0.0)])
+    neighbours = _neighbours_among_survivors(x, scan, mask, weights, frac)
+    removable, addable = neighbours if neighbours is not None else _level_neighbours(problem, mask, weights, frac)
     base = scan.ones_values  # the scores summed over fixed
     slots = problem.budget - scan.n_ones  # for the fractional entries, net of swaps
     fractional_sets = _subsets(problem.scores, frac, frac.shape[0])
@@ -148,11 +153,10 @@ def _subsets(scores: np.ndarray, members: np.ndarray, largest: int) -> list:
     return out
 
 
-def _level_neighbours(problem: Problem, mask: np.ndarray, multipliers: np.ndarray, frac: np.ndarray):
+def _level_neighbours(problem: Problem, mask: np.ndarray, weights: np.ndarray, frac: np.ndarray):
     """``(kept, dropped)``: the ``NEIGHBOURS`` kept elements of ``mask`` with the smallest
-    v and the ``NEIGHBOURS`` dropped ones with the largest (fractional entries excluded),
-    read block by block."""
-    weights = np.concatenate([[1.0], np.where(np.isfinite(problem.thresholds), multipliers, 0.0)])
+    v (``weights @ scores``) and the ``NEIGHBOURS`` dropped ones with the largest
+    (fractional entries excluded), read block by block."""
     outside = np.zeros(problem.size, dtype=bool)
     outside[frac] = True
     lowest_kept = (np.empty(0), np.empty(0, dtype=np.intp))
@@ -167,6 +171,36 @@ def _level_neighbours(problem: Problem, mask: np.ndarray, multipliers: np.ndarra
         lowest_kept = _extreme(lowest_kept, -v[kept], kept + block.start)
         highest_dropped = _extreme(highest_dropped, v[dropped], dropped + block.start)
     return lowest_kept[1], highest_dropped[1]
+
+
+def _neighbours_among_survivors(x, scan: PointScan, mask: np.ndarray, weights: np.ndarray, frac: np.ndarray):
+    """:func:`_level_neighbours` from the innermost survivors of a screened answer, or None.
+
+    Where the scan read the record of the screening (``scan.screened``: the multipliers lie
+    in every box), every element a box fixed to 1 has v above the smallest of the levels'
+    bounds on the kept (:meth:`copslp._point.ScreenLevel.bounds`, per segment) and every one
+    it dropped has v below the largest of their bounds on the dropped. When the ``NEIGHBOURS``-th smallest v among
+    the kept survivors lies at or below the first, and the ``NEIGHBOURS``-th largest among
+    the dropped ones at or above the second, the neighbours are all survivors, and their
+    scores were gathered already: no pass over every element. None otherwise."""
+    if not isinstance(x, ScreenedPoint) or not scan.screened:
+        return None
+    survivors = x.survivors
+    v = np.einsum("i,ij->j", weights, x.survivor_scores)
+    free = ~np.isin(survivors, frac)
+    in_mask = mask[survivors]
+    is_kept, is_dropped = in_mask & free, ~in_mask & free
+    if np.count_nonzero(is_kept) < NEIGHBOURS or np.count_nonzero(is_dropped) < NEIGHBOURS:
+        return None
+    kept_at, v_kept = survivors[is_kept], v[is_kept]
+    dropped_at, v_dropped = survivors[is_dropped], v[is_dropped]
+    kept = top_k_indices(-v_kept, NEIGHBOURS)
+    dropped = top_k_indices(v_dropped, NEIGHBOURS)
+    decided_kept_above = float(np.min([level.bounds()[1].min() for level in x.levels]))
+    decided_dropped_below = float(np.max([level.bounds()[0].max() for level in x.levels]))
+    if v_kept[kept].max() > decided_kept_above or v_dropped[dropped].min() < decided_dropped_below:
+        return None
+    return kept_at[kept], dropped_at[dropped]
 
 
 def _extreme(current, values, indices):

@@ -190,3 +190,69 @@ def test_search_near_the_level_is_what_meets_the_bounds():
             assert np.all(result.mask_violations == 0.0)
             assert int(result.mask.sum()) == case.k
     assert found >= 1, "no problem needed the search: the test proves nothing"
+
+
+@pytest.mark.parametrize("n", [3, 4])
+@pytest.mark.parametrize("floors", [None, 10])
+def test_neighbours_of_the_level_from_the_survivors_are_those_of_every_element(n, floors, monkeypatch):
+    """The rounding's search near the k-th level finds its neighbours among the innermost
+    survivors where the levels of the screening allow it: the same elements as a pass over
+    every element, which is not made."""
+    import copslp._rounding as rounding
+
+    groups = None if floors is None else np.repeat(np.arange(6), SIZE // 6)
+    seen, current = [], {}
+    original = rounding._neighbours_among_survivors
+
+    def compared(x, scan, mask, weights, frac):
+        found = original(x, scan, mask, weights, frac)
+        if found is not None:
+            every = rounding._level_neighbours(current["problem"], mask, weights, frac)
+            seen.append([(set(a.tolist()), set(b.tolist())) for a, b in (found, every)])
+        return found
+
+    monkeypatch.setattr(rounding, "_neighbours_among_survivors", compared)
+    for seed in range(6):
+        case = several_case("neighbours", "uniform", n, 900, 0.7, seed)
+        current["problem"] = copslp._problem.make_problem(case.s, case.budget, gamma=case.gamma, groups=groups,
+                                                          floors=floors)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", copslp.CopsWarning)
+            copslp.solve(case.s, case.budget, gamma=case.gamma, groups=groups, floors=floors, options=case.options)
+    assert seen, "the search near the level never read the survivors alone"
+    for (kept, dropped), (kept_every, dropped_every) in seen:
+        assert kept == kept_every and dropped == dropped_every
+
+
+@pytest.mark.parametrize("side", ["kept", "dropped"])
+def test_neighbours_are_not_taken_from_the_survivors_when_a_decided_element_may_be_one(side):
+    """A decided element can be nearer the level than the survivors' NEIGHBOURS-th: then the
+    survivors alone do not say which the neighbours are (None: every element is read)."""
+    from types import SimpleNamespace
+
+    import copslp._rounding as rounding
+    from copslp._point import ScreenedPoint, ScreenLevel
+
+    size, count = 1000, 40
+    survivors = np.arange(300, 300 + count)
+    v = np.linspace(0.0, 1.0, count)  # kept: the upper half of the survivors
+    mask = np.zeros(size, dtype=bool)
+    mask[survivors[count // 2:]] = True
+    weights = np.array([1.0, 0.0])
+    scores = np.vstack([v, np.zeros(count)])
+
+    def neighbours(one_level, zero_level):
+        level = ScreenLevel(np.zeros(1), np.ones(1), np.array([one_level]), np.array([zero_level]),
+                            np.array([5]), np.array([5]), np.zeros(2))
+        point = ScreenedPoint(size, (), np.empty(0, dtype=np.intp), np.empty(0), (level,), survivors, scores,
+                              mask[survivors].astype(float))
+        return rounding._neighbours_among_survivors(point, SimpleNamespace(screened=size - count), mask, weights,
+                                                    np.empty(0, dtype=np.intp))
+
+    found = neighbours(one_level=2.0, zero_level=-1.0)  # every decided element is farther from the level
+    assert found is not None
+    assert set(found[0].tolist()) == set(survivors[count // 2:count // 2 + rounding.NEIGHBOURS].tolist())
+    assert set(found[1].tolist()) == set(survivors[count // 2 - rounding.NEIGHBOURS:count // 2].tolist())
+    # a decided kept element may have v just above 0.6 (below the 16th smallest kept survivor),
+    # or a decided dropped one v just below 0.4 (above the 16th largest dropped survivor)
+    assert neighbours(*((0.6, -1.0) if side == "kept" else (2.0, 0.4))) is None
