@@ -321,7 +321,7 @@ class FirstPass(NamedTuple):
     """The analytic method's first pass over the scores, made by :func:`first_pass` before
     the problem was complete."""
 
-    best: np.ndarray  # T_k(s_1), for the relative bound and the checks of validation
+    best: np.ndarray  # T_k(s_i) of each secondary row, for the relative bounds and the checks of validation
     totals: np.ndarray  # a sum that is finite only if every entry is (Tally)
     sample: np.ndarray
     sample_scores: np.ndarray
@@ -332,45 +332,52 @@ class FirstPass(NamedTuple):
 
 def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed: int, max_rounds: int,
                certificate_reads: str = "survivors"):
-    r"""Validation fused with the first screening: one relative bound, no floors, a problem
-    screened from a subsample (``None`` for any other problem, which is validated by its own
-    pass).
+    r"""Validation fused with the first screening: relative bounds all in (0, 1), no floors,
+    a problem screened from a subsample (``None`` for any other problem, which is validated
+    by its own pass).
 
-    The subsample's estimate of :math:`\lambda^*` needs only the subsample: the bound
-    :math:`\gamma T_k(s_1)` scales to :math:`\gamma T_{k_m}` of the subsample's own s_1. So
-    the first box is known before :math:`T_k(s_1)`, and the one pass that screens it also sums
-    every row (the finiteness check) and gathers the entries of s_1 at or above the level
-    validation's own pass would use (:func:`copslp._selection.strided_candidate_level`: the
-    same candidates in the same order, so the same :math:`T_k(s_1)` to the last bit): the
-    scores are read once for both, not once for validation and again for the screening. The
-    pass does not depend on the bound; the reduced problem gets it once it is known. Numbers
-    the pass computes from non-finite entries raise no warnings: validation reports them.
+    The subsample's estimate of :math:`\lambda^*` needs only the subsample: each bound
+    :math:`\gamma_i T_k(s_i)` scales to :math:`\gamma_i T_{k_m}` of the subsample's own s_i.
+    So the first box is known before the :math:`T_k(s_i)`, and the one pass that screens it
+    also sums v at the box's top (the finiteness check, :class:`copslp._screening.Tally`) and
+    gathers the entries of each s_i at or above the level validation's own pass would use
+    (:func:`copslp._selection.strided_candidate_level`: the same candidates in the same order,
+    so the same :math:`T_k(s_i)` to the last bit): the scores are read once for both, not
+    once for validation and again for the screening. The pass does not depend on the
+    bounds; the reduced problem gets them once they are known. Numbers the pass computes from
+    non-finite entries raise no warnings: validation reports them.
 
-    An absolute bound is left to validation's own pass: scaled to the subsample by m / D
-    instead of by the subsample's share of :math:`T_k(s_1)`, its estimate is noisier and the
-    boxes miss more often. A subsample with a non-finite entry, or whose sums of |s| overflow
-    float64 (its estimate would too, before validation says why), gives ``None``."""
+    Left to validation's own pass: absolute bounds (scaled to the subsample by m / D instead
+    of by the subsample's share of :math:`T_k(s_i)`, their estimates are noisier and the boxes
+    miss more often), a bound switched off (the screened rows would be a copy) or at
+    gamma = 1 (solved on its face), and a subsample with a non-finite entry, or whose sums
+    of |s| overflow float64 (its estimate would too, before validation says why)."""
     scores, k = prepared.scores, prepared.budget
     n, d = scores.shape
     gamma = prepared.gamma
-    if n != 2 or prepared.floors is not None or gamma is None or not gamma[0] > 0 or not _screens(d, k, sample_size, 1):
+    r = n - 1
+    if r < 1 or prepared.floors is not None or gamma is None or not np.all((gamma > 0) & (gamma < 1)):
         return None
-    if not prefilters(d, k):  # validation's own T_k selects among all of s_1: so would the fused one
+    if r > 1:
+        sample_size = min(_SEVERAL_BOUNDS_SAMPLE_FACTOR * sample_size, d // 4)
+    if not _screens(d, k, sample_size, r) or not prefilters(d, k):  # else validation's T_k selects among all
         return None
     sample = _draw_sample(seed, d, sample_size)
     sample_scores = take_columns(scores, sample)
     with np.errstate(over="ignore", invalid="ignore"):
         if not np.isfinite(np.abs(sample_scores).sum(axis=1)).all():  # non-finite, or sums that overflow
             return None
-    estimate = _sample_estimate(Outline(d, n, k, gamma, np.ones(1)), InnerProblem(scores, k, gamma), sample,
+    estimate = _sample_estimate(Outline(d, n, k, gamma, np.ones(r)), InnerProblem(scores, k, gamma), sample,
                                 sample_scores, rtol)
-    boxes = BoxSchedule(estimate, 1, max(1, int(round(k * sample_size / d))))
-    tally = Tally(strided_candidate_level(scores[1], k))
+    boxes = BoxSchedule(estimate, r, max(1, int(round(k * sample_size / d))))
+    tally = Tally(np.array([strided_candidate_level(row, k) for row in scores[1:]]))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        screening = screen_and_tally(InnerProblem(scores, k, np.zeros(1)), *boxes.box(), sample_scores, tally)
-        candidates = np.concatenate(tally.candidates)
-        best = top_k_sum_by_partition(candidates if candidates.shape[0] >= k else scores[1], k)
-    return FirstPass(np.array([best]), tally.totals, sample, sample_scores, estimate, boxes, screening)
+        screening = screen_and_tally(InnerProblem(scores, k, np.zeros(r)), *boxes.box(), sample_scores, tally)
+        best = np.empty(r)
+        for i, found in enumerate(tally.candidates):
+            candidates = np.concatenate(found)
+            best[i] = top_k_sum_by_partition(candidates if candidates.shape[0] >= k else scores[i + 1], k)
+    return FirstPass(best, tally.totals, sample, sample_scores, estimate, boxes, screening)
 
 
 def _solve_screened(problem, inner, settings: _Settings, sample_size: int, first: FirstPass | None = None):

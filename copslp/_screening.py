@@ -195,7 +195,7 @@ def _group_sample_levels(inner, low, sample_groups):
     return levels
 
 
-def _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels=None):
+def _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels=None, tally=None):
     """One streamed pass with given levels; ``None`` if a count shows a level is unsafe.
 
     With floors, ``group_levels`` (at most the zero level) replace the zero level in the
@@ -203,10 +203,11 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels=None):
     at least floors[g] elements whose ``low`` reaches its level has its floors[g]-th best
     above every element below that level, so the group rule holds without a per-group
     selection; in the other groups the elements below the level are found by selection
-    (:func:`_forced_candidates`).
+    (:func:`_forced_candidates`). With a ``tally`` (:class:`Tally`) the pass counts it block
+    by block.
     """
     if lo.shape[0] == 1:
-        return _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_levels)
+        return _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_levels, tally)
     one_rank, zero_rank = _level_ranks(inner)
     floors = inner.floors
     above_one = at_or_above_zero = 0
@@ -218,6 +219,8 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels=None):
         scores = inner.scores[:, block]
         width = scores.shape[1]
         low, high = box_extremes(scores, lo, hi, (buffers[0][:width], buffers[1][:width]))
+        if tally is not None:  # the block is in cache now
+            tally.add(scores, high)
         above_one += int(np.count_nonzero(high > one_level))
         reaching = low >= zero_level
         at_or_above_zero += int(np.count_nonzero(reaching))
@@ -259,34 +262,35 @@ class Tally:
     r"""What validation needs of a pass that reads the scores anyway (the analytic method's
     first screening, :func:`copslp._analytic.first_pass`): a sum that is finite only if every
     entry is (``totals``: a non-finite one sends validation to a closer look,
-    :func:`copslp._problem.check_finite`), and the entries of row 1 at or above ``level``, the
-    candidates of its k largest, gathered as :func:`copslp._selection.top_k_sum` gathers them
-    (block by block, in order).
+    :func:`copslp._problem.check_finite`), and for each secondary row i the entries at or
+    above ``levels[i - 1]``, the candidates of its k largest, gathered as
+    :func:`copslp._selection.top_k_sum` gathers them (block by block, in order).
 
-    The sum is that of ``high``, the largest :math:`v_j = s_{0j} + \lambda s_{1j}` over the
-    box, which the pass computes for every element anyway (float64, with lo >= 0 and hi > 0
-    finite): a NaN or an infinity in either row makes some v NaN or infinite, and a finite
+    The sum is that of ``high``, the largest :math:`v_j = s_{0j} + \sum_i \lambda_i s_{ij}` over
+    the box, which the pass computes for every element anyway (float64, with lo >= 0 and
+    hi > 0 finite): a NaN or an infinity in any row makes some v NaN or infinite, and a finite
     sum has none. A sum that overflows with finite entries only costs the closer look."""
 
-    def __init__(self, level: float):
+    def __init__(self, levels: np.ndarray):
         self.totals = np.zeros(1)
-        self.level = level
-        self.candidates = []
+        self.levels = levels
+        self.candidates = [[] for _ in levels]
 
     def add(self, scores: np.ndarray, high: np.ndarray) -> None:
-        """Count one block (``scores`` of shape (2, width), ``high`` its largest v)."""
+        """Count one block (``scores`` of shape (n, width), ``high`` its largest v)."""
         with np.errstate(over="ignore", invalid="ignore"):
             self.totals += high.sum()
-        row = scores[1]
-        self.candidates.append(row.take(np.flatnonzero(row >= self.level), mode="clip"))
+        for row, level, found in zip(scores[1:], self.levels, self.candidates):
+            found.append(row.take(np.flatnonzero(row >= level), mode="clip"))
 
 
 def screen_and_tally(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample_scores: np.ndarray, tally: Tally):
-    """:func:`screen` of one bound without floors, the same pass counting ``tally``;
-    ``None`` where a count says a level is unsafe (the pass has read every element all the
-    same)."""
+    """:func:`screen` without floors, the same pass counting ``tally``; ``None`` where a
+    count says a level is unsafe (the pass has read every element all the same)."""
     one_level, zero_level, _ = _sample_levels(inner, lo, hi, sample_scores)
-    return _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, None, tally)
+    if lo.shape[0] == 1:
+        return _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, None, tally)
+    return _screen_streamed(inner, lo, hi, one_level, zero_level, None, tally)
 
 
 def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_levels=None, tally=None):

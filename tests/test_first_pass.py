@@ -28,8 +28,8 @@ def _scores(seed=0, dtype=np.float64):
     return np.random.default_rng(seed).random((2, SIZE)).astype(dtype)
 
 
-def _sample_positions():
-    return np.unique(np.random.default_rng(0).integers(0, SIZE, SAMPLE))  # the default seed's subsample
+def _sample_positions(count=SAMPLE):
+    return np.unique(np.random.default_rng(0).integers(0, SIZE, count))  # the default seed's subsample
 
 
 def _outside_sample(count):
@@ -54,21 +54,25 @@ def _settings(**options):
     return dict(copslp._registry.get_method("analytic").settings({**OPTIONS, **options}))
 
 
+@pytest.mark.parametrize("n", [2, 4])
 @pytest.mark.parametrize("kind", ["uniform", "float32", "signed", "ties"])
-def test_same_answer_as_validation_on_its_own(kind, passes):
+def test_same_answer_as_validation_on_its_own(kind, n, passes):
     """The fused road and the road that validates first reach the same certified optimum,
-    with the same best value T_k(s_1) to the last bit (the same candidates, summed alike)."""
+    with the same best values T_k(s_i) to the last bit (the same candidates, summed alike),
+    with one bound and with several."""
     rng = np.random.default_rng(3)
-    scores = {"uniform": lambda: rng.random((2, SIZE)),
-              "float32": lambda: rng.random((2, SIZE)).astype(np.float32),
-              "signed": lambda: rng.normal(size=(2, SIZE)),
-              "ties": lambda: rng.integers(0, 6, (2, SIZE)).astype(float)}[kind]()
-    fused = copslp.solve(scores, SIZE // 5, gamma=0.9, options=OPTIONS)
+    scores = {"uniform": lambda: rng.random((n, SIZE)),
+              "float32": lambda: rng.random((n, SIZE)).astype(np.float32),
+              "signed": lambda: rng.normal(size=(n, SIZE)),
+              "ties": lambda: rng.integers(0, 6, (n, SIZE)).astype(float)}[kind]()
+    gamma = 0.9 if n == 2 else 0.4  # three signed scores cannot all reach much of their best at once
+    fused = copslp.solve(scores, SIZE // 5, gamma=gamma, options=OPTIONS)
     assert passes and passes[-1] is not None and passes[-1].screening is not None
-    alone = prepare_problem(scores, SIZE // 5, gamma=0.9).complete()
+    alone = prepare_problem(scores, SIZE // 5, gamma=gamma).complete()
     own = analytic_module.solve_analytic(alone, **_settings())
     assert fused.certificate.passed
-    assert passes[-1].best[0] == alone.best_reachable[0] and fused.thresholds[0] == alone.thresholds[0]
+    np.testing.assert_array_equal(passes[-1].best, alone.best_reachable)
+    np.testing.assert_array_equal(fused.thresholds, alone.thresholds)
     assert fused.objective == pytest.approx(float(scores[0].astype(float) @ np.asarray(own.x)), rel=1e-9)
 
 
@@ -157,12 +161,17 @@ def test_sums_that_overflow_in_another_order():
         copslp.solve(scores, size // 5, gamma=0.9, options={"sample_size": 1024})
 
 
-@pytest.mark.parametrize("kwargs", [{"gamma": [0.9, 0.5]}, {"gamma": 0.9, "groups": np.arange(SIZE) % 4, "floors": 10},
+@pytest.mark.parametrize("kwargs", [{"gamma": [0.9, 0.0]}, {"gamma": [0.9, 1.0]},
+                                    {"gamma": 0.9, "groups": np.arange(SIZE) % 4, "floors": 10},
                                     {"gamma": 0.0}, {"bounds": 1000.0}])
 def test_other_problems_validate_on_their_own(kwargs, passes):
-    """Several bounds, floors, the bound off, an absolute bound: no first pass."""
+    """A bound off, a bound at gamma = 1 (solved on its face), floors, an absolute bound:
+    no first pass."""
     scores = _scores() if np.ndim(kwargs.get("gamma", 0)) == 0 else np.vstack([_scores(), _scores(1)[:1]])
-    copslp.solve(scores, SIZE // 5, options=OPTIONS, **kwargs)
+    try:
+        copslp.solve(scores, SIZE // 5, options=OPTIONS, **kwargs)
+    except copslp.InfeasibleError:  # gamma = 1 on one score leaves the other short here
+        pass
     assert passes == [None]
 
 
@@ -212,3 +221,31 @@ def test_sums_that_overflow_are_named_as_validation_names_them(passes):
     with pytest.raises(ValueError) as alone:
         prepare_problem(scores, SIZE // 5, gamma=0.9).complete()
     assert str(fused.value) == str(alone.value) and "sums overflow float64" in str(alone.value)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_entry_of_a_third_score_outside_the_subsample(value, passes):
+    """Several bounds: the pass finds a non-finite entry of any row, with validation's words."""
+    scores = np.vstack([_scores(), _scores(1)[:1]])
+    where = int(np.setdiff1d(np.arange(SIZE), _sample_positions(4 * SAMPLE))[0])
+    scores[2, where] = value
+    with pytest.raises(ValueError, match=rf"scores\[2\] has 1 non-finite entries \(first at index {where}: "):
+        copslp.solve(scores, SIZE // 5, gamma=0.8, options=OPTIONS)
+    assert passes and passes[-1] is not None
+
+
+def test_bounds_that_conflict_are_proved_so_on_both_roads(passes, monkeypatch):
+    """Three signed scores at gamma = 0.7 cannot all be met: the fused road raises the
+    InfeasibleError (with its Farkas ray) that the road validating first raises."""
+    import dataclasses
+
+    import copslp._registry as registry
+
+    scores = np.random.default_rng(3).normal(size=(4, SIZE))
+    with pytest.raises(copslp.InfeasibleError) as fused:
+        copslp.solve(scores, SIZE // 5, gamma=0.7, options=OPTIONS)
+    assert passes and passes[-1] is not None
+    monkeypatch.setitem(registry.METHODS, "analytic", dataclasses.replace(registry.METHODS["analytic"], first_pass=None))
+    with pytest.raises(copslp.InfeasibleError) as alone:
+        copslp.solve(scores, SIZE // 5, gamma=0.7, options=OPTIONS)
+    assert str(fused.value) == str(alone.value)
