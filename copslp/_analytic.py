@@ -53,7 +53,7 @@ from ._one_bound import estimate_one_bound, solve_one_bound
 from ._point import Screened, ScreenLevel, mask_point, screened_point
 from ._problem import Outline, PreparedProblem, Problem
 from ._result import LPSolution
-from ._screening import MinimumOutsideBox, ReducedProblemInfeasible, Tally, screen, screen_and_tally
+from ._screening import MinimumOutsideBox, ReducedProblemInfeasible, Screening, Tally, screen, screen_and_tally
 from ._selection import (kth_largest, prefilters, strided_candidate_level, take_columns, top_k_sum,
                          top_k_sum_by_partition)
 from ._several_bounds import FINAL_LP_SIZE, Box, final_lp, inside, several_bounds_finish
@@ -327,7 +327,7 @@ class FirstPass(NamedTuple):
     sample_scores: np.ndarray
     estimate: _SampleEstimate
     boxes: BoxSchedule  # its first box is the one screened
-    screening: object  # the Screening of that box with the bound counted as 0; None: its levels were unsafe
+    screening: Screening | None  # that box's, with the bounds counted as 0; None: its levels were unsafe
 
 
 def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed: int, max_rounds: int,
@@ -404,7 +404,7 @@ def _solve_screened(problem, inner, settings: _Settings, sample_size: int, first
     for rounds in range(1, settings.max_rounds + 1):
         lo, hi = boxes.box()
         if rounds == 1 and first is not None and first.screening is not None:
-            screening = first.screening  # screened before the bound was known, as 0: add it
+            screening = first.screening  # screened before the bounds were known, as 0: add them
             screening = screening._replace(reduced=replace(screening.reduced, thresholds=inner.thresholds
                                                            + screening.reduced.thresholds))
         else:
