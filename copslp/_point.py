@@ -196,6 +196,13 @@ class ScreenedPoint(IndexedPoint):
     survivor_scores: np.ndarray = None
     survivor_x: np.ndarray = None
 
+    def decided_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per segment, ``(largest v dropped, smallest v kept)`` over every element its levels
+        decided, as those levels bound them (:meth:`ScreenLevel.bounds`, combined); valid where
+        the multipliers lie in every level's box."""
+        dropped_max, kept_min = zip(*(level.bounds() for level in self.levels))
+        return np.max(dropped_max, axis=0), np.min(kept_min, axis=0)
+
     def without_record(self) -> IndexedPoint:
         """The plain :class:`IndexedPoint` (the survivors' scores are let go)."""
         return IndexedPoint(self.size, self.ones_at, self.index, self.values)

@@ -178,11 +178,12 @@ def _neighbours_among_survivors(x, scan: PointScan, mask: np.ndarray, weights: n
 
     Where the scan read the record of the screening (``scan.screened``: the multipliers lie
     in every box), every element a box fixed to 1 has v above the smallest of the levels'
-    bounds on the kept (:meth:`copslp._point.ScreenLevel.bounds`, per segment) and every one
-    it dropped has v below the largest of their bounds on the dropped. When the ``NEIGHBOURS``-th smallest v among
-    the kept survivors lies at or below the first, and the ``NEIGHBOURS``-th largest among
-    the dropped ones at or above the second, the neighbours are all survivors, and their
-    scores were gathered already: no pass over every element. None otherwise."""
+    bounds on the kept (:meth:`copslp._point.ScreenedPoint.decided_bounds`, per segment) and
+    every one it dropped has v below the largest of their bounds on the dropped. When the
+    ``NEIGHBOURS``-th smallest v among the kept survivors lies at or below the first, and the
+    ``NEIGHBOURS``-th largest among the dropped ones at or above the second, the neighbours
+    are all survivors, and their scores were gathered already: no pass over every element.
+    None otherwise."""
     if not isinstance(x, ScreenedPoint) or not scan.screened:
         return None
     survivors = x.survivors
@@ -196,9 +197,8 @@ def _neighbours_among_survivors(x, scan: PointScan, mask: np.ndarray, weights: n
     dropped_at, v_dropped = survivors[is_dropped], v[is_dropped]
     kept = top_k_indices(-v_kept, NEIGHBOURS)
     dropped = top_k_indices(v_dropped, NEIGHBOURS)
-    decided_kept_above = float(np.min([level.bounds()[1].min() for level in x.levels]))
-    decided_dropped_below = float(np.max([level.bounds()[0].max() for level in x.levels]))
-    if v_kept[kept].max() > decided_kept_above or v_dropped[dropped].min() < decided_dropped_below:
+    dropped_below, kept_above = x.decided_bounds()
+    if v_kept[kept].max() > kept_above.min() or v_dropped[dropped].min() < dropped_below.max():
         return None
     return kept_at[kept], dropped_at[dropped]
 

@@ -213,11 +213,8 @@ def _scan_screened(problem, x: ScreenedPoint, xtol: float, multipliers) -> Point
     survivors = x.survivors
     inner = _scan_dense(x.survivor_scores, *_survivor_layout(problem, survivors), x.survivor_x, xtol, lam)
     taken = np.sum([level.taken for level in x.levels], axis=0)
-    zeros_max, ones_min = inner.zeros_max.copy(), inner.ones_min.copy()
-    for level in x.levels:
-        dropped_max, kept_min = level.bounds()
-        np.maximum(zeros_max, dropped_max, out=zeros_max)
-        np.minimum(ones_min, kept_min, out=ones_min)
+    dropped_max, kept_min = x.decided_bounds()
+    zeros_max, ones_min = np.maximum(inner.zeros_max, dropped_max), np.minimum(inner.ones_min, kept_min)
     ones[survivors[inner.ones & (x.survivor_x != 1.0)]] = True  # counted as 1, listed in the point
     read, decided = survivors.shape[0], int(fixed.sum())
     return PointScan(

@@ -371,14 +371,12 @@ def reaching_extremes(scores, lo: np.ndarray, hi: np.ndarray, level, buffer: np.
     high, monotone = _largest_over_box(scores, lo[0], hi[0], buffer[:scores.shape[1]])
     reaching = np.flatnonzero(high >= level)
     columns = take_columns(scores, reaching)
-    low = np.multiply(columns[1], lo[0])  # v at lo: the same operations as box_extremes
-    low += columns[0]
-    high_reaching = high.take(reaching, mode="clip")
-    if not monotone:  # the smaller of v at lo and at hi
-        at_hi = np.multiply(columns[1], hi[0])
-        at_hi += columns[0]
-        np.minimum(low, at_hi, out=low)
-    return reaching, columns, low, high_reaching
+    if monotone:  # v at lo, in the operations of box_extremes
+        low = np.multiply(columns[1], lo[0])
+        low += columns[0]
+    else:  # where s_1 has negative entries: both corners
+        low = box_extremes(columns, lo, hi)[0]
+    return reaching, columns, low, high.take(reaching, mode="clip")
 
 
 def _largest_over_box(scores, lo: float, hi: float, out: np.ndarray) -> tuple[np.ndarray, bool]:
