@@ -38,7 +38,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ._blocks import BLOCK, blocks
-from ._screening import box_extremes, reaching_extremes
+from ._screening import ReachBuffers, box_extremes, reaching_extremes
 from ._selection import take_columns
 
 __all__ = ["ScorePasses", "Collectives", "LocalScreen", "LevelsOutside", "ArrayPasses", "OneProcess"]
@@ -321,12 +321,12 @@ class ArrayPasses(ScorePasses):
         # one multiplier or none: low only where high reaches the element's level (every count
         # and set below lies among those elements when one_level >= zero_level >= its level)
         reaching_only = lo.shape[0] <= 1 and one_level >= zero_level
-        buffer = np.empty(BLOCK) if reaching_only else None
+        buffers = ReachBuffers(BLOCK) if reaching_only else None
         for block in blocks(self.size):
             groups = self.groups[block] if grouped else None
             level = group_levels[groups] if grouped else zero_level
             if reaching_only:
-                at, _, low, high = reaching_extremes(self._rows(rows, block), lo, hi, level, buffer)
+                at, _, low, high = reaching_extremes(self._rows(rows, block), lo, hi, level, buffers)
                 if grouped:
                     groups, level = groups[at], level[at]
             else:

@@ -16,13 +16,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _kernels
 from ._blocks import BLOCK, blocks
 from ._inner import InnerProblem
 from ._scan import segment_runs
 from ._selection import group_starts, kth_largest, take_columns
 
 __all__ = ["Screening", "ReducedProblemInfeasible", "MinimumOutsideBox", "RESCREEN_MIN_SIZE", "RESCREEN_SHRINK",
-           "box_extremes", "reaching_extremes", "screen", "screen_exact", "reduce_problem", "Tally", "screen_and_tally"]
+           "box_extremes", "ReachBuffers", "reaching_extremes", "screen", "screen_exact", "reduce_problem", "Tally", "screen_and_tally"]
 
 #: A problem is screened again once the bracket (or box) of its multipliers is this many
 #: times narrower than the one it was screened with, if it still has this many elements.
@@ -33,6 +34,16 @@ RESCREEN_MIN_SIZE = 1 << 14
 _GROUP_MARGIN = (2.0, 2)
 #: A group's sampled level is used only if its rank is at most this many times the expected one.
 _GROUP_RANK_FACTOR = 3.0
+#: Elements per block of the compiled pass (:func:`reaching_extremes`) at most: it reads its
+#: block once, so the block need not fit in cache, and what numpy does with what reaches costs
+#: a call per block; but its buffers (36 bytes per element) stay within 1/64 of the length.
+REACH_BLOCK = 1 << 18
+
+
+def reach_block(size: int) -> int:
+    """The block of the compiled pass over ``size`` elements: ``size // 64`` within
+    [``BLOCK``, ``REACH_BLOCK``]."""
+    return min(REACH_BLOCK, max(BLOCK, size // 64))
 
 
 class Screening(NamedTuple):
@@ -283,6 +294,14 @@ class Tally:
         for row, level, found in zip(scores[1:], self.levels, self.candidates):
             found.append(row.take(np.flatnonzero(row >= level), mode="clip"))
 
+    def count(self, total: float, candidates: list) -> None:
+        """Count what a pass found of one block itself: the sum of its ``high`` and the
+        candidates of each secondary row (:func:`reaching_extremes`)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.totals += total
+        for found, row_candidates in zip(self.candidates, candidates):
+            found.append(row_candidates)
+
 
 def screen_and_tally(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample_scores: np.ndarray, tally: Tally):
     """:func:`screen` without floors, the same pass counting ``tally``; ``None`` where a
@@ -315,16 +334,15 @@ def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_level
     above_one = at_or_above_zero = 0
     taken = np.zeros(inner.scores.shape[0])
     ones, survivors, survivor_scores = [], [], []
-    buffer = np.empty(BLOCK)
-    for block in blocks(inner.size):
+    width = reach_block(inner.size)
+    buffers = ReachBuffers(width, None if tally is None else inner.scores.dtype)
+    for block in blocks(inner.size, width):
         scores = inner.scores[:, block]
         if support is None:
             level = zero_level
         else:
             groups, level = _block_groups_and_levels(inner, block, group_levels)
-        reaching, columns, low, high_reaching = reaching_extremes(scores, lo, hi, level, buffer)
-        if tally is not None:  # the block is in cache now; reaching_extremes left high in the buffer
-            tally.add(scores, buffer[:scores.shape[1]])
+        reaching, columns, low, high_reaching = reaching_extremes(scores, lo, hi, level, buffers, tally)
         above_one += int(np.count_nonzero(high_reaching > one_level))
         at_or_above_zero += int(np.count_nonzero(low >= zero_level))
         if support is not None:
@@ -356,41 +374,56 @@ def _block_groups_and_levels(inner, block, group_levels):
     return groups, group_levels.take(groups)
 
 
-def reaching_extremes(scores, lo: np.ndarray, hi: np.ndarray, level, buffer: np.ndarray):
-    """One multiplier or none (a point box, ``v = s_0``): ``(reaching, columns, low, high)``:
+class ReachBuffers:
+    """The outputs of :func:`reaching_extremes` for blocks of up to ``BLOCK`` elements, written
+    by the compiled pass and reused block after block (what reaches is copied out of them):
+    positions, the two rows of their columns and their ``high``, and with a ``tally`` dtype
+    the candidates of s_1 in that dtype; for blocks of up to ``block`` elements."""
+
+    def __init__(self, block: int, candidates_dtype=None):
+        self.positions = np.empty(block, dtype=np.int64)
+        self.columns = np.empty((2, block))
+        self.high = np.empty(block)
+        self.candidates = None if candidates_dtype is None else np.empty(block, dtype=candidates_dtype)
+
+
+def reaching_extremes(scores, lo: np.ndarray, hi: np.ndarray, level, buffers: ReachBuffers, tally=None):
+    r"""One multiplier or none (a point box, ``v = s_0``): ``(reaching, columns, low, high)``:
     the positions of the columns of ``scores`` whose ``high`` (the largest v over the box)
     reaches ``level`` (a number, or one per column), those columns (float64) and their
-    ``low`` and ``high`` as :func:`box_extremes` gives them. ``high`` is computed for every
-    column first (it streams the block into cache; ``buffer`` holds it) and gathered for the
-    columns that reach; ``low`` is computed only for those: a column below its level is
-    dropped whatever its ``low``, which is smaller."""
+    ``low`` and ``high`` as :func:`box_extremes` gives them; ``low`` is computed only for the
+    columns that reach: a column below its level is dropped whatever its ``low``, which is
+    smaller.
+
+    With one multiplier, ``high`` of every column, the comparison and the gather are one
+    compiled loop over the block (``copslp._kernels.reach``): numpy would spend an operation,
+    and a pass over the block, on each. It computes
+    :math:`\max(s_0 + \lambda_{lo} s_1,\ s_0 + \lambda_{hi} s_1)` in numpy's floating-point
+    operations (v at hi where :math:`s_1 \ge 0` and :math:`\lambda_{lo} \ge 0`), so every
+    finite number is the one :func:`box_extremes` gives. With a ``tally`` (:class:`Tally`, one
+    secondary row) the same loop sums ``high`` over the block and gathers the entries of s_1
+    at or above the tally's level, and counts them into the tally."""
     if lo.shape[0] == 0:
         reaching = np.flatnonzero(scores[0] >= level)
         columns = take_columns(scores, reaching)
         return reaching, columns, columns[0], columns[0]
-    high, monotone = _largest_over_box(scores, lo[0], hi[0], buffer[:scores.shape[1]])
-    reaching = np.flatnonzero(high >= level)
-    columns = take_columns(scores, reaching)
+    if scores.dtype != np.float64 and scores.dtype != np.float32:
+        scores = scores.astype(np.float64)
+    level = float(level) if np.ndim(level) == 0 else np.asarray(level, dtype=np.float64)
+    candidate_level = np.inf if tally is None else float(tally.levels[0])
+    count, found, total, monotone = _kernels.reach(
+        scores[0], scores[1], float(lo[0]), float(hi[0]), level, candidate_level, buffers.positions,
+        buffers.columns[0], buffers.columns[1], buffers.high, None if tally is None else buffers.candidates)
+    if tally is not None:
+        tally.count(total, [buffers.candidates[:found].copy()])
+    reaching = buffers.positions[:count].copy()
+    columns = buffers.columns[:, :count].copy()
     if monotone:  # v at lo, in the operations of box_extremes
         low = np.multiply(columns[1], lo[0])
         low += columns[0]
     else:  # where s_1 has negative entries: both corners
         low = box_extremes(columns, lo, hi)[0]
-    return reaching, columns, low, high.take(reaching, mode="clip")
-
-
-def _largest_over_box(scores, lo: float, hi: float, out: np.ndarray) -> tuple[np.ndarray, bool]:
-    """``(high, monotone)``: the ``high`` of :func:`box_extremes` for one multiplier, in the
-    same floating-point operations, written into ``out`` (v at hi, or the larger of v at lo
-    and at hi where s_1 has negative entries or lo < 0), and whether it is v at hi (then v at
-    lo is the smallest)."""
-    np.multiply(scores[1], hi, out=out, dtype=np.float64)
-    out += scores[0]
-    if lo >= 0 and scores[1].min() >= 0:
-        return out, True
-    at_lo = np.multiply(scores[1], lo, dtype=np.float64)
-    at_lo += scores[0]
-    return np.maximum(at_lo, out, out=out), False
+    return reaching, columns, low, buffers.high[:count].copy()
 
 
 def _count_reaching_group_levels(inner, block, low, group_levels, support):

@@ -1,0 +1,171 @@
+"""The compiled pass (``copslp._kernels.reach``) against numpy: the largest v over a box of one
+multiplier as :func:`copslp._screening.box_extremes` computes it, to the last bit; the elements
+that reach their level, in order; the candidates of s_1 as :class:`copslp._screening.Tally`
+gathers them; and the errors of a call with the wrong buffers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from copslp import _kernels
+from copslp._screening import ReachBuffers, Tally, box_extremes, reaching_extremes
+
+SIZE = 5000
+
+
+def _call(s0, s1, lo, hi, level, candidate_level=np.inf, candidates=True):
+    n = s0.shape[0]
+    positions, columns, high = np.empty(n, dtype=np.int64), np.empty((2, n)), np.empty(n)
+    found = np.empty(n, dtype=s1.dtype) if candidates else None
+    count, found_count, total, monotone = _kernels.reach(s0, s1, lo, hi, level, candidate_level, positions,
+                                                         columns[0], columns[1], high, found)
+    found = None if found is None else found[:found_count]
+    return positions[:count], columns[:, :count], high[:count], found, total, monotone
+
+
+def _expected(s0, s1, lo, hi, level, candidate_level=np.inf):
+    scores = np.stack([s0, s1]).astype(np.float64)
+    high = box_extremes(scores, np.array([lo]), np.array([hi]))[1]
+    reaching = np.flatnonzero(high >= level)
+    return reaching, scores[:, reaching], high[reaching], s1[s1 >= candidate_level], high.sum()
+
+
+def _same(actual, expected, lo, s1):
+    positions, columns, high, found, total, monotone = actual
+    want_positions, want_columns, want_high, want_found, want_total = expected
+    np.testing.assert_array_equal(positions, want_positions)
+    assert columns.tobytes() == want_columns.tobytes()
+    assert high.tobytes() == want_high.tobytes()
+    if found is not None:
+        assert found.dtype == s1.dtype and found.tobytes() == want_found.tobytes()
+    np.testing.assert_allclose(total, want_total, rtol=1e-12, atol=1e-9)
+    assert monotone == bool(lo >= 0 and s1.min() >= 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("lo", [0.0, 0.25, -0.5])
+def test_the_numbers_of_box_extremes_to_the_last_bit(dtype, signed, lo):
+    rng = np.random.default_rng(7)
+    scores = rng.standard_normal((2, SIZE)) if signed else rng.random((2, SIZE))
+    scores = scores.astype(dtype)
+    s0, s1 = scores
+    hi = 0.75
+    level = float(np.quantile(s0 + hi * s1.astype(np.float64), 0.8))
+    candidate_level = float(np.quantile(s1, 0.9))
+    expected = _expected(s0, s1, lo, hi, level, candidate_level)
+    _same(_call(s0, s1, lo, hi, level, candidate_level), expected, lo, s1)
+
+
+@pytest.mark.parametrize("layout", ["fortran", "every_other", "reversed"])
+def test_strided_rows(layout):
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((2, 2 * SIZE))
+    scores = {"fortran": np.asfortranarray(base[:, :SIZE]), "every_other": base[:, ::2],
+              "reversed": base[:, ::-1][:, :SIZE]}[layout]
+    s0, s1 = scores
+    assert not s0.flags.c_contiguous
+    level = float(np.median(s0 + 0.5 * s1))
+    _same(_call(s0, s1, 0.1, 0.5, level, 0.5), _expected(s0, s1, 0.1, 0.5, level, 0.5), 0.1, s1)
+
+
+def test_a_level_per_element():
+    rng = np.random.default_rng(4)
+    s0, s1 = rng.random((2, SIZE))
+    levels = rng.random(SIZE) + 0.5
+    positions, *_ = _call(s0, s1, 0.2, 0.6, levels)
+    high = box_extremes(np.stack([s0, s1]), np.array([0.2]), np.array([0.6]))[1]
+    np.testing.assert_array_equal(positions, np.flatnonzero(high >= levels))
+    strided = np.repeat(levels, 2)[::2]
+    np.testing.assert_array_equal(_call(s0, s1, 0.2, 0.6, strided)[0], positions)
+
+
+def test_no_candidates_asked_for_and_an_empty_block():
+    s0, s1 = np.random.default_rng(5).random((2, 100))
+    assert _call(s0, s1, 0.0, 1.0, 0.5, candidates=False)[3] is None
+    empty = np.empty(0)
+    positions, columns, high, found, total, monotone = _call(empty, empty, 0.0, 1.0, 0.5)
+    assert positions.shape == (0,) and found.shape == (0,) and total == 0.0 and monotone
+
+
+@pytest.mark.parametrize("row", [0, 1])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("lo", [0.0, -1.0])
+def test_a_non_finite_entry_makes_the_total_non_finite(row, value, lo):
+    scores = np.random.default_rng(6).random((2, 1000))
+    scores[row, 321] = value
+    total = _call(scores[0], scores[1], lo, 2.0, 0.5)[4]
+    assert not np.isfinite(total)
+    if row == 1 and np.isnan(value):
+        assert _call(scores[0], scores[1], lo, 2.0, 0.5)[5] is False  # s_1.min() >= 0 fails on NaN too
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([np.float64, np.float32]),
+       st.floats(-2, 2), st.floats(0, 3), st.integers(1, 300))
+def test_property_against_numpy(seed, dtype, lo, width, size):
+    rng = np.random.default_rng(seed)
+    scores = (rng.standard_normal((2, size)) * rng.choice([1e-3, 1.0, 1e3], size=(2, 1))).astype(dtype)
+    scores[:, rng.random(size) < 0.1] = 0.0  # ties and zeros
+    s0, s1 = scores
+    hi = lo + width
+    level = float(rng.choice(np.concatenate([s0, [0.0]])))
+    candidate_level = float(rng.choice(s1))
+    _same(_call(s0, s1, lo, hi, level, candidate_level), _expected(s0, s1, lo, hi, level, candidate_level), lo, s1)
+
+
+def test_reaching_extremes_counts_its_block_into_a_tally():
+    rng = np.random.default_rng(8)
+    scores = rng.random((2, SIZE)).astype(np.float32)
+    lo, hi = np.array([0.3]), np.array([0.4])
+    tally = Tally(np.array([0.9]))
+    reaching, columns, low, high = reaching_extremes(scores, lo, hi, 1.0, ReachBuffers(SIZE, np.float32), tally)
+    want_low, want_high = box_extremes(scores, lo, hi)
+    np.testing.assert_array_equal(reaching, np.flatnonzero(want_high >= 1.0))
+    assert low.tobytes() == want_low[reaching].tobytes() and high.tobytes() == want_high[reaching].tobytes()
+    assert tally.candidates[0][0].tobytes() == scores[1][scores[1] >= 0.9].tobytes()
+    np.testing.assert_allclose(tally.totals[0], want_high.sum(), rtol=1e-12)
+
+
+def _buffers(n, dtype=np.float64):
+    return [np.empty(n, dtype=np.int64), np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=dtype)]
+
+
+@pytest.mark.parametrize("case, error, words", [
+    ("int rows", TypeError, "s0 has format"),
+    ("mixed dtypes", TypeError, "s1 has format"),
+    ("two-dimensional", ValueError, "s0 must be one-dimensional"),
+    ("lengths", ValueError, "s1 has length 9, needs 10"),
+    ("short output", ValueError, "high has length 5, needs at least 10"),
+    ("float positions", TypeError, "positions has format 'd'"),
+    ("read-only output", ValueError, "column0: buffer source array is read-only"),
+    ("not a buffer", TypeError, "s0: a bytes-like object is required"),
+    ("level of another length", ValueError, "level has length 3, needs 10"),
+])
+def test_errors_name_the_argument(case, error, words):
+    s = np.random.default_rng(0).random((2, 10))
+    s0, s1, level = s[0], s[1], 0.5
+    out = _buffers(10)
+    if case == "int rows":
+        s0 = np.arange(10)
+    elif case == "mixed dtypes":
+        s1 = s1.astype(np.float32)
+    elif case == "two-dimensional":
+        s0 = s
+    elif case == "lengths":
+        s1 = s1[:9]
+    elif case == "short output":
+        out[3] = np.empty(5)
+    elif case == "float positions":
+        out[0] = np.empty(10)
+    elif case == "read-only output":
+        out[1].flags.writeable = False
+    elif case == "not a buffer":
+        s0 = [0.5] * 10
+    elif case == "level of another length":
+        level = np.ones(3)
+    with pytest.raises(error, match=words):
+        _kernels.reach(s0, s1, 0.0, 1.0, level, np.inf, *out)
