@@ -34,16 +34,17 @@ RESCREEN_MIN_SIZE = 1 << 14
 _GROUP_MARGIN = (2.0, 2)
 #: A group's sampled level is used only if its rank is at most this many times the expected one.
 _GROUP_RANK_FACTOR = 3.0
-#: Elements per block of the compiled pass (:func:`reaching_extremes`) at most: it reads its
-#: block once, so the block need not fit in cache, and what numpy does with what reaches costs
-#: a call per block; but its buffers (36 bytes per element) stay within 1/64 of the length.
-REACH_BLOCK = 1 << 18
+#: Elements per block of the compiled screening pass (``copslp._kernels.screen``) at most: it
+#: reads a block once, so the block need not fit in cache, and each block costs a few Python
+#: calls; but the room it needs free in its outputs (up to 32 bytes per element of a block)
+#: stays within 1/64 of the length.
+KERNEL_BLOCK = 1 << 18
 
 
-def reach_block(size: int) -> int:
-    """The block of the compiled pass over ``size`` elements: ``size // 64`` within
-    [``BLOCK``, ``REACH_BLOCK``]."""
-    return min(REACH_BLOCK, max(BLOCK, size // 64))
+def kernel_block(size: int) -> int:
+    """The block of a compiled pass over ``size`` elements: ``size // 64`` within
+    [``BLOCK``, ``KERNEL_BLOCK``]."""
+    return min(KERNEL_BLOCK, max(BLOCK, size // 64))
 
 
 class Screening(NamedTuple):
@@ -244,15 +245,13 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels=None, ta
         survivor_scores.append(take_columns(scores, survivor))  # gathered while the block is in cache
     if (one_rank > 0 and above_one >= one_rank) or at_or_above_zero < zero_rank:
         return None
-    return _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, taken, survivor_scores,
-                                (one_level, zero_level))
+    return _reduced_with_forced(inner, lo, hi, group_levels, support, np.concatenate(ones), np.concatenate(survivors),
+                                taken, np.concatenate(survivor_scores, axis=1), (one_level, zero_level))
 
 
 def _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, taken, survivor_scores, levels):
-    """The :class:`Screening` of a streamed pass (lists of per-block pieces), with the forced
-    candidates of the groups whose count fell short of their floor merged into the survivors."""
-    ones, survivors = np.concatenate(ones), np.concatenate(survivors)
-    survivor_scores = np.concatenate(survivor_scores, axis=1)
+    """The :class:`Screening` of a streamed pass, with the forced candidates of the groups whose
+    count fell short of their floor merged into the survivors."""
     one_level, zero_level = levels
     if inner.floors is None:
         levels = (np.array([one_level]), np.array([zero_level]))
@@ -295,8 +294,8 @@ class Tally:
             found.append(row.take(np.flatnonzero(row >= level), mode="clip"))
 
     def count(self, total: float, candidates: list) -> None:
-        """Count what a pass found of one block itself: the sum of its ``high`` and the
-        candidates of each secondary row (:func:`reaching_extremes`)."""
+        """Count what a pass found itself (one compiled loop, :func:`_screen_streamed_one_bound`):
+        the sum of ``high`` over what it read and the candidates of each secondary row."""
         with np.errstate(over="ignore", invalid="ignore"):
             self.totals += total
         for found, row_candidates in zip(self.candidates, candidates):
@@ -313,18 +312,19 @@ def screen_and_tally(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample
 
 
 def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_levels=None, tally=None):
-    """:func:`_screen_streamed` for one multiplier, computing less.
+    """:func:`_screen_streamed` for one multiplier, each block in one compiled loop
+    (``copslp._kernels.screen``), which reads every element once.
 
-    ``high`` (the largest v over the box) is computed for every element, ``low`` only for
-    those whose ``high`` reaches the element's level (the zero level; with floors its group's
-    level, at most the zero level), gathered as they are found: the others are dropped, and
-    since ``low <= high`` none of them could be fixed to 1, count as reaching the zero level
-    or their group's level, or lie above the one level. That needs ``one_level >=
-    zero_level``, which the counts imply: with ``one_level < zero_level`` every element
-    counted as reaching the zero level would lie above the one level, and both counts cannot
-    hold. Both extremes are the numbers :func:`box_extremes` gives, so the outcome is the same.
-    With a ``tally`` (:class:`Tally`) the pass reads every element whatever the levels, and
-    counts the tally block by block.
+    Only the elements whose ``high`` (the largest v over the box) reaches their level (the
+    zero level; with floors their group's level, at most the zero level) are counted, fixed
+    or kept: the others are dropped, and since ``low <= high`` none of them could be fixed to
+    1, count as reaching the zero level or their group's level, or lie above the one level.
+    That needs ``one_level >= zero_level``, which the counts imply: with ``one_level <
+    zero_level`` every element counted as reaching the zero level would lie above the one
+    level, and both counts cannot hold. Both extremes are the numbers :func:`box_extremes`
+    gives, so the outcome is the same; the sums of the scores fixed to 1 are summed in order
+    of position. With a ``tally`` (:class:`Tally`) the pass reads every element whatever the
+    levels, and counts the tally block by block.
     """
     one_rank, zero_rank = _level_ranks(inner)
     if one_level < zero_level and tally is None:
@@ -333,30 +333,74 @@ def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_level
     support = None if floors is None else np.zeros(floors.shape[0], dtype=np.int64)
     above_one = at_or_above_zero = 0
     taken = np.zeros(inner.scores.shape[0])
-    ones, survivors, survivor_scores = [], [], []
-    width = reach_block(inner.size)
-    buffers = ReachBuffers(width, None if tally is None else inner.scores.dtype)
+    width = kernel_block(inner.size)
+    high = np.empty(width)  # scratch of the kernel
+    survivors = Collected([np.int64, (2, np.float64)], width)
+    ones = Collected([np.int64], min(inner.size, max(inner.budget, 0) + width))
+    candidates = None if tally is None else Collected([inner.scores.dtype], width)
+    bounds = (float(lo[0]), float(hi[0]))
+    candidate_level = np.inf if tally is None else float(tally.levels[0])
+    totals = 0.0  # of high: a Python float, whose sums overflow without a warning
     for block in blocks(inner.size, width):
-        scores = inner.scores[:, block]
         if support is None:
-            level = zero_level
+            groups, level = None, zero_level
         else:
             groups, level = _block_groups_and_levels(inner, block, group_levels)
-        reaching, columns, low, high_reaching = reaching_extremes(scores, lo, hi, level, buffers, tally)
-        above_one += int(np.count_nonzero(high_reaching > one_level))
-        at_or_above_zero += int(np.count_nonzero(low >= zero_level))
-        if support is not None:
-            _add_support(support, groups, level, low, reaching)
-        fixed = low > one_level
-        fixed_at, survivor_at = np.flatnonzero(fixed), np.flatnonzero(~fixed)
-        taken += take_columns(columns, fixed_at).sum(axis=1)
-        ones.append(reaching.take(fixed_at) + block.start)
-        survivors.append(reaching.take(survivor_at) + block.start)
-        survivor_scores.append(take_columns(columns, survivor_at))
+        n = block.stop - block.start
+        (positions, columns), (fixed,) = survivors.room(n, block.start, inner.size), ones.room(n)
+        n_ones, n_survivors, high_above_one, low_at_zero, found, *sums, total = _kernels.screen(
+            *_kernel_rows(inner.scores[:, block]), *bounds, level, candidate_level, one_level, zero_level,
+            block.start, groups, support, positions, *columns, high, fixed,
+            None if tally is None else candidates.room(n, block.start, inner.size)[0])
+        above_one += high_above_one
+        at_or_above_zero += low_at_zero
+        taken += sums
+        totals += total
+        ones.add(n_ones)
+        survivors.add(n_survivors)
+        if tally is not None:
+            candidates.add(found)
+    if tally is not None:
+        tally.count(totals, candidates.arrays())
     if (one_rank > 0 and above_one >= one_rank) or at_or_above_zero < zero_rank or one_level < zero_level:
         return None
-    return _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, taken, survivor_scores,
+    (fixed,), (kept, kept_scores) = ones.arrays(), survivors.arrays()
+    return _reduced_with_forced(inner, lo, hi, group_levels, support, fixed, kept, taken, kept_scores,
                                 (one_level, zero_level))
+
+
+class Collected:
+    """Arrays that a compiled pass fills block after block at their common count, grown when a
+    block may not fit: one per field, a dtype (length the capacity) or ``(rows, dtype)``.
+    :meth:`room` gives the free part of each (a view the pass writes into), :meth:`add` counts
+    what it wrote, :meth:`arrays` the filled part."""
+
+    def __init__(self, fields: list, capacity: int):
+        self.count = 0
+        self.arrays_ = [np.empty(field[:1] + (capacity,), dtype=field[1]) if isinstance(field, tuple)
+                        else np.empty(capacity, dtype=field) for field in fields]
+
+    def room(self, needed: int, read: int | None = None, size: int | None = None) -> list:
+        """Views of the free part of each array, at least ``needed`` long. Where it must grow
+        and the pass has read ``read`` of ``size`` elements, the capacity becomes what the
+        same rate would fill over all of them, with a quarter more (at least twice the old)."""
+        capacity = self.arrays_[0].shape[-1]
+        if self.count + needed > capacity:
+            expected = self.count * size // read if read else 0
+            capacity = max(2 * capacity, self.count + needed, expected + expected // 4 + needed)
+            self.arrays_ = [self._grown(array, capacity) for array in self.arrays_]
+        return [array[..., self.count:] for array in self.arrays_]
+
+    def _grown(self, array, capacity):
+        grown = np.empty(array.shape[:-1] + (capacity,), dtype=array.dtype)
+        grown[..., :self.count] = array[..., :self.count]
+        return grown
+
+    def add(self, count: int) -> None:
+        self.count += count
+
+    def arrays(self) -> list:
+        return [array[..., :self.count] for array in self.arrays_]
 
 
 def _block_groups_and_levels(inner, block, group_levels):
@@ -375,19 +419,25 @@ def _block_groups_and_levels(inner, block, group_levels):
 
 
 class ReachBuffers:
-    """The outputs of :func:`reaching_extremes` for blocks of up to ``BLOCK`` elements, written
-    by the compiled pass and reused block after block (what reaches is copied out of them):
-    positions, the two rows of their columns and their ``high``, and with a ``tally`` dtype
-    the candidates of s_1 in that dtype; for blocks of up to ``block`` elements."""
+    """The outputs of ``copslp._kernels.reach`` (:func:`reaching_extremes`) for blocks of up
+    to ``block`` elements, reused block after block (what reaches is copied out of them): the
+    positions of the elements that reach, their two rows of float64 scores and their ``high``."""
 
-    def __init__(self, block: int, candidates_dtype=None):
+    def __init__(self, block: int):
         self.positions = np.empty(block, dtype=np.int64)
         self.columns = np.empty((2, block))
         self.high = np.empty(block)
-        self.candidates = None if candidates_dtype is None else np.empty(block, dtype=candidates_dtype)
 
 
-def reaching_extremes(scores, lo: np.ndarray, hi: np.ndarray, level, buffers: ReachBuffers, tally=None):
+def _kernel_rows(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two rows of a block as the compiled passes read them: float32 or float64 as they
+    are, any other dtype as float64."""
+    if scores.dtype != np.float64 and scores.dtype != np.float32:
+        scores = scores.astype(np.float64)
+    return scores[0], scores[1]
+
+
+def reaching_extremes(scores, lo: np.ndarray, hi: np.ndarray, level, buffers: ReachBuffers):
     r"""One multiplier or none (a point box, ``v = s_0``): ``(reaching, columns, low, high)``:
     the positions of the columns of ``scores`` whose ``high`` (the largest v over the box)
     reaches ``level`` (a number, or one per column), those columns (float64) and their
@@ -400,22 +450,14 @@ def reaching_extremes(scores, lo: np.ndarray, hi: np.ndarray, level, buffers: Re
     and a pass over the block, on each. It computes
     :math:`\max(s_0 + \lambda_{lo} s_1,\ s_0 + \lambda_{hi} s_1)` in numpy's floating-point
     operations (v at hi where :math:`s_1 \ge 0` and :math:`\lambda_{lo} \ge 0`), so every
-    finite number is the one :func:`box_extremes` gives. With a ``tally`` (:class:`Tally`, one
-    secondary row) the same loop sums ``high`` over the block and gathers the entries of s_1
-    at or above the tally's level, and counts them into the tally."""
+    finite number is the one :func:`box_extremes` gives."""
     if lo.shape[0] == 0:
         reaching = np.flatnonzero(scores[0] >= level)
         columns = take_columns(scores, reaching)
         return reaching, columns, columns[0], columns[0]
-    if scores.dtype != np.float64 and scores.dtype != np.float32:
-        scores = scores.astype(np.float64)
     level = float(level) if np.ndim(level) == 0 else np.asarray(level, dtype=np.float64)
-    candidate_level = np.inf if tally is None else float(tally.levels[0])
-    count, found, total, monotone = _kernels.reach(
-        scores[0], scores[1], float(lo[0]), float(hi[0]), level, candidate_level, buffers.positions,
-        buffers.columns[0], buffers.columns[1], buffers.high, None if tally is None else buffers.candidates)
-    if tally is not None:
-        tally.count(total, [buffers.candidates[:found].copy()])
+    count, _, _, monotone = _kernels.reach(*_kernel_rows(scores), float(lo[0]), float(hi[0]), level, np.inf,
+                                           buffers.positions, *buffers.columns, buffers.high, None)
     reaching = buffers.positions[:count].copy()
     columns = buffers.columns[:, :count].copy()
     if monotone:  # v at lo, in the operations of box_extremes
@@ -435,15 +477,13 @@ def _count_reaching_group_levels(inner, block, low, group_levels, support):
     return level
 
 
-def _add_support(support, groups, level, low, index=None):
+def _add_support(support, groups, level, low):
     """Add to ``support`` the count per group of the elements whose ``low`` reaches their
     group's level: ``groups`` and ``level`` of a block as :func:`_block_groups_and_levels`
-    gives them, ``low`` of its elements at ``index`` (all of them when None)."""
+    gives them."""
     if np.ndim(groups) == 0:
         support[groups] += int(np.count_nonzero(low >= level))
         return
-    if index is not None:
-        groups, level = groups.take(index), level.take(index)
     support += np.bincount(groups[low >= level], minlength=support.shape[0])
 
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from copslp import _kernels
-from copslp._screening import ReachBuffers, Tally, box_extremes, reaching_extremes
+from copslp._screening import Collected, ReachBuffers, box_extremes, reaching_extremes
 
 SIZE = 5000
 
@@ -117,17 +117,89 @@ def test_property_against_numpy(seed, dtype, lo, width, size):
     _same(_call(s0, s1, lo, hi, level, candidate_level), _expected(s0, s1, lo, hi, level, candidate_level), lo, s1)
 
 
-def test_reaching_extremes_counts_its_block_into_a_tally():
+def test_reaching_extremes_takes_low_where_high_reaches():
     rng = np.random.default_rng(8)
     scores = rng.random((2, SIZE)).astype(np.float32)
     lo, hi = np.array([0.3]), np.array([0.4])
-    tally = Tally(np.array([0.9]))
-    reaching, columns, low, high = reaching_extremes(scores, lo, hi, 1.0, ReachBuffers(SIZE, np.float32), tally)
+    reaching, columns, low, high = reaching_extremes(scores, lo, hi, 1.0, ReachBuffers(SIZE))
     want_low, want_high = box_extremes(scores, lo, hi)
     np.testing.assert_array_equal(reaching, np.flatnonzero(want_high >= 1.0))
     assert low.tobytes() == want_low[reaching].tobytes() and high.tobytes() == want_high[reaching].tobytes()
-    assert tally.candidates[0][0].tobytes() == scores[1][scores[1] >= 0.9].tobytes()
-    np.testing.assert_allclose(tally.totals[0], want_high.sum(), rtol=1e-12)
+
+
+def _screen(s0, s1, lo, hi, level, one_level, zero_level, offset=0, groups=None, n_groups=0, candidate_level=None):
+    n = s0.shape[0]
+    positions, columns, high, ones = np.empty(n, dtype=np.int64), np.empty((2, n)), np.empty(n), np.empty(n, np.int64)
+    support = None if groups is None else np.zeros(n_groups, dtype=np.int64)
+    candidates = None if candidate_level is None else np.empty(n, dtype=s1.dtype)
+    n_ones, n_survivors, above_one, at_zero, found, taken0, taken1, total = _kernels.screen(
+        s0, s1, lo, hi, level, np.inf if candidate_level is None else candidate_level, one_level, zero_level,
+        offset, groups, support, positions, columns[0], columns[1], high, ones, candidates)
+    return dict(ones=ones[:n_ones], survivors=positions[:n_survivors], columns=columns[:, :n_survivors],
+                above_one=above_one, at_zero=at_zero, taken=np.array([taken0, taken1]), total=total, support=support,
+                candidates=None if candidates is None else candidates[:found])
+
+
+def _screen_by_numpy(s0, s1, lo, hi, level, one_level, zero_level, offset=0, groups=None, n_groups=0):
+    scores = np.stack([s0, s1]).astype(np.float64)
+    low, high = box_extremes(scores, np.array([lo]), np.array([hi]))
+    reaches = high >= level
+    fixed, kept = reaches & (low > one_level), reaches & ~(low > one_level)
+    support = None
+    if groups is not None:
+        per_element = np.broadcast_to(groups, s0.shape)
+        support = np.bincount(per_element[reaches & (low >= level)], minlength=n_groups)
+    return dict(ones=np.flatnonzero(fixed) + offset, survivors=np.flatnonzero(kept) + offset, columns=scores[:, kept],
+                above_one=int(np.count_nonzero(reaches & (high > one_level))),
+                at_zero=int(np.count_nonzero(reaches & (low >= zero_level))), taken=scores[:, fixed].sum(axis=1),
+                total=high.sum(), support=support)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("signed, lo", [(False, 0.25), (True, 0.25), (False, -0.5)])
+@pytest.mark.parametrize("floors", [None, "one group", "per element"])
+def test_screen_decides_as_numpy(dtype, signed, lo, floors):
+    rng = np.random.default_rng(11)
+    s0, s1 = (rng.standard_normal((2, SIZE)) if signed else rng.random((2, SIZE))).astype(dtype)
+    hi = 0.5
+    v = s0 + 0.4 * s1.astype(np.float64)
+    one_level, zero_level = float(np.quantile(v, 0.95)), float(np.quantile(v, 0.85))
+    groups, level, n_groups = None, zero_level, 0
+    if floors == "one group":
+        groups, level, n_groups = 2, zero_level - 0.1, 3
+    elif floors == "per element":
+        groups, n_groups = rng.integers(0, 4, SIZE), 4
+        level = np.minimum(zero_level, np.array([0.5, 0.9, 2.0, -1.0])[groups])
+    got = _screen(s0, s1, lo, hi, level, one_level, zero_level, 1000, groups, n_groups, float(np.quantile(s1, 0.9)))
+    want = _screen_by_numpy(s0, s1, lo, hi, level, one_level, zero_level, 1000, groups, n_groups)
+    for key in ("ones", "survivors", "above_one", "at_zero", "support"):
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    assert got["columns"].tobytes() == want["columns"].tobytes()
+    np.testing.assert_allclose(got["taken"], want["taken"], rtol=1e-12)
+    np.testing.assert_allclose(got["total"], want["total"], rtol=1e-12)
+    assert got["candidates"].tobytes() == s1[s1 >= float(np.quantile(s1, 0.9))].tobytes()
+
+
+def test_screen_names_a_group_outside_support():
+    s0, s1 = np.random.default_rng(2).random((2, 50))
+    with pytest.raises(ValueError, match="groups holds 7, outside \\[0, 3\\)"):
+        _screen(s0, s1, 0.0, 1.0, -1.0, 2.0, -1.0, groups=7, n_groups=3)
+    with pytest.raises(ValueError, match="groups holds -1, outside"):
+        _screen(s0, s1, 0.0, 1.0, -1.0, 2.0, -1.0, groups=np.full(50, -1), n_groups=3)
+
+
+def test_collected_grows_at_the_rate_seen_so_far():
+    collected = Collected([np.int64, (2, np.float64)], 4)
+    positions, columns = collected.room(4)
+    positions[:3], columns[:, :3] = [1, 2, 3], 1.0
+    collected.add(3)
+    positions, columns = collected.room(4, read=10, size=1000)  # 3 of 10 so far: 300 over all
+    assert positions.shape[0] >= 300 - 3 and columns.shape == (2, positions.shape[0])
+    positions[0] = 9
+    collected.add(1)
+    got_positions, got_columns = collected.arrays()
+    np.testing.assert_array_equal(got_positions, [1, 2, 3, 9])
+    assert got_columns.shape == (2, 4) and np.all(got_columns[:, :3] == 1.0)
 
 
 def _buffers(n, dtype=np.float64):
