@@ -206,6 +206,19 @@ static int take_rows(Rows *rows, PyObject *o0, PyObject *o1, PyObject *olevel)
 REACH_LOOP(reach_float64, double)
 REACH_LOOP(reach_float32, float)
 
+/* The reach loop of the rows' dtype (no Python calls: runs without the GIL). */
+static Py_ssize_t reach_rows(const Rows *rows, void *candidates, Py_ssize_t *found, double *total, int *monotone,
+                             int64_t *positions, double *column0, double *column1, double *highs)
+{
+    if (rows->kind == 'd')
+        return reach_float64(rows->held[0].view.buf, rows->step0, rows->held[1].view.buf, rows->step1, rows->n,
+                             rows->lo, rows->hi, rows->level, rows->levels, rows->step_level, rows->candidate_level,
+                             candidates, found, total, monotone, positions, column0, column1, highs);
+    return reach_float32(rows->held[0].view.buf, rows->step0, rows->held[1].view.buf, rows->step1, rows->n, rows->lo,
+                         rows->hi, rows->level, rows->levels, rows->step_level, rows->candidate_level, candidates,
+                         found, total, monotone, positions, column0, column1, highs);
+}
+
 static PyObject *reach(PyObject *Py_UNUSED(self), PyObject *args)
 {
     PyObject *o0, *o1, *olevel, *opositions, *ocolumn0, *ocolumn1, *ohigh, *ocandidates;
@@ -229,16 +242,8 @@ static PyObject *reach(PyObject *Py_UNUSED(self), PyObject *args)
     double total;
     int monotone;
     Py_BEGIN_ALLOW_THREADS
-    if (rows.kind == 'd')
-        m = reach_float64(rows.held[0].view.buf, rows.step0, rows.held[1].view.buf, rows.step1, n, rows.lo,
-                          rows.hi, rows.level, rows.levels, rows.step_level, rows.candidate_level, candidates,
-                          &found, &total, &monotone, held[0].view.buf, held[1].view.buf, held[2].view.buf,
-                          held[3].view.buf);
-    else
-        m = reach_float32(rows.held[0].view.buf, rows.step0, rows.held[1].view.buf, rows.step1, n, rows.lo,
-                          rows.hi, rows.level, rows.levels, rows.step_level, rows.candidate_level, candidates,
-                          &found, &total, &monotone, held[0].view.buf, held[1].view.buf, held[2].view.buf,
-                          held[3].view.buf);
+    m = reach_rows(&rows, candidates, &found, &total, &monotone, held[0].view.buf, held[1].view.buf,
+                   held[2].view.buf, held[3].view.buf);
     Py_END_ALLOW_THREADS
     result = Py_BuildValue("nndO", m, found, total, monotone ? Py_True : Py_False);
 done:
@@ -345,16 +350,8 @@ static PyObject *screen(PyObject *Py_UNUSED(self), PyObject *args)
     int64_t bad = 0;
     int monotone, status;
     Py_BEGIN_ALLOW_THREADS
-    if (rows.kind == 'd')
-        m = reach_float64(rows.held[0].view.buf, rows.step0, rows.held[1].view.buf, rows.step1, n, rows.lo,
-                          rows.hi, rows.level, rows.levels, rows.step_level, rows.candidate_level, candidates,
-                          &found, &total, &monotone, held[2].view.buf, held[3].view.buf, held[4].view.buf,
-                          held[5].view.buf);
-    else
-        m = reach_float32(rows.held[0].view.buf, rows.step0, rows.held[1].view.buf, rows.step1, n, rows.lo,
-                          rows.hi, rows.level, rows.levels, rows.step_level, rows.candidate_level, candidates,
-                          &found, &total, &monotone, held[2].view.buf, held[3].view.buf, held[4].view.buf,
-                          held[5].view.buf);
+    m = reach_rows(&rows, candidates, &found, &total, &monotone, held[2].view.buf, held[3].view.buf,
+                   held[4].view.buf, held[5].view.buf);
     status = decide(m, rows.lo, rows.hi, rows.level, rows.levels, rows.step_level, one_level, zero_level, offset,
                     group, groups, step_of(&held[1]), support, n_groups, held[2].view.buf, held[3].view.buf,
                     held[4].view.buf, held[5].view.buf, held[6].view.buf, counts, taken, &bad);
