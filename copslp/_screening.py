@@ -341,11 +341,7 @@ def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_level
     bounds = (float(lo[0]), float(hi[0]))
     candidate_level = np.inf if tally is None else float(tally.levels[0])
     totals = 0.0  # of high: a Python float, whose sums overflow without a warning
-    for block in blocks(inner.size, width):
-        if support is None:
-            groups, level = None, zero_level
-        else:
-            groups, level = _block_groups_and_levels(inner, block, group_levels)
+    for block, groups, level in _pieces_with_levels(inner, width, zero_level, group_levels):
         n = block.stop - block.start
         (positions, columns), (fixed,) = survivors.room(n, block.start, inner.size), ones.room(n)
         n_ones, n_survivors, high_above_one, low_at_zero, found, *sums, total = _kernels.screen(
@@ -401,6 +397,25 @@ class Collected:
 
     def arrays(self) -> list:
         return [array[..., :self.count] for array in self.arrays_]
+
+
+def _pieces_with_levels(inner, width: int, zero_level: float, group_levels):
+    """``(piece, groups, level)`` over the elements in order, in blocks of ``width``: without
+    floors the blocks with no groups and the zero level; with floors on contiguous groups
+    (layers) each block cut where a group starts, with its group and the group's level (one
+    number each, so the compiled loop reads one level); on other groups the blocks with one
+    group and one level per element."""
+    order, starts = (None, None) if inner.floors is None else inner._group_layout
+    for block in blocks(inner.size, width):
+        if inner.floors is None:
+            yield block, None, zero_level
+        elif order is not None:
+            yield (block, *_block_groups_and_levels(inner, block, group_levels))
+        else:
+            runs, offsets = segment_runs(starts, block)
+            ends = np.append(offsets[1:], block.stop - block.start) + block.start
+            for group, begin, end in zip(runs.tolist(), (offsets + block.start).tolist(), ends.tolist()):
+                yield slice(begin, end), group, float(group_levels[group])
 
 
 def _block_groups_and_levels(inner, block, group_levels):
