@@ -54,7 +54,7 @@ from ._point import Screened, ScreenLevel, mask_point, screened_point
 from ._problem import Outline, PreparedProblem, Problem
 from ._result import LPSolution
 from ._screening import MinimumOutsideBox, ReducedProblemInfeasible, Screening, Tally, screen, screen_and_tally
-from ._selection import (kth_largest, prefilters, strided_candidate_level, take_columns, top_k_sum,
+from ._selection import (group_starts, kth_largest, prefilters, strided_candidate_level, take_columns, top_k_sum,
                          top_k_sum_by_partition)
 from ._several_bounds import FINAL_LP_SIZE, Box, final_lp, inside, several_bounds_finish
 
@@ -332,9 +332,9 @@ class FirstPass(NamedTuple):
 
 def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed: int, max_rounds: int,
                certificate_reads: str = "survivors"):
-    r"""Validation fused with the first screening: relative bounds all in (0, 1), no floors,
-    a problem screened from a subsample (``None`` for any other problem, which is validated
-    by its own pass).
+    r"""Validation fused with the first screening: relative bounds all in (0, 1), no floors or
+    floors on contiguous groups (layers), a problem screened from a subsample (``None`` for
+    any other problem, which is validated by its own pass).
 
     The subsample's estimate of :math:`\lambda^*` needs only the subsample: each bound
     :math:`\gamma_i T_k(s_i)` scales to :math:`\gamma_i T_{k_m}` of the subsample's own s_i.
@@ -347,7 +347,8 @@ def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed
     bounds; the reduced problem gets them once they are known. Numbers the pass computes from
     non-finite entries raise no warnings: validation reports them.
 
-    Left to validation's own pass: absolute bounds (scaled to the subsample by m / D instead
+    Left to validation's own pass: floors on groups that are not contiguous (their order, a
+    sort of the groups, is made once, by the problem), absolute bounds (scaled to the subsample by m / D instead
     of by the subsample's share of :math:`T_k(s_i)`, their estimates are noisier and the boxes
     miss more often), a bound switched off (the screened rows would be a copy) or at
     gamma = 1 (solved on its face), and a subsample with a non-finite entry, or whose sums
@@ -356,23 +357,31 @@ def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed
     n, d = scores.shape
     gamma = prepared.gamma
     r = n - 1
-    if r < 1 or prepared.floors is not None or gamma is None or not np.all((gamma > 0) & (gamma < 1)):
+    floors = prepared.floors
+    if r < 1 or gamma is None or not np.all((gamma > 0) & (gamma < 1)):
+        return None
+    if floors is not None and not prepared.contiguous:
         return None
     if r > 1:
         sample_size = min(_SEVERAL_BOUNDS_SAMPLE_FACTOR * sample_size, d // 4)
     if not _screens(d, k, sample_size, r) or not prefilters(d, k):  # else validation's T_k selects among all
         return None
-    sample = _draw_sample(seed, d, sample_size)
+    sample = _draw_sample(seed, d, sample_size, sort=floors is not None)
     sample_scores = take_columns(scores, sample)
     with np.errstate(over="ignore", invalid="ignore"):
         if not np.isfinite(np.abs(sample_scores).sum(axis=1)).all():  # non-finite, or sums that overflow
             return None
-    estimate = _sample_estimate(Outline(d, n, k, gamma, np.ones(r)), InnerProblem(scores, k, gamma), sample,
-                                sample_scores, rtol)
+    groups, sizes, layout = prepared.groups, prepared.group_sizes, None
+    if floors is not None:
+        starts = group_starts(sizes)
+        layout = lambda: (None, starts)  # noqa: E731  (contiguous groups: no order)
+    estimate = _sample_estimate(Outline(d, n, k, gamma, np.ones(r), floors, sizes),
+                                InnerProblem(scores, k, gamma, groups, floors, layout), sample, sample_scores, rtol)
     boxes = BoxSchedule(estimate, r, max(1, int(round(k * sample_size / d))))
     tally = Tally(np.array([strided_candidate_level(row, k) for row in scores[1:]]))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        screening = screen_and_tally(InnerProblem(scores, k, np.zeros(r)), *boxes.box(), sample_scores, tally)
+        screening = screen_and_tally(InnerProblem(scores, k, np.zeros(r), groups, floors, layout), *boxes.box(),
+                                     sample_scores, tally, None if floors is None else groups[sample])
         best = np.empty(r)
         for i, found in enumerate(tally.candidates):
             candidates = np.concatenate(found)

@@ -155,8 +155,9 @@ class Result:
         Seconds for the whole call: validation, method, rounding and certificate.
     method_time : float
         Seconds spent inside the method alone. Where the analytic method's first pass makes
-        validation's (relative bounds in (0, 1), no floors, D >= 2^20 and 2k <= D: the
-        problems it screens), the finiteness check and the ``T_k(s_i)`` read there count in it.
+        validation's (relative bounds in (0, 1), no floors or floors on contiguous groups,
+        D >= 2^20 and 2k <= D: the problems it screens), the finiteness check and the
+        ``T_k(s_i)`` read there count in it.
     certificate : Certificate
         The optimality certificate of the LP point; a returned Result has always passed it
         (otherwise :func:`copslp.solve` raises :class:`copslp.SolverError`).

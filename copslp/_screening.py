@@ -302,13 +302,11 @@ class Tally:
             found.append(row_candidates)
 
 
-def screen_and_tally(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample_scores: np.ndarray, tally: Tally):
-    """:func:`screen` without floors, the same pass counting ``tally``; ``None`` where a
-    count says a level is unsafe (the pass has read every element all the same)."""
-    one_level, zero_level, _ = _sample_levels(inner, lo, hi, sample_scores)
-    if lo.shape[0] == 1:
-        return _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, None, tally)
-    return _screen_streamed(inner, lo, hi, one_level, zero_level, None, tally)
+def screen_and_tally(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample_scores: np.ndarray, tally: Tally,
+                     sample_groups=None):
+    """:func:`screen`, the same pass counting ``tally``; ``None`` where a count says a level
+    is unsafe (the pass has read every element all the same)."""
+    return _screen_streamed(inner, lo, hi, *_sample_levels(inner, lo, hi, sample_scores, sample_groups), tally)
 
 
 def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_levels=None, tally=None):

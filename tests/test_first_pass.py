@@ -1,5 +1,6 @@
-"""Validation fused with the analytic method's first screening (one bound, no floors):
-the same answers, the same errors, and the roads that leave it (``copslp._analytic.first_pass``)."""
+"""Validation fused with the analytic method's first screening (relative bounds; no floors, or
+floors on layers): the same answers, the same errors, and the roads that leave it
+(``copslp._analytic.first_pass``)."""
 
 from __future__ import annotations
 
@@ -249,3 +250,39 @@ def test_bounds_that_conflict_are_proved_so_on_both_roads(passes, monkeypatch):
     with pytest.raises(copslp.InfeasibleError) as alone:
         copslp.solve(scores, SIZE // 5, gamma=0.7, options=OPTIONS)
     assert str(fused.value) == str(alone.value)
+
+
+def _layers(count=5):
+    return np.repeat(np.arange(count), SIZE // count)
+
+
+@pytest.mark.parametrize("kind", ["slack", "binding", "float32"])
+def test_floors_on_layers_same_answer_as_validation_on_its_own(kind, passes):
+    """Floors on contiguous groups (layers): the first pass screens with the groups' levels
+    and reaches validation's own optimum, with the same T_k to the last bit; in "binding",
+    two layers are scaled down so that their floors decide."""
+    scores = _scores(4, np.float32 if kind == "float32" else np.float64)
+    groups = _layers()
+    if kind == "binding":
+        scores[:, groups < 2] *= 0.05
+    floors = np.full(5, 300)
+    fused = copslp.solve(scores, SIZE // 5, gamma=0.8, groups=groups, floors=floors, options=OPTIONS)
+    assert passes and passes[-1] is not None and passes[-1].screening is not None
+    alone = prepare_problem(scores, SIZE // 5, gamma=0.8, groups=groups, floors=floors).complete()
+    own = analytic_module.solve_analytic(alone, **_settings())
+    assert fused.certificate.passed
+    np.testing.assert_array_equal(passes[-1].best, alone.best_reachable)
+    assert fused.objective == pytest.approx(float(scores[0].astype(float) @ np.asarray(own.x)), rel=1e-9)
+    kept = np.bincount(groups[fused.mask], minlength=5)
+    assert np.all(kept >= floors)
+    if kind == "binding":
+        assert np.any(np.bincount(groups[np.argsort(scores[0])[::-1][:SIZE // 5]], minlength=5) < floors)
+
+
+def test_floors_on_layers_non_finite_entry_outside_the_subsample(passes):
+    scores = _scores()
+    where = int(_outside_sample(1)[0])
+    scores[1, where] = np.inf
+    with pytest.raises(ValueError, match=rf"scores\[1\] has 1 non-finite entries \(first at index {where}: inf\)"):
+        copslp.solve(scores, SIZE // 5, gamma=0.9, groups=_layers(), floors=100, options=OPTIONS)
+    assert passes and passes[-1] is not None
