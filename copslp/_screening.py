@@ -16,11 +16,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _kernels
 from ._blocks import BLOCK, blocks
 from ._inner import InnerProblem
 from ._scan import segment_runs
 from ._selection import group_starts, kth_largest, take_columns
+
+try:
+    from . import _kernels
+except ImportError as error:  # a source tree used without installing the package
+    raise ImportError("copslp._kernels, the compiled screening loop (copslp/_kernels.c), is not built: install "
+                      "the package (pip install -e .) or build it in place (python setup.py build_ext --inplace); "
+                      "either needs a C compiler and the Python headers") from error
 
 __all__ = ["Screening", "ReducedProblemInfeasible", "MinimumOutsideBox", "RESCREEN_MIN_SIZE", "RESCREEN_SHRINK",
            "box_extremes", "ReachBuffers", "reaching_extremes", "screen", "screen_exact", "reduce_problem", "Tally", "screen_and_tally"]

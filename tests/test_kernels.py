@@ -5,11 +5,18 @@ gathers them; and the errors of a call with the wrong buffers."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import copslp
 from copslp import _kernels
 from copslp._screening import Collected, ReachBuffers, box_extremes, reaching_extremes
 
@@ -241,3 +248,17 @@ def test_errors_name_the_argument(case, error, words):
         level = np.ones(3)
     with pytest.raises(error, match=words):
         _kernels.reach(s0, s1, 0.0, 1.0, level, np.inf, *out)
+
+
+def test_an_unbuilt_module_says_how_to_build_it(tmp_path):
+    """The package's sources without the built module (a checkout used without installing):
+    importing the screening says what is missing and how to build it."""
+    source = Path(copslp.__file__).parent
+    shutil.copytree(source, tmp_path / "copslp", ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    code = ("import sys\n"  # without the finder of an editable install, which knows the built module's path
+            "sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, '__module__', '').startswith('__editable__')]\n"
+            "import copslp._screening\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path)}, cwd=tmp_path)
+    assert run.returncode != 0
+    assert "copslp._kernels, the compiled screening loop" in run.stderr and "pip install -e ." in run.stderr
