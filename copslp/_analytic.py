@@ -383,8 +383,7 @@ def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed
         screening = screen_and_tally(InnerProblem(scores, k, np.zeros(r), groups, floors, layout), *boxes.box(),
                                      sample_scores, tally, None if floors is None else groups[sample])
         best = np.empty(r)
-        for i, found in enumerate(tally.candidates):
-            candidates = np.concatenate(found)
+        for i, candidates in enumerate(tally.candidates):
             best[i] = top_k_sum_by_partition(candidates if candidates.shape[0] >= k else scores[i + 1], k)
     return FirstPass(best, tally.totals, sample, sample_scores, estimate, boxes, screening)
 

@@ -1,24 +1,27 @@
-/* The one pass over every element that numpy cannot fuse: with one multiplier, v over a box
- * [lo, hi] of every element, what it decides, and what validation needs of the same read.
+/* The one pass over every element that numpy cannot fuse: v over a box of multipliers for every
+ * element, what the box decides, and what validation needs of the same read.
  *
- * For each j of a block, v_j(lambda) = s0_j + lambda s1_j at the box's two corners:
+ * One multiplier: for each j of a block, v_j(lambda) = s0_j + lambda s1_j at the box's corners,
  *
  *     high_j = max(s0_j + lo s1_j, s0_j + hi s1_j),    low_j = min(s0_j + lo s1_j, s0_j + hi s1_j)
  *
  * (v at hi and at lo where s1_j >= 0 and lo >= 0), in the floating-point operations numpy uses
  * (a product, then a sum; no fused multiply-add, see setup.py), so that every finite number is
- * the one copslp._screening.box_extremes gives. An element reaches when high_j >= its level.
+ * the one copslp._screening.box_extremes gives. Several multipliers: see screen_several. An
+ * element reaches when high_j >= its level.
  *
- * reach:  the elements that reach, with s0_j, s1_j (float64) and high_j (the streamed passes,
- *         copslp._passes, decide the rest in numpy);
- * screen: the decision itself (copslp._screening._screen_streamed_one_bound): the positions
- *         with low_j > one_level (fixed to 1) and the sums of their scores, the positions and
- *         scores of the other elements that reach (the survivors), the counts that verify the
- *         levels, and with floors the count per group of those whose low_j reaches the level.
+ * reach:          the elements that reach, with s0_j, s1_j (float64) and high_j (the streamed
+ *                 passes, copslp._passes, decide the rest in numpy);
+ * screen,         the decision itself (copslp._screening._screen_streamed): the positions with
+ * screen_several: low_j > one_level (fixed to 1) and the sums of their scores, the positions
+ *                 and scores of the other elements that reach (the survivors), the counts that
+ *                 verify the levels, and with floors the count per group of those whose low_j
+ *                 reaches their level.
  *
- * Both sum high over the block (finite only if every entry is) and, when asked, gather the
- * s1_j at or above a candidate level, in their own dtype and in order (the candidates of
- * T_k(s1)). Numbers made from non-finite entries are not specified beyond a non-finite total.
+ * Each sums high over the block (finite only if every entry is) and, when asked, gathers the
+ * entries of each secondary row at or above a candidate level, in their own dtype and in order
+ * (the candidates of T_k(s_i)). Numbers made from non-finite entries are not specified beyond a
+ * non-finite total.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -105,6 +108,46 @@ static Py_ssize_t step_of(const Held *held)
     return held->held ? held->view.strides[0] / held->view.itemsize : 0;
 }
 
+/* The level an element must reach: one number for all, or a float64 array of one per element. */
+static int take_level(PyObject *olevel, Py_ssize_t n, Held *held, double *level, const double **levels)
+{
+    *levels = NULL;
+    *level = 0.0;
+    if (PyFloat_Check(olevel) || PyLong_Check(olevel)) {
+        *level = PyFloat_AsDouble(olevel);
+        return (*level == -1.0 && PyErr_Occurred()) ? -1 : 0;
+    }
+    if (take_buffer(olevel, held, 0, "level", 'd', n, 1) != 0) return -1;
+    *levels = held->view.buf;
+    return 0;
+}
+
+/* The floors' count: `support` (int64, one per group; None without floors) and the group of each
+ * element, one for the block (an int) or an int64 array of one per element (held[0], held[1]). */
+typedef struct {
+    int64_t *counts;
+    Py_ssize_t n_groups, step;
+    int64_t group;
+    const int64_t *groups;
+} Support;
+
+static int take_support(PyObject *osupport, PyObject *ogroups, Py_ssize_t n, Held *held, Support *support)
+{
+    memset(support, 0, sizeof(*support));
+    if (osupport == Py_None) return 0;
+    if (take_buffer(osupport, &held[0], 1, "support", 'i', 0, 0) != 0) return -1;
+    support->counts = held[0].view.buf;
+    support->n_groups = held[0].view.shape[0];
+    if (PyLong_Check(ogroups)) {
+        support->group = PyLong_AsLongLong(ogroups);
+        return (support->group == -1 && PyErr_Occurred()) ? -1 : 0;
+    }
+    if (take_buffer(ogroups, &held[1], 0, "groups", 'i', n, 1) != 0) return -1;
+    support->groups = held[1].view.buf;
+    support->step = step_of(&held[1]);
+    return 0;
+}
+
 /* What both loops read: the two rows (float64 or float32, with a step of whole elements), the
  * box, the level (one for all, or a float64 array of one per element) and the candidates. */
 typedef struct {
@@ -122,14 +165,7 @@ static int take_rows(Rows *rows, PyObject *o0, PyObject *o1, PyObject *olevel)
     rows->n = rows->held[0].view.shape[0];
     rows->kind = kind_of(&rows->held[0].view);
     if (take_buffer(o1, &rows->held[1], 0, "s1", rows->kind, rows->n, 1) != 0) return -1;
-    rows->levels = NULL;
-    if (PyFloat_Check(olevel) || PyLong_Check(olevel)) {
-        rows->level = PyFloat_AsDouble(olevel);
-        if (rows->level == -1.0 && PyErr_Occurred()) return -1;
-    } else {
-        if (take_buffer(olevel, &rows->held[2], 0, "level", 'd', rows->n, 1) != 0) return -1;
-        rows->levels = (const double *)rows->held[2].view.buf;
-    }
+    if (take_level(olevel, rows->n, &rows->held[2], &rows->level, &rows->levels) != 0) return -1;
     rows->step0 = step_of(&rows->held[0]);
     rows->step1 = step_of(&rows->held[1]);
     rows->step_level = step_of(&rows->held[2]);
@@ -252,57 +288,73 @@ done:
     return result;
 }
 
-/* The decision on what reached (a block's first `m` entries of positions, column0, column1,
- * highs, in cache after the reach loop): low again (v at the corners, as CORNERS), the counts,
- * the elements fixed to 1 into `ones` (their positions plus offset) and the sums of their
- * scores, the others compacted in place at the front of positions, column0, column1 (plus
- * offset). With `support`, the count per group of the elements whose low reaches their level;
- * the group is `group`, or `groups[j]` per element. Returns -1 (and the group in *bad) for a
- * group outside [0, n_groups). */
-static int decide(Py_ssize_t m, double lo, double hi, double level, const double *levels,
-                  Py_ssize_t step_level, double one_level, double zero_level, int64_t offset, int64_t group,
-                  const int64_t *groups, Py_ssize_t step_group, int64_t *support, Py_ssize_t n_groups,
-                  int64_t *restrict positions, double *restrict column0, double *restrict column1,
-                  const double *restrict highs, int64_t *restrict ones, Py_ssize_t *counts, double *taken,
+/* The box of a decision: one multiplier (v at the corners, as CORNERS) or several (as
+ * several_extremes, with the centre and half-widths). */
+typedef struct {
+    Py_ssize_t r;
+    const double *lo, *hi, *centre, *half;
+    int corners_allowed;
+} Box;
+
+static void several_extremes(const double *b, Py_ssize_t r, double a, const double *lo, const double *hi,
+                             const double *centre, const double *half, int corners_allowed, double *low, double *high);
+
+/* The smallest v over the box of an element whose scores are b[0..r]. */
+static inline double smallest_v(const Box *box, const double *b)
+{
+    double low, high;
+    if (box->r == 1) {
+        double lo = box->lo[0], hi = box->hi[0];
+        int lo_negative = !(lo >= 0.0), monotone = 1;
+        CORNERS(b[0], b[1], at_hi, smallest)
+        (void)at_hi;
+        (void)monotone;
+        return smallest;
+    }
+    several_extremes(b, box->r, b[0], box->lo, box->hi, box->centre, box->half, box->corners_allowed, &low, &high);
+    return low;
+}
+
+/* The decision on what reached (a block's first `m` entries of positions, columns[0..r] and
+ * highs, in cache after the reach loop): the smallest v again, the counts, the elements fixed to
+ * 1 into `ones` (their positions plus offset) and the sums of their scores into taken[0..r],
+ * the others compacted in place at the front of positions and columns (plus offset). With
+ * `support`, the count per group of the elements whose smallest v reaches their level; the
+ * group is `group`, or `groups[j]` per element. `b`: scratch of r + 1. Returns -1 (and the
+ * group in *bad) for a group outside [0, n_groups). */
+static int decide(Py_ssize_t m, const Box *box, double level, const double *levels, Py_ssize_t step_level,
+                  double one_level, double zero_level, int64_t offset, const Support *support, int64_t *positions,
+                  double **columns, const double *highs, int64_t *ones, Py_ssize_t *counts, double *taken, double *b,
                   int64_t *bad)
 {
-    Py_ssize_t o = 0, s = 0, above_one = 0, at_or_above_zero = 0;
-    double taken0 = 0.0, taken1 = 0.0;
-    int lo_negative = !(lo >= 0.0), monotone = 1;
-    for (Py_ssize_t i = 0; i < m; i++) {
-        int64_t j = positions[i];
-        double a = column0[i], b = column1[i];
-        CORNERS(a, b, at_hi, low)
-        (void)at_hi;
-        double high = highs[i];
-        above_one += high > one_level;
+    Py_ssize_t r = box->r, o = 0, s = 0, above_one = 0, at_or_above_zero = 0;
+    for (Py_ssize_t k = 0; k < m; k++) {
+        int64_t j = positions[k];
+        for (Py_ssize_t i = 0; i <= r; i++) b[i] = columns[i][k];
+        double low = smallest_v(box, b);
+        above_one += highs[k] > one_level;
         at_or_above_zero += low >= zero_level;
-        if (support != NULL) {
-            int64_t g = groups == NULL ? group : groups[j * step_group];
-            if ((uint64_t)g >= (uint64_t)n_groups) {
+        if (support->counts != NULL) {
+            int64_t g = support->groups == NULL ? support->group : support->groups[j * support->step];
+            if ((uint64_t)g >= (uint64_t)support->n_groups) {
                 *bad = g;
                 return -1;
             }
-            support[g] += low >= (levels == NULL ? level : levels[j * step_level]);
+            support->counts[g] += low >= (levels == NULL ? level : levels[j * step_level]);
         }
         if (low > one_level) {
             ones[o++] = offset + j;
-            taken0 += a;
-            taken1 += b;
+            for (Py_ssize_t i = 0; i <= r; i++) taken[i] += b[i];
         } else {
             positions[s] = offset + j;
-            column0[s] = a;
-            column1[s] = b;
+            for (Py_ssize_t i = 0; i <= r; i++) columns[i][s] = b[i];
             s++;
         }
     }
-    (void)monotone;
     counts[0] = o;
     counts[1] = s;
     counts[2] = above_one;
     counts[3] = at_or_above_zero;
-    taken[0] = taken0;
-    taken[1] = taken1;
     return 0;
 }
 
@@ -321,22 +373,9 @@ static PyObject *screen(PyObject *Py_UNUSED(self), PyObject *args)
     memset(held, 0, sizeof(held));
     PyObject *result = NULL;
     if (take_rows(&rows, o0, o1, olevel) != 0) goto done;
-    Py_ssize_t n = rows.n, n_groups = 0;
-    int64_t group = 0;
-    const int64_t *groups = NULL;
-    int64_t *support = NULL;
-    if (osupport != Py_None) {
-        if (take_buffer(osupport, &held[0], 1, "support", 'i', 0, 0) != 0) goto done;
-        support = held[0].view.buf;
-        n_groups = held[0].view.shape[0];
-        if (PyLong_Check(ogroups)) {
-            group = PyLong_AsLongLong(ogroups);
-            if (group == -1 && PyErr_Occurred()) goto done;
-        } else {
-            if (take_buffer(ogroups, &held[1], 0, "groups", 'i', n, 1) != 0) goto done;
-            groups = held[1].view.buf;
-        }
-    }
+    Py_ssize_t n = rows.n;
+    Support support;
+    if (take_support(osupport, ogroups, n, held, &support) != 0) goto done;
     if (take_buffer(opositions, &held[2], 1, "positions", 'i', n, 0) != 0) goto done;
     if (take_buffer(ocolumn0, &held[3], 1, "column0", 'd', n, 0) != 0) goto done;
     if (take_buffer(ocolumn1, &held[4], 1, "column1", 'd', n, 0) != 0) goto done;
@@ -346,19 +385,20 @@ static PyObject *screen(PyObject *Py_UNUSED(self), PyObject *args)
         goto done;
     void *candidates = held[7].held ? held[7].view.buf : NULL;
     Py_ssize_t m, found = 0, counts[4];
-    double total, taken[2];
+    double total, taken[2] = {0.0, 0.0}, b[2];
+    double *columns[2] = {held[3].view.buf, held[4].view.buf};
+    Box box = {1, &rows.lo, &rows.hi, NULL, NULL, 0};
     int64_t bad = 0;
     int monotone, status;
     Py_BEGIN_ALLOW_THREADS
     m = reach_rows(&rows, candidates, &found, &total, &monotone, held[2].view.buf, held[3].view.buf,
                    held[4].view.buf, held[5].view.buf);
-    status = decide(m, rows.lo, rows.hi, rows.level, rows.levels, rows.step_level, one_level, zero_level, offset,
-                    group, groups, step_of(&held[1]), support, n_groups, held[2].view.buf, held[3].view.buf,
-                    held[4].view.buf, held[5].view.buf, held[6].view.buf, counts, taken, &bad);
+    status = decide(m, &box, rows.level, rows.levels, rows.step_level, one_level, zero_level, offset, &support,
+                    held[2].view.buf, columns, held[5].view.buf, held[6].view.buf, counts, taken, b, &bad);
     Py_END_ALLOW_THREADS
     if (status != 0) {
         PyErr_Format(PyExc_ValueError, "groups holds %lld, outside [0, %zd) (the length of support)",
-                     (long long)bad, n_groups);
+                     (long long)bad, support.n_groups);
         goto done;
     }
     result = Py_BuildValue("nnnnnddd", counts[0], counts[1], counts[2], counts[3], found, taken[0], taken[1],
@@ -366,6 +406,344 @@ static PyObject *screen(PyObject *Py_UNUSED(self), PyObject *args)
 done:
     release(rows.held, 3);
     release(held, 8);
+    return result;
+}
+
+/* Several multipliers (r >= 2, lo >= 0): v_j(lambda) = s0_j + sum_i lambda_i s_ij over the box.
+ * Where every s_ij >= 0 and lo >= 0, v is smallest at lo and largest at hi:
+ *     low_j = (lo_1 s_1j + ... + lo_r s_rj) + s0_j,    high_j the same at hi;
+ * elsewhere, from the centre c and the half-widths w of the box:
+ *     v_j(c) = (c_1 s_1j + ... + c_r s_rj) + s0_j,  spread_j = w_1 |s_1j| + ... + w_r |s_rj|,
+ *     low_j = v_j(c) - spread_j,  high_j = v_j(c) + spread_j,
+ * each sum taken in the order of the rows (copslp._screening.box_extremes decides between the two
+ * forms per block, not per element, and sums with einsum: its numbers may differ from these in
+ * the last bits; both bound v over the box). The rows: a tuple of r + 1 float64 or float32 arrays
+ * of one dtype, with a step of whole elements. */
+typedef struct {
+    Py_ssize_t count, n;
+    char kind;
+    Held *held;
+    const char **data;
+    Py_ssize_t *steps;
+    double **out;      /* the output columns, one per row */
+    char **candidates; /* one per secondary row, or NULL */
+    Held *out_held, *candidates_held;
+} ManyRows;
+
+static void release_many(ManyRows *rows)
+{
+    if (rows->held != NULL) release(rows->held, (int)rows->count);
+    if (rows->out_held != NULL) release(rows->out_held, (int)rows->count);
+    if (rows->candidates_held != NULL) release(rows->candidates_held, (int)rows->count);
+    PyMem_Free(rows->held);
+    PyMem_Free(rows->out_held);
+    PyMem_Free(rows->candidates_held);
+    PyMem_Free(rows->data);
+    PyMem_Free(rows->steps);
+    PyMem_Free(rows->out);
+    PyMem_Free(rows->candidates);
+}
+
+/* The rows (a tuple of r + 1 >= 3 arrays), the output columns (a tuple of r + 1 float64
+ * buffers of at least n) and the candidates (None, or a tuple of r buffers of the rows' dtype). */
+static int take_many(ManyRows *rows, PyObject *orows, PyObject *ocolumns, PyObject *ocandidates)
+{
+    memset(rows, 0, sizeof(*rows));
+    if (!PyTuple_Check(orows) || PyTuple_GET_SIZE(orows) < 3) {
+        PyErr_SetString(PyExc_TypeError, "rows must be a tuple of at least 3 arrays (s_0 and two or more s_i)");
+        return -1;
+    }
+    Py_ssize_t count = rows->count = PyTuple_GET_SIZE(orows);
+    rows->held = PyMem_Calloc(count, sizeof(Held));
+    rows->out_held = PyMem_Calloc(count, sizeof(Held));
+    rows->candidates_held = PyMem_Calloc(count, sizeof(Held));
+    rows->data = PyMem_Calloc(count, sizeof(char *));
+    rows->steps = PyMem_Calloc(count, sizeof(Py_ssize_t));
+    rows->out = PyMem_Calloc(count, sizeof(double *));
+    rows->candidates = PyMem_Calloc(count, sizeof(char *));
+    if (rows->held == NULL || rows->out_held == NULL || rows->candidates_held == NULL || rows->data == NULL ||
+        rows->steps == NULL || rows->out == NULL || rows->candidates == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (take_buffer(PyTuple_GET_ITEM(orows, 0), &rows->held[0], 0, "rows[0]", 0, 0, 0) != 0) return -1;
+    rows->n = rows->held[0].view.shape[0];
+    rows->kind = kind_of(&rows->held[0].view);
+    char name[32];
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyOS_snprintf(name, sizeof(name), "rows[%zd]", i);
+        if (i > 0 && take_buffer(PyTuple_GET_ITEM(orows, i), &rows->held[i], 0, name, rows->kind, rows->n, 1) != 0)
+            return -1;
+        rows->data[i] = rows->held[i].view.buf;
+        rows->steps[i] = step_of(&rows->held[i]);
+    }
+    if (!PyTuple_Check(ocolumns) || PyTuple_GET_SIZE(ocolumns) != count) {
+        PyErr_Format(PyExc_TypeError, "columns must be a tuple of %zd buffers, one per row", count);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyOS_snprintf(name, sizeof(name), "columns[%zd]", i);
+        if (take_buffer(PyTuple_GET_ITEM(ocolumns, i), &rows->out_held[i], 1, name, 'd', rows->n, 0) != 0) return -1;
+        rows->out[i] = rows->out_held[i].view.buf;
+    }
+    if (ocandidates != Py_None) {
+        if (!PyTuple_Check(ocandidates) || PyTuple_GET_SIZE(ocandidates) != count - 1) {
+            PyErr_Format(PyExc_TypeError, "candidates must be None or a tuple of %zd buffers, one per secondary row",
+                         count - 1);
+            return -1;
+        }
+        for (Py_ssize_t i = 1; i < count; i++) {
+            PyOS_snprintf(name, sizeof(name), "candidates[%zd]", i - 1);
+            if (take_buffer(PyTuple_GET_ITEM(ocandidates, i - 1), &rows->candidates_held[i], 1, name, rows->kind,
+                            rows->n, 0) != 0)
+                return -1;
+            rows->candidates[i] = rows->candidates_held[i].view.buf;
+        }
+    }
+    return 0;
+}
+
+/* A float64 array of `length` values (the corners of the box, the candidate levels). */
+static int take_doubles(PyObject *object, Held *held, const char *name, Py_ssize_t length, const double **values)
+{
+    if (take_buffer(object, held, 0, name, 'd', length, 1) != 0) return -1;
+    if (held->view.strides[0] != 8) {
+        PyErr_Format(PyExc_ValueError, "%s must be contiguous", name);
+        return -1;
+    }
+    *values = held->view.buf;
+    return 0;
+}
+
+/* v at the box's extremes for element j of the rows (values b[1..r] read already, a = s0_j). */
+static void several_extremes(const double *b, Py_ssize_t r, double a, const double *lo, const double *hi,
+                                    const double *centre, const double *half, int corners_allowed, double *low,
+                                    double *high)
+{
+    int corners = corners_allowed;
+    for (Py_ssize_t i = 1; i <= r; i++) corners &= (b[i] >= 0.0);
+    if (corners) {
+        double at_lo = lo[0] * b[1], at_hi = hi[0] * b[1];
+        for (Py_ssize_t i = 1; i < r; i++) {
+            at_lo += lo[i] * b[i + 1];
+            at_hi += hi[i] * b[i + 1];
+        }
+        *low = at_lo + a;
+        *high = at_hi + a;
+    } else {
+        double middle = centre[0] * b[1], spread = half[0] * fabs(b[1]);
+        for (Py_ssize_t i = 1; i < r; i++) {
+            middle += centre[i] * b[i + 1];
+            spread += half[i] * fabs(b[i + 1]);
+        }
+        middle += a;
+        *low = middle - spread;
+        *high = middle + spread;
+    }
+}
+
+/* The reach loop for several multipliers, a chunk of CHUNK elements at a time: each row is read
+ * once into the chunk's sums (loops the compiler vectorises), then the chunk's elements that
+ * reach are written out with their columns. The numbers are those of several_extremes. */
+#define CHUNK 256
+
+/* The step of row i: 1 where UNIT (every row contiguous: loops the compiler vectorises). */
+#define STEP_OF(UNIT, i) ((UNIT) ? 1 : rows->steps[i])
+
+#define SEVERAL_REACH(NAME, T, UNIT)                                                                             \
+    static Py_ssize_t NAME(const ManyRows *rows, const double *lo, const double *hi, const double *centre,     \
+                           const double *half, int corners_allowed, double level, const double *levels,          \
+                           Py_ssize_t step_level, const double *candidate_levels, Py_ssize_t *found,            \
+                           double *total, int64_t *restrict positions, double *restrict highs)                  \
+    {                                                                                                           \
+        Py_ssize_t r = rows->count - 1, n = rows->n, m = 0;                                                     \
+        double even = 0.0, odd = 0.0;                                                                           \
+        double a[CHUNK], at_lo[CHUNK], at_hi[CHUNK], middle[CHUNK], spread[CHUNK], high[CHUNK];                \
+        int signed_[CHUNK];                                                                                     \
+        for (Py_ssize_t start = 0; start < n; start += CHUNK) {                                                 \
+            Py_ssize_t width = n - start < CHUNK ? n - start : CHUNK;                                           \
+            const T *s0 = (const T *)rows->data[0] + start * STEP_OF(UNIT, 0);                                    \
+            Py_ssize_t step0 = STEP_OF(UNIT, 0);                                                                  \
+            for (Py_ssize_t c = 0; c < width; c++) a[c] = (double)s0[c * step0];                                \
+            int any_signed = 0;                                                                                 \
+            for (Py_ssize_t i = 1; i <= r; i++) {                                                               \
+                const T *si = (const T *)rows->data[i] + start * STEP_OF(UNIT, i);                                \
+                Py_ssize_t step = STEP_OF(UNIT, i);                                                               \
+                double l = lo[i - 1], h = hi[i - 1];                                                            \
+                if (i == 1) {                                                                                   \
+                    for (Py_ssize_t c = 0; c < width; c++) {                                                    \
+                        double v = (double)si[c * step];                                                        \
+                        at_lo[c] = l * v;                                                                       \
+                        at_hi[c] = h * v;                                                                       \
+                        signed_[c] = !(v >= 0.0);                                                               \
+                    }                                                                                           \
+                } else {                                                                                        \
+                    for (Py_ssize_t c = 0; c < width; c++) {                                                    \
+                        double v = (double)si[c * step];                                                        \
+                        at_lo[c] += l * v;                                                                      \
+                        at_hi[c] += h * v;                                                                      \
+                        signed_[c] |= !(v >= 0.0);                                                              \
+                    }                                                                                           \
+                }                                                                                               \
+            }                                                                                                   \
+            for (Py_ssize_t c = 0; c < width; c++) {                                                            \
+                signed_[c] |= !corners_allowed;                                                                 \
+                any_signed |= signed_[c];                                                                       \
+                high[c] = at_hi[c] + a[c];                                                                      \
+            }                                                                                                   \
+            if (any_signed) { /* v at the centre and the spread, for the elements that need them */            \
+                for (Py_ssize_t i = 1; i <= r; i++) {                                                           \
+                    const T *si = (const T *)rows->data[i] + start * STEP_OF(UNIT, i);                            \
+                    Py_ssize_t step = STEP_OF(UNIT, i);                                                           \
+                    for (Py_ssize_t c = 0; c < width; c++) {                                                    \
+                        double v = (double)si[c * step];                                                        \
+                        if (i == 1) {                                                                           \
+                            middle[c] = centre[0] * v;                                                          \
+                            spread[c] = half[0] * fabs(v);                                                      \
+                        } else {                                                                                \
+                            middle[c] += centre[i - 1] * v;                                                     \
+                            spread[c] += half[i - 1] * fabs(v);                                                 \
+                        }                                                                                       \
+                    }                                                                                           \
+                }                                                                                               \
+                for (Py_ssize_t c = 0; c < width; c++)                                                          \
+                    if (signed_[c]) high[c] = (middle[c] + a[c]) + spread[c];                                   \
+            }                                                                                                   \
+            Py_ssize_t before = m;                                                                              \
+            for (Py_ssize_t c = 0; c < width; c++) {                                                            \
+                Py_ssize_t j = start + c;                                                                       \
+                if (j & 1) odd += high[c]; else even += high[c];                                                \
+                positions[m] = (int64_t)j;                                                                      \
+                highs[m] = high[c];                                                                             \
+                m += (high[c] >= (levels == NULL ? level : levels[j * step_level]));                            \
+            }                                                                                                   \
+            /* the columns of what reached, and each secondary row's candidates, while in cache */             \
+            for (Py_ssize_t i = 0; i <= r; i++) {                                                               \
+                const T *si = (const T *)rows->data[i];                                                         \
+                Py_ssize_t step = STEP_OF(UNIT, i);                                                               \
+                double *out = rows->out[i];                                                                     \
+                for (Py_ssize_t k = before; k < m; k++) out[k] = (double)si[positions[k] * step];               \
+                if (i > 0 && candidate_levels != NULL) {                                                        \
+                    T *found_values = (T *)rows->candidates[i];                                                 \
+                    double at = candidate_levels[i - 1];                                                        \
+                    Py_ssize_t f = found[i - 1];                                                                \
+                    for (Py_ssize_t j = start; j < start + width; j++) {                                        \
+                        T v = si[j * step];                                                                     \
+                        found_values[f] = v;                                                                    \
+                        f += ((double)v >= at);                                                                 \
+                    }                                                                                           \
+                    found[i - 1] = f;                                                                           \
+                }                                                                                               \
+            }                                                                                                   \
+        }                                                                                                       \
+        *total = even + odd;                                                                                    \
+        return m;                                                                                               \
+    }
+
+SEVERAL_REACH(several_reach_float64, double, 0)
+SEVERAL_REACH(several_reach_float32, float, 0)
+SEVERAL_REACH(several_reach_float64_contiguous, double, 1)
+SEVERAL_REACH(several_reach_float32_contiguous, float, 1)
+
+static PyObject *screen_several(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    PyObject *orows, *olo, *ohi, *olevel, *ocandidate_levels, *ogroups, *osupport, *opositions, *ocolumns, *ohigh,
+        *oones, *ocandidates;
+    double one_level, zero_level;
+    long long offset;
+    if (!PyArg_ParseTuple(args, "OOOOOddLOOOOOOO:screen_several", &orows, &olo, &ohi, &olevel, &ocandidate_levels,
+                          &one_level, &zero_level, &offset, &ogroups, &osupport, &opositions, &ocolumns, &ohigh,
+                          &oones, &ocandidates))
+        return NULL;
+    ManyRows rows;
+    Held held[8];
+    memset(held, 0, sizeof(held));
+    PyObject *result = NULL, *found_tuple = NULL, *taken_tuple = NULL;
+    double *scratch = NULL;
+    Py_ssize_t *found = NULL;
+    if (take_many(&rows, orows, ocolumns, ocandidates) != 0) goto done;
+    Py_ssize_t n = rows.n, r = rows.count - 1;
+    const double *lo, *hi, *candidate_levels = NULL, *levels = NULL;
+    if (take_doubles(olo, &held[0], "lo", r, &lo) != 0 || take_doubles(ohi, &held[1], "hi", r, &hi) != 0) goto done;
+    if ((ocandidate_levels == Py_None) != (ocandidates == Py_None)) {
+        PyErr_SetString(PyExc_TypeError, "candidate_levels and candidates must both be given or both be None");
+        goto done;
+    }
+    if (ocandidate_levels != Py_None &&
+        take_doubles(ocandidate_levels, &held[2], "candidate_levels", r, &candidate_levels) != 0)
+        goto done;
+    double level;
+    if (take_level(olevel, n, &held[3], &level, &levels) != 0) goto done;
+    Support support;
+    if (take_support(osupport, ogroups, n, &held[4], &support) != 0) goto done;
+    if (take_buffer(opositions, &held[6], 1, "positions", 'i', n, 0) != 0) goto done;
+    if (take_buffer(ohigh, &held[7], 1, "high", 'd', n, 0) != 0) goto done;
+    Held ones_held;
+    memset(&ones_held, 0, sizeof(ones_held));
+    if (take_buffer(oones, &ones_held, 1, "ones", 'i', n, 0) != 0) {
+        release(&ones_held, 1);
+        goto done;
+    }
+    scratch = PyMem_Calloc(3 * r + 2 + (rows.count), sizeof(double));
+    found = PyMem_Calloc(r, sizeof(Py_ssize_t));
+    double *taken = PyMem_Calloc(rows.count, sizeof(double));
+    if (scratch == NULL || found == NULL || taken == NULL) {
+        PyMem_Free(taken);
+        release(&ones_held, 1);
+        PyErr_NoMemory();
+        goto done;
+    }
+    double *centre = scratch, *half = scratch + r, *b = scratch + 2 * r;
+    int corners_allowed = 1;
+    for (Py_ssize_t i = 0; i < r; i++) {
+        centre[i] = (lo[i] + hi[i]) / 2.0;
+        half[i] = (hi[i] - lo[i]) / 2.0;
+        corners_allowed &= (lo[i] >= 0.0);
+    }
+    int64_t *positions = held[6].view.buf, *ones = ones_held.view.buf, bad = 0;
+    double *highs = held[7].view.buf, total;
+    Py_ssize_t m, counts[4], step_level = step_of(&held[3]);
+    Box box = {r, lo, hi, centre, half, corners_allowed};
+    int status = 0, contiguous = 1;
+    for (Py_ssize_t i = 0; i < rows.count; i++) contiguous &= rows.steps[i] == 1;
+    Py_BEGIN_ALLOW_THREADS
+    if (rows.kind == 'd' && contiguous)
+        m = several_reach_float64_contiguous(&rows, lo, hi, centre, half, corners_allowed, level, levels,
+                                             step_level, candidate_levels, found, &total, positions, highs);
+    else if (rows.kind == 'd')
+        m = several_reach_float64(&rows, lo, hi, centre, half, corners_allowed, level, levels, step_level,
+                                  candidate_levels, found, &total, positions, highs);
+    else if (contiguous)
+        m = several_reach_float32_contiguous(&rows, lo, hi, centre, half, corners_allowed, level, levels,
+                                             step_level, candidate_levels, found, &total, positions, highs);
+    else
+        m = several_reach_float32(&rows, lo, hi, centre, half, corners_allowed, level, levels, step_level,
+                                  candidate_levels, found, &total, positions, highs);
+    status = decide(m, &box, level, levels, step_level, one_level, zero_level, offset, &support, positions, rows.out,
+                    highs, ones, counts, taken, b, &bad);
+    Py_END_ALLOW_THREADS
+    release(&ones_held, 1);
+    if (status != 0) {
+        PyMem_Free(taken);
+        PyErr_Format(PyExc_ValueError, "groups holds %lld, outside [0, %zd) (the length of support)", (long long)bad,
+                     support.n_groups);
+        goto done;
+    }
+    found_tuple = PyTuple_New(r);
+    taken_tuple = PyTuple_New(rows.count);
+    if (found_tuple != NULL && taken_tuple != NULL) {
+        for (Py_ssize_t i = 0; i < r; i++) PyTuple_SET_ITEM(found_tuple, i, PyLong_FromSsize_t(found[i]));
+        for (Py_ssize_t i = 0; i < rows.count; i++) PyTuple_SET_ITEM(taken_tuple, i, PyFloat_FromDouble(taken[i]));
+        result = Py_BuildValue("nnnnOOd", counts[0], counts[1], counts[2], counts[3], found_tuple, taken_tuple, total);
+    }
+    PyMem_Free(taken);
+done:
+    Py_XDECREF(found_tuple);
+    Py_XDECREF(taken_tuple);
+    PyMem_Free(scratch);
+    PyMem_Free(found);
+    release(held, 8);
+    release_many(&rows);
     return result;
 }
 
@@ -392,10 +770,18 @@ static PyMethodDef methods[] = {
      "the count per group of those whose smallest v reaches their level, the group being `groups`\n"
      "(one for the block, or an int64 array of one per element). The total and the candidates as\n"
      "in reach. See copslp._screening._screen_streamed_one_bound."},
+    {"screen_several", screen_several, METH_VARARGS,
+     "screen_several(rows, lo, hi, level, candidate_levels, one_level, zero_level, offset, groups, support,\n"
+     "               positions, columns, high, ones, candidates)\n"
+     "    -> (n_ones, n_survivors, above_one, at_or_above_zero, candidate_counts, taken, total)\n\n"
+     "screen for several multipliers: rows a tuple of r + 1 arrays (s_0 first), lo and hi float64\n"
+     "arrays of r (lo >= 0), columns a tuple of r + 1 float64 buffers, candidate_levels a float64\n"
+     "array of r and candidates a tuple of r buffers (or both None); candidate_counts a tuple of\n"
+     "r counts, taken a tuple of r + 1 sums. See copslp._screening._screen_compiled."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels",
-                                    "The fused screening pass of one multiplier.", -1, methods,
+                                    "The fused screening passes of copslp._screening.", -1, methods,
                                     NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }

@@ -216,43 +216,82 @@ def _group_sample_levels(inner, low, sample_groups):
 def _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels=None, tally=None):
     """One streamed pass with given levels; ``None`` if a count shows a level is unsafe.
 
-    With floors, ``group_levels`` (at most the zero level) replace the zero level in the
-    groups: an element whose ``high`` is below its group's level is dropped. A group with
+    Each block is one compiled loop (``copslp._kernels.screen`` for one multiplier,
+    ``screen_several`` for more), which reads every element once. Only the elements whose
+    ``high`` (the largest v over the box) reaches their level (the zero level; with floors
+    their group's level, at most the zero level) are counted, fixed or kept: the others are
+    dropped, and since ``low <= high`` none of them could be fixed to 1, count as reaching the
+    zero level or their group's level, or lie above the one level. That needs ``one_level >=
+    zero_level``, which the counts imply: with ``one_level < zero_level`` every element
+    counted as reaching the zero level would lie above the one level, and both counts cannot
+    hold. With one multiplier both extremes are the numbers :func:`box_extremes` gives; with
+    several they are the same bounds on v, summed row by row and chosen per element (see
+    ``_kernels.c``). The sums of the scores fixed to 1 are summed in order of position.
+
+    With floors, an element whose ``high`` is below its group's level is dropped. A group with
     at least floors[g] elements whose ``low`` reaches its level has its floors[g]-th best
     above every element below that level, so the group rule holds without a per-group
     selection; in the other groups the elements below the level are found by selection
-    (:func:`_forced_candidates`). With a ``tally`` (:class:`Tally`) the pass counts it block
-    by block.
+    (:func:`_forced_candidates`). With a ``tally`` (:class:`Tally`) the pass reads every
+    element whatever the levels, sums ``high`` and gathers each secondary row's candidates.
     """
-    if lo.shape[0] == 1:
-        return _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_levels, tally)
     one_rank, zero_rank = _level_ranks(inner)
-    floors = inner.floors
-    above_one = at_or_above_zero = 0
-    support = None if floors is None else np.zeros(floors.shape[0], dtype=np.int64)
-    taken = np.zeros(inner.scores.shape[0])
-    ones, survivors, survivor_scores = [], [], []
-    buffers = (np.empty(BLOCK), np.empty(BLOCK))
-    for block in blocks(inner.size):
-        scores = inner.scores[:, block]
-        width = scores.shape[1]
-        low, high = box_extremes(scores, lo, hi, (buffers[0][:width], buffers[1][:width]))
-        if tally is not None:  # the block is in cache now
-            tally.add(scores, high)
-        above_one += int(np.count_nonzero(high > one_level))
-        reaching = low >= zero_level
-        at_or_above_zero += int(np.count_nonzero(reaching))
-        level = zero_level if support is None else _count_reaching_group_levels(inner, block, low, group_levels, support)
-        fixed_one = np.flatnonzero(low > one_level)
-        survivor = np.flatnonzero((high >= level) & (low <= one_level))
-        taken += take_columns(scores, fixed_one).sum(axis=1)
-        ones.append(fixed_one + block.start)
-        survivors.append(survivor + block.start)
-        survivor_scores.append(take_columns(scores, survivor))  # gathered while the block is in cache
-    if (one_rank > 0 and above_one >= one_rank) or at_or_above_zero < zero_rank:
+    if one_level < zero_level and tally is None:
         return None
-    return _reduced_with_forced(inner, lo, hi, group_levels, support, np.concatenate(ones), np.concatenate(survivors),
-                                taken, np.concatenate(survivor_scores, axis=1), (one_level, zero_level))
+    floors = inner.floors
+    support = None if floors is None else np.zeros(floors.shape[0], dtype=np.int64)
+    above_one = at_or_above_zero = 0
+    n_rows = inner.scores.shape[0]
+    taken = np.zeros(n_rows)
+    width = kernel_block(inner.size)
+    high = np.empty(width)  # scratch of the kernel
+    survivors = Collected([np.int64, (n_rows, np.float64)], width)
+    ones = Collected([np.int64], min(inner.size, max(inner.budget, 0) + width))
+    candidates = [] if tally is None else [Collected([inner.scores.dtype], width) for _ in range(n_rows - 1)]
+    totals = 0.0  # of high: a Python float, whose sums overflow without a warning
+    for piece, groups, level in _pieces_with_levels(inner, width, zero_level, group_levels):
+        n = piece.stop - piece.start
+        (positions, columns), (fixed,) = survivors.room(n, piece.start, inner.size), ones.room(n)
+        found_room = None if tally is None else [row.room(n, piece.start, inner.size)[0] for row in candidates]
+        n_ones, n_survivors, high_above_one, low_at_zero, found, sums, total = _screen_piece(
+            inner.scores[:, piece], lo, hi, level, None if tally is None else tally.levels, one_level, zero_level,
+            piece.start, groups, support, positions, columns, high, fixed, found_room)
+        above_one += high_above_one
+        at_or_above_zero += low_at_zero
+        taken += sums
+        totals += total
+        ones.add(n_ones)
+        survivors.add(n_survivors)
+        for row, count in zip(candidates, found):
+            row.add(count)
+    if tally is not None:
+        tally.count(totals, [row.arrays()[0] for row in candidates])
+    if (one_rank > 0 and above_one >= one_rank) or at_or_above_zero < zero_rank or one_level < zero_level:
+        return None
+    (fixed,), (kept, kept_scores) = ones.arrays(), survivors.arrays()
+    return _reduced_with_forced(inner, lo, hi, group_levels, support, fixed, kept, taken, kept_scores,
+                                (one_level, zero_level))
+
+
+def _screen_piece(scores, lo, hi, level, candidate_levels, one_level, zero_level, offset, groups, support, positions,
+                  columns, high, ones, candidates):
+    """One piece of :func:`_screen_streamed` in its compiled loop: ``(n_ones, n_survivors,
+    above_one, at_or_above_zero, candidate counts (one per secondary row), taken (one sum per
+    row), total)``. ``candidate_levels`` and ``candidates`` (the free part of each secondary
+    row's array) are None without a tally."""
+    if scores.dtype != np.float64 and scores.dtype != np.float32:
+        scores = scores.astype(np.float64)
+    if lo.shape[0] == 1:
+        candidate_level = np.inf if candidate_levels is None else float(candidate_levels[0])
+        n_ones, n_survivors, above_one, at_zero, found, *sums, total = _kernels.screen(
+            scores[0], scores[1], float(lo[0]), float(hi[0]), level, candidate_level, one_level, zero_level, offset,
+            groups, support, positions, *columns, high, ones, None if candidates is None else candidates[0])
+        return n_ones, n_survivors, above_one, at_zero, (found,), sums, total
+    return _kernels.screen_several(
+        tuple(scores), np.ascontiguousarray(lo, dtype=np.float64), np.ascontiguousarray(hi, dtype=np.float64), level,
+        None if candidate_levels is None else np.ascontiguousarray(candidate_levels, dtype=np.float64), one_level,
+        zero_level, offset, groups, support, positions, tuple(columns), high, ones,
+        None if candidates is None else tuple(candidates))
 
 
 def _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, taken, survivor_scores, levels):
@@ -279,8 +318,8 @@ class Tally:
     first screening, :func:`copslp._analytic.first_pass`): a sum that is finite only if every
     entry is (``totals``: a non-finite one sends validation to a closer look,
     :func:`copslp._problem.check_finite`), and for each secondary row i the entries at or
-    above ``levels[i - 1]``, the candidates of its k largest, gathered as
-    :func:`copslp._selection.top_k_sum` gathers them (block by block, in order).
+    above ``levels[i - 1]``, the candidates of its k largest, in order, as
+    :func:`copslp._selection.top_k_sum` gathers them.
 
     The sum is that of ``high``, the largest :math:`v_j = s_{0j} + \sum_i \lambda_i s_{ij}` over
     the box, which the pass computes for every element anyway (float64, with lo >= 0 and
@@ -288,24 +327,15 @@ class Tally:
     sum has none. A sum that overflows with finite entries only costs the closer look."""
 
     def __init__(self, levels: np.ndarray):
-        self.totals = np.zeros(1)
         self.levels = levels
-        self.candidates = [[] for _ in levels]
-
-    def add(self, scores: np.ndarray, high: np.ndarray) -> None:
-        """Count one block (``scores`` of shape (n, width), ``high`` its largest v)."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            self.totals += high.sum()
-        for row, level, found in zip(scores[1:], self.levels, self.candidates):
-            found.append(row.take(np.flatnonzero(row >= level), mode="clip"))
+        self.totals = None
+        self.candidates = None
 
     def count(self, total: float, candidates: list) -> None:
-        """Count what a pass found itself (one compiled loop, :func:`_screen_streamed_one_bound`):
-        the sum of ``high`` over what it read and the candidates of each secondary row."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            self.totals += total
-        for found, row_candidates in zip(self.candidates, candidates):
-            found.append(row_candidates)
+        """What the pass found (:func:`_screen_streamed`): the sum of ``high`` over every
+        element and the candidates of each secondary row (one array each, in order)."""
+        self.totals = np.array([total])
+        self.candidates = candidates
 
 
 def screen_and_tally(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample_scores: np.ndarray, tally: Tally,
@@ -313,60 +343,6 @@ def screen_and_tally(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray, sample
     """:func:`screen`, the same pass counting ``tally``; ``None`` where a count says a level
     is unsafe (the pass has read every element all the same)."""
     return _screen_streamed(inner, lo, hi, *_sample_levels(inner, lo, hi, sample_scores, sample_groups), tally)
-
-
-def _screen_streamed_one_bound(inner, lo, hi, one_level, zero_level, group_levels=None, tally=None):
-    """:func:`_screen_streamed` for one multiplier, each block in one compiled loop
-    (``copslp._kernels.screen``), which reads every element once.
-
-    Only the elements whose ``high`` (the largest v over the box) reaches their level (the
-    zero level; with floors their group's level, at most the zero level) are counted, fixed
-    or kept: the others are dropped, and since ``low <= high`` none of them could be fixed to
-    1, count as reaching the zero level or their group's level, or lie above the one level.
-    That needs ``one_level >= zero_level``, which the counts imply: with ``one_level <
-    zero_level`` every element counted as reaching the zero level would lie above the one
-    level, and both counts cannot hold. Both extremes are the numbers :func:`box_extremes`
-    gives, so the outcome is the same; the sums of the scores fixed to 1 are summed in order
-    of position. With a ``tally`` (:class:`Tally`) the pass reads every element whatever the
-    levels, and counts the tally block by block.
-    """
-    one_rank, zero_rank = _level_ranks(inner)
-    if one_level < zero_level and tally is None:
-        return None
-    floors = inner.floors
-    support = None if floors is None else np.zeros(floors.shape[0], dtype=np.int64)
-    above_one = at_or_above_zero = 0
-    taken = np.zeros(inner.scores.shape[0])
-    width = kernel_block(inner.size)
-    high = np.empty(width)  # scratch of the kernel
-    survivors = Collected([np.int64, (2, np.float64)], width)
-    ones = Collected([np.int64], min(inner.size, max(inner.budget, 0) + width))
-    candidates = None if tally is None else Collected([inner.scores.dtype], width)
-    bounds = (float(lo[0]), float(hi[0]))
-    candidate_level = np.inf if tally is None else float(tally.levels[0])
-    totals = 0.0  # of high: a Python float, whose sums overflow without a warning
-    for block, groups, level in _pieces_with_levels(inner, width, zero_level, group_levels):
-        n = block.stop - block.start
-        (positions, columns), (fixed,) = survivors.room(n, block.start, inner.size), ones.room(n)
-        n_ones, n_survivors, high_above_one, low_at_zero, found, *sums, total = _kernels.screen(
-            *_kernel_rows(inner.scores[:, block]), *bounds, level, candidate_level, one_level, zero_level,
-            block.start, groups, support, positions, *columns, high, fixed,
-            None if tally is None else candidates.room(n, block.start, inner.size)[0])
-        above_one += high_above_one
-        at_or_above_zero += low_at_zero
-        taken += sums
-        totals += total
-        ones.add(n_ones)
-        survivors.add(n_survivors)
-        if tally is not None:
-            candidates.add(found)
-    if tally is not None:
-        tally.count(totals, candidates.arrays())
-    if (one_rank > 0 and above_one >= one_rank) or at_or_above_zero < zero_rank or one_level < zero_level:
-        return None
-    (fixed,), (kept, kept_scores) = ones.arrays(), survivors.arrays()
-    return _reduced_with_forced(inner, lo, hi, group_levels, support, fixed, kept, taken, kept_scores,
-                                (one_level, zero_level))
 
 
 class Collected:
@@ -485,25 +461,6 @@ def reaching_extremes(scores, lo: np.ndarray, hi: np.ndarray, level, buffers: Re
     else:  # where s_1 has negative entries: both corners
         low = box_extremes(columns, lo, hi)[0]
     return reaching, columns, low, buffers.high[:count].copy()
-
-
-def _count_reaching_group_levels(inner, block, low, group_levels, support):
-    """The level of each element of ``block`` (its group's, from ``group_levels``; one number
-    when the block lies in one group), after adding to ``support`` the count per group of the
-    elements whose ``low`` reaches it."""
-    groups, level = _block_groups_and_levels(inner, block, group_levels)
-    _add_support(support, groups, level, low)
-    return level
-
-
-def _add_support(support, groups, level, low):
-    """Add to ``support`` the count per group of the elements whose ``low`` reaches their
-    group's level: ``groups`` and ``level`` of a block as :func:`_block_groups_and_levels`
-    gives them."""
-    if np.ndim(groups) == 0:
-        support[groups] += int(np.count_nonzero(low >= level))
-        return
-    support += np.bincount(groups[low >= level], minlength=support.shape[0])
 
 
 def _forced_candidates(inner, lo, hi, short, group_levels):

@@ -162,6 +162,18 @@ def _screen_by_numpy(s0, s1, lo, hi, level, one_level, zero_level, offset=0, gro
                 total=high.sum(), support=support)
 
 
+def _floors_of(kind, rng, zero_level, group_levels):
+    """``(groups, level, n_groups)`` for the floors' count: none; one group for the block, its
+    level below the zero level; or a group per element, each with its level (at most the zero
+    level)."""
+    if kind is None:
+        return None, zero_level, 0
+    if kind == "one group":
+        return 1, zero_level - 0.2, 2
+    groups = rng.integers(0, len(group_levels), SIZE)
+    return groups, np.minimum(zero_level, np.array(group_levels)[groups]), len(group_levels)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("signed, lo", [(False, 0.25), (True, 0.25), (False, -0.5)])
 @pytest.mark.parametrize("floors", [None, "one group", "per element"])
@@ -171,12 +183,7 @@ def test_screen_decides_as_numpy(dtype, signed, lo, floors):
     hi = 0.5
     v = s0 + 0.4 * s1.astype(np.float64)
     one_level, zero_level = float(np.quantile(v, 0.95)), float(np.quantile(v, 0.85))
-    groups, level, n_groups = None, zero_level, 0
-    if floors == "one group":
-        groups, level, n_groups = 2, zero_level - 0.1, 3
-    elif floors == "per element":
-        groups, n_groups = rng.integers(0, 4, SIZE), 4
-        level = np.minimum(zero_level, np.array([0.5, 0.9, 2.0, -1.0])[groups])
+    groups, level, n_groups = _floors_of(floors, rng, zero_level, [0.5, 0.9, 2.0, -1.0])
     got = _screen(s0, s1, lo, hi, level, one_level, zero_level, 1000, groups, n_groups, float(np.quantile(s1, 0.9)))
     want = _screen_by_numpy(s0, s1, lo, hi, level, one_level, zero_level, 1000, groups, n_groups)
     for key in ("ones", "survivors", "above_one", "at_zero", "support"):
@@ -193,6 +200,93 @@ def test_screen_names_a_group_outside_support():
         _screen(s0, s1, 0.0, 1.0, -1.0, 2.0, -1.0, groups=7, n_groups=3)
     with pytest.raises(ValueError, match="groups holds -1, outside"):
         _screen(s0, s1, 0.0, 1.0, -1.0, 2.0, -1.0, groups=np.full(50, -1), n_groups=3)
+
+
+def _several_extremes_by_numpy(scores, lo, hi):
+    """The bounds on v of ``_kernels.screen_several``, row by row in numpy: the corners where
+    every s_i >= 0 (and lo >= 0), else the centre -/+ the spread, per element."""
+    s = scores.astype(np.float64)
+    at_lo, at_hi = lo[0] * s[1], hi[0] * s[1]
+    middle, spread = (lo[0] + hi[0]) / 2 * s[1], (hi[0] - lo[0]) / 2 * np.abs(s[1])
+    for i in range(1, lo.shape[0]):
+        at_lo, at_hi = at_lo + lo[i] * s[i + 1], at_hi + hi[i] * s[i + 1]
+        middle, spread = middle + (lo[i] + hi[i]) / 2 * s[i + 1], spread + (hi[i] - lo[i]) / 2 * np.abs(s[i + 1])
+    middle = middle + s[0]
+    corners = np.all(s[1:] >= 0, axis=0) & bool(np.all(lo >= 0))
+    return np.where(corners, at_lo + s[0], middle - spread), np.where(corners, at_hi + s[0], middle + spread)
+
+
+def _screen_several(scores, lo, hi, level, one_level, zero_level, offset=0, groups=None, n_groups=0,
+                    candidate_levels=None):
+    n, rows = scores.shape[1], scores.shape[0]
+    positions, columns, high, ones = np.empty(n, dtype=np.int64), np.empty((rows, n)), np.empty(n), np.empty(n, np.int64)
+    support = None if groups is None else np.zeros(n_groups, dtype=np.int64)
+    candidates = None if candidate_levels is None else tuple(np.empty(n, dtype=scores.dtype) for _ in range(rows - 1))
+    n_ones, n_survivors, above_one, at_zero, found, taken, total = _kernels.screen_several(
+        tuple(scores), lo, hi, level, candidate_levels, one_level, zero_level, offset, groups, support, positions,
+        tuple(columns), high, ones, candidates)
+    return dict(ones=ones[:n_ones], survivors=positions[:n_survivors], columns=columns[:, :n_survivors],
+                above_one=above_one, at_zero=at_zero, taken=np.array(taken), total=total, support=support,
+                candidates=None if candidates is None else [c[:f] for c, f in zip(candidates, found)])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("floors", [None, "one group", "per element"])
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_screen_several_decides_as_numpy(dtype, signed, floors, layout):
+    rng = np.random.default_rng(12)
+    base = rng.standard_normal((4, 2 * SIZE)) if signed else rng.random((4, 2 * SIZE))
+    scores = (base[:, :SIZE] if layout == "contiguous" else base[:, ::2]).astype(dtype)
+    if signed:
+        scores[1:, : SIZE // 2] = np.abs(scores[1:, : SIZE // 2])  # both forms in one block
+    lo, hi = np.array([0.1, 0.0, 0.3]), np.array([0.2, 0.15, 0.35])
+    low, high = _several_extremes_by_numpy(scores, lo, hi)
+    one_level, zero_level = float(np.quantile(low, 0.95)), float(np.quantile(high, 0.8))
+    groups, level, n_groups = _floors_of(floors, rng, zero_level, [0.2, 1.0, -2.0])
+    candidate_levels = np.quantile(scores[1:], 0.9, axis=1).astype(np.float64)
+    got = _screen_several(scores, lo, hi, level, one_level, zero_level, 500, groups, n_groups, candidate_levels)
+    reaches = high >= level
+    fixed, kept = reaches & (low > one_level), reaches & ~(low > one_level)
+    np.testing.assert_array_equal(got["ones"], np.flatnonzero(fixed) + 500)
+    np.testing.assert_array_equal(got["survivors"], np.flatnonzero(kept) + 500)
+    assert got["columns"].tobytes() == scores[:, kept].astype(np.float64).tobytes()
+    assert got["above_one"] == np.count_nonzero(reaches & (high > one_level))
+    assert got["at_zero"] == np.count_nonzero(reaches & (low >= zero_level))
+    np.testing.assert_allclose(got["taken"], scores[:, fixed].astype(np.float64).sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(got["total"], high.sum(), rtol=1e-12)
+    for row, found, at in zip(scores[1:], got["candidates"], candidate_levels):
+        assert found.tobytes() == row[row >= at].tobytes()
+    if groups is not None:
+        per_element = np.broadcast_to(groups, (SIZE,))
+        np.testing.assert_array_equal(got["support"], np.bincount(per_element[reaches & (low >= level)],
+                                                                  minlength=n_groups))
+    # the same bounds on v as box_extremes, which chooses the form per block
+    want_low, want_high = box_extremes(scores, lo, hi)
+    np.testing.assert_allclose(low, want_low, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(high, want_high, rtol=1e-12, atol=1e-12)
+
+
+def test_screen_several_errors_name_the_argument():
+    scores = np.random.default_rng(1).random((3, 20))
+    lo, hi = np.zeros(2), np.ones(2)
+    out = (np.empty(20, np.int64), tuple(np.empty(20) for _ in range(3)), np.empty(20), np.empty(20, np.int64))
+    with pytest.raises(TypeError, match="rows must be a tuple of at least 3 arrays"):
+        _kernels.screen_several(tuple(scores[:2]), lo[:1], hi[:1], 0.5, None, 1.0, 0.5, 0, None, None, out[0],
+                                out[1][:2], out[2], out[3], None)
+    with pytest.raises(ValueError, match="hi has length 3, needs 2"):
+        _kernels.screen_several(tuple(scores), lo, np.ones(3), 0.5, None, 1.0, 0.5, 0, None, None, *out, None)
+    with pytest.raises(TypeError, match=r"rows\[2\] has format 'f'"):
+        _kernels.screen_several((scores[0], scores[1], scores[2].astype(np.float32)), lo, hi, 0.5, None, 1.0, 0.5,
+                                0, None, None, *out, None)
+    with pytest.raises(TypeError, match="columns must be a tuple of 3 buffers"):
+        _kernels.screen_several(tuple(scores), lo, hi, 0.5, None, 1.0, 0.5, 0, None, None, out[0], out[1][:2],
+                                out[2], out[3], None)
+    with pytest.raises(TypeError, match="candidate_levels and candidates must both be given"):
+        _kernels.screen_several(tuple(scores), lo, hi, 0.5, np.ones(2), 1.0, 0.5, 0, None, None, *out, None)
+    with pytest.raises(ValueError, match="groups holds 5, outside"):
+        _kernels.screen_several(tuple(scores), lo, hi, -9.0, None, 9.0, -9.0, 0, 5, np.zeros(2, np.int64), *out,
+                                None)
 
 
 def test_collected_grows_at_the_rate_seen_so_far():
