@@ -108,12 +108,27 @@ static Py_ssize_t step_of(const Held *held)
     return held->held ? held->view.strides[0] / held->view.itemsize : 0;
 }
 
+/* A number rather than an array: a Python float or int, or a numpy scalar (no dimensions). */
+static int is_number(PyObject *object)
+{
+    if (PyFloat_Check(object) || PyLong_Check(object)) return 1;
+    if (!PyObject_CheckBuffer(object)) return 0;
+    Py_buffer view;
+    if (PyObject_GetBuffer(object, &view, PyBUF_RECORDS_RO) != 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    int scalar = view.ndim == 0;
+    PyBuffer_Release(&view);
+    return scalar;
+}
+
 /* The level an element must reach: one number for all, or a float64 array of one per element. */
 static int take_level(PyObject *olevel, Py_ssize_t n, Held *held, double *level, const double **levels)
 {
     *levels = NULL;
     *level = 0.0;
-    if (PyFloat_Check(olevel) || PyLong_Check(olevel)) {
+    if (is_number(olevel)) {
         *level = PyFloat_AsDouble(olevel);
         return (*level == -1.0 && PyErr_Occurred()) ? -1 : 0;
     }
@@ -122,8 +137,17 @@ static int take_level(PyObject *olevel, Py_ssize_t n, Held *held, double *level,
     return 0;
 }
 
+static int check_group(int64_t group, Py_ssize_t n_groups)
+{
+    if ((uint64_t)group < (uint64_t)n_groups) return 0;
+    PyErr_Format(PyExc_ValueError, "groups holds %lld, outside [0, %zd) (the length of support)", (long long)group,
+                 n_groups);
+    return -1;
+}
+
 /* The floors' count: `support` (int64, one per group; None without floors) and the group of each
- * element, one for the block (an int) or an int64 array of one per element (held[0], held[1]). */
+ * element, one for the block (an int) or an int64 array of one per element (held[0], held[1]), every
+ * one checked to lie in [0, len(support)). */
 typedef struct {
     int64_t *counts;
     Py_ssize_t n_groups, step;
@@ -138,13 +162,16 @@ static int take_support(PyObject *osupport, PyObject *ogroups, Py_ssize_t n, Hel
     if (take_buffer(osupport, &held[0], 1, "support", 'i', 0, 0) != 0) return -1;
     support->counts = held[0].view.buf;
     support->n_groups = held[0].view.shape[0];
-    if (PyLong_Check(ogroups)) {
+    if (is_number(ogroups)) {
         support->group = PyLong_AsLongLong(ogroups);
-        return (support->group == -1 && PyErr_Occurred()) ? -1 : 0;
+        if (support->group == -1 && PyErr_Occurred()) return -1;
+        return check_group(support->group, support->n_groups);
     }
     if (take_buffer(ogroups, &held[1], 0, "groups", 'i', n, 1) != 0) return -1;
     support->groups = held[1].view.buf;
     support->step = step_of(&held[1]);
+    for (Py_ssize_t j = 0; j < n; j++)  /* every group, before anything is counted */
+        if (check_group(support->groups[j * support->step], support->n_groups) != 0) return -1;
     return 0;
 }
 
@@ -315,19 +342,33 @@ static inline double smallest_v(const Box *box, const double *b)
     return low;
 }
 
+/* Add x to the compensated sum (sum, error) (Neumaier's variant of Kahan's summation): what the
+ * rounding of each addition lost is kept in `error`, so that many small scores after a large
+ * one still count. */
+static inline void add_compensated(double *sum, double *error, double x)
+{
+    double t = *sum + x;
+    if (fabs(*sum) >= fabs(x))
+        *error += (*sum - t) + x;
+    else
+        *error += (x - t) + *sum;
+    *sum = t;
+}
+
 /* The decision on what reached (a block's first `m` entries of positions, columns[0..r] and
  * highs, in cache after the reach loop): the smallest v again, the counts, the elements fixed to
- * 1 into `ones` (their positions plus offset) and the sums of their scores into taken[0..r],
- * the others compacted in place at the front of positions and columns (plus offset). With
- * `support`, the count per group of the elements whose smallest v reaches their level; the
- * group is `group`, or `groups[j]` per element. `b`: scratch of r + 1. Returns -1 (and the
- * group in *bad) for a group outside [0, n_groups). */
-static int decide(Py_ssize_t m, const Box *box, double level, const double *levels, Py_ssize_t step_level,
-                  double one_level, double zero_level, int64_t offset, const Support *support, int64_t *positions,
-                  double **columns, const double *highs, int64_t *ones, Py_ssize_t *counts, double *taken, double *b,
-                  int64_t *bad)
+ * 1 into `ones` (their positions plus offset) and their scores added to the running sums
+ * taken[0..r] (compensated: taken[r + 1 + i] holds the error of taken[i]; the caller adds the two
+ * once the last block is in), the others
+ * compacted in place at the front of positions and columns (plus offset). With `support`, the
+ * count per group of the elements whose smallest v reaches their level. `b`: scratch of r + 1;
+ * `taken`: the 2 (r + 1) running sums and errors, zeros before the first block. */
+static void decide(Py_ssize_t m, const Box *box, double level, const double *levels, Py_ssize_t step_level,
+                   double one_level, double zero_level, int64_t offset, const Support *support, int64_t *positions,
+                   double **columns, const double *highs, int64_t *ones, Py_ssize_t *counts, double *taken, double *b)
 {
     Py_ssize_t r = box->r, o = 0, s = 0, above_one = 0, at_or_above_zero = 0;
+    double *error = taken + r + 1;
     for (Py_ssize_t k = 0; k < m; k++) {
         int64_t j = positions[k];
         for (Py_ssize_t i = 0; i <= r; i++) b[i] = columns[i][k];
@@ -336,15 +377,11 @@ static int decide(Py_ssize_t m, const Box *box, double level, const double *leve
         at_or_above_zero += low >= zero_level;
         if (support->counts != NULL) {
             int64_t g = support->groups == NULL ? support->group : support->groups[j * support->step];
-            if ((uint64_t)g >= (uint64_t)support->n_groups) {
-                *bad = g;
-                return -1;
-            }
             support->counts[g] += low >= (levels == NULL ? level : levels[j * step_level]);
         }
         if (low > one_level) {
             ones[o++] = offset + j;
-            for (Py_ssize_t i = 0; i <= r; i++) taken[i] += b[i];
+            for (Py_ssize_t i = 0; i <= r; i++) add_compensated(&taken[i], &error[i], b[i]);
         } else {
             positions[s] = offset + j;
             for (Py_ssize_t i = 0; i <= r; i++) columns[i][s] = b[i];
@@ -355,21 +392,20 @@ static int decide(Py_ssize_t m, const Box *box, double level, const double *leve
     counts[1] = s;
     counts[2] = above_one;
     counts[3] = at_or_above_zero;
-    return 0;
 }
 
 static PyObject *screen(PyObject *Py_UNUSED(self), PyObject *args)
 {
     PyObject *o0, *o1, *olevel, *ogroups, *osupport, *opositions, *ocolumn0, *ocolumn1, *ohigh, *oones,
-        *ocandidates;
+        *ocandidates, *otaken;
     Rows rows;
     double one_level, zero_level;
     long long offset;
-    if (!PyArg_ParseTuple(args, "OOddOdddLOOOOOOOO:screen", &o0, &o1, &rows.lo, &rows.hi, &olevel,
+    if (!PyArg_ParseTuple(args, "OOddOdddLOOOOOOOOO:screen", &o0, &o1, &rows.lo, &rows.hi, &olevel,
                           &rows.candidate_level, &one_level, &zero_level, &offset, &ogroups, &osupport,
-                          &opositions, &ocolumn0, &ocolumn1, &ohigh, &oones, &ocandidates))
+                          &opositions, &ocolumn0, &ocolumn1, &ohigh, &oones, &ocandidates, &otaken))
         return NULL;
-    Held held[8];
+    Held held[9];
     memset(held, 0, sizeof(held));
     PyObject *result = NULL;
     if (take_rows(&rows, o0, o1, olevel) != 0) goto done;
@@ -383,29 +419,23 @@ static PyObject *screen(PyObject *Py_UNUSED(self), PyObject *args)
     if (take_buffer(oones, &held[6], 1, "ones", 'i', n, 0) != 0) goto done;
     if (ocandidates != Py_None && take_buffer(ocandidates, &held[7], 1, "candidates", rows.kind, n, 0) != 0)
         goto done;
+    if (take_buffer(otaken, &held[8], 1, "taken", 'd', 4, 1) != 0) goto done;
     void *candidates = held[7].held ? held[7].view.buf : NULL;
     Py_ssize_t m, found = 0, counts[4];
-    double total, taken[2] = {0.0, 0.0}, b[2];
+    double total, *taken = held[8].view.buf, b[2];
     double *columns[2] = {held[3].view.buf, held[4].view.buf};
     Box box = {1, &rows.lo, &rows.hi, NULL, NULL, 0};
-    int64_t bad = 0;
-    int monotone, status;
+    int monotone;
     Py_BEGIN_ALLOW_THREADS
     m = reach_rows(&rows, candidates, &found, &total, &monotone, held[2].view.buf, held[3].view.buf,
                    held[4].view.buf, held[5].view.buf);
-    status = decide(m, &box, rows.level, rows.levels, rows.step_level, one_level, zero_level, offset, &support,
-                    held[2].view.buf, columns, held[5].view.buf, held[6].view.buf, counts, taken, b, &bad);
+    decide(m, &box, rows.level, rows.levels, rows.step_level, one_level, zero_level, offset, &support,
+           held[2].view.buf, columns, held[5].view.buf, held[6].view.buf, counts, taken, b);
     Py_END_ALLOW_THREADS
-    if (status != 0) {
-        PyErr_Format(PyExc_ValueError, "groups holds %lld, outside [0, %zd) (the length of support)",
-                     (long long)bad, support.n_groups);
-        goto done;
-    }
-    result = Py_BuildValue("nnnnnddd", counts[0], counts[1], counts[2], counts[3], found, taken[0], taken[1],
-                           total);
+    result = Py_BuildValue("nnnnnd", counts[0], counts[1], counts[2], counts[3], found, total);
 done:
     release(rows.held, 3);
-    release(held, 8);
+    release(held, 9);
     return result;
 }
 
@@ -648,17 +678,17 @@ SEVERAL_REACH(several_reach_float32_contiguous, float, 1)
 static PyObject *screen_several(PyObject *Py_UNUSED(self), PyObject *args)
 {
     PyObject *orows, *olo, *ohi, *olevel, *ocandidate_levels, *ogroups, *osupport, *opositions, *ocolumns, *ohigh,
-        *oones, *ocandidates;
+        *oones, *ocandidates, *otaken;
     double one_level, zero_level;
     long long offset;
-    if (!PyArg_ParseTuple(args, "OOOOOddLOOOOOOO:screen_several", &orows, &olo, &ohi, &olevel, &ocandidate_levels,
-                          &one_level, &zero_level, &offset, &ogroups, &osupport, &opositions, &ocolumns, &ohigh,
-                          &oones, &ocandidates))
+    if (!PyArg_ParseTuple(args, "OOOOOddLOOOOOOOO:screen_several", &orows, &olo, &ohi, &olevel,
+                          &ocandidate_levels, &one_level, &zero_level, &offset, &ogroups, &osupport, &opositions,
+                          &ocolumns, &ohigh, &oones, &ocandidates, &otaken))
         return NULL;
     ManyRows rows;
-    Held held[8];
+    Held held[9];
     memset(held, 0, sizeof(held));
-    PyObject *result = NULL, *found_tuple = NULL, *taken_tuple = NULL;
+    PyObject *result = NULL, *found_tuple = NULL;
     double *scratch = NULL;
     Py_ssize_t *found = NULL;
     if (take_many(&rows, orows, ocolumns, ocandidates) != 0) goto done;
@@ -678,6 +708,8 @@ static PyObject *screen_several(PyObject *Py_UNUSED(self), PyObject *args)
     if (take_support(osupport, ogroups, n, &held[4], &support) != 0) goto done;
     if (take_buffer(opositions, &held[6], 1, "positions", 'i', n, 0) != 0) goto done;
     if (take_buffer(ohigh, &held[7], 1, "high", 'd', n, 0) != 0) goto done;
+    if (take_buffer(otaken, &held[8], 1, "taken", 'd', 2 * rows.count, 1) != 0) goto done;
+    double *taken = held[8].view.buf;
     Held ones_held;
     memset(&ones_held, 0, sizeof(ones_held));
     if (take_buffer(oones, &ones_held, 1, "ones", 'i', n, 0) != 0) {
@@ -686,9 +718,7 @@ static PyObject *screen_several(PyObject *Py_UNUSED(self), PyObject *args)
     }
     scratch = PyMem_Calloc(3 * r + 2 + (rows.count), sizeof(double));
     found = PyMem_Calloc(r, sizeof(Py_ssize_t));
-    double *taken = PyMem_Calloc(rows.count, sizeof(double));
-    if (scratch == NULL || found == NULL || taken == NULL) {
-        PyMem_Free(taken);
+    if (scratch == NULL || found == NULL) {
         release(&ones_held, 1);
         PyErr_NoMemory();
         goto done;
@@ -700,11 +730,11 @@ static PyObject *screen_several(PyObject *Py_UNUSED(self), PyObject *args)
         half[i] = (hi[i] - lo[i]) / 2.0;
         corners_allowed &= (lo[i] >= 0.0);
     }
-    int64_t *positions = held[6].view.buf, *ones = ones_held.view.buf, bad = 0;
+    int64_t *positions = held[6].view.buf, *ones = ones_held.view.buf;
     double *highs = held[7].view.buf, total;
     Py_ssize_t m, counts[4], step_level = step_of(&held[3]);
     Box box = {r, lo, hi, centre, half, corners_allowed};
-    int status = 0, contiguous = 1;
+    int contiguous = 1;
     for (Py_ssize_t i = 0; i < rows.count; i++) contiguous &= rows.steps[i] == 1;
     Py_BEGIN_ALLOW_THREADS
     if (rows.kind == 'd' && contiguous)
@@ -719,30 +749,20 @@ static PyObject *screen_several(PyObject *Py_UNUSED(self), PyObject *args)
     else
         m = several_reach_float32(&rows, lo, hi, centre, half, corners_allowed, level, levels, step_level,
                                   candidate_levels, found, &total, positions, highs);
-    status = decide(m, &box, level, levels, step_level, one_level, zero_level, offset, &support, positions, rows.out,
-                    highs, ones, counts, taken, b, &bad);
+    decide(m, &box, level, levels, step_level, one_level, zero_level, offset, &support, positions, rows.out, highs,
+           ones, counts, taken, b);
     Py_END_ALLOW_THREADS
     release(&ones_held, 1);
-    if (status != 0) {
-        PyMem_Free(taken);
-        PyErr_Format(PyExc_ValueError, "groups holds %lld, outside [0, %zd) (the length of support)", (long long)bad,
-                     support.n_groups);
-        goto done;
-    }
     found_tuple = PyTuple_New(r);
-    taken_tuple = PyTuple_New(rows.count);
-    if (found_tuple != NULL && taken_tuple != NULL) {
+    if (found_tuple != NULL) {
         for (Py_ssize_t i = 0; i < r; i++) PyTuple_SET_ITEM(found_tuple, i, PyLong_FromSsize_t(found[i]));
-        for (Py_ssize_t i = 0; i < rows.count; i++) PyTuple_SET_ITEM(taken_tuple, i, PyFloat_FromDouble(taken[i]));
-        result = Py_BuildValue("nnnnOOd", counts[0], counts[1], counts[2], counts[3], found_tuple, taken_tuple, total);
+        result = Py_BuildValue("nnnnOd", counts[0], counts[1], counts[2], counts[3], found_tuple, total);
     }
-    PyMem_Free(taken);
 done:
     Py_XDECREF(found_tuple);
-    Py_XDECREF(taken_tuple);
     PyMem_Free(scratch);
     PyMem_Free(found);
-    release(held, 8);
+    release(held, 9);
     release_many(&rows);
     return result;
 }
@@ -759,11 +779,12 @@ static PyMethodDef methods[] = {
      "See copslp._screening.reaching_extremes."},
     {"screen", screen, METH_VARARGS,
      "screen(s0, s1, lo, hi, level, candidate_level, one_level, zero_level, offset, groups, support,\n"
-     "       positions, column0, column1, high, ones, candidates)\n"
-     "    -> (n_ones, n_survivors, above_one, at_or_above_zero, candidate_count, taken0, taken1, total)\n\n"
+     "       positions, column0, column1, high, ones, candidates, taken)\n"
+     "    -> (n_ones, n_survivors, above_one, at_or_above_zero, candidate_count, total)\n\n"
      "One block's screening with one multiplier: among the elements whose largest v over [lo, hi]\n"
      "reaches their level, those whose smallest v exceeds one_level (their positions plus offset in\n"
-     "`ones`, the sums of their s0 and s1 in taken0, taken1) and the others (positions plus offset in\n"
+     "`ones`, their s0 and s1 added to the running compensated sums `taken`: float64, [sum of s0,\n"
+     "sum of s1, error of each], zeros before the first block) and the others (positions plus offset in\n"
      "`positions`, s0 and s1 in column0, column1; `high` is scratch); how many of them have their\n"
      "largest v above one_level and their smallest at or above zero_level; with `support` (int64,\n"
      "one per group),\n"
@@ -772,12 +793,12 @@ static PyMethodDef methods[] = {
      "in reach. See copslp._screening._screen_streamed_one_bound."},
     {"screen_several", screen_several, METH_VARARGS,
      "screen_several(rows, lo, hi, level, candidate_levels, one_level, zero_level, offset, groups, support,\n"
-     "               positions, columns, high, ones, candidates)\n"
-     "    -> (n_ones, n_survivors, above_one, at_or_above_zero, candidate_counts, taken, total)\n\n"
+     "               positions, columns, high, ones, candidates, taken)\n"
+     "    -> (n_ones, n_survivors, above_one, at_or_above_zero, candidate_counts, total)\n\n"
      "screen for several multipliers: rows a tuple of r + 1 arrays (s_0 first), lo and hi float64\n"
      "arrays of r (lo >= 0), columns a tuple of r + 1 float64 buffers, candidate_levels a float64\n"
      "array of r and candidates a tuple of r buffers (or both None); candidate_counts a tuple of\n"
-     "r counts, taken a tuple of r + 1 sums. See copslp._screening._screen_compiled."},
+     "r counts; taken the 2 (r + 1) running sums and errors. See copslp._screening._screen_streamed."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels",

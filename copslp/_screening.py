@@ -226,7 +226,8 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels=None, ta
     counted as reaching the zero level would lie above the one level, and both counts cannot
     hold. With one multiplier both extremes are the numbers :func:`box_extremes` gives; with
     several they are the same bounds on v, summed row by row and chosen per element (see
-    ``_kernels.c``). The sums of the scores fixed to 1 are summed in order of position.
+    ``_kernels.c``). The scores fixed to 1 are summed with compensation (Neumaier), so that
+    many small scores after a large one still count.
 
     With floors, an element whose ``high`` is below its group's level is dropped. A group with
     at least floors[g] elements whose ``low`` reaches its level has its floors[g]-th best
@@ -242,7 +243,7 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels=None, ta
     support = None if floors is None else np.zeros(floors.shape[0], dtype=np.int64)
     above_one = at_or_above_zero = 0
     n_rows = inner.scores.shape[0]
-    taken = np.zeros(n_rows)
+    taken = np.zeros(2 * n_rows)  # running compensated sums of the scores fixed to 1, and their errors
     width = kernel_block(inner.size)
     high = np.empty(width)  # scratch of the kernel
     survivors = Collected([np.int64, (n_rows, np.float64)], width)
@@ -253,12 +254,11 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels=None, ta
         n = piece.stop - piece.start
         (positions, columns), (fixed,) = survivors.room(n, piece.start, inner.size), ones.room(n)
         found_room = None if tally is None else [row.room(n, piece.start, inner.size)[0] for row in candidates]
-        n_ones, n_survivors, high_above_one, low_at_zero, found, sums, total = _screen_piece(
+        n_ones, n_survivors, high_above_one, low_at_zero, found, total = _screen_piece(
             inner.scores[:, piece], lo, hi, level, None if tally is None else tally.levels, one_level, zero_level,
-            piece.start, groups, support, positions, columns, high, fixed, found_room)
+            piece.start, groups, support, positions, columns, high, fixed, found_room, taken)
         above_one += high_above_one
         at_or_above_zero += low_at_zero
-        taken += sums
         totals += total
         ones.add(n_ones)
         survivors.add(n_survivors)
@@ -269,29 +269,32 @@ def _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels=None, ta
     if (one_rank > 0 and above_one >= one_rank) or at_or_above_zero < zero_rank or one_level < zero_level:
         return None
     (fixed,), (kept, kept_scores) = ones.arrays(), survivors.arrays()
+    with np.errstate(invalid="ignore"):  # non-finite scores: validation says so
+        taken = taken[:n_rows] + taken[n_rows:]
     return _reduced_with_forced(inner, lo, hi, group_levels, support, fixed, kept, taken, kept_scores,
                                 (one_level, zero_level))
 
 
 def _screen_piece(scores, lo, hi, level, candidate_levels, one_level, zero_level, offset, groups, support, positions,
-                  columns, high, ones, candidates):
+                  columns, high, ones, candidates, taken):
     """One piece of :func:`_screen_streamed` in its compiled loop: ``(n_ones, n_survivors,
-    above_one, at_or_above_zero, candidate counts (one per secondary row), taken (one sum per
-    row), total)``. ``candidate_levels`` and ``candidates`` (the free part of each secondary
+    above_one, at_or_above_zero, candidate counts (one per secondary row), total)``; the scores
+    fixed to 1 are added to the running compensated sums ``taken`` (each row's sum, then each
+    one's error). ``candidate_levels`` and ``candidates`` (the free part of each secondary
     row's array) are None without a tally."""
     if scores.dtype != np.float64 and scores.dtype != np.float32:
         scores = scores.astype(np.float64)
     if lo.shape[0] == 1:
         candidate_level = np.inf if candidate_levels is None else float(candidate_levels[0])
-        n_ones, n_survivors, above_one, at_zero, found, *sums, total = _kernels.screen(
+        *counts, found, total = _kernels.screen(
             scores[0], scores[1], float(lo[0]), float(hi[0]), level, candidate_level, one_level, zero_level, offset,
-            groups, support, positions, *columns, high, ones, None if candidates is None else candidates[0])
-        return n_ones, n_survivors, above_one, at_zero, (found,), sums, total
+            groups, support, positions, *columns, high, ones, None if candidates is None else candidates[0], taken)
+        return (*counts, (found,), total)
     return _kernels.screen_several(
         tuple(scores), np.ascontiguousarray(lo, dtype=np.float64), np.ascontiguousarray(hi, dtype=np.float64), level,
         None if candidate_levels is None else np.ascontiguousarray(candidate_levels, dtype=np.float64), one_level,
         zero_level, offset, groups, support, positions, tuple(columns), high, ones,
-        None if candidates is None else tuple(candidates))
+        None if candidates is None else tuple(candidates), taken)
 
 
 def _reduced_with_forced(inner, lo, hi, group_levels, support, ones, survivors, taken, survivor_scores, levels):

@@ -5,6 +5,7 @@ gathers them; and the errors of a call with the wrong buffers."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -139,11 +140,12 @@ def _screen(s0, s1, lo, hi, level, one_level, zero_level, offset=0, groups=None,
     positions, columns, high, ones = np.empty(n, dtype=np.int64), np.empty((2, n)), np.empty(n), np.empty(n, np.int64)
     support = None if groups is None else np.zeros(n_groups, dtype=np.int64)
     candidates = None if candidate_level is None else np.empty(n, dtype=s1.dtype)
-    n_ones, n_survivors, above_one, at_zero, found, taken0, taken1, total = _kernels.screen(
+    taken = np.zeros(4)
+    n_ones, n_survivors, above_one, at_zero, found, total = _kernels.screen(
         s0, s1, lo, hi, level, np.inf if candidate_level is None else candidate_level, one_level, zero_level,
-        offset, groups, support, positions, columns[0], columns[1], high, ones, candidates)
+        offset, groups, support, positions, columns[0], columns[1], high, ones, candidates, taken)
     return dict(ones=ones[:n_ones], survivors=positions[:n_survivors], columns=columns[:, :n_survivors],
-                above_one=above_one, at_zero=at_zero, taken=np.array([taken0, taken1]), total=total, support=support,
+                above_one=above_one, at_zero=at_zero, taken=taken[:2] + taken[2:], total=total, support=support,
                 candidates=None if candidates is None else candidates[:found])
 
 
@@ -222,11 +224,12 @@ def _screen_several(scores, lo, hi, level, one_level, zero_level, offset=0, grou
     positions, columns, high, ones = np.empty(n, dtype=np.int64), np.empty((rows, n)), np.empty(n), np.empty(n, np.int64)
     support = None if groups is None else np.zeros(n_groups, dtype=np.int64)
     candidates = None if candidate_levels is None else tuple(np.empty(n, dtype=scores.dtype) for _ in range(rows - 1))
-    n_ones, n_survivors, above_one, at_zero, found, taken, total = _kernels.screen_several(
+    taken = np.zeros(2 * rows)
+    n_ones, n_survivors, above_one, at_zero, found, total = _kernels.screen_several(
         tuple(scores), lo, hi, level, candidate_levels, one_level, zero_level, offset, groups, support, positions,
-        tuple(columns), high, ones, candidates)
+        tuple(columns), high, ones, candidates, taken)
     return dict(ones=ones[:n_ones], survivors=positions[:n_survivors], columns=columns[:, :n_survivors],
-                above_one=above_one, at_zero=at_zero, taken=np.array(taken), total=total, support=support,
+                above_one=above_one, at_zero=at_zero, taken=taken[:rows] + taken[rows:], total=total, support=support,
                 candidates=None if candidates is None else [c[:f] for c, f in zip(candidates, found)])
 
 
@@ -273,20 +276,58 @@ def test_screen_several_errors_name_the_argument():
     out = (np.empty(20, np.int64), tuple(np.empty(20) for _ in range(3)), np.empty(20), np.empty(20, np.int64))
     with pytest.raises(TypeError, match="rows must be a tuple of at least 3 arrays"):
         _kernels.screen_several(tuple(scores[:2]), lo[:1], hi[:1], 0.5, None, 1.0, 0.5, 0, None, None, out[0],
-                                out[1][:2], out[2], out[3], None)
+                                out[1][:2], out[2], out[3], None, np.zeros(6))
     with pytest.raises(ValueError, match="hi has length 3, needs 2"):
-        _kernels.screen_several(tuple(scores), lo, np.ones(3), 0.5, None, 1.0, 0.5, 0, None, None, *out, None)
+        _kernels.screen_several(tuple(scores), lo, np.ones(3), 0.5, None, 1.0, 0.5, 0, None, None, *out, None,
+                                np.zeros(6))
     with pytest.raises(TypeError, match=r"rows\[2\] has format 'f'"):
         _kernels.screen_several((scores[0], scores[1], scores[2].astype(np.float32)), lo, hi, 0.5, None, 1.0, 0.5,
-                                0, None, None, *out, None)
+                                0, None, None, *out, None, np.zeros(6))
     with pytest.raises(TypeError, match="columns must be a tuple of 3 buffers"):
         _kernels.screen_several(tuple(scores), lo, hi, 0.5, None, 1.0, 0.5, 0, None, None, out[0], out[1][:2],
-                                out[2], out[3], None)
+                                out[2], out[3], None, np.zeros(6))
     with pytest.raises(TypeError, match="candidate_levels and candidates must both be given"):
-        _kernels.screen_several(tuple(scores), lo, hi, 0.5, np.ones(2), 1.0, 0.5, 0, None, None, *out, None)
+        _kernels.screen_several(tuple(scores), lo, hi, 0.5, np.ones(2), 1.0, 0.5, 0, None, None, *out, None,
+                                np.zeros(6))
     with pytest.raises(ValueError, match="groups holds 5, outside"):
         _kernels.screen_several(tuple(scores), lo, hi, -9.0, None, 9.0, -9.0, 0, 5, np.zeros(2, np.int64), *out,
-                                None)
+                                None, np.zeros(6))
+
+
+def test_scores_fixed_to_one_are_summed_with_compensation():
+    """One large score, then many small ones fixed to 1: each small one is below half an ulp
+    of the running sum, which must keep them all (a plain running sum loses 1.5e-11 of 1 here)."""
+    size = 300_000
+    scores = np.zeros((2, size))
+    scores[0, 0] = 1.0
+    scores[0, 1:150_001] = 1e-16
+    scores[1] = np.random.default_rng(0).random(size)
+    result = copslp.solve(scores, 200_000, gamma=0.5, method="analytic")
+    exact = math.fsum((scores[0] * np.asarray(result.x)).tolist())
+    assert result.objective == pytest.approx(exact, rel=1e-14, abs=0)
+
+
+def test_every_group_is_checked_before_anything_is_counted():
+    """A group outside support on an element that does not reach its level is refused too, and
+    support is left as it was."""
+    s0, s1 = np.array([5.0, -5.0, 5.0, -5.0]), np.zeros(4)
+    support = np.zeros(2, dtype=np.int64)
+    out = (np.empty(4, np.int64), np.empty(4), np.empty(4), np.empty(4), np.empty(4, np.int64))
+    with pytest.raises(ValueError, match=r"groups holds 7, outside \[0, 2\)"):
+        _kernels.screen(s0, s1, 0.0, 1.0, 0.0, np.inf, 10.0, 0.0, 0, np.array([0, 7, 0, 0]), support, *out, None,
+                        np.zeros(4))
+    assert not support.any()
+
+
+def test_numpy_scalars_are_numbers():
+    s0, s1 = np.random.default_rng(3).random((2, 50))
+    out = (np.empty(50, np.int64), np.empty(50), np.empty(50), np.empty(50), np.empty(50, np.int64))
+    by_float = _kernels.screen(s0, s1, 0.0, 1.0, 0.75, np.inf, 1.2, 0.75, 0, 1, np.zeros(2, np.int64), *out, None,
+                               np.zeros(4))
+    support = np.zeros(2, np.int64)
+    by_scalar = _kernels.screen(s0, s1, 0.0, 1.0, np.float32(0.75), np.inf, 1.2, 0.75, 0, np.int64(1), support,
+                                *out, None, np.zeros(4))
+    assert by_scalar == by_float and support[1] > 0
 
 
 def test_collected_grows_at_the_rate_seen_so_far():
