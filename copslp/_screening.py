@@ -356,19 +356,19 @@ class Collected:
 
     def __init__(self, fields: list, capacity: int):
         self.count = 0
-        self.arrays_ = [np.empty(field[:1] + (capacity,), dtype=field[1]) if isinstance(field, tuple)
+        self._arrays = [np.empty(field[:1] + (capacity,), dtype=field[1]) if isinstance(field, tuple)
                         else np.empty(capacity, dtype=field) for field in fields]
 
     def room(self, needed: int, read: int | None = None, size: int | None = None) -> list:
         """Views of the free part of each array, at least ``needed`` long. Where it must grow
         and the pass has read ``read`` of ``size`` elements, the capacity becomes what the
         same rate would fill over all of them, with a quarter more (at least twice the old)."""
-        capacity = self.arrays_[0].shape[-1]
+        capacity = self._arrays[0].shape[-1]
         if self.count + needed > capacity:
             expected = self.count * size // read if read else 0
             capacity = max(2 * capacity, self.count + needed, expected + expected // 4 + needed)
-            self.arrays_ = [self._grown(array, capacity) for array in self.arrays_]
-        return [array[..., self.count:] for array in self.arrays_]
+            self._arrays = [self._grown(array, capacity) for array in self._arrays]
+        return [array[..., self.count:] for array in self._arrays]
 
     def _grown(self, array, capacity):
         grown = np.empty(array.shape[:-1] + (capacity,), dtype=array.dtype)
@@ -379,7 +379,7 @@ class Collected:
         self.count += count
 
     def arrays(self) -> list:
-        return [array[..., :self.count] for array in self.arrays_]
+        return [array[..., :self.count] for array in self._arrays]
 
 
 def _pieces_with_levels(inner, width: int, zero_level: float, group_levels):
