@@ -137,6 +137,26 @@ static int take_level(PyObject *olevel, Py_ssize_t n, Held *held, double *level,
     return 0;
 }
 
+/* A box: lo_i <= hi_i, neither NaN. */
+static int check_box(const double *lo, const double *hi, Py_ssize_t r)
+{
+    for (Py_ssize_t i = 0; i < r; i++) {
+        if (!(lo[i] <= hi[i])) {
+            char *low = PyOS_double_to_string(lo[i], 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+            char *high = PyOS_double_to_string(hi[i], 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+            if (low != NULL && high != NULL)
+                PyErr_Format(PyExc_ValueError, "the box needs lo <= hi, got lo[%zd] = %s, hi[%zd] = %s", i, low, i,
+                             high);
+            else
+                PyErr_NoMemory();
+            PyMem_Free(low);
+            PyMem_Free(high);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int check_group(int64_t group, Py_ssize_t n_groups)
 {
     if ((uint64_t)group < (uint64_t)n_groups) return 0;
@@ -163,6 +183,11 @@ static int take_support(PyObject *osupport, PyObject *ogroups, Py_ssize_t n, Hel
     support->counts = held[0].view.buf;
     support->n_groups = held[0].view.shape[0];
     if (is_number(ogroups)) {
+        if (!PyIndex_Check(ogroups)) {
+            PyErr_Format(PyExc_TypeError, "groups must be an integer (the block's group) or an int64 array, got %R",
+                         ogroups);
+            return -1;
+        }
         support->group = PyLong_AsLongLong(ogroups);
         if (support->group == -1 && PyErr_Occurred()) return -1;
         return check_group(support->group, support->n_groups);
@@ -409,6 +434,7 @@ static PyObject *screen(PyObject *Py_UNUSED(self), PyObject *args)
     memset(held, 0, sizeof(held));
     PyObject *result = NULL;
     if (take_rows(&rows, o0, o1, olevel) != 0) goto done;
+    if (check_box(&rows.lo, &rows.hi, 1) != 0) goto done;
     Py_ssize_t n = rows.n;
     Support support;
     if (take_support(osupport, ogroups, n, held, &support) != 0) goto done;
@@ -581,14 +607,14 @@ static void several_extremes(const double *b, Py_ssize_t r, double a, const doub
 #define STEP_OF(UNIT, i) ((UNIT) ? 1 : rows->steps[i])
 
 #define SEVERAL_REACH(NAME, T, UNIT)                                                                             \
-    static Py_ssize_t NAME(const ManyRows *rows, const double *lo, const double *hi, const double *centre,     \
+    static Py_ssize_t NAME(const ManyRows *rows, const double *hi, const double *centre,                      \
                            const double *half, int corners_allowed, double level, const double *levels,          \
                            Py_ssize_t step_level, const double *candidate_levels, Py_ssize_t *found,            \
                            double *total, int64_t *restrict positions, double *restrict highs)                  \
     {                                                                                                           \
         Py_ssize_t r = rows->count - 1, n = rows->n, m = 0;                                                     \
         double even = 0.0, odd = 0.0;                                                                           \
-        double a[CHUNK], at_lo[CHUNK], at_hi[CHUNK], middle[CHUNK], spread[CHUNK], high[CHUNK];                \
+        double a[CHUNK], at_hi[CHUNK], middle[CHUNK], spread[CHUNK], high[CHUNK];                              \
         int signed_[CHUNK];                                                                                     \
         for (Py_ssize_t start = 0; start < n; start += CHUNK) {                                                 \
             Py_ssize_t width = n - start < CHUNK ? n - start : CHUNK;                                           \
@@ -599,18 +625,16 @@ static void several_extremes(const double *b, Py_ssize_t r, double a, const doub
             for (Py_ssize_t i = 1; i <= r; i++) {                                                               \
                 const T *si = (const T *)rows->data[i] + start * STEP_OF(UNIT, i);                                \
                 Py_ssize_t step = STEP_OF(UNIT, i);                                                               \
-                double l = lo[i - 1], h = hi[i - 1];                                                            \
+                double h = hi[i - 1];                                                                           \
                 if (i == 1) {                                                                                   \
                     for (Py_ssize_t c = 0; c < width; c++) {                                                    \
                         double v = (double)si[c * step];                                                        \
-                        at_lo[c] = l * v;                                                                       \
                         at_hi[c] = h * v;                                                                       \
                         signed_[c] = !(v >= 0.0);                                                               \
                     }                                                                                           \
                 } else {                                                                                        \
                     for (Py_ssize_t c = 0; c < width; c++) {                                                    \
                         double v = (double)si[c * step];                                                        \
-                        at_lo[c] += l * v;                                                                      \
                         at_hi[c] += h * v;                                                                      \
                         signed_[c] |= !(v >= 0.0);                                                              \
                     }                                                                                           \
@@ -695,6 +719,7 @@ static PyObject *screen_several(PyObject *Py_UNUSED(self), PyObject *args)
     Py_ssize_t n = rows.n, r = rows.count - 1;
     const double *lo, *hi, *candidate_levels = NULL, *levels = NULL;
     if (take_doubles(olo, &held[0], "lo", r, &lo) != 0 || take_doubles(ohi, &held[1], "hi", r, &hi) != 0) goto done;
+    if (check_box(lo, hi, r) != 0) goto done;
     if ((ocandidate_levels == Py_None) != (ocandidates == Py_None)) {
         PyErr_SetString(PyExc_TypeError, "candidate_levels and candidates must both be given or both be None");
         goto done;
@@ -738,16 +763,16 @@ static PyObject *screen_several(PyObject *Py_UNUSED(self), PyObject *args)
     for (Py_ssize_t i = 0; i < rows.count; i++) contiguous &= rows.steps[i] == 1;
     Py_BEGIN_ALLOW_THREADS
     if (rows.kind == 'd' && contiguous)
-        m = several_reach_float64_contiguous(&rows, lo, hi, centre, half, corners_allowed, level, levels,
+        m = several_reach_float64_contiguous(&rows, hi, centre, half, corners_allowed, level, levels,
                                              step_level, candidate_levels, found, &total, positions, highs);
     else if (rows.kind == 'd')
-        m = several_reach_float64(&rows, lo, hi, centre, half, corners_allowed, level, levels, step_level,
+        m = several_reach_float64(&rows, hi, centre, half, corners_allowed, level, levels, step_level,
                                   candidate_levels, found, &total, positions, highs);
     else if (contiguous)
-        m = several_reach_float32_contiguous(&rows, lo, hi, centre, half, corners_allowed, level, levels,
+        m = several_reach_float32_contiguous(&rows, hi, centre, half, corners_allowed, level, levels,
                                              step_level, candidate_levels, found, &total, positions, highs);
     else
-        m = several_reach_float32(&rows, lo, hi, centre, half, corners_allowed, level, levels, step_level,
+        m = several_reach_float32(&rows, hi, centre, half, corners_allowed, level, levels, step_level,
                                   candidate_levels, found, &total, positions, highs);
     decide(m, &box, level, levels, step_level, one_level, zero_level, offset, &support, positions, rows.out, highs,
            ones, counts, taken, b);
@@ -790,7 +815,7 @@ static PyMethodDef methods[] = {
      "one per group),\n"
      "the count per group of those whose smallest v reaches their level, the group being `groups`\n"
      "(one for the block, or an int64 array of one per element). The total and the candidates as\n"
-     "in reach. See copslp._screening._screen_streamed_one_bound."},
+     "in reach. See copslp._screening._screen_streamed."},
     {"screen_several", screen_several, METH_VARARGS,
      "screen_several(rows, lo, hi, level, candidate_levels, one_level, zero_level, offset, groups, support,\n"
      "               positions, columns, high, ones, candidates, taken)\n"

@@ -282,8 +282,7 @@ def _screen_piece(scores, lo, hi, level, candidate_levels, one_level, zero_level
     fixed to 1 are added to the running compensated sums ``taken`` (each row's sum, then each
     one's error). ``candidate_levels`` and ``candidates`` (the free part of each secondary
     row's array) are None without a tally."""
-    if scores.dtype != np.float64 and scores.dtype != np.float32:
-        scores = scores.astype(np.float64)
+    scores = _in_kernel_dtype(scores)
     if lo.shape[0] == 1:
         candidate_level = np.inf if candidate_levels is None else float(candidate_levels[0])
         *counts, found, total = _kernels.screen(
@@ -427,12 +426,12 @@ class ReachBuffers:
         self.high = np.empty(block)
 
 
-def _kernel_rows(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The two rows of a block as the compiled passes read them: float32 or float64 as they
-    are, any other dtype as float64."""
+def _in_kernel_dtype(scores: np.ndarray) -> np.ndarray:
+    """The rows of a block as the compiled passes read them: float32 or float64 as they are,
+    any other dtype as float64."""
     if scores.dtype != np.float64 and scores.dtype != np.float32:
-        scores = scores.astype(np.float64)
-    return scores[0], scores[1]
+        return scores.astype(np.float64)
+    return scores
 
 
 def reaching_extremes(scores, lo: np.ndarray, hi: np.ndarray, level, buffers: ReachBuffers):
@@ -454,7 +453,7 @@ def reaching_extremes(scores, lo: np.ndarray, hi: np.ndarray, level, buffers: Re
         columns = take_columns(scores, reaching)
         return reaching, columns, columns[0], columns[0]
     level = float(level) if np.ndim(level) == 0 else np.asarray(level, dtype=np.float64)
-    count, _, _, monotone = _kernels.reach(*_kernel_rows(scores), float(lo[0]), float(hi[0]), level, np.inf,
+    count, _, _, monotone = _kernels.reach(*_in_kernel_dtype(scores), float(lo[0]), float(hi[0]), level, np.inf,
                                            buffers.positions, *buffers.columns, buffers.high, None)
     reaching = buffers.positions[:count].copy()
     columns = buffers.columns[:, :count].copy()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -317,6 +318,32 @@ def test_every_group_is_checked_before_anything_is_counted():
         _kernels.screen(s0, s1, 0.0, 1.0, 0.0, np.inf, 10.0, 0.0, 0, np.array([0, 7, 0, 0]), support, *out, None,
                         np.zeros(4))
     assert not support.any()
+
+
+@pytest.mark.parametrize("group, box, error, words", [
+    (1.0, (0.0, 1.0), TypeError, "groups must be an integer"),
+    (np.float64(1.0), (0.0, 1.0), TypeError, "groups must be an integer"),
+    (1, (1.0, 0.5), ValueError, r"lo <= hi, got lo\[0\] = 1.0, hi\[0\] = 0.5"),
+    (1, (np.nan, 0.5), ValueError, r"lo <= hi, got lo\[0\] = nan"),
+])
+def test_screen_refuses_a_float_group_and_a_box_upside_down(group, box, error, words):
+    s0, s1 = np.random.default_rng(3).random((2, 50))
+    out = (np.empty(50, np.int64), np.empty(50), np.empty(50), np.empty(50), np.empty(50, np.int64))
+    with pytest.raises(error, match=words):
+        _kernels.screen(s0, s1, *box, 0.75, np.inf, 1.2, 0.75, 0, group, np.zeros(2, np.int64), *out, None,
+                        np.zeros(4))
+    rows = np.random.default_rng(4).random((3, 50))
+    several_out = (out[0], tuple(np.empty(50) for _ in range(3)), out[2], out[4])
+    with pytest.raises(error, match=words):
+        _kernels.screen_several(tuple(rows), np.array([box[0], 0.0]), np.array([box[1], 1.0]), 0.75, None, 1.2,
+                                0.75, 0, group, np.zeros(2, np.int64), *several_out, None, np.zeros(6))
+
+
+def test_kernel_docstrings_name_functions_that_exist():
+    import copslp._screening as screening
+    for function in (_kernels.reach, _kernels.screen, _kernels.screen_several):
+        for name in re.findall(r"copslp\._screening\.(\w+)", function.__doc__):
+            assert hasattr(screening, name), (function.__name__, name)
 
 
 def test_numpy_scalars_are_numbers():
