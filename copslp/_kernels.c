@@ -226,7 +226,7 @@ static int take_rows(Rows *rows, PyObject *o0, PyObject *o1, PyObject *olevel)
 
 /* v at the corners of element j into `high` and `low` (a, b: s0_j, s1_j as float64), with the
  * NaN of np.maximum and np.minimum; `monotone` is cleared where s1_j >= 0 fails. */
-#define CORNERS(a, b, high, low)                                                                   \
+#define CORNERS(a, b, high, low)                                                                     \
     double high = (a) + (b) * hi, low;                                                               \
     if (lo_negative || !((b) >= 0.0)) {                                                              \
         monotone &= ((b) >= 0.0);                                                                    \
@@ -243,7 +243,7 @@ static int take_rows(Rows *rows, PyObject *o0, PyObject *o1, PyObject *olevel)
  * running sums, so that the additions do not wait on each other. Every output is written at
  * its next free slot and the slot kept only when the element belongs there (no branch to
  * mispredict). */
-#define FOR_EACH_LAYOUT(BODY, T)                                                                   \
+#define FOR_EACH_LAYOUT(BODY, T)                                                                     \
     if (levels != NULL)                                                                              \
         BODY(T, step0, step1, levels[j * step_level])                                                \
     else if (step0 == 1 && step1 == 1)                                                               \
@@ -251,7 +251,7 @@ static int take_rows(Rows *rows, PyObject *o0, PyObject *o1, PyObject *olevel)
     else                                                                                             \
         BODY(T, step0, step1, level)
 
-#define READ_ELEMENT(T, STEP0, STEP1)                                                              \
+#define READ_ELEMENT(T, STEP0, STEP1)                                                                \
     T raw1 = s1[j * (STEP1)];                                                                        \
     double a = (double)s0[j * (STEP0)], b = (double)raw1;                                            \
     CORNERS(a, b, high, low)                                                                         \
@@ -261,7 +261,7 @@ static int take_rows(Rows *rows, PyObject *o0, PyObject *o1, PyObject *olevel)
         c += (b >= candidate_level);                                                                 \
     }
 
-#define REACH_BODY(T, STEP0, STEP1, LEVEL)                                                          \
+#define REACH_BODY(T, STEP0, STEP1, LEVEL)                                                           \
     for (Py_ssize_t j = 0; j < n; j++) {                                                             \
         READ_ELEMENT(T, STEP0, STEP1)                                                                \
         (void)low;                                                                                   \
@@ -272,7 +272,7 @@ static int take_rows(Rows *rows, PyObject *o0, PyObject *o1, PyObject *olevel)
         m += (high >= (LEVEL));                                                                      \
     }
 
-#define REACH_LOOP(NAME, T)                                                                        \
+#define REACH_LOOP(NAME, T)                                                                          \
     static Py_ssize_t NAME(const T *restrict s0, Py_ssize_t step0, const T *restrict s1,             \
                            Py_ssize_t step1, Py_ssize_t n, double lo, double hi, double level,       \
                            const double *restrict levels, Py_ssize_t step_level,                     \
@@ -606,25 +606,25 @@ static void several_extremes(const double *b, Py_ssize_t r, double a, const doub
 /* The step of row i: 1 where UNIT (every row contiguous: loops the compiler vectorises). */
 #define STEP_OF(UNIT, i) ((UNIT) ? 1 : rows->steps[i])
 
-#define SEVERAL_REACH(NAME, T, UNIT)                                                                             \
-    static Py_ssize_t NAME(const ManyRows *rows, const double *hi, const double *centre,                      \
-                           const double *half, int corners_allowed, double level, const double *levels,          \
+#define SEVERAL_REACH(NAME, T, UNIT)                                                                            \
+    static Py_ssize_t NAME(const ManyRows *rows, const double *hi, const double *centre,                        \
+                           const double *half, int corners_allowed, double level, const double *levels,         \
                            Py_ssize_t step_level, const double *candidate_levels, Py_ssize_t *found,            \
                            double *total, int64_t *restrict positions, double *restrict highs)                  \
     {                                                                                                           \
         Py_ssize_t r = rows->count - 1, n = rows->n, m = 0;                                                     \
         double even = 0.0, odd = 0.0;                                                                           \
-        double a[CHUNK], at_hi[CHUNK], middle[CHUNK], spread[CHUNK], high[CHUNK];                              \
+        double a[CHUNK], at_hi[CHUNK], middle[CHUNK], spread[CHUNK], high[CHUNK];                               \
         int signed_[CHUNK];                                                                                     \
         for (Py_ssize_t start = 0; start < n; start += CHUNK) {                                                 \
             Py_ssize_t width = n - start < CHUNK ? n - start : CHUNK;                                           \
-            const T *s0 = (const T *)rows->data[0] + start * STEP_OF(UNIT, 0);                                    \
-            Py_ssize_t step0 = STEP_OF(UNIT, 0);                                                                  \
+            const T *s0 = (const T *)rows->data[0] + start * STEP_OF(UNIT, 0);                                  \
+            Py_ssize_t step0 = STEP_OF(UNIT, 0);                                                                \
             for (Py_ssize_t c = 0; c < width; c++) a[c] = (double)s0[c * step0];                                \
             int any_signed = 0;                                                                                 \
             for (Py_ssize_t i = 1; i <= r; i++) {                                                               \
-                const T *si = (const T *)rows->data[i] + start * STEP_OF(UNIT, i);                                \
-                Py_ssize_t step = STEP_OF(UNIT, i);                                                               \
+                const T *si = (const T *)rows->data[i] + start * STEP_OF(UNIT, i);                              \
+                Py_ssize_t step = STEP_OF(UNIT, i);                                                             \
                 double h = hi[i - 1];                                                                           \
                 if (i == 1) {                                                                                   \
                     for (Py_ssize_t c = 0; c < width; c++) {                                                    \
@@ -645,10 +645,10 @@ static void several_extremes(const double *b, Py_ssize_t r, double a, const doub
                 any_signed |= signed_[c];                                                                       \
                 high[c] = at_hi[c] + a[c];                                                                      \
             }                                                                                                   \
-            if (any_signed) { /* v at the centre and the spread, for the elements that need them */            \
+            if (any_signed) { /* v at the centre and the spread, for the elements that need them */             \
                 for (Py_ssize_t i = 1; i <= r; i++) {                                                           \
-                    const T *si = (const T *)rows->data[i] + start * STEP_OF(UNIT, i);                            \
-                    Py_ssize_t step = STEP_OF(UNIT, i);                                                           \
+                    const T *si = (const T *)rows->data[i] + start * STEP_OF(UNIT, i);                          \
+                    Py_ssize_t step = STEP_OF(UNIT, i);                                                         \
                     for (Py_ssize_t c = 0; c < width; c++) {                                                    \
                         double v = (double)si[c * step];                                                        \
                         if (i == 1) {                                                                           \
@@ -671,10 +671,10 @@ static void several_extremes(const double *b, Py_ssize_t r, double a, const doub
                 highs[m] = high[c];                                                                             \
                 m += (high[c] >= (levels == NULL ? level : levels[j * step_level]));                            \
             }                                                                                                   \
-            /* the columns of what reached, and each secondary row's candidates, while in cache */             \
+            /* the columns of what reached, and each secondary row's candidates, while in cache */              \
             for (Py_ssize_t i = 0; i <= r; i++) {                                                               \
                 const T *si = (const T *)rows->data[i];                                                         \
-                Py_ssize_t step = STEP_OF(UNIT, i);                                                               \
+                Py_ssize_t step = STEP_OF(UNIT, i);                                                             \
                 double *out = rows->out[i];                                                                     \
                 for (Py_ssize_t k = before; k < m; k++) out[k] = (double)si[positions[k] * step];               \
                 if (i > 0 && candidate_levels != NULL) {                                                        \
