@@ -218,6 +218,7 @@ static int take_rows(Rows *rows, PyObject *o0, PyObject *o1, PyObject *olevel)
     rows->kind = kind_of(&rows->held[0].view);
     if (take_buffer(o1, &rows->held[1], 0, "s1", rows->kind, rows->n, 1) != 0) return -1;
     if (take_level(olevel, rows->n, &rows->held[2], &rows->level, &rows->levels) != 0) return -1;
+    if (check_box(&rows->lo, &rows->hi, 1) != 0) return -1;
     rows->step0 = step_of(&rows->held[0]);
     rows->step1 = step_of(&rows->held[1]);
     rows->step_level = step_of(&rows->held[2]);
@@ -307,6 +308,21 @@ static Py_ssize_t reach_rows(const Rows *rows, void *candidates, Py_ssize_t *fou
                          found, total, monotone, positions, column0, column1, highs);
 }
 
+/* The outputs of the reach loop (held[0..4]): positions, column0, column1, high (at least n
+ * each) and the candidates (None, or a buffer of the rows' dtype). */
+static int take_reach_outputs(const Rows *rows, Held *held, PyObject *opositions, PyObject *ocolumn0,
+                              PyObject *ocolumn1, PyObject *ohigh, PyObject *ocandidates)
+{
+    Py_ssize_t n = rows->n;
+    if (take_buffer(opositions, &held[0], 1, "positions", 'i', n, 0) != 0) return -1;
+    if (take_buffer(ocolumn0, &held[1], 1, "column0", 'd', n, 0) != 0) return -1;
+    if (take_buffer(ocolumn1, &held[2], 1, "column1", 'd', n, 0) != 0) return -1;
+    if (take_buffer(ohigh, &held[3], 1, "high", 'd', n, 0) != 0) return -1;
+    if (ocandidates != Py_None && take_buffer(ocandidates, &held[4], 1, "candidates", rows->kind, n, 0) != 0)
+        return -1;
+    return 0;
+}
+
 static PyObject *reach(PyObject *Py_UNUSED(self), PyObject *args)
 {
     PyObject *o0, *o1, *olevel, *opositions, *ocolumn0, *ocolumn1, *ohigh, *ocandidates;
@@ -318,13 +334,7 @@ static PyObject *reach(PyObject *Py_UNUSED(self), PyObject *args)
     memset(held, 0, sizeof(held));
     PyObject *result = NULL;
     if (take_rows(&rows, o0, o1, olevel) != 0) goto done;
-    Py_ssize_t n = rows.n;
-    if (take_buffer(opositions, &held[0], 1, "positions", 'i', n, 0) != 0) goto done;
-    if (take_buffer(ocolumn0, &held[1], 1, "column0", 'd', n, 0) != 0) goto done;
-    if (take_buffer(ocolumn1, &held[2], 1, "column1", 'd', n, 0) != 0) goto done;
-    if (take_buffer(ohigh, &held[3], 1, "high", 'd', n, 0) != 0) goto done;
-    if (ocandidates != Py_None && take_buffer(ocandidates, &held[4], 1, "candidates", rows.kind, n, 0) != 0)
-        goto done;
+    if (take_reach_outputs(&rows, held, opositions, ocolumn0, ocolumn1, ohigh, ocandidates) != 0) goto done;
     void *candidates = held[4].held ? held[4].view.buf : NULL;
     Py_ssize_t m, found = 0;
     double total;
@@ -434,19 +444,12 @@ static PyObject *screen(PyObject *Py_UNUSED(self), PyObject *args)
     memset(held, 0, sizeof(held));
     PyObject *result = NULL;
     if (take_rows(&rows, o0, o1, olevel) != 0) goto done;
-    if (check_box(&rows.lo, &rows.hi, 1) != 0) goto done;
-    Py_ssize_t n = rows.n;
     Support support;
-    if (take_support(osupport, ogroups, n, held, &support) != 0) goto done;
-    if (take_buffer(opositions, &held[2], 1, "positions", 'i', n, 0) != 0) goto done;
-    if (take_buffer(ocolumn0, &held[3], 1, "column0", 'd', n, 0) != 0) goto done;
-    if (take_buffer(ocolumn1, &held[4], 1, "column1", 'd', n, 0) != 0) goto done;
-    if (take_buffer(ohigh, &held[5], 1, "high", 'd', n, 0) != 0) goto done;
-    if (take_buffer(oones, &held[6], 1, "ones", 'i', n, 0) != 0) goto done;
-    if (ocandidates != Py_None && take_buffer(ocandidates, &held[7], 1, "candidates", rows.kind, n, 0) != 0)
-        goto done;
+    if (take_support(osupport, ogroups, rows.n, held, &support) != 0) goto done;
+    if (take_reach_outputs(&rows, held + 2, opositions, ocolumn0, ocolumn1, ohigh, ocandidates) != 0) goto done;
+    if (take_buffer(oones, &held[7], 1, "ones", 'i', rows.n, 0) != 0) goto done;
     if (take_buffer(otaken, &held[8], 1, "taken", 'd', 4, 1) != 0) goto done;
-    void *candidates = held[7].held ? held[7].view.buf : NULL;
+    void *candidates = held[6].held ? held[6].view.buf : NULL;
     Py_ssize_t m, found = 0, counts[4];
     double total, *taken = held[8].view.buf, b[2];
     double *columns[2] = {held[3].view.buf, held[4].view.buf};
@@ -456,7 +459,7 @@ static PyObject *screen(PyObject *Py_UNUSED(self), PyObject *args)
     m = reach_rows(&rows, candidates, &found, &total, &monotone, held[2].view.buf, held[3].view.buf,
                    held[4].view.buf, held[5].view.buf);
     decide(m, &box, rows.level, rows.levels, rows.step_level, one_level, zero_level, offset, &support,
-           held[2].view.buf, columns, held[5].view.buf, held[6].view.buf, counts, taken, b);
+           held[2].view.buf, columns, held[5].view.buf, held[7].view.buf, counts, taken, b);
     Py_END_ALLOW_THREADS
     result = Py_BuildValue("nnnnnd", counts[0], counts[1], counts[2], counts[3], found, total);
 done:

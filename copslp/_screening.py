@@ -401,17 +401,9 @@ def _pieces_with_levels(inner, width: int, zero_level: float, group_levels):
 
 
 def _block_groups_and_levels(inner, block, group_levels):
-    """The group of each element of ``block`` and its group's level: one group and one
-    level when the block lies in one group (contiguous groups, as layers are), else one
-    per element."""
-    order, starts = inner._group_layout
-    if order is not None:
-        groups = np.asarray(inner.groups[block], dtype=np.intp)
-        return groups, group_levels.take(groups)
-    runs, offsets = segment_runs(starts, block)
-    if runs.shape[0] == 1:
-        return int(runs[0]), float(group_levels[runs[0]])
-    groups = np.repeat(runs, np.diff(offsets, append=block.stop - block.start))
+    """The group of each element of ``block`` and its group's level, one per element (groups
+    that are not contiguous)."""
+    groups = np.asarray(inner.groups[block], dtype=np.intp)
     return groups, group_levels.take(groups)
 
 
