@@ -23,7 +23,7 @@ The exact finish on the survivors is a step of its own, one module per case:
   (:func:`_solve_survivors`);
 * several bounds (r > 1), :mod:`copslp._several_bounds`: projected Newton steps (the ellipsoid
   method when they stall) with one selection on the survivors as the oracle, re-screening as
-  the box shrinks, then the exact LP on the few thousand left (HiGHS, the vertex polished).
+  the box shrinks, then the exact LP on the few thousand left (:mod:`copslp._simplex`).
 
 Screening itself is :mod:`copslp._screening`. This module holds the road between them: the
 subsample estimate, the boxes and their re-centring, the case gamma = 1 (solved on its face)
@@ -56,7 +56,8 @@ from ._result import LPSolution
 from ._screening import MinimumOutsideBox, ReducedProblemInfeasible, Screening, Tally, screen, screen_and_tally
 from ._selection import (group_starts, kth_largest, prefilters, strided_candidate_level, take_columns, top_k_sum,
                          top_k_sum_by_partition)
-from ._several_bounds import FINAL_LP_SIZE, Box, final_lp, inside, several_bounds_finish
+from ._several_bounds import FINAL_LP_SIZE, Box, few_enough, inside, several_bounds_finish
+from ._simplex import solve_small_lp
 
 __all__ = ["solve_analytic", "first_pass", "FirstPass"]
 
@@ -606,14 +607,43 @@ class BoxSchedule:
         self.width *= 4.0
 
 
-def _whole_problem_lp(problem, inner, settings: _Settings, rounds: int):
+def _whole_problem_lp(problem, inner, settings: _Settings, rounds: int, centre=None):
     """Several bounds whose boxes kept missing lambda* (it can be very large when a bound
-    asks for the best value its score reaches, gamma = 1): the exact LP on every element."""
+    asks for the best value its score reaches, gamma = 1): the localisation on every
+    element (:func:`_localise_everywhere`)."""
     try:
-        x, lam, details = final_lp(_in_float64(inner), settings.rtol)
+        x, lam, details = _localise_everywhere(_in_float64(inner), settings.rtol, centre)
     except ReducedProblemInfeasible:
         raise _infeasibility_or_failure(problem, inner, settings) from None
-    details.update(rounds=rounds, survivors=problem.size, oracle_calls=0, final_lp_size=problem.size)
+    details.update(rounds=rounds, survivors=problem.size)
+    return x, lam, details
+
+
+#: Boxes [0, hi] tried by :func:`_localise_everywhere`, each 16 times wider than the last.
+_WIDENINGS = 6
+
+
+def _localise_everywhere(inner: InnerProblem, rtol: float, centre=None):
+    """The several-bounds finish (:func:`several_bounds_finish`) on every element of
+    ``inner``, with no estimate to start from: boxes [0, hi] from ``hi = 4 lambda_ref``
+    (lambda_ref = mean |s_0| / mean |s_i|, the scale at which s_i weighs as much as s_0),
+    widened sixteenfold while the minimum lies on their outer face. Each oracle call is one
+    selection over the elements, each re-screening one pass. A minimum beyond every box (a
+    bound at the best value its score reaches, lambda* unbounded) is left to the simplex on
+    the distinct columns (:func:`copslp._simplex.solve_small_lp`), which needs no box."""
+    magnitude = np.abs(inner.scores).mean(axis=1)
+    reference = np.where(magnitude[1:] > 0, magnitude[0] / np.maximum(magnitude[1:], 1e-300), 1.0)
+    reference = np.where(reference > 0, reference, 1.0)
+    start = reference if centre is None else np.maximum(np.asarray(centre, dtype=np.float64), 0.0)
+    hi = np.maximum(4.0 * reference, 2.0 * start)
+    for _ in range(_WIDENINGS):
+        try:
+            return several_bounds_finish(inner, Box(np.zeros_like(hi), hi, np.minimum(start, hi)), rtol)
+        except MinimumOutsideBox as outside:
+            start = outside.multipliers
+            hi = np.maximum(16.0 * hi, 2.0 * start)
+    x, lam, details = solve_small_lp(inner, start)
+    details.update(oracle_calls=0, final_lp_size=inner.size)
     return x, lam, details
 
 
@@ -717,9 +747,10 @@ def _solve_exact(inner: InnerProblem, rtol: float, bracket=None):
     """x, lambda (active bounds only) and details of the LP on ``inner``, exactly.
 
     ``bracket`` = (lo, hi, centre), arrays of one value per bound: where lambda* is expected,
-    and the best guess of it. One bound: the walk; several: the localisation of
-    :func:`several_bounds_finish` when a bracket is known and more than ``FINAL_LP_SIZE``
-    elements are left, else the exact LP at once (:func:`final_lp`)."""
+    and the best guess of it. One bound: the walk; several: the simplex of
+    :func:`copslp._simplex.solve_small_lp` at once on at most ``FINAL_LP_SIZE`` elements,
+    else the localisation of :func:`several_bounds_finish` in the bracket (without one, in
+    boxes from 0 that widen, :func:`_localise_everywhere`) first."""
     if inner.budget == 0:
         taken = np.zeros(inner.thresholds.shape[0])
         if np.any(taken < inner.thresholds):
@@ -727,8 +758,10 @@ def _solve_exact(inner: InnerProblem, rtol: float, bracket=None):
         return np.zeros(inner.size), np.zeros(inner.thresholds.shape[0]), {}
     if inner.thresholds.shape[0] == 1:
         return solve_one_bound(inner, None if bracket is None else tuple(float(end[0]) for end in bracket))
-    if bracket is None or inner.size <= FINAL_LP_SIZE:
-        x, lam, details = final_lp(inner, rtol)
+    if few_enough(inner):
+        x, lam, details = solve_small_lp(inner, None if bracket is None else bracket[2])
         details.update(oracle_calls=0, final_lp_size=inner.size)
         return x, lam, details
+    if bracket is None:
+        return _localise_everywhere(inner, rtol)
     return several_bounds_finish(inner, Box(*bracket), rtol)
