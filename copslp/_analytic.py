@@ -1,8 +1,8 @@
-r"""The analytic method: the exact LP optimum from the dual characterisation (COPS.md §3-4).
+r"""The analytic method: the exact LP optimum from the dual characterisation (docs/maths.md §3-4).
 
 The dual of the COPS LP is :math:`\min_{\lambda\ge 0}\phi(\lambda)` with
 :math:`\phi(\lambda) = T_k(s_0 + \sum_i \lambda_i s_i) - \langle\lambda, b\rangle` (with floors,
-:math:`T_k` becomes the value of the greedy of COPS.md §6). The method
+:math:`T_k` becomes the value of the greedy of docs/maths.md §6). The method
 
 1. estimates :math:`\lambda^*` on a random subsample (budget and bounds scaled to it),
 2. puts a box around the estimate and screens safely: with :math:`m_j, M_j` the smallest and
@@ -232,7 +232,7 @@ def _infeasibility_proof(problem: Problem, inner: InnerProblem, settings: _Setti
     every bound (then a reduced problem found infeasible only had a wrong box).
 
     A bound that cannot be met alone raises at once (:func:`copslp._infeasibility.single_bound_error`). For the
-    bounds together, COPS.md section 3: they cannot all hold on the polytope P (budget and
+    bounds together, docs/maths.md §3: they cannot all hold on the polytope P (budget and
     floors) iff a ray :math:`\lambda \ge 0` has :math:`T^P_k(\sum_i \lambda_i s_i) <
     \langle\lambda, b\rangle`. The ray is found by the same machinery, one bound fewer: with
     the first active bound h as the objective,

@@ -1,4 +1,4 @@
-r"""The optimality certificate of COPS.md section 3.
+r"""The optimality certificate of docs/maths.md §3.
 
 Given an LP point ``x`` and multipliers ``lambda`` (and, for a screened answer, the record of
 its screening; nothing else from the method), form

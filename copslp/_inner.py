@@ -1,6 +1,6 @@
 """The inner problem of the dual: for fixed multipliers, the best k-set of ``v``.
 
-Without floors it is the top-k of v; with floors it is the greedy of COPS.md section 6
+Without floors it is the top-k of v; with floors it is the greedy of docs/maths.md §6
 (:func:`copslp._selection.top_k_with_floors`). :class:`InnerProblem` holds the data of one
 (sub)problem, evaluates the dual function ``phi`` through these selections, and is shared by
 the analytic and the bisection methods.

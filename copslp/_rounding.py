@@ -1,4 +1,4 @@
-"""From an LP point to a mask with exactly k ones (COPS.md section 5), shared by every method.
+"""From an LP point to a mask with exactly k ones (docs/maths.md §5), shared by every method.
 
 Entries of x within ``xtol`` of 1 are kept, within ``xtol`` of 0 dropped; the c remaining
 slots are filled from the fractional entries F:

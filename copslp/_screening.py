@@ -1,4 +1,4 @@
-r"""Safe screening for the analytic method (COPS.md §4): what a box of multipliers decides.
+r"""Safe screening for the analytic method (docs/maths.md §4): what a box of multipliers decides.
 
 For every lambda in a box [lo, hi], an element whose smallest value
 :math:`v_j(\lambda) = s_{0j} + \sum_i \lambda_i s_{ij}` over the box exceeds the level of

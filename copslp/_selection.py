@@ -167,7 +167,7 @@ def top_k_with_floors(values: np.ndarray, k: int, groups: np.ndarray, floors: np
                       order: np.ndarray | None = None, starts: np.ndarray | None = None) -> np.ndarray:
     """Indices of a best k-subset by ``values`` holding at least ``floors[l]`` of each group l.
 
-    The greedy of COPS.md section 6: the ``floors[l]`` best of each group (the *forced*
+    The greedy of docs/maths.md §6: the ``floors[l]`` best of each group (the *forced*
     elements), then the best remaining elements up to k overall. It is optimal because any
     optimal subset can swap its members of a group for that group's best ones without loss,
     and the constraint matrix (one partition into groups plus the budget row) is totally

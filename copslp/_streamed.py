@@ -1,6 +1,6 @@
 r"""The analytic method over scores it never copies whole: on a device, or sharded over processes.
 
-:func:`solve_streamed` runs the road of :mod:`copslp._analytic` (COPS.md §3-4) through the
+:func:`solve_streamed` runs the road of :mod:`copslp._analytic` (docs/maths.md §3-4) through the
 two interfaces of :mod:`copslp._passes`: every O(D) step is a pass of :class:`ScorePasses`
 over the scores where they live, and what crosses between processes goes through
 :class:`Collectives`. What each process holds and sends:
@@ -29,7 +29,7 @@ over the scores where they live, and what crosses between processes goes through
   the same finish as in memory), rounds it to a mask (:func:`copslp._rounding.round_to_mask`
   on the survivors, the elements fixed to 1 kept), and broadcasts lambda, the rule and the
   summary; each process receives the decisions about its own survivors only;
-* the certificate of COPS.md §3 for the whole problem: without floors, the levels each
+* the certificate of docs/maths.md §3 for the whole problem: without floors, the levels each
   screening compared the elements it decided with bound v over them (lambda lies in its
   box), as in memory (:mod:`copslp._scan`); with floors, or when that check does not pass or
   needs the scores' magnitudes, one more pass per process measures the levels of
@@ -108,7 +108,7 @@ class StreamedResult:
     n_fractional : int
         Fractional entries of the LP point (at most one per active bound).
     certificate : Certificate
-        The optimality certificate of the whole problem (COPS.md §3).
+        The optimality certificate of the whole problem (docs/maths.md §3).
     info : dict
         Rounds, survivors, the box, the rounding rule, the bytes this process sent (when
         the collectives count them).
@@ -340,7 +340,7 @@ def _reduced(outline: Outline, screened: _Screened, rows: np.ndarray, thresholds
 
 def _top_k_value(run: _Run, outline: Outline, rows: np.ndarray, multipliers: np.ndarray, depth: int = 0) -> float:
     """``T^P_k(v)``, v = the rows combined with ``multipliers``: the value of the best budget-k
-    set under the outline's floors (the greedy of COPS.md §6), by the screening of a point
+    set under the outline's floors (the greedy of docs/maths.md §6), by the screening of a point
     (and of the band it leaves, a level down, when that is too wide to gather)."""
     screened = _screen(run, outline, rows, multipliers, multipliers)
     weights = np.concatenate([[1.0], multipliers])

@@ -1,4 +1,4 @@
-"""Bad input (COPS.md section 7): one test each, checking the exception type and that the
+"""Bad input (docs/maths.md §7): one test each, checking the exception type and that the
 message names the argument and the offending value. Also: solve leaves the caller's arrays
 alone."""
 
