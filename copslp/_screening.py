@@ -18,9 +18,9 @@ import numpy as np
 
 from ._blocks import BLOCK, blocks
 from ._inner import InnerProblem
+from ._kernels_numpy import kernels_name, load_kernels
 from ._scan import segment_runs
 from ._selection import group_starts, kth_largest, take_columns
-from ._kernels_numpy import kernels_name, load_kernels
 
 #: The screening passes: the compiled copslp._kernels, or where it is not built (or with
 #: COPSLP_KERNELS=numpy) the same passes in numpy, copslp._kernels_numpy (same answers, slower).
