@@ -54,6 +54,7 @@ from ._point import Screened, ScreenLevel, mask_point, screened_point
 from ._problem import Outline, PreparedProblem, Problem
 from ._result import LPSolution
 from ._screening import MinimumOutsideBox, ReducedProblemInfeasible, Screening, Tally, screen, screen_and_tally
+from ._screening import kernels_in_use
 from ._selection import (group_starts, kth_largest, prefilters, strided_candidate_level, take_columns, top_k_sum,
                          top_k_sum_by_partition)
 from ._several_bounds import FINAL_LP_SIZE, Box, few_enough, inside, several_bounds_finish
@@ -126,7 +127,7 @@ def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int
     settings = _Settings(rtol, sample_size, seed, max_rounds, certificate_reads)
     inner = _full_inner(problem)
     r = inner.thresholds.shape[0]
-    info = {"rounds": 0, "survivors": problem.size}
+    info = {"rounds": 0, "survivors": problem.size, "kernels": kernels_in_use()}
     if r == 0:  # the top-k of s_0 (with floors, the greedy): an integral point, given as a mask
         mask = inner.mask_of(inner.select(inner.scores[0]))
         return LPSolution(mask, np.zeros(problem.n_scores - 1), rtol, info)
