@@ -45,6 +45,8 @@ _OPTIMALITY_TOL = 1e-11
 _FEASIBILITY_TOL = 1e-9
 #: Pivot elements smaller than this are not taken in the ratio test.
 _PIVOT_TOL = 1e-9
+#: Nonbasic columns examined for one batch of bound flips (:func:`_flip_many`).
+_FLIP_BATCH = 512
 #: Degenerate pivots in a row after which Bland's rule prices (and until a step moves).
 _DEGENERATE_RUN = 30
 
@@ -180,6 +182,9 @@ def _iterate(matrix, rhs, lower, upper, cost, basis, value):
         if degenerate >= _DEGENERATE_RUN:
             entering = int(np.flatnonzero(eligible)[0])
         else:
+            if _flip_many(matrix, inverse, lower, upper, value, status, basis, reduced, eligible, up):
+                degenerate = 0
+                continue
             entering = int(np.argmax(np.where(eligible, np.abs(reduced), -1.0)))
         direction = 1.0 if up[entering] else -1.0
         column = inverse @ matrix[:, entering]
@@ -209,3 +214,30 @@ def _iterate(matrix, rhs, lower, upper, cost, basis, value):
         basis[leaving] = entering
         status[entering] = 2
     raise SolverError("analytic: the simplex on the survivors reached its iteration limit (a defect)")
+
+
+def _flip_many(matrix, inverse, lower, upper, value, status, basis, reduced, eligible, up) -> bool:
+    """Move several improving nonbasic columns to their other bound at once, where the basic
+    values stay within their bounds: the longest such prefix of the eligible columns in
+    order of their reduced cost (a bound flip changes no reduced cost, so each of them is an
+    improving simplex step of its own). Returns whether any column moved (else one pivot
+    follows). Phase 1 from a point far from the bounds' optimum needs hundreds of flips:
+    done one per iteration, each would pay the factorisation and the pricing again."""
+    candidates = np.flatnonzero(eligible & np.isfinite(upper))
+    if candidates.shape[0] < 2:
+        return False
+    candidates = candidates[np.argsort(-np.abs(reduced[candidates]), kind="stable")[:_FLIP_BATCH]]
+    moves = np.where(up[candidates], upper[candidates] - lower[candidates], lower[candidates] - upper[candidates])
+    effect = np.cumsum(-(inverse @ matrix[:, candidates]) * moves, axis=1)  # basic values' change, cumulative
+    basic_value = value[basis][:, None]
+    slack_low = np.minimum(basic_value - lower[basis][:, None], 0.0)  # round-off below a bound stays as it is
+    slack_high = np.maximum(basic_value - upper[basis][:, None], 0.0)
+    within = np.all((basic_value + effect - lower[basis][:, None] >= slack_low)
+                    & (basic_value + effect - upper[basis][:, None] <= slack_high), axis=0)
+    count = int(np.argmin(within)) if not within.all() else within.shape[0]
+    if count < 2:
+        return False
+    moved = candidates[:count]
+    value[moved] = np.where(up[moved], upper[moved], lower[moved])
+    status[moved] = 1 - status[moved]
+    return True
