@@ -14,8 +14,8 @@ from functools import cached_property
 
 import numpy as np
 
-from ._selection import (group_order, group_starts, lexicographic_top_k, top_k_indices_of_long,
-                         top_k_with_floors)
+from ._selection import (collapse_equal_columns, group_order, group_starts, lexicographic_top_k,
+                         top_k_indices_of_long, top_k_with_floors)
 
 __all__ = ["InnerProblem", "reaches", "mix_to_bound"]
 
@@ -54,6 +54,12 @@ class InnerProblem:
         if self.layout is not None:
             return self.layout()
         return group_order(self.groups), group_starts(np.bincount(self.groups, minlength=self.floors.shape[0]))
+
+    @cached_property
+    def distinct_columns(self) -> int:
+        """Elements that differ in some score or in their group (equal ones are
+        interchangeable in the LP: one column of the simplex, :mod:`copslp._simplex`)."""
+        return int(collapse_equal_columns(self.scores, self.groups)[0].shape[1])
 
     def select(self, values: np.ndarray) -> np.ndarray:
         """Indices of a best budget-set by ``values`` (ties broken arbitrarily)."""

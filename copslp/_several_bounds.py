@@ -19,7 +19,7 @@ from ._ellipsoid import Ellipsoid
 from ._inner import InnerProblem
 from ._screening import RESCREEN_SHRINK, MinimumOutsideBox, ReducedProblemInfeasible, screen_exact
 from ._selection import take_columns
-from ._simplex import collapse_equal_columns, solve_small_lp
+from ._simplex import solve_small_lp
 
 __all__ = ["Box", "several_bounds_finish", "inside", "FINAL_LP_SIZE"]
 
@@ -198,7 +198,7 @@ def few_enough(inner: InnerProblem) -> bool:
         return True
     if inner.size > _DISTINCT_CHECK_LIMIT:
         return False
-    return collapse_equal_columns(inner.scores, inner.groups)[0].shape[1] <= FINAL_LP_SIZE
+    return inner.distinct_columns <= FINAL_LP_SIZE
 
 
 def inside(multipliers: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
@@ -309,12 +309,14 @@ def _ellipsoid_finish(stage: _Stage, box: Box, rtol: float, start: np.ndarray, c
     cuts stay valid and the ellipsoid goes on. A localisation that has shrunk and still
     reaches a face of ``box`` (other than lambda_i = 0) raises :class:`MinimumOutsideBox`.
     The exact LP ends it once at most ``FINAL_LP_SIZE`` survivors remain (or a stage takes
-    ``_CUTS_PER_STAGE`` cuts per bound without shrinking).
+    ``_CUTS_PER_STAGE`` cuts per bound without shrinking, or more than ``_SLOW_RESCREENS``
+    re-screenings did not halve the survivors: elements tied at the level, which no box
+    decides, are the simplex's to place).
     """
     r = box.lo.shape[0]
     ellipsoid = Ellipsoid(stage.lo, stage.hi)
     best = None
-    stage_cuts = 0
+    stage_cuts = slow = 0
     query = np.clip(start, stage.lo, stage.hi)
     while not few_enough(stage.problem) and stage_cuts < _CUTS_PER_STAGE * r and not ellipsoid.empty:
         below, above = query < stage.lo, query > stage.hi
@@ -336,8 +338,11 @@ def _ellipsoid_finish(stage: _Stage, box: Box, rtol: float, start: np.ndarray, c
         if np.all(hi >= lo) and np.all((hi - lo) * RESCREEN_SHRINK <= stage.hi - stage.lo):
             if best is not None and np.any(((lo <= box.lo) & (box.lo > 0)) | (hi >= box.hi)):
                 raise MinimumOutsideBox(best.multipliers)  # the minimum is on (or near) a face of the box
-            stage = _rescreen_stage(stage, lo, hi)
-            best, stage_cuts = None, 0  # values of the smaller problem differ by a constant
+            narrow = _rescreen_stage(stage, lo, hi)
+            slow += 2 * narrow.problem.size > stage.problem.size
+            stage, best, stage_cuts = narrow, None, 0  # values of the smaller problem differ by a constant
+            if slow > _SLOW_RESCREENS:  # ties at the level: narrower boxes decide no more of them
+                break
         query = ellipsoid.centre
     x_stage, lam, details = solve_small_lp(stage.problem, query if best is None else best.multipliers)
     if not inside(lam, stage.lo, stage.hi):

@@ -36,8 +36,9 @@ import numpy as np
 from ._errors import SolverError
 from ._inner import InnerProblem
 from ._screening import ReducedProblemInfeasible
+from ._selection import collapse_equal_columns
 
-__all__ = ["solve_small_lp", "collapse_equal_columns"]
+__all__ = ["solve_small_lp"]
 
 #: Reduced costs below this (the scaled problem has entries of magnitude <= 1) do not enter.
 _OPTIMALITY_TOL = 1e-11
@@ -49,14 +50,6 @@ _PIVOT_TOL = 1e-9
 _FLIP_BATCH = 512
 #: Degenerate pivots in a row after which Bland's rule prices (and until a step moves).
 _DEGENERATE_RUN = 30
-
-
-def collapse_equal_columns(scores: np.ndarray, groups: np.ndarray | None):
-    """``(columns, inverse, counts)``: the distinct columns of ``scores`` (with their group),
-    ``inverse`` mapping each element to its column and ``counts`` the elements per column."""
-    key = scores if groups is None else np.vstack([scores, groups.astype(np.float64)])
-    columns, inverse, counts = np.unique(key, axis=1, return_inverse=True, return_counts=True)
-    return columns[:scores.shape[0]], inverse.reshape(-1), counts
 
 
 def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):

@@ -12,7 +12,8 @@ import pytest
 from conftest import greedy_value, reference_solve, top_k_sum_sorted
 from copslp._inner import InnerProblem
 from copslp._screening import ReducedProblemInfeasible
-from copslp._simplex import collapse_equal_columns, solve_small_lp
+from copslp._selection import collapse_equal_columns
+from copslp._simplex import solve_small_lp
 
 KINDS = ("lognormal", "rounded", "sparse", "signed")
 
