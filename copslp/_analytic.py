@@ -131,8 +131,9 @@ def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int
     if r == 0:  # the top-k of s_0 (with floors, the greedy): an integral point, given as a mask
         mask = inner.mask_of(inner.select(inner.scores[0]))
         return LPSolution(mask, np.zeros(problem.n_scores - 1), rtol, info)
-    if r > 1 and not problem.has_floors:
-        _raise_if_a_bound_alone_fails(problem)  # T_k(s_i) >= b_i: known from validation, free
+    if r > 1:
+        if not problem.has_floors:
+            _raise_if_a_bound_alone_fails(problem)  # T_k(s_i) >= b_i: known from validation, free
         at_best = [row for row, i in enumerate(problem.active)
                    if problem.thresholds[i] >= problem.best_reachable[i] - 1e-12 * abs(problem.best_reachable[i])]
         if at_best:
@@ -160,18 +161,22 @@ def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int
 
 def _solve_on_best_face(problem: Problem, inner: InnerProblem, row: int, settings: _Settings):
     r"""Several bounds, one of which (active ``row``, score i) asks for the best value its
-    score reaches (gamma_i = 1, no floors): every feasible x lies on the face
+    score reaches (gamma_i = 1): every feasible x lies on the face
     :math:`\langle s_i, x\rangle = T_k(s_i)`, which keeps every element with :math:`s_{ij}`
     above the k-th largest value L of s_i, drops every one below it, and leaves the c
     missing slots to the elements tied at L (often one). The problem left on the tied
-    elements, without bound i (their s_i are all L), is solved by :func:`solve_analytic`;
-    its multipliers hold for the other bounds. :math:`\lambda_i`, which may have to be large
+    elements, without bound i (their s_i are all L; with floors, each floor less the
+    elements above L in its group), is solved by :func:`solve_analytic`; its multipliers
+    hold for the other bounds. :math:`\lambda_i`, which may have to be large
     (it is unbounded when the face is a single point), is the least that keeps every kept
     element at or above the level and every dropped one at or below it: with
     :math:`w = s_0 + \sum_{l \ne i}\lambda_l s_l` and :math:`\mu_T` the level of the tied
     elements, :math:`\lambda_i = \max(0, \max_{s_{ij} > L} (\mu_T - w_j)/(s_{ij} - L),
     \max_{s_{ij} < L} (w_j - \mu_T)/(L - s_{ij}))`; then v = w + lambda_i s_i has the level
-    :math:`\mu_T + \lambda_i L` and the certificate holds."""
+    :math:`\mu_T + \lambda_i L` and the certificate holds. With floors the levels differ per
+    group, so :math:`\mu_T` is replaced by the largest w of a tied element for the elements
+    above L and by the smallest for those below: every element above L then has a larger v
+    than every tied one, which has a larger v than every element below, in every group."""
     s_i = inner.scores[row + 1]  # compared with its own k-th value; differences taken in float64
     k = problem.budget
     level = kth_largest(s_i, k)
@@ -179,9 +184,17 @@ def _solve_on_best_face(problem: Problem, inner: InnerProblem, row: int, setting
     others = [other for other in range(inner.thresholds.shape[0]) if other != row]
     rows = np.array([0] + [other + 1 for other in others])
     taken = take_columns(inner.scores[rows], above).sum(axis=1)
+    groups = floors = sizes = None
+    if problem.has_floors:  # the face keeps every element above L: the floors left for the tied ones
+        groups = problem.groups[tied]
+        sizes = np.bincount(groups, minlength=problem.floors.shape[0])
+        floors = np.maximum(problem.floors - np.bincount(problem.groups[above], minlength=sizes.shape[0]), 0)
+        if np.any(floors > sizes) or floors.sum() > k - above.shape[0]:  # no point of the face meets the floors
+            raise _infeasibility_or_failure(problem, inner, settings)
     face = Problem(take_columns(inner.scores[rows], tied), k - above.shape[0], inner.thresholds[others] - taken[1:],
                    None, np.array([top_k_sum(row_scores, k - above.shape[0])
-                                   for row_scores in take_columns(inner.scores[rows[1:]], tied)]))
+                                   for row_scores in take_columns(inner.scores[rows[1:]], tied)]),
+                   groups, floors, sizes)
     try:
         solution = solve_analytic(face, **settings._asdict())
     except InfeasibleError:
@@ -193,13 +206,16 @@ def _solve_on_best_face(problem: Problem, inner: InnerProblem, row: int, setting
     w = inner.combine(np.insert(lam_others, row, 0.0))
     w_tied = w[tied]
     kept = np.asarray(solution.x) > 0
-    tied_level = float(w_tied[kept].min()) if kept.any() else float(w_tied.max())
+    if problem.has_floors:  # a level per group: every element above L over every tied one, every one below under
+        lowest_kept, highest_dropped = float(w_tied.max()), float(w_tied.min())
+    else:
+        lowest_kept = highest_dropped = float(w_tied[kept].min()) if kept.any() else float(w_tied.max())
     below = np.flatnonzero(s_i < level)
     need = [0.0]
     if above.shape[0]:
-        need.append(float(np.max((tied_level - w[above]) / (s_i[above].astype(np.float64) - level))))
+        need.append(float(np.max((lowest_kept - w[above]) / (s_i[above].astype(np.float64) - level))))
     if below.shape[0]:
-        need.append(float(np.max((w[below] - tied_level) / (level - s_i[below].astype(np.float64)))))
+        need.append(float(np.max((w[below] - highest_dropped) / (level - s_i[below].astype(np.float64)))))
     lam = np.insert(lam_others, row, max(need))
     return x, lam, {"best_face_of": int(problem.active[row]) + 1, "face_size": int(tied.shape[0]),
                     **{key: value for key, value in solution.info.items() if key in ("oracle_calls", "final_lp_size")}}

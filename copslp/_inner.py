@@ -44,6 +44,17 @@ class InnerProblem:
     groups: np.ndarray | None = None
     floors: np.ndarray | None = None
     layout: Callable[[], tuple] | None = None  # gives (order, starts) of the groups, when known
+    #: Absolute round-off each threshold carries (the sums it was reduced by); None: that of
+    #: b itself, 1e-12 |b| (:func:`reaches`).
+    threshold_slack: np.ndarray | None = None
+
+    @property
+    def slack(self) -> np.ndarray:
+        """How far below its threshold a bound still counts as met: the round-off of the
+        sums behind the threshold (a bound at gamma = 1 is met only up to it)."""
+        if self.threshold_slack is None:
+            return 1e-12 * np.abs(self.thresholds)
+        return self.threshold_slack
 
     @property
     def size(self) -> int:

@@ -504,7 +504,7 @@ def reduce_problem(inner: InnerProblem, ones: np.ndarray, survivors: np.ndarray,
         if order is None:
             layout = _fixed_layout(None, np.searchsorted(survivors, starts))
     reduced = InnerProblem(survivor_scores, inner.budget - ones.shape[0], inner.thresholds - taken[1:], groups, floors,
-                           layout)
+                           layout, inner.slack + 1e-12 * np.abs(taken[1:]))
     return Screening(reduced, ones, survivors, taken)
 
 

@@ -114,7 +114,9 @@ def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
 
     phase_one = np.zeros(total)
     phase_one[artificial] = -1.0
-    basis, value, _ = _iterate(matrix, rhs, lower, upper, phase_one, basis, value)
+    relaxed = rhs.copy()  # phase 1: a bound counts as met up to the round-off of its sums
+    relaxed[1:1 + r] -= inner.slack / scale[1:]
+    basis, value, _ = _iterate(matrix, relaxed, lower, upper, phase_one, basis, value)
     if value[artificial].sum() > _FEASIBILITY_TOL * max(1.0, float(np.abs(rhs).max())):
         raise ReducedProblemInfeasible()
     upper[artificial] = 0.0
