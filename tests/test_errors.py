@@ -469,3 +469,80 @@ def test_caller_groups_stay_writeable():
     copslp.solve(SCORES, 4, gamma=0.5, groups=groups, floors=1)
     assert groups.flags.writeable
     groups[0] = 1  # the caller can still edit it
+
+
+# ----------------------------------------------------------------------------------------
+# bounds at the ends of float64: the same class and the same numbers on every method
+
+
+def _reach_of(scores, k):
+    return float(np.sort(scores)[::-1][:k].sum())
+
+
+@pytest.mark.parametrize("method", copslp.available_methods())
+@pytest.mark.parametrize("case, bound", [("", 1e20), ("", 1e300), ("zero-score", 1e-10), ("zero-score", 1e-300),
+                                         ("floors", 1e20)])
+def test_a_bound_no_point_reaches_is_infeasible_on_every_method(method, case, bound):
+    """Regression: a bound of 1e20 was a SolverError with highs and milp (HiGHS reads a row
+    bound of 1e20 as infinite and refuses the model) and cvxpy's own ValueError; a bound of
+    1e-10 on an all-zero score was met within HiGHS's feasibility tolerance and then failed
+    the certificate. Each is the analytic method's InfeasibleError, with the best value."""
+    scores = np.random.default_rng(1).random((2, 40))
+    floors = {}
+    if case == "zero-score":
+        scores[1] = 0.0
+    if case == "floors":
+        floors = {"groups": np.repeat([0, 1], 20), "floors": 5}
+    with raises(copslp.InfeasibleError, "scores[1]", repr(bound)) as info:
+        copslp.solve(scores, 10, bounds=bound, method=method, **floors)
+    reach = copslp.solve(scores[1:], 10, method="analytic", **floors).objective
+    assert info.value.best_reachable == pytest.approx(reach, rel=1e-12, abs=0.0)
+    assert info.value.threshold == bound and info.value.score_index == 1
+
+
+@pytest.mark.parametrize("method", copslp.available_methods())
+def test_a_huge_bound_that_can_be_met_is_solved_on_every_method(method):
+    """A bound of 1e20 on a score of that size is an ordinary bound: every method agrees."""
+    scores = np.random.default_rng(2).random((2, 40))
+    scores[1] *= 1e20
+    bound = 0.9 * _reach_of(scores[1], 10)
+    assert bound > 1e20
+    result = copslp.solve(scores, 10, bounds=bound, method=method)
+    expected = copslp.solve(scores, 10, bounds=bound, method="analytic")
+    if method == "milp":  # the binary optimum, at most the LP's
+        assert result.objective <= expected.objective + 1e-9 * abs(expected.objective)
+    else:
+        assert result.objective == pytest.approx(expected.objective, rel=1e-6)
+    assert result.bound_values[0] >= bound * (1 - 1e-6)
+
+
+@pytest.mark.parametrize("method", copslp.available_methods())
+@pytest.mark.parametrize("seed", [2, 37])
+def test_a_score_with_one_large_negative_entry_is_solved_on_every_method(method, seed):
+    """Regression: a score of entries near 1e-9 with one entry of -1, bounded at gamma 1 and
+    0.9: scaled by its largest magnitude, the entries that decide the bound fell under HiGHS's
+    tolerances (it drops matrix entries of 1e-9 and less), and the generic methods called the
+    problem infeasible or failed the certificate. Every method solves it."""
+    rng = np.random.default_rng(seed)
+    scores = rng.standard_normal((2, 27))
+    scores[1] = np.abs(scores[1]) * 1e-9
+    scores[1, 0] = -1.0
+    for gamma in (1.0, 0.9):
+        expected = copslp.solve(scores, 8, gamma=gamma, method="analytic")
+        result = copslp.solve(scores, 8, gamma=gamma, method=method)
+        if method == "milp":
+            assert result.objective <= expected.objective + 1e-9 * abs(expected.objective)
+        else:
+            assert result.objective == pytest.approx(expected.objective, rel=1e-6)
+        assert result.certificate.passed
+
+
+def test_a_tiny_bound_on_a_score_with_one_entry_is_met_by_milp():
+    """Regression: the binary certificate measured a bound of 1e-10 against the bound alone
+    (a mask missing it by 1e-10 failed at 1.0), where the LP certificate measures it against
+    the best value T_k(s_i) too; both now use the same yardstick."""
+    scores = np.random.default_rng(60).standard_normal((2, 40))
+    scores[1] = 0.0
+    scores[1, 7] = 1.0
+    result = copslp.solve(scores, 10, bounds=1e-10, method="milp")
+    assert result.certificate.passed
