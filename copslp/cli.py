@@ -9,7 +9,9 @@ path given. Bad input (an unusable file, a missing key, an unwritable ``--out``,
 argument, an array whose header claims more than the file holds or than the free memory can
 take, memory running out) and an infeasible problem end with one line on stderr and exit
 status 2; a solver failure with exit status 1. What compiled code writes on descriptor 1
-while solving (a solver's banner, LAPACK's messages) goes to stderr.
+while solving (a solver's banner, LAPACK's messages) and Python warnings go to stderr after
+a solve that succeeds (a warning in one line), and are left out beside a refusal, which is
+one line.
 Method options are given as ``--option NAME=VALUE`` (repeatable; VALUE is read as JSON when
 it parses, else kept as a string).
 
@@ -24,6 +26,8 @@ import json
 import math
 import os
 import sys
+import tempfile
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -33,7 +37,7 @@ import numpy as np
 from ._registry import available_methods
 from ._solve import solve
 from ._errors import SolverError
-from ._stdout import native_stdout_to_stderr
+from ._stdout import native_stdout_to
 
 __all__ = ["main"]
 
@@ -67,9 +71,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _solve(args) -> int:
+    native = tempfile.TemporaryFile()  # what compiled code writes on descriptor 1 while solving
     try:
-        with native_stdout_to_stderr():  # stdout carries the JSON document alone
+        with native, native_stdout_to(native.fileno()), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             result = _solved(args)
+            native.seek(0)
+            noise = native.read().decode(errors="replace")
     except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"copslp solve: {_one_line(exc)}", file=sys.stderr)
         return 2
@@ -80,6 +88,9 @@ def _solve(args) -> int:
     except SolverError as exc:
         print(f"copslp solve: solver failed: {_one_line(exc)}", file=sys.stderr)
         return 1
+    sys.stderr.write(noise)  # stdout carries the JSON document alone; a refusal its one line alone
+    for said in dict.fromkeys(f"{w.category.__name__}: {_one_line(w.message)}" for w in caught):
+        print(f"copslp solve: warning: {said}", file=sys.stderr)
     print(json.dumps(_json_safe(result.summary()), indent=2))
     return 0
 

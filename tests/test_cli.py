@@ -278,3 +278,12 @@ def test_library_noise_never_reaches_stdout(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert_json(done)
     assert "DLASCL" in done.stderr
+
+
+def test_scores_whose_sums_overflow_are_one_line_with_three_scores(tmp_path):
+    """Regression: finite scores near 1e303 with n = 3 at D = 2^20 ended in LinAlgError, with
+    LAPACK's lines on stdout; now validation's ValueError, one line, exit 2, stdout empty."""
+    path = tmp_path / "large.npy"
+    np.save(path, np.random.default_rng(0).random((3, 2**20)) * 1e303)
+    message = assert_refused(run_cli("solve", path, "--budget", "0.5", "--gamma", "0.5"), "overflow", "rescale")
+    assert "SVD" not in message

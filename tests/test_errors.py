@@ -546,3 +546,29 @@ def test_a_tiny_bound_on_a_score_with_one_entry_is_met_by_milp():
     scores[1, 7] = 1.0
     result = copslp.solve(scores, 10, bounds=1e-10, method="milp")
     assert result.certificate.passed
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("n", [2, 3])
+def test_sums_that_overflow_are_the_same_error_whatever_the_number_of_scores(n):
+    """Regression: finite scores near 1e303 at D = 2^20, whose sums overflow float64. With n = 2
+    the documented ValueError; with n = 3 the analytic method's first pass (which validation's
+    pass is fused with) estimated lambda from the subsample before validation had its say, and
+    its Newton step ended in LinAlgError ("SVD did not converge"). Validation speaks first."""
+    scores = np.random.default_rng(0).random((n, 2**20)) * 1e303
+    with raises(ValueError, "scores", "overflow", "rescale") as info:
+        copslp.solve(scores, 2**19, gamma=0.5)
+    assert not isinstance(info.value, np.linalg.LinAlgError)
+
+
+@pytest.mark.xfail(strict=True, raises=np.linalg.LinAlgError, reason=(
+    "_several_bounds._dual_point forms the curvature as around @ around.T / width of the raw "
+    "scores: entries near 1e200 square to inf and np.linalg.lstsq in _newton_step raises "
+    "LinAlgError ('SVD did not converge'; LAPACK writes DLASCL lines on stdout). Scaling each "
+    "secondary row (or the multipliers) before the product, and back after, keeps H finite; "
+    "highs solves the same problem"))
+def test_several_bounds_on_scores_near_1e200_are_solved():
+    scores = np.random.default_rng(0).random((3, 10_000)) * 1e200
+    expected = copslp.solve(scores, 5_000, gamma=0.5, method="highs")
+    result = copslp.solve(scores, 5_000, gamma=0.5, method="analytic")
+    assert result.objective == pytest.approx(expected.objective, rel=1e-7)
