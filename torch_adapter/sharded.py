@@ -124,24 +124,34 @@ def solve_tensors(scores: torch.Tensor | Sequence[torch.Tensor], budget, *, gamm
 def _arguments_shown(scores, budget, gamma, bounds, groups, floors, options) -> dict[str, str]:
     """The arguments every process must give alike, each as a text that equal values share
     (an int and a numpy int, a list and an array of the same numbers), for their fingerprints
-    and the error that names them."""
+    and the error that names them. Never raises: a process that did would leave the others
+    waiting in the exchange (arguments that are wrong are refused after it, on every process)."""
     rows = scores.shape[0] if isinstance(scores, torch.Tensor) and scores.dim() == 2 else (
         len(scores) if isinstance(scores, (list, tuple)) else 1)
     first = scores if isinstance(scores, torch.Tensor) else (scores[0] if isinstance(scores, (list, tuple)) and scores
                                                               else None)
+    dtype = first.dtype if isinstance(first, torch.Tensor) else type(first).__name__
     return {
         "budget": _shown(budget), "gamma": _shown(gamma), "bounds": _shown(bounds), "floors": _shown(floors),
         "groups": "None" if groups is None else "given", "the number of score rows": str(rows),
-        "the scores' dtype": str(getattr(first, "dtype", type(first).__name__)),
-        "options": _shown(None if options is None else dict(sorted(dict(options).items()))),
+        "the scores' dtype": str(dtype),
+        "options": _shown(dict(sorted(options.items(), key=lambda item: repr(item[0])))
+                          if isinstance(options, Mapping) else options),
     }
 
 
 def _shown(value) -> str:
     """``value`` as text: numbers (and tensors, arrays and sequences of them) by their
-    values, anything else by its repr."""
+    values, anything else by its repr (by its type where even that fails)."""
+    try:
+        return _text_of(value)
+    except Exception:  # noqa: BLE001  (the exchange must happen; validation says what is wrong)
+        return f"<a {type(value).__name__}>"
+
+
+def _text_of(value) -> str:
     if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
+        value = value.detach().cpu().tolist()  # any dtype (numpy has no bfloat16)
     if isinstance(value, (list, tuple, np.ndarray, np.generic)):
         try:
             array = np.asarray(value)
