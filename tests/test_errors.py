@@ -610,3 +610,18 @@ def test_an_infeasible_problem_is_infeasible_when_highs_gives_no_verdict(monkeyp
     scores, k, arguments = _infeasible_with_floors()
     with pytest.raises(copslp.InfeasibleError):
         copslp.solve(scores, k, method="analytic", **arguments)
+
+
+@pytest.mark.parametrize("method", copslp.available_methods())
+def test_a_secondary_score_too_small_for_its_multiplier_is_named(method):
+    """Regression: a bound on a score of entries near 1e-310 (subnormal) beside a primary of
+    order 1 needs a multiplier near 1e310, beyond float64: the LP methods failed the
+    certificate or did not settle (SolverError). Now a ValueError naming the score and the
+    rescaling, on every method that needs multipliers; milp (no multipliers) solves it."""
+    scores = np.random.default_rng(5).standard_normal((2, 40))
+    scores[1] = np.abs(scores[1]) * 1e-310
+    if method == "milp":
+        assert copslp.solve(scores, 10, gamma=0.9, method=method).certificate.passed
+        return
+    with raises(ValueError, "scores[1]", "rescale", "power of 2"):
+        copslp.solve(scores, 10, gamma=0.9, method=method)
