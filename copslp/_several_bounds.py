@@ -54,7 +54,8 @@ class _DualPoint(NamedTuple):
     value: float  # phi(lambda) = <v, x(lambda)> - <lambda, b>
     slope: np.ndarray  # <s_i, x(lambda)> - b_i: a subgradient of phi
     round_off: float  # a bound on the round-off of ``value``
-    curvature: np.ndarray | None  # the estimate H of :func:`_dual_point`, when asked for
+    curvature: np.ndarray | None  # the estimate H of :func:`_dual_point` as S^-1 H S^-1, when asked for
+    curvature_scale: np.ndarray | None  # S: the largest |s_i| of each secondary row near the level
     window: float | None  # the width in v of the elements that estimated it
 
 
@@ -93,10 +94,14 @@ def _dual_point(inner: InnerProblem, multipliers: np.ndarray, curvature: bool = 
         near = np.flatnonzero(np.abs(v - v[order[m - k]]) <= window / 2.0)
         width = window
         next_window = window * float(np.clip(2.0 * half / max(near.shape[0], 1), 0.25, 4.0))
+    scale = None
     if width is not None and width > 0 and near.shape[0] > multipliers.shape[0] + 1:
         around = take_columns(inner.scores[1:], near)
         around -= around.mean(axis=1, keepdims=True)
-        hessian = around @ around.T / width
+        scale = np.abs(around).max(axis=1)
+        scale = np.where(scale > 0, scale, 1.0)
+        around /= scale[:, None]  # scores near 1e200 would square to inf
+        hessian = around @ (around.T / width)
     if 8 * chosen.shape[0] > inner.size:  # many chosen: a product with the indicator, not a gather
         sums = np.einsum("ij,j->i", inner.scores, inner.indicator(chosen))  # <s_i, x(lambda)> for every row; no BLAS
     else:
@@ -104,7 +109,7 @@ def _dual_point(inner: InnerProblem, multipliers: np.ndarray, curvature: bool = 
     slope = sums[1:] - inner.thresholds
     value = float(sums[0] + multipliers @ slope)
     magnitude = abs(float(sums[0])) + float(multipliers @ (np.abs(sums[1:]) + np.abs(inner.thresholds)))
-    return _DualPoint(multipliers, value, slope, 1e-12 * magnitude, hessian, next_window)
+    return _DualPoint(multipliers, value, slope, 1e-12 * magnitude, hessian, scale, next_window)
 
 
 class _Stage(NamedTuple):
@@ -289,9 +294,11 @@ def _newton_step(point: _DualPoint, lo: np.ndarray):
     step = np.zeros_like(point.multipliers)
     if not free.any():
         return step
-    hessian = point.curvature[np.ix_(free, free)]
+    hessian = point.curvature[np.ix_(free, free)]  # S^-1 H S^-1: H d = -g is (S^-1 H S^-1)(S d) = -S^-1 g
+    scale = point.curvature_scale[free]
     ridge = 1e-12 * float(np.trace(hessian)) + 1e-300
-    step[free] = -np.linalg.lstsq(hessian + ridge * np.eye(hessian.shape[0]), point.slope[free], rcond=None)[0]
+    scaled_step = np.linalg.lstsq(hessian + ridge * np.eye(hessian.shape[0]), -point.slope[free] / scale, rcond=None)[0]
+    step[free] = scaled_step / scale
     return step
 
 

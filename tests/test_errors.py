@@ -561,13 +561,9 @@ def test_sums_that_overflow_are_the_same_error_whatever_the_number_of_scores(n):
     assert not isinstance(info.value, np.linalg.LinAlgError)
 
 
-@pytest.mark.xfail(strict=True, raises=np.linalg.LinAlgError, reason=(
-    "_several_bounds._dual_point forms the curvature as around @ around.T / width of the raw "
-    "scores: entries near 1e200 square to inf and np.linalg.lstsq in _newton_step raises "
-    "LinAlgError ('SVD did not converge'; LAPACK writes DLASCL lines on stdout). Scaling each "
-    "secondary row (or the multipliers) before the product, and back after, keeps H finite; "
-    "highs solves the same problem"))
 def test_several_bounds_on_scores_near_1e200_are_solved():
+    """Regression: the Newton step's curvature squared the raw scores (inf near 1e200, then
+    LinAlgError 'SVD did not converge'); it is formed on rows scaled to at most 1."""
     scores = np.random.default_rng(0).random((3, 10_000)) * 1e200
     expected = copslp.solve(scores, 5_000, gamma=0.5, method="highs")
     result = copslp.solve(scores, 5_000, gamma=0.5, method="analytic")
@@ -594,13 +590,10 @@ def test_the_infeasible_problem_with_floors_is_infeasible():
             copslp.solve(scores, k, method=method, **arguments)
 
 
-@pytest.mark.xfail(strict=True, raises=copslp.SolverError, reason=(
-    "with floors, the analytic method decides infeasibility by HiGHS's verdict on the survivors "
-    "(_several_bounds.final_lp: simplex, then ipm); when neither gives one (model status "
-    "Unknown, as on the reported problem) final_lp re-raises SolverError. The survivors' "
-    "infeasibility should then be decided by the method's own Farkas proof, as without a "
-    "verdict from HiGHS, and SolverError kept for a problem proven feasible"))
 def test_an_infeasible_problem_is_infeasible_when_highs_gives_no_verdict(monkeypatch):
+    """Regression: with floors, the analytic method decided the survivors by HiGHS, and HiGHS's
+    'Unknown' became a SolverError. Its survivors' LP is its own simplex now: HiGHS failing
+    changes nothing."""
     import copslp._highs
 
     def no_verdict(*args, **kwargs):
