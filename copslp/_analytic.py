@@ -644,7 +644,8 @@ def _localise_everywhere(inner: InnerProblem, rtol: float, centre=None):
     """The several-bounds finish (:func:`several_bounds_finish`) on every element of
     ``inner``, with no estimate to start from: boxes [0, hi] from ``hi = 4 lambda_ref``
     (lambda_ref = mean |s_0| / mean |s_i|, the scale at which s_i weighs as much as s_0),
-    widened sixteenfold while the minimum lies on their outer face. Each oracle call is one
+    widened sixteenfold while the minimum lies on their outer face (or a re-screening inside
+    one left an infeasible problem, so that box did not hold lambda*). Each oracle call is one
     selection over the elements, each re-screening one pass. A minimum beyond every box (a
     bound at the best value its score reaches, lambda* unbounded) is left to the simplex on
     the distinct columns (:func:`copslp._simplex.solve_small_lp`), which needs no box."""
@@ -659,6 +660,8 @@ def _localise_everywhere(inner: InnerProblem, rtol: float, centre=None):
         except MinimumOutsideBox as outside:
             start = outside.multipliers
             hi = np.maximum(16.0 * hi, 2.0 * start)
+        except ReducedProblemInfeasible:  # a stage fixed elements that lambda* does not: a wider box
+            hi = 16.0 * hi
     x, lam, details = solve_small_lp(inner, start)
     details.update(oracle_calls=0, final_lp_size=inner.size)
     return x, lam, details
