@@ -177,9 +177,6 @@ def _iterate(matrix, rhs, lower, upper, cost, basis, value):
         if degenerate >= _DEGENERATE_RUN:
             entering = int(np.flatnonzero(eligible)[0])
         else:
-            if _flip_many(matrix, inverse, lower, upper, value, status, basis, reduced, eligible, up):
-                degenerate = 0
-                continue
             entering = int(np.argmax(np.where(eligible, np.abs(reduced), -1.0)))
         direction = 1.0 if up[entering] else -1.0
         column = inverse @ matrix[:, entering]
@@ -200,8 +197,12 @@ def _iterate(matrix, rhs, lower, upper, cost, basis, value):
             raise SolverError("analytic: the survivors' LP is unbounded (a defect: x lies in a box)")
         degenerate = degenerate + 1 if step <= 0 else 0
         value[entering] += direction * step
-        if leaving < 0:  # a bound flip: the basis stays
+        if leaving < 0:  # a bound flip: the basis stays, and more columns may follow it
             status[entering] = 1 - status[entering]
+            if degenerate == 0:
+                value[basis] += step * change
+                eligible[entering] = False
+                _flip_many(matrix, inverse, lower, upper, value, status, basis, reduced, eligible, up)
             continue
         out = basis[leaving]
         status[out] = 1 if to_upper else 0
@@ -212,14 +213,14 @@ def _iterate(matrix, rhs, lower, upper, cost, basis, value):
 
 
 def _flip_many(matrix, inverse, lower, upper, value, status, basis, reduced, eligible, up) -> bool:
-    """Move several improving nonbasic columns to their other bound at once, where the basic
-    values stay within their bounds: the longest such prefix of the eligible columns in
-    order of their reduced cost (a bound flip changes no reduced cost, so each of them is an
-    improving simplex step of its own). Returns whether any column moved (else one pivot
-    follows). Phase 1 from a point far from the bounds' optimum needs hundreds of flips:
-    done one per iteration, each would pay the factorisation and the pricing again."""
+    """After a bound flip, move more improving nonbasic columns to their other bound at once,
+    where the basic values stay within their bounds: the longest such prefix of the eligible
+    columns in order of their reduced cost (a bound flip changes no reduced cost, so each of
+    them is an improving simplex step of its own). Returns whether any column moved. Phase 1
+    from a point far from the bounds' optimum needs hundreds of flips: done one per
+    iteration, each would pay the factorisation and the pricing again."""
     candidates = np.flatnonzero(eligible & np.isfinite(upper))
-    if candidates.shape[0] < 2:
+    if candidates.shape[0] == 0:
         return False
     candidates = candidates[np.argsort(-np.abs(reduced[candidates]), kind="stable")[:_FLIP_BATCH]]
     moves = np.where(up[candidates], upper[candidates] - lower[candidates], lower[candidates] - upper[candidates])
@@ -230,7 +231,7 @@ def _flip_many(matrix, inverse, lower, upper, value, status, basis, reduced, eli
     within = np.all((basic_value + effect - lower[basis][:, None] >= slack_low)
                     & (basic_value + effect - upper[basis][:, None] <= slack_high), axis=0)
     count = int(np.argmin(within)) if not within.all() else within.shape[0]
-    if count < 2:
+    if count == 0:
         return False
     moved = candidates[:count]
     value[moved] = np.where(up[moved], upper[moved], lower[moved])
