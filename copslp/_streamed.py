@@ -46,9 +46,9 @@ level fails its count keeps all its members among the survivors. A box that keep
 the LP on all D elements then; here that would gather everything).
 
 Known limit: a bound at gamma = 1 among several has an unbounded :math:`\lambda^*` (the
-optimum lies on the face of that bound); the in-memory method solves that face directly,
-here the boxes widen until every element survives, and the whole problem is gathered on
-rank 0 (O(D) communication, once).
+optimum lies on the face of that bound); here the boxes widen until every element survives,
+and the whole problem, gathered on rank 0 (O(D) communication, once), is solved there by the
+in-memory road, which solves that face directly.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ._analytic import (_SEVERAL_BOUNDS_SAMPLE_FACTOR, BoxSchedule, _SampleEstimate, _sample_estimate, _solve_exact,
-                        estimated_best)
+                        estimated_best, solve_analytic)
 from ._certificate import certify
 from ._errors import InfeasibleError, SolverError
 from ._infeasibility import conflict_error
@@ -459,7 +459,8 @@ def _optimum(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarr
         else:
             screened, nested = _gather(run, screened), None
             (kind, value, details), kept = _on_root(
-                run, lambda: _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, boxes.centre, run.rtol),
+                run, lambda: _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, boxes.centre, run.rtol,
+                                                  run.settings if everything and depth == 0 else None),
                 keep=True)
             x, values = kept or (None, None)  # the point and its values, on rank 0
         if kind == "infeasible":
@@ -520,21 +521,39 @@ def _estimate(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndar
     return _sample_estimate(sub, inner, np.arange(m), np.ascontiguousarray(sample[rows]), run.rtol)
 
 
-def _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, centre, rtol):
+def _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, centre, rtol, whole_settings=None):
     """On rank 0: the outcome for every process, ("ok", lambda, details),
     ("infeasible", None, {}) or ("outside", lambda, {}), and, kept on rank 0, the point on
-    the survivors and the values of every score row there (or None)."""
+    the survivors and the values of every score row there (or None).
+
+    ``whole_settings`` (the analytic options), when every element of the top level survived
+    and was gathered: the whole problem is then in memory on rank 0, and is solved by the in-memory road
+    (:func:`copslp._analytic.solve_analytic`: a bound at gamma = 1 on its face, boxes from its
+    own subsample), not by the finish meant for a band of survivors."""
     reduced = _reduced(outline, screened, rows, thresholds)
     if rows.shape[0] == 1:  # no bound: the top-k (with floors, the greedy) of the band
         x = reduced.indicator(reduced.select(reduced.scores[0])) if reduced.budget > 0 else np.zeros(reduced.size)
         return ("ok", np.zeros(0), {}), (x, _values_at(screened, x))
     try:
-        x, lam, details = _solve_exact(reduced, rtol, (lo, hi, centre))
-    except ReducedProblemInfeasible:
+        if whole_settings is None:
+            x, lam, details = _solve_exact(reduced, rtol, (lo, hi, centre))
+        else:
+            x, lam, details = _solve_in_memory(outline, reduced, rows, whole_settings)
+    except (ReducedProblemInfeasible, InfeasibleError):
         return ("infeasible", None, {}), (None, None)
     except MinimumOutsideBox as outside:
         return ("outside", np.asarray(outside.multipliers, dtype=np.float64), {}), (None, None)
     return ("ok", np.asarray(lam, dtype=np.float64), dict(details)), (x, _values_at(screened, x))
+
+
+def _solve_in_memory(outline: Outline, reduced: InnerProblem, rows: np.ndarray, settings: dict):
+    """x, lambda and details of the whole problem, gathered on rank 0, by the in-memory road."""
+    sizes = None if reduced.floors is None else np.bincount(reduced.groups, minlength=reduced.floors.shape[0])
+    whole = Problem(reduced.scores, reduced.budget, reduced.thresholds, None, outline.best_reachable[rows[1:] - 1],
+                    reduced.groups, reduced.floors, sizes)
+    solution = solve_analytic(whole, **{key: settings[key] for key in
+                                        ("rtol", "sample_size", "seed", "max_rounds", "certificate_reads")})
+    return np.asarray(solution.x, dtype=np.float64), np.asarray(solution.multipliers), dict(solution.info)
 
 
 def _values_at(screened: _Screened, x: np.ndarray) -> np.ndarray:

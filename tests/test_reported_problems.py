@@ -93,9 +93,9 @@ def test_tensor_road_agrees_on_two_bounds():
     assert abs(result.objective - expected.objective) <= 1e-12 * abs(expected.objective)
 
 
-@pytest.mark.xfail(strict=True, reason="the streamed road has its own gamma = 1 handling (boxes widened until "
-                                       "everything survives); the face of the in-memory road is not on it yet")
 def test_tensor_road_solves_gamma_one_with_floors():
+    """It raised SolverError on the tensor road: its boxes widen until every element survives,
+    and the whole problem, gathered on rank 0, is now solved by the in-memory road (the face)."""
     from torch_adapter import solve_tensors
 
     rng = np.random.default_rng(0)
@@ -105,4 +105,5 @@ def test_tensor_road_solves_gamma_one_with_floors():
     expected = copslp.solve(scores, 7_200, gamma=[1.0, 0.5, 0.5], groups=groups, floors=300)
     result = solve_tensors(torch.from_numpy(scores), 7_200, gamma=[1.0, 0.5, 0.5], groups=torch.from_numpy(groups),
                            floors=300)
+    assert result.certificate.passed and result.info["best_face_of"] == 1
     assert abs(result.objective - expected.objective) <= 1e-12 * abs(expected.objective)
