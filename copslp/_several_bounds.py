@@ -203,6 +203,12 @@ def few_enough(inner: InnerProblem) -> bool:
         return True
     if inner.size > _DISTINCT_CHECK_LIMIT:
         return False
+    # equal columns have equal weighted sums: more distinct sums among the first 2F + 1 than F
+    # means more distinct columns than F, at the cost of one small sort instead of a lexsort of all
+    head = inner.scores[:, :2 * FINAL_LP_SIZE + 1]
+    weights = np.random.default_rng(0).random(head.shape[0]) + 0.5
+    if np.unique(weights @ head).shape[0] > FINAL_LP_SIZE:
+        return False
     return inner.distinct_columns <= FINAL_LP_SIZE
 
 
