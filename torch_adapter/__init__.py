@@ -34,12 +34,17 @@ Masks (:mod:`torch_adapter.masks`)
     ``mode="mask"`` reparametrises each tensor as ``where(mask, original, 0)`` with
     :mod:`torch.nn.utils.parametrize` (recomputed at every access, so attention layers that
     read their submodules' weights directly train correctly; never ``global_unstructured``,
-    which takes abs() of the scores); ``mode="freeze"`` (FreezeNet) keeps unselected weights
+    which takes abs() of the scores); ``mode="freeze"`` (FreezeNet, Wimmer, Mehnert and
+    Condurache, ACCV 2020) keeps unselected weights
     at their current values and no optimiser can move them. Masks already on the model
     (also from :mod:`torch.nn.utils.prune`) are combined with the new one or replaced
     (``previous=``), and the report counts the mask the model carries
     (:func:`current_mask`). Layers that keep no weight are reported and, per
     ``on_collapse``, warned about, refused or ignored.
+Saving and loading (:mod:`torch_adapter.checkpoint`)
+    torch pickles no parametrized module: save ``model.state_dict()`` and load it into a
+    freshly built model with ``load_pruned(model, state_dict)``, which installs the masks
+    first; ``copy.deepcopy`` keeps the masks.
 COPS (:mod:`torch_adapter.cops`)
     ``scores[0]`` is the primary score, the rest secondary, each held at ``gamma`` (default
     0.9) times the best any k-mask reaches on it; ``min_per_layer`` adds per-layer floors.
@@ -64,6 +69,7 @@ Interspace pruning (:mod:`torch_adapter.interspace`)
 """
 
 from . import interspace, scores
+from .checkpoint import load_pruned, masked_tensors
 from .cops import PruneReport, Selection, layer_floors, prune_with_cops, select_mask
 from .interspace import InterspaceConv2d
 from .iterative import IterativeResult, iterative_prune, round_densities
@@ -100,6 +106,8 @@ __all__ = [
     "resulting_mask",
     "apply_mask",
     "make_permanent",
+    "load_pruned",
+    "masked_tensors",
     "layer_stats",
     "check_collapse",
     "format_layer_table",

@@ -17,7 +17,7 @@ A mask is a flat boolean vector of length D in the order of a
     :func:`torch.nn.utils.prune.custom_from_mask` (``weight_orig`` / ``weight_mask``) is
     converted: ``weight_orig`` becomes the parametrization's ``original``.
 
-``mode="freeze"`` (FreezeNet, Lubana et al. / Wimmer et al., 2020)
+``mode="freeze"`` (FreezeNet: Wimmer, Mehnert and Condurache, ACCV 2020)
     Unselected weights are not zeroed but frozen at their current (initial) values. The
     tensor is reparametrised with :func:`torch.nn.utils.parametrize.register_parametrization`
     as ``weight = where(mask, original, frozen)`` with ``frozen`` a buffer holding the
@@ -26,6 +26,10 @@ A mask is a flat boolean vector of length D in the order of a
     momentum, not weight decay (which does change ``original`` at those positions, to no
     effect). Parameters live at ``module.parametrizations.weight.original``; create the
     optimiser after applying the mask.
+
+A pruned model survives ``copy.deepcopy`` with its masks (the copy's own buffers) and is
+saved and loaded through its ``state_dict``, whose keys and loader
+(:func:`torch_adapter.load_pruned`) are in :mod:`torch_adapter.checkpoint`.
 
 Tied tensors (a layout entry with ``aliases``) get one parametrization object at every
 place that holds them, so the tie holds: one Parameter, one mask.
