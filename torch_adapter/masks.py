@@ -49,6 +49,10 @@ from ``torch.nn.utils.prune``), ``previous=``:
     ``weight_orig``: their values when pruned, as far as weight decay left them). In freeze
     mode the current values are kept: formerly frozen elements resume training from them.
 
+A ``DistributedDataParallel`` model gets the mask only when every process applies the same
+one (checked, a ValueError otherwise), and its reducer is built again on the parametrized
+parameters (also by :func:`make_permanent`); see :mod:`torch_adapter.distributed`.
+
 Layer collapse: a layer (module of the layout) whose weights are all pruned passes no
 signal. :func:`apply_mask` checks every layer before touching the model and, following
 ``on_collapse``, warns (:class:`LayerCollapseWarning`), raises (:class:`LayerCollapseError`,
@@ -67,6 +71,7 @@ from torch import nn
 from torch.nn.utils import parametrize, prune
 
 from ._checks import check_choice
+from .distributed import check_same_on_every_process, is_ddp, rebuild_reducer
 from .layout import Layout, is_pruned
 
 __all__ = [
@@ -328,6 +333,8 @@ def apply_mask(
     """
     rescale_by = check_apply_options(mode=mode, rescale=rescale, on_collapse=on_collapse, previous=previous)
     resulting = resulting_mask(model, mask, layout, previous=previous)
+    if is_ddp(model):
+        check_same_on_every_process(resulting, model.process_group)
     owners = layout.owners(model)
     for places, entry in zip(owners, layout.entries):
         for module, tensor_name in places:
@@ -346,6 +353,8 @@ def apply_mask(
             _install_mask(places, part)
         else:
             _install_freeze(places, part, replace=previous == "replace")
+    if is_ddp(model):
+        rebuild_reducer(model)
     if rescale_by is not None:
         from .rescaling import rescale_after_pruning
 
@@ -434,6 +443,8 @@ def make_permanent(model: nn.Module, layout: Layout) -> None:
                 parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=True)
             elif _pruned_mask(module, tensor_name) is not None:
                 prune.remove(module, tensor_name)
+    if is_ddp(model):
+        rebuild_reducer(model)
 
 
 def format_layer_table(columns: Mapping[str, Sequence[LayerStats]], *, title: str | None = None) -> str:

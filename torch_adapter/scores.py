@@ -36,6 +36,11 @@ effective weight, so pruned elements score exactly 0 (GraSP: 0 as well, since ``
 there). A tied tensor is one element range of the layout; its gradient sums the
 contributions of every place that uses it.
 
+A ``DistributedDataParallel`` model is scored through the module it wraps, with the
+gradients averaged over its processes (or over ``process_group=``), so every process gets the
+same scores and DDP's reducer is left as it was (:mod:`torch_adapter.distributed`); the
+score's layout is the wrapper's.
+
 Checks made before a score is used: a model with parameters on the meta device (shapes
 without values) is refused; a score whose elements are all equal (all zero, say: SNIP of a
 model with a zero-initialised layer) cannot rank anything and is warned about
@@ -59,6 +64,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from ._checks import check_choice
+from .distributed import average_over_processes, inner_layout, is_ddp, process_group_of
 from .layout import Layout
 
 __all__ = ["Score", "magnitude", "random", "snip", "grasp", "synflow", "SynFlowUnderflowWarning",
@@ -187,6 +193,11 @@ def _deepcopy(model: nn.Module) -> nn.Module:
     finally:
         for module, name, tensor in swapped:
             setattr(module, name, tensor)
+
+
+def _on_layout(score: Score, layout: Layout) -> Score:
+    """``score`` on ``layout`` (a DDP wrapper's layout, for a score of the module it wraps)."""
+    return Score(score.values, layout, score.name, score.options)
 
 
 def _device_dtype(tensors: Sequence[torch.Tensor]) -> tuple[torch.device, torch.dtype]:
@@ -325,6 +336,7 @@ def snip(
     *,
     normalize: bool = False,
     train: bool = False,
+    process_group: Any = None,
     layout: Layout | None = None,
     **layout_options,
 ) -> Score:
@@ -351,6 +363,10 @@ def snip(
     train : bool, default False
         Evaluate in train mode (BatchNorm batch statistics, dropout); the model's mode,
         running statistics and gradients are restored afterwards either way.
+    process_group : torch.distributed process group, optional
+        Average the gradients over the processes of this group (each process passes its own
+        batches; every process must call). A ``DistributedDataParallel`` model averages over
+        its own group without it. See :mod:`torch_adapter.distributed`.
     layout : Layout, optional
         See :func:`magnitude`.
 
@@ -360,6 +376,10 @@ def snip(
         ``values >= 0``, in the model's dtype, on its device.
     """
     layout = _layout_for(model, layout, layout_options)
+    if is_ddp(model):  # the wrapped module, so that DDP's reducer is not prepared for a backward()
+        return _on_layout(snip(model.module, loss_fn, batches, normalize=normalize, train=train,
+                               process_group=process_group_of(model, process_group), layout=inner_layout(layout)),
+                          layout)
     with _model_preserved(model, train=train):
         leaves = _trainable_leaves(model, layout)
         device, dtype = _device_dtype(leaves)
@@ -372,6 +392,8 @@ def snip(
             n_batches += 1
         if n_batches == 0:
             raise ValueError("snip: batches is empty")
+        if process_group is not None:
+            average_over_processes(total, process_group)
         with torch.no_grad():
             values = layout.flatten([(t * g).abs() for t, g in zip(layout.values(model), total)]).detach()
     if normalize:
@@ -389,6 +411,7 @@ def grasp(
     temperature: float = 200.0,
     normalize: bool = False,
     train: bool = False,
+    process_group: Any = None,
     layout: Layout | None = None,
     **layout_options,
 ) -> Score:
@@ -425,6 +448,8 @@ def grasp(
         Divide by ``|sum(s)| + 1e-10`` (``GRASP_NORMALIZE_EPS``), exactly as the SynFlow
         authors' GraSP implementation does; a sum of exactly 0 divides by 1e-10.
     train : bool, default False
+    process_group : torch.distributed process group, optional
+        Average g, and then Hg, over the processes of this group (see :func:`snip`).
     layout : Layout, optional
         See :func:`magnitude`.
 
@@ -436,6 +461,10 @@ def grasp(
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
     layout = _layout_for(model, layout, layout_options)
+    if is_ddp(model):  # the wrapped module, so that DDP's reducer is not prepared for a backward()
+        return _on_layout(grasp(model.module, loss_fn, batches, temperature=temperature, normalize=normalize,
+                                train=train, process_group=process_group_of(model, process_group),
+                                layout=inner_layout(layout)), layout)
     if not isinstance(batches, (list, tuple)):
         batches = list(batches)
     if len(batches) == 0:
@@ -448,6 +477,8 @@ def grasp(
             loss = _check_loss(loss_fn(_forward(model, inputs, "grasp") / temperature, targets))
             for acc, g in zip(gradient, _grads(loss, leaves)):
                 acc.add_(g)
+        if process_group is not None:
+            average_over_processes(gradient, process_group)
         hessian_gradient = [torch.zeros_like(p) for p in leaves]
         for inputs, targets in _pairs(batches, device, dtype):
             loss = _check_loss(loss_fn(_forward(model, inputs, "grasp") / temperature, targets))
@@ -457,6 +488,8 @@ def grasp(
                 continue  # the loss does not depend on the prunable weights twice: H g = 0
             for acc, hg in zip(hessian_gradient, _second_derivative(inner, leaves)):
                 acc.add_(hg)
+        if process_group is not None:
+            average_over_processes(hessian_gradient, process_group)
         with torch.no_grad():
             values = layout.flatten([t * hg for t, hg in zip(layout.values(model), hessian_gradient)]).detach()
     if normalize:
@@ -578,6 +611,10 @@ def synflow(
         When every score is 0 or some are not finite, with the likely cause.
     """
     layout = _layout_for(model, layout, layout_options)
+    if is_ddp(model):  # data-free and the weights are the same on every process: the wrapped module
+        return _on_layout(synflow(model.module, input_shape, dtype=dtype, iterations=iterations,
+                                  final_density=final_density, kept_count_convention=kept_count_convention,
+                                  train=train, progress=progress, layout=inner_layout(layout)), layout)
     if isinstance(iterations, (bool, np.bool_)) or not isinstance(iterations, numbers.Integral):
         raise TypeError(f"iterations must be an int >= 1, got {iterations!r}")
     iterations = int(iterations)
