@@ -55,7 +55,8 @@ COPS where the scores live (:mod:`torch_adapter.sharded`)
     certified summary (:class:`TensorPasses`, :class:`ProcessGroupCollectives`).
 Top-k without the LP (:mod:`torch_adapter.topk`)
     ``top_k_mask(score, density, scope="global" | "local")``; kept counts
-    ``max(1, round(d N))`` or, as the SynFlow authors' code, ``N - int((1 - d) N)``.
+    ``max(1, round(d N))`` or, as the SynFlow authors' code, ``N - int((1 - d) N)`` with
+    their tie rule (every score equal to the threshold is pruned: at most k kept).
 Iterative pruning (:mod:`torch_adapter.iterative`)
     ``iterative_prune(model, score_fn, density=..., rounds=..., selector="topk" | "cops")``
     rescores the masked model every round (exponential or linear schedule).

@@ -18,11 +18,20 @@ A density d in (0, 1] of N elements becomes a kept count k by one of two convent
 
 Ties
 ----
-Elements strictly above the k-th largest value are kept; among the elements equal to it,
-those with the lowest flat indices fill the remaining slots. The choice is deterministic and
-the mask has exactly k elements. (The reference drops *every* element equal to its
-threshold and so keeps fewer than k when ties straddle it; with continuous scores the two
-agree.)
+``"round"``: elements strictly above the k-th largest value are kept; among the elements
+equal to it, those with the lowest flat indices fill the remaining slots. The choice is
+deterministic and the mask has exactly k elements.
+
+``"reference"``: the SynFlow authors' rule as well as their count. With
+:math:`r = N - k = \lfloor (1 - d) N \rfloor` elements to remove, the threshold
+:math:`t` is the r-th smallest of all N scores (``torch.kthvalue(scores, r)``, the elements
+pruned in earlier rounds included), and every element whose score is
+:math:`\le t` is pruned (``torch.where(score <= threshold, 0, 1)``); for r = 0 nothing is
+pruned. When scores tie at the threshold the mask keeps *fewer* than k elements. Among the
+candidates (``candidates=``, the elements kept by earlier rounds) only those above
+:math:`t` are kept; the reference rebuilds its mask from the scores alone, which is the same
+mask when the earlier-pruned elements score at most :math:`t`, as SynFlow's score 0 does.
+With continuous scores the two rules agree.
 """
 
 from __future__ import annotations
@@ -90,6 +99,15 @@ def _top_k_of(values: np.ndarray, k: int) -> np.ndarray:
     return mask
 
 
+def _above_reference_threshold(values: np.ndarray, removed: int) -> np.ndarray:
+    """The SynFlow authors' rule: keep the elements above the ``removed``-th smallest value
+    (all of them when ``removed`` is 0); every element equal to it is dropped."""
+    if removed < 1:
+        return np.ones(values.shape[0], dtype=bool)
+    threshold = np.partition(values, removed - 1)[removed - 1]
+    return values > threshold
+
+
 def _as_values(score) -> tuple[np.ndarray, torch.device | None]:
     if isinstance(score, Score):
         return score.numpy(np.float64), score.values.device
@@ -136,13 +154,15 @@ def top_k_mask(
     Returns
     -------
     bool Tensor, shape (D,)
-        On the score's device (CPU for a numpy score).
+        On the score's device (CPU for a numpy score). Exactly k True entries (per layer for
+        ``"local"``) with ``"round"``; at most k with ``"reference"``, whose rule drops every
+        score tied at its threshold (see the module docstring).
 
     Raises
     ------
     ValueError
         NaN in the score; a bad density, scope or convention; fewer candidates than the
-        kept count asks for (globally or in a layer).
+        kept count asks for (globally or in a layer), with ``"round"``.
     """
     check_choice("scope", scope, SCOPES)
     values, device = _as_values(score)
@@ -170,9 +190,12 @@ def top_k_mask(
     for layer, span in enumerate(spans):
         k = kept_count(density, int(span.size), kept_count_convention)
         pool = span[allowed[span]]
-        if k > pool.size:
+        if k > pool.size and kept_count_convention == "round":  # the reference's rule keeps what it can
             where = "" if scope == "global" else f" in layer {layer} ({layout.layer_names[layer]!r})"
             raise ValueError(f"density {density!r} keeps {k} elements{where}, but only {pool.size} are candidates")
-        mask[pool[_top_k_of(values[pool], k)]] = True
+        if kept_count_convention == "reference":
+            mask[span[_above_reference_threshold(values[span], span.size - k) & allowed[span]]] = True
+        else:
+            mask[pool[_top_k_of(values[pool], k)]] = True
     result = torch.from_numpy(mask)
     return result if device is None else result.to(device)
