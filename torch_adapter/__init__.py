@@ -45,6 +45,9 @@ Saving and loading (:mod:`torch_adapter.checkpoint`)
     torch pickles no parametrized module: save ``model.state_dict()`` and load it into a
     freshly built model with ``load_pruned(model, state_dict)``, which installs the masks
     first; ``copy.deepcopy`` keeps the masks.
+Compact export (:mod:`torch_adapter.export`)
+    ``export_sparse(model)`` keeps the kept values and their positions (bitmap or indices,
+    the smaller); ``load_sparse(fresh_model, exported)`` puts them back, masks included.
 COPS (:mod:`torch_adapter.cops`)
     ``scores[0]`` is the primary score, the rest secondary, each held at ``gamma`` (default
     0.9) times the best any k-mask reaches on it; ``min_per_layer`` adds per-layer floors.
@@ -71,6 +74,7 @@ Interspace pruning (:mod:`torch_adapter.interspace`)
 
 from . import interspace, scores
 from .checkpoint import load_pruned, masked_tensors
+from .export import export_sparse, load_sparse, serialized_bytes
 from .cops import PruneReport, Selection, layer_floors, prune_with_cops, select_mask
 from .interspace import InterspaceConv2d
 from .iterative import IterativeResult, iterative_prune, round_densities
@@ -109,6 +113,9 @@ __all__ = [
     "make_permanent",
     "load_pruned",
     "masked_tensors",
+    "export_sparse",
+    "load_sparse",
+    "serialized_bytes",
     "layer_stats",
     "check_collapse",
     "format_layer_table",
