@@ -12,7 +12,7 @@ pytestmark = pytest.mark.torch
 from torch import nn  # noqa: E402
 from torch.nn.utils import parametrize, prune  # noqa: E402
 
-from torch_adapter import Layout, apply_mask, current_mask, load_pruned, masked_tensors  # noqa: E402
+from torch_adapter import Layout, apply_mask, current_mask, load_pruned, make_permanent, masked_tensors  # noqa: E402
 from torch_models import (batches, random_mask, shared_linear_net, single_torch_thread,  # noqa: E402,F401
                           small_resnet, tiny_vit)
 
@@ -150,6 +150,24 @@ def test_a_deep_copy_keeps_its_masks_and_trains_with_them(mode):
         assert torch.equal(value.detach()[~part], expected[~part])
     for value, before in zip(layout.values(model), initial):  # the original is not touched
         assert torch.equal(value, before)
+
+
+def test_changing_the_masks_of_a_deep_copy_leaves_the_original_alone():
+    """torch gives a deep copy the class of the original (which holds the parametrized
+    tensors as properties): baking in the copy's masks deleted the original's weight."""
+    model = small_resnet()
+    layout = Layout.from_model(model)
+    mask = random_mask(layout)
+    apply_mask(model, mask, layout)
+    twin = copy.deepcopy(model)
+    make_permanent(twin, layout)
+    with_bias = Layout.from_model(twin, include_bias=True)
+    apply_mask(twin, torch.ones(len(with_bias), dtype=torch.bool), with_bias)  # a new tensor parametrized
+    assert torch.equal(current_mask(model, layout), mask)
+    assert not parametrize.is_parametrized(model.head, "bias")
+    x = batches((3, 8, 8), 4)[0][0]
+    model.eval(), twin.eval()
+    assert torch.equal(model(x), twin(x))
 
 
 def test_torch_refuses_to_pickle_a_pruned_model_and_the_state_dict_is_the_road():

@@ -371,6 +371,7 @@ def _install_mask(places, part: torch.Tensor) -> None:
     for module, tensor_name in places:
         if _pruned_mask(module, tensor_name) is not None:
             _unprune(module, tensor_name)
+        _own_class(module)
         parametrize.register_parametrization(module, tensor_name, parametrization)
 
 
@@ -411,7 +412,25 @@ def _install_freeze(places, part: torch.Tensor, *, replace: bool) -> None:
             return
     parametrization = _Freeze(part.clone(), current)
     for module, tensor_name in places:
+        _own_class(module)
         parametrize.register_parametrization(module, tensor_name, parametrization)
+
+
+def _own_class(module: nn.Module) -> None:
+    """Give a parametrized module a class of its own before a parametrization is added or removed.
+
+    torch makes one class per parametrized module (``ParametrizedLinear``) and keeps each
+    parametrized tensor as a property of that class; ``copy.deepcopy`` gives the copy the
+    *same* class, and ``register_parametrization`` / ``remove_parametrizations`` change the
+    class, so pruning or baking in the copy's masks changed the original too (removing them
+    from a copy deleted the original's ``weight``). A fresh class with the same bases and
+    attributes isolates the module.
+    """
+    if not parametrize.is_parametrized(module):
+        return
+    cls = type(module)
+    attributes = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
+    module.__class__ = type(cls.__name__, cls.__bases__, attributes)
 
 
 def _unprune(module: nn.Module, tensor_name: str) -> None:
@@ -440,6 +459,7 @@ def make_permanent(model: nn.Module, layout: Layout) -> None:
     for places in layout.owners(model):
         for module, tensor_name in places:
             if parametrize.is_parametrized(module, tensor_name):
+                _own_class(module)
                 parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=True)
             elif _pruned_mask(module, tensor_name) is not None:
                 prune.remove(module, tensor_name)
