@@ -188,3 +188,23 @@ def test_absolute_grasp_is_the_magnitude_of_theta_hg():
     torch.testing.assert_close(absolute.values, signed.values.abs() / (signed.values.abs().sum() + 1e-10),
                                rtol=1e-12, atol=0)
     assert bool((signed.values < 0).any()) and absolute.options["absolute"] is True
+
+
+# ----------------------------------------------------------------------------- bench registry
+def test_the_baselines_are_registered_for_bench_train():
+    from bench import train_methods
+    from torch_adapter import layer_budgets
+    from torch_models import small_cnn
+
+    assert {"synflow-l2", "ntk-sap", "grasp-abs", "grasp-original", "random-erk", "random-uniform"} \
+        <= set(train_methods.METHODS)
+    assert not {"ntk-sap", "random-erk"} & set(train_methods.DEFAULT_METHODS)  # run when named
+    model = small_cnn()
+    layout = Layout.from_model(model)
+    problem = train_methods.Problem(model, layout, nn.CrossEntropyLoss(), batches((1, 8, 8), 3), (1, 8, 8), 0.1, 0)
+    for distribution in ("erk", "uniform"):
+        selection = train_methods.get_method(f"random-{distribution}").select(problem)
+        assert [s.kept for s in selection.layers] == layer_budgets(layout, 0.1, distribution).tolist()
+    selection = train_methods.get_method("grasp-abs").select(problem)
+    expected = top_k_mask(scores.grasp(model, nn.CrossEntropyLoss(), problem.batches, absolute=True), 0.1)
+    assert torch.equal(selection.mask, expected)

@@ -60,6 +60,8 @@ Top-k without the LP (:mod:`torch_adapter.topk`)
     ``top_k_mask(score, density, scope="global" | "local")``; kept counts
     ``max(1, round(d N))`` or, as the SynFlow authors' code, ``N - int((1 - d) N)`` with
     their tie rule (every score equal to the threshold is pruned: at most k kept).
+    ``layer_budgets(layout, density, "erk" | "uniform")`` gives per-layer kept counts
+    (ERK: Evci et al. 2020) for ``top_k_mask(..., layer_budgets=...)`` or COPS floors.
 Iterative pruning (:mod:`torch_adapter.iterative`)
     ``iterative_prune(model, score_fn, density=..., rounds=..., selector="topk" | "cops")``
     rescores the masked model every round (exponential or linear schedule).
@@ -97,7 +99,7 @@ from .masks import (
 )
 from .rescaling import UnitRescaling, rescale_after_pruning, scale_residual_branches
 from .scores import ConstantScoreWarning, Score, SynFlowUnderflowWarning
-from .topk import kept_count, top_k_mask
+from .topk import kept_count, layer_budgets, top_k_mask
 
 __all__ = [
     "scores",
@@ -140,6 +142,7 @@ __all__ = [
     "IterativeResult",
     "top_k_mask",
     "kept_count",
+    "layer_budgets",
     "solve_tensors",
     "TensorPasses",
     "ProcessGroupCollectives",
