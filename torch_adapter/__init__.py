@@ -28,6 +28,9 @@ Scores (:mod:`torch_adapter.scores`)
     ``synflow = |theta * dR/dtheta|`` on an absolute-valued float64 copy with an all-ones
     input, ``R`` the sum of the outputs; ``iterations > 1`` with ``final_density`` gives the
     iterative variant (exponential schedule, pruned weights score 0).
+    ``synflow_l2`` is SynFlow on the squared weights; ``ntk_sap`` the mask gradient of the
+    output change under a weight perturbation (random inputs, re-initialised copies);
+    ``grasp(absolute=True)`` is |GraSP|, ``grasp(conventions="original")`` the authors' code.
     Data-driven scores run in ``eval()`` mode unless ``train=True`` and leave the caller's
     model exactly as it was (values, buffers, modes, ``requires_grad``, ``.grad``).
 Masks (:mod:`torch_adapter.masks`)

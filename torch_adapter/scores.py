@@ -15,6 +15,13 @@ module), :math:`L` the loss and :math:`g = \partial L / \partial \theta`:
   **signed**, keep the largest (never take abs()).
 * ``synflow``: :math:`s = |\theta \odot \partial R / \partial\theta|`, >= 0; data-free,
   float64 by default.
+* ``synflow_l2``: SynFlow on the squared weights, :math:`s = \theta^2 \odot \partial R_2 /
+  \partial(\theta^2)`, >= 0; data-free.
+* ``ntk_sap``: :math:`s = |\partial J / \partial m|`, J the output change under a weight
+  perturbation over re-initialisations and random inputs, >= 0; data-free.
+
+``grasp`` also gives :math:`|\theta \odot Hg|` (``absolute=True``) and the GraSP authors'
+conventions (``conventions="original"``).
 
 Conventions shared by the data-driven scores (``snip``, ``grasp``):
 
