@@ -282,3 +282,5 @@ register(Method("grasp-original", "GraSP with its authors' conventions (train mo
                 "half-batches), top-k", ("grasp-original",)))
 register(Method("random-erk", "random mask with ERK per-layer densities (Evci et al. 2020)", ("random-erk",)))
 register(Method("random-uniform", "random mask with the same density in every layer", ("random-uniform",)))
+register_score("prospr", lambda p: scores.prospr(p.model, p.loss_fn, p.batches, layout=p.layout))
+register(Method("prospr", "ProsPr: |d loss after 3 SGD steps / d mask| (Alizadeh et al. 2022), top-k", ("prospr",)))

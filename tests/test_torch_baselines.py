@@ -196,7 +196,8 @@ def test_the_baselines_are_registered_for_bench_train():
     from torch_adapter import layer_budgets
     from torch_models import small_cnn
 
-    assert {"synflow-l2", "ntk-sap", "grasp-abs", "grasp-original", "random-erk", "random-uniform"} \
+    assert {"synflow-l2", "ntk-sap", "prospr", "grasp-abs", "grasp-original", "random-erk",
+            "random-uniform"} \
         <= set(train_methods.METHODS)
     assert not {"ntk-sap", "random-erk"} & set(train_methods.DEFAULT_METHODS)  # run when named
     model = small_cnn()
@@ -208,3 +209,73 @@ def test_the_baselines_are_registered_for_bench_train():
     selection = train_methods.get_method("grasp-abs").select(problem)
     expected = top_k_mask(scores.grasp(model, nn.CrossEntropyLoss(), problem.batches, absolute=True), 0.1)
     assert torch.equal(selection.mask, expected)
+
+
+# ----------------------------------------------------------------------------- ProsPr
+def reference_prospr(model, data, steps, lr, masks):
+    """``prospr.prune`` of github.com/mil-ad/prospr (method "full", no momentum, one batch),
+    written out: fast parameters (prunable weights times their mask parameter, the others
+    cloned), SGD steps through the graph, the gradient of the last loss to the masks."""
+    net = copy.deepcopy(model).train()
+    x, y = data
+    fast, mask_of = [], {}
+    for name, param in net.named_parameters():
+        module = net.get_submodule(name.rpartition(".")[0])
+        if name.endswith(".weight") and isinstance(module, (nn.Linear, nn.Conv2d)):
+            mask_of[name] = masks[len(mask_of)].clone().requires_grad_(True)
+            fast.append(param * mask_of[name])
+        else:
+            fast.append(param.clone())
+    names = [name for name, _ in net.named_parameters()]
+    for _ in range(steps):
+        loss = F.cross_entropy(torch.func.functional_call(net, dict(zip(names, fast)), (x,)), y)
+        grads = torch.autograd.grad(loss, fast, create_graph=True)
+        fast = [p - lr * g for p, g in zip(fast, grads)]
+    loss = F.cross_entropy(torch.func.functional_call(net, dict(zip(names, fast)), (x,)), y)
+    return torch.cat([g.abs().reshape(-1) for g in torch.autograd.grad(loss, list(mask_of.values()))])
+
+
+def test_prospr_reproduces_the_authors_meta_gradient():
+    model = mlp(sizes=(6, 8, 5, 3), dtype=torch.float64)
+    layout = Layout.from_model(model)
+    data = batches((6,), 3, n_batches=1, batch_size=7, dtype=torch.float64)
+    expected = reference_prospr(model, data[0], 3, 0.1, [torch.ones(s, dtype=torch.float64) for s in layout.shapes])
+    score = scores.prospr(model, nn.CrossEntropyLoss(), data, steps=3, lr=0.1)
+    torch.testing.assert_close(score.values, expected, rtol=1e-10, atol=1e-15)
+
+    # a pruned model: its pruned weights stay 0 in the steps; the meta-gradient by central
+    # differences of the whole 3-step training loop of the masked model, for a few entries
+    mask = random_mask(layout, density=0.7)
+    apply_mask(model, mask, layout)
+    score = scores.prospr(model, nn.CrossEntropyLoss(), data, steps=3, lr=0.1)
+    assert bool((score.values[~mask] == 0).all())
+
+    def final_loss(scale):
+        net = copy.deepcopy(model)
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+        with torch.no_grad():
+            net[0].parametrizations.weight.original.mul_(scale)
+        for _ in range(4):
+            optimizer.zero_grad()
+            loss = F.cross_entropy(net(data[0][0]), data[0][1])
+            loss.backward()
+            optimizer.step()
+        return float(loss.detach())  # the loss before the 4th step: after 3 steps
+
+    for j in torch.nonzero(mask[:48]).flatten()[:3].tolist():
+        h = 1e-6
+        up, down = torch.ones(48, dtype=torch.float64), torch.ones(48, dtype=torch.float64)
+        up[j], down[j] = 1 + h, 1 - h
+        numeric = (final_loss(up.view(8, 6)) - final_loss(down.view(8, 6))) / (2 * h)
+        assert abs(abs(numeric) - float(score.values[j])) <= 1e-6 * max(1.0, abs(numeric))
+
+
+def test_prospr_checks_its_arguments():
+    model = mlp()
+    data = batches((6,), 3)
+    with pytest.raises(ValueError, match="steps"):
+        scores.prospr(model, nn.CrossEntropyLoss(), data, steps=0)
+    with pytest.raises(ValueError, match="lr must be"):
+        scores.prospr(model, nn.CrossEntropyLoss(), data, lr=-1.0)
+    with pytest.raises(ValueError, match="empty"):
+        scores.prospr(model, nn.CrossEntropyLoss(), [])

@@ -30,7 +30,8 @@ Scores (:mod:`torch_adapter.scores`)
     iterative variant (exponential schedule, pruned weights score 0).
     ``synflow_l2`` is SynFlow on the squared weights; ``ntk_sap`` the mask gradient of the
     output change under a weight perturbation (random inputs, re-initialised copies);
-    ``grasp(absolute=True)`` is |GraSP|, ``grasp(conventions="original")`` the authors' code.
+    ``grasp(absolute=True)`` is |GraSP|, ``grasp(conventions="original")`` the authors' code;
+    ``prospr`` the meta-gradient of the loss after a few SGD steps with respect to the mask.
     Data-driven scores run in ``eval()`` mode unless ``train=True`` and leave the caller's
     model exactly as it was (values, buffers, modes, ``requires_grad``, ``.grad``).
 Masks (:mod:`torch_adapter.masks`)

@@ -19,6 +19,8 @@ module), :math:`L` the loss and :math:`g = \partial L / \partial \theta`:
   \partial(\theta^2)`, >= 0; data-free.
 * ``ntk_sap``: :math:`s = |\partial J / \partial m|`, J the output change under a weight
   perturbation over re-initialisations and random inputs, >= 0; data-free.
+* ``prospr``: :math:`s = |\partial L_M / \partial m|`, the loss after M SGD steps on the
+  masked network differentiated through the steps, >= 0.
 
 ``grasp`` also gives :math:`|\theta \odot Hg|` (``absolute=True``) and the GraSP authors'
 conventions (``conventions="original"``).
@@ -74,7 +76,7 @@ from ._checks import check_choice
 from .distributed import average_over_processes, inner_layout, is_ddp, process_group_of
 from .layout import Layout, trainable_tensor
 
-__all__ = ["Score", "magnitude", "random", "snip", "grasp", "synflow", "synflow_l2", "ntk_sap", "GRASP_CONVENTIONS",
+__all__ = ["Score", "magnitude", "random", "snip", "grasp", "synflow", "synflow_l2", "ntk_sap", "prospr", "GRASP_CONVENTIONS",
            "SynFlowUnderflowWarning", "ConstantScoreWarning"]
 
 
@@ -1042,3 +1044,116 @@ def _ntk_sap_values(model: nn.Module, layout: Layout, shape: tuple[int, ...], ba
                     acc.add_(values[i] * grads[i] + values[len(total) + i] * grads[len(total) + i])
     with torch.no_grad():
         return (layout.flatten(total).abs() * keep).detach()
+
+
+def prospr(
+    model: nn.Module,
+    loss_fn: Callable[[Any, Any], torch.Tensor],
+    batches: Iterable[Any],
+    *,
+    steps: int = 3,
+    lr: float = 0.1,
+    momentum: float = 0.0,
+    new_data: bool = False,
+    train: bool = True,
+    layout: Layout | None = None,
+    **layout_options,
+) -> Score:
+    r"""ProsPr, prospect pruning (Alizadeh, Tailor, Zintgraf, van Amersfoort, Farquhar, Lane
+    and Gal, ICLR 2022, "Prospect pruning: finding trainable weights at initialization using
+    meta-gradients").
+
+    A weight scores how much the loss *after a few training steps* depends on its mask
+    entry. With :math:`w_0 = \theta \odot m` (:math:`m = \mathbf 1` on the kept elements)
+    and the other parameters :math:`\phi_0` (biases, normalisation) as they are, M steps of
+    SGD on the masked network
+
+    .. math::
+
+        (w, \phi)_{t+1} = (w, \phi)_t - \alpha\, b_t, \qquad
+        b_t = \nabla_{(w, \phi)} L_t\bigl((w, \phi)_t\bigr) + \mu\, b_{t-1}, \qquad
+        s = \Bigl| \frac{\partial L_M\bigl((w, \phi)_M\bigr)}{\partial m} \Bigr|
+          = \Bigl| \theta \odot \frac{\partial L_M}{\partial w_0} \Bigr| ,
+
+    differentiated through every step (second order, the authors' ``"full"`` meta-gradient).
+    :math:`L_t` is ``loss_fn`` on batch t: the first batch for every step and for the final
+    loss (the authors' default), or, with ``new_data=True``, batch t for step t and batch M
+    for the final loss (cycling through ``batches``). Elements already pruned (mask or zero
+    weight) stay 0 through the steps, as in training the pruned network, and score 0.
+
+    Read from the authors' code (github.com/mil-ad/prospr, ``prospr/prospr.py``): the
+    defaults are theirs (M = 3, :math:`\alpha = 0.1`, :math:`\mu = 0`, train mode, their
+    cross-entropy is ``loss_fn`` here). With momentum their first buffer is detached from the
+    graph; here it is not.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Not touched (scored on a copy whose parameters are plain tensors).
+    loss_fn : callable
+        ``loss_fn(outputs, targets)`` -> scalar tensor.
+    batches : iterable of (inputs, targets)
+    steps : int, default 3
+        M >= 1.
+    lr, momentum : float
+        :math:`\alpha > 0` and :math:`\mu \ge 0` of the inner SGD.
+    new_data : bool, default False
+    train : bool, default True
+        Train mode for the steps (the authors').
+    layout : Layout, optional
+        See :func:`magnitude`.
+
+    Returns
+    -------
+    Score
+        ``values >= 0``, named ``"prospr"``.
+    """
+    from torch.func import functional_call
+
+    from .masks import current_mask, make_permanent  # masks imports nothing of this module
+
+    layout = _layout_for(model, layout, layout_options)
+    if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, numbers.Integral) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    if not (isinstance(lr, numbers.Real) and lr > 0) or not (isinstance(momentum, numbers.Real) and momentum >= 0):
+        raise ValueError(f"lr must be > 0 and momentum >= 0, got lr={lr!r}, momentum={momentum!r}")
+    batches = list(batches) if not isinstance(batches, (list, tuple)) else batches
+    if not batches:
+        raise ValueError("prospr: batches is empty")
+    if is_ddp(model):
+        raise ValueError("prospr averages no gradients over processes (its steps are differentiated through): score "
+                         "ddp.module with the same batches on every process, then prune the DDP model")
+    device, dtype = _device_dtype(layout.values(model))
+    keep = current_mask(model, layout).to(device) & (layout.flatten(layout.values(model)) != 0)
+    network = _deepcopy(model)
+    make_permanent(network, layout)
+    network.train(train)
+    pairs = list(_pairs(batches, device, dtype))
+    keep_parts = [part.to(dtype) for part in layout.split(keep)]
+    masks = [torch.ones(entry.shape, dtype=dtype, device=device, requires_grad=True) for entry in layout.entries]
+    names = {entry.name: i for i, entry in enumerate(layout.entries)}
+    with torch.enable_grad():
+        fast = {}
+        for name, parameter in network.named_parameters():
+            start = parameter.detach()
+            fast[name] = (start * keep_parts[names[name]] * masks[names[name]] if name in names
+                          else start.clone().requires_grad_(True))
+        buffers: dict[str, torch.Tensor] = {}
+        for step in range(steps):
+            inputs, targets = pairs[step % len(pairs)] if new_data else pairs[0]
+            loss = _check_loss(loss_fn(functional_call(network, fast, (inputs,)), targets))
+            grads = torch.autograd.grad(loss, list(fast.values()), create_graph=True, allow_unused=True)
+            for (name, value), grad in zip(list(fast.items()), grads):
+                if grad is None:
+                    continue
+                if momentum:
+                    grad = grad + momentum * buffers[name] if name in buffers else grad
+                    buffers[name] = grad
+                fast[name] = value - lr * grad if name not in names else (value - lr * grad) * keep_parts[names[name]]
+        inputs, targets = pairs[steps % len(pairs)] if new_data else pairs[0]
+        loss = _check_loss(loss_fn(functional_call(network, fast, (inputs,)), targets))
+        meta = _grads(loss, masks)
+    values = layout.flatten([g.detach().abs() for g in meta]) * keep
+    return _scored(values, layout, "prospr", {"steps": int(steps), "lr": float(lr), "momentum": float(momentum),
+                                               "new_data": new_data, "train": train, "batches": len(pairs)},
+                   hint=_GRADIENT_HINT)
