@@ -76,8 +76,8 @@ from ._checks import check_choice
 from .distributed import average_over_processes, inner_layout, is_ddp, process_group_of
 from .layout import Layout, trainable_tensor
 
-__all__ = ["Score", "magnitude", "random", "snip", "grasp", "synflow", "synflow_l2", "ntk_sap", "prospr", "GRASP_CONVENTIONS",
-           "SynFlowUnderflowWarning", "ConstantScoreWarning"]
+__all__ = ["Score", "magnitude", "random", "snip", "grasp", "synflow", "synflow_l2", "ntk_sap", "prospr",
+           "GRASP_CONVENTIONS", "SynFlowUnderflowWarning", "ConstantScoreWarning"]
 
 
 class SynFlowUnderflowWarning(UserWarning):

@@ -209,7 +209,6 @@ def top_k_mask(
     return result if device is None else result.to(device)
 
 
-
 #: Per-layer densities of :func:`layer_budgets`.
 LAYER_DISTRIBUTIONS = ("uniform", "erk")
 
@@ -219,7 +218,8 @@ def _checked_budgets(budgets, sizes: Sequence[int]) -> list[int]:
     if budgets.shape != (len(sizes),) or not np.issubdtype(budgets.dtype, np.integer):
         raise ValueError(f"layer_budgets must be {len(sizes)} ints, one per layer, got {budgets!r}")
     if (budgets < 0).any() or (budgets > np.asarray(sizes)).any():
-        raise ValueError(f"layer_budgets must lie between 0 and each layer's size {list(sizes)}, got {budgets.tolist()}")
+        raise ValueError(f"layer_budgets must lie between 0 and each layer's size {list(sizes)}, "
+                         f"got {budgets.tolist()}")
     return [int(b) for b in budgets]
 
 
