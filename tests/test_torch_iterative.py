@@ -91,12 +91,13 @@ def test_iterative_synflow_reproduces_the_reference_loop(network, dtype):
     expected, intended, counts = reference_iterative_synflow(model, shape, density, rounds, dtype)
     result = iterative_prune(model, lambda m: scores.synflow(m, shape, dtype=dtype), density=density, rounds=rounds,
                              kept_count_convention="reference")
-    assert list(result.kept_counts) == intended
+    assert list(result.kept_counts) == counts  # the reference's tie rule: every score at the threshold goes
     assert torch.equal(result.mask, expected)
     # the reference keeps fewer than it meant only where it dropped ties (in the bias-free MLP)
     assert (counts == intended) == (network != "mlp_no_bias")
     # the default rounding (round(d N), checked in the SNIP loop test) would keep other counts
     assert [max(1, round(d * len(result.layout))) for d in result.densities] != intended
+    assert [kept_count(d, len(result.layout), "reference") for d in result.densities] == intended
 
 
 def test_synflow_iterations_is_the_loop():
