@@ -78,15 +78,25 @@ def kept_count(density: float, size: int, convention: str = "round") -> int:
 
 
 def _top_k_of(values: np.ndarray, k: int) -> np.ndarray:
-    """Boolean mask of the k largest entries; ties at the k-th level go to the lowest indices."""
-    mask = np.zeros(values.shape[0], dtype=bool)
+    """Boolean mask of the k largest entries; ties at the k-th level go to the lowest indices.
+
+    One selection (``np.partition``), one comparison and one count over ``values``; the
+    entries equal to the k-th level are looked up only when more than k reach it. NaN is
+    refused: ``np.partition`` puts NaNs last, so if there is one, one lies among the k
+    largest slots, which are checked.
+    """
+    size = values.shape[0]
     if k == 0:
-        return mask
-    level = np.partition(values, values.shape[0] - k)[values.shape[0] - k]
-    above = values > level
-    mask |= above
-    tied = np.flatnonzero(values == level)[: k - int(above.sum())]
-    mask[tied] = True
+        return np.zeros(size, dtype=bool)
+    part = np.partition(values, size - k)
+    if np.isnan(part[size - k:]).any():
+        raise ValueError("score contains NaN; a top-k mask needs comparable values")
+    level = part[size - k]
+    mask = values >= level
+    if np.count_nonzero(mask) > k:  # ties straddle the level
+        mask = values > level
+        tied = np.flatnonzero(values == level)[: k - np.count_nonzero(mask)]
+        mask[tied] = True
     return mask
 
 
