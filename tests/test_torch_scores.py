@@ -378,3 +378,25 @@ def test_grasp_chunks_are_refused_where_they_would_change_the_score():
         scores.grasp(model, CE, data, chunk_size=2.0)
     with pytest.raises(TypeError, match="chunk_size slices"):
         scores.grasp(model, CE, [((x, x), y) for x, y in data], chunk_size=2)
+
+
+def test_gradients_summed_over_batches_when_autograd_shares_or_expands_them():
+    """An addition hands one gradient tensor to both weights, a sum an expanded one: summing
+    batches in place must not add into them twice (or fail)."""
+
+    class Added(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 3, bias=False), nn.Linear(3, 3, bias=False)
+
+        def forward(self, x):
+            return x @ (self.a.weight + self.b.weight)
+
+    model = Added()
+    data = [(torch.randn(2, 3), torch.tensor([0, 1])) for _ in range(3)]
+    for loss in (lambda out, y: out.sum(), lambda out, y: (out * out).mean()):
+        expected = []
+        for p in (model.a.weight, model.b.weight):
+            g = sum(torch.autograd.grad(loss(model(x), y), p)[0] for x, y in data)
+            expected.append((p * g).abs().reshape(-1))
+        torch.testing.assert_close(scores.snip(model, loss, data).values, torch.cat(expected))

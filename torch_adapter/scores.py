@@ -252,6 +252,24 @@ def _check_loss(loss: Any) -> torch.Tensor:
     return loss.reshape(())
 
 
+def _accumulated(total: list[torch.Tensor] | None, grads: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``grads`` added into ``total`` in place. The first ones (``total`` None) are taken as
+    they are, except a gradient that cannot be added into in place: an expanded one (of a
+    sum, stride 0) or one that shares its memory with another (passed through an addition)."""
+    if total is None:
+        taken, seen = [], set()
+        for g in grads:
+            g = g.detach()
+            if not g.is_contiguous() or g.untyped_storage().data_ptr() in seen:
+                g = g.clone(memory_format=torch.contiguous_format)
+            seen.add(g.untyped_storage().data_ptr())
+            taken.append(g)
+        return taken
+    for acc, g in zip(total, grads):
+        acc.add_(g)
+    return total
+
+
 def _flat_buffer(tensors: Sequence[torch.Tensor], size: int) -> torch.Tensor:
     """An uninitialised flat vector of ``size`` elements on the first tensor's device, in the
     tensors' common dtype (what :meth:`Layout.flatten` would give)."""
@@ -389,12 +407,11 @@ def snip(
     with _model_preserved(model, train=train):
         leaves = _trainable_leaves(model, layout)
         device, dtype = _device_dtype(leaves)
-        total = [torch.zeros_like(p) for p in leaves]
+        total = None
         n_batches = 0
         for inputs, targets in _pairs(batches, device, dtype):
             loss = _check_loss(loss_fn(_forward(model, inputs, "snip"), targets))
-            for acc, g in zip(total, _grads(loss, leaves)):
-                acc.add_(g)
+            total = _accumulated(total, _grads(loss, leaves))
             n_batches += 1
         if n_batches == 0:
             raise ValueError("snip: batches is empty")
@@ -486,10 +503,9 @@ def grasp(
     with _model_preserved(model, train=train), _twice_differentiable(model):
         leaves = _trainable_leaves(model, layout)
         device, dtype = _device_dtype(leaves)
-        gradient = [torch.zeros_like(p) for p in leaves]
+        gradient = None
         for loss in _grasp_losses(model, loss_fn, batches, device, dtype, temperature, chunk_size):
-            for acc, g in zip(gradient, _grads(loss, leaves)):
-                acc.add_(g)
+            gradient = _accumulated(gradient, _grads(loss, leaves))
         hessian_gradient = [torch.zeros_like(p) for p in leaves]
         for loss in _grasp_losses(model, loss_fn, batches, device, dtype, temperature, chunk_size):
             grads = torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True)
@@ -497,8 +513,7 @@ def grasp(
             del grads
             if not isinstance(inner, torch.Tensor) or not inner.requires_grad:
                 continue  # the loss does not depend on the prunable weights twice: H g = 0
-            for acc, hg in zip(hessian_gradient, _second_derivative(inner, leaves)):
-                acc.add_(hg)
+            hessian_gradient = _accumulated(hessian_gradient, _second_derivative(inner, leaves))
             del inner
         values = _write_products(_flat_buffer(leaves, len(layout)), layout, layout.values(model), hessian_gradient)
     if normalize:
