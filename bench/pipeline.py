@@ -112,8 +112,11 @@ def _prunable(model):
     return [m.weight for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
 
 
-def _threshold_masks(scores, density):
-    """The reference's global mask: drop every score <= the int((1 - d) N)-th smallest."""
+def _threshold_masks(scores, density, ties=None):
+    """The reference's global mask: drop every score <= the int((1 - d) N)-th smallest.
+
+    With ties at that threshold it drops more than int((1 - d) N); ``ties`` (a list) gets how
+    many more and the seconds that count took (one pass, subtracted from the run's time)."""
     import torch
 
     flat = torch.cat([s.reshape(-1) for s in scores])
@@ -121,11 +124,16 @@ def _threshold_masks(scores, density):
     if pruned < 1:
         return [torch.ones_like(s) for s in scores]
     threshold = torch.kthvalue(flat, pruned).values
-    return [torch.where(s <= threshold, 0.0, 1.0).to(s.dtype) for s in scores]
+    masks = [torch.where(s <= threshold, 0.0, 1.0).to(s.dtype) for s in scores]
+    if ties is not None:
+        start = time.perf_counter()
+        ties.append((int((flat <= threshold).sum()) - pruned, time.perf_counter() - start))
+    return masks
 
 
-def baseline_synflow(model, shape, dtype, density, rounds):
-    """The SynFlow loop as the paper describes it (see the module docstring)."""
+def baseline_synflow(model, shape, dtype, density, rounds, ties=None):
+    """The SynFlow loop as the paper describes it (see the module docstring). ``ties``: see
+    :func:`_threshold_masks` (one entry per round)."""
     import torch
 
     work = copy.deepcopy(model).to(dtype)
@@ -146,7 +154,7 @@ def baseline_synflow(model, shape, dtype, density, rounds):
         linear(ones).sum().backward()
         flow = [(p.grad * p).detach().abs() for p in linear_params]
         del linear, linear_params
-        masks = _threshold_masks(flow, density ** ((r + 1) / rounds))
+        masks = _threshold_masks(flow, density ** ((r + 1) / rounds), ties)
     return torch.cat([m.reshape(-1) for m in masks]).bool(), torch.cat([s.reshape(-1) for s in flow])
 
 
@@ -248,7 +256,8 @@ def measured(spec):
         mask = result.mask
         parts = {"scoring": sum(result.score_times), "selection": sum(result.select_times)}
     elif (task, variant) == ("synflow", "baseline"):
-        mask, _ = baseline_synflow(model, shape, dtype, density, rounds)
+        ties = [] if spec.get("count_ties") else None
+        mask, _ = baseline_synflow(model, shape, dtype, density, rounds, ties)
     elif (task, variant) == ("synflow", "floor"):
         floor_synflow(model, shape, dtype, rounds)
     elif (task, variant) == ("snip", "ours"):
@@ -283,8 +292,12 @@ def measured(spec):
     else:
         raise ValueError(f"unknown task and variant {task!r}, {variant!r}")
     seconds = time.perf_counter() - start
+    if task == "synflow" and variant == "baseline" and ties is not None:
+        seconds -= sum(elapsed for _, elapsed in ties)  # the tie count is the bench's, not the loop's
     peak = common.peak_rss_bytes() - before if reset and before is not None else None
     out = {"seconds": seconds, "peak_extra_bytes": peak, "parts": parts, "size": size}
+    if (task, variant) == ("synflow", "baseline") and ties is not None:
+        out["tied_rounds"] = {r + 1: n for r, (n, _) in enumerate(ties) if n}
     if mask is not None:
         out["mask_bits"] = np.packbits(mask.cpu().numpy().astype(bool)).tobytes().hex()
         out["kept"] = int(mask.sum())
@@ -323,7 +336,7 @@ def summarise(runs, args):
             same = all(r["mask_bits"] == o["mask_bits"] for r in rs for o in ours)
             failures += not same
             checks.append(f"{'same' if same else 'DIFFERENT'} masks: {model} {dtype} {task} ours and baseline "
-                          f"(kept {ours[0]['kept']} and {rs[0]['kept']})")
+                          f"(kept {ours[0]['kept']} and {rs[0]['kept']})" + _ties_text(rs[0].get("tied_rounds")))
         if variant == "chunked" and (model, dtype, task, "ours") in groups:
             a = np.load(rs[0]["scores_path"])
             b = np.load(groups[(model, dtype, task, "ours")][0]["scores_path"])
@@ -350,6 +363,16 @@ def summarise(runs, args):
             lines.append(f"{'PASS' if ok else 'FAIL'} {model} {dtype} {task}: peak memory {variant} "
                          f"{common.mib(m['peak'])} <= baseline {common.mib(other['peak'])}")
     return median, checks, lines, failures
+
+
+def _ties_text(tied_rounds) -> str:
+    """What the baseline dropped beyond its count: scores tied at its threshold, per round."""
+    if not tied_rounds:
+        return ""
+    shown = ", ".join(f"round {r}: {n}" for r, n in list(tied_rounds.items())[:4])
+    more = f", ... ({len(tied_rounds)} rounds)" if len(tied_rounds) > 4 else ""
+    return (f"; the baseline dropped every score tied at its threshold, {sum(tied_rounds.values())} more than "
+            f"its count in all ({shown}{more}), where the top-k rule keeps the count")
 
 
 def report_text(payload) -> str:
@@ -395,7 +418,7 @@ def main(argv=None) -> int:
                             spec = {"model": model, "dtype": dtype, "task": task, "variant": variant,
                                     "width": args.width, "rounds": args.rounds, "density": args.density,
                                     "batch": args.batch, "chunk": args.chunk, "gamma": args.gamma,
-                                    "threads": args.threads, "scratch": scratch}
+                                    "threads": args.threads, "scratch": scratch, "count_ties": True}
                             run = {**spec, **run_child(spec), "repeat": repeat}
                             runs.append(run)
                             print(f"  {model} {dtype} {task} {variant}: {run['seconds']:.3f} s", file=sys.stderr,

@@ -40,6 +40,7 @@ def test_ours_and_the_baseline_give_the_same_mask(pipeline, tmp_path, model, tas
     size = ours["size"]
     assert ours["kept"] == baseline["kept"] == size - int((1.0 - 0.05) * size)
     assert ours["mask_bits"] == baseline["mask_bits"]
+    assert not baseline.get("tied_rounds")  # no ties here (the spec does not ask to count them)
     assert ours["seconds"] > 0 and set(ours["parts"]) >= {"scoring", "selection"}
 
 
@@ -75,7 +76,10 @@ def test_a_different_mask_is_reported_and_fails(pipeline, tmp_path):
     args = pipeline["parse_args"](["--tiny"])
     run = {"model": "lenet300", "dtype": "float32", "task": "snip", "seconds": 1.0, "peak_extra_bytes": 1,
            "parts": {}, "size": 16, "kept": 2}
-    runs = [{**run, "variant": "baseline", "mask_bits": "c000"}, {**run, "variant": "ours", "mask_bits": "a000"}]
+    runs = [{**run, "variant": "baseline", "mask_bits": "c000", "tied_rounds": {"1": 3, "4": 1}},
+            {**run, "variant": "ours", "mask_bits": "a000"}]
     _, checks, targets, failures = pipeline["summarise"](runs, args)
     assert failures == 1 and checks[0].startswith("DIFFERENT masks")
+    assert "dropped every score tied at its threshold, 4 more than its count in all (round 1: 3, round 4: 1)" \
+        in checks[0]
     np.testing.assert_equal(len(targets), 2)  # the time ratio and the peak memory line
