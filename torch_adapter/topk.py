@@ -101,12 +101,17 @@ def _top_k_of(values: np.ndarray, k: int) -> np.ndarray:
 
 
 def _as_values(score) -> tuple[np.ndarray, torch.device | None]:
+    """The values on the host, float32 or float64 as they are (no copy on the CPU: comparisons
+    in either are exact), anything else in float64."""
     if isinstance(score, Score):
-        return score.numpy(np.float64), score.values.device
+        score = score.values
     if isinstance(score, torch.Tensor):
-        return score.detach().to("cpu", torch.float64).numpy(), score.device
+        values = score.detach()
+        if values.dtype not in (torch.float32, torch.float64):
+            values = values.to(torch.float64)
+        return values.cpu().numpy(), score.device
     if isinstance(score, np.ndarray):
-        return np.asarray(score, dtype=np.float64), None
+        return score if score.dtype in (np.float32, np.float64) else np.asarray(score, dtype=np.float64), None
     raise TypeError(f"score must be a Score, a torch.Tensor or a numpy array, got {type(score).__name__}")
 
 
@@ -158,14 +163,18 @@ def top_k_mask(
     values, device = _as_values(score)
     if values.ndim != 1:
         raise ValueError(f"score must be 1-D, got shape {values.shape}")
-    if np.isnan(values).any():
-        raise ValueError("score contains NaN; a top-k mask needs comparable values")
-    if candidates is None:
-        allowed = np.ones(values.shape[0], dtype=bool)
-    else:
+    allowed = None
+    if candidates is not None:
         allowed = np.asarray(candidates.cpu() if isinstance(candidates, torch.Tensor) else candidates, dtype=bool)
         if allowed.shape != values.shape:
             raise ValueError(f"candidates must have shape {values.shape}, got {allowed.shape}")
+    if allowed is not None or scope == "local":  # else the selection itself finds a NaN
+        if np.isnan(values).any():
+            raise ValueError("score contains NaN; a top-k mask needs comparable values")
+    if scope == "global" and allowed is None:
+        mask = _top_k_of(values, kept_count(density, values.shape[0], kept_count_convention))
+        result = torch.from_numpy(mask)
+        return result if device is None else result.to(device)
     if scope == "local":
         layout = score.layout if isinstance(score, Score) and layout is None else layout
         if layout is None:
@@ -179,7 +188,7 @@ def top_k_mask(
     mask = np.zeros(values.shape[0], dtype=bool)
     for layer, span in enumerate(spans):
         k = kept_count(density, int(span.size), kept_count_convention)
-        pool = span[allowed[span]]
+        pool = span if allowed is None else span[allowed[span]]
         if k > pool.size:
             where = "" if scope == "global" else f" in layer {layer} ({layout.layer_names[layer]!r})"
             raise ValueError(f"density {density!r} keeps {k} elements{where}, but only {pool.size} are candidates")
