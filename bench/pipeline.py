@@ -95,6 +95,8 @@ def parse_args(argv):
     parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier of the networks")
     parser.add_argument("--repeats", type=int, default=1, help="runs of every variant (medians reported)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of every run")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device of every run (cuda: peak memory is torch.cuda.max_memory_allocated)")
     parser.add_argument("--tiny", action="store_true",
                         help="width 1/4, 3 rounds, batch 8, chunk 3: checks the script, says nothing about targets")
     parser.add_argument("--out", type=Path, default=common.ROOT / "bench" / "results" / "pipeline")
@@ -139,7 +141,7 @@ def baseline_synflow(model, shape, dtype, density, rounds, ties=None):
     work = copy.deepcopy(model).to(dtype)
     params = _prunable(work)
     masks = [torch.ones_like(p) for p in params]
-    ones = torch.ones((1, *shape), dtype=dtype)
+    ones = torch.ones((1, *shape), dtype=dtype, device=params[0].device)
     flow = None
     for r in range(rounds):
         with torch.no_grad():
@@ -205,7 +207,7 @@ def floor_synflow(model, shape, dtype, rounds):
 
     linear = _absolute_copy(model, dtype, False)
     params = _prunable(linear)
-    ones = torch.ones((1, *shape), dtype=dtype)
+    ones = torch.ones((1, *shape), dtype=dtype, device=params[0].device)
     for _ in range(rounds):
         torch.autograd.grad(linear(ones).sum(), params)
 
@@ -234,6 +236,9 @@ def measured(spec):
     generator = torch.Generator().manual_seed(1)
     inputs = torch.randn((spec["batch"], *shape), generator=generator)
     targets = torch.randint(0, classes, (spec["batch"],), generator=generator)
+    device = torch.device(spec.get("device", "cpu"))
+    model, inputs, targets = model.to(device), inputs.to(device), targets.to(device)
+    cuda = device.type == "cuda"
     task, variant, density, rounds = spec["task"], spec["variant"], spec["density"], spec["rounds"]
     if task != "synflow":
         model, inputs = model.to(dtype), inputs.to(dtype)
@@ -247,8 +252,12 @@ def measured(spec):
         parts[name] = parts.get(name, 0.0) + time.perf_counter() - start
         return out
 
-    reset = common.reset_peak_rss()
-    before = common.rss_bytes()
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        reset, before = True, torch.cuda.memory_allocated(device)
+    else:
+        reset, before = common.reset_peak_rss(), common.rss_bytes()
     start = time.perf_counter()
     if (task, variant) == ("synflow", "ours"):
         result = iterative_prune(model, SynFlowRounds(shape, dtype=dtype), density=density, rounds=rounds,
@@ -286,15 +295,18 @@ def measured(spec):
         snip = timed_part("scoring", lambda: torch.cat([s.reshape(-1) for s in
                                                         baseline_snip_scores(model, inputs, targets)]))
         _, flow = timed_part("scoring", lambda: baseline_synflow(model, shape, dtype, density, rounds))
-        stacked = torch.stack([snip.to(torch.float64), flow.to(torch.float64)]).numpy()
+        stacked = torch.stack([snip.to(torch.float64), flow.to(torch.float64)]).cpu().numpy()
         result = timed_part("solve", lambda: copslp.solve(stacked, _kept(density, size), gamma=spec["gamma"]))
         mask = torch.from_numpy(np.asarray(result.mask, dtype=bool))
     else:
         raise ValueError(f"unknown task and variant {task!r}, {variant!r}")
+    if cuda:
+        torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     if task == "synflow" and variant == "baseline" and ties is not None:
         seconds -= sum(elapsed for _, elapsed in ties)  # the tie count is the bench's, not the loop's
-    peak = common.peak_rss_bytes() - before if reset and before is not None else None
+    peak_now = torch.cuda.max_memory_allocated(device) if cuda else common.peak_rss_bytes()
+    peak = peak_now - before if reset and before is not None else None
     out = {"seconds": seconds, "peak_extra_bytes": peak, "parts": parts, "size": size}
     if (task, variant) == ("synflow", "baseline") and ties is not None:
         out["tied_rounds"] = {r + 1: n for r, (n, _) in enumerate(ties) if n}
@@ -418,7 +430,8 @@ def main(argv=None) -> int:
                             spec = {"model": model, "dtype": dtype, "task": task, "variant": variant,
                                     "width": args.width, "rounds": args.rounds, "density": args.density,
                                     "batch": args.batch, "chunk": args.chunk, "gamma": args.gamma,
-                                    "threads": args.threads, "scratch": scratch, "count_ties": True}
+                                    "threads": args.threads, "scratch": scratch, "count_ties": True,
+                                    "device": args.device}
                             run = {**spec, **run_child(spec), "repeat": repeat}
                             runs.append(run)
                             print(f"  {model} {dtype} {task} {variant}: {run['seconds']:.3f} s", file=sys.stderr,

@@ -506,7 +506,7 @@ def grasp(
         gradient = None
         for loss in _grasp_losses(model, loss_fn, batches, device, dtype, temperature, chunk_size):
             gradient = _accumulated(gradient, _grads(loss, leaves))
-        hessian_gradient = [torch.zeros_like(p) for p in leaves]
+        hessian_gradient = None
         for loss in _grasp_losses(model, loss_fn, batches, device, dtype, temperature, chunk_size):
             grads = torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True)
             inner = sum((g0 * g).sum() for g0, g in zip(gradient, grads) if g is not None)
@@ -515,7 +515,11 @@ def grasp(
                 continue  # the loss does not depend on the prunable weights twice: H g = 0
             hessian_gradient = _accumulated(hessian_gradient, _second_derivative(inner, leaves))
             del inner
+        del gradient
+        if hessian_gradient is None:
+            hessian_gradient = [torch.zeros_like(p) for p in leaves]
         values = _write_products(_flat_buffer(leaves, len(layout)), layout, layout.values(model), hessian_gradient)
+        del hessian_gradient
     if normalize:
         values = _grasp_normalized(values)
     return _scored(values, layout, "grasp",
