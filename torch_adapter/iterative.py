@@ -2,12 +2,21 @@ r"""Iterative pruning at initialisation for any score, and for COPS itself.
 
 For R rounds with densities :math:`d_1 > d_2 > \dots > d_R = d` (the final density), round r
 
-1. sets the weights pruned so far to 0 in a working copy of the model (the caller's model is
-   never touched by the loop),
-2. recomputes the scores on that masked copy (``score_fn(copy)``),
-3. keeps :math:`\kappa(d_r, N)` elements *among those kept after round r - 1*: the top ones
+1. recomputes the scores on a working copy of the model in which every weight pruned so far
+   is 0 (``score_fn(copy)``; the caller's model is never touched by the loop),
+2. keeps :math:`\kappa(d_r, N)` elements *among those kept after round r - 1*: the top ones
    by the primary score (``selector="topk"``, global or per layer) or the COPS answer
-   (``selector="cops"``, with bounds on the secondary scores and optional layer floors).
+   (``selector="cops"``, with bounds on the secondary scores and optional layer floors),
+3. sets the elements it dropped to 0 in the working copy.
+
+The cost of a round beyond the scoring is that of the kept elements only: the copy is made
+once per run and only the newly dropped entries are written; the loop holds the sorted
+positions of the kept elements, gathers their scores, selects among them (one
+``np.partition``) and counts nothing it already knows (a round keeps exactly its count). A
+``score_fn`` with an ``_open_rounds(model, layout)`` method scores the rounds itself:
+:class:`SynFlowRounds` makes the absolute-valued copy once, zeroes the dropped entries in it
+in place and writes each round's scores into one preallocated flat buffer, so that a round
+costs one forward and backward pass and a few passes over the kept elements.
 
 Schedules (the SynFlow paper's, and its code's ``prune_loop``), for r = 1..R:
 
@@ -28,7 +37,7 @@ k-subset of the kept elements reaches, and floors :math:`f_l` (from ``min_per_la
 computed on the full layer sizes) hold in every round.
 
 SynFlow's iterative variant (:func:`torch_adapter.scores.synflow` with ``iterations > 1``)
-is this loop with ``score_fn = synflow`` and the exponential schedule.
+is this loop with ``score_fn = SynFlowRounds(...)`` and the exponential schedule.
 """
 
 from __future__ import annotations
@@ -333,7 +342,8 @@ def iterative_prune(
         ``score_fn(masked_copy)`` -> a :class:`Score` or a sequence of Scores (primary first),
         e.g. ``lambda m: scores.synflow(m, (3, 32, 32))`` or
         ``lambda m: [scores.snip(m, loss, data), scores.synflow(m, (3, 32, 32))]``.
-        The scores must be on ``layout``.
+        The scores must be on ``layout``. For SynFlow alone pass ``SynFlowRounds((3, 32, 32))``:
+        the same scores, without a fresh absolute-valued copy every round.
     density : float in (0, 1]
         Final kept fraction d.
     rounds : int, default 100
