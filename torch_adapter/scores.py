@@ -272,6 +272,50 @@ def _check_loss(loss: Any) -> torch.Tensor:
     return loss.reshape(())
 
 
+def _accumulated(total: list[torch.Tensor] | None, grads: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``grads`` added into ``total`` in place. The first ones (``total`` None) are taken as
+    they are, except a gradient that cannot be added into in place: an expanded one (of a
+    sum, stride 0) or one that shares its memory with another (passed through an addition)."""
+    if total is None:
+        taken, seen = [], set()
+        for g in grads:
+            g = g.detach()
+            if not g.is_contiguous() or g.untyped_storage().data_ptr() in seen:
+                g = g.clone(memory_format=torch.contiguous_format)
+            seen.add(g.untyped_storage().data_ptr())
+            taken.append(g)
+        return taken
+    for acc, g in zip(total, grads):
+        acc.add_(g)
+    return total
+
+
+def _flat_buffer(tensors: Sequence[torch.Tensor], size: int) -> torch.Tensor:
+    """An uninitialised flat vector of ``size`` elements on the first tensor's device, in the
+    tensors' common dtype (what :meth:`Layout.flatten` would give)."""
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return torch.empty(size, device=tensors[0].device, dtype=dtype)
+
+
+def _write_products(buffer: torch.Tensor, layout: Layout, tensors: Sequence[torch.Tensor],
+                    grads: Sequence[torch.Tensor]) -> torch.Tensor:
+    r"""Write :math:`\theta \odot g` of every layout entry straight into its range of ``buffer``.
+
+    No per-tensor product and no concatenation is allocated (a tensor on another device or in
+    another dtype than the buffer goes through one temporary). Returns ``buffer``, detached.
+    """
+    with torch.no_grad():
+        for entry, tensor, grad in zip(layout.entries, tensors, grads):
+            out = buffer[entry.offset:entry.stop]
+            if tensor.device == out.device == grad.device and tensor.dtype == out.dtype == grad.dtype:
+                torch.mul(tensor.detach().reshape(-1), grad.reshape(-1), out=out)
+            else:
+                out.copy_((tensor.detach() * grad).reshape(-1))
+    return buffer
+
+
 #: GraSP's normaliser is ``|sum(s)| + GRASP_NORMALIZE_EPS``, as in the SynFlow authors' code.
 GRASP_NORMALIZE_EPS = 1e-10
 
@@ -392,19 +436,17 @@ def snip(
     with _model_preserved(model, train=train):
         leaves = _trainable_leaves(model, layout)
         device, dtype = _device_dtype(leaves)
-        total = [torch.zeros_like(p) for p in leaves]
+        total = None
         n_batches = 0
         for inputs, targets in _pairs(batches, device, dtype):
             loss = _check_loss(loss_fn(_forward(model, inputs, "snip"), targets))
-            for acc, g in zip(total, _grads(loss, leaves)):
-                acc.add_(g)
+            total = _accumulated(total, _grads(loss, leaves))
             n_batches += 1
         if n_batches == 0:
             raise ValueError("snip: batches is empty")
         if process_group is not None:
             average_over_processes(total, process_group)
-        with torch.no_grad():
-            values = layout.flatten([(t * g).abs() for t, g in zip(layout.values(model), total)]).detach()
+        values = _write_products(_flat_buffer(leaves, len(layout)), layout, layout.values(model), total).abs_()
     if normalize:
         values = _snip_normalized(values)
     return _scored(values, layout, "snip", {"normalize": normalize, "train": train, "batches": n_batches},
@@ -423,6 +465,7 @@ def grasp(
     absolute: bool = False,
     conventions: str = "package",
     seed: int = 0,
+    chunk_size: int | None = None,
     process_group: Any = None,
     layout: Layout | None = None,
     **layout_options,
@@ -485,6 +528,16 @@ def grasp(
         See above.
     seed : int, default 0
         Seed of the Xavier re-initialisation of ``conventions="original"`` (unused otherwise).
+    chunk_size : int, optional
+        Differentiate each batch in slices of at most this many samples (along dimension 0
+        of the inputs and the targets, both tensors), so that the double-backpropagation
+        graph of only one slice is held at a time: peak memory falls with the slice, the
+        score stays the same up to rounding. A batch of n samples with slices
+        :math:`c` of :math:`n_c` samples uses :math:`L_b = \sum_c (n_c / n) L_c`, which is
+        exact when ``loss_fn`` is a mean over the samples (``nn.CrossEntropyLoss()``'s default):
+        checked on the first slice (a ValueError otherwise, e.g. for a summed loss). Not in
+        train mode (batch statistics couple the samples of a batch), so not with
+        ``conventions="original"`` either.
     process_group : torch.distributed process group, optional
         Average g, and then Hg, over the processes of this group (see :func:`snip`).
     layout : Layout, optional
@@ -498,11 +551,20 @@ def grasp(
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
     check_choice("conventions", conventions, GRASP_CONVENTIONS)
+    if chunk_size is not None:
+        if isinstance(chunk_size, (bool, np.bool_)) or not isinstance(chunk_size, numbers.Integral):
+            raise TypeError(f"chunk_size must be an int >= 1 or None, got {chunk_size!r}")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
+        if train or (train is None and conventions == "original"):
+            raise ValueError("chunk_size: train=True (also implied by conventions=\"original\") evaluates batch "
+                             "statistics over the whole batch, which slices would change; use train=False or "
+                             "chunk_size=None")
     layout = _layout_for(model, layout, layout_options)
     options = {"absolute": absolute, "conventions": conventions, "seed": seed}
     if is_ddp(model):  # the wrapped module, so that DDP's reducer is not prepared for a backward()
         return _on_layout(grasp(model.module, loss_fn, batches, temperature=temperature, normalize=normalize,
-                                train=train, process_group=process_group_of(model, process_group),
+                                train=train, chunk_size=chunk_size, process_group=process_group_of(model, process_group),
                                 layout=inner_layout(layout), **options), layout)
     train = (conventions == "original") if train is None else train
     if not isinstance(batches, (list, tuple)):
@@ -517,33 +579,34 @@ def grasp(
     with _model_preserved(model, train=train), _twice_differentiable(model):
         leaves = _trainable_leaves(model, layout)
         device, dtype = _device_dtype(leaves)
-        gradient = [torch.zeros_like(p) for p in leaves]
-        for inputs, targets in _pairs(batches, device, dtype):
-            loss = _check_loss(loss_fn(_forward(model, inputs, "grasp") / temperature, targets))
-            for acc, g in zip(gradient, _grads(loss, leaves)):
-                acc.add_(g)
+        gradient = None
+        for loss in _grasp_losses(model, loss_fn, batches, device, dtype, temperature, chunk_size):
+            gradient = _accumulated(gradient, _grads(loss, leaves))
         if process_group is not None:
             average_over_processes(gradient, process_group)
-        hessian_gradient = [torch.zeros_like(p) for p in leaves]
-        for inputs, targets in _pairs(batches, device, dtype):
-            loss = _check_loss(loss_fn(_forward(model, inputs, "grasp") / temperature, targets))
+        hessian_gradient = None
+        for loss in _grasp_losses(model, loss_fn, batches, device, dtype, temperature, chunk_size):
             grads = torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True)
             inner = sum((g0 * g).sum() for g0, g in zip(gradient, grads) if g is not None)
+            del grads
             if not isinstance(inner, torch.Tensor) or not inner.requires_grad:
                 continue  # the loss does not depend on the prunable weights twice: H g = 0
-            for acc, hg in zip(hessian_gradient, _second_derivative(inner, leaves)):
-                acc.add_(hg)
+            hessian_gradient = _accumulated(hessian_gradient, _second_derivative(inner, leaves))
+            del inner
+        del gradient
+        if hessian_gradient is None:
+            hessian_gradient = [torch.zeros_like(p) for p in leaves]
         if process_group is not None:
             average_over_processes(hessian_gradient, process_group)
-        with torch.no_grad():
-            values = layout.flatten([t * hg for t, hg in zip(layout.values(model), hessian_gradient)]).detach()
+        values = _write_products(_flat_buffer(leaves, len(layout)), layout, layout.values(model), hessian_gradient)
+        del hessian_gradient
     if absolute:
         values = values.abs()
     if normalize:
         values = _grasp_normalized(values)
     return _scored(values, layout, "grasp",
                    {"temperature": temperature, "normalize": normalize, "train": train, "batches": len(batches),
-                    **options}, hint=_GRADIENT_HINT)
+                    "chunk_size": chunk_size, **options}, hint=_GRADIENT_HINT)
 
 
 #: ``conventions`` of :func:`grasp`: this package's, or the GraSP authors' code's.
@@ -580,6 +643,45 @@ def _halves(batches: Sequence[Any]) -> list[tuple[Any, Any]]:
                              f"sample")
         halves += [(inputs[:size // 2], targets[:size // 2]), (inputs[size // 2:], targets[size // 2:])]
     return halves
+
+
+def _grasp_losses(model: nn.Module, loss_fn: Callable, batches: Sequence[Any], device: torch.device,
+                  dtype: torch.dtype, temperature: float, chunk_size: int | None) -> Iterator[torch.Tensor]:
+    r"""The losses :math:`L_b` of every batch, or with ``chunk_size`` the weighted slice losses
+    :math:`(n_c / n) L_c` whose sum over a batch's slices is its :math:`L_b` (see :func:`grasp`)."""
+    checked = False
+    for inputs, targets in _pairs(batches, device, dtype):
+        if chunk_size is None:
+            yield _check_loss(loss_fn(_forward(model, inputs, "grasp") / temperature, targets))
+            continue
+        if not (isinstance(inputs, torch.Tensor) and isinstance(targets, torch.Tensor)
+                and inputs.dim() > 0 and targets.dim() > 0 and inputs.shape[0] == targets.shape[0]):
+            raise TypeError("chunk_size slices the inputs and targets along dimension 0: both must be tensors "
+                            "with one row per sample")
+        size = inputs.shape[0]
+        for lo in range(0, size, chunk_size):
+            logits = _forward(model, inputs[lo:lo + chunk_size], "grasp") / temperature
+            part = targets[lo:lo + chunk_size]
+            loss = _check_loss(loss_fn(logits, part))
+            if not checked:
+                _check_mean_loss(loss_fn, logits.detach(), part, loss.detach())
+                checked = True
+            yield loss * (part.shape[0] / size)
+
+
+def _check_mean_loss(loss_fn: Callable, logits: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor) -> None:
+    """Refuse a loss that is not the mean of per-sample losses (slicing would change it)."""
+    n = logits.shape[0]
+    if n < 2:
+        return
+    half = n // 2
+    with torch.no_grad():
+        parts = (half * loss_fn(logits[:half], targets[:half]) + (n - half) * loss_fn(logits[half:], targets[half:])) / n
+    tolerance = 1e-4 if loss.dtype in (torch.float16, torch.bfloat16, torch.float32) else 1e-9
+    if not torch.isclose(parts.reshape(()), loss, rtol=tolerance, atol=tolerance * 1e-3):
+        raise ValueError(f"chunk_size={n}: loss_fn is not a mean over the samples (its value on {n} samples is "
+                         f"{float(loss):.6g}, the mean of its values on two halves {float(parts):.6g}), so slices "
+                         f"would change the score; use chunk_size=None or a mean-reduced loss")
 
 
 def _hardsigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -717,12 +819,10 @@ def synflow(
     if iterations == 1:
         values = _synflow_values(model, layout, shape, dtype, train)
     else:
-        from .iterative import iterative_prune  # the loop itself scores with this function
+        from .iterative import SynFlowRounds, iterative_prune  # the loop itself scores with this function
 
-        def one_round(masked: nn.Module) -> Score:
-            return Score(_synflow_values(masked, layout, shape, dtype, train), layout, "synflow")
-
-        values = iterative_prune(model, one_round, density=float(final_density), rounds=iterations,
+        values = iterative_prune(model, SynFlowRounds(shape, dtype=dtype, train=train), density=float(final_density),
+                                 rounds=iterations,
                                  kept_count_convention=kept_count_convention, layout=layout,
                                  progress=progress).scores[0].values
     options = {"dtype": str(dtype), "iterations": iterations, "final_density": final_density, "train": train,
@@ -761,26 +861,40 @@ def _synflow_problem(values: torch.Tensor, dtype: torch.dtype) -> str:
     return ""
 
 
-def _synflow_values(model: nn.Module, layout: Layout, shape: tuple[int, ...], dtype: torch.dtype,
-                    train: bool) -> torch.Tensor:
-    """One-shot SynFlow scores (flat, detached) on an absolute-valued copy of ``model``."""
-    device = _device_dtype(layout.values(model))[0]
+def _absolute_copy(model: nn.Module, dtype: torch.dtype, train: bool) -> nn.Module:
+    """A deep copy of ``model`` in ``dtype`` with every floating-point parameter and buffer
+    replaced by its absolute value, in train mode if ``train``."""
     with torch.no_grad():
         linear = _deepcopy(model)
         linear.to(dtype=dtype)
         for tensor in linear.state_dict().values():
             if tensor.is_floating_point():
                 tensor.abs_()
-    linear.train(train)
-    ones = torch.ones((1, *shape), device=device, dtype=dtype)
+    return linear.train(train)
+
+
+def _synflow_pass(linear: nn.Module, leaves: Sequence[torch.Tensor], ones: torch.Tensor, layout: Layout,
+                  buffer: torch.Tensor) -> torch.Tensor:
+    r"""One forward and backward pass of ``ones`` through the absolute-valued ``linear``:
+    :math:`|\theta \odot \partial R / \partial \theta|` written into ``buffer``, returned."""
     with torch.enable_grad():
-        leaves = _trainable_leaves(linear, layout)
         output = _forward(linear, ones, "synflow (its input is all ones, a float)")
         if not isinstance(output, torch.Tensor):
             raise TypeError(f"synflow needs a model that returns one tensor, got {type(output).__name__}")
         grads = _grads(output.sum(), leaves)
-        with torch.no_grad():
-            return layout.flatten([(t * g).abs() for t, g in zip(layout.values(linear), grads)]).detach()
+    del output
+    return _write_products(buffer, layout, layout.values(linear), grads).abs_()
+
+
+def _synflow_values(model: nn.Module, layout: Layout, shape: tuple[int, ...], dtype: torch.dtype,
+                    train: bool) -> torch.Tensor:
+    """One-shot SynFlow scores (flat, detached) on an absolute-valued copy of ``model``."""
+    device = _device_dtype(layout.values(model))[0]
+    linear = _absolute_copy(model, dtype, train)
+    ones = torch.ones((1, *shape), device=device, dtype=dtype)
+    with torch.enable_grad():
+        leaves = _trainable_leaves(linear, layout)
+    return _synflow_pass(linear, leaves, ones, layout, torch.empty(len(layout), device=device, dtype=dtype))
 
 
 def _progress(iterable: Iterable[Any], **kwargs) -> Iterable[Any]:

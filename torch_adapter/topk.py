@@ -88,15 +88,25 @@ def kept_count(density: float, size: int, convention: str = "round") -> int:
 
 
 def _top_k_of(values: np.ndarray, k: int) -> np.ndarray:
-    """Boolean mask of the k largest entries; ties at the k-th level go to the lowest indices."""
-    mask = np.zeros(values.shape[0], dtype=bool)
+    """Boolean mask of the k largest entries; ties at the k-th level go to the lowest indices.
+
+    One selection (``np.partition``), one comparison and one count over ``values``; the
+    entries equal to the k-th level are looked up only when more than k reach it. NaN is
+    refused: ``np.partition`` puts NaNs last, so if there is one, one lies among the k
+    largest slots, which are checked.
+    """
+    size = values.shape[0]
     if k == 0:
-        return mask
-    level = np.partition(values, values.shape[0] - k)[values.shape[0] - k]
-    above = values > level
-    mask |= above
-    tied = np.flatnonzero(values == level)[: k - int(above.sum())]
-    mask[tied] = True
+        return np.zeros(size, dtype=bool)
+    part = np.partition(values, size - k)
+    if np.isnan(part[size - k:]).any():
+        raise ValueError("score contains NaN; a top-k mask needs comparable values")
+    level = part[size - k]
+    mask = values >= level
+    if np.count_nonzero(mask) > k:  # ties straddle the level
+        mask = values > level
+        tied = np.flatnonzero(values == level)[: k - np.count_nonzero(mask)]
+        mask[tied] = True
     return mask
 
 
@@ -110,12 +120,17 @@ def _above_reference_threshold(values: np.ndarray, removed: int) -> np.ndarray:
 
 
 def _as_values(score) -> tuple[np.ndarray, torch.device | None]:
+    """The values on the host, float32 or float64 as they are (no copy on the CPU: comparisons
+    in either are exact), anything else in float64."""
     if isinstance(score, Score):
-        return score.numpy(np.float64), score.values.device
+        score = score.values
     if isinstance(score, torch.Tensor):
-        return score.detach().to("cpu", torch.float64).numpy(), score.device
+        values = score.detach()
+        if values.dtype not in (torch.float32, torch.float64):
+            values = values.to(torch.float64)
+        return values.cpu().numpy(), score.device
     if isinstance(score, np.ndarray):
-        return np.asarray(score, dtype=np.float64), None
+        return score if score.dtype in (np.float32, np.float64) else np.asarray(score, dtype=np.float64), None
     raise TypeError(f"score must be a Score, a torch.Tensor or a numpy array, got {type(score).__name__}")
 
 
@@ -173,14 +188,20 @@ def top_k_mask(
     values, device = _as_values(score)
     if values.ndim != 1:
         raise ValueError(f"score must be 1-D, got shape {values.shape}")
-    if np.isnan(values).any():
-        raise ValueError("score contains NaN; a top-k mask needs comparable values")
-    if candidates is None:
-        allowed = np.ones(values.shape[0], dtype=bool)
-    else:
+    allowed = None
+    if candidates is not None:
         allowed = np.asarray(candidates.cpu() if isinstance(candidates, torch.Tensor) else candidates, dtype=bool)
         if allowed.shape != values.shape:
             raise ValueError(f"candidates must have shape {values.shape}, got {allowed.shape}")
+    if allowed is not None or scope == "local" or kept_count_convention != "round":  # else the selection finds a NaN
+        if np.isnan(values).any():
+            raise ValueError("score contains NaN; a top-k mask needs comparable values")
+    if layer_budgets is not None and scope != "local":
+        raise ValueError(f'layer_budgets needs scope="local", got scope={scope!r}')
+    if scope == "global" and allowed is None and kept_count_convention == "round":
+        mask = _top_k_of(values, kept_count(density, values.shape[0], kept_count_convention))
+        result = torch.from_numpy(mask)
+        return result if device is None else result.to(device)
     if scope == "local":
         layout = score.layout if isinstance(score, Score) and layout is None else layout
         if layout is None:
@@ -189,20 +210,19 @@ def top_k_mask(
             raise ValueError(f"score has {values.shape[0]} elements, the layout {len(layout)}")
         groups = layout.group_index()
         spans = [np.flatnonzero(groups == layer) for layer in range(layout.n_layers)]
-    elif layer_budgets is not None:
-        raise ValueError(f'layer_budgets needs scope="local", got scope={scope!r}')
     else:
         spans = [np.arange(values.shape[0])]
     budgets = None if layer_budgets is None else _checked_budgets(layer_budgets, [span.size for span in spans])
     mask = np.zeros(values.shape[0], dtype=bool)
     for layer, span in enumerate(spans):
         k = kept_count(density, int(span.size), kept_count_convention) if budgets is None else budgets[layer]
-        pool = span[allowed[span]]
+        pool = span if allowed is None else span[allowed[span]]
         if k > pool.size and kept_count_convention == "round":  # the reference's rule keeps what it can
             where = "" if scope == "global" else f" in layer {layer} ({layout.layer_names[layer]!r})"
             raise ValueError(f"density {density!r} keeps {k} elements{where}, but only {pool.size} are candidates")
         if kept_count_convention == "reference":
-            mask[span[_above_reference_threshold(values[span], span.size - k) & allowed[span]]] = True
+            kept = _above_reference_threshold(values[span], span.size - k)
+            mask[span[kept if allowed is None else kept & allowed[span]]] = True
         else:
             mask[pool[_top_k_of(values[pool], k)]] = True
     result = torch.from_numpy(mask)
