@@ -161,7 +161,9 @@ def several_bounds_finish(inner: InnerProblem, box: Box, rtol: float):
     1. Newton phase (:func:`_newton_finish`): projected Newton steps with the curvature of
        the elements at the k-th level, then a narrow box around the point reached.
     2. If that stalls, the ellipsoid method (:func:`_ellipsoid_finish`): a localisation that
-       cannot fail, only take more oracle calls.
+       cannot fail, only take more oracle calls. It starts on the stage the Newton phase
+       narrowed to, and again on the whole box when that stage proves not to hold lambda*
+       (its problem is infeasible).
 
     Why the answer is exact: on a box B, the dual of the problem left after screening on B
     equals :math:`\phi` plus a constant (the fixed elements are in every best set, or in none,
@@ -179,8 +181,15 @@ def several_bounds_finish(inner: InnerProblem, box: Box, rtol: float):
         x_stage, lam, details, stage = _newton_finish(stage, box, rtol, counter)
         method = "newton"
     except _Stalled as stalled:
-        x_stage, lam, details, stage = _ellipsoid_finish(stalled.stage, box, rtol, stalled.multipliers, counter)
         method = "ellipsoid"
+        try:
+            x_stage, lam, details, stage = _ellipsoid_finish(stalled.stage, box, rtol, stalled.multipliers, counter)
+        except ReducedProblemInfeasible:
+            if stalled.stage is stage:
+                raise
+            # the Newton phase narrowed the stage around its own point, which need not hold
+            # lambda*: a problem left infeasible there says it did not; the whole box again
+            x_stage, lam, details, stage = _ellipsoid_finish(stage, box, rtol, stalled.multipliers, counter)
     details.update(oracle_calls=counter.calls, localisation=method, final_lp_size=stage.problem.size)
     return _assemble(inner.size, stage, x_stage), lam, details
 

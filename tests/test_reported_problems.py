@@ -107,3 +107,18 @@ def test_tensor_road_solves_gamma_one_with_floors():
                            floors=300)
     assert result.certificate.passed and result.info["best_face_of"] == 1
     assert abs(result.objective - expected.objective) <= 1e-12 * abs(expected.objective)
+
+
+def test_low_density_at_full_size_stays_screened():
+    """D = 1.06e6, three bounds, k = 0.1%: the Newton phase narrowed its stage around its own
+    point, which did not hold lambda*; the infeasible problem left there was taken as a wrong
+    box, and the boxes widened until every element survived (5 s; over 150 s before the
+    simplex). The ellipsoid now goes on from the whole box instead."""
+    rng = np.random.default_rng(0)
+    for size in (10_000, 39_555):  # the draws of bench/several_bounds.py before this problem
+        rng.random((4, size)), rng.random((4, size))
+    rng.random((4, 300_000))
+    scores = rng.random((4, 1_060_000))
+    result = copslp.solve(scores, 1_060, gamma=0.9)
+    assert result.certificate.passed
+    assert result.info["rounds"] == 1 and result.info["survivors"] < 1_060_000
