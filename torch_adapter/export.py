@@ -36,7 +36,8 @@ import torch
 from torch import nn
 
 from .layout import Layout
-from .masks import _Freeze, _ours, apply_mask, current_mask
+from .masks import apply_mask, current_mask
+from .parametrizations import FreezeParametrization, parametrization_of
 
 __all__ = ["FORMAT", "export_sparse", "load_sparse", "serialized_bytes"]
 
@@ -102,7 +103,7 @@ def export_sparse(model: nn.Module, layout: Layout | None = None) -> dict[str, A
     masks = layout.split(current_mask(model, layout).cpu())
     sparse = {}
     for module, entry, mask, value in zip(modules, layout.entries, masks, layout.values(model)):
-        if isinstance(_ours(module, entry.tensor_name), _Freeze):
+        if isinstance(parametrization_of(module, entry.tensor_name), FreezeParametrization):
             raise ValueError(f"{entry.name} is in freeze mode: its frozen weights are part of the model, not zeros; "
                              f"save model.state_dict() instead (torch_adapter.load_pruned loads it)")
         value = value.detach().cpu().reshape(-1)

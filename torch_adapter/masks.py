@@ -73,6 +73,8 @@ from torch.nn.utils import parametrize, prune
 from ._checks import check_choice
 from .distributed import check_same_on_every_process, is_ddp, rebuild_reducer
 from .layout import Layout, is_pruned
+from .parametrizations import FreezeParametrization, MaskParametrization, own_class, parametrization_of
+from .rescaling import RESCALE_BY, rescale_after_pruning
 
 __all__ = [
     "current_mask",
@@ -222,39 +224,6 @@ def check_collapse(stats: Sequence[LayerStats], on_collapse: str = "warn", *, st
     return collapsed
 
 
-class _Mask(nn.Module):
-    """Parametrization ``w -> where(mask, w, 0)``, recomputed at every access of the weight.
-    ``rescaled``: :func:`torch_adapter.rescale_after_pruning` has scaled the kept values."""
-
-    def __init__(self, mask: torch.Tensor):
-        super().__init__()
-        self.register_buffer("mask", mask)
-        self.rescaled = False
-
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return torch.where(self.mask, weight, torch.zeros((), dtype=weight.dtype, device=weight.device))
-
-
-class _Freeze(nn.Module):
-    """Parametrization ``w -> where(mask, w, frozen)``: unselected elements read ``frozen``."""
-
-    def __init__(self, mask: torch.Tensor, frozen: torch.Tensor):
-        super().__init__()
-        self.register_buffer("mask", mask)
-        self.register_buffer("frozen", frozen)
-
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return torch.where(self.mask, weight, self.frozen)
-
-
-def _ours(module: nn.Module, tensor_name: str) -> _Mask | _Freeze | None:
-    """The mask or freeze parametrization this module applied to ``module.<tensor_name>``."""
-    if not parametrize.is_parametrized(module, tensor_name):
-        return None
-    last = module.parametrizations[tensor_name][-1]
-    return last if isinstance(last, (_Mask, _Freeze)) else None
-
-
 def _pruned_mask(module: nn.Module, tensor_name: str) -> torch.Tensor | None:
     """``weight_mask`` of a tensor pruned with ``torch.nn.utils.prune``, as bool."""
     return module._buffers[f"{tensor_name}_mask"] != 0 if is_pruned(module, tensor_name) else None
@@ -262,7 +231,7 @@ def _pruned_mask(module: nn.Module, tensor_name: str) -> torch.Tensor | None:
 
 def _mask_there(module: nn.Module, tensor_name: str) -> torch.Tensor | None:
     """The mask a tensor carries (kept, or trainable when frozen), None when it carries none."""
-    ours = _ours(module, tensor_name)
+    ours = parametrization_of(module, tensor_name)
     return ours.mask if ours is not None else _pruned_mask(module, tensor_name)
 
 
@@ -338,10 +307,10 @@ def apply_mask(
     owners = layout.owners(model)
     for places, entry in zip(owners, layout.entries):
         for module, tensor_name in places:
-            ours = _ours(module, tensor_name)
-            if mode == "mask" and isinstance(ours, _Freeze):
+            ours = parametrization_of(module, tensor_name)
+            if mode == "mask" and isinstance(ours, FreezeParametrization):
                 raise ValueError(f"{entry.name} is frozen (mode='freeze'); call make_permanent first")
-            if mode == "freeze" and (isinstance(ours, _Mask) or _pruned_mask(module, tensor_name) is not None):
+            if mode == "freeze" and (isinstance(ours, MaskParametrization) or _pruned_mask(module, tensor_name) is not None):
                 raise ValueError(f"{entry.name} is pruned (mode='mask' or torch.nn.utils.prune); "
                                  f"freeze mode needs an unpruned tensor: call make_permanent first")
     stats = layer_stats(resulting, layout)
@@ -356,22 +325,20 @@ def apply_mask(
     if is_ddp(model):
         rebuild_reducer(model)
     if rescale_by is not None:
-        from .rescaling import rescale_after_pruning
-
         rescale_after_pruning(model, layout, by=rescale_by)
     return stats
 
 
 def _install_mask(places, part: torch.Tensor) -> None:
-    ours = _ours(*places[0])
+    ours = parametrization_of(*places[0])
     if ours is not None:
         ours.mask.copy_(part)
         return
-    parametrization = _Mask(part.clone())
+    parametrization = MaskParametrization(part.clone())
     for module, tensor_name in places:
         if _pruned_mask(module, tensor_name) is not None:
             _unprune(module, tensor_name)
-        _own_class(module)
+        own_class(module)
         parametrize.register_parametrization(module, tensor_name, parametrization)
 
 
@@ -386,8 +353,6 @@ def check_apply_options(*, mode: str, rescale: bool | str, on_collapse: str, pre
 
 def _rescale_by(rescale: bool | str, mode: str) -> str | None:
     """The ``by=`` of :func:`rescale_after_pruning` for ``apply_mask(rescale=...)``, or None."""
-    from .rescaling import RESCALE_BY
-
     if not isinstance(rescale, (bool, str)):
         raise TypeError(f"rescale must be a bool or one of {RESCALE_BY}, got {rescale!r}")
     if rescale is False:
@@ -401,7 +366,7 @@ def _rescale_by(rescale: bool | str, mode: str) -> str | None:
 
 def _install_freeze(places, part: torch.Tensor, *, replace: bool) -> None:
     module, tensor_name = places[0]
-    ours = _ours(module, tensor_name)
+    ours = parametrization_of(module, tensor_name)
     with torch.no_grad():
         current = getattr(module, tensor_name).detach().clone()
         if ours is not None:
@@ -410,27 +375,10 @@ def _install_freeze(places, part: torch.Tensor, *, replace: bool) -> None:
             ours.mask.copy_(part)
             ours.frozen.copy_(current)
             return
-    parametrization = _Freeze(part.clone(), current)
+    parametrization = FreezeParametrization(part.clone(), current)
     for module, tensor_name in places:
-        _own_class(module)
+        own_class(module)
         parametrize.register_parametrization(module, tensor_name, parametrization)
-
-
-def _own_class(module: nn.Module) -> None:
-    """Give a parametrized module a class of its own before a parametrization is added or removed.
-
-    torch makes one class per parametrized module (``ParametrizedLinear``) and keeps each
-    parametrized tensor as a property of that class; ``copy.deepcopy`` gives the copy the
-    *same* class, and ``register_parametrization`` / ``remove_parametrizations`` change the
-    class, so pruning or baking in the copy's masks changed the original too (removing them
-    from a copy deleted the original's ``weight``). A fresh class with the same bases and
-    attributes isolates the module.
-    """
-    if not parametrize.is_parametrized(module):
-        return
-    cls = type(module)
-    attributes = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
-    module.__class__ = type(cls.__name__, cls.__bases__, attributes)
 
 
 def _unprune(module: nn.Module, tensor_name: str) -> None:
@@ -459,7 +407,7 @@ def make_permanent(model: nn.Module, layout: Layout) -> None:
     for places in layout.owners(model):
         for module, tensor_name in places:
             if parametrize.is_parametrized(module, tensor_name):
-                _own_class(module)
+                own_class(module)
                 parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=True)
             elif _pruned_mask(module, tensor_name) is not None:
                 prune.remove(module, tensor_name)

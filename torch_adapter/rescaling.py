@@ -79,6 +79,7 @@ from torch.nn.utils import parametrize
 
 from ._checks import check_choice
 from .layout import Layout, PrunableLayer
+from .parametrizations import FreezeParametrization, MaskParametrization, parametrization_of
 
 __all__ = ["RESCALE_BY", "UnitRescaling", "rescale_after_pruning", "scale_residual_branches"]
 
@@ -117,13 +118,11 @@ def _values_and_mask(module: nn.Module, entry) -> tuple[torch.Tensor, torch.Tens
     """The unpruned values (a Parameter, scaled in place) and the mask of a pruned tensor:
     the mask parametrization of :func:`torch_adapter.apply_mask`, or ``weight_orig`` /
     ``weight_mask`` of ``torch.nn.utils.prune``."""
-    from .masks import _Freeze, _Mask, _ours
-
     name = entry.tensor_name
-    ours = _ours(module, name)
-    if isinstance(ours, _Freeze):
+    ours = parametrization_of(module, name)
+    if isinstance(ours, FreezeParametrization):
         raise ValueError(f'{entry.name} is frozen (mode="freeze"); rescaling needs a mask applied with mode="mask"')
-    if isinstance(ours, _Mask):
+    if isinstance(ours, MaskParametrization):
         if ours.rescaled:  # its kept values are alpha times the originals: the energies would be wrong
             raise ValueError(f"{entry.name} was rescaled already (rescaling again would compound the factors); "
                              "rescale once, after the last mask is applied")
@@ -138,10 +137,8 @@ def _values_and_mask(module: nn.Module, entry) -> tuple[torch.Tensor, torch.Tens
 
 def _ours_mask(module: nn.Module, name: str):
     """The mask parametrization of :func:`torch_adapter.apply_mask` on ``module.<name>``, or None."""
-    from .masks import _Mask, _ours
-
-    ours = _ours(module, name)
-    return ours if isinstance(ours, _Mask) else None
+    ours = parametrization_of(module, name)
+    return ours if isinstance(ours, MaskParametrization) else None
 
 
 def rescale_after_pruning(model: nn.Module, layout: Layout | None = None, *,

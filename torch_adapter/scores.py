@@ -74,7 +74,9 @@ from torch.nn.utils import prune
 
 from ._checks import check_choice
 from .distributed import average_over_processes, inner_layout, is_ddp, process_group_of
+from .kept_counts import KEPT_COUNTS
 from .layout import Layout, trainable_tensor
+from .masks import current_mask, make_permanent
 
 __all__ = ["Score", "magnitude", "random", "snip", "grasp", "synflow", "synflow_l2", "ntk_sap", "prospr",
            "GRASP_CONVENTIONS", "SynFlowUnderflowWarning", "ConstantScoreWarning"]
@@ -811,8 +813,6 @@ def synflow(
             raise TypeError(f"final_density must be a number in (0, 1] when iterations > 1, got {final_density!r}")
         if final_density is None or not 0 < final_density <= 1:
             raise ValueError(f"final_density must be in (0, 1] when iterations > 1, got {final_density!r}")
-    from .topk import KEPT_COUNTS  # topk imports this module
-
     check_choice("kept_count_convention", kept_count_convention, KEPT_COUNTS)
     shape = _sample_shape(input_shape)
     dtype = _device_dtype(layout.values(model))[1] if dtype is None else dtype
@@ -1096,8 +1096,6 @@ def ntk_sap(
     if not (isinstance(epsilon, numbers.Real) and epsilon > 0):
         raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}")
     iterations = _rounds_checked(iterations, final_density)
-    from .topk import KEPT_COUNTS  # topk imports this module
-
     check_choice("kept_count_convention", kept_count_convention, KEPT_COUNTS)
     init = _reset_parameters if init is None else init
     dtype = _device_dtype(layout.values(model))[1] if dtype is None else dtype
@@ -1124,8 +1122,6 @@ def ntk_sap(
 def _ntk_sap_values(model: nn.Module, layout: Layout, shape: tuple[int, ...], batch_size: int, rounds: int,
                     epsilon: float, seed: int, init: Callable[[nn.Module], None], dtype: torch.dtype) -> torch.Tensor:
     """One-shot NTK-SAP scores (flat, detached) on a copy of ``model``."""
-    from .masks import current_mask, make_permanent  # masks imports nothing of this module
-
     device = _device_dtype(layout.values(model))[0]
     keep = current_mask(model, layout).to(device) & (layout.flatten(layout.values(model)) != 0)
     network = _deepcopy(model)
@@ -1223,8 +1219,6 @@ def prospr(
         ``values >= 0``, named ``"prospr"``.
     """
     from torch.func import functional_call
-
-    from .masks import current_mask, make_permanent  # masks imports nothing of this module
 
     layout = _layout_for(model, layout, layout_options)
     if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, numbers.Integral) or steps < 1:
