@@ -58,7 +58,7 @@ from .layout import Layout
 from .masks import LayerStats, apply_mask, check_apply_options, layer_stats
 from .scores import (Score, _absolute_copy, _deepcopy, _progress, _sample_shape, _synflow_pass, _trainable_leaves,
                      synflow)
-from .topk import KEPT_COUNTS, SCOPES, _top_k_of, kept_count, top_k_mask
+from .topk import KEPT_COUNTS, SCOPES, _top_k_of, kept_count, reference_threshold, top_k_mask
 
 __all__ = ["SCHEDULES", "SELECTORS", "IterativeResult", "SynFlowRounds", "round_densities", "iterative_prune"]
 
@@ -270,7 +270,14 @@ def _select_top(scores: tuple[Score, ...], kept: np.ndarray | None, density: flo
     if len(scores) > 1:
         raise ValueError(f'selector="topk" ranks by one score, score_fn returned {len(scores)}: '
                          f'{[s.name for s in scores]}; use selector="cops"')
-    if convention == "reference":  # its threshold is a value among all N scores, pruned ones too
+    if convention == "reference" and scope == "global":  # its threshold is a value among all N scores
+        every = _pool_values(scores[0].values, None)
+        threshold = reference_threshold(every, len(layout) - kept_count(density, len(layout), convention))
+        values = every if kept is None else every.take(kept)
+        if np.isnan(values).any():
+            raise ValueError("score contains NaN; a top-k mask needs comparable values")
+        return values > threshold
+    if convention == "reference":  # per layer: top_k_mask's rule among the candidates
         candidates = None
         if kept is not None:
             candidates = np.zeros(len(layout), dtype=bool)

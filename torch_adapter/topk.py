@@ -71,13 +71,17 @@ def _top_k_of(values: np.ndarray, k: int) -> np.ndarray:
     return mask
 
 
-def _above_reference_threshold(values: np.ndarray, removed: int) -> np.ndarray:
-    """The SynFlow authors' rule: keep the elements above the ``removed``-th smallest value
-    (all of them when ``removed`` is 0); every element equal to it is dropped."""
+def reference_threshold(values: np.ndarray, removed: int) -> float:
+    """The SynFlow authors' threshold: the ``removed``-th smallest value (-inf when
+    ``removed`` is 0). Their rule keeps the elements above it; every one equal to it is dropped."""
     if removed < 1:
-        return np.ones(values.shape[0], dtype=bool)
-    threshold = np.partition(values, removed - 1)[removed - 1]
-    return values > threshold
+        return -np.inf
+    return np.partition(values, removed - 1)[removed - 1]
+
+
+def _above_reference_threshold(values: np.ndarray, removed: int) -> np.ndarray:
+    """The reference's rule (:func:`reference_threshold`) as a mask of ``values``."""
+    return values > reference_threshold(values, removed)
 
 
 def _as_values(score) -> tuple[np.ndarray, torch.device | None]:
