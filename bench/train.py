@@ -382,10 +382,11 @@ def plan(settings: dict, done: dict[tuple, dict]) -> tuple[list[RunSpec], list[R
     def chosen_gamma(network, dataset, method, density, lr, listing):
         if len(gamma_grid) == 1:
             return gamma_grid[0]
-        if lr is None:
-            return None
-        specs = [RunSpec("gamma-selection", network, dataset, method, density, s, lr, g)
+        specs = [RunSpec("gamma-selection", network, dataset, method, density, s, nan if lr is None else lr, g)
                  for g in gamma_grid for s in settings["selection_seeds"]]
+        if lr is None:
+            waiting.extend(specs)
+            return None
         listing += specs
         if all(s.key() in done for s in specs):
             return choose([done[s.key()] for s in specs], "gamma")[0]

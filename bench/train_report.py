@@ -48,7 +48,7 @@ STYLES = {
     "cops-synflow-snip": ("#ff7f0e", "s", "-"),
     "cops-grasp-synflow": ("#e377c2", "^", "-"),
     "cops-snip-synflow-magnitude": ("#17becf", "P", "-"),
-    "cops-snip-synflow-floors": ("#7f0000", "X", "-"),
+    "cops-snip-synflow-floors": ("#7f0000", "X", (0, (6, 3))),
 }
 _FALLBACK_COLOURS = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#31a354", "#756bb1")
 _FALLBACK_MARKERS = ("h", "p", "<", ">", "d", "1", "2", "3")
@@ -228,17 +228,24 @@ def _lr_table(payload: dict) -> str:
     groups = _selection_runs(payload, "lr-selection")
     if not groups:
         return "Learning rate: not selected in this file (a grid of one value per network)."
-    rows = []
+    rows, curves = [], []
     for (network, dataset), candidates in sorted(groups.items()):
         best, means = _best(candidates)
         n = max(len(a) for a in candidates.values())
         rows.append([network, dataset, n] + [f"{v:g}: {_pct(means[v])}" + (" *" if v == best else "")
-                                            for v in candidates])
+                                            for v in sorted(candidates, reverse=True)])
+        runs = [r for r in payload["runs"] if r.get("role") == "lr-selection" and r["network"] == network
+                and r["dataset"] == dataset and r["lr"] == best]
+        epochs = sorted({e for r in runs for e in (r.get("curve") or {}).get("epoch", [])})
+        curves.append(f"{network}: dense validation accuracy (%) at lr {best:g} after epoch "
+                      + ", ".join(f"{e}: {_pct(_curve_mean(runs, e, 'val'))}" for e in epochs))
     width = max(len(r) for r in rows)
     rows = [r + [""] * (width - len(r)) for r in rows]
     return ("Learning rate chosen on the dense network's validation accuracy at the last epoch (mean over the "
             "selection seeds; * chosen)\n\n"
-            + common.table(["network", "dataset", "seeds"] + [f"lr {i + 1}" for i in range(width - 3)], rows))
+            + common.table(["network", "dataset", "seeds"] + [f"lr {i + 1}" for i in range(width - 3)], rows,
+                           ["<", "<", ">"] + [">"] * (width - 3))
+            + "\n\n" + "\n".join(curves))
 
 
 def _gamma_table(payload: dict) -> str:
@@ -255,7 +262,8 @@ def _gamma_table(payload: dict) -> str:
     seeds = max(len(a) for c in groups.values() for a in c.values())
     return (f"gamma chosen on validation accuracy (%, mean over {seeds} selection seed(s), last epoch; * chosen; "
             "an infeasible run counts as 0)\n\n"
-            + common.table(["network", "method", "density"] + [f"γ {g:g}" for g in gammas], rows))
+            + common.table(["network", "method", "density"] + [f"γ {g:g}" for g in gammas], rows,
+                           ["<", "<", ">"] + [">"] * len(gammas)))
 
 
 def _comparison(payload: dict, panel, methods: dict, densities, order) -> str:
@@ -316,7 +324,8 @@ def _budget_table(payload: dict, panel, methods: dict, densities, order) -> str:
             rows.append([f"{100 * density:g}%", m] + [_pct(_curve_mean(stats["runs"], e, "test")) for e in shown])
     return (f"{panel[0]} on {panel[1]}: mean test accuracy (%) after epoch ... (the last column is the table's); "
             "does a ranking depend on the training budget?\n\n"
-            + common.table(["density", "method"] + [f"epoch {e}" for e in shown], rows))
+            + common.table(["density", "method"] + [f"epoch {e}" for e in shown], rows,
+                           ["<", "<"] + [">"] * len(shown)))
 
 
 def _floors_table(runs: list[dict]) -> str:
@@ -370,10 +379,19 @@ def _interval(stats: dict) -> float:
     return float(sps.t.ppf(0.975, stats["n"] - 1)) * stats["std"] / math.sqrt(stats["n"])
 
 
+def _legend(fig, axes) -> None:
+    """One legend for the figure, every method once, right of the panels."""
+    handles: dict = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    fig.legend(list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+
+
 def _save(fig, png: Path, plt) -> str:
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=100)
+    fig.savefig(png, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return f"plot: {png}"
 
@@ -409,16 +427,20 @@ def plot_density(summary: dict, payload: dict, png: Path) -> str | None:
                 continue
             ax.errorbar([d for d, _ in points], [100 * s["mean"] for _, s in points],
                         yerr=[100 * _interval(s) for _, s in points], label=method, capsize=3, marker=marker,
-                        markersize=5, linewidth=1.8 if line == "-" else 1.1, linestyle=line, color=colour,
-                        alpha=0.9)
+                        markersize=7 if method.endswith("floors") else 5, linewidth=1.6 if line == "-" else 1.1,
+                        linestyle=line, color=colour, alpha=0.9,
+                        markerfacecolor="none" if method.endswith("floors") else colour)
         ax.set_xscale("log")
+        ticks = sorted({d for m, by in methods.items() if m != DENSE for d in by})
+        ax.set_xticks(ticks, [f"{100 * d:g}%" for d in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("density (kept fraction of the weights, log scale)")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{panel[0]} on {panel[1]}")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, ncol=2)
-    fig.suptitle(f"Pruned at initialisation, then trained: test accuracy ({_seeds_text(summary)}); "
-                 "COPS at the gamma chosen on validation")
+    _legend(fig, axes[0])
+    fig.suptitle(f"Pruned at initialisation, then trained: test accuracy\n({_seeds_text(summary)}; "
+                 "COPS at the gamma chosen on validation)")
     return _save(fig, png, plt)
 
 
@@ -447,14 +469,15 @@ def plot_epochs(summary: dict, payload: dict, png: Path) -> str | None:
                 continue
             colour, marker, line = style(method)
             ax.plot([e for e, _ in values], [100 * v for _, v in values], color=colour, marker=marker,
-                    markersize=4, linestyle=line, label=method)
+                    markersize=7 if method.endswith("floors") else 4, linestyle=line, label=method,
+                    markerfacecolor="none" if method.endswith("floors") else colour)
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy (%), mean over seeds")
         ax.set_title(f"{panel[0]}, density {100 * density:g}%")
         ax.grid(True, alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.suptitle("Accuracy against training epochs at the extreme densities (test runs; cosine schedule over "
-                 "the full run, so an early epoch is not a shorter run)")
+    _legend(fig, axes[0])
+    fig.suptitle("Test accuracy after each recorded epoch, at the highest and lowest density (test runs)\n"
+                 "the learning rate follows a cosine over all epochs: epoch 10 of 30 is not a 10-epoch run")
     return _save(fig, png, plt)
 
 
@@ -483,6 +506,7 @@ def plot_gamma(payload: dict, png: Path, density: float | None = None) -> str | 
         ax.set_ylabel(f"validation accuracy (%), mean over {seeds} selection seed(s)")
         ax.set_title(f"{network} on {dataset}, density {100 * chosen_density:g}%")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle("gamma selection on validation (infeasible runs count as 0)")
+    _legend(fig, axes[0])
+    fig.suptitle("Choosing gamma: validation accuracy against gamma (selection runs; an infeasible run counts "
+                 "as 0)")
     return _save(fig, png, plt)

@@ -186,7 +186,7 @@ def test_the_plan_waits_for_its_choices_and_never_selects_on_test_seeds():
                 "gamma_grid": [0.5, 0.9], "lr_grid": [0.1, 0.01], "gamma_from": None}
     ready, waiting = train.plan(settings, {})
     assert [(s.role, s.lr, s.seed) for s in ready] == [("lr-selection", 0.1, 100), ("lr-selection", 0.01, 100)]
-    assert len(waiting) == 2 * 3 + 2  # 3 methods x 2 seeds, then the dense test runs
+    assert len(waiting) == 2 + 2 * 3 + 2  # the gamma selection (2 gammas), 3 methods x 2 seeds, dense x 2
     done = {s.key(): {**dataclass_dict(s), "status": "ok", "val_accuracy": v} for s, v in zip(ready, (0.7, 0.8))}
     ready, waiting = train.plan(settings, done)
     selection = [s for s in ready if s.role == "gamma-selection"]
