@@ -554,8 +554,9 @@ def parse_args(argv):
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel, one process each")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--out", type=Path, default=None,
-                        help="results folder; default: bench/results/train (train-demo, train-quick for the "
-                             "presets), for --from-json the JSON's folder")
+                        help="results folder; default: bench/results/train (bench/results/train-demo and "
+                             "train-quick for the presets, started again at every run unless --resume), for "
+                             "--from-json the JSON's folder")
     parser.add_argument("--figures", type=Path, default=None, help="folder of the plots; default: --out")
     guard = parser.add_mutually_exclusive_group()
     guard.add_argument("--resume", action="store_true", help="add to OUT/train.json the runs it lacks")
@@ -599,6 +600,7 @@ def parse_args(argv):
         parser.error(f"--epochs must be >= 1, got {args.epochs}")
     if args.gamma_grid is None:
         args.gamma_grid = list(GAMMA_GRID)
+    args.scratch = args.out is None and (args.quick or args.demo) and not args.resume
     if args.out is None:
         args.out = (args.from_json.parent if args.from_json is not None else
                     common.RESULTS / ("train-quick" if args.quick else "train-demo" if args.demo else "train"))
@@ -671,7 +673,9 @@ def main(argv=None) -> int:
         print(write_report(read_json(args.from_json), args.out, args.figures))
         return 0
     json_path = args.out / "train.json"
-    if json_path.exists() and not (args.resume or args.force):
+    if json_path.exists() and args.scratch:
+        print(f"python -m bench.train: the preset's own folder: {json_path} is started again", file=sys.stderr)
+    elif json_path.exists() and not (args.resume or args.force):
         print(f"python -m bench.train: {json_path} exists; --resume adds the runs it lacks, --force starts it "
               "again, or choose another --out", file=sys.stderr)
         return 2

@@ -314,7 +314,7 @@ def _budget_table(payload: dict, panel, methods: dict, densities, order) -> str:
     extremes = sorted({max(densities), min(densities)}, reverse=True)
     epochs = sorted({e for m in methods.values() for s in m.values() for r in s["runs"]
                      for e in (r.get("curve") or {}).get("epoch", [])})
-    shown = [e for e in epochs if e in (5, 10, 20)] + epochs[-1:]
+    shown = sorted({e for e in epochs if e in (5, 10, 20)} | set(epochs[-1:]))
     rows = []
     for density in extremes:
         for m in order:

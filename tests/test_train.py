@@ -91,7 +91,7 @@ def digits_parts():
     return [part.size for part in train_data.stratified_split(load_digits().target)]
 
 
-def test_an_existing_results_file_is_never_overwritten_without_resume_or_force(tmp_path, capsys):
+def test_an_existing_results_file_is_never_overwritten_without_resume_or_force(tmp_path, capsys, monkeypatch):
     path = tmp_path / "train.json"
     path.write_text('{"sentinel": 1}')
     argv = ["--datasets", "digits", "--networks", "lenet300", "--methods", "dense", "--seeds", "0",
@@ -103,6 +103,10 @@ def test_an_existing_results_file_is_never_overwritten_without_resume_or_force(t
     assert train.main(argv + ["--force"]) == 0
     runs = json.loads(path.read_text())["runs"]
     assert [(r["method"], r["seed"]) for r in runs] == [("dense", 0)]
+    # a preset's own scratch folder is started again (the Makefile's demo runs twice), an --out is not
+    monkeypatch.setattr(train.common, "RESULTS", tmp_path)
+    assert train.parse_args(["--quick"]).scratch and not train.parse_args(["--quick", "--out", "x"]).scratch
+    assert not train.parse_args(["--quick", "--resume"]).scratch and not train.parse_args([]).scratch
 
 
 def test_the_command_names_missing_data_and_exits_2(tmp_path, capsys):
