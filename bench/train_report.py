@@ -481,32 +481,36 @@ def plot_epochs(summary: dict, payload: dict, png: Path) -> str | None:
     return _save(fig, png, plt)
 
 
-def plot_gamma(payload: dict, png: Path, density: float | None = None) -> str | None:
-    """Validation accuracy against gamma for every tuned method, at ``density`` (default: the
-    selection density closest to 1%), one panel per network."""
+def plot_gamma(payload: dict, png: Path) -> str | None:
+    """Validation accuracy against gamma for every tuned method, one panel per (network,
+    density) of the gamma-selection runs; a gamma at which a run was infeasible is left off
+    the line and named in the legend."""
     plt = _pyplot()
-    groups = _selection_runs(payload, "gamma-selection")
-    if plt is None or not groups:
+    runs = [r for r in payload["runs"] if r.get("role") == "gamma-selection"]
+    if plt is None or not runs:
         return None
-    networks = sorted({(k[0], k[1]) for k in groups})
-    fig, axes = plt.subplots(1, len(networks), figsize=(6 * len(networks), 4.6), squeeze=False)
-    for ax, (network, dataset) in zip(axes[0], networks):
-        present = sorted({k[3] for k in groups if k[:2] == (network, dataset)})
-        chosen_density = density if density in present else min(present, key=lambda d: abs(math.log(d / 0.01)))
-        seeds = 0
-        for (n, ds, method, d), candidates in sorted(groups.items()):
-            if (n, ds, d) != (network, dataset, chosen_density):
-                continue
-            gammas = sorted(candidates)
-            seeds = max(seeds, max(len(candidates[g]) for g in gammas))
+    cells = sorted({(r["network"], r["dataset"], float(r["density"])) for r in runs}, key=lambda c: (c[0], c[1], -c[2]))
+    fig, axes = plt.subplots(1, len(cells), figsize=(5.2 * len(cells), 4.6), squeeze=False)
+    for ax, (network, dataset, density) in zip(axes[0], cells):
+        cell = [r for r in runs if (r["network"], r["dataset"], float(r["density"])) == (network, dataset, density)]
+        seeds = len({r["seed"] for r in cell})
+        for method in _order(payload, {r["method"] for r in cell}):
+            by_gamma: dict = defaultdict(list)
+            for r in cell:
+                if r["method"] == method:
+                    by_gamma[r["gamma"]].append(r)
+            failed = sorted(g for g, rs in by_gamma.items() if any(r["status"] != "ok" for r in rs))
+            points = sorted((g, statistics.fmean(r["val_accuracy"] for r in rs)) for g, rs in by_gamma.items()
+                            if g not in failed)
             colour, marker, line = style(method)
-            ax.plot(gammas, [100 * statistics.fmean(candidates[g]) for g in gammas], color=colour, marker=marker,
-                    linestyle=line, label=method)
-        ax.set_xlabel("gamma (bound on each secondary score, relative to its top-k sum)")
-        ax.set_ylabel(f"validation accuracy (%), mean over {seeds} selection seed(s)")
-        ax.set_title(f"{network} on {dataset}, density {100 * chosen_density:g}%")
+            label = method + (f" (infeasible at γ {', '.join(f'{g:g}' for g in failed)})" if failed else "")
+            ax.plot([g for g, _ in points], [100 * v for _, v in points], color=colour, marker=marker,
+                    linestyle=line, label=label)
+        ax.set_xlabel("gamma (bound on each secondary score / its top-k sum)")
+        ax.set_ylabel(f"validation accuracy (%), {seeds} selection seed(s)")
+        ax.set_title(f"{network} on {dataset}, density {100 * density:g}%")
         ax.grid(True, alpha=0.3)
     _legend(fig, axes[0])
-    fig.suptitle("Choosing gamma: validation accuracy against gamma (selection runs; an infeasible run counts "
-                 "as 0)")
+    fig.suptitle("Choosing gamma: validation accuracy of the selection runs against gamma (the chosen gamma is the "
+                 "highest point of each line)")
     return _save(fig, png, plt)
