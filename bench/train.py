@@ -633,11 +633,16 @@ def read_json(path: Path) -> dict:
 
 
 def write_json(path: Path, payload: dict) -> None:
-    """``payload`` as JSON, one line per run record (compact, and diffs stay readable)."""
-    head = {k: v for k, v in payload.items() if k != "runs"}
+    """``payload`` as JSON: the settings indented, then one line per dataset (its split's
+    indices) and one line per run record (compact, and diffs stay readable)."""
+    def compact(value) -> str:
+        return json.dumps(value, separators=(",", ":"), default=common._json_default)
+
+    head = {k: v for k, v in payload.items() if k not in ("runs", "datasets")}
     text = json.dumps(head, indent=1, default=common._json_default)[:-2]
-    lines = [json.dumps(r, separators=(",", ":"), default=common._json_default) for r in payload["runs"]]
-    text += ',\n "runs": [\n' + ",\n".join(lines) + "\n ]\n}\n"
+    datasets = [f"  {json.dumps(name)}: {compact(info)}" for name, info in payload.get("datasets", {}).items()]
+    text += ',\n "datasets": {\n' + ",\n".join(datasets) + "\n },"
+    text += '\n "runs": [\n' + ",\n".join(compact(r) for r in payload["runs"]) + "\n ]\n}\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
