@@ -15,7 +15,8 @@ Everything chosen is chosen on validation accuracy; test accuracy is only report
   ``better`` / ``worse`` when the interval excludes 0 and ``n >= 3``, ``tie`` when it holds
   0, ``-`` with fewer than 3 seeds. COPS is compared with each of its own scores and with
   the best single score (the single-score method, random excluded, with the best mean
-  validation accuracy at that density); FreezeNet with SNIP and with SynFlow.
+  validation accuracy at that density), the floors variant also with the same method
+  without floors; FreezeNet with SNIP and with SynFlow.
 * Where the layer floors bind, the accuracy at several epochs (does a ranking depend on
   the training budget?), and the mean seconds per run.
 * PNGs: test accuracy against density; accuracy against epoch at the extreme densities;
@@ -279,6 +280,8 @@ def _comparison(payload: dict, panel, methods: dict, densities, order) -> str:
                 continue
             own = [_single_of(payload, s, order) for s in info["scores"]]
             pairs += [(method, o, "own score") for o in own if o]
+            if info.get("gamma_of") in present:
+                pairs.append((method, info["gamma_of"], "same gamma, no floors"))
             if best is not None:
                 pairs.append((method, best, "best single (val)"))
         if "freezenet" in present:
