@@ -509,10 +509,11 @@ class _DefaultsFormatter(argparse.HelpFormatter):
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m bench.train", description=__doc__.split("\n\n")[0], formatter_class=_DefaultsFormatter,
-        epilog="Cost: the default run (LeNet-300-100, 3 densities, 11 methods, 5 test seeds, 1 selection seed, "
-               "6 gamma values, 30 epochs) is 245 runs: about 30 minutes with --jobs 2 on 2 idle cores, about 2 "
-               "hours on 2 cores shared with a load of 10. One run of 30 epochs on one thread: LeNet-300-100 13 s "
-               "idle, 62 s at load 10; LeNet-5-Caffe 140 s idle, 270 s at load 10. --demo takes a minute or two.")
+        epilog="Cost: the default run (LeNet-300-100, 3 densities, 11 methods and the dense network, 5 test "
+               "seeds, 1 selection seed, 6 gamma values, 30 epochs) is 245 runs; it took 46 minutes with --jobs 2 "
+               "on 2 cores shared with other work (load 4 to 10). One run of 30 epochs on one thread: "
+               "LeNet-300-100 12 s alone, 20-60 s on a loaded machine; LeNet-5-Caffe about 2 minutes, 4.5 at "
+               "load 10. --demo takes a minute or two.")
     names = ", ".join(train_networks.NETWORKS)
     parser.add_argument("--networks", nargs="+", default=None, choices=list(train_networks.NETWORKS),
                         metavar="NAME", help=f"networks ({names}); default: {' '.join(DEFAULTS['networks'])}")
