@@ -6,6 +6,11 @@
   [2, 2, 2, 2]), 11.2M prunable weights.
 * :func:`resnet50` - ResNet-50 for 224x224 inputs (7x7 stem, max-pool, bottleneck blocks
   [3, 4, 6, 3], 1000 classes), 25.5M prunable weights.
+* :func:`resnet20` - ResNet-20 for 32x32 inputs (He et al. 2016's CIFAR network: 16, 32, 64
+  channels, three stages of three basic blocks, 1x1 convolution shortcuts where the shape
+  changes), 0.27M prunable weights.
+* :func:`lenet300` - LeNet-300-100 for 28x28 inputs (fully connected 784-300-100-10, ReLU),
+  0.27M prunable weights.
 
 ``width`` scales every channel count (``width=1/16`` gives tiny versions for tests).
 Initialisation as torchvision does it: Kaiming-normal convolutions (fan_out, ReLU), batch
@@ -17,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["vgg16", "resnet18", "resnet50", "MODELS", "build"]
+__all__ = ["vgg16", "resnet18", "resnet50", "resnet20", "lenet300", "MODELS", "build"]
 
 VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
@@ -150,11 +155,51 @@ def resnet50(*, classes: int = 1000, width: float = 1.0, seed: int = 0) -> nn.Mo
     return _init(ResNet(Bottleneck, (3, 4, 6, 3), classes=classes, width=width, imagenet_stem=True))
 
 
+class CifarResNet(nn.Module):
+    """ResNet-6n+2 for 32x32 inputs: a 3x3 stem and three stages of n basic blocks."""
+
+    def __init__(self, blocks: int, *, classes: int, width: float = 1.0):
+        super().__init__()
+        channels = _ch(16, width)
+        self.stem = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
+                                  nn.ReLU(inplace=True))
+        stages = []
+        for i, planes in enumerate((16, 32, 64)):
+            planes = _ch(planes, width)
+            stage = []
+            for j in range(blocks):
+                stage.append(BasicBlock(channels, planes, 2 if i > 0 and j == 0 else 1))
+                channels = planes
+            stages.append(nn.Sequential(*stage))
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.stages(self.stem(x))), 1))
+
+
+def resnet20(*, classes: int = 10, width: float = 1.0, seed: int = 0) -> nn.Module:
+    """ResNet-20 for 3x32x32 inputs."""
+    torch.manual_seed(seed)
+    return _init(CifarResNet(3, classes=classes, width=width))
+
+
+def lenet300(*, classes: int = 10, width: float = 1.0, seed: int = 0) -> nn.Module:
+    """LeNet-300-100 for 1x28x28 inputs (flattened), PyTorch's default linear initialisation."""
+    torch.manual_seed(seed)
+    hidden = (_ch(300, width), _ch(100, width))
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, hidden[0]), nn.ReLU(), nn.Linear(hidden[0], hidden[1]),
+                         nn.ReLU(), nn.Linear(hidden[1], classes))
+
+
 #: name -> (builder, input shape, number of classes)
 MODELS = {
     "vgg16": (vgg16, (3, 32, 32), 10),
     "resnet18": (resnet18, (3, 32, 32), 10),
     "resnet50": (resnet50, (3, 224, 224), 1000),
+    "resnet20": (resnet20, (3, 32, 32), 10),
+    "lenet300": (lenet300, (1, 28, 28), 10),
 }
 
 

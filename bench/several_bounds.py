@@ -24,6 +24,15 @@ process. Every comparison is made on the same arrays in the same process.
 6. ``memory`` (D = 1e8, float32 scores): a fresh process (bench/_worker.py) that generates
    the 4 scores and solves with analytic stays within 24 GiB (peak RSS from ``os.wait4``).
 
+7. ``small`` (D = 1e4 and 1e5, both families, k = D/20): 3 secondary scores within 10x of
+   the first one alone, and within 1/10 of ``method="highs"`` (dual simplex) on the same
+   problem.
+8. ``reported``: the problems users reported, at full size, each within 20x of the solve
+   with its first secondary score alone (rows 0 and 1 of the same array): three bounds at
+   gamma 0.99 on D = 10,000 and 39,555 scores that are 95% exact zeros (k = D/2), and three
+   bounds at gamma 0.9 on uniform scores at low density (D = 3e5 and 1.06e6, k = 0.1%, and
+   1.06e6 at k = 0.28%).
+
 A problem that is infeasible at gamma = 0.75 (lognormal scores at k = D/100 are) is reported
 as N/A with the time its InfeasibleError took. Exit status 0 when no target fails.
 ``--tiny`` shrinks every size (for tests; its PASS/FAIL lines say nothing).
@@ -49,7 +58,7 @@ from copslp._problem import make_problem  # noqa: E402
 from copslp._rounding import round_to_mask  # noqa: E402
 from copslp._scan import scan_point  # noqa: E402
 
-SECTIONS = ("ratios", "highs", "infeasible", "scaling", "rounding", "memory")
+SECTIONS = ("ratios", "highs", "infeasible", "scaling", "rounding", "memory", "small", "reported")
 GAMMA = 0.75
 INFEASIBLE_GAMMA = 0.9
 
@@ -195,6 +204,57 @@ def main(argv=None) -> int:
                     f"(gamma {GAMMA:g}) {feasible.describe()}: {ratio:.2f}x (target <= 5x); message: {message}",
                     size=d, family=family, ratio=ratio, times_infeasible=infeasible.times,
                     times_feasible=feasible.times, message=message)
+            del scores
+        bar.update(1)
+
+    def against_one(name, label, scores, k, gamma, highs=False):
+        """3 secondary scores against the first alone (and highs' dual simplex) on ``scores``."""
+        one = solve_timed(scores[:2], k, args.repeats, gamma=gamma)
+        three = solve_timed(scores, k, args.repeats, gamma=gamma)
+        if three.error is not None:
+            add(name, None, f"{label}: {three.describe()}: {str(three.error)[:160]}", infeasible=True)
+            return None, three
+        info = three.result.info
+        ratio = three.median / one.median
+        line = (f"{label}: 3 secondary {three.describe()}, 1 secondary {one.describe()}: {ratio:.1f}x; survivors "
+                f"{info.get('survivors')}, final LP {info.get('final_lp_size')} elements "
+                f"({info.get('distinct_columns')} distinct), {info.get('oracle_calls')} oracle calls")
+        data = {"ratio_one": ratio, "times_three": three.times, "times_one": one.times}
+        if highs:
+            reference = Timed(lambda: copslp.solve(scores, k, gamma=gamma, method="highs",
+                                                   options={"solver": "simplex"}), 1, warmup=False)
+            share = three.median / reference.median
+            agree = common.rel_diff(reference.result.objective, three.result.objective)
+            line += f"; highs (simplex) {reference.describe()}: {share:.3f} of it, objectives agree to {agree:.1e}"
+            data.update(share_highs=share, times_highs=reference.times)
+        return (ratio, data.get("share_highs"), line, data), three
+
+    if "small" in only:
+        for family in common.FAMILIES:
+            for d in ((10_000,) if args.tiny else (10_000, 100_000)):
+                scores = common.make_scores(family, 4, d)
+                label = f"D = {common.fmt_size(d)}, {family}, k = D/20, gamma {GAMMA:g}"
+                measured, three = against_one(f"small {family} {d}", label, scores, d // 20, GAMMA, highs=True)
+                if measured is not None:
+                    ratio, share, line, data = measured
+                    add(f"small {family} {common.fmt_size(d)}", ratio <= 10 and share <= 0.1,
+                        line + " (targets <= 10x 1 secondary, <= 0.1 of highs)", size=d, family=family, **data)
+        bar.update(1)
+
+    if "reported" in only:
+        rng = np.random.default_rng(0)
+        reported = []
+        for d in ((2_000,) if args.tiny else (10_000, 39_555)):
+            scores = rng.random((4, d)) * (rng.random((4, d)) < 0.05)
+            reported.append((f"95% zeros D = {common.fmt_size(d)}", scores, d // 2, 0.99))
+        for d, share in (((20_000, 0.01),) if args.tiny else ((300_000, 0.001), (1_060_000, 0.001), (1_060_000, 0.0028))):
+            reported.append((f"uniform D = {common.fmt_size(d)}, k = {share:.2%}", rng.random((4, d)),
+                             max(1, int(d * share)), 0.9))
+        for label, scores, k, gamma in reported:
+            measured, three = against_one(f"reported {label}", f"{label}, gamma {gamma:g}", scores, k, gamma)
+            if measured is not None:
+                ratio, _, line, data = measured
+                add(f"reported {label}", ratio <= 20, line + " (target <= 20x)", **data)
             del scores
         bar.update(1)
 

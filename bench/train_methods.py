@@ -275,3 +275,44 @@ register(Method("interspace-snip", "SNIP of interspace coefficients (DCT filter 
                 ("interspace-snip",), prepare=_to_interspace))
 register(Method("interspace-cops-0.9", "COPS SNIP > SynFlow, gamma 0.9, on interspace coefficients (DCT basis)",
                 ("interspace-snip", "interspace-synflow"), {"gamma": 0.9}, prepare=_to_interspace))
+
+
+# ----------------------------------------------------------------------------- the baselines of 2026
+#: NTK-SAP's settings in its authors' scripts: 5 re-initialisations per score, 20 iterative rounds.
+NTK_SAP_ROUNDS, NTK_SAP_ITERATIONS = 5, 20
+
+
+def _random_in_layers(p: Problem, distribution: str) -> Score:
+    """Random scores lifted by 1 on a random choice of ``layer_budgets(distribution)`` elements per
+    layer: their top-k (k = the budgets' sum) is that layer-wise random mask."""
+    from torch_adapter import layer_budgets, top_k_mask
+
+    drawn = scores.random(p.model, seed=p.seed, layout=p.layout)
+    chosen = top_k_mask(drawn, p.density, scope="local",
+                        layer_budgets=layer_budgets(p.layout, p.density, distribution))
+    return Score(drawn.values + chosen.to(drawn.values.dtype), p.layout, f"random-{distribution}",
+                 {"seed": p.seed, "distribution": distribution})
+
+
+register_score("synflow-l2", lambda p: scores.synflow_l2(p.model, p.input_shape, iterations=SYNFLOW_ROUNDS,
+                                                         final_density=p.density, layout=p.layout))
+register_score("ntk-sap", lambda p: scores.ntk_sap(p.model, p.input_shape, rounds=NTK_SAP_ROUNDS, seed=p.seed,
+                                                   iterations=NTK_SAP_ITERATIONS, final_density=p.density,
+                                                   layout=p.layout))
+register_score("grasp-abs", lambda p: scores.grasp(p.model, p.loss_fn, p.batches, absolute=True, layout=p.layout))
+register_score("grasp-original", lambda p: scores.grasp(p.model, p.loss_fn, p.batches, conventions="original",
+                                                        seed=p.seed, layout=p.layout))
+register_score("random-erk", lambda p: _random_in_layers(p, "erk"))
+register_score("random-uniform", lambda p: _random_in_layers(p, "uniform"))
+
+register(Method("synflow-l2", f"SynFlow-L2 (squared weights), iterative ({SYNFLOW_ROUNDS} rounds), top-k",
+                ("synflow-l2",)))
+register(Method("ntk-sap", f"NTK-SAP ({NTK_SAP_ROUNDS} re-initialisations, {NTK_SAP_ITERATIONS} iterative rounds), "
+                f"top-k", ("ntk-sap",)))
+register(Method("grasp-abs", "|GraSP| |theta * Hg| (Lubana and Dick 2021), top-k", ("grasp-abs",)))
+register(Method("grasp-original", "GraSP with its authors' conventions (train mode, Xavier Linear weights, "
+                "half-batches), top-k", ("grasp-original",)))
+register(Method("random-erk", "random mask with ERK per-layer densities (Evci et al. 2020)", ("random-erk",)))
+register(Method("random-uniform", "random mask with the same density in every layer", ("random-uniform",)))
+register_score("prospr", lambda p: scores.prospr(p.model, p.loss_fn, p.batches, layout=p.layout))
+register(Method("prospr", "ProsPr: |d loss after 3 SGD steps / d mask| (Alizadeh et al. 2022), top-k", ("prospr",)))

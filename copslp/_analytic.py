@@ -1,8 +1,8 @@
-r"""The analytic method: the exact LP optimum from the dual characterisation (COPS.md §3-4).
+r"""The analytic method: the exact LP optimum from the dual characterisation (docs/maths.md §3-4).
 
 The dual of the COPS LP is :math:`\min_{\lambda\ge 0}\phi(\lambda)` with
 :math:`\phi(\lambda) = T_k(s_0 + \sum_i \lambda_i s_i) - \langle\lambda, b\rangle` (with floors,
-:math:`T_k` becomes the value of the greedy of COPS.md §6). The method
+:math:`T_k` becomes the value of the greedy of docs/maths.md §6). The method
 
 1. estimates :math:`\lambda^*` on a random subsample (budget and bounds scaled to it),
 2. puts a box around the estimate and screens safely: with :math:`m_j, M_j` the smallest and
@@ -23,7 +23,7 @@ The exact finish on the survivors is a step of its own, one module per case:
   (:func:`_solve_survivors`);
 * several bounds (r > 1), :mod:`copslp._several_bounds`: projected Newton steps (the ellipsoid
   method when they stall) with one selection on the survivors as the oracle, re-screening as
-  the box shrinks, then the exact LP on the few thousand left (HiGHS, the vertex polished).
+  the box shrinks, then the exact LP on the few thousand left (:mod:`copslp._simplex`).
 
 Screening itself is :mod:`copslp._screening`. This module holds the road between them: the
 subsample estimate, the boxes and their re-centring, the case gamma = 1 (solved on its face)
@@ -54,9 +54,11 @@ from ._point import Screened, ScreenLevel, mask_point, screened_point
 from ._problem import Outline, PreparedProblem, Problem
 from ._result import LPSolution
 from ._screening import MinimumOutsideBox, ReducedProblemInfeasible, Screening, Tally, screen, screen_and_tally
+from ._screening import kernels_in_use
 from ._selection import (group_starts, kth_largest, prefilters, strided_candidate_level, take_columns, top_k_sum,
                          top_k_sum_by_partition)
-from ._several_bounds import FINAL_LP_SIZE, Box, final_lp, inside, several_bounds_finish
+from ._several_bounds import FINAL_LP_SIZE, Box, few_enough, inside, several_bounds_finish
+from ._simplex import solve_small_lp
 
 __all__ = ["solve_analytic", "first_pass", "FirstPass"]
 
@@ -125,12 +127,13 @@ def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int
     settings = _Settings(rtol, sample_size, seed, max_rounds, certificate_reads)
     inner = _full_inner(problem)
     r = inner.thresholds.shape[0]
-    info = {"rounds": 0, "survivors": problem.size}
+    info = {"rounds": 0, "survivors": problem.size, "kernels": kernels_in_use()}
     if r == 0:  # the top-k of s_0 (with floors, the greedy): an integral point, given as a mask
         mask = inner.mask_of(inner.select(inner.scores[0]))
         return LPSolution(mask, np.zeros(problem.n_scores - 1), rtol, info)
-    if r > 1 and not problem.has_floors:
-        _raise_if_a_bound_alone_fails(problem)  # T_k(s_i) >= b_i: known from validation, free
+    if r > 1:
+        if not problem.has_floors:
+            _raise_if_a_bound_alone_fails(problem)  # T_k(s_i) >= b_i: known from validation, free
         at_best = [row for row, i in enumerate(problem.active)
                    if problem.thresholds[i] >= problem.best_reachable[i] - 1e-12 * abs(problem.best_reachable[i])]
         if at_best:
@@ -158,18 +161,22 @@ def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int
 
 def _solve_on_best_face(problem: Problem, inner: InnerProblem, row: int, settings: _Settings):
     r"""Several bounds, one of which (active ``row``, score i) asks for the best value its
-    score reaches (gamma_i = 1, no floors): every feasible x lies on the face
+    score reaches (gamma_i = 1): every feasible x lies on the face
     :math:`\langle s_i, x\rangle = T_k(s_i)`, which keeps every element with :math:`s_{ij}`
     above the k-th largest value L of s_i, drops every one below it, and leaves the c
     missing slots to the elements tied at L (often one). The problem left on the tied
-    elements, without bound i (their s_i are all L), is solved by :func:`solve_analytic`;
-    its multipliers hold for the other bounds. :math:`\lambda_i`, which may have to be large
+    elements, without bound i (their s_i are all L; with floors, each floor less the
+    elements above L in its group), is solved by :func:`solve_analytic`; its multipliers
+    hold for the other bounds. :math:`\lambda_i`, which may have to be large
     (it is unbounded when the face is a single point), is the least that keeps every kept
     element at or above the level and every dropped one at or below it: with
     :math:`w = s_0 + \sum_{l \ne i}\lambda_l s_l` and :math:`\mu_T` the level of the tied
     elements, :math:`\lambda_i = \max(0, \max_{s_{ij} > L} (\mu_T - w_j)/(s_{ij} - L),
     \max_{s_{ij} < L} (w_j - \mu_T)/(L - s_{ij}))`; then v = w + lambda_i s_i has the level
-    :math:`\mu_T + \lambda_i L` and the certificate holds."""
+    :math:`\mu_T + \lambda_i L` and the certificate holds. With floors the levels differ per
+    group, so :math:`\mu_T` is replaced by the largest w of a tied element for the elements
+    above L and by the smallest for those below: every element above L then has a larger v
+    than every tied one, which has a larger v than every element below, in every group."""
     s_i = inner.scores[row + 1]  # compared with its own k-th value; differences taken in float64
     k = problem.budget
     level = kth_largest(s_i, k)
@@ -177,9 +184,17 @@ def _solve_on_best_face(problem: Problem, inner: InnerProblem, row: int, setting
     others = [other for other in range(inner.thresholds.shape[0]) if other != row]
     rows = np.array([0] + [other + 1 for other in others])
     taken = take_columns(inner.scores[rows], above).sum(axis=1)
+    groups = floors = sizes = None
+    if problem.has_floors:  # the face keeps every element above L: the floors left for the tied ones
+        groups = problem.groups[tied]
+        sizes = np.bincount(groups, minlength=problem.floors.shape[0])
+        floors = np.maximum(problem.floors - np.bincount(problem.groups[above], minlength=sizes.shape[0]), 0)
+        if np.any(floors > sizes) or floors.sum() > k - above.shape[0]:  # no point of the face meets the floors
+            raise _infeasibility_or_failure(problem, inner, settings)
     face = Problem(take_columns(inner.scores[rows], tied), k - above.shape[0], inner.thresholds[others] - taken[1:],
                    None, np.array([top_k_sum(row_scores, k - above.shape[0])
-                                   for row_scores in take_columns(inner.scores[rows[1:]], tied)]))
+                                   for row_scores in take_columns(inner.scores[rows[1:]], tied)]),
+                   groups, floors, sizes)
     try:
         solution = solve_analytic(face, **settings._asdict())
     except InfeasibleError:
@@ -191,13 +206,16 @@ def _solve_on_best_face(problem: Problem, inner: InnerProblem, row: int, setting
     w = inner.combine(np.insert(lam_others, row, 0.0))
     w_tied = w[tied]
     kept = np.asarray(solution.x) > 0
-    tied_level = float(w_tied[kept].min()) if kept.any() else float(w_tied.max())
+    if problem.has_floors:  # a level per group: every element above L over every tied one, every one below under
+        lowest_kept, highest_dropped = float(w_tied.max()), float(w_tied.min())
+    else:
+        lowest_kept = highest_dropped = float(w_tied[kept].min()) if kept.any() else float(w_tied.max())
     below = np.flatnonzero(s_i < level)
     need = [0.0]
     if above.shape[0]:
-        need.append(float(np.max((tied_level - w[above]) / (s_i[above].astype(np.float64) - level))))
+        need.append(float(np.max((lowest_kept - w[above]) / (s_i[above].astype(np.float64) - level))))
     if below.shape[0]:
-        need.append(float(np.max((w[below] - tied_level) / (level - s_i[below].astype(np.float64)))))
+        need.append(float(np.max((w[below] - highest_dropped) / (level - s_i[below].astype(np.float64)))))
     lam = np.insert(lam_others, row, max(need))
     return x, lam, {"best_face_of": int(problem.active[row]) + 1, "face_size": int(tied.shape[0]),
                     **{key: value for key, value in solution.info.items() if key in ("oracle_calls", "final_lp_size")}}
@@ -231,7 +249,7 @@ def _infeasibility_proof(problem: Problem, inner: InnerProblem, settings: _Setti
     every bound (then a reduced problem found infeasible only had a wrong box).
 
     A bound that cannot be met alone raises at once (:func:`copslp._infeasibility.single_bound_error`). For the
-    bounds together, COPS.md section 3: they cannot all hold on the polytope P (budget and
+    bounds together, docs/maths.md §3: they cannot all hold on the polytope P (budget and
     floors) iff a ray :math:`\lambda \ge 0` has :math:`T^P_k(\sum_i \lambda_i s_i) <
     \langle\lambda, b\rangle`. The ray is found by the same machinery, one bound fewer: with
     the first active bound h as the objective,
@@ -606,14 +624,46 @@ class BoxSchedule:
         self.width *= 4.0
 
 
-def _whole_problem_lp(problem, inner, settings: _Settings, rounds: int):
+def _whole_problem_lp(problem, inner, settings: _Settings, rounds: int, centre=None):
     """Several bounds whose boxes kept missing lambda* (it can be very large when a bound
-    asks for the best value its score reaches, gamma = 1): the exact LP on every element."""
+    asks for the best value its score reaches, gamma = 1): the localisation on every
+    element (:func:`_localise_everywhere`)."""
     try:
-        x, lam, details = final_lp(_in_float64(inner), settings.rtol)
+        x, lam, details = _localise_everywhere(_in_float64(inner), settings.rtol, centre)
     except ReducedProblemInfeasible:
         raise _infeasibility_or_failure(problem, inner, settings) from None
-    details.update(rounds=rounds, survivors=problem.size, oracle_calls=0, final_lp_size=problem.size)
+    details.update(rounds=rounds, survivors=problem.size)
+    return x, lam, details
+
+
+#: Boxes [0, hi] tried by :func:`_localise_everywhere`, each 16 times wider than the last.
+_WIDENINGS = 6
+
+
+def _localise_everywhere(inner: InnerProblem, rtol: float, centre=None):
+    """The several-bounds finish (:func:`several_bounds_finish`) on every element of
+    ``inner``, with no estimate to start from: boxes [0, hi] from ``hi = 4 lambda_ref``
+    (lambda_ref = mean |s_0| / mean |s_i|, the scale at which s_i weighs as much as s_0),
+    widened sixteenfold while the minimum lies on their outer face (or a re-screening inside
+    one left an infeasible problem, so that box did not hold lambda*). Each oracle call is one
+    selection over the elements, each re-screening one pass. A minimum beyond every box (a
+    bound at the best value its score reaches, lambda* unbounded) is left to the simplex on
+    the distinct columns (:func:`copslp._simplex.solve_small_lp`), which needs no box."""
+    magnitude = np.abs(inner.scores).mean(axis=1)
+    reference = np.where(magnitude[1:] > 0, magnitude[0] / np.maximum(magnitude[1:], 1e-300), 1.0)
+    reference = np.where(reference > 0, reference, 1.0)
+    start = reference if centre is None else np.maximum(np.asarray(centre, dtype=np.float64), 0.0)
+    hi = np.maximum(4.0 * reference, 2.0 * start)
+    for _ in range(_WIDENINGS):
+        try:
+            return several_bounds_finish(inner, Box(np.zeros_like(hi), hi, np.minimum(start, hi)), rtol)
+        except MinimumOutsideBox as outside:
+            start = outside.multipliers
+            hi = np.maximum(16.0 * hi, 2.0 * start)
+        except ReducedProblemInfeasible:  # a stage fixed elements that lambda* does not: a wider box
+            hi = 16.0 * hi
+    x, lam, details = solve_small_lp(inner, start)
+    details.update(oracle_calls=0, final_lp_size=inner.size)
     return x, lam, details
 
 
@@ -717,9 +767,10 @@ def _solve_exact(inner: InnerProblem, rtol: float, bracket=None):
     """x, lambda (active bounds only) and details of the LP on ``inner``, exactly.
 
     ``bracket`` = (lo, hi, centre), arrays of one value per bound: where lambda* is expected,
-    and the best guess of it. One bound: the walk; several: the localisation of
-    :func:`several_bounds_finish` when a bracket is known and more than ``FINAL_LP_SIZE``
-    elements are left, else the exact LP at once (:func:`final_lp`)."""
+    and the best guess of it. One bound: the walk; several: the simplex of
+    :func:`copslp._simplex.solve_small_lp` at once on at most ``FINAL_LP_SIZE`` elements,
+    else the localisation of :func:`several_bounds_finish` in the bracket (without one, in
+    boxes from 0 that widen, :func:`_localise_everywhere`) first."""
     if inner.budget == 0:
         taken = np.zeros(inner.thresholds.shape[0])
         if np.any(taken < inner.thresholds):
@@ -727,8 +778,10 @@ def _solve_exact(inner: InnerProblem, rtol: float, bracket=None):
         return np.zeros(inner.size), np.zeros(inner.thresholds.shape[0]), {}
     if inner.thresholds.shape[0] == 1:
         return solve_one_bound(inner, None if bracket is None else tuple(float(end[0]) for end in bracket))
-    if bracket is None or inner.size <= FINAL_LP_SIZE:
-        x, lam, details = final_lp(inner, rtol)
+    if few_enough(inner):
+        x, lam, details = solve_small_lp(inner, None if bracket is None else bracket[2])
         details.update(oracle_calls=0, final_lp_size=inner.size)
         return x, lam, details
+    if bracket is None:
+        return _localise_everywhere(inner, rtol)
     return several_bounds_finish(inner, Box(*bracket), rtol)

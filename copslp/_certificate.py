@@ -1,4 +1,4 @@
-r"""The optimality certificate of COPS.md section 3.
+r"""The optimality certificate of docs/maths.md §3.
 
 Given an LP point ``x`` and multipliers ``lambda`` (and, for a screened answer, the record of
 its screening; nothing else from the method), form
@@ -296,7 +296,9 @@ def certify_binary(problem: Problem, x: np.ndarray, solution, *, rtol: float) ->
     integrality = float(np.abs(x - np.round(x)).max())
     primal = max(abs(float(x.sum()) - k) / k, integrality)
     for i in problem.active:
-        scale = max(abs(problem.thresholds[i]), float(np.abs(problem.scores[i + 1]) @ x), _TINY)
+        # the yardstick of certify: the bound, the best value, the terms summed
+        scale = max(abs(problem.thresholds[i]), abs(problem.best_reachable[i]), float(np.abs(problem.scores[i + 1]) @ x),
+                    _TINY)
         primal = max(primal, (problem.thresholds[i] - values[i + 1]) / scale)
     if problem.has_floors:
         counts = np.bincount(problem.groups, weights=x, minlength=problem.floors.shape[0])

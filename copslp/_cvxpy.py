@@ -17,9 +17,6 @@ cvxpy is imported inside :func:`solve_cvxpy` only.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 from collections.abc import Mapping
 
 import numpy as np
@@ -29,6 +26,7 @@ from ._infeasibility import backend_infeasible_error
 from ._lp import build_lp, clip_to_box, duals_to_convention
 from ._problem import Problem
 from ._result import LPSolution
+from ._stdout import native_stdout_to_stderr
 
 __all__ = ["solve_cvxpy", "SOLVER_TOLERANCE", "DEFAULT_SOLVERS"]
 
@@ -62,28 +60,6 @@ DEFAULT_OPTIONS = {
 
 _SOLVED = ("optimal", "optimal_inaccurate")
 _INFEASIBLE = ("infeasible", "infeasible_inaccurate")
-
-
-@contextlib.contextmanager
-def _native_stdout_to_stderr():
-    """Point file descriptor 1 at stderr for the duration of the block.
-
-    cvxpy builds its own ``highspy.Highs()``, whose constructor writes HiGHS's banner on
-    stdout before any option can switch it off; this keeps that (and any other native
-    solver output) off stdout. Where either descriptor is closed nothing is redirected.
-    """
-    sys.stdout.flush()
-    try:
-        saved = os.dup(1)
-        os.dup2(2, 1)
-    except OSError:
-        yield
-        return
-    try:
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def solve_cvxpy(problem: Problem, *, solver, solver_options, tolerance) -> LPSolution:
@@ -133,7 +109,7 @@ def solve_cvxpy(problem: Problem, *, solver, solver_options, tolerance) -> LPSol
         constraints.append(rows)
     model = cp.Problem(cp.Maximize(lp.objective @ x), constraints)
     try:
-        with _native_stdout_to_stderr():
+        with native_stdout_to_stderr():  # cvxpy's Highs() writes HiGHS's banner
             model.solve(solver=solver, **options)
     except cp.error.SolverError as error:
         raise SolverError(f"cvxpy solver {solver} failed: {error}") from error

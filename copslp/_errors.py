@@ -31,7 +31,7 @@ class InfeasibleError(ValueError):
     farkas_multipliers : ndarray or None
         A ray ``lambda >= 0`` (one entry per row of ``conflicting_scores``) that proves it:
         ``T_k^P(sum_i lambda_i s_i) < sum_i lambda_i b_i``, with ``T_k^P`` the best value of
-        ``<v, x>`` over the points within the budget (and floors); see COPS.md section 3.
+        ``<v, x>`` over the points within the budget (and floors); see docs/maths.md §3.
     """
 
     def __init__(self, message, *, score_index=None, threshold=None, best_reachable=None,

@@ -1,8 +1,8 @@
 """Why a problem is infeasible, in one place: every method raises the errors made here.
 
-Two cases (COPS.md §3). A bound that cannot be met on its own: the largest value of
+Two cases (docs/maths.md §3). A bound that cannot be met on its own: the largest value of
 ``<s_i, x>`` over budget-k points meeting the floors is ``T_k(s_i)`` without floors and the
-value of the floors greedy (COPS.md §6) with them; if that is below ``b_i`` the error names
+value of the floors greedy (docs/maths.md §6) with them; if that is below ``b_i`` the error names
 the score, the bound and that value. Bounds that can each be met but not all at once: the
 error names the conflicting bounds, the Farkas ray ``lambda >= 0`` that proves it
 (``T^P_k(sum_i lambda_i s_i) < <lambda, b>``, found by the analytic method) and by how much

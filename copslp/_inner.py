@@ -1,6 +1,6 @@
 """The inner problem of the dual: for fixed multipliers, the best k-set of ``v``.
 
-Without floors it is the top-k of v; with floors it is the greedy of COPS.md section 6
+Without floors it is the top-k of v; with floors it is the greedy of docs/maths.md §6
 (:func:`copslp._selection.top_k_with_floors`). :class:`InnerProblem` holds the data of one
 (sub)problem, evaluates the dual function ``phi`` through these selections, and is shared by
 the analytic and the bisection methods.
@@ -14,8 +14,8 @@ from functools import cached_property
 
 import numpy as np
 
-from ._selection import (group_order, group_starts, lexicographic_top_k, top_k_indices_of_long,
-                         top_k_with_floors)
+from ._selection import (collapse_equal_columns, group_order, group_starts, lexicographic_top_k,
+                         top_k_indices_of_long, top_k_with_floors)
 
 __all__ = ["InnerProblem", "reaches", "mix_to_bound"]
 
@@ -44,6 +44,17 @@ class InnerProblem:
     groups: np.ndarray | None = None
     floors: np.ndarray | None = None
     layout: Callable[[], tuple] | None = None  # gives (order, starts) of the groups, when known
+    #: Absolute round-off each threshold carries (the sums it was reduced by); None: that of
+    #: b itself, 1e-12 |b| (:func:`reaches`).
+    threshold_slack: np.ndarray | None = None
+
+    @property
+    def slack(self) -> np.ndarray:
+        """How far below its threshold a bound still counts as met: the round-off of the
+        sums behind the threshold (a bound at gamma = 1 is met only up to it)."""
+        if self.threshold_slack is None:
+            return 1e-12 * np.abs(self.thresholds)
+        return self.threshold_slack
 
     @property
     def size(self) -> int:
@@ -54,6 +65,12 @@ class InnerProblem:
         if self.layout is not None:
             return self.layout()
         return group_order(self.groups), group_starts(np.bincount(self.groups, minlength=self.floors.shape[0]))
+
+    @cached_property
+    def distinct_columns(self) -> int:
+        """Elements that differ in some score or in their group (equal ones are
+        interchangeable in the LP: one column of the simplex, :mod:`copslp._simplex`)."""
+        return int(collapse_equal_columns(self.scores, self.groups)[0].shape[1])
 
     def select(self, values: np.ndarray) -> np.ndarray:
         """Indices of a best budget-set by ``values`` (ties broken arbitrarily)."""

@@ -63,12 +63,20 @@ static int take_buffer(PyObject *object, Held *held, int output, const char *nam
                        Py_ssize_t length, int exact)
 {
     if (PyObject_GetBuffer(object, &held->view, output ? PyBUF_RECORDS : PyBUF_RECORDS_RO) != 0) {
-        PyObject *type, *value, *traceback;  /* numpy's words, with the name */
+        /* numpy's words, with the name */
+#if PY_VERSION_HEX >= 0x030C0000
+        PyObject *raised = PyErr_GetRaisedException();
+        PyErr_Format(raised == NULL ? PyExc_TypeError : (PyObject *)Py_TYPE(raised), "%s: %S", name,
+                     raised == NULL ? Py_None : raised);
+        Py_XDECREF(raised);
+#else
+        PyObject *type, *value, *traceback;
         PyErr_Fetch(&type, &value, &traceback);
         PyErr_Format(type == NULL ? PyExc_TypeError : type, "%s: %S", name, value == NULL ? Py_None : value);
         Py_XDECREF(type);
         Py_XDECREF(value);
         Py_XDECREF(traceback);
+#endif
         return -1;
     }
     held->held = 1;
@@ -782,10 +790,13 @@ static PyObject *screen_several(PyObject *Py_UNUSED(self), PyObject *args)
     Py_END_ALLOW_THREADS
     release(&ones_held, 1);
     found_tuple = PyTuple_New(r);
-    if (found_tuple != NULL) {
-        for (Py_ssize_t i = 0; i < r; i++) PyTuple_SET_ITEM(found_tuple, i, PyLong_FromSsize_t(found[i]));
-        result = Py_BuildValue("nnnnOd", counts[0], counts[1], counts[2], counts[3], found_tuple, total);
+    if (found_tuple == NULL) goto done;
+    for (Py_ssize_t i = 0; i < r; i++) {
+        PyObject *count = PyLong_FromSsize_t(found[i]);
+        if (count == NULL) goto done; /* the tuple's empty slots are NULL, which its release skips */
+        PyTuple_SET_ITEM(found_tuple, i, count);
     }
+    result = Py_BuildValue("nnnnOd", counts[0], counts[1], counts[2], counts[3], found_tuple, total);
 done:
     Py_XDECREF(found_tuple);
     PyMem_Free(scratch);
@@ -829,8 +840,17 @@ static PyMethodDef methods[] = {
      "r counts; taken the 2 (r + 1) running sums and errors. See copslp._screening._screen_streamed."},
     {NULL, NULL, 0, NULL}};
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels",
-                                    "The fused screening passes of copslp._screening.", -1, methods,
-                                    NULL, NULL, NULL, NULL};
+/* Multi-phase initialisation, for the slots. The module keeps no state and its loops touch only
+ * the buffers they are handed (with the GIL released already), so it runs without the GIL in a
+ * free-threaded build. */
+static PyModuleDef_Slot slots[] = {
+#ifdef Py_mod_gil
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, NULL}};
 
-PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels",
+                                    "The fused screening passes of copslp._screening.", 0, methods,
+                                    slots, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__kernels(void) { return PyModuleDef_Init(&module); }

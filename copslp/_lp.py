@@ -13,9 +13,23 @@ built here once, with ``c = s_0 / \sigma_0`` and the rows of ``A`` in this order
 * one row per active secondary score i: ``<s_i, x> / \sigma_i >= b_i / \sigma_i``;
 * one row per group l with a positive floor: ``sum_{j in G_l} x_j >= f_l``.
 
-Each score is divided by its largest magnitude ``\sigma`` (1 for an all-zero score) so that
-the backends' absolute tolerances act as relative ones. Switched-off bounds and zero floors
-get no row.
+The primary score is divided by its largest magnitude ``\sigma_0`` (1 for an all-zero score),
+and the bound on score i by ``\sigma_i = \max(T_k(s_i), |b_i|) / k``, at most its largest
+magnitude (that where both are 0), so that the backends' absolute tolerances act as relative
+ones on the scale the certificate measures a bound against (the bound, the best value
+``T_k(s_i)``). A score whose largest entries in magnitude are few and far larger than the k
+it keeps (one entry of -1 among entries of 1e-9) scaled by its largest magnitude would leave
+the entries that decide the bound below HiGHS's tolerances (it drops matrix entries under
+1e-9, and meets rows to 1e-7): on this scale they are of order 1 and the large ones large.
+Switched-off bounds and zero floors get no row.
+
+Only bounds that some point meets on its own reach a backend: :func:`build_lp` raises the
+:class:`copslp.InfeasibleError` of :func:`copslp._infeasibility.single_bound_error` (the
+analytic method's verdict, with the best reachable value) for any other. This keeps the
+scaled bounds where a backend reads them as numbers: ``<s_i, x> / \sigma_i`` lies in
+``[-k, k]``, so a bound that can be met is at most ``k`` after scaling, and a scaled bound below
+``-k``, which every point meets, is raised to ``-k``. (HiGHS reads a bound of 1e20 or more as
+infinite, and a positive bound on an all-zero row as met within its feasibility tolerance.)
 
 Duals. A backend reports row duals ``y`` in its own sign convention; with the sign that makes
 ``sign * y_r`` the sensitivity ``d(max c^T x) / d(rhs_r)`` of the scaled maximum to the row's
@@ -31,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sparse
 
+from ._infeasibility import single_bound_error
 from ._problem import Problem
 
 __all__ = ["StandardLP", "Duals", "build_lp", "duals_to_convention", "clip_to_box"]
@@ -99,19 +114,37 @@ def _scale(values: np.ndarray) -> float:
     return peak if peak > 0 else 1.0
 
 
+def _bound_scale(problem: Problem, index: int) -> float:
+    """``sigma_i`` of the bound on secondary score ``index``: the mean of the k largest entries
+    (``T_k(s_i) / k``) or ``|b_i| / k`` if larger, at most the largest magnitude, and the largest
+    magnitude where both are 0 (see the module docstring)."""
+    peak = _scale(problem.scores[index + 1])
+    level = max(abs(float(problem.thresholds[index])), abs(float(problem.best_reachable[index]))) / problem.budget
+    return min(level, peak) if level > 0 else peak
+
+
 def build_lp(problem: Problem) -> StandardLP:
-    """The scaled LP of ``problem`` (see the module docstring)."""
+    """The scaled LP of ``problem`` (see the module docstring).
+
+    Raises
+    ------
+    InfeasibleError
+        A bound that no point within the budget (and floors) meets on its own.
+    """
+    error = single_bound_error(problem)
+    if error is not None:
+        raise error
     size = problem.size
     active = problem.active
     objective_scale = _scale(problem.primary)
-    bound_scales = np.array([_scale(problem.scores[i + 1]) for i in active], dtype=np.float64)
+    bound_scales = np.array([_bound_scale(problem, i) for i in active], dtype=np.float64)
 
     dense = np.empty((1 + active.shape[0], size), dtype=np.float64)
     dense[0] = 1.0
     for row, i in enumerate(active, start=1):
         np.divide(problem.scores[i + 1], bound_scales[row - 1], out=dense[row])
     matrix = sparse.csc_array(dense)
-    lower = [np.array([float(problem.budget)]), problem.thresholds[active] / bound_scales]
+    lower = [np.array([float(problem.budget)]), np.maximum(problem.thresholds[active] / bound_scales, -problem.budget)]
     upper = [np.array([float(problem.budget)]), np.full(active.shape[0], np.inf)]
 
     n_groups = 0

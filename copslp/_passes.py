@@ -1,6 +1,6 @@
 r"""The O(D) passes of the analytic method, for scores that live where the caller keeps them.
 
-The analytic method (COPS.md §3-4) touches all D elements only in a few passes: a
+The analytic method (docs/maths.md §3-4) touches all D elements only in a few passes: a
 subsample, the screening of a box of multipliers, the levels of ``v = s_0 + sum_i lambda_i s_i``
 over what screening fixed, and the mask. Everything else runs on the subsample or on the
 survivors, a few thousand elements, as numpy arrays. :func:`copslp._streamed.solve_streamed`

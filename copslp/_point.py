@@ -1,7 +1,7 @@
 """An LP point stored as the entries equal to 1 and the few other nonzero entries.
 
 An optimal point of COPS is the top-k indicator of ``v`` except for at most r + 1 entries
-at the k-th level (COPS.md section 3): as a float64 array of length D it costs 8 bytes per
+at the k-th level (docs/maths.md §3): as a float64 array of length D it costs 8 bytes per
 element, twice a float32 score. :class:`MaskPoint` keeps it in 1 byte per element (a mask)
 plus the few other entries; :class:`IndexedPoint` keeps the positions of its ones instead
 and makes the mask only when asked for it. :func:`copslp.solve` scans and rounds them as

@@ -327,13 +327,43 @@ def check_finite(scores: np.ndarray, totals: np.ndarray, best: np.ndarray) -> No
 
 
 def raise_if_sums_overflow(scores: np.ndarray) -> None:
-    """Raise ValueError when ``sum_j |s_ij|`` overflows float64 for some row: then some sum a
-    method or the certificate forms may too, in whatever order it adds (summed block by
-    block, without a copy of the scores)."""
+    """Raise ValueError for scores that float64 cannot carry through a method (asked when a
+    method failed, or its answer failed the certificate, to name a cause the caller can mend):
+
+    * ``sum_j |s_ij|`` overflows float64 for some row: then some sum a method or the
+      certificate forms may too, in whatever order it adds;
+    * a secondary score so small next to the primary one that the multiplier of its bound,
+      of the order of ``max|s_0| / max|s_i|`` or larger, may overflow float64 (a ratio within
+      ``2^32`` of the largest float64, or a largest magnitude that is subnormal). The LP is the same with ``s_i`` and an absolute ``b_i`` multiplied by one
+      positive number (a relative bound needs no change), and a power of 2 changes no digit.
+
+    Summed block by block, without a copy of the scores."""
     with np.errstate(over="ignore", invalid="ignore"):
         magnitudes = sum(np.abs(scores[:, block]).sum(axis=1, dtype=np.float64) for block in blocks(scores.shape[1]))
     if not np.isfinite(magnitudes).all():
         raise ValueError("scores are so large that their sums overflow float64; rescale them")
+    peaks = np.zeros(scores.shape[0])
+    for block in blocks(scores.shape[1]):
+        np.maximum(peaks, np.abs(scores[:, block]).max(axis=1).astype(np.float64), out=peaks)
+    with np.errstate(over="ignore", divide="ignore"):
+        ratios = peaks[0] / peaks[1:]
+    for i in np.flatnonzero((peaks[1:] > 0) & ((peaks[1:] < _SMALLEST_NORMAL) | ~(ratios <= _LARGEST_RATIO))):
+        raise ValueError(
+            f"scores[{i + 1}] is so small next to scores[0] (largest magnitudes {float(peaks[i + 1])!r} and "
+            f"{float(peaks[0])!r}) that the multiplier of its bound, their ratio or more, is at the end of float64: rescale "
+            f"scores[{i + 1}] (multiply it, and an absolute bound on it, by a power of 2: "
+            f"numpy.ldexp(scores[{i + 1}], {_power_to_one(peaks[i + 1])}); a relative bound gamma stays as it is)")
+
+
+_SMALLEST_NORMAL = float(np.finfo(np.float64).tiny)
+#: Ratios max|s_0| / max|s_i| above this leave a multiplier (the ratio times the trade-off
+#: between the scores, unbounded at gamma = 1) less than 32 binary orders of magnitude of room.
+_LARGEST_RATIO = float(np.finfo(np.float64).max) / 2.0**32
+
+
+def _power_to_one(value: float) -> int:
+    """p with ``value * 2**p`` in [0.5, 1)."""
+    return -int(np.frexp(value)[1])
 
 
 def _common_score_dtype(dtypes) -> np.dtype:

@@ -42,7 +42,7 @@ class LPSolution:
 
 @dataclass(frozen=True)
 class Certificate:
-    """The optimality certificate of COPS.md section 3, recomputed from (x, lambda) alone.
+    """The optimality certificate of docs/maths.md §3, recomputed from (x, lambda) alone.
 
     All violations are relative: the budget's to k; a bound's to the larger of the bound and
     the best value its score can reach; lambda >= 0 to the natural scale of lambda
@@ -110,7 +110,7 @@ class Result:
     Attributes
     ----------
     mask : ndarray of bool, shape (D,)
-        Exactly ``budget`` True entries: the LP point rounded to a mask (COPS.md section 5).
+        Exactly ``budget`` True entries: the LP point rounded to a mask (docs/maths.md §5).
     x : ndarray of float64, shape (D,)
         The LP solution. When the method produced it as a mask (the plain top-k: one score,
         or every bound off, without floors) or as a mask and a few other entries (the

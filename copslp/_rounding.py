@@ -1,4 +1,4 @@
-"""From an LP point to a mask with exactly k ones (COPS.md section 5), shared by every method.
+"""From an LP point to a mask with exactly k ones (docs/maths.md §5), shared by every method.
 
 Entries of x within ``xtol`` of 1 are kept, within ``xtol`` of 0 dropped; the c remaining
 slots are filled from the fractional entries F:
@@ -117,7 +117,7 @@ def _search_near_level(problem: Problem, x, scan: PointScan, fixed: np.ndarray, 
     added_sets = _subsets(problem.scores, addable, SWAPS)
     active = problem.active + 1
     thresholds = problem.thresholds[problem.active]
-    candidates = []
+    found = []  # per (removals, additions): the hits' shortfall > 0, their values and (f, a, b)
     for removed, (removed_sums, removed_members) in enumerate(removed_sets):
         for added, (added_sums, added_members) in enumerate(added_sets):
             size = slots + removed - added
@@ -127,17 +127,27 @@ def _search_near_level(problem: Problem, x, scan: PointScan, fixed: np.ndarray, 
             values = (base + taken_sums[:, None, None, :] - removed_sums[None, :, None, :]
                       + added_sums[None, None, :, :])  # (fractional sets, removals, additions, n)
             shortfall = np.max((thresholds - values[..., active]) / np.maximum(np.abs(thresholds), 1e-300), axis=-1)
-            for f, a, b in np.argwhere(shortfall <= xtol):
-                candidates.append((shortfall[f, a, b] > 0, values[f, a, b], taken_members[f], removed_members[a],
-                                   added_members[b]))
-    candidates.sort(key=lambda candidate: (candidate[0], -candidate[1][0]))  # bounds met exactly first
-    for _, values, taken, removed, added in candidates[:MAX_FLOOR_CHECKS]:
+            hits = np.argwhere(shortfall <= xtol)
+            if hits.shape[0]:
+                f, a, b = hits.T
+                found.append((shortfall[f, a, b] > 0, values[f, a, b], (taken_members, removed_members, added_members),
+                              hits))
+    if not found:
+        return None
+    misses = np.concatenate([item[0] for item in found])
+    values = np.concatenate([item[1] for item in found])
+    origin = np.repeat(np.arange(len(found)), [item[3].shape[0] for item in found])
+    hits = np.concatenate([item[3] for item in found])
+    order = np.lexsort((-values[:, 0], misses))[:MAX_FLOOR_CHECKS]  # bounds met exactly first, then by <s_0, m>
+    for at in order:
+        taken_members, removed_members, added_members = found[origin[at]][2]
+        f, a, b = hits[at]
         searched = fixed.copy()
-        searched[list(taken) + list(added)] = True
-        searched[list(removed)] = False
+        searched[list(taken_members[f]) + list(added_members[b])] = True
+        searched[list(removed_members[a])] = False
         if not problem.has_floors or np.all(
                 np.bincount(problem.groups[searched], minlength=problem.floors.shape[0]) >= problem.floors):
-            return searched, values
+            return searched, values[at]
     return None
 
 

@@ -1,4 +1,4 @@
-r"""Safe screening for the analytic method (COPS.md §4): what a box of multipliers decides.
+r"""Safe screening for the analytic method (docs/maths.md §4): what a box of multipliers decides.
 
 For every lambda in a box [lo, hi], an element whose smallest value
 :math:`v_j(\lambda) = s_{0j} + \sum_i \lambda_i s_{ij}` over the box exceeds the level of
@@ -18,15 +18,18 @@ import numpy as np
 
 from ._blocks import BLOCK, blocks
 from ._inner import InnerProblem
+from ._kernels_numpy import kernels_name, load_kernels
 from ._scan import segment_runs
 from ._selection import group_starts, kth_largest, take_columns
 
-try:
-    from . import _kernels
-except ImportError as error:  # a source tree used without installing the package
-    raise ImportError("copslp._kernels, the compiled screening loop (copslp/_kernels.c), is not built: install "
-                      "the package (pip install -e .) or build it in place (python setup.py build_ext --inplace); "
-                      "either needs a C compiler and the Python headers") from error
+#: The screening passes: the compiled copslp._kernels, or where it is not built (or with
+#: COPSLP_KERNELS=numpy) the same passes in numpy, copslp._kernels_numpy (same answers, slower).
+_kernels = load_kernels()
+
+
+def kernels_in_use() -> str:
+    """``"compiled"`` or ``"numpy"``: which screening passes :data:`_kernels` is."""
+    return kernels_name(_kernels)
 
 __all__ = ["Screening", "ReducedProblemInfeasible", "MinimumOutsideBox", "RESCREEN_MIN_SIZE", "RESCREEN_SHRINK",
            "box_extremes", "ReachBuffers", "reaching_extremes", "screen", "screen_exact", "reduce_problem", "Tally", "screen_and_tally"]
@@ -501,7 +504,7 @@ def reduce_problem(inner: InnerProblem, ones: np.ndarray, survivors: np.ndarray,
         if order is None:
             layout = _fixed_layout(None, np.searchsorted(survivors, starts))
     reduced = InnerProblem(survivor_scores, inner.budget - ones.shape[0], inner.thresholds - taken[1:], groups, floors,
-                           layout)
+                           layout, inner.slack + 1e-12 * np.abs(taken[1:]))
     return Screening(reduced, ones, survivors, taken)
 
 

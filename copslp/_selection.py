@@ -167,7 +167,7 @@ def top_k_with_floors(values: np.ndarray, k: int, groups: np.ndarray, floors: np
                       order: np.ndarray | None = None, starts: np.ndarray | None = None) -> np.ndarray:
     """Indices of a best k-subset by ``values`` holding at least ``floors[l]`` of each group l.
 
-    The greedy of COPS.md section 6: the ``floors[l]`` best of each group (the *forced*
+    The greedy of docs/maths.md §6: the ``floors[l]`` best of each group (the *forced*
     elements), then the best remaining elements up to k overall. It is optimal because any
     optimal subset can swap its members of a group for that group's best ones without loss,
     and the constraint matrix (one partition into groups plus the budget row) is totally
@@ -261,3 +261,25 @@ def take_columns(scores: np.ndarray, index: np.ndarray) -> np.ndarray:
         else:
             target[...] = row.take(index, mode="clip")
     return out
+
+
+def collapse_equal_columns(scores: np.ndarray, groups: np.ndarray | None):
+    """``(columns, inverse, counts)``: the distinct columns of ``scores`` (with their group),
+    ``inverse`` mapping each element to its column and ``counts`` the elements per column.
+
+    One lexicographic sort of the columns (``np.lexsort`` over the rows), then a comparison
+    of neighbours: several times faster than ``np.unique(axis=1)``, which sorts the columns
+    as opaque records."""
+    key = scores if groups is None else np.vstack([scores, groups.astype(scores.dtype)])
+    size = key.shape[1]
+    if size == 0:
+        return scores[:, :0], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.lexsort(key[::-1])
+    ordered = key[:, order]
+    starts = np.empty(size, dtype=bool)
+    starts[0] = True
+    np.any(ordered[:, 1:] != ordered[:, :-1], axis=0, out=starts[1:])
+    ids = np.cumsum(starts) - 1
+    inverse = np.empty(size, dtype=np.int64)
+    inverse[order] = ids
+    return scores[:, order[starts]], inverse, np.bincount(ids)

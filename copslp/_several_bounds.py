@@ -4,9 +4,9 @@ The dual :math:`\phi(\lambda) = T_k(s_0 + \sum_i \lambda_i s_i) - \langle\lambda
 minimised over the box by projected Newton steps (the curvature read at the k-th level) or,
 when they stall, by the ellipsoid method (:mod:`copslp._ellipsoid`); the oracle is one
 selection among the current survivors, which are screened again whenever the box has shrunk
-enough, until at most ``FINAL_LP_SIZE`` remain. The LP on those is solved exactly (HiGHS,
-then the vertex polished from its defining equations) and accepted when its multipliers lie
-inside the box.
+enough, until at most ``FINAL_LP_SIZE`` remain. The LP on those is solved exactly (the
+simplex of :mod:`copslp._simplex`, started at the point the localisation reached) and
+accepted when its multipliers lie inside the box.
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ from typing import NamedTuple
 import numpy as np
 
 from ._ellipsoid import Ellipsoid
-from ._errors import InfeasibleError, SolverError
-from ._inner import InnerProblem, reaches
-from ._problem import make_problem
-from ._registry import get_method
+from ._inner import InnerProblem
 from ._screening import RESCREEN_SHRINK, MinimumOutsideBox, ReducedProblemInfeasible, screen_exact
 from ._selection import take_columns
+from ._simplex import solve_small_lp
 
-__all__ = ["Box", "several_bounds_finish", "final_lp", "inside", "FINAL_LP_SIZE"]
+__all__ = ["Box", "several_bounds_finish", "inside", "FINAL_LP_SIZE"]
 
 #: Several bounds: the survivors are handed to the exact LP once at most this many remain.
 FINAL_LP_SIZE = 2048
+#: Survivors beyond this many are not searched for equal columns (:func:`few_enough`).
+_DISTINCT_CHECK_LIMIT = 64 * FINAL_LP_SIZE
 #: Several bounds: ellipsoid cuts allowed per stage (times the number of bounds) before
 #: the stage ends without having shrunk its box.
 _CUTS_PER_STAGE = 40
@@ -54,7 +54,8 @@ class _DualPoint(NamedTuple):
     value: float  # phi(lambda) = <v, x(lambda)> - <lambda, b>
     slope: np.ndarray  # <s_i, x(lambda)> - b_i: a subgradient of phi
     round_off: float  # a bound on the round-off of ``value``
-    curvature: np.ndarray | None  # the estimate H of :func:`_dual_point`, when asked for
+    curvature: np.ndarray | None  # the estimate H of :func:`_dual_point` as S^-1 H S^-1, when asked for
+    curvature_scale: np.ndarray | None  # S: the largest |s_i| of each secondary row near the level
     window: float | None  # the width in v of the elements that estimated it
 
 
@@ -93,10 +94,14 @@ def _dual_point(inner: InnerProblem, multipliers: np.ndarray, curvature: bool = 
         near = np.flatnonzero(np.abs(v - v[order[m - k]]) <= window / 2.0)
         width = window
         next_window = window * float(np.clip(2.0 * half / max(near.shape[0], 1), 0.25, 4.0))
+    scale = None
     if width is not None and width > 0 and near.shape[0] > multipliers.shape[0] + 1:
         around = take_columns(inner.scores[1:], near)
         around -= around.mean(axis=1, keepdims=True)
-        hessian = around @ around.T / width
+        scale = np.abs(around).max(axis=1)
+        scale = np.where(scale > 0, scale, 1.0)
+        around /= scale[:, None]  # scores near 1e200 would square to inf
+        hessian = around @ (around.T / width)
     if 8 * chosen.shape[0] > inner.size:  # many chosen: a product with the indicator, not a gather
         sums = np.einsum("ij,j->i", inner.scores, inner.indicator(chosen))  # <s_i, x(lambda)> for every row; no BLAS
     else:
@@ -104,7 +109,7 @@ def _dual_point(inner: InnerProblem, multipliers: np.ndarray, curvature: bool = 
     slope = sums[1:] - inner.thresholds
     value = float(sums[0] + multipliers @ slope)
     magnitude = abs(float(sums[0])) + float(multipliers @ (np.abs(sums[1:]) + np.abs(inner.thresholds)))
-    return _DualPoint(multipliers, value, slope, 1e-12 * magnitude, hessian, next_window)
+    return _DualPoint(multipliers, value, slope, 1e-12 * magnitude, hessian, scale, next_window)
 
 
 class _Stage(NamedTuple):
@@ -151,12 +156,14 @@ def several_bounds_finish(inner: InnerProblem, box: Box, rtol: float):
 
     over the box with an oracle that is one selection on the current survivors
     (:func:`_dual_point`), screen the survivors again on a box around the minimum, and solve
-    the LP of the few that are left exactly (:func:`final_lp`).
+    the LP of the few that are left exactly (:func:`copslp._simplex.solve_small_lp`).
 
     1. Newton phase (:func:`_newton_finish`): projected Newton steps with the curvature of
        the elements at the k-th level, then a narrow box around the point reached.
     2. If that stalls, the ellipsoid method (:func:`_ellipsoid_finish`): a localisation that
-       cannot fail, only take more oracle calls.
+       cannot fail, only take more oracle calls. It starts on the stage the Newton phase
+       narrowed to, and again on the whole box when that stage proves not to hold lambda*
+       (its problem is infeasible).
 
     Why the answer is exact: on a box B, the dual of the problem left after screening on B
     equals :math:`\phi` plus a constant (the fixed elements are in every best set, or in none,
@@ -174,8 +181,15 @@ def several_bounds_finish(inner: InnerProblem, box: Box, rtol: float):
         x_stage, lam, details, stage = _newton_finish(stage, box, rtol, counter)
         method = "newton"
     except _Stalled as stalled:
-        x_stage, lam, details, stage = _ellipsoid_finish(stalled.stage, box, rtol, stalled.multipliers, counter)
         method = "ellipsoid"
+        try:
+            x_stage, lam, details, stage = _ellipsoid_finish(stalled.stage, box, rtol, stalled.multipliers, counter)
+        except ReducedProblemInfeasible:
+            if stalled.stage is stage:
+                raise
+            # the Newton phase narrowed the stage around its own point, which need not hold
+            # lambda*: a problem left infeasible there says it did not; the whole box again
+            x_stage, lam, details, stage = _ellipsoid_finish(stage, box, rtol, stalled.multipliers, counter)
     details.update(oracle_calls=counter.calls, localisation=method, final_lp_size=stage.problem.size)
     return _assemble(inner.size, stage, x_stage), lam, details
 
@@ -187,6 +201,24 @@ def _assemble(size: int, stage: _Stage, x_stage: np.ndarray) -> np.ndarray:
         x[np.concatenate(stage.ones)] = 1.0
     x[stage.index] = x_stage
     return x
+
+
+def few_enough(inner: InnerProblem) -> bool:
+    """Whether the simplex finishes ``inner`` now: at most ``FINAL_LP_SIZE`` elements, or
+    that many distinct columns (elements equal in every score and group are one column of
+    the simplex: the exact zeros of a pruned model never leave the survivors, however narrow
+    the box, since their v is 0 for every lambda)."""
+    if inner.size <= FINAL_LP_SIZE:
+        return True
+    if inner.size > _DISTINCT_CHECK_LIMIT:
+        return False
+    # equal columns have equal weighted sums: more distinct sums among the first 2F + 1 than F
+    # means more distinct columns than F, at the cost of one small sort instead of a lexsort of all
+    head = inner.scores[:, :2 * FINAL_LP_SIZE + 1]
+    weights = np.random.default_rng(0).random(head.shape[0]) + 0.5
+    if np.unique(weights @ head).shape[0] > FINAL_LP_SIZE:
+        return False
+    return inner.distinct_columns <= FINAL_LP_SIZE
 
 
 def inside(multipliers: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
@@ -214,14 +246,14 @@ def _newton_finish(stage: _Stage, box: Box, rtol: float, counter: _Counter):
             raise MinimumOutsideBox(lam)
         for _ in range(_NARROW_TRIES):
             narrow = _rescreen_stage(stage, np.maximum(lam - half, stage.lo), np.minimum(lam + half, stage.hi))
-            if narrow.problem.size > FINAL_LP_SIZE:
+            if not few_enough(narrow.problem):
                 slow += 2 * narrow.problem.size > stage.problem.size
                 if slow > _SLOW_RESCREENS:
                     raise _Stalled(stage, lam)
                 stage = narrow
                 break  # Newton again, on fewer elements
             try:
-                x_narrow, lam_hat, details = final_lp(narrow.problem, rtol)
+                x_narrow, lam_hat, details = solve_small_lp(narrow.problem, lam)
             except ReducedProblemInfeasible:  # the narrow box fixed too much: widen it
                 half = 4.0 * half
                 continue
@@ -277,9 +309,11 @@ def _newton_step(point: _DualPoint, lo: np.ndarray):
     step = np.zeros_like(point.multipliers)
     if not free.any():
         return step
-    hessian = point.curvature[np.ix_(free, free)]
+    hessian = point.curvature[np.ix_(free, free)]  # S^-1 H S^-1: H d = -g is (S^-1 H S^-1)(S d) = -S^-1 g
+    scale = point.curvature_scale[free]
     ridge = 1e-12 * float(np.trace(hessian)) + 1e-300
-    step[free] = -np.linalg.lstsq(hessian + ridge * np.eye(hessian.shape[0]), point.slope[free], rcond=None)[0]
+    scaled_step = np.linalg.lstsq(hessian + ridge * np.eye(hessian.shape[0]), -point.slope[free] / scale, rcond=None)[0]
+    step[free] = scaled_step / scale
     return step
 
 
@@ -297,14 +331,16 @@ def _ellipsoid_finish(stage: _Stage, box: Box, rtol: float, start: np.ndarray, c
     cuts stay valid and the ellipsoid goes on. A localisation that has shrunk and still
     reaches a face of ``box`` (other than lambda_i = 0) raises :class:`MinimumOutsideBox`.
     The exact LP ends it once at most ``FINAL_LP_SIZE`` survivors remain (or a stage takes
-    ``_CUTS_PER_STAGE`` cuts per bound without shrinking).
+    ``_CUTS_PER_STAGE`` cuts per bound without shrinking, or more than ``_SLOW_RESCREENS``
+    re-screenings did not halve the survivors: elements tied at the level, which no box
+    decides, are the simplex's to place).
     """
     r = box.lo.shape[0]
     ellipsoid = Ellipsoid(stage.lo, stage.hi)
     best = None
-    stage_cuts = 0
+    stage_cuts = slow = 0
     query = np.clip(start, stage.lo, stage.hi)
-    while stage.problem.size > FINAL_LP_SIZE and stage_cuts < _CUTS_PER_STAGE * r and not ellipsoid.empty:
+    while not few_enough(stage.problem) and stage_cuts < _CUTS_PER_STAGE * r and not ellipsoid.empty:
         below, above = query < stage.lo, query > stage.hi
         if below.any() or above.any():  # a cut by the face of the box the centre crosses
             i = int(np.argmax(np.maximum(stage.lo - query, query - stage.hi)))
@@ -324,10 +360,13 @@ def _ellipsoid_finish(stage: _Stage, box: Box, rtol: float, start: np.ndarray, c
         if np.all(hi >= lo) and np.all((hi - lo) * RESCREEN_SHRINK <= stage.hi - stage.lo):
             if best is not None and np.any(((lo <= box.lo) & (box.lo > 0)) | (hi >= box.hi)):
                 raise MinimumOutsideBox(best.multipliers)  # the minimum is on (or near) a face of the box
-            stage = _rescreen_stage(stage, lo, hi)
-            best, stage_cuts = None, 0  # values of the smaller problem differ by a constant
+            narrow = _rescreen_stage(stage, lo, hi)
+            slow += 2 * narrow.problem.size > stage.problem.size
+            stage, best, stage_cuts = narrow, None, 0  # values of the smaller problem differ by a constant
+            if slow > _SLOW_RESCREENS:  # ties at the level: narrower boxes decide no more of them
+                break
         query = ellipsoid.centre
-    x_stage, lam, details = final_lp(stage.problem, rtol)
+    x_stage, lam, details = solve_small_lp(stage.problem, query if best is None else best.multipliers)
     if not inside(lam, stage.lo, stage.hi):
         raise MinimumOutsideBox(lam)
     return x_stage, lam, details, stage
@@ -337,72 +376,3 @@ def _rescreen_stage(stage: _Stage, lo: np.ndarray, hi: np.ndarray) -> _Stage:
     """The stage screened again on the box [lo, hi] inside its own."""
     reduced, ones, survivors, *_ = screen_exact(stage.problem, lo, hi)
     return _Stage(reduced, stage.index[survivors], stage.ones + [stage.index[ones]], lo, hi)
-
-
-def final_lp(inner: InnerProblem, rtol: float):
-    """The LP on ``inner`` by HiGHS (dual simplex for a few thousand elements, interior point
-    with crossover above or when the simplex ends without a verdict, as it can on degenerate
-    problems: a vertex either way), the vertex then polished from its defining equations
-    (:func:`_polish_vertex`)."""
-    from ._highs import solve_highs
-
-    solvers = ["simplex", "ipm"] if inner.size <= 2 * FINAL_LP_SIZE else ["ipm"]
-    try:
-        reduced = make_problem(inner.scores, inner.budget, bounds=inner.thresholds,
-                               groups=inner.groups, floors=inner.floors)
-        for solver in solvers:
-            try:
-                solution = solve_highs(reduced, **get_method("highs").settings({"solver": solver, "tolerance": rtol}))
-                break
-            except SolverError:  # e.g. 'Unknown' on a degenerate problem: interior point next
-                if solver == solvers[-1]:
-                    raise
-    except (InfeasibleError, ValueError):
-        raise ReducedProblemInfeasible() from None
-    x, lam = np.array(solution.x), np.array(solution.multipliers)
-    polished = _polish_vertex(inner, x, lam, rtol)
-    details = {"reduced_solver": f"highs {solver}", "polished": polished is not None}
-    if polished is None:
-        details["tolerance"] = solution.tolerance
-        return x, lam, details
-    return polished[0], polished[1], details
-
-
-def _polish_vertex(inner: InnerProblem, x, lam, rtol):
-    """Recompute a simplex vertex exactly from the equations that define it.
-
-    At a vertex with fractional set F and positive multipliers A:
-    ``s_0j + sum_{i in A} lambda_i s_ij = mu`` for j in F (the dual), and
-    ``sum_F x_j = k - #ones``, ``sum_F s_ij x_j = b_i - sum_ones s_ij`` for i in A (the primal).
-    Returns None if the vertex is degenerate or has floors (then the simplex answer stands).
-    """
-    if inner.floors is not None:
-        return None
-    tol = 1e-12  # at a vertex from crossover the non-basic entries sit exactly on 0 or 1
-    ones = x >= 1.0 - tol
-    frac = np.flatnonzero((x > tol) & ~ones)
-    tight = np.flatnonzero(lam > 0)
-    if frac.shape[0] != tight.shape[0] + 1:
-        if frac.shape[0] == 0 and tight.shape[0] == 0:
-            return np.where(ones, 1.0, 0.0), np.zeros_like(lam)
-        return None
-    s = inner.scores
-    dual_matrix = np.column_stack([s[tight + 1][:, frac].T, -np.ones(frac.shape[0])])
-    primal_matrix = np.vstack([np.ones(frac.shape[0]), s[tight + 1][:, frac]])
-    base = s[:, ones].sum(axis=1)
-    primal_rhs = np.concatenate([[inner.budget - ones.sum()], inner.thresholds[tight] - base[tight + 1]])
-    try:
-        dual = np.linalg.solve(dual_matrix, -s[0, frac])
-        x_frac = np.linalg.solve(primal_matrix, primal_rhs)
-    except np.linalg.LinAlgError:
-        return None
-    if np.any(dual[:-1] < 0) or np.any(x_frac < -rtol) or np.any(x_frac > 1 + rtol):
-        return None
-    polished_x = np.where(ones, 1.0, 0.0)
-    polished_x[frac] = np.clip(x_frac, 0.0, 1.0)  # within rtol of the box (checked above)
-    values = s @ polished_x
-    if not all(reaches(value, b) for value, b in zip(values[1:], inner.thresholds)):
-        return None
-    polished_lam = np.zeros_like(lam)
-    polished_lam[tight] = dual[:-1]
-    return polished_x, polished_lam

@@ -91,7 +91,11 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
     prepared = prepare_problem(scores, budget, gamma=gamma, bounds=bounds, groups=groups, floors=floors)
 
     method_start = time.perf_counter()
-    first = spec.run_first_pass(prepared, settings)  # the method's first pass, validation's too
+    try:
+        first = spec.run_first_pass(prepared, settings)  # the method's first pass, validation's too
+    except Exception:
+        prepared.complete()  # the input's own fault (non-finite entries, sums that overflow) is said first
+        raise
     if first is None:
         validation_start = time.perf_counter()
         problem = prepared.complete()

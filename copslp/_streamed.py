@@ -1,6 +1,6 @@
 r"""The analytic method over scores it never copies whole: on a device, or sharded over processes.
 
-:func:`solve_streamed` runs the road of :mod:`copslp._analytic` (COPS.md §3-4) through the
+:func:`solve_streamed` runs the road of :mod:`copslp._analytic` (docs/maths.md §3-4) through the
 two interfaces of :mod:`copslp._passes`: every O(D) step is a pass of :class:`ScorePasses`
 over the scores where they live, and what crosses between processes goes through
 :class:`Collectives`. What each process holds and sends:
@@ -29,7 +29,7 @@ over the scores where they live, and what crosses between processes goes through
   the same finish as in memory), rounds it to a mask (:func:`copslp._rounding.round_to_mask`
   on the survivors, the elements fixed to 1 kept), and broadcasts lambda, the rule and the
   summary; each process receives the decisions about its own survivors only;
-* the certificate of COPS.md §3 for the whole problem: without floors, the levels each
+* the certificate of docs/maths.md §3 for the whole problem: without floors, the levels each
   screening compared the elements it decided with bound v over them (lambda lies in its
   box), as in memory (:mod:`copslp._scan`); with floors, or when that check does not pass or
   needs the scores' magnitudes, one more pass per process measures the levels of
@@ -46,9 +46,9 @@ level fails its count keeps all its members among the survivors. A box that keep
 the LP on all D elements then; here that would gather everything).
 
 Known limit: a bound at gamma = 1 among several has an unbounded :math:`\lambda^*` (the
-optimum lies on the face of that bound); the in-memory method solves that face directly,
-here the boxes widen until every element survives, and the whole problem is gathered on
-rank 0 (O(D) communication, once).
+optimum lies on the face of that bound); here the boxes widen until every element survives,
+and the whole problem, gathered on rank 0 (O(D) communication, once), is solved there by the
+in-memory road, which solves that face directly.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ._analytic import (_SEVERAL_BOUNDS_SAMPLE_FACTOR, BoxSchedule, _SampleEstimate, _sample_estimate, _solve_exact,
-                        estimated_best)
+                        estimated_best, solve_analytic)
 from ._certificate import certify
 from ._errors import InfeasibleError, SolverError
 from ._infeasibility import conflict_error
@@ -108,7 +108,7 @@ class StreamedResult:
     n_fractional : int
         Fractional entries of the LP point (at most one per active bound).
     certificate : Certificate
-        The optimality certificate of the whole problem (COPS.md §3).
+        The optimality certificate of the whole problem (docs/maths.md §3).
     info : dict
         Rounds, survivors, the box, the rounding rule, the bytes this process sent (when
         the collectives count them).
@@ -340,7 +340,7 @@ def _reduced(outline: Outline, screened: _Screened, rows: np.ndarray, thresholds
 
 def _top_k_value(run: _Run, outline: Outline, rows: np.ndarray, multipliers: np.ndarray, depth: int = 0) -> float:
     """``T^P_k(v)``, v = the rows combined with ``multipliers``: the value of the best budget-k
-    set under the outline's floors (the greedy of COPS.md §6), by the screening of a point
+    set under the outline's floors (the greedy of docs/maths.md §6), by the screening of a point
     (and of the band it leaves, a level down, when that is too wide to gather)."""
     screened = _screen(run, outline, rows, multipliers, multipliers)
     weights = np.concatenate([[1.0], multipliers])
@@ -459,7 +459,8 @@ def _optimum(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarr
         else:
             screened, nested = _gather(run, screened), None
             (kind, value, details), kept = _on_root(
-                run, lambda: _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, boxes.centre, run.rtol),
+                run, lambda: _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, boxes.centre, run.rtol,
+                                                  run.settings if everything and depth == 0 else None),
                 keep=True)
             x, values = kept or (None, None)  # the point and its values, on rank 0
         if kind == "infeasible":
@@ -520,21 +521,39 @@ def _estimate(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndar
     return _sample_estimate(sub, inner, np.arange(m), np.ascontiguousarray(sample[rows]), run.rtol)
 
 
-def _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, centre, rtol):
+def _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, centre, rtol, whole_settings=None):
     """On rank 0: the outcome for every process, ("ok", lambda, details),
     ("infeasible", None, {}) or ("outside", lambda, {}), and, kept on rank 0, the point on
-    the survivors and the values of every score row there (or None)."""
+    the survivors and the values of every score row there (or None).
+
+    ``whole_settings`` (the analytic options), when every element of the top level survived
+    and was gathered: the whole problem is then in memory on rank 0, and is solved by the in-memory road
+    (:func:`copslp._analytic.solve_analytic`: a bound at gamma = 1 on its face, boxes from its
+    own subsample), not by the finish meant for a band of survivors."""
     reduced = _reduced(outline, screened, rows, thresholds)
     if rows.shape[0] == 1:  # no bound: the top-k (with floors, the greedy) of the band
         x = reduced.indicator(reduced.select(reduced.scores[0])) if reduced.budget > 0 else np.zeros(reduced.size)
         return ("ok", np.zeros(0), {}), (x, _values_at(screened, x))
     try:
-        x, lam, details = _solve_exact(reduced, rtol, (lo, hi, centre))
-    except ReducedProblemInfeasible:
+        if whole_settings is None:
+            x, lam, details = _solve_exact(reduced, rtol, (lo, hi, centre))
+        else:
+            x, lam, details = _solve_in_memory(outline, reduced, rows, whole_settings)
+    except (ReducedProblemInfeasible, InfeasibleError):
         return ("infeasible", None, {}), (None, None)
     except MinimumOutsideBox as outside:
         return ("outside", np.asarray(outside.multipliers, dtype=np.float64), {}), (None, None)
     return ("ok", np.asarray(lam, dtype=np.float64), dict(details)), (x, _values_at(screened, x))
+
+
+def _solve_in_memory(outline: Outline, reduced: InnerProblem, rows: np.ndarray, settings: dict):
+    """x, lambda and details of the whole problem, gathered on rank 0, by the in-memory road."""
+    sizes = None if reduced.floors is None else np.bincount(reduced.groups, minlength=reduced.floors.shape[0])
+    whole = Problem(reduced.scores, reduced.budget, reduced.thresholds, None, outline.best_reachable[rows[1:] - 1],
+                    reduced.groups, reduced.floors, sizes)
+    solution = solve_analytic(whole, **{key: settings[key] for key in
+                                        ("rtol", "sample_size", "seed", "max_rounds", "certificate_reads")})
+    return np.asarray(solution.x, dtype=np.float64), np.asarray(solution.multipliers), dict(solution.info)
 
 
 def _values_at(screened: _Screened, x: np.ndarray) -> np.ndarray:

@@ -6,8 +6,12 @@ reads the scores from an ``.npy`` file (a 2-D array, row 0 primary) or an ``.npz
 summary on stdout, and nothing else there. A bound is switched off with ``none``, ``off`` or
 ``-inf`` (``--bounds -inf 5``). ``--out`` is checked before solving and written exactly at the
 path given. Bad input (an unusable file, a missing key, an unwritable ``--out``, a bad
-argument) and an infeasible problem end with one line on stderr and exit status 2; a solver
-failure with exit status 1.
+argument, an array whose header claims more than the file holds or than the free memory can
+take, memory running out) and an infeasible problem end with one line on stderr and exit
+status 2; a solver failure with exit status 1. What compiled code writes on descriptor 1
+while solving (a solver's banner, LAPACK's messages) and Python warnings go to stderr after
+a solve that succeeds (a warning in one line), and are left out beside a refusal, which is
+one line.
 Method options are given as ``--option NAME=VALUE`` (repeatable; VALUE is read as JSON when
 it parses, else kept as a string).
 
@@ -22,6 +26,8 @@ import json
 import math
 import os
 import sys
+import tempfile
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -31,6 +37,7 @@ import numpy as np
 from ._registry import available_methods
 from ._solve import solve
 from ._errors import SolverError
+from ._stdout import native_stdout_to
 
 __all__ = ["main"]
 
@@ -64,25 +71,40 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _solve(args) -> int:
+    native = tempfile.TemporaryFile()  # what compiled code writes on descriptor 1 while solving
     try:
-        out = _checked_out(args.out)
-        scores = _load_scores(Path(args.scores), args.keys)
-        budget = _parse_budget(args.budget)
-        gamma = _one_or_many(args.gamma)
-        bounds = _one_or_many(args.bounds)
-        options = _parse_options(args.option)
-        result = solve(scores, budget, gamma=gamma, bounds=bounds, method=args.method, options=options)
-        if out is not None:
-            with open(out, "wb") as handle:  # a file object: numpy appends no ".npz"
-                np.savez_compressed(handle, mask=result.mask, x=result.x)
+        with native, native_stdout_to(native.fileno()), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = _solved(args)
+            native.seek(0)
+            noise = native.read().decode(errors="replace")
     except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"copslp solve: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:
+        print(f"copslp solve: out of memory ({_one_line(exc) or 'MemoryError'}): the scores are too large "
+              f"for this machine's memory", file=sys.stderr)
         return 2
     except SolverError as exc:
         print(f"copslp solve: solver failed: {_one_line(exc)}", file=sys.stderr)
         return 1
+    sys.stderr.write(noise)  # stdout carries the JSON document alone; a refusal its one line alone
+    for said in dict.fromkeys(f"{w.category.__name__}: {_one_line(w.message)}" for w in caught):
+        print(f"copslp solve: warning: {said}", file=sys.stderr)
     print(json.dumps(_json_safe(result.summary()), indent=2))
     return 0
+
+
+def _solved(args):
+    """The checked arguments solved (and the mask written where ``--out`` says)."""
+    out = _checked_out(args.out)
+    scores = _load_scores(Path(args.scores), args.keys)
+    result = solve(scores, _parse_budget(args.budget), gamma=_one_or_many(args.gamma),
+                   bounds=_one_or_many(args.bounds), method=args.method, options=_parse_options(args.option))
+    if out is not None:
+        with open(out, "wb") as handle:  # a file object: numpy appends no ".npz"
+            np.savez_compressed(handle, mask=result.mask, x=result.x)
+    return result
 
 
 def _one_line(exc: BaseException) -> str:
@@ -113,6 +135,10 @@ def _load_scores(path: Path, keys):
 
     A file that is missing or unreadable is an OSError; one that is not what its suffix
     says, truncated, corrupt, or holds pickled Python objects is a ValueError naming it.
+    Every array's header is read first (:func:`_checked_header`): one that claims more bytes
+    than the file holds, or than this machine's free memory where the array must be read
+    into it, is refused before anything is loaded. An .npy is mapped (``mmap_mode="r"``), not
+    read: the solve reads its pages as it passes over them.
     """
     if path.suffix not in (".npy", ".npz"):
         raise ValueError(f"scores file must end in .npy or .npz, got {str(path)!r}")
@@ -123,7 +149,11 @@ def _load_scores(path: Path, keys):
     if path.suffix == ".npy":
         if magic != _NPY_MAGIC:
             raise ValueError(f"{path} is not a .npy file (it does not start with numpy's header)")
-        return _read(path, lambda: np.load(path, allow_pickle=False))
+        with open(path, "rb") as handle:
+            size = _read(path, lambda: _checked_header(handle, str(path), path.stat().st_size))
+        if size == 0:  # nothing to map
+            return _read(path, lambda: np.load(path, allow_pickle=False))
+        return _read(path, lambda: np.load(path, mmap_mode="r", allow_pickle=False))
     if not magic.startswith(_ZIP_MAGIC):
         raise ValueError(f"{path} is not an .npz file (it is not a zip archive)")
     with _read(path, lambda: np.load(path, allow_pickle=False)) as archive:
@@ -131,7 +161,69 @@ def _load_scores(path: Path, keys):
         missing = [name for name in names if name not in archive.files]
         if missing:
             raise ValueError(f"--keys {missing} not in {path}, which holds {archive.files}")
+        for name in names:
+            _read(path, lambda name=name: _checked_member(archive.zip, name, f"{path} (array {name!r})"), member=name)
         return [_read(path, lambda name=name: archive[name], member=name) for name in names]
+
+
+def _checked_member(archive: zipfile.ZipFile, name: str, where: str) -> None:
+    """:func:`_checked_header` of the array ``name`` of an .npz, against its uncompressed
+    size (a member that is not an .npy file is left to ``np.load``)."""
+    member = f"{name}.npy"
+    if member not in archive.namelist():
+        return
+    with archive.open(member) as handle:
+        _checked_header(handle, where, archive.getinfo(member).file_size, in_memory=True)
+
+
+class _Refused(ValueError):
+    """A refusal whose message is complete (not one of numpy's to be said in a line)."""
+
+
+def _checked_header(handle, where: str, stored: int, *, in_memory: bool = False) -> int:
+    """The bytes of the array whose .npy header starts ``handle``, checked against ``stored``
+    (the bytes the file holds, header included) and, for an array read into memory
+    (``in_memory``, or one whose dtype or order the solve must convert), against the memory
+    this machine has free; before anything is loaded. Raises :class:`_Refused` naming
+    ``where``, the shape, the dtype and the bytes (ValueError for a header numpy cannot read)."""
+    version = np.lib.format.read_magic(handle)
+    if version == (1, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(handle)
+    elif version == (2, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(handle)
+    else:  # 3.0 (a utf-8 header) has no public reader: np.load checks it
+        return -1
+    if dtype.hasobject:
+        raise _Refused(f"{where} holds Python objects, not numbers; copslp solve reads numeric arrays only")
+    count = 1
+    for length in shape:
+        count *= int(length)
+    needed = count * dtype.itemsize
+    data = stored - handle.tell()
+    if needed > data:
+        raise _Refused(f"{where}: its header claims an array of shape {shape} and dtype {dtype} ({needed} bytes), "
+                       f"but the file holds {max(data, 0)} bytes of data: truncated, or a wrong header")
+    converted = dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or fortran_order
+    copied = (needed if in_memory else 0) + (count * 8 if converted else 0)
+    free = _free_memory()
+    if free is not None and copied > free:
+        raise _Refused(f"{where}: its array of shape {shape} and dtype {dtype} needs {copied} bytes of memory "
+                       f"to be read{' and converted to float64' if converted else ''}, and this machine has "
+                       f"{free} bytes free")
+    return needed
+
+
+def _free_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux's MemAvailable), or None where
+    the system does not say."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _read(path: Path, load, *, member: str | None = None):
@@ -139,6 +231,8 @@ def _read(path: Path, load, *, member: str | None = None):
     where = f"{path}" if member is None else f"{path} (array {member!r})"
     try:
         return load()
+    except _Refused as exc:
+        raise ValueError(str(exc)) from None
     except ValueError as exc:
         if "pickle" in str(exc):
             raise ValueError(f"{where} holds Python objects, not numbers; copslp solve reads numeric arrays only") from None

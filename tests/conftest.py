@@ -251,7 +251,7 @@ def _build_reference(highspy, s, size, rows, cost_scale, integer, algorithm):
 
 def greedy_value(v: np.ndarray, k: int, groups=None, floors=None) -> float:
     """Max of <v, m> over k-masks meeting the floors: the f_l best of each group, then the
-    best remaining (COPS.md section 6), by full sorts."""
+    best remaining (docs/maths.md §6), by full sorts."""
     if floors is None:
         return top_k_sum_sorted(v, k)
     taken = np.zeros(v.shape[0], dtype=bool)
@@ -369,7 +369,7 @@ def assert_optimal(result, case: Case, method: str | None = None) -> None:
     if mask_meets_bounds:
         assert result.rounding_loss >= -1e-9 * scale - 1e-12
         assert result.mask_objective <= reference.objective + 1e-9 * scale + 1e-12
-    if case.active.size <= 1:  # one bound: rounding can always keep it (COPS.md section 5)
+    if case.active.size <= 1:  # one bound: rounding can always keep it (docs/maths.md §5)
         for i in case.active:
             assert result.mask_violations[i] <= 1e-7 * case.magnitude(i + 1) + 1e-12, result.mask_violations
     n_fractional = int(np.count_nonzero((result.x > 1e-9) & (result.x < 1 - 1e-9)))

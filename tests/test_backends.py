@@ -479,7 +479,9 @@ def test_build_lp_rows_and_scaling():
     dense = lp.matrix.toarray()
     np.testing.assert_allclose(dense[0], 1.0)
     for row, i in zip(lp.bound_rows, lp.bound_scores):
-        assert np.abs(dense[row]).max() == pytest.approx(1.0)
+        best = np.sort(scores[i + 1])[::-1][:4].sum()
+        expected = min(max(abs(problem.thresholds[i]), abs(best)) / 4, np.abs(scores[i + 1]).max())
+        assert lp.bound_scales[row - 1] == pytest.approx(expected, rel=1e-12)  # T_k / k or |b| / k, at most the peak
         np.testing.assert_allclose(dense[row] * lp.bound_scales[row - 1], scores[i + 1])
     np.testing.assert_array_equal(dense[3], groups == 0)
     np.testing.assert_array_equal(dense[4], groups == 2)

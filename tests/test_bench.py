@@ -150,7 +150,9 @@ def test_several_bounds_tiny(tmp_path, capsys):
     payload = json.loads((tmp_path / "several_bounds.json").read_text())
     names = {r["target"] for r in payload["results"]}
     assert names == {f"ratios {f} D/{d}" for f in common.FAMILIES for d in (20, 100)} | {
-        f"{what} {f}" for what in ("highs", "infeasible") for f in common.FAMILIES} | {"memory"}
+        f"{what} {f}" for what in ("highs", "infeasible") for f in common.FAMILIES} | {"memory"} | {
+        f"small {f} 1e4" for f in common.FAMILIES} | {"reported 95% zeros D = 2.0e3",
+                                                      "reported uniform D = 2.0e4, k = 1.00%"}
     for r in payload["results"]:
         assert r["status"] in ("PASS", "FAIL", "N/A")
         assert (r["status"] == "N/A") == bool(r.get("infeasible")), r["line"]  # N/A only for an infeasible problem

@@ -209,3 +209,81 @@ def test_unknown_method(tmp_path, scores3):
 
 def test_argparse_errors_are_one_line_too(tmp_path, scores3):
     assert_refused(run_cli("solve", tmp_path / "scores.npz"), "--budget")
+
+
+# ---------------------------------------------------------------------------- headers and memory
+
+
+def _header_only(path: Path, shape, descr="<f8", version=(1, 0)) -> Path:
+    """An .npy file whose header claims ``shape`` and which holds one row of data at most."""
+    header = {"descr": descr, "fortran_order": False, "shape": shape}
+    with open(path, "wb") as handle:
+        write = np.lib.format.write_array_header_1_0 if version == (1, 0) else np.lib.format.write_array_header_2_0
+        write(handle, header)
+        handle.write(bytes(8 * 64))
+    return path
+
+
+@pytest.mark.parametrize("version", [(1, 0), (2, 0)])
+def test_npy_header_claiming_more_than_the_file_holds(tmp_path, version):
+    path = _header_only(tmp_path / "huge.npy", (2, 100_000_000_000), version=version)  # 1.46 TiB claimed
+    message = assert_refused(run_cli("solve", path, "--budget", "3"), "huge.npy", "(2, 100000000000)")
+    assert "1600000000000 bytes" in message and "MemoryError" not in message
+
+
+def test_npz_member_header_claiming_more_than_it_holds(tmp_path):
+    member = _header_only(tmp_path / "a.npy", (100_000_000_000,))
+    path = tmp_path / "huge.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.write(member, "a.npy")
+    assert_refused(run_cli("solve", path, "--budget", "3"), "huge.npz", "'a'", "(100000000000,)")
+
+
+def test_npy_is_mapped_not_read(tmp_path, scores3):
+    """A float64 .npy is mapped, not read into memory, and solved as the array it holds."""
+    from copslp.cli import _load_scores
+
+    loaded = _load_scores(tmp_path / "scores.npy", None)
+    assert isinstance(loaded, np.memmap) and np.array_equal(loaded, scores3)
+    done = run_cli("solve", tmp_path / "scores.npy", "--budget", "30", "--gamma", "0.8")
+    assert assert_json(done)["objective"] == pytest.approx(copslp.solve(scores3, 30, gamma=0.8).objective, rel=1e-12)
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+def test_arrays_larger_than_the_free_memory_are_refused_before_loading(tmp_path, suffix):
+    """An .npz member is read into memory, and integers are converted to float64: both are
+    measured against the free memory (here said to be 1000 bytes) before anything is loaded."""
+    values = np.arange(400, dtype=np.int64).reshape(2, 200)
+    path = tmp_path / f"ints{suffix}"
+    np.save(path, values) if suffix == ".npy" else np.savez(path, a=values[0], b=values[1])
+    script = ("import sys, copslp.cli\n"
+              "copslp.cli._free_memory = lambda: 1000\n"
+              f"sys.exit(copslp.cli.main(['solve', {str(path)!r}, '--budget', '4']))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert_refused(done, path.name, "int64", "1000 bytes free")
+
+
+def test_library_noise_never_reaches_stdout(tmp_path):
+    """Whatever a library writes on file descriptor 1 while solving (LAPACK's xerbla, a
+    solver's banner) goes to stderr: stdout holds the JSON document or nothing."""
+    values = np.random.default_rng(3).random((2, 400))
+    np.save(tmp_path / "s.npy", values)
+    script = ("import os, sys, copslp.cli, copslp._solve as s\n"
+              "real = s.solve\n"
+              "def noisy(*a, **k):\n"
+              "    os.write(1, b' ** On entry to DLASCL parameter number  4 had an illegal value\\n')\n"
+              "    return real(*a, **k)\n"
+              "copslp.cli.solve = noisy\n"
+              f"sys.exit(copslp.cli.main(['solve', {str(tmp_path / 's.npy')!r}, '--budget', '40']))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert_json(done)
+    assert "DLASCL" in done.stderr
+
+
+def test_scores_whose_sums_overflow_are_one_line_with_three_scores(tmp_path):
+    """Regression: finite scores near 1e303 with n = 3 at D = 2^20 ended in LinAlgError, with
+    LAPACK's lines on stdout; now validation's ValueError, one line, exit 2, stdout empty."""
+    path = tmp_path / "large.npy"
+    np.save(path, np.random.default_rng(0).random((3, 2**20)) * 1e303)
+    message = assert_refused(run_cli("solve", path, "--budget", "0.5", "--gamma", "0.5"), "overflow", "rescale")
+    assert "SVD" not in message

@@ -915,13 +915,12 @@ def test_heavy_tailed_signed_gamma_one_backends(method):
 _HIDDEN_INFEASIBLE = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [100.0, 0.0, -1e10]])
 
 
-@pytest.mark.parametrize("method", ["highs", "scipy"])
-@pytest.mark.xfail(strict=True, reason=(
-    "jointly infeasible bounds (k = 1 and <s_1, x> >= 1 force x = e_1, then <s_2, x> = 0 < 100) "
-    "beside a huge negative entry (-1e10): the generic LP methods take the point as feasible at "
-    "their tolerance on the scaled row, the certificate then rejects it and solve raises "
-    "SolverError 'primal 1.0e+00' instead of InfeasibleError (cvxpy and milp raise InfeasibleError)"))
+@pytest.mark.parametrize("method", ["highs", "scipy", "cvxpy", "milp"])
 def test_infeasible_bound_hidden_by_a_huge_negative_entry(method):
+    """Regression: jointly infeasible bounds (k = 1 and <s_1, x> >= 1 force x = e_1, then
+    <s_2, x> = 0 < 100) beside a huge negative entry (-1e10). Scaled by its largest magnitude,
+    the row of s_2 asked for 1e-8, met within the solvers' tolerance; scaled by T_k(s_2) / k
+    (:mod:`copslp._lp`) it asks for 1 and the solvers see the conflict."""
     method_or_skip(method)
     assert Case(_HIDDEN_INFEASIBLE, 1, gamma=[1.0, 1.0]).reference.status == "infeasible"
     with pytest.raises(copslp.InfeasibleError):

@@ -1,4 +1,4 @@
-"""Bad input (COPS.md section 7): one test each, checking the exception type and that the
+"""Bad input (docs/maths.md §7): one test each, checking the exception type and that the
 message names the argument and the offending value. Also: solve leaves the caller's arrays
 alone."""
 
@@ -469,3 +469,152 @@ def test_caller_groups_stay_writeable():
     copslp.solve(SCORES, 4, gamma=0.5, groups=groups, floors=1)
     assert groups.flags.writeable
     groups[0] = 1  # the caller can still edit it
+
+
+# ----------------------------------------------------------------------------------------
+# bounds at the ends of float64: the same class and the same numbers on every method
+
+
+def _reach_of(scores, k):
+    return float(np.sort(scores)[::-1][:k].sum())
+
+
+@pytest.mark.parametrize("method", copslp.available_methods())
+@pytest.mark.parametrize("case, bound", [("", 1e20), ("", 1e300), ("zero-score", 1e-10), ("zero-score", 1e-300),
+                                         ("floors", 1e20)])
+def test_a_bound_no_point_reaches_is_infeasible_on_every_method(method, case, bound):
+    """Regression: a bound of 1e20 was a SolverError with highs and milp (HiGHS reads a row
+    bound of 1e20 as infinite and refuses the model) and cvxpy's own ValueError; a bound of
+    1e-10 on an all-zero score was met within HiGHS's feasibility tolerance and then failed
+    the certificate. Each is the analytic method's InfeasibleError, with the best value."""
+    scores = np.random.default_rng(1).random((2, 40))
+    floors = {}
+    if case == "zero-score":
+        scores[1] = 0.0
+    if case == "floors":
+        floors = {"groups": np.repeat([0, 1], 20), "floors": 5}
+    with raises(copslp.InfeasibleError, "scores[1]", repr(bound)) as info:
+        copslp.solve(scores, 10, bounds=bound, method=method, **floors)
+    reach = copslp.solve(scores[1:], 10, method="analytic", **floors).objective
+    assert info.value.best_reachable == pytest.approx(reach, rel=1e-12, abs=0.0)
+    assert info.value.threshold == bound and info.value.score_index == 1
+
+
+@pytest.mark.parametrize("method", copslp.available_methods())
+def test_a_huge_bound_that_can_be_met_is_solved_on_every_method(method):
+    """A bound of 1e20 on a score of that size is an ordinary bound: every method agrees."""
+    scores = np.random.default_rng(2).random((2, 40))
+    scores[1] *= 1e20
+    bound = 0.9 * _reach_of(scores[1], 10)
+    assert bound > 1e20
+    result = copslp.solve(scores, 10, bounds=bound, method=method)
+    expected = copslp.solve(scores, 10, bounds=bound, method="analytic")
+    if method == "milp":  # the binary optimum, at most the LP's
+        assert result.objective <= expected.objective + 1e-9 * abs(expected.objective)
+    else:
+        assert result.objective == pytest.approx(expected.objective, rel=1e-6)
+    assert result.bound_values[0] >= bound * (1 - 1e-6)
+
+
+@pytest.mark.parametrize("method", copslp.available_methods())
+@pytest.mark.parametrize("seed", [2, 37])
+def test_a_score_with_one_large_negative_entry_is_solved_on_every_method(method, seed):
+    """Regression: a score of entries near 1e-9 with one entry of -1, bounded at gamma 1 and
+    0.9: scaled by its largest magnitude, the entries that decide the bound fell under HiGHS's
+    tolerances (it drops matrix entries of 1e-9 and less), and the generic methods called the
+    problem infeasible or failed the certificate. Every method solves it."""
+    rng = np.random.default_rng(seed)
+    scores = rng.standard_normal((2, 27))
+    scores[1] = np.abs(scores[1]) * 1e-9
+    scores[1, 0] = -1.0
+    for gamma in (1.0, 0.9):
+        expected = copslp.solve(scores, 8, gamma=gamma, method="analytic")
+        result = copslp.solve(scores, 8, gamma=gamma, method=method)
+        if method == "milp":
+            assert result.objective <= expected.objective + 1e-9 * abs(expected.objective)
+        else:
+            assert result.objective == pytest.approx(expected.objective, rel=1e-6)
+        assert result.certificate.passed
+
+
+def test_a_tiny_bound_on_a_score_with_one_entry_is_met_by_milp():
+    """Regression: the binary certificate measured a bound of 1e-10 against the bound alone
+    (a mask missing it by 1e-10 failed at 1.0), where the LP certificate measures it against
+    the best value T_k(s_i) too; both now use the same yardstick."""
+    scores = np.random.default_rng(60).standard_normal((2, 40))
+    scores[1] = 0.0
+    scores[1, 7] = 1.0
+    result = copslp.solve(scores, 10, bounds=1e-10, method="milp")
+    assert result.certificate.passed
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("n", [2, 3])
+def test_sums_that_overflow_are_the_same_error_whatever_the_number_of_scores(n):
+    """Regression: finite scores near 1e303 at D = 2^20, whose sums overflow float64. With n = 2
+    the documented ValueError; with n = 3 the analytic method's first pass (which validation's
+    pass is fused with) estimated lambda from the subsample before validation had its say, and
+    its Newton step ended in LinAlgError ("SVD did not converge"). Validation speaks first."""
+    scores = np.random.default_rng(0).random((n, 2**20)) * 1e303
+    with raises(ValueError, "scores", "overflow", "rescale") as info:
+        copslp.solve(scores, 2**19, gamma=0.5)
+    assert not isinstance(info.value, np.linalg.LinAlgError)
+
+
+def test_several_bounds_on_scores_near_1e200_are_solved():
+    """Regression: the Newton step's curvature squared the raw scores (inf near 1e200, then
+    LinAlgError 'SVD did not converge'); it is formed on rows scaled to at most 1."""
+    scores = np.random.default_rng(0).random((3, 10_000)) * 1e200
+    expected = copslp.solve(scores, 5_000, gamma=0.5, method="highs")
+    result = copslp.solve(scores, 5_000, gamma=0.5, method="analytic")
+    assert result.objective == pytest.approx(expected.objective, rel=1e-7)
+
+
+def _infeasible_with_floors():
+    """An infeasible problem with floors and gamma [0.99, 0.8, 1] (the shape of the one on which
+    HiGHS ended with model status Unknown inside the analytic method)."""
+    rng = np.random.default_rng(3)
+    size = int(rng.integers(50, 400))
+    k = int(rng.integers(max(2, size // 50), size // 2))
+    scores = rng.standard_normal((4, size))
+    n_groups = int(rng.integers(2, 5))
+    groups = np.sort(rng.integers(0, n_groups, size))
+    floors = np.minimum(np.bincount(groups, minlength=n_groups), rng.integers(0, max(1, k // n_groups), n_groups))
+    return scores, k, {"gamma": [0.99, 0.8, 1.0], "groups": groups, "floors": floors}
+
+
+def test_the_infeasible_problem_with_floors_is_infeasible():
+    scores, k, arguments = _infeasible_with_floors()
+    for method in ("analytic", "highs"):
+        with pytest.raises(copslp.InfeasibleError):
+            copslp.solve(scores, k, method=method, **arguments)
+
+
+def test_an_infeasible_problem_is_infeasible_when_highs_gives_no_verdict(monkeypatch):
+    """Regression: with floors, the analytic method decided the survivors by HiGHS, and HiGHS's
+    'Unknown' became a SolverError. Its survivors' LP is its own simplex now: HiGHS failing
+    changes nothing."""
+    import copslp._highs
+
+    def no_verdict(*args, **kwargs):
+        raise copslp.SolverError("HiGHS stopped with model status 'Unknown'")
+
+    monkeypatch.setattr(copslp._highs, "solve_highs", no_verdict)
+    scores, k, arguments = _infeasible_with_floors()
+    with pytest.raises(copslp.InfeasibleError):
+        copslp.solve(scores, k, method="analytic", **arguments)
+
+
+@pytest.mark.parametrize("method", copslp.available_methods())
+def test_a_secondary_score_too_small_for_its_multiplier_is_named(method):
+    """Regression: a bound on a score of entries near 1e-310 (subnormal) beside a primary of
+    order 1 needs a multiplier near 1e310, beyond float64: the LP methods failed the
+    certificate or did not settle (SolverError). Now a ValueError naming the score and the
+    rescaling, on every method that needs multipliers; milp (no multipliers) solves it."""
+    scores = np.random.default_rng(5).standard_normal((2, 40))
+    scores[1] = np.abs(scores[1]) * 1e-310
+    if method == "milp":
+        assert copslp.solve(scores, 10, gamma=0.9, method=method).certificate.passed
+        return
+    with raises(ValueError, "scores[1]", "rescale", "power of 2"):
+        copslp.solve(scores, 10, gamma=0.9, method=method)

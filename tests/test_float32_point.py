@@ -142,7 +142,7 @@ def test_scan_of_mask_point_equals_scan_of_dense(layout, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_streamed_one_bound_screen_fixes_what_the_box_decides(signed, dtype):
     """The one-multiplier streamed screen (low computed only where high reaches the zero
-    level) fixes and keeps exactly the elements the box rule of COPS.md section 4 says, with
+    level) fixes and keeps exactly the elements the box rule of docs/maths.md §4 says, with
     the sums of the fixed ones, over several blocks."""
     from copslp._analytic import _full_inner
     from copslp._screening import _screen_streamed, box_extremes

@@ -381,8 +381,7 @@ def test_exact_methods_certified_independently_on_wide_ranges(method, case):
 
 
 def _assert_self_certified(result, case: Case) -> None:
-    """Checked at the accuracy the method certified (analytic with several bounds may fall back
-    to its HiGHS vertex, 1e-7, when the vertex cannot be polished)."""
+    """Checked at the accuracy the method certified."""
     tol = max(1e-9, result.certificate.tolerance)
     x, lam = result.x, np.asarray(result.multipliers)
     assert int(result.mask.sum()) == case.k and np.all((x >= 0) & (x <= 1))

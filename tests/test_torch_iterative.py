@@ -25,9 +25,11 @@ from torch_adapter import (  # noqa: E402
     kept_count,
     layer_floors,
     round_densities,
+    Score,
     scores,
     top_k_mask,
 )
+from torch_adapter.iterative import SynFlowRounds, _zero_entries  # noqa: E402
 from torch_models import MODELS, batches, mlp, single_torch_thread  # noqa: E402,F401
 
 CE = nn.CrossEntropyLoss()
@@ -91,12 +93,13 @@ def test_iterative_synflow_reproduces_the_reference_loop(network, dtype):
     expected, intended, counts = reference_iterative_synflow(model, shape, density, rounds, dtype)
     result = iterative_prune(model, lambda m: scores.synflow(m, shape, dtype=dtype), density=density, rounds=rounds,
                              kept_count_convention="reference")
-    assert list(result.kept_counts) == intended
+    assert list(result.kept_counts) == counts  # the reference's tie rule: every score at the threshold goes
     assert torch.equal(result.mask, expected)
     # the reference keeps fewer than it meant only where it dropped ties (in the bias-free MLP)
     assert (counts == intended) == (network != "mlp_no_bias")
     # the default rounding (round(d N), checked in the SNIP loop test) would keep other counts
     assert [max(1, round(d * len(result.layout))) for d in result.densities] != intended
+    assert [kept_count(d, len(result.layout), "reference") for d in result.densities] == intended
 
 
 def test_synflow_iterations_is_the_loop():
@@ -285,3 +288,104 @@ def test_loop_options_are_checked():
     with pytest.raises(ValueError, match="layout"):
         iterative_prune(model, lambda m: scores.magnitude(m, layout=other), density=0.3, rounds=1)
     assert math.isclose(round_densities(0.3, 3)[-1], 0.3)
+
+
+# ----------------------------------------------------------------------------- incremental rounds
+@pytest.mark.parametrize("network, dtype", [("resnet", torch.float64), ("cnn", torch.float32),
+                                            ("mlp_no_bias", torch.float64)])
+def test_synflow_rounds_equal_the_rescored_copy_every_round(network, dtype):
+    """The absolute-valued copy made once and zeroed in place scores exactly what SynFlow of
+    a fresh copy of the masked model scores, round after round."""
+    make, shape = NETWORKS[network]
+    model = make()
+    fresh = iterative_prune(model, lambda m: scores.synflow(m, shape, dtype=dtype), density=0.05, rounds=12,
+                            kept_count_convention="reference")
+    rounds = iterative_prune(model, SynFlowRounds(shape, dtype=dtype), density=0.05, rounds=12,
+                             kept_count_convention="reference")
+    assert torch.equal(rounds.mask, fresh.mask)
+    assert rounds.kept_counts == fresh.kept_counts
+    assert torch.equal(rounds.scores[0].values, fresh.scores[0].values)
+    assert rounds.scores[0].values.dtype == dtype
+    # called on a model, it is the one-shot score
+    assert torch.equal(SynFlowRounds(shape, dtype=dtype)(model).values, scores.synflow(model, shape, dtype=dtype).values)
+
+
+def snapshot(model):
+    return ({k: v.detach().clone() for k, v in model.state_dict().items()},
+            {n: m.training for n, m in model.named_modules()},
+            {n: (p.requires_grad, None if p.grad is None else p.grad.clone()) for n, p in model.named_parameters()},
+            {n: (dict(m._forward_hooks), dict(m._forward_pre_hooks)) for n, m in model.named_modules()})
+
+
+@pytest.mark.parametrize("score_fn", ["synflow_rounds", "snip", "grasp"])
+def test_the_loop_leaves_the_model_exactly_as_it_was(score_fn):
+    model = MODELS["resnet"][0]()
+    model.train()
+    next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d)).eval()
+    params = list(model.parameters())
+    params[0].grad = torch.randn_like(params[0])
+    params[-1].requires_grad_(False)
+    model.register_forward_pre_hook(lambda module, inputs: None)
+    data = batches((3, 8, 8), 4)
+    fn = {"synflow_rounds": SynFlowRounds((3, 8, 8)), "snip": lambda m: scores.snip(m, CE, data),
+          "grasp": lambda m: scores.grasp(m, CE, data, chunk_size=3)}[score_fn]
+    before = snapshot(model)
+    iterative_prune(model, fn, density=0.1, rounds=3)
+    after = snapshot(model)
+    assert after[1] == before[1] and after[3] == before[3]
+    for a, b in zip(after[0].values(), before[0].values()):
+        assert torch.equal(a, b)
+    for name, (flag, grad) in before[2].items():
+        assert after[2][name][0] == flag
+        assert (after[2][name][1] is None) == (grad is None) and (grad is None or torch.equal(after[2][name][1], grad))
+
+
+@pytest.mark.parametrize("convention", ["round", "reference"])
+def test_local_loop_equals_local_top_k_among_the_previous_mask(convention):
+    model = MODELS["resnet"][0]()
+    data = batches((3, 8, 8), 4)
+    result = iterative_prune(model, lambda m: scores.snip(m, CE, data), density=0.2, rounds=3, scope="local",
+                             kept_count_convention=convention)
+    # by hand: each round masks a copy, rescoring, and top_k_mask among the previous mask
+    work = copy.deepcopy(model)
+    layout = Layout.from_model(work)
+    kept = torch.ones(len(layout), dtype=torch.bool)
+    for density in result.densities:
+        with torch.no_grad():
+            for tensor, part in zip(layout.trainable(work), layout.split(kept)):
+                tensor.mul_(part)
+        kept = top_k_mask(scores.snip(work, CE, data), density, scope="local", kept_count_convention=convention,
+                          candidates=kept)
+    assert torch.equal(result.mask, kept)
+    assert result.kept_counts[-1] == int(kept.sum())
+
+
+def test_the_loop_refuses_nan_among_the_kept_and_ignores_it_among_the_pruned():
+    model = MODELS["mlp"][0]()
+    calls = []
+
+    def score_fn(m):
+        values = scores.magnitude(m).values.clone()
+        calls.append(values)
+        if len(calls) == 2:
+            values[(values == 0).nonzero()[0]] = float("nan")  # a pruned element
+        if len(calls) == 3:
+            values[values.argmax()] = float("nan")  # a kept element
+        return Score(values, Layout.from_model(m), "magnitude")
+
+    with pytest.raises(ValueError, match="NaN"):
+        iterative_prune(model, score_fn, density=0.3, rounds=3)
+    assert len(calls) == 3
+
+
+def test_zeroing_entries_of_a_non_contiguous_tensor():
+    model = nn.Sequential(nn.Linear(4, 3, bias=False), nn.Linear(3, 2, bias=False))
+    with torch.no_grad():
+        model[0].weight = nn.Parameter(torch.arange(1.0, 13.0).reshape(4, 3).T)  # a transposed view
+    layout = Layout.from_model(model)
+    assert not model[0].weight.is_contiguous()
+    expected = layout.flatten(layout.values(model)).clone()
+    dropped = np.array([0, 4, 11, 13])
+    expected[dropped] = 0
+    _zero_entries(layout.trainable(model), layout, dropped)
+    assert torch.equal(layout.flatten(layout.values(model)), expected)

@@ -109,3 +109,43 @@ def test_bad_input_names_the_argument():
         solve_tensors(t, 10, options={"sample_sise": 10})
     with pytest.raises(RuntimeError, match="init_process_group"):  # no process group was set up here
         solve_tensors(t, 10, process_group=object())
+
+
+def ranks_that_disagree(rank: int, world_size: int):
+    """Each argument given differently on rank 1: every rank raises at once (not at the
+    group's timeout), naming the argument and its own value; equal arguments in other
+    spellings (an int and a numpy int) are accepted."""
+    import time
+
+    import torch.distributed as dist
+
+    rng = np.random.default_rng(rank)
+    scores = torch.from_numpy(np.abs(rng.standard_normal((3, 500))))
+    groups = torch.from_numpy(np.repeat(np.arange(4), 125))
+    common = {"budget": 200, "gamma": 0.7, "bounds": None, "groups": None, "floors": None, "options": None}
+    other = rank == 1
+    cases = [
+        ("budget", {"budget": 201 if other else 200}, r"budget.*= 20[01]"),
+        ("gamma", {"gamma": 0.8 if other else 0.7}, r"gamma.*= 0\.[78]"),
+        ("bounds", {"gamma": None, "bounds": [1.0, 2.0 if other else 1.5]}, r"bounds.*\[1\.0, (2\.0|1\.5)\]"),
+        ("floors", {"groups": groups, "floors": 6 if other else 5}, r"floors.*= [56]"),
+        ("groups", {"groups": groups if other else None, "floors": 5}, "groups"),
+        ("rows", {"scores": scores[:2] if other else scores}, r"score rows.*= [23]"),
+        ("dtype", {"scores": scores.float() if other else scores}, r"dtype.*torch\.float(32|64)"),
+        ("options", {"options": {"seed": 1 if other else 0}}, r"options.*seed"),
+    ]
+    for name, change, message in cases:
+        arguments = {"scores": scores, **common, **change}
+        start = time.perf_counter()
+        with pytest.raises(ValueError, match=message) as caught:
+            solve_tensors(arguments.pop("scores"), arguments.pop("budget"), **arguments, process_group=dist.group.WORLD)
+        assert "differ" in str(caught.value), (name, str(caught.value))
+        assert time.perf_counter() - start < 10, name  # not the 60 s of the group's timeout
+    result = solve_tensors(scores, np.int64(200) if other else 200, gamma=0.7, process_group=dist.group.WORLD)
+    assert result.certificate.passed
+
+
+def test_ranks_that_disagree_on_an_argument_all_raise_at_once():
+    from gloo_processes import run_in_processes
+
+    run_in_processes(ranks_that_disagree, 2)

@@ -28,18 +28,30 @@ Scores (:mod:`torch_adapter.scores`)
     ``synflow = |theta * dR/dtheta|`` on an absolute-valued float64 copy with an all-ones
     input, ``R`` the sum of the outputs; ``iterations > 1`` with ``final_density`` gives the
     iterative variant (exponential schedule, pruned weights score 0).
+    ``synflow_l2`` is SynFlow on the squared weights; ``ntk_sap`` the mask gradient of the
+    output change under a weight perturbation (random inputs, re-initialised copies);
+    ``grasp(absolute=True)`` is |GraSP|, ``grasp(conventions="original")`` the authors' code;
+    ``prospr`` the meta-gradient of the loss after a few SGD steps with respect to the mask.
     Data-driven scores run in ``eval()`` mode unless ``train=True`` and leave the caller's
     model exactly as it was (values, buffers, modes, ``requires_grad``, ``.grad``).
 Masks (:mod:`torch_adapter.masks`)
     ``mode="mask"`` reparametrises each tensor as ``where(mask, original, 0)`` with
     :mod:`torch.nn.utils.parametrize` (recomputed at every access, so attention layers that
     read their submodules' weights directly train correctly; never ``global_unstructured``,
-    which takes abs() of the scores); ``mode="freeze"`` (FreezeNet) keeps unselected weights
+    which takes abs() of the scores); ``mode="freeze"`` (FreezeNet, Wimmer, Mehnert and
+    Condurache, ACCV 2020) keeps unselected weights
     at their current values and no optimiser can move them. Masks already on the model
     (also from :mod:`torch.nn.utils.prune`) are combined with the new one or replaced
     (``previous=``), and the report counts the mask the model carries
     (:func:`current_mask`). Layers that keep no weight are reported and, per
     ``on_collapse``, warned about, refused or ignored.
+Saving and loading (:mod:`torch_adapter.checkpoint`)
+    torch pickles no parametrized module: save ``model.state_dict()`` and load it into a
+    freshly built model with ``load_pruned(model, state_dict)``, which installs the masks
+    first; ``copy.deepcopy`` keeps the masks.
+Compact export (:mod:`torch_adapter.export`)
+    ``export_sparse(model)`` keeps the kept values and their positions (bitmap or indices,
+    the smaller); ``load_sparse(fresh_model, exported)`` puts them back, masks included.
 COPS (:mod:`torch_adapter.cops`)
     ``scores[0]`` is the primary score, the rest secondary, each held at ``gamma`` (default
     0.9) times the best any k-mask reaches on it; ``min_per_layer`` adds per-layer floors.
@@ -50,7 +62,10 @@ COPS where the scores live (:mod:`torch_adapter.sharded`)
     certified summary (:class:`TensorPasses`, :class:`ProcessGroupCollectives`).
 Top-k without the LP (:mod:`torch_adapter.topk`)
     ``top_k_mask(score, density, scope="global" | "local")``; kept counts
-    ``max(1, round(d N))`` or, as the SynFlow authors' code, ``N - int((1 - d) N)``.
+    ``max(1, round(d N))`` or, as the SynFlow authors' code, ``N - int((1 - d) N)`` with
+    their tie rule (every score equal to the threshold is pruned: at most k kept).
+    ``layer_budgets(layout, density, "erk" | "uniform")`` gives per-layer kept counts
+    (ERK: Evci et al. 2020) for ``top_k_mask(..., layer_budgets=...)`` or COPS floors.
 Iterative pruning (:mod:`torch_adapter.iterative`)
     ``iterative_prune(model, score_fn, density=..., rounds=..., selector="topk" | "cops")``
     rescores the masked model every round (exponential or linear schedule).
@@ -64,6 +79,8 @@ Interspace pruning (:mod:`torch_adapter.interspace`)
 """
 
 from . import interspace, scores
+from .checkpoint import load_pruned, masked_tensors
+from .export import export_sparse, load_sparse, serialized_bytes
 from .cops import PruneReport, Selection, layer_floors, prune_with_cops, select_mask
 from .interspace import InterspaceConv2d
 from .iterative import IterativeResult, iterative_prune, round_densities
@@ -86,7 +103,7 @@ from .masks import (
 )
 from .rescaling import UnitRescaling, rescale_after_pruning, scale_residual_branches
 from .scores import ConstantScoreWarning, Score, SynFlowUnderflowWarning
-from .topk import kept_count, top_k_mask
+from .topk import kept_count, layer_budgets, top_k_mask
 
 __all__ = [
     "scores",
@@ -100,6 +117,11 @@ __all__ = [
     "resulting_mask",
     "apply_mask",
     "make_permanent",
+    "load_pruned",
+    "masked_tensors",
+    "export_sparse",
+    "load_sparse",
+    "serialized_bytes",
     "layer_stats",
     "check_collapse",
     "format_layer_table",
@@ -124,6 +146,7 @@ __all__ = [
     "IterativeResult",
     "top_k_mask",
     "kept_count",
+    "layer_budgets",
     "solve_tensors",
     "TensorPasses",
     "ProcessGroupCollectives",

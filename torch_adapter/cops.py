@@ -287,8 +287,9 @@ def prune_with_cops(
     budget, gamma, bounds, method, options, min_per_layer
         See :func:`select_mask`.
     mode : {"mask", "freeze"}, default "mask"
-        A mask parametrization (pruned weights are 0) or FreezeNet
-        (unselected weights frozen at their current values); see :mod:`torch_adapter.masks`.
+        A mask parametrization (pruned weights are 0) or FreezeNet (Wimmer, Mehnert and
+        Condurache, ACCV 2020: unselected weights frozen at their current values); see
+        :mod:`torch_adapter.masks`.
     rescale : bool or {"weights", "count"}, default False
         Rescale the kept weights of every unit after pruning so that its pre-activation
         variance is restored (:func:`torch_adapter.rescale_after_pruning`); needs ``mode="mask"``.

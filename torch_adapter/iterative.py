@@ -2,12 +2,21 @@ r"""Iterative pruning at initialisation for any score, and for COPS itself.
 
 For R rounds with densities :math:`d_1 > d_2 > \dots > d_R = d` (the final density), round r
 
-1. sets the weights pruned so far to 0 in a working copy of the model (the caller's model is
-   never touched by the loop),
-2. recomputes the scores on that masked copy (``score_fn(copy)``),
-3. keeps :math:`\kappa(d_r, N)` elements *among those kept after round r - 1*: the top ones
+1. recomputes the scores on a working copy of the model in which every weight pruned so far
+   is 0 (``score_fn(copy)``; the caller's model is never touched by the loop),
+2. keeps :math:`\kappa(d_r, N)` elements *among those kept after round r - 1*: the top ones
    by the primary score (``selector="topk"``, global or per layer) or the COPS answer
-   (``selector="cops"``, with bounds on the secondary scores and optional layer floors).
+   (``selector="cops"``, with bounds on the secondary scores and optional layer floors),
+3. sets the elements it dropped to 0 in the working copy.
+
+The cost of a round beyond the scoring is that of the kept elements only: the copy is made
+once per run and only the newly dropped entries are written; the loop holds the sorted
+positions of the kept elements, gathers their scores, selects among them (one
+``np.partition``) and counts nothing it already knows (a round keeps exactly its count). A
+``score_fn`` with an ``_open_rounds(model, layout)`` method scores the rounds itself:
+:class:`SynFlowRounds` makes the absolute-valued copy once, zeroes the dropped entries in it
+in place and writes each round's scores into one preallocated flat buffer, so that a round
+costs one forward and backward pass and a few passes over the kept elements.
 
 Schedules (the SynFlow paper's, and its code's ``prune_loop``), for r = 1..R:
 
@@ -28,7 +37,7 @@ k-subset of the kept elements reaches, and floors :math:`f_l` (from ``min_per_la
 computed on the full layer sizes) hold in every round.
 
 SynFlow's iterative variant (:func:`torch_adapter.scores.synflow` with ``iterations > 1``)
-is this loop with ``score_fn = synflow`` and the exponential schedule.
+is this loop with ``score_fn = SynFlowRounds(...)`` and the exponential schedule.
 """
 
 from __future__ import annotations
@@ -47,10 +56,11 @@ from ._checks import check_choice
 from .cops import host_matrix, layer_floors
 from .layout import Layout
 from .masks import LayerStats, apply_mask, check_apply_options, layer_stats
-from .scores import Score, _deepcopy, _progress
-from .topk import KEPT_COUNTS, SCOPES, kept_count, top_k_mask
+from .scores import (Score, _absolute_copy, _deepcopy, _progress, _sample_shape, _synflow_pass, _trainable_leaves,
+                     synflow)
+from .topk import KEPT_COUNTS, SCOPES, _top_k_of, kept_count, top_k_mask
 
-__all__ = ["SCHEDULES", "SELECTORS", "IterativeResult", "round_densities", "iterative_prune"]
+__all__ = ["SCHEDULES", "SELECTORS", "IterativeResult", "SynFlowRounds", "round_densities", "iterative_prune"]
 
 #: Density schedules of the iterative loop.
 SCHEDULES = ("exponential", "linear")
@@ -145,23 +155,167 @@ def _scores_of(output: Any, layout: Layout) -> tuple[Score, ...]:
     return scores
 
 
-def _zero_pruned(model: nn.Module, layout: Layout, kept: torch.Tensor) -> None:
+def _zero_entries(tensors: Sequence[torch.Tensor], layout: Layout, dropped: np.ndarray) -> None:
+    """Set the flat positions ``dropped`` (sorted) of the layout's tensors to 0, in place.
+
+    Only the newly pruned entries are written: the positions of each tensor form one run of
+    the sorted array (found by ``np.searchsorted`` on the entries' offsets).
+    """
+    if dropped.size == 0:
+        return
+    cuts = np.searchsorted(dropped, [e.offset for e in layout.entries] + [len(layout)])
     with torch.no_grad():
-        for tensor, part in zip(layout.trainable(model), layout.split(kept)):
-            tensor.mul_(part.to(device=tensor.device, dtype=tensor.dtype))
+        for tensor, entry, lo, hi in zip(tensors, layout.entries, cuts[:-1], cuts[1:]):
+            if lo == hi:
+                continue
+            local = torch.from_numpy(dropped[lo:hi] - entry.offset).to(tensor.device)
+            if tensor.is_contiguous():
+                tensor.view(-1).index_fill_(0, local, 0)
+            else:
+                flat = torch.zeros(tensor.numel(), dtype=torch.bool, device=tensor.device)
+                flat[local] = True
+                tensor.masked_fill_(flat.view(tensor.shape), 0)
 
 
-def _select_cops(scores: Sequence[Score], kept: torch.Tensor, budget: int, layout: Layout, *,
-                 floors: np.ndarray | None, gamma, bounds, method: str,
-                 options: Mapping[str, Any] | None) -> tuple[torch.Tensor, Any]:
-    """COPS on the elements of ``kept`` only; the mask is mapped back to all D elements."""
-    index = np.flatnonzero(kept.cpu().numpy())
-    groups = None if floors is None else layout.group_index()[index]
-    result = copslp.solve(host_matrix(scores, index), budget, gamma=gamma, bounds=bounds, groups=groups,
+class _CopyRounds:
+    """The rounds of any ``score_fn``: one deep copy of the model, pruned entries zeroed in place."""
+
+    def __init__(self, model: nn.Module, score_fn: Callable, layout: Layout):
+        self.work = _deepcopy(model)
+        self.tensors = layout.trainable(self.work)
+        self.score_fn = score_fn
+        self.layout = layout
+
+    def prune(self, dropped: np.ndarray) -> None:
+        _zero_entries(self.tensors, self.layout, dropped)
+
+    def scores(self) -> tuple[Score, ...]:
+        return _scores_of(self.score_fn(self.work), self.layout)
+
+    def close(self) -> None:
+        del self.work, self.tensors
+
+
+class SynFlowRounds:
+    r"""SynFlow as a ``score_fn`` of :func:`iterative_prune`, scored incrementally.
+
+    Called on a model it returns :func:`torch_adapter.scores.synflow` of it (one shot). In
+    :func:`iterative_prune` the loop instead opens one session per run: the absolute-valued
+    copy in ``dtype`` is made once, the entries pruned in a round are set to 0 in it in place,
+    and each round is one forward and backward pass of the ones input through it, with
+    :math:`|\theta \odot \partial R / \partial \theta|` written into one preallocated
+    flat buffer (the scores returned are that buffer: each round overwrites them). The scores
+    equal those of ``scores.synflow`` on the masked model, value for value.
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+        One sample's shape, without the batch dimension.
+    dtype : torch.dtype or None, default torch.float64
+        Compute dtype; ``None`` keeps the model's.
+    train : bool, default False
+        Run the copy in train mode.
+    """
+
+    def __init__(self, input_shape: Sequence[int], *, dtype: torch.dtype | None = torch.float64, train: bool = False):
+        self.shape = _sample_shape(input_shape)
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"dtype must be a floating-point torch.dtype or None, got {dtype!r}")
+        if not isinstance(train, bool):
+            raise TypeError(f"train must be a bool, got {train!r}")
+        self.dtype, self.train = dtype, train
+
+    def __call__(self, model: nn.Module) -> Score:
+        return synflow(model, self.shape, dtype=self.dtype, train=self.train)
+
+    def _open_rounds(self, model: nn.Module, layout: Layout) -> "_SynFlowSession":
+        return _SynFlowSession(model, layout, self.shape, self.dtype, self.train)
+
+
+class _SynFlowSession:
+    """One run's absolute-valued copy, its ones input and the flat score buffer."""
+
+    def __init__(self, model: nn.Module, layout: Layout, shape: tuple[int, ...], dtype: torch.dtype | None,
+                 train: bool):
+        device, model_dtype = layout.values(model)[0].device, layout.values(model)[0].dtype
+        self.dtype = model_dtype if dtype is None else dtype
+        self.copy = _absolute_copy(model, self.dtype, train)
+        self.layout = layout
+        self.leaves = _trainable_leaves(self.copy, layout)
+        self.ones = torch.ones((1, *shape), device=device, dtype=self.dtype)
+        self.buffer = torch.empty(len(layout), device=device, dtype=self.dtype)
+        self.options = {"dtype": str(self.dtype), "train": train}
+
+    def prune(self, dropped: np.ndarray) -> None:
+        _zero_entries(self.leaves, self.layout, dropped)
+
+    def scores(self) -> tuple[Score, ...]:
+        _synflow_pass(self.copy, self.leaves, self.ones, self.layout, self.buffer)
+        return (Score(self.buffer, self.layout, "synflow", self.options),)
+
+    def close(self) -> None:
+        del self.copy, self.leaves
+
+
+def _open_rounds(model: nn.Module, score_fn: Callable, layout: Layout):
+    opener = getattr(score_fn, "_open_rounds", None)
+    return _CopyRounds(model, score_fn, layout) if opener is None else opener(model, layout)
+
+
+def _select_top(scores: tuple[Score, ...], kept: np.ndarray | None, density: float, *, scope: str,
+                convention: str, layout: Layout, groups: np.ndarray | None) -> np.ndarray:
+    """Top-k among the kept positions ``kept`` (None: all): which of them stay (bool, their order).
+    The reference convention's rule (:func:`top_k_mask`) compares with a value among all N
+    scores, the pruned ones too: it reads every score, as the reference loop does."""
+    if len(scores) > 1:
+        raise ValueError(f'selector="topk" ranks by one score, score_fn returned {len(scores)}: '
+                         f'{[s.name for s in scores]}; use selector="cops"')
+    if convention == "reference":  # its threshold is a value among all N scores, pruned ones too
+        candidates = None
+        if kept is not None:
+            candidates = np.zeros(len(layout), dtype=bool)
+            candidates[kept] = True
+        mask = top_k_mask(scores[0], density, scope=scope, layout=layout, kept_count_convention=convention,
+                          candidates=candidates).cpu().numpy()
+        return mask if kept is None else mask[kept]
+    values = _pool_values(scores[0].values, kept)
+    if scope == "global":
+        k = kept_count(density, len(layout), convention)
+        if k > values.shape[0]:
+            raise ValueError(f"density {density!r} keeps {k} elements, but only {values.shape[0]} are candidates")
+        return _top_k_of(values, k)
+    pool_groups = groups if kept is None else groups[kept]
+    stay = np.zeros(values.shape[0], dtype=bool)
+    for layer, size in enumerate(layout.layer_sizes):
+        span = np.flatnonzero(pool_groups == layer)
+        k = kept_count(density, int(size), convention)
+        if k > span.size:
+            raise ValueError(f"density {density!r} keeps {k} elements in layer {layer} "
+                             f"({layout.layer_names[layer]!r}), but only {span.size} are candidates")
+        stay[span[_top_k_of(values[span], k)]] = True
+    return stay
+
+
+def _pool_values(values: torch.Tensor, kept: np.ndarray | None) -> np.ndarray:
+    """The values at the kept positions as a numpy array, in their own dtype (half widened)."""
+    values = values.detach()
+    if kept is not None and values.device.type != "cpu":
+        values = values.index_select(0, torch.from_numpy(kept).to(values.device))
+        kept = None
+    if values.dtype not in (torch.float32, torch.float64):
+        values = values.to(torch.float32 if values.element_size() <= 4 else torch.float64)
+    array = values.cpu().numpy()
+    return array if kept is None else array.take(kept)
+
+
+def _select_cops(scores: Sequence[Score], kept: np.ndarray | None, budget: int, layout: Layout, *,
+                 groups: np.ndarray | None, floors: np.ndarray | None, gamma, bounds, method: str,
+                 options: Mapping[str, Any] | None) -> tuple[np.ndarray, Any]:
+    """COPS on the kept positions only (None: all): which of them stay (bool), and the result."""
+    pool_groups = None if floors is None else groups if kept is None else groups[kept]
+    result = copslp.solve(host_matrix(scores, kept), budget, gamma=gamma, bounds=bounds, groups=pool_groups,
                           floors=floors, method=method, options=options)
-    mask = np.zeros(len(layout), dtype=bool)
-    mask[index[np.asarray(result.mask, dtype=bool)]] = True
-    return torch.from_numpy(mask).to(scores[0].values.device), result
+    return np.asarray(result.mask, dtype=bool), result
 
 
 def iterative_prune(
@@ -198,7 +352,8 @@ def iterative_prune(
         ``score_fn(masked_copy)`` -> a :class:`Score` or a sequence of Scores (primary first),
         e.g. ``lambda m: scores.synflow(m, (3, 32, 32))`` or
         ``lambda m: [scores.snip(m, loss, data), scores.synflow(m, (3, 32, 32))]``.
-        The scores must be on ``layout``.
+        The scores must be on ``layout``. For SynFlow alone pass ``SynFlowRounds((3, 32, 32))``:
+        the same scores, without a fresh absolute-valued copy every round.
     density : float in (0, 1]
         Final kept fraction d.
     rounds : int, default 100
@@ -260,31 +415,36 @@ def iterative_prune(
     size = len(layout)
     floors = None if min_per_layer is None else layer_floors(layout, min_per_layer)
 
-    work = _deepcopy(model)
-    kept = torch.ones(size, dtype=torch.bool)
+    groups = layout.group_index() if (floors is not None or scope == "local") else None
+    session = _open_rounds(model, score_fn, layout)
+    kept: np.ndarray | None = None  # sorted positions of the elements kept so far; None: all
     kept_counts, score_times, select_times, results = [], [], [], []
     scores: tuple[Score, ...] = ()
     steps = _progress(densities, total=rounds, desc="iterative pruning") if progress else densities
-    for round_density in steps:
-        start = time.perf_counter()
-        _zero_pruned(work, layout, kept)
-        scores = _scores_of(score_fn(work), layout)
-        score_times.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        if selector == "topk":
-            if len(scores) > 1:
-                raise ValueError(f'selector="topk" ranks by one score, score_fn returned {len(scores)}: '
-                                 f'{[s.name for s in scores]}; use selector="cops"')
-            kept = top_k_mask(scores[0], round_density, scope=scope, kept_count_convention=kept_count_convention,
-                              candidates=kept)
-        else:
-            budget = kept_count(round_density, size, kept_count_convention)
-            kept, result = _select_cops(scores, kept, budget, layout, floors=floors, gamma=gamma, bounds=bounds,
-                                        method=method, options=options)
-            results.append(result)
-        select_times.append(time.perf_counter() - start)
-        kept_counts.append(int(kept.sum()))
-    del work
+    try:
+        for round_density in steps:
+            start = time.perf_counter()
+            scores = session.scores()
+            score_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            if selector == "topk":
+                stay = _select_top(scores, kept, round_density, scope=scope, convention=kept_count_convention,
+                                   layout=layout, groups=groups)
+            else:
+                budget = kept_count(round_density, size, kept_count_convention)
+                stay, result = _select_cops(scores, kept, budget, layout, groups=groups, floors=floors, gamma=gamma,
+                                            bounds=bounds, method=method, options=options)
+                results.append(result)
+            dropped = np.flatnonzero(~stay) if kept is None else kept[~stay]
+            kept = np.flatnonzero(stay) if kept is None else kept[stay]
+            session.prune(dropped)
+            select_times.append(time.perf_counter() - start)
+            kept_counts.append(int(kept.shape[0]))
+    finally:
+        session.close()
+    mask = torch.zeros(size, dtype=torch.bool)
+    mask[torch.from_numpy(np.arange(size) if kept is None else kept)] = True
+    kept = mask.to(scores[0].values.device) if scores else mask
     layers = layer_stats(kept, layout)
     if apply:
         layers = apply_mask(model, kept, layout, mode=mode, rescale=rescale, on_collapse=on_collapse)

@@ -17,7 +17,7 @@ A mask is a flat boolean vector of length D in the order of a
     :func:`torch.nn.utils.prune.custom_from_mask` (``weight_orig`` / ``weight_mask``) is
     converted: ``weight_orig`` becomes the parametrization's ``original``.
 
-``mode="freeze"`` (FreezeNet, Lubana et al. / Wimmer et al., 2020)
+``mode="freeze"`` (FreezeNet: Wimmer, Mehnert and Condurache, ACCV 2020)
     Unselected weights are not zeroed but frozen at their current (initial) values. The
     tensor is reparametrised with :func:`torch.nn.utils.parametrize.register_parametrization`
     as ``weight = where(mask, original, frozen)`` with ``frozen`` a buffer holding the
@@ -26,6 +26,10 @@ A mask is a flat boolean vector of length D in the order of a
     momentum, not weight decay (which does change ``original`` at those positions, to no
     effect). Parameters live at ``module.parametrizations.weight.original``; create the
     optimiser after applying the mask.
+
+A pruned model survives ``copy.deepcopy`` with its masks (the copy's own buffers) and is
+saved and loaded through its ``state_dict``, whose keys and loader
+(:func:`torch_adapter.load_pruned`) are in :mod:`torch_adapter.checkpoint`.
 
 Tied tensors (a layout entry with ``aliases``) get one parametrization object at every
 place that holds them, so the tie holds: one Parameter, one mask.
@@ -45,6 +49,10 @@ from ``torch.nn.utils.prune``), ``previous=``:
     ``weight_orig``: their values when pruned, as far as weight decay left them). In freeze
     mode the current values are kept: formerly frozen elements resume training from them.
 
+A ``DistributedDataParallel`` model gets the mask only when every process applies the same
+one (checked, a ValueError otherwise), and its reducer is built again on the parametrized
+parameters (also by :func:`make_permanent`); see :mod:`torch_adapter.distributed`.
+
 Layer collapse: a layer (module of the layout) whose weights are all pruned passes no
 signal. :func:`apply_mask` checks every layer before touching the model and, following
 ``on_collapse``, warns (:class:`LayerCollapseWarning`), raises (:class:`LayerCollapseError`,
@@ -63,6 +71,7 @@ from torch import nn
 from torch.nn.utils import parametrize, prune
 
 from ._checks import check_choice
+from .distributed import check_same_on_every_process, is_ddp, rebuild_reducer
 from .layout import Layout, is_pruned
 
 __all__ = [
@@ -324,6 +333,8 @@ def apply_mask(
     """
     rescale_by = check_apply_options(mode=mode, rescale=rescale, on_collapse=on_collapse, previous=previous)
     resulting = resulting_mask(model, mask, layout, previous=previous)
+    if is_ddp(model):
+        check_same_on_every_process(resulting, model.process_group)
     owners = layout.owners(model)
     for places, entry in zip(owners, layout.entries):
         for module, tensor_name in places:
@@ -342,6 +353,8 @@ def apply_mask(
             _install_mask(places, part)
         else:
             _install_freeze(places, part, replace=previous == "replace")
+    if is_ddp(model):
+        rebuild_reducer(model)
     if rescale_by is not None:
         from .rescaling import rescale_after_pruning
 
@@ -358,6 +371,7 @@ def _install_mask(places, part: torch.Tensor) -> None:
     for module, tensor_name in places:
         if _pruned_mask(module, tensor_name) is not None:
             _unprune(module, tensor_name)
+        _own_class(module)
         parametrize.register_parametrization(module, tensor_name, parametrization)
 
 
@@ -398,7 +412,25 @@ def _install_freeze(places, part: torch.Tensor, *, replace: bool) -> None:
             return
     parametrization = _Freeze(part.clone(), current)
     for module, tensor_name in places:
+        _own_class(module)
         parametrize.register_parametrization(module, tensor_name, parametrization)
+
+
+def _own_class(module: nn.Module) -> None:
+    """Give a parametrized module a class of its own before a parametrization is added or removed.
+
+    torch makes one class per parametrized module (``ParametrizedLinear``) and keeps each
+    parametrized tensor as a property of that class; ``copy.deepcopy`` gives the copy the
+    *same* class, and ``register_parametrization`` / ``remove_parametrizations`` change the
+    class, so pruning or baking in the copy's masks changed the original too (removing them
+    from a copy deleted the original's ``weight``). A fresh class with the same bases and
+    attributes isolates the module.
+    """
+    if not parametrize.is_parametrized(module):
+        return
+    cls = type(module)
+    attributes = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
+    module.__class__ = type(cls.__name__, cls.__bases__, attributes)
 
 
 def _unprune(module: nn.Module, tensor_name: str) -> None:
@@ -427,9 +459,12 @@ def make_permanent(model: nn.Module, layout: Layout) -> None:
     for places in layout.owners(model):
         for module, tensor_name in places:
             if parametrize.is_parametrized(module, tensor_name):
+                _own_class(module)
                 parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=True)
             elif _pruned_mask(module, tensor_name) is not None:
                 prune.remove(module, tensor_name)
+    if is_ddp(model):
+        rebuild_reducer(model)
 
 
 def format_layer_table(columns: Mapping[str, Sequence[LayerStats]], *, title: str | None = None) -> str:

@@ -13,6 +13,7 @@ the same passes, about twice as fast there).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
@@ -58,8 +59,10 @@ def solve_tensors(scores: torch.Tensor | Sequence[torch.Tensor], budget, *, gamm
         Options of the analytic method (``rtol``, ``sample_size``, ``seed``, ``max_rounds``).
     process_group : torch.distributed process group, optional
         Shard over this group (``torch.distributed.group.WORLD`` for all processes); every
-        process of it must call with its own shard and the same other arguments. None: the
-        scores are all here.
+        process of it must call with its own shard and the same other arguments (the first
+        exchange compares a fingerprint of them: where they differ, every process raises a
+        ValueError at once naming the argument and its own value). None: the scores are all
+        here.
 
     Returns
     -------
@@ -71,18 +74,30 @@ def solve_tensors(scores: torch.Tensor | Sequence[torch.Tensor], budget, *, gamm
     Raises
     ------
     TypeError, ValueError
-        Bad input, naming the argument and the value.
+        Bad input, naming the argument and the value (on every process, when one process's
+        input is refused or the processes' arguments differ).
     copslp.InfeasibleError
         No point meets the bounds (on every process).
     """
     collectives = OneProcess() if process_group is None else ProcessGroupCollectives(process_group)
+    arguments = _arguments_shown(scores, budget, gamma, bounds, groups, floors, options)
     try:
         rows = check_scores(scores.unsqueeze(0) if isinstance(scores, torch.Tensor) and scores.dim() == 1 else scores)
         _check_groups(groups, floors, rows)
         refused = None
     except (TypeError, ValueError) as error:
         refused = error
-    if collectives.maximum(np.array([0.0 if refused is None else 1.0]))[0]:  # no process goes on alone
+    # one exchange before any other: the arguments' fingerprints (largest and least of each)
+    # and whether a process refused its input, so that no process goes on alone
+    prints = np.array([_fingerprint(shown) for shown in arguments.values()])
+    agreed = collectives.maximum(np.concatenate([[0.0 if refused is None else 1.0], prints, -prints]))
+    differ = [name for name, high, low in zip(arguments, agreed[1:1 + prints.size], agreed[1 + prints.size:])
+              if high != -low]
+    if differ:
+        raise ValueError("every process must pass the same arguments except its shard of scores and groups, but "
+                         + "; ".join(f"{name} differ between the processes (this one, rank {collectives.rank}, "
+                                     f"has {name} = {arguments[name]})" for name in differ))
+    if agreed[0]:
         if refused is not None:
             raise refused
         raise ValueError("another process of the group refused its input (its error says why); none goes on")
@@ -104,6 +119,54 @@ def solve_tensors(scores: torch.Tensor | Sequence[torch.Tensor], budget, *, gamm
     if array is not None:
         result = replace(result, mask=torch.from_numpy(result.mask))
     return result
+
+
+def _arguments_shown(scores, budget, gamma, bounds, groups, floors, options) -> dict[str, str]:
+    """The arguments every process must give alike, each as a text that equal values share
+    (an int and a numpy int, a list and an array of the same numbers), for their fingerprints
+    and the error that names them. Never raises: a process that did would leave the others
+    waiting in the exchange (arguments that are wrong are refused after it, on every process)."""
+    rows = scores.shape[0] if isinstance(scores, torch.Tensor) and scores.dim() == 2 else (
+        len(scores) if isinstance(scores, (list, tuple)) else 1)
+    first = scores if isinstance(scores, torch.Tensor) else (scores[0] if isinstance(scores, (list, tuple)) and scores
+                                                              else None)
+    dtype = first.dtype if isinstance(first, torch.Tensor) else type(first).__name__
+    return {
+        "budget": _shown(budget), "gamma": _shown(gamma), "bounds": _shown(bounds), "floors": _shown(floors),
+        "groups": "None" if groups is None else "given", "the number of score rows": str(rows),
+        "the scores' dtype": str(dtype),
+        "options": _shown(dict(sorted(options.items(), key=lambda item: repr(item[0])))
+                          if isinstance(options, Mapping) else options),
+    }
+
+
+def _shown(value) -> str:
+    """``value`` as text: numbers (and tensors, arrays and sequences of them) by their
+    values, anything else by its repr (by its type where even that fails)."""
+    try:
+        return _text_of(value)
+    except Exception:  # noqa: BLE001  (the exchange must happen; validation says what is wrong)
+        return f"<a {type(value).__name__}>"
+
+
+def _text_of(value) -> str:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().tolist()  # any dtype (numpy has no bfloat16)
+    if isinstance(value, (list, tuple, np.ndarray, np.generic)):
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError):
+            return repr(value)
+        if array.dtype.kind in "iu":
+            return repr(array.astype(np.int64).tolist())
+        if array.dtype.kind == "f":
+            return repr(array.astype(np.float64).tolist())
+    return repr(value)
+
+
+def _fingerprint(text: str) -> float:
+    """48 bits of a hash of ``text``, as a float64 (which holds them exactly)."""
+    return float(int.from_bytes(hashlib.blake2b(text.encode(), digest_size=6).digest(), "little"))
 
 
 def _cpu_array_view(scores, rows: list[torch.Tensor]) -> np.ndarray | None:

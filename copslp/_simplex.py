@@ -1,0 +1,239 @@
+r"""The exact finish on the last survivors: a bounded-variable primal simplex written for the
+shape of the COPS LP (docs/maths.md §4).
+
+The LP left after screening has a few thousand columns and only :math:`p = 1 + r + G` rows
+(the budget, the r bounds, the G floors):
+
+.. math::
+
+    \max_x\ \langle s_0, x\rangle \quad\text{s.t.}\quad \textstyle\sum_j x_j = k,\quad
+    \langle s_i, x\rangle - t_i = b_i,\quad \textstyle\sum_{j \in G_g} x_j - u_g = f_g,\quad
+    0 \le x \le 1,\ t, u \ge 0.
+
+A generic solver pays a fixed cost of tens of milliseconds per call for that; here every
+iteration is one :math:`p \times p` factorisation and one product of the :math:`p`-vector of
+duals with the :math:`p \times m` matrix (the pricing), in numpy. Columns that are equal in
+every score and in their group (the exact zeros of a pruned model, ties) are one column with
+the upper bound of their count, so ties cost nothing.
+
+Start: the top-k (the greedy with floors) of :math:`v(\lambda_0)` at the multipliers the
+localisation reached, every structural column at a bound; a row that this point violates
+gets an artificial variable, and phase 1 drives their sum to 0 (the problem is infeasible
+when it cannot). Pricing is Dantzig's largest reduced cost, Bland's smallest index after a
+run of degenerate pivots (no cycling). The basic values are recomputed from the nonbasic
+ones at every iteration, so round-off does not accumulate.
+
+Duals, in the project's sign convention (docs/maths.md §3): with :math:`y` the simplex
+multipliers of the scaled rows, :math:`\mu = \sigma_0 y_0`,
+:math:`\lambda_i = -\sigma_0 y_i / \sigma_i` and :math:`\nu_g = -\sigma_0 y_g`, where
+:math:`\sigma_0, \sigma_i` are the scales of :math:`s_0, s_i` (their largest magnitudes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._errors import SolverError
+from ._inner import InnerProblem
+from ._screening import ReducedProblemInfeasible
+from ._selection import collapse_equal_columns
+
+__all__ = ["solve_small_lp"]
+
+#: Reduced costs below this (the scaled problem has entries of magnitude <= 1) do not enter.
+_OPTIMALITY_TOL = 1e-11
+#: Phase 1 ends feasible when the artificial variables sum to at most this (scaled rows).
+_FEASIBILITY_TOL = 1e-9
+#: Pivot elements smaller than this are not taken in the ratio test.
+_PIVOT_TOL = 1e-9
+#: Nonbasic columns examined for one batch of bound flips (:func:`_flip_many`).
+_FLIP_BATCH = 512
+#: Degenerate pivots in a row after which Bland's rule prices (and until a step moves).
+_DEGENERATE_RUN = 30
+
+
+def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
+    r"""x, lambda (one per bound of ``inner``) and details of the LP on ``inner``, at a vertex.
+
+    Parameters
+    ----------
+    inner : InnerProblem
+        The survivors' problem (scores (r + 1, m), budget, thresholds, optional floors).
+    start : ndarray, shape (r,), optional
+        Multipliers near lambda*: the first point is the best budget-set of
+        :math:`v = s_0 + \sum_i \lambda_i s_i` there (else at lambda = 0).
+
+    Raises
+    ------
+    ReducedProblemInfeasible
+        No x in [0, 1]^m meets the budget, the bounds and the floors.
+    SolverError
+        The iteration limit was reached (a defect: the pivot rules cannot cycle).
+    """
+    scores = np.asarray(inner.scores, dtype=np.float64)
+    r = inner.thresholds.shape[0]
+    n_groups = 0 if inner.floors is None else inner.floors.shape[0]
+    columns, inverse, counts = collapse_equal_columns(scores, inner.groups)
+    q = columns.shape[1]
+    p = 1 + r + n_groups
+
+    scale = np.abs(columns).max(axis=1)
+    scale = np.where(scale > 0, scale, 1.0)
+    rows = np.empty((p, q))
+    rows[0] = 1.0
+    rows[1:1 + r] = columns[1:] / scale[1:, None]
+    rhs = np.empty(p)
+    rhs[0] = inner.budget
+    rhs[1:1 + r] = inner.thresholds / scale[1:]
+    if n_groups:
+        column_groups = np.zeros(q, dtype=np.int64)
+        column_groups[inverse] = inner.groups
+        rows[1 + r:] = column_groups[None, :] == np.arange(n_groups)[:, None]
+        rhs[1 + r:] = inner.floors
+
+    # the columns: structural (q), surplus of each inequality row (r + G), artificial (p)
+    n_surplus = r + n_groups
+    total = q + n_surplus + p
+    matrix = np.zeros((p, total))
+    matrix[:, :q] = rows
+    matrix[1 + np.arange(n_surplus), q + np.arange(n_surplus)] = -1.0
+    lower = np.zeros(total)
+    upper = np.concatenate([counts.astype(np.float64), np.full(n_surplus + p, np.inf)])
+    artificial = q + n_surplus + np.arange(p)
+
+    value = np.zeros(total)
+    value[:q] = _first_point(inner, scores, inverse, counts, start)
+    residual = rhs - rows @ value[:q]
+    basis = np.empty(p, dtype=np.int64)
+    for row in range(p):
+        if row > 0 and residual[row] <= 0:  # an inequality the first point meets: its surplus
+            basis[row] = q + row - 1
+        else:
+            basis[row] = artificial[row]
+            matrix[row, artificial[row]] = 1.0 if residual[row] >= 0 else -1.0
+
+    phase_one = np.zeros(total)
+    phase_one[artificial] = -1.0
+    relaxed = rhs.copy()  # phase 1: a bound counts as met up to the round-off of its sums
+    relaxed[1:1 + r] -= inner.slack / scale[1:]
+    basis, value, _ = _iterate(matrix, relaxed, lower, upper, phase_one, basis, value)
+    if value[artificial].sum() > _FEASIBILITY_TOL * max(1.0, float(np.abs(rhs).max())):
+        raise ReducedProblemInfeasible()
+    upper[artificial] = 0.0
+    value[artificial] = 0.0
+    objective = np.zeros(total)
+    objective[:q] = columns[0] / scale[0]
+    basis, value, duals = _iterate(matrix, rhs, lower, upper, objective, basis, value)
+
+    amounts = np.clip(value[:q], 0.0, counts)
+    x = _spread(amounts, inverse, counts)
+    bound_duals = np.where(-duals[1:1 + r] > _OPTIMALITY_TOL, -duals[1:1 + r], 0.0)  # round-off is 0
+    multipliers = scale[0] * bound_duals / scale[1:]
+    return x, multipliers, {"reduced_solver": "simplex", "distinct_columns": int(q)}
+
+
+def _first_point(inner: InnerProblem, scores, inverse, counts, start) -> np.ndarray:
+    """Amounts of each distinct column in the best budget-set of v at ``start``, each put at
+    the nearer of its bounds (a column the set takes only in part is taken whole or not at all)."""
+    multipliers = np.zeros(inner.thresholds.shape[0]) if start is None else np.asarray(start, dtype=np.float64)
+    v = scores[0] + multipliers @ scores[1:]
+    chosen = inner.select(v)
+    taken = np.bincount(inverse[chosen], minlength=counts.shape[0])
+    return np.where(2 * taken >= counts, counts, 0).astype(np.float64)
+
+
+def _spread(amounts: np.ndarray, inverse: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """x per element: each column's amount given to its elements in order, ones first, then
+    the fraction, then zeros (at most one fractional element per column)."""
+    order = np.argsort(inverse, kind="stable")
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty(inverse.shape[0], dtype=np.float64)
+    rank[order] = np.arange(inverse.shape[0]) - np.repeat(first, counts)
+    return np.clip(amounts[inverse] - rank, 0.0, 1.0)
+
+
+def _iterate(matrix, rhs, lower, upper, cost, basis, value):
+    """Primal simplex iterations from the basis ``basis`` with nonbasic ``value`` at their
+    bounds, until no reduced cost improves: ``(basis, value, duals)``."""
+    p, total = matrix.shape
+    status = np.zeros(total, dtype=np.int8)  # 0 at lower, 1 at upper, 2 basic
+    status[value >= upper] = 1
+    status[basis] = 2
+    degenerate = 0
+    for _ in range(50 * (total + p) + 100):
+        try:
+            inverse = np.linalg.inv(matrix[:, basis])
+        except np.linalg.LinAlgError:
+            raise SolverError("analytic: a singular basis in the survivors' simplex (a defect)") from None
+        nonbasic_value = np.where(status == 2, 0.0, value)
+        value[basis] = inverse @ (rhs - matrix @ nonbasic_value)
+        duals = cost[basis] @ inverse
+        reduced = cost - duals @ matrix
+        up = (status == 0) & (reduced > _OPTIMALITY_TOL) & (upper > lower)
+        down = (status == 1) & (reduced < -_OPTIMALITY_TOL)
+        eligible = up | down
+        if not eligible.any():
+            return basis, value, duals
+        if degenerate >= _DEGENERATE_RUN:
+            entering = int(np.flatnonzero(eligible)[0])
+        else:
+            entering = int(np.argmax(np.where(eligible, np.abs(reduced), -1.0)))
+        direction = 1.0 if up[entering] else -1.0
+        column = inverse @ matrix[:, entering]
+        change = -direction * column  # d x_basis / d step
+        step, leaving, to_upper = upper[entering] - lower[entering], -1, False
+        basic_value, basic_lower, basic_upper = value[basis], lower[basis], upper[basis]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            down_limit = np.where(change < -_PIVOT_TOL, np.maximum(basic_value - basic_lower, 0.0) / -change, np.inf)
+            up_limit = np.where(change > _PIVOT_TOL, np.maximum(basic_upper - basic_value, 0.0) / change, np.inf)
+        limits = np.minimum(down_limit, up_limit)
+        if limits.shape[0] and limits.min() < step:
+            best = limits.min()
+            near = np.flatnonzero(limits <= best * (1 + 1e-12) + 1e-15)
+            leaving = int(near[np.argmax(np.abs(change[near]))])  # the largest pivot among the ties
+            step = limits[leaving]
+            to_upper = up_limit[leaving] <= down_limit[leaving]
+        if not np.isfinite(step):
+            raise SolverError("analytic: the survivors' LP is unbounded (a defect: x lies in a box)")
+        degenerate = degenerate + 1 if step <= 0 else 0
+        value[entering] += direction * step
+        if leaving < 0:  # a bound flip: the basis stays, and more columns may follow it
+            status[entering] = 1 - status[entering]
+            if degenerate == 0:
+                value[basis] += step * change
+                eligible[entering] = False
+                _flip_many(matrix, inverse, lower, upper, value, status, basis, reduced, eligible, up)
+            continue
+        out = basis[leaving]
+        status[out] = 1 if to_upper else 0
+        value[out] = upper[out] if to_upper else lower[out]
+        basis[leaving] = entering
+        status[entering] = 2
+    raise SolverError("analytic: the simplex on the survivors reached its iteration limit (a defect)")
+
+
+def _flip_many(matrix, inverse, lower, upper, value, status, basis, reduced, eligible, up) -> bool:
+    """After a bound flip, move more improving nonbasic columns to their other bound at once,
+    where the basic values stay within their bounds: the longest such prefix of the eligible
+    columns in order of their reduced cost (a bound flip changes no reduced cost, so each of
+    them is an improving simplex step of its own). Returns whether any column moved. Phase 1
+    from a point far from the bounds' optimum needs hundreds of flips: done one per
+    iteration, each would pay the factorisation and the pricing again."""
+    candidates = np.flatnonzero(eligible & np.isfinite(upper))
+    if candidates.shape[0] == 0:
+        return False
+    candidates = candidates[np.argsort(-np.abs(reduced[candidates]), kind="stable")[:_FLIP_BATCH]]
+    moves = np.where(up[candidates], upper[candidates] - lower[candidates], lower[candidates] - upper[candidates])
+    effect = np.cumsum(-(inverse @ matrix[:, candidates]) * moves, axis=1)  # basic values' change, cumulative
+    basic_value = value[basis][:, None]
+    slack_low = np.minimum(basic_value - lower[basis][:, None], 0.0)  # round-off below a bound stays as it is
+    slack_high = np.maximum(basic_value - upper[basis][:, None], 0.0)
+    within = np.all((basic_value + effect - lower[basis][:, None] >= slack_low)
+                    & (basic_value + effect - upper[basis][:, None] <= slack_high), axis=0)
+    count = int(np.argmin(within)) if not within.all() else within.shape[0]
+    if count == 0:
+        return False
+    moved = candidates[:count]
+    value[moved] = np.where(up[moved], upper[moved], lower[moved])
+    status[moved] = 1 - status[moved]
+    return True

@@ -1,0 +1,124 @@
+"""Problems users reported against the analytic method, scaled down to test sizes.
+
+Each one once took minutes, raised SolverError on a feasible problem, or gave another answer
+on the tensor road; the benchmark lines of bench/several_bounds.py (``--only reported``)
+run them at full size.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import copslp
+from conftest import Case, assert_optimal
+
+
+def _solve(case: Case):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", copslp.CopsWarning)
+        return case.solve("analytic")
+
+
+def sparse_scores(size: int, density: float, seed: int) -> np.ndarray:
+    """Three secondary scores and a primary, each 95% exact zeros (an already pruned model)."""
+    rng = np.random.default_rng(seed)
+    return rng.random((4, size)) * (rng.random((4, size)) < density)
+
+
+def test_many_exact_zeros_with_three_bounds():
+    """n = 3 bounds at gamma 0.99, k = D/2 and 95% zeros: the zeros tie at the k-th level for
+    every lambda, so no box decides them. They took over 100 s in the ellipsoid; they are one
+    column of the simplex now, and the localisation stops instead of looping on them."""
+    case = Case(sparse_scores(10_000, 0.05, 0), 5_000, gamma=0.99, label="zeros")
+    result = _solve(case)
+    assert_optimal(result, case)
+    info = result.info
+    assert info["reduced_solver"] == "simplex"
+    assert info["distinct_columns"] < info["final_lp_size"]  # the tied zeros collapsed
+    assert info["oracle_calls"] <= 40
+
+
+def test_low_density_with_three_bounds():
+    """k = 0.1% of D with three bounds: the boxes widened until every element survived and
+    the whole problem went to an LP (D = 1.06e6: over 150 s). Now it stays analytic: here,
+    too small a budget to screen from a subsample, localised on every element."""
+    rng = np.random.default_rng(1)
+    case = Case(rng.random((4, 30_000)), 30, gamma=0.9, label="low density")
+    result = _solve(case)
+    assert_optimal(result, case)
+    assert result.info["reduced_solver"] == "simplex"
+    assert result.info["distinct_columns"] <= 2048
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bound_at_gamma_one_with_floors(seed):
+    """A bound at gamma = 1 among several, with floors: solved on the face of that bound
+    (it raised SolverError when the boxes widened until everything survived)."""
+    rng = np.random.default_rng(seed)
+    size = 12_000
+    case = Case(rng.lognormal(size=(4, size)), 7_200, gamma=[1.0, 0.5, 0.5],
+                groups=np.repeat(np.arange(12), size // 12), floors=300, label="gamma one, floors")
+    result = _solve(case)
+    assert_optimal(result, case)
+    assert result.info["best_face_of"] == 1
+
+
+def test_bound_at_gamma_one_with_floors_that_the_face_cannot_meet():
+    """The top-k of s_1 leaves a group below its floor: no point of the face (the only
+    points meeting the bound) meets the floors, an InfeasibleError, not a SolverError."""
+    rng = np.random.default_rng(2)
+    size = 6_000
+    scores = rng.lognormal(size=(3, size))
+    scores[1, :1000] *= 1e-3  # group 0 holds the smallest s_1
+    with pytest.raises(copslp.InfeasibleError):
+        copslp.solve(scores, 3_000, gamma=[1.0, 0.5], groups=np.repeat(np.arange(6), 1000), floors=100)
+
+
+torch = pytest.importorskip("torch")
+
+
+def test_tensor_road_agrees_on_two_bounds():
+    """n = 4, D = 3,000, k = 1,800, two bounds at 0.8 (one off): it got no answer within 60 s
+    on the tensor road."""
+    from torch_adapter import solve_tensors
+
+    rng = np.random.default_rng(0)
+    scores = rng.random((4, 3000))
+    expected = copslp.solve(scores, 1800, gamma=[0.8, 0.8, 0.0])
+    result = solve_tensors(torch.from_numpy(scores), 1800, gamma=[0.8, 0.8, 0.0])
+    assert result.certificate.passed
+    assert abs(result.objective - expected.objective) <= 1e-12 * abs(expected.objective)
+
+
+def test_tensor_road_solves_gamma_one_with_floors():
+    """It raised SolverError on the tensor road: its boxes widen until every element survives,
+    and the whole problem, gathered on rank 0, is now solved by the in-memory road (the face)."""
+    from torch_adapter import solve_tensors
+
+    rng = np.random.default_rng(0)
+    size = 12_000
+    scores = rng.lognormal(size=(4, size))
+    groups = np.repeat(np.arange(12), size // 12)
+    expected = copslp.solve(scores, 7_200, gamma=[1.0, 0.5, 0.5], groups=groups, floors=300)
+    result = solve_tensors(torch.from_numpy(scores), 7_200, gamma=[1.0, 0.5, 0.5], groups=torch.from_numpy(groups),
+                           floors=300)
+    assert result.certificate.passed and result.info["best_face_of"] == 1
+    assert abs(result.objective - expected.objective) <= 1e-12 * abs(expected.objective)
+
+
+def test_low_density_at_full_size_stays_screened():
+    """D = 1.06e6, three bounds, k = 0.1%: the Newton phase narrowed its stage around its own
+    point, which did not hold lambda*; the infeasible problem left there was taken as a wrong
+    box, and the boxes widened until every element survived (5 s; over 150 s before the
+    simplex). The ellipsoid now goes on from the whole box instead."""
+    rng = np.random.default_rng(0)
+    for size in (10_000, 39_555):  # the draws of bench/several_bounds.py before this problem
+        rng.random((4, size)), rng.random((4, size))
+    rng.random((4, 300_000))
+    scores = rng.random((4, 1_060_000))
+    result = copslp.solve(scores, 1_060, gamma=0.9)
+    assert result.certificate.passed
+    assert result.info["rounds"] == 1 and result.info["survivors"] < 1_060_000
