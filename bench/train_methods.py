@@ -11,8 +11,8 @@ Adding an entry is one line::
 
     register_score("snip-normalized", lambda p: scores.snip(p.model, p.loss_fn, p.batches,
                                                              normalize=True, layout=p.layout))
-    register(Method("cops-grasp", "COPS: SNIP primary, GraSP secondary, gamma 0.9",
-                    ("snip", "grasp"), {"gamma": 0.9}))
+    register(Method("cops-snip-grasp", "COPS: SNIP primary, GraSP secondary, gamma on validation",
+                    ("snip", "grasp"), tuned=True))
 
 A method whose mask goes into the model differently (interspace pruning, rescaling, a
 parametrization) gives ``apply=``, a function ``(model, selection, mode) -> layer stats``
@@ -32,14 +32,17 @@ from torch import nn
 from torch_adapter import Layout, Score, Selection, apply_mask, interspace, scores, select_mask
 
 __all__ = ["Problem", "Method", "SCORES", "METHODS", "DEFAULT_METHODS", "register", "register_score", "get_method",
-           "SYNFLOW_ROUNDS", "FLOOR_SHARE"]
+           "SYNFLOW_ROUNDS", "FLOOR_SHARE", "DEFAULT_GAMMA"]
 
 #: Rounds of iterative SynFlow (the SynFlow paper's 100, exponential schedule).
 SYNFLOW_ROUNDS = 100
 #: Layer floors of the ``cops-*-floors`` methods: every layer keeps at least
 #: ``ceil(FLOOR_SHARE * density * size_l)`` of its ``size_l`` weights (at least one: no layer
-#: collapses), a fifth of what a layer pruned uniformly would keep.
-FLOOR_SHARE = 0.2
+#: collapses), half of what a layer pruned uniformly would keep. (A fifth never bound on
+#: LeNet-300-100 and LeNet-5-Caffe: the masks were those without floors.)
+FLOOR_SHARE = 0.5
+#: gamma of a ``tuned`` method when the run gives none (the registered fixed-gamma methods).
+DEFAULT_GAMMA = 0.9
 
 
 @dataclass(eq=False)
@@ -125,6 +128,13 @@ class Method:
         ``prepare(model)``, run in place on the freshly built network before its layout is
         taken and anything is scored (e.g. the interspace conversion). Its scores must have
         names of their own: scores are shared between the methods of one run by name.
+    tuned : bool
+        COPS with gamma given per run (chosen on validation from a grid by bench/train.py);
+        the same gamma bounds every secondary score.
+    gamma_of : str, optional
+        A tuned method whose chosen gamma this one takes (instead of a selection of its own):
+        the floors variant runs at the gamma of the same scores without floors, so that the
+        two differ only by the floors.
     """
 
     name: str
@@ -134,15 +144,34 @@ class Method:
     mode: str = "mask"
     apply: Callable[[nn.Module, Selection, str], Sequence] | None = None
     prepare: Callable[[nn.Module], Any] | None = None
+    tuned: bool = False
+    gamma_of: str | None = None
+
+    def __post_init__(self):
+        if self.tuned and len(self.scores) < 2:
+            raise ValueError(f"method {self.name!r}: tuned=True needs two or more scores, got {self.scores}")
+        if self.gamma_of is not None and not self.tuned:
+            raise ValueError(f"method {self.name!r}: gamma_of={self.gamma_of!r} needs tuned=True")
 
     def summary(self) -> dict:
-        """JSON-friendly: description, scores, mode (options only when they are a mapping)."""
+        """JSON-friendly: description, scores, mode, tuned (options only when they are a mapping)."""
         return {"description": self.description, "scores": list(self.scores), "mode": self.mode,
+                "tuned": self.tuned, "gamma_of": self.gamma_of,
                 "options": dict(self.options) if not callable(self.options) else "depends on the run"}
 
-    def select(self, problem: Problem) -> Selection:
-        """The mask of this method for ``problem`` (raises copslp.InfeasibleError as select_mask does)."""
-        options = self.options(problem) if callable(self.options) else self.options
+    def options_for(self, problem: Problem, gamma: float | None = None) -> dict:
+        """The keyword arguments of :func:`torch_adapter.select_mask` for ``problem``."""
+        options = dict(self.options(problem) if callable(self.options) else self.options)
+        if self.tuned:
+            options["gamma"] = DEFAULT_GAMMA if gamma is None else gamma
+        elif gamma is not None:
+            raise ValueError(f"method {self.name!r} takes no gamma per run, got gamma={gamma!r}")
+        return options
+
+    def select(self, problem: Problem, gamma: float | None = None) -> Selection:
+        """The mask of this method for ``problem`` (raises copslp.InfeasibleError as select_mask does);
+        ``gamma`` only for a ``tuned`` method."""
+        options = self.options_for(problem, gamma)
         return select_mask([problem.score(name) for name in self.scores], problem.density, **options)
 
     def apply_to(self, model: nn.Module, selection: Selection):
@@ -176,8 +205,10 @@ def register_score(name: str, function: Callable[[Problem], Score]) -> None:
 
 
 def register(method: Method) -> Method:
-    """Add a method to :data:`METHODS`; its scores must be registered already."""
+    """Add a method to :data:`METHODS`; its scores (and its ``gamma_of``) must be registered already."""
     _check_name(method.name, METHODS, "method")
+    if method.gamma_of is not None and not _lookup(METHODS, method.gamma_of, "method").tuned:
+        raise ValueError(f"method {method.name!r}: gamma_of={method.gamma_of!r} is not a tuned method")
     if not method.scores:
         raise ValueError(f"method {method.name!r} names no score")
     for name in method.scores:
@@ -205,13 +236,14 @@ register(Method("snip", "SNIP |theta * dL/dtheta|, top-k", ("snip",)))
 register(Method("grasp", "GraSP theta * Hg (signed), top-k", ("grasp",)))
 register(Method("synflow", f"SynFlow, iterative ({SYNFLOW_ROUNDS} rounds, exponential schedule), top-k",
                 ("synflow",)))
-register(Method("cops-0.5", "COPS: SNIP primary, SynFlow (iterative) secondary, gamma 0.5",
-                ("snip", "synflow"), {"gamma": 0.5}))
-register(Method("cops-0.9", "COPS: SNIP primary, SynFlow (iterative) secondary, gamma 0.9",
-                ("snip", "synflow"), {"gamma": 0.9}))
-register(Method("cops-0.9-floors", f"cops-0.9 with layer floors: every layer keeps at least "
-                f"{FLOOR_SHARE:g} x density of its weights", ("snip", "synflow"),
-                lambda p: {"gamma": 0.9, "min_per_layer": FLOOR_SHARE * p.density}))
+for _primary, _secondary in (("snip", ("synflow",)), ("synflow", ("snip",)), ("grasp", ("synflow",)),
+                              ("snip", ("synflow", "magnitude"))):
+    register(Method("cops-" + "-".join((_primary,) + _secondary),
+                    f"COPS: {_primary} primary, {' and '.join(_secondary)} secondary, gamma chosen on validation",
+                    (_primary,) + _secondary, tuned=True))
+register(Method("cops-snip-synflow-floors", f"cops-snip-synflow at its chosen gamma, with layer floors: every "
+                f"layer keeps at least {FLOOR_SHARE:g} x density of its weights", ("snip", "synflow"),
+                lambda p: {"min_per_layer": FLOOR_SHARE * p.density}, tuned=True, gamma_of="cops-snip-synflow"))
 register(Method("freezenet", "the SNIP mask, unselected weights frozen at their initial values (FreezeNet)",
                 ("snip",), mode="freeze"))
 
@@ -227,9 +259,9 @@ def _to_interspace(model: nn.Module) -> None:
     interspace.convert(model, basis="dct")
 
 
-#: The methods of a run unless ``--methods`` says otherwise: the single scores, COPS and
-#: FreezeNet. The entries registered after them (rescaling after pruning, interspace pruning)
-#: run when named.
+#: The methods of a run unless ``--methods`` says otherwise: the single scores, the COPS
+#: combinations (gamma chosen on validation) and FreezeNet. The entries registered after them
+#: (rescaling after pruning, interspace pruning; gamma fixed at 0.9) run when named.
 DEFAULT_METHODS = tuple(METHODS)
 
 register_score("interspace-snip", SCORES["snip"])  # the same functions, on the converted network
@@ -237,11 +269,11 @@ register_score("interspace-synflow", SCORES["synflow"])
 
 register(Method("synflow-rescaled", "SynFlow (iterative), top-k, kept weights rescaled per unit", ("synflow",),
                 apply=_rescaled))
-register(Method("cops-0.9-rescaled", "cops-0.9, kept weights rescaled per unit", ("snip", "synflow"),
-                {"gamma": 0.9}, apply=_rescaled))
+register(Method("cops-0.9-rescaled", "COPS SNIP > SynFlow, gamma 0.9, kept weights rescaled per unit",
+                ("snip", "synflow"), {"gamma": 0.9}, apply=_rescaled))
 register(Method("interspace-snip", "SNIP of interspace coefficients (DCT filter basis, trained), top-k",
                 ("interspace-snip",), prepare=_to_interspace))
-register(Method("interspace-cops-0.9", "cops-0.9 on interspace coefficients (DCT filter basis, trained)",
+register(Method("interspace-cops-0.9", "COPS SNIP > SynFlow, gamma 0.9, on interspace coefficients (DCT basis)",
                 ("interspace-snip", "interspace-synflow"), {"gamma": 0.9}, prepare=_to_interspace))
 
 
