@@ -272,11 +272,11 @@ def _select_top(scores: tuple[Score, ...], kept: np.ndarray | None, density: flo
                          f'{[s.name for s in scores]}; use selector="cops"')
     if convention == "reference" and scope == "global":  # its threshold is a value among all N scores
         every = _pool_values(scores[0].values, None)
-        threshold = reference_threshold(every, len(layout) - kept_count(density, len(layout), convention))
+        removed = len(layout) - kept_count(density, len(layout), convention)
         values = every if kept is None else every.take(kept)
         if np.isnan(values).any():
             raise ValueError("score contains NaN; a top-k mask needs comparable values")
-        return values > threshold
+        return values > _reference_threshold_of_all(every, values, kept, removed)
     if convention == "reference":  # per layer: top_k_mask's rule among the candidates
         candidates = None
         if kept is not None:
@@ -301,6 +301,23 @@ def _select_top(scores: tuple[Score, ...], kept: np.ndarray | None, density: flo
                              f"({layout.layer_names[layer]!r}), but only {span.size} are candidates")
         stay[span[_top_k_of(values[span], k)]] = True
     return stay
+
+
+def _reference_threshold_of_all(every: np.ndarray, values: np.ndarray, kept: np.ndarray | None, removed: int):
+    """The ``removed``-th smallest of all N scores ``every``, of which ``values`` are the kept
+    ones. Where no pruned score exceeds the smallest kept one (SynFlow's: a pruned weight
+    scores 0), all N sorted are the pruned ones, then the kept ones: one selection among the
+    kept (or the pruned) suffices, not one over all N."""
+    if kept is None or kept.shape[0] == every.shape[0] or values.shape[0] == 0:
+        return reference_threshold(every, removed)
+    pruned = np.ones(every.shape[0], dtype=bool)
+    pruned[kept] = False
+    pruned_values = every[pruned]
+    if not pruned_values.max() <= values.min():
+        return reference_threshold(every, removed)
+    if removed <= pruned_values.shape[0]:
+        return reference_threshold(pruned_values, removed)
+    return reference_threshold(values, removed - pruned_values.shape[0])
 
 
 def _pool_values(values: torch.Tensor, kept: np.ndarray | None) -> np.ndarray:
