@@ -135,3 +135,21 @@ def test_layer_budgets_drive_top_k_and_cops():
         top_k_mask(score, 0.2, scope="local", layer_budgets=budgets + 1000)
     with pytest.raises(ValueError, match="distribution"):
         layer_budgets(layout, 0.2, "erdos")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_loops_threshold_is_the_one_over_all_scores(seed):
+    """The iterative loop finds the reference threshold among the kept scores where no pruned
+    score exceeds them (SynFlow's zeros), else over all N: always the same value as one
+    selection over all N."""
+    from torch_adapter.iterative import _reference_threshold_of_all
+    from torch_adapter.topk import reference_threshold
+
+    rng = np.random.default_rng(seed)
+    every = np.round(rng.random(500), 2)  # ties
+    kept = np.sort(rng.choice(500, int(rng.integers(1, 500)), replace=False))
+    if seed % 2:  # pruned scores all at or below the kept ones, as SynFlow's zeros are
+        pruned = np.setdiff1d(np.arange(500), kept)
+        every[pruned] = np.minimum(every[pruned], every[kept].min()) * rng.random(pruned.shape[0])
+    for removed in (0, 1, 500 - kept.shape[0], 500 - kept.shape[0] + 1, 499):
+        assert _reference_threshold_of_all(every, every[kept], kept, removed) == reference_threshold(every, removed)

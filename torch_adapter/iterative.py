@@ -312,12 +312,12 @@ def _reference_threshold_of_all(every: np.ndarray, values: np.ndarray, kept: np.
         return reference_threshold(every, removed)
     pruned = np.ones(every.shape[0], dtype=bool)
     pruned[kept] = False
-    pruned_values = every[pruned]
-    if not pruned_values.max() <= values.min():
+    n_pruned = every.shape[0] - kept.shape[0]
+    if not every.max(where=pruned, initial=-np.inf) <= values.min():  # one pass, no gather
         return reference_threshold(every, removed)
-    if removed <= pruned_values.shape[0]:
-        return reference_threshold(pruned_values, removed)
-    return reference_threshold(values, removed - pruned_values.shape[0])
+    if removed <= n_pruned:
+        return reference_threshold(every[pruned], removed)
+    return reference_threshold(values, removed - n_pruned)
 
 
 def _pool_values(values: torch.Tensor, kept: np.ndarray | None) -> np.ndarray:
