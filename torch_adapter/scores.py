@@ -728,6 +728,22 @@ def _second_derivative(inner: torch.Tensor, leaves: Sequence[torch.Tensor]) -> l
 
 
 # ---------------------------------------------------------------------------- SynFlow
+def _rounds_checked(iterations: Any, final_density: Any) -> int:
+    """``iterations`` as an int >= 1, with ``final_density`` a number in (0, 1] when it is > 1
+    (the iterative variants of :func:`synflow`, :func:`synflow_l2` and :func:`ntk_sap`)."""
+    if isinstance(iterations, (bool, np.bool_)) or not isinstance(iterations, numbers.Integral):
+        raise TypeError(f"iterations must be an int >= 1, got {iterations!r}")
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    if iterations > 1:
+        if final_density is not None and (isinstance(final_density, (bool, np.bool_))
+                                          or not isinstance(final_density, numbers.Real)):
+            raise TypeError(f"final_density must be a number in (0, 1] when iterations > 1, got {final_density!r}")
+        if final_density is None or not 0 < final_density <= 1:
+            raise ValueError(f"final_density must be in (0, 1] when iterations > 1, got {final_density!r}")
+    return int(iterations)
+
+
 def synflow(
     model: nn.Module,
     input_shape: Sequence[int],
@@ -802,17 +818,7 @@ def synflow(
         return _on_layout(synflow(model.module, input_shape, dtype=dtype, iterations=iterations,
                                   final_density=final_density, kept_count_convention=kept_count_convention,
                                   train=train, progress=progress, layout=inner_layout(layout)), layout)
-    if isinstance(iterations, (bool, np.bool_)) or not isinstance(iterations, numbers.Integral):
-        raise TypeError(f"iterations must be an int >= 1, got {iterations!r}")
-    iterations = int(iterations)
-    if iterations < 1:
-        raise ValueError(f"iterations must be >= 1, got {iterations}")
-    if iterations > 1:
-        if final_density is not None and (isinstance(final_density, (bool, np.bool_))
-                                          or not isinstance(final_density, numbers.Real)):
-            raise TypeError(f"final_density must be a number in (0, 1] when iterations > 1, got {final_density!r}")
-        if final_density is None or not 0 < final_density <= 1:
-            raise ValueError(f"final_density must be in (0, 1] when iterations > 1, got {final_density!r}")
+    iterations = _rounds_checked(iterations, final_density)
     check_choice("kept_count_convention", kept_count_convention, KEPT_COUNTS)
     shape = _sample_shape(input_shape)
     dtype = _device_dtype(layout.values(model))[1] if dtype is None else dtype
@@ -907,18 +913,6 @@ def _progress(iterable: Iterable[Any], **kwargs) -> Iterable[Any]:
 
 
 # ---------------------------------------------------------------------------- 2026 baselines
-def _rounds_checked(iterations: Any, final_density: Any) -> int:
-    """``iterations`` as an int >= 1, with ``final_density`` in (0, 1] when it is > 1."""
-    if isinstance(iterations, (bool, np.bool_)) or not isinstance(iterations, numbers.Integral):
-        raise TypeError(f"iterations must be an int >= 1, got {iterations!r}")
-    if iterations < 1:
-        raise ValueError(f"iterations must be >= 1, got {iterations}")
-    if iterations > 1 and (isinstance(final_density, (bool, np.bool_)) or not isinstance(final_density, numbers.Real)
-                           or not 0 < final_density <= 1):
-        raise ValueError(f"final_density must be a number in (0, 1] when iterations > 1, got {final_density!r}")
-    return int(iterations)
-
-
 def synflow_l2(
     model: nn.Module,
     input_shape: Sequence[int],
