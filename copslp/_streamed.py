@@ -88,6 +88,11 @@ class StreamedResult:
     """The answer of :func:`solve_streamed` on one process: its own part of the mask and the
     summary of the whole problem (the same on every process).
 
+    Its fields are those of :class:`copslp.Result`, with the same meaning, but for two: no
+    ``x`` (the LP point is never gathered in one process; ``bound_values``, ``objective`` and
+    ``n_fractional`` describe it) and ``size``, D over all processes (``mask`` holds this
+    process's part).
+
     Attributes
     ----------
     mask : array of the caller's type (bool), shape (local size,)
@@ -102,17 +107,28 @@ class StreamedResult:
         nu, one per group (with floors).
     thresholds, bound_values, mask_bound_values : ndarray, shape (n - 1,)
         b_i, ``<s_i, x>`` and ``<s_i, mask>``.
+    mask_violations : ndarray, shape (n - 1,)
+        ``max(b_i - <s_i, mask>, 0)``.
     mask_meets_bounds : bool
+    rounding_loss : float
+        ``objective - mask_objective``.
     budget, size : int
         k and D (over all processes).
     n_fractional : int
-        Fractional entries of the LP point (at most one per active bound).
+        Fractional entries of the LP point (at most one per row of the LP: the budget, each
+        active bound, each floor).
+    message : str
+        The certificate's summary and the rounding rule, in words.
+    method : str
+        ``"analytic"``.
     certificate : Certificate
         The optimality certificate of the whole problem (docs/maths.md §3).
     info : dict
         Rounds, survivors, the box, the rounding rule, the bytes this process sent (when
         the collectives count them).
-    wall_time : float
+    wall_time, method_time : float
+        Seconds for the whole call, and for the method alone (the optimum and its mask,
+        without validation).
     """
 
     mask: Any
@@ -124,13 +140,18 @@ class StreamedResult:
     thresholds: np.ndarray
     bound_values: np.ndarray
     mask_bound_values: np.ndarray
+    mask_violations: np.ndarray
     mask_meets_bounds: bool
+    rounding_loss: float
     budget: int
     size: int
     n_fractional: int
+    message: str
+    method: str
     certificate: Certificate
     info: Mapping[str, Any] = field(default_factory=dict)
     wall_time: float = 0.0
+    method_time: float = 0.0
 
 
 class _Run:
@@ -186,9 +207,11 @@ def solve_streamed(passes: ScorePasses, collectives: Collectives, budget, *, gam
     if rows.shape[0] > 2:  # several bounds: their multipliers need a larger subsample
         run.draw_sample(_SEVERAL_BOUNDS_SAMPLE_FACTOR * settings["sample_size"])
     _raise_if_a_bound_alone_fails(run, outline)
+    method_start = time.perf_counter()
     optimum = _optimum(run, outline, rows, outline.thresholds[outline.active])
     result = _finish(run, outline, rows, optimum)
-    return replace(result, wall_time=time.perf_counter() - start)
+    end = time.perf_counter()
+    return replace(result, wall_time=end - start, method_time=end - method_start)
 
 
 # --------------------------------------------------------------------------------------------
@@ -622,10 +645,16 @@ def _finish(run: _Run, outline: Outline, rows: np.ndarray, optimum: _Optimum) ->
     info.update(rounding=numbers["rule"], processes=run.comm.world_size)
     if hasattr(run.comm, "bytes_sent"):
         info["bytes_sent"] = int(run.comm.bytes_sent)
-    return StreamedResult(mask, float(values[0]), float(mask_values[0]), multipliers, certificate.budget_dual,
-                          certificate.floor_multipliers, thresholds, values[1:], mask_values[1:],
-                          not bool(missed.any()), outline.budget, outline.size, numbers["n_fractional"],
-                          certificate, info)
+    message = f"{certificate.summary()}; mask by rule: {numbers['rule']}"
+    if missed.any():
+        message += f"; the mask misses bounds by {violations.tolist()}"
+    return StreamedResult(
+        mask=mask, objective=float(values[0]), mask_objective=float(mask_values[0]), multipliers=multipliers,
+        budget_dual=certificate.budget_dual, floor_multipliers=certificate.floor_multipliers, thresholds=thresholds,
+        bound_values=values[1:], mask_bound_values=mask_values[1:], mask_violations=violations,
+        mask_meets_bounds=not bool(missed.any()), rounding_loss=float(values[0] - mask_values[0]),
+        budget=outline.budget, size=outline.size, n_fractional=numbers["n_fractional"], message=message,
+        method="analytic", certificate=certificate, info=info)
 
 
 class _EveryElementNeeded(Exception):

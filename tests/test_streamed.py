@@ -213,3 +213,23 @@ def test_objective_opposite_to_the_bound_score(make):
     assert result.certificate.passed and in_memory.certificate.passed
     np.testing.assert_array_equal(result.mask, full.mask)
     assert result.objective == pytest.approx(in_memory.objective, rel=1e-9)
+
+
+def test_streamed_result_has_the_fields_of_result():
+    """One record, two roads: the streamed answer has every field of copslp.Result with the
+    same meaning (but x, never gathered, and size, D over all processes)."""
+    import dataclasses
+
+    from copslp._streamed import StreamedResult
+
+    result_fields = {f.name for f in dataclasses.fields(copslp.Result)} - {"_x"}
+    streamed_fields = {f.name for f in dataclasses.fields(StreamedResult)}
+    assert streamed_fields == result_fields | {"size"}
+    case = CASES[0]
+    expected = case.solve("analytic")
+    result = streamed(case)
+    for name in ("objective", "mask_objective", "rounding_loss"):
+        assert getattr(result, name) == pytest.approx(getattr(expected, name), rel=1e-9, abs=1e-9), name
+    np.testing.assert_allclose(result.mask_violations, expected.mask_violations, atol=1e-9)
+    assert result.mask_meets_bounds == expected.mask_meets_bounds and result.method == expected.method == "analytic"
+    assert result.size == case.size and "mask by rule" in result.message and result.method_time <= result.wall_time
