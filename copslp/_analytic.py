@@ -649,9 +649,7 @@ def _localise_everywhere(inner: InnerProblem, rtol: float, centre=None):
     selection over the elements, each re-screening one pass. A minimum beyond every box (a
     bound at the best value its score reaches, lambda* unbounded) is left to the simplex on
     the distinct columns (:func:`copslp._simplex.solve_small_lp`), which needs no box."""
-    magnitude = np.abs(inner.scores).mean(axis=1)
-    reference = np.where(magnitude[1:] > 0, magnitude[0] / np.maximum(magnitude[1:], 1e-300), 1.0)
-    reference = np.where(reference > 0, reference, 1.0)
+    reference = natural_scale(inner.scores)
     start = reference if centre is None else np.maximum(np.asarray(centre, dtype=np.float64), 0.0)
     hi = np.maximum(4.0 * reference, 2.0 * start)
     for _ in range(_WIDENINGS):
@@ -665,6 +663,14 @@ def _localise_everywhere(inner: InnerProblem, rtol: float, centre=None):
     x, lam, details = solve_small_lp(inner, start)
     details.update(oracle_calls=0, final_lp_size=inner.size)
     return x, lam, details
+
+
+def natural_scale(scores: np.ndarray) -> np.ndarray:
+    """lambda_ref per secondary row: mean |s_0| / mean |s_i|, the multiplier at which s_i
+    weighs as much as s_0 (1 where either mean is 0)."""
+    magnitude = np.abs(scores).mean(axis=1)
+    reference = np.where(magnitude[1:] > 0, magnitude[0] / np.maximum(magnitude[1:], 1e-300), 1.0)
+    return np.where(reference > 0, reference, 1.0)
 
 
 def _sample_estimate(problem, inner, sample, scores, rtol, bracket=None) -> _SampleEstimate:
@@ -686,9 +692,7 @@ def _sample_estimate(problem, inner, sample, scores, rtol, bracket=None) -> _Sam
     d = problem.size
     r = inner.thresholds.shape[0]
     k = max(1, int(round(problem.budget * sample.shape[0] / d)))
-    magnitude = np.abs(scores).mean(axis=1)
-    reference = np.where(magnitude[1:] > 0, magnitude[0] / np.maximum(magnitude[1:], 1e-300), 1.0)
-    reference = np.where(reference > 0, reference, 1.0)
+    reference = natural_scale(scores)
     sampled = _sampled_problem(problem, inner, sample, scores, k)
     if r == 1 and bracket is not None:
         approximate = estimate_one_bound(sampled, bracket)

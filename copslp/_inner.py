@@ -67,10 +67,15 @@ class InnerProblem:
         return group_order(self.groups), group_starts(np.bincount(self.groups, minlength=self.floors.shape[0]))
 
     @cached_property
+    def equal_columns(self) -> tuple:
+        """``(columns, inverse, counts)`` of :func:`copslp._selection.collapse_equal_columns`:
+        elements equal in every score and in their group are interchangeable in the LP, one
+        column of the simplex (:mod:`copslp._simplex`). Made once per problem."""
+        return collapse_equal_columns(self.scores, self.groups)
+
+    @property
     def distinct_columns(self) -> int:
-        """Elements that differ in some score or in their group (equal ones are
-        interchangeable in the LP: one column of the simplex, :mod:`copslp._simplex`)."""
-        return int(collapse_equal_columns(self.scores, self.groups)[0].shape[1])
+        return int(self.equal_columns[0].shape[1])
 
     def select(self, values: np.ndarray) -> np.ndarray:
         """Indices of a best budget-set by ``values`` (ties broken arbitrarily)."""

@@ -36,7 +36,6 @@ import numpy as np
 from ._errors import SolverError
 from ._inner import InnerProblem
 from ._screening import ReducedProblemInfeasible
-from ._selection import collapse_equal_columns
 
 __all__ = ["solve_small_lp"]
 
@@ -70,10 +69,10 @@ def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
     SolverError
         The iteration limit was reached (a defect: the pivot rules cannot cycle).
     """
-    scores = np.asarray(inner.scores, dtype=np.float64)
     r = inner.thresholds.shape[0]
     n_groups = 0 if inner.floors is None else inner.floors.shape[0]
-    columns, inverse, counts = collapse_equal_columns(scores, inner.groups)
+    columns, inverse, counts = inner.equal_columns  # the same sort few_enough asked for
+    columns = np.asarray(columns, dtype=np.float64)
     q = columns.shape[1]
     p = 1 + r + n_groups
 
@@ -102,7 +101,7 @@ def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
     artificial = q + n_surplus + np.arange(p)
 
     value = np.zeros(total)
-    value[:q] = _first_point(inner, scores, inverse, counts, start)
+    value[:q] = _first_point(inner, inverse, counts, start)
     residual = rhs - rows @ value[:q]
     basis = np.empty(p, dtype=np.int64)
     for row in range(p):
@@ -132,12 +131,11 @@ def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
     return x, multipliers, {"reduced_solver": "simplex", "distinct_columns": int(q)}
 
 
-def _first_point(inner: InnerProblem, scores, inverse, counts, start) -> np.ndarray:
+def _first_point(inner: InnerProblem, inverse, counts, start) -> np.ndarray:
     """Amounts of each distinct column in the best budget-set of v at ``start``, each put at
     the nearer of its bounds (a column the set takes only in part is taken whole or not at all)."""
     multipliers = np.zeros(inner.thresholds.shape[0]) if start is None else np.asarray(start, dtype=np.float64)
-    v = scores[0] + multipliers @ scores[1:]
-    chosen = inner.select(v)
+    chosen = inner.select(inner.combine(multipliers))
     taken = np.bincount(inverse[chosen], minlength=counts.shape[0])
     return np.where(2 * taken >= counts, counts, 0).astype(np.float64)
 
