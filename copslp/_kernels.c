@@ -12,7 +12,7 @@
  *
  * reach:          the elements that reach, with s0_j, s1_j (float64) and high_j (the streamed
  *                 passes, copslp._passes, decide the rest in numpy);
- * screen,         the decision itself (copslp._screening._screen_streamed): the positions with
+ * screen,         the decision itself (copslp._screening.screen_piece): the positions with
  * screen_several: low_j > one_level (fixed to 1) and the sums of their scores, the positions
  *                 and scores of the other elements that reach (the survivors), the counts that
  *                 verify the levels, and with floors the count per group of those whose low_j
@@ -815,7 +815,7 @@ static PyMethodDef methods[] = {
      "largest v in the first `count` entries of the output buffers; the total of the largest v over\n"
      "the block; the entries of s1 at or above candidate_level in `candidates` (None: not gathered);\n"
      "and whether lo >= 0 and s1 >= 0 throughout (then v at lo is the smallest).\n"
-     "See copslp._screening.reaching_extremes."},
+     "The reach loop of screen, on its own."},
     {"screen", screen, METH_VARARGS,
      "screen(s0, s1, lo, hi, level, candidate_level, one_level, zero_level, offset, groups, support,\n"
      "       positions, column0, column1, high, ones, candidates, taken)\n"
@@ -829,7 +829,7 @@ static PyMethodDef methods[] = {
      "one per group),\n"
      "the count per group of those whose smallest v reaches their level, the group being `groups`\n"
      "(one for the block, or an int64 array of one per element). The total and the candidates as\n"
-     "in reach. See copslp._screening._screen_streamed."},
+     "in reach. See copslp._screening.screen_piece."},
     {"screen_several", screen_several, METH_VARARGS,
      "screen_several(rows, lo, hi, level, candidate_levels, one_level, zero_level, offset, groups, support,\n"
      "               positions, columns, high, ones, candidates, taken)\n"
@@ -837,7 +837,7 @@ static PyMethodDef methods[] = {
      "screen for several multipliers: rows a tuple of r + 1 arrays (s_0 first), lo and hi float64\n"
      "arrays of r (lo >= 0), columns a tuple of r + 1 float64 buffers, candidate_levels a float64\n"
      "array of r and candidates a tuple of r buffers (or both None); candidate_counts a tuple of\n"
-     "r counts; taken the 2 (r + 1) running sums and errors. See copslp._screening._screen_streamed."},
+     "r counts; taken the 2 (r + 1) running sums and errors. See copslp._screening.screen_piece."},
     {NULL, NULL, 0, NULL}};
 
 /* Multi-phase initialisation, for the slots. The module keeps no state and its loops touch only

@@ -371,7 +371,7 @@ def reach(s0, s1, lo, hi, level, candidate_level, positions, column0, column1, h
     largest v in the first ``count`` entries of the output buffers; the total of the largest v
     over the block; the entries of s1 at or above candidate_level in ``candidates`` (None: not
     gathered); and whether lo >= 0 and s1 >= 0 throughout (then v at lo is the smallest).
-    See copslp._screening.reaching_extremes."""
+    The reach loop of screen, on its own."""
     _warn_once()
     lo, hi, candidate_level = _double(lo), _double(hi), _double(candidate_level)
     s0, s1, level = _rows(s0, s1, level, lo, hi)
@@ -393,7 +393,7 @@ def screen(s0, s1, lo, hi, level, candidate_level, one_level, zero_level, offset
     their largest v above one_level and their smallest at or above zero_level; with
     ``support`` (int64, one per group), the count per group of those whose smallest v reaches
     their level, the group being ``groups`` (one for the block, or an int64 array of one per
-    element). The total and the candidates as in reach. See copslp._screening._screen_streamed."""
+    element). The total and the candidates as in reach. See copslp._screening.screen_piece."""
     _warn_once()
     lo, hi, candidate_level = _double(lo), _double(hi), _double(candidate_level)
     one_level, zero_level, offset = _double(one_level), _double(zero_level), _long_long(offset)
@@ -475,7 +475,7 @@ def screen_several(rows, lo, hi, level, candidate_levels, one_level, zero_level,
     float64 arrays of r (lo >= 0), columns a tuple of r + 1 float64 buffers, candidate_levels
     a float64 array of r and candidates a tuple of r buffers (or both None); candidate_counts
     a tuple of r counts; taken the 2 (r + 1) running sums and errors. See
-    copslp._screening._screen_streamed."""
+    copslp._screening.screen_piece."""
     _warn_once()
     one_level, zero_level, offset = _double(one_level), _double(zero_level), _long_long(offset)
     rows, columns, candidates = _several_rows(rows, columns, candidates)

@@ -38,7 +38,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ._blocks import BLOCK, blocks
-from ._screening import ReachBuffers, box_extremes, reaching_extremes
+from ._screening import Collected, box_extremes, kernel_block, screen_piece
 from ._selection import take_columns
 
 __all__ = ["ScorePasses", "Collectives", "LocalScreen", "LevelsOutside", "ArrayPasses", "OneProcess"]
@@ -302,59 +302,84 @@ class ArrayPasses(ScorePasses):
         values = take_columns(self.scores, positions).astype(np.float64, copy=False)
         return values, None if self.groups is None else self.groups[positions].astype(np.int64)
 
+    def _all_rows(self, rows) -> bool:
+        return rows.shape[0] == self.n_scores and np.array_equal(rows, np.arange(self.n_scores))
+
     def _rows(self, rows, block):
         """The scores of ``rows`` on ``block``: a view when ``rows`` are all the rows in order."""
-        if rows.shape[0] == self.n_scores and np.array_equal(rows, np.arange(self.n_scores)):
+        if self._all_rows(rows):
             return self.scores[:, block]
         return self.scores[rows, block]
 
     def _extremes(self, rows, lo, hi, block):
         return box_extremes(self._rows(rows, block).astype(np.float64, copy=False), lo, hi)
 
-    def screen(self, rows, lo, hi, one_level, zero_level, group_levels):
+    def screen(self, rows, lo, hi, one_level, zero_level, group_levels, tally=None):
+        """The screening pass, block after block in the compiled loop of
+        :func:`copslp._screening.screen_piece` (``one_level >= zero_level``: the driver
+        asks for no other). The handle is ``(ones, survivors)``: the positions fixed to 1 and
+        those that survive, both increasing. With a ``tally``
+        (:class:`copslp._screening.Tally`, every row screened) the pass also reads what
+        validation needs of every element: the sum of ``high`` and each secondary row's
+        candidates for its k largest."""
         grouped = self.groups is not None and group_levels is not None
-        above_one = reaching = fixed = 0
         support = np.zeros(self.n_groups, dtype=np.int64) if grouped else None
-        fixed_per_group = np.zeros(self.n_groups, dtype=np.int64) if grouped else None
-        taken = np.zeros(self.n_scores)
-        ones, survivors = np.zeros(self.size, dtype=bool), []
-        # one multiplier or none: low only where high reaches the element's level (every count
-        # and set below lies among those elements when one_level >= zero_level >= its level)
-        reaching_only = lo.shape[0] <= 1 and one_level >= zero_level
-        buffers = ReachBuffers(BLOCK) if reaching_only else None
-        for block in blocks(self.size):
-            groups = self.groups[block] if grouped else None
-            level = group_levels[groups] if grouped else zero_level
-            if reaching_only:
-                at, _, low, high = reaching_extremes(self._rows(rows, block), lo, hi, level, buffers)
-                if grouped:
-                    groups, level = groups[at], level[at]
-            else:
-                at = None
-                low, high = self._extremes(rows, lo, hi, block)
-            above_one += int(np.count_nonzero(high > one_level))
-            reaching += int(np.count_nonzero(low >= zero_level))
+        all_rows = self._all_rows(rows) and rows.shape[0] > 1
+        scores = [self.scores[row] for row in rows]  # views
+        if rows.shape[0] == 1:  # a point box on one row: v = s + 0 s, the pass of one multiplier
+            scores, lo, hi = scores * 2, np.zeros(1), np.zeros(1)
+        n_rows = len(scores)
+        taken = np.zeros(2 * n_rows)  # compensated sums of the scores fixed to 1, and their errors
+        width = kernel_block(self.size)
+        high = np.empty(width)
+        survivors = Collected([np.int64, (n_rows, np.float64)], width)
+        ones = Collected([np.int64], width)
+        above_one = reaching = 0
+        candidates = [] if tally is None else [Collected([self.scores.dtype], width) for _ in range(n_rows - 1)]
+        total = 0.0  # of high: a Python float, whose sums overflow without a warning
+        for block in blocks(self.size, width):
+            count = block.stop - block.start
+            (positions, columns), (fixed,) = survivors.room(count, block.start, self.size), ones.room(count)
+            found_room = None if tally is None else [row.room(count, block.start, self.size)[0] for row in candidates]
+            groups, level = None, zero_level
             if grouped:
-                support += np.bincount(groups[low >= level], minlength=self.n_groups)
-            one = low > one_level
-            at_one = np.flatnonzero(one)
-            survivor = np.flatnonzero((high >= level) & ~one)
-            if grouped:
-                fixed_per_group += np.bincount(groups[at_one], minlength=self.n_groups)
-            if at is not None:
-                at_one, survivor = at[at_one], at[survivor]
-            ones[block.start + at_one] = True
-            fixed += at_one.shape[0]
-            taken += take_columns(self.scores[:, block], at_one).sum(axis=1)
-            survivors.append(survivor + block.start)
-        survivors = np.concatenate(survivors) if survivors else np.empty(0, dtype=np.intp)
-        return LocalScreen(above_one, reaching, support, fixed, taken, fixed_per_group, survivors.shape[0],
-                           (ones, survivors), lambda: self.take(survivors))
+                groups = np.asarray(self.groups[block], dtype=np.intp)
+                level = group_levels.take(groups)
+            n_ones, n_survivors, high_above_one, low_at_zero, found, block_total = screen_piece(
+                [row[block] for row in scores], lo, hi, level, None if tally is None else tally.levels, one_level,
+                zero_level, block.start, groups, support, positions, columns, high, fixed, found_room, taken)
+            above_one += high_above_one
+            reaching += low_at_zero
+            total += block_total
+            ones.add(n_ones)
+            survivors.add(n_survivors)
+            for row, found_count in zip(candidates, found):
+                row.add(found_count)
+        if tally is not None:
+            tally.count(total, [row.arrays()[0] for row in candidates])
+        # copies of the filled parts: the buffers keep room for a block beyond them, let go here
+        (at_one,), (kept, kept_scores) = [a.copy() for a in ones.arrays()], [a.copy() for a in survivors.arrays()]
+        with np.errstate(invalid="ignore"):  # non-finite scores: validation says so
+            taken = taken[:n_rows] + taken[n_rows:]
+        if not all_rows:  # every row summed over the ones, and gathered at the survivors
+            taken = take_columns(self.scores, at_one).sum(axis=1)
+            kept_scores = None
+        fixed_per_group = np.bincount(self.groups[at_one], minlength=self.n_groups) if grouped else None
+
+        def fetch():
+            values = kept_scores if kept_scores is not None else self.take(kept)[0]
+            return values, None if self.groups is None else self.groups[kept].astype(np.int64)
+
+        return LocalScreen(above_one, reaching, support, int(at_one.shape[0]), taken, fixed_per_group,
+                           int(kept.shape[0]), (at_one, kept), fetch)
+
+    def positions(self, screened):
+        """``(ones, survivors)`` of a screening: the positions it fixed to 1 and those that
+        survived, increasing."""
+        return screened.handle
 
     def survivor_passes(self, screened):
-        _, survivors = screened.handle
-        groups = None if self.groups is None else self.groups[survivors]
-        return ArrayPasses(take_columns(self.scores, survivors), groups, self.n_groups)
+        return ArrayPasses(screened.survivors, screened.survivor_groups, self.n_groups)  # gathered by the pass
 
     def extremes(self, screened, rows, multipliers):
         ones, survivors = screened.handle
@@ -363,13 +388,14 @@ class ArrayPasses(ScorePasses):
         magnitudes, abs_taken = np.zeros(self.n_scores), np.zeros(self.n_scores)
         starts = [block.start for block in blocks(self.size)]
         survivor_bounds = np.searchsorted(survivors, starts + [self.size])
+        one_bounds = np.searchsorted(ones, starts + [self.size])
         for index, block in enumerate(blocks(self.size)):
             v = self._extremes(rows, multipliers, multipliers, block)[0]  # first: it streams the block into cache
             if np.may_share_memory(v, self.scores):
                 v = v.astype(np.float64)  # a copy: the levels below write into it
             scores = self.scores[:, block]
             magnitudes = np.maximum(magnitudes, np.abs(scores).max(axis=1, initial=0.0))
-            at_one = np.flatnonzero(ones[block])
+            at_one = ones[one_bounds[index]:one_bounds[index + 1]] - block.start
             abs_taken += np.abs(take_columns(scores, at_one)).sum(axis=1)
             kept = v.take(at_one)
             v[at_one] = -np.inf  # what is left are the dropped elements
@@ -388,14 +414,15 @@ class ArrayPasses(ScorePasses):
         total = 0.0
         for block in blocks(self.size):
             v = self._extremes(rows, multipliers, multipliers, block)[0]
-            if floor_multipliers is not None:
-                v += floor_multipliers[self.groups[block]]
+            if floor_multipliers is not None:  # not in place: without multipliers v is the scores' own row
+                v = v + floor_multipliers[self.groups[block]]
             total += float(np.maximum(v - level, 0.0).sum())
         return total
 
     def mask(self, screened, kept_survivors):
         ones, survivors = screened.handle
-        mask = ones.copy()
+        mask = np.zeros(self.size, dtype=bool)
+        mask[ones] = True
         mask[survivors[kept_survivors]] = True
         return mask
 

@@ -8,13 +8,8 @@ and makes the mask only when asked for it. :func:`copslp.solve` scans and rounds
 they are, and the dense array is made only when asked for (``numpy.asarray(point)``,
 :attr:`copslp.Result.x`).
 
-A screened answer of the analytic method is a :class:`ScreenedPoint`: an
-:class:`IndexedPoint` plus what its screening passes proved (:class:`ScreenLevel`, one per
-box, outermost first) and the survivors of the innermost box with their scores and x.
-:func:`copslp._scan.scan_point` then reads only those survivors: every element of group g a
-pass fixed to 1 had ``v_j(lambda) > one_levels[g]`` and every one it dropped
-``v_j(lambda) < zero_levels[g]`` for every lambda in its box (one group without floors), and
-their sums were taken in that pass.
+A screening pass records what it proved (:class:`ScreenLevel`): the analytic method's
+certificate takes the elements a box decided from those levels rather than reading them.
 """
 
 from __future__ import annotations
@@ -25,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["MaskPoint", "IndexedPoint", "mask_point", "ScreenLevel", "ScreenedPoint", "Screened", "screened_point"]
+__all__ = ["MaskPoint", "IndexedPoint", "mask_point", "ScreenLevel"]
 
 
 class _ReadsLikeAnArray:
@@ -160,56 +155,3 @@ class ScreenLevel(NamedTuple):
         level that dropped (fixed) nothing in a segment says nothing there (-inf, +inf)."""
         return (np.where(self.dropped > 0, self.zero_levels, -np.inf),
                 np.where(self.fixed > 0, self.one_levels, np.inf))
-
-
-class Screened(NamedTuple):
-    """A screened answer on a problem of its own (indices local to it): the elements fixed
-    to 1 by the ``levels`` (outermost first; a tuple of index arrays, one per level), and x on
-    the ``survivors`` of the innermost box, whose ``scores`` (float64) were gathered there."""
-
-    ones: tuple
-    levels: tuple
-    survivors: np.ndarray
-    scores: np.ndarray
-    x: np.ndarray
-
-    @classmethod
-    def unscreened(cls, scores: np.ndarray, x: np.ndarray) -> "Screened":
-        """A dense answer ``x`` on every element of a problem with these ``scores``."""
-        return cls((), (), np.arange(x.shape[0]), scores, x)
-
-    def below(self, level: ScreenLevel, ones: np.ndarray, survivors: np.ndarray) -> "Screened":
-        """This answer, found on the ``survivors`` of a box that fixed ``ones`` to 1 (both
-        indices of the problem above), as an answer of the problem above."""
-        return Screened((ones, *(survivors[piece] for piece in self.ones)), (level, *self.levels),
-                        survivors[self.survivors], self.scores, self.x)
-
-
-@dataclass(frozen=True, eq=False)
-class ScreenedPoint(IndexedPoint):
-    """An :class:`IndexedPoint` with the record of the screening that produced it (see the
-    module docstring): ``levels`` outermost first, the innermost ``survivors`` (increasing
-    indices), their ``survivor_scores`` (every row, float64) and ``survivor_x``."""
-
-    levels: tuple = ()
-    survivors: np.ndarray = None
-    survivor_scores: np.ndarray = None
-    survivor_x: np.ndarray = None
-
-    def decided_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per segment, ``(largest v dropped, smallest v kept)`` over every element its levels
-        decided, as those levels bound them (:meth:`ScreenLevel.bounds`, combined); valid where
-        the multipliers lie in every level's box."""
-        dropped_max, kept_min = zip(*(level.bounds() for level in self.levels))
-        return np.max(dropped_max, axis=0), np.min(kept_min, axis=0)
-
-    def without_record(self) -> IndexedPoint:
-        """The plain :class:`IndexedPoint` (the survivors' scores are let go)."""
-        return IndexedPoint(self.size, self.ones_at, self.index, self.values)
-
-
-def screened_point(size: int, answer: Screened) -> ScreenedPoint:
-    """The point of length ``size`` of a screened ``answer`` of the whole problem (its
-    survivors increasing: each level's survivors are, and :meth:`Screened.below` keeps them so)."""
-    ones_at, index, values = _ones_and_listed(answer.ones, answer.survivors, answer.x)
-    return ScreenedPoint(size, ones_at, index, values, answer.levels, answer.survivors, answer.scores, answer.x)

@@ -31,6 +31,10 @@ class MethodSpec:
     ``target`` is ``"module:function"`` inside copslp, imported on first use;
     ``options`` maps each accepted keyword to its :class:`~copslp._options.Option`;
     ``relaxation`` is False for a method that solves the binary problem itself (milp);
+    ``finishes`` is True for a method that returns the whole :class:`~copslp.Result`, its
+    mask and certificate made on its own road (analytic: the road shared with scores that
+    are never in one array); the others return an LP point that :func:`copslp.solve` scans,
+    certifies and rounds;
     ``first_pass`` (``"module:function"``, optional) makes validation's pass over the scores
     part of the method's own first one: it takes the :class:`~copslp._problem.PreparedProblem`
     and the options and returns what the method then receives as ``first_pass=`` (with the
@@ -42,6 +46,7 @@ class MethodSpec:
     requires: tuple[str, ...]
     options: Mapping[str, Option] = field(default_factory=dict)
     relaxation: bool = True
+    finishes: bool = False
     first_pass: str | None = None
 
     def is_available(self) -> bool:
@@ -102,7 +107,7 @@ def available_methods() -> list[str]:
 _TIME_LIMIT = Option(None, optional(positive_number), "seconds, or None for no limit")
 _TOLERANCE = Option(1e-7, fraction, "relative accuracy promised to the certificate")
 
-register(MethodSpec("analytic", "._analytic:solve_analytic", ("numpy",), MappingProxyType({
+register(MethodSpec("analytic", "._streamed:solve_analytic", ("numpy",), MappingProxyType({
     "rtol": Option(1e-9, fraction, "relative accuracy at which the answer is certified"),
     "sample_size": Option(65536, int_at_least(2), "size of the subsample that estimates lambda*"),
     "seed": Option(0, seed, "seed of the subsample (changes the time, not the answer)"),
@@ -110,7 +115,7 @@ register(MethodSpec("analytic", "._analytic:solve_analytic", ("numpy",), Mapping
     "certificate_reads": Option("survivors", one_of("survivors", "all"),
                                 "what the certificate reads: the innermost survivors and the levels of the screening "
                                 "passes, or every element again"),
-}), first_pass="._analytic:first_pass"))
+}), finishes=True, first_pass="._streamed:first_pass"))
 register(MethodSpec("two_score", "._two_score:solve_two_score", ("numpy",), MappingProxyType({
     "tol": Option(1e-10, fraction, "bisection stops when the bracket of lambda is this narrow (relative)"),
     "max_iter": Option(200, int_at_least(1), "bisection steps before a SolverError"),

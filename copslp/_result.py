@@ -13,7 +13,7 @@ rows; ``budget_dual`` (mu) is the level that separates kept (w_j > mu) from drop
 
 from __future__ import annotations
 
-from dataclasses import InitVar, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -114,9 +114,14 @@ class Result:
     x : ndarray of float64, shape (D,)
         The LP solution. When the method produced it as a mask (the plain top-k: one score,
         or every bound off, without floors) or as a mask and a few other entries (the
-        analytic method's screened answers: at most r + 1 entries besides the mask), the
-        float64 array is made on first access, so that solving writes no float64 array of
-        length D.
+        analytic method's answers: at most r + 1 entries besides the mask), the float64
+        array is made on first access, so that solving writes no float64 array of length D.
+        Scores sharded over processes (``torch_adapter.solve_tensors`` with a process
+        group): the point is never gathered, and reading ``x`` raises AttributeError;
+        ``bound_values``, ``objective`` and ``n_fractional`` describe it.
+    point : array, mask, :class:`copslp._point.IndexedPoint` or None
+        The LP point as the method produced it, of which ``x`` is the float64 array (None
+        where it was never gathered).
     objective : float
         ``<s_0, x>``, the LP optimum: an upper bound on the best mask's primary score.
     mask_objective : float
@@ -145,6 +150,8 @@ class Result:
         with ``certificate.duality_gap``, the LP's own optimality gap (0 up to round-off).
     budget : int
         k.
+    size : int
+        D (over every process, for sharded scores; ``mask`` then holds this process's part).
     n_fractional : int
         Number of entries of x strictly between 0 and 1.
     message : str
@@ -166,7 +173,7 @@ class Result:
     """
 
     mask: np.ndarray
-    point: InitVar[np.ndarray]
+    point: Any = field(repr=False, compare=False)
     objective: float
     mask_objective: float
     multipliers: np.ndarray
@@ -179,6 +186,7 @@ class Result:
     mask_meets_bounds: bool
     rounding_loss: float
     budget: int
+    size: int
     n_fractional: int
     message: str
     method: str
@@ -186,16 +194,19 @@ class Result:
     method_time: float
     certificate: Certificate
     info: Mapping[str, Any] = field(default_factory=dict)
-    _x: np.ndarray = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self, point: np.ndarray) -> None:
-        object.__setattr__(self, "_x", point)
+    def timed(self, wall_time: float, method_time: float) -> "Result":
+        """This result with its times set."""
+        return replace(self, wall_time=wall_time, method_time=method_time)
 
     @property
     def x(self) -> np.ndarray:
-        if not isinstance(self._x, np.ndarray) or self._x.dtype == np.bool_:
-            object.__setattr__(self, "_x", np.asarray(self._x, dtype=np.float64))
-        return self._x
+        if self.point is None:
+            raise AttributeError("x: the LP point of scores sharded over processes is never gathered in one "
+                                 "process; bound_values, objective and n_fractional describe it")
+        if not isinstance(self.point, np.ndarray) or self.point.dtype == np.bool_:
+            object.__setattr__(self, "point", np.asarray(self.point, dtype=np.float64))
+        return self.point
 
     def summary(self) -> dict:
         """A JSON-friendly summary (no length-D arrays)."""

@@ -35,7 +35,6 @@ from math import comb
 import numpy as np
 
 from ._blocks import blocks
-from ._point import ScreenedPoint
 from ._problem import Problem
 from ._scan import PointScan
 from ._selection import take_columns, top_k_indices, top_k_with_floors
@@ -108,8 +107,7 @@ def _search_near_level(problem: Problem, x, scan: PointScan, fixed: np.ndarray, 
     if frac.shape[0] > MAX_FRACTIONAL_SEARCHED:
         return None
     weights = np.concatenate([[1.0], np.where(np.isfinite(problem.thresholds), multipliers, 0.0)])
-    neighbours = _neighbours_among_survivors(x, scan, mask, weights, frac)
-    removable, addable = neighbours if neighbours is not None else _level_neighbours(problem, mask, weights, frac)
+    removable, addable = _level_neighbours(problem, mask, weights, frac)
     base = scan.ones_values  # the scores summed over fixed
     slots = problem.budget - scan.n_ones  # for the fractional entries, net of swaps
     fractional_sets = _subsets(problem.scores, frac, frac.shape[0])
@@ -181,36 +179,6 @@ def _level_neighbours(problem: Problem, mask: np.ndarray, weights: np.ndarray, f
         lowest_kept = _extreme(lowest_kept, -v[kept], kept + block.start)
         highest_dropped = _extreme(highest_dropped, v[dropped], dropped + block.start)
     return lowest_kept[1], highest_dropped[1]
-
-
-def _neighbours_among_survivors(x, scan: PointScan, mask: np.ndarray, weights: np.ndarray, frac: np.ndarray):
-    """:func:`_level_neighbours` from the innermost survivors of a screened answer, or None.
-
-    Where the scan read the record of the screening (``scan.screened``: the multipliers lie
-    in every box), every element a box fixed to 1 has v above the smallest of the levels'
-    bounds on the kept (:meth:`copslp._point.ScreenedPoint.decided_bounds`, per segment) and
-    every one it dropped has v below the largest of their bounds on the dropped. When the
-    ``NEIGHBOURS``-th smallest v among the kept survivors lies at or below the first, and the
-    ``NEIGHBOURS``-th largest among the dropped ones at or above the second, the neighbours
-    are all survivors, and their scores were gathered already: no pass over every element.
-    None otherwise."""
-    if not isinstance(x, ScreenedPoint) or not scan.screened:
-        return None
-    survivors = x.survivors
-    v = np.einsum("i,ij->j", weights, x.survivor_scores)
-    free = ~np.isin(survivors, frac)
-    in_mask = mask[survivors]
-    is_kept, is_dropped = in_mask & free, ~in_mask & free
-    if np.count_nonzero(is_kept) < NEIGHBOURS or np.count_nonzero(is_dropped) < NEIGHBOURS:
-        return None
-    kept_at, v_kept = survivors[is_kept], v[is_kept]
-    dropped_at, v_dropped = survivors[is_dropped], v[is_dropped]
-    kept = top_k_indices(-v_kept, NEIGHBOURS)
-    dropped = top_k_indices(v_dropped, NEIGHBOURS)
-    dropped_below, kept_above = x.decided_bounds()
-    if v_kept[kept].max() > kept_above.min() or v_dropped[dropped].min() < dropped_below.max():
-        return None
-    return kept_at[kept], dropped_at[dropped]
 
 
 def _extreme(current, values, indices):

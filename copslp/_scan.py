@@ -15,14 +15,6 @@ v_j among the entries counted as 0 and the smallest among those counted as 1. Th
 derives the budget dual, the floor multipliers and the duality gap from these numbers, and
 the rounding reads the counts (see :mod:`copslp._certificate`, :mod:`copslp._rounding`).
 
-A :class:`copslp._point.ScreenedPoint` whose multipliers lie in the box of every screening
-level it records is scanned on its innermost survivors alone (:func:`_scan_screened`). The
-elements a level fixed to 1 in segment g count as 1, with their sums taken in that level's
-pass and ``v_j > one_levels[g]``; those it dropped count as 0, with ``v_j < zero_levels[g]``
-(a level that fixed, or dropped, nothing in a segment says nothing there). Those levels
-stand in for the smallest and largest v of the elements they decided. They are bounds, not
-the extremes themselves, so the certificate drawn from them is conservative, and
-:func:`copslp.solve` scans every element when it does not pass.
 """
 
 from __future__ import annotations
@@ -32,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._blocks import blocks
-from ._point import IndexedPoint, MaskPoint, ScreenedPoint
+from ._point import IndexedPoint, MaskPoint
 from ._selection import group_starts, take_columns
 
 __all__ = ["PointScan", "scan_point", "segment_runs"]
@@ -68,7 +60,7 @@ class PointScan:
         return int(self.segment_ones.sum())
 
 
-def scan_point(problem, x, xtol: float, multipliers: np.ndarray | None = None, *, read_all: bool = False) -> PointScan:
+def scan_point(problem, x, xtol: float, multipliers: np.ndarray | None = None) -> PointScan:
     """Scan ``x`` against ``problem.scores``, one segment per group of its floors (one
     segment without floors). ``multipliers`` (one lambda per secondary score) are needed for
     the levels ``zeros_max`` and ``ones_min``.
@@ -77,16 +69,11 @@ def scan_point(problem, x, xtol: float, multipliers: np.ndarray | None = None, *
     :class:`copslp._point.MaskPoint` or an :class:`copslp._point.IndexedPoint`. The last
     three are read as they are: their mask of ones gives ``PointScan.ones``, no comparisons
     or products with x are made over the mask, and the listed entries are added on their own.
-    A :class:`copslp._point.ScreenedPoint` is scanned on its survivors alone where its record
-    holds (see the module docstring; ``read_all`` reads every element instead). Sums are
+    Sums are
     float64 whatever the dtype of the scores. ``PointScan.ones`` is the scan's own array,
     never ``x``'s: the rounding writes the mask into it."""
     if x.dtype == np.bool_:
         x = MaskPoint(x, np.empty(0, dtype=np.intp), np.empty(0))
-    if isinstance(x, ScreenedPoint) and not read_all:
-        scan = _scan_screened(problem, x, xtol, multipliers)
-        if scan is not None:
-            return scan
     if isinstance(x, (MaskPoint, IndexedPoint)):
         return _scan_mask_point(problem, x, xtol, multipliers)
     order, segments = _layout(problem)
@@ -192,55 +179,6 @@ def _scan_mask_point(problem, x, xtol: float, multipliers) -> PointScan:
         zeros_max = ones_min = np.full(n_segments, np.nan)
     return PointScan(values, x_min, x_max, ones, ones_values, fractional,
                      segment_x, segment_ones, zeros_max, ones_min)
-
-
-def _scan_screened(problem, x: ScreenedPoint, xtol: float, multipliers) -> PointScan | None:
-    """:func:`scan_point` of a screened point from its innermost survivors and its levels
-    (see the module docstring); ``None`` when the record does not hold for these
-    multipliers (one outside a level's box, or none given), or when the mask of the point's
-    ones does not count the elements the record says it fixed, plus its survivors at 1 (a
-    position listed twice, or in two levels, would)."""
-    size = problem.size
-    if multipliers is None or not x.levels:
-        return None
-    lam = np.asarray(multipliers, dtype=np.float64)
-    if not all(level.holds_at(lam) for level in x.levels):
-        return None
-    fixed = np.sum([level.fixed for level in x.levels], axis=0)
-    ones = x.own_mask()  # the mask the rounding will keep: it must count what the record fixed
-    if int(np.count_nonzero(ones)) != int(fixed.sum()) + int(np.count_nonzero(x.survivor_x == 1.0)):
-        return None
-    survivors = x.survivors
-    inner = _scan_dense(x.survivor_scores, *_survivor_layout(problem, survivors), x.survivor_x, xtol, lam)
-    taken = np.sum([level.taken for level in x.levels], axis=0)
-    dropped_max, kept_min = x.decided_bounds()
-    zeros_max, ones_min = np.maximum(inner.zeros_max, dropped_max), np.minimum(inner.ones_min, kept_min)
-    ones[survivors[inner.ones & (x.survivor_x != 1.0)]] = True  # counted as 1, listed in the point
-    read, decided = survivors.shape[0], int(fixed.sum())
-    return PointScan(
-        values=inner.values + taken,
-        x_min=min(inner.x_min, 0.0 if decided + read < size else np.inf),
-        x_max=max(inner.x_max, 1.0 if decided else -np.inf),
-        ones=ones,
-        ones_values=inner.ones_values + taken,
-        fractional=np.sort(survivors[inner.fractional]),  # increasing, as the full scan lists them (ties in rounding)
-        segment_x=inner.segment_x + fixed,
-        segment_ones=inner.segment_ones + fixed,
-        zeros_max=zeros_max,
-        ones_min=ones_min,
-        screened=size - read,
-    )
-
-
-def _survivor_layout(problem, survivors: np.ndarray):
-    """``(order, segments)`` of the increasing indices ``survivors`` by the problem's groups
-    (one segment without floors), as :func:`_layout` gives them for the whole problem."""
-    if not problem.has_floors:
-        return None, np.array([0, survivors.shape[0]])
-    if problem.group_order is None:  # contiguous groups stay contiguous among the survivors
-        return None, np.searchsorted(survivors, problem.group_starts)
-    groups = problem.groups[survivors]
-    return np.argsort(groups, kind="stable"), group_starts(np.bincount(groups, minlength=problem.floors.shape[0]))
 
 
 def _fractional_in_block(fractional: np.ndarray, order, block: slice, where):

@@ -9,7 +9,6 @@ import numpy as np
 
 from ._certificate import certify, certify_binary
 from ._errors import CopsWarning, SolverError
-from ._point import ScreenedPoint
 from ._problem import prepare_problem, raise_if_sums_overflow
 from ._registry import get_method
 from ._result import Result
@@ -108,15 +107,15 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
         raise_if_sums_overflow(problem.scores)  # the cause a user can mend
         raise
     method_time = time.perf_counter() - method_start
+    if spec.finishes:
+        _warn_if_missed(solution)
+        return solution.timed(time.perf_counter() - start, method_time)
 
     x = solution.x
     tolerance = solution.tolerance
     if spec.relaxation:
         scan = scan_point(problem, x, tolerance, solution.multipliers)
         certificate = certify(problem, x, solution.multipliers, rtol=tolerance, scan=scan)
-        if not certificate.passed and scan.screened:  # the screening levels only bound v: read it all
-            scan = scan_point(problem, x, tolerance, solution.multipliers, read_all=True)
-            certificate = certify(problem, x, solution.multipliers, rtol=tolerance, scan=scan)
     else:
         scan = scan_point(problem, x, tolerance)
         certificate = certify_binary(problem, x, solution, rtol=tolerance)
@@ -131,12 +130,11 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
     message = f"{certificate.summary()}; mask by rule: {rule}"
     if missed.any():
         message += f"; the mask misses bounds by {violations.tolist()}"
-        warnings.warn(f"the rounded mask misses secondary bounds by {violations.tolist()}", CopsWarning, stacklevel=2)
     info = dict(solution.info)
     info["rounding"] = rule
-    return Result(
+    result = Result(
         mask=mask,
-        point=x.without_record() if isinstance(x, ScreenedPoint) else x,
+        point=x,
         objective=float(values[0]),
         mask_objective=float(mask_values[0]),
         multipliers=np.asarray(solution.multipliers, dtype=np.float64),
@@ -149,6 +147,7 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
         mask_meets_bounds=not bool(missed.any()),
         rounding_loss=float(values[0] - mask_values[0]),
         budget=problem.budget,
+        size=problem.size,
         n_fractional=int(scan.fractional.shape[0]),
         message=message,
         method=spec.name,
@@ -157,3 +156,12 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
         certificate=certificate,
         info=info,
     )
+    _warn_if_missed(result)
+    return result
+
+
+def _warn_if_missed(result: Result) -> None:
+    """A :class:`CopsWarning` when the rounded mask misses a secondary bound."""
+    if not result.mask_meets_bounds:
+        warnings.warn(f"the rounded mask misses secondary bounds by {result.mask_violations.tolist()}", CopsWarning,
+                      stacklevel=3)

@@ -25,7 +25,7 @@ over the scores where they live, and what crosses between processes goes through
   level's box;
 * whatever runs on rank 0 alone and fails there fails on every process
   (:func:`_on_root`);
-* rank 0 solves the problem on the survivors exactly (:func:`copslp._analytic._solve_exact`,
+* rank 0 solves the problem on the survivors exactly (:func:`copslp._analytic.solve_exact`,
   the same finish as in memory), rounds it to a mask (:func:`copslp._rounding.round_to_mask`
   on the survivors, the elements fixed to 1 kept), and broadcasts lambda, the rule and the
   summary; each process receives the decisions about its own survivors only;
@@ -55,103 +55,33 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
-from ._analytic import (_SEVERAL_BOUNDS_SAMPLE_FACTOR, BoxSchedule, _SampleEstimate, _sample_estimate, _solve_exact,
-                        estimated_best, solve_analytic)
+from ._analytic import (_SEVERAL_BOUNDS_SAMPLE_FACTOR, BoxSchedule, SampleEstimate, estimated_best, sample_estimate,
+                        screens, solve_exact)
 from ._certificate import certify
 from ._errors import InfeasibleError, SolverError
 from ._infeasibility import conflict_error
 from ._inner import InnerProblem, reaches
-from ._passes import Collectives, LocalScreen, ScorePasses
-from ._point import ScreenLevel
-from ._problem import Outline, Problem, _as_budget, as_floor_array, check_floors, thresholds_from
+from ._passes import ArrayPasses, Collectives, LocalScreen, OneProcess, ScorePasses
+from ._point import IndexedPoint, ScreenLevel
+from ._problem import Outline, PreparedProblem, Problem, _as_budget, as_floor_array, check_floors, thresholds_from
 from ._registry import get_method
-from ._result import Certificate
+from ._result import Certificate, Result
 from ._rounding import round_to_mask
 from ._scan import PointScan, scan_point
 from ._screening import (MinimumOutsideBox, ReducedProblemInfeasible, _group_sample_levels, _level_ranks,
-                         _sample_rank, box_extremes)
-from ._selection import kth_largest
+                         _sample_rank, box_extremes, kernels_in_use, Tally)
+from ._selection import (kth_largest, prefilters, strided_candidate_level, take_columns, top_k_sum,
+                         top_k_sum_by_partition)
 from ._several_bounds import inside
 
-__all__ = ["solve_streamed", "StreamedResult"]
+__all__ = ["solve_analytic", "solve_streamed"]
 
 #: Margins (standard deviations of the sampled rank) of the successive estimates of a level.
 _SPREADS = (4.0, 16.0, 64.0)
-
-
-@dataclass(frozen=True, eq=False)
-class StreamedResult:
-    """The answer of :func:`solve_streamed` on one process: its own part of the mask and the
-    summary of the whole problem (the same on every process).
-
-    Its fields are those of :class:`copslp.Result`, with the same meaning, but for two: no
-    ``x`` (the LP point is never gathered in one process; ``bound_values``, ``objective`` and
-    ``n_fractional`` describe it) and ``size``, D over all processes (``mask`` holds this
-    process's part).
-
-    Attributes
-    ----------
-    mask : array of the caller's type (bool), shape (local size,)
-        This process's part of the exact-k mask.
-    objective, mask_objective : float
-        ``<s_0, x>`` of the LP optimum and ``<s_0, mask>`` over all D elements.
-    multipliers : ndarray, shape (n - 1,)
-        lambda, one per secondary score (0 for switched-off bounds).
-    budget_dual : float
-        mu, the level of ``v = s_0 + sum_i lambda_i s_i`` that separates kept from dropped.
-    floor_multipliers : ndarray or None
-        nu, one per group (with floors).
-    thresholds, bound_values, mask_bound_values : ndarray, shape (n - 1,)
-        b_i, ``<s_i, x>`` and ``<s_i, mask>``.
-    mask_violations : ndarray, shape (n - 1,)
-        ``max(b_i - <s_i, mask>, 0)``.
-    mask_meets_bounds : bool
-    rounding_loss : float
-        ``objective - mask_objective``.
-    budget, size : int
-        k and D (over all processes).
-    n_fractional : int
-        Fractional entries of the LP point (at most one per row of the LP: the budget, each
-        active bound, each floor).
-    message : str
-        The certificate's summary and the rounding rule, in words.
-    method : str
-        ``"analytic"``.
-    certificate : Certificate
-        The optimality certificate of the whole problem (docs/maths.md §3).
-    info : dict
-        Rounds, survivors, the box, the rounding rule, the bytes this process sent (when
-        the collectives count them).
-    wall_time, method_time : float
-        Seconds for the whole call, and for the method alone (the optimum and its mask,
-        without validation).
-    """
-
-    mask: Any
-    objective: float
-    mask_objective: float
-    multipliers: np.ndarray
-    budget_dual: float
-    floor_multipliers: np.ndarray | None
-    thresholds: np.ndarray
-    bound_values: np.ndarray
-    mask_bound_values: np.ndarray
-    mask_violations: np.ndarray
-    mask_meets_bounds: bool
-    rounding_loss: float
-    budget: int
-    size: int
-    n_fractional: int
-    message: str
-    method: str
-    certificate: Certificate
-    info: Mapping[str, Any] = field(default_factory=dict)
-    wall_time: float = 0.0
-    method_time: float = 0.0
 
 
 class _Run:
@@ -164,11 +94,16 @@ class _Run:
         self.offset = int(self.sizes[:collectives.rank].sum())
         self.size = int(self.sizes.sum())
         self.sample_scores = self.sample_groups = None  # on rank 0, once drawn
+        self.sample_count = 0
+        self.first: FirstPass | None = None  # the first pass, made before the problem was complete
 
     def draw_sample(self, count: int) -> None:
         """Gather ``count`` elements (at most a quarter of D) drawn over all D (seeded, in
-        increasing position) on rank 0."""
+        increasing position) on rank 0 (unless they are there already)."""
         count = max(1, min(count, self.size // 4))
+        if count == self.sample_count:
+            return
+        self.sample_count = count
         positions = np.sort(np.random.default_rng(self.settings["seed"]).integers(0, self.size, count))
         first, last = np.searchsorted(positions, [self.offset, self.offset + self.passes.size])
         scores, groups = self.passes.take(positions[first:last] - self.offset)
@@ -179,8 +114,109 @@ class _Run:
                 self.sample_groups = self.sample_groups.reshape(-1)
 
 
+def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int, max_rounds: int,
+                   certificate_reads: str, first_pass: FirstPass | None = None) -> Result:
+    """The analytic method on a validated in-memory ``problem``: the road of
+    :func:`solve_outline` over its arrays (:class:`copslp._passes.ArrayPasses`, the compiled
+    kernels behind them) in this one process; the result carries the LP point.
+
+    Options
+    -------
+    rtol : float
+        Relative accuracy at which the certificate is checked (float64 round-off is ~1e-15).
+    sample_size : int
+        Size of the subsample that estimates lambda* (with several bounds four times as many,
+        at most D / 4); a problem whose budget scaled to the subsample is below 64 is solved
+        on every element at once.
+    seed : int
+        Seed of the subsample (the answer does not depend on it, only the time does).
+    max_rounds : int
+        Box re-centrings before giving up with a SolverError.
+    certificate_reads : {"survivors", "all"}
+        What the certificate reads of a screened answer: ``"survivors"`` takes the elements a
+        box decided from the levels its pass compared them with (lambda inside the box) and
+        reads only the survivors; ``"all"`` reads every element again.
+    first_pass : FirstPass, optional
+        The pass of :func:`first_pass`, made before ``problem`` was complete: its subsample,
+        estimate and first screening are the road's first ones.
+    """
+    if first_pass is None:
+        settings = {"rtol": rtol, "sample_size": sample_size, "seed": seed, "max_rounds": max_rounds,
+                    "certificate_reads": certificate_reads}
+        groups = 0 if problem.floors is None else problem.floors.shape[0]
+        run = _Run(ArrayPasses(problem.scores, problem.groups if groups else None, groups), OneProcess(), settings)
+    else:
+        run = first_pass.run
+        run.first = first_pass
+    result = solve_outline(run, problem, with_point=True)
+    result.info["kernels"] = kernels_in_use()
+    return result
+
+
+class FirstPass(NamedTuple):
+    """The analytic method's first pass over in-memory scores, made by :func:`first_pass`
+    before the problem was complete."""
+
+    best: np.ndarray  # T_k(s_i) of each secondary row: what relative bounds scale, and validation's checks
+    totals: np.ndarray  # a sum that is finite only if every entry is (Tally)
+    run: _Run  # its passes, with the subsample drawn
+    estimate: SampleEstimate
+    box: tuple  # (lo, hi), the first box
+    screen: LocalScreen | None  # that box's pass at the first levels (None: they were unsafe)
+
+
+def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed: int, max_rounds: int,
+               certificate_reads: str) -> FirstPass | None:
+    r"""Validation fused with the first screening: relative bounds all in (0, 1), no floors or
+    floors on contiguous groups (layers), a problem screened from a subsample (``None`` for
+    any other problem, which is validated by its own pass).
+
+    The subsample's estimate of :math:`\lambda^*` needs only the subsample: each bound
+    :math:`\gamma_i T_k(s_i)` scales to :math:`\gamma_i T_{k_m}` of the subsample's own s_i.
+    So the first box is known before the :math:`T_k(s_i)`, and the one pass that screens it
+    also sums v at the box's top (the finiteness check, :class:`copslp._screening.Tally`) and
+    gathers the entries of each s_i at or above the level validation's own pass would use
+    (:func:`copslp._selection.strided_candidate_level`: the same candidates in the same order,
+    so the same :math:`T_k(s_i)` to the last bit): the scores are read once for both. Numbers
+    the pass computes from non-finite entries raise no warnings: validation reports them.
+
+    Left to validation's own pass: floors on groups that are not contiguous, absolute bounds
+    (their estimates need T_k), a bound switched off or at gamma = 1 (solved on its face),
+    and a subsample with a non-finite entry, or whose sums of |s| overflow float64."""
+    scores, k = prepared.scores, prepared.budget
+    n, d = scores.shape
+    gamma, floors, r = prepared.gamma, prepared.floors, n - 1
+    if r < 1 or gamma is None or not np.all((gamma > 0) & (gamma < 1)):
+        return None
+    if floors is not None and not prepared.contiguous:
+        return None
+    settings = {"rtol": rtol, "sample_size": sample_size, "seed": seed, "max_rounds": max_rounds,
+                "certificate_reads": certificate_reads}
+    groups = 0 if floors is None else floors.shape[0]
+    run = _Run(ArrayPasses(scores, prepared.groups if groups else None, groups), OneProcess(), settings)
+    run.draw_sample(sample_size * (_SEVERAL_BOUNDS_SAMPLE_FACTOR if r > 1 else 1))
+    if not screens(d, k, run.sample_count, r) or not prefilters(d, k):  # else validation's T_k selects among all
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not np.isfinite(np.abs(run.sample_scores).sum(axis=1)).all():  # non-finite, or sums that overflow
+            return None
+    outline = Outline(d, n, k, gamma, np.ones(r), floors, prepared.group_sizes)
+    rows = np.arange(n)
+    estimate = _estimate(run, outline, rows, gamma)
+    boxes = BoxSchedule(estimate, r, max(1, int(round(k * run.sample_count / d))))
+    lo, hi = boxes.box()
+    keep_whole = np.zeros(groups, dtype=bool)
+    levels = _sample_levels(run, outline, rows, lo, hi, _SPREADS[0], keep_whole)
+    tally = Tally(np.array([strided_candidate_level(row, k) for row in scores[1:]]))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        screen = run.passes.screen(rows, lo, hi, *levels, tally=tally)
+        best = np.array([top_k_sum_by_partition(found if found.shape[0] >= k else scores[i + 1], k)
+                         for i, found in enumerate(tally.candidates)])
+    return FirstPass(best, tally.totals, run, estimate, (lo, hi), None if levels[0] < levels[1] else screen)
+
+
 def solve_streamed(passes: ScorePasses, collectives: Collectives, budget, *, gamma=None, bounds=None, floors=None,
-                   options: Mapping[str, Any] | None = None) -> StreamedResult:
+                   options: Mapping[str, Any] | None = None) -> Result:
     r"""The COPS LP optimum and its mask for scores read through ``passes``, sharded as
     ``collectives`` says (see the module docstring for what each process holds and sends).
 
@@ -203,15 +239,25 @@ def solve_streamed(passes: ScorePasses, collectives: Collectives, budget, *, gam
     settings = get_method("analytic").settings(options)
     run = _Run(passes, collectives, settings)
     outline = _validate(run, budget, gamma, bounds, floors)
+    method_start = time.perf_counter()
+    result = solve_outline(run, outline)
+    end = time.perf_counter()
+    return result.timed(end - start, end - method_start)
+
+
+def solve_outline(run: _Run, outline: Outline, with_point: bool = False) -> Result:
+    """The road every analytic solve takes once its problem is validated (``outline``: its
+    sizes, bounds, best values and floors; the scores behind ``run.passes``): the optimum
+    (:func:`_optimum`), then the mask and the certificate (:func:`_finish`). ``with_point``
+    (one process only): the result carries the LP point x as well."""
     rows = np.concatenate([[0], outline.active + 1])
     if rows.shape[0] > 2:  # several bounds: their multipliers need a larger subsample
-        run.draw_sample(_SEVERAL_BOUNDS_SAMPLE_FACTOR * settings["sample_size"])
+        run.draw_sample(_SEVERAL_BOUNDS_SAMPLE_FACTOR * run.settings["sample_size"])
+    elif run.sample_scores is None:
+        run.draw_sample(run.settings["sample_size"])
     _raise_if_a_bound_alone_fails(run, outline)
-    method_start = time.perf_counter()
     optimum = _optimum(run, outline, rows, outline.thresholds[outline.active])
-    result = _finish(run, outline, rows, optimum)
-    end = time.perf_counter()
-    return replace(result, wall_time=end - start, method_time=end - method_start)
+    return _finish(run, outline, rows, optimum, with_point)
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,14 +340,22 @@ class _Screened:
         return int(self.counts.sum())
 
 
-def _screen(run: _Run, outline: Outline, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> _Screened:
+def _screen(run: _Run, outline: Outline, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+            everything: bool = False, premade: LocalScreen | None = None) -> _Screened:
     """Screen the box [lo, hi] of the multipliers of ``rows`` with levels from the subsample,
-    verified by counting (see the module docstring). The survivors stay where they are."""
+    verified by counting (see the module docstring). The survivors stay where they are.
+    ``everything``: no levels, every element survives. ``premade``: the pass of this box
+    at the first levels, made already (:func:`first_pass`)."""
     comm = run.comm
     keep_whole = np.zeros(0 if outline.floors is None else outline.floors.shape[0], dtype=bool)
-    for spread in (*_SPREADS, np.inf):
+    for spread in ((np.inf,) if everything else (*_SPREADS, np.inf)):
         levels = _on_root(run, lambda: _sample_levels(run, outline, rows, lo, hi, spread, keep_whole))
-        local = run.passes.screen(rows, lo, hi, *levels)
+        if levels[0] < levels[1]:  # a one-level below the zero-level: both counts cannot hold
+            continue
+        if premade is not None and spread == _SPREADS[0]:
+            local = premade
+        else:
+            local = run.passes.screen(rows, lo, hi, *levels)
         one_rank, zero_rank = _level_ranks(outline)
         counts = comm.sum(np.array([local.above_one, local.reaching, local.fixed_ones], dtype=np.int64))
         level_fails = (one_rank > 0 and counts[0] >= one_rank) or counts[1] < zero_rank
@@ -357,7 +411,9 @@ def _reduced(outline: Outline, screened: _Screened, rows: np.ndarray, thresholds
     """On rank 0, after :func:`_gather`: the problem left on the survivors for the objective
     and bounds ``rows``."""
     groups = None if outline.floors is None else screened.survivor_groups
-    return InnerProblem(np.ascontiguousarray(screened.survivors[rows]), outline.budget - screened.fixed_ones,
+    every_row = rows.shape[0] == outline.n_scores and np.array_equal(rows, np.arange(outline.n_scores))
+    scores = screened.survivors if every_row else np.ascontiguousarray(screened.survivors[rows])
+    return InnerProblem(scores, outline.budget - screened.fixed_ones,
                         thresholds - screened.taken[rows[1:]], groups, _reduced_floors(outline, screened))
 
 
@@ -400,7 +456,7 @@ def _on_root(run: _Run, work, keep: bool = False):
     if kind == "error":
         if failure is not None:
             raise failure
-        raise SolverError(f"analytic (streamed): rank 0 failed: {shared}")
+        raise SolverError(f"analytic: rank 0 failed: {shared}")
     return (shared, kept) if keep else shared
 
 
@@ -455,8 +511,12 @@ def _optimum(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarr
     ``within``: the box of the level above and the size of this level's subsample (see
     :class:`copslp._analytic.BoxSchedule`)."""
     comm, r = run.comm, rows.shape[0] - 1
-    if r == 0:
-        estimate = _SampleEstimate(np.zeros(0), np.zeros(0), False)
+    whole = depth == 0 and _solved_whole(run, outline, rows, thresholds)
+    first = run.first if depth == 0 and rows.shape[0] == outline.n_scores else None
+    if r == 0 or whole:
+        estimate = SampleEstimate(np.zeros(r), np.zeros(r), False)
+    elif first is not None:
+        estimate = first.estimate
     else:
         estimate = _on_root(run, lambda: _estimate(run, outline, rows, thresholds))
     feasible = False  # proven so
@@ -472,9 +532,16 @@ def _optimum(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarr
     m = _on_root(run, lambda: run.sample_scores.shape[1])
     boxes = BoxSchedule(estimate, r, max(1, int(round(outline.budget * m / outline.size))),
                         None if within is None else (within, m))
-    for rounds in range(1, run.settings["max_rounds"] + 1):
+    max_rounds = run.settings["max_rounds"]
+    for rounds in range(1, max_rounds + 2):
+        if rounds > max_rounds:  # the boxes kept missing lambda*: every element, without a box
+            prove_infeasible()
+            whole = True
         lo, hi = boxes.box()
-        screened = _screen(run, outline, rows, lo, hi)
+        premade = None
+        if first is not None and rounds == 1 and np.array_equal(first.box[0], lo) and np.array_equal(first.box[1], hi):
+            premade = first.screen
+        screened = _screen(run, outline, rows, lo, hi, whole, premade)
         everything = screened.n_survivors == outline.size
         if _nests(outline, screened, depth):
             kind, value, details, nested = _solve_nested(run, outline, screened, rows, thresholds, depth, (lo, hi))
@@ -483,14 +550,14 @@ def _optimum(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarr
             screened, nested = _gather(run, screened), None
             (kind, value, details), kept = _on_root(
                 run, lambda: _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, boxes.centre, run.rtol,
-                                                  run.settings if everything and depth == 0 else None),
+                                                  run.settings if everything else None, depth == 0),
                 keep=True)
             x, values = kept or (None, None)  # the point and its values, on rank 0
         if kind == "infeasible":
             prove_infeasible()
             if everything:
-                raise SolverError("analytic (streamed): the LP on every element was found infeasible although "
-                                  "a point meeting every bound exists (a numerical failure)")
+                raise SolverError("analytic: the LP on every element was found infeasible although a point meeting "
+                                  "every bound exists (a numerical failure)")
             boxes.after_infeasible()
             continue
         if kind == "outside":
@@ -500,15 +567,14 @@ def _optimum(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarr
             continue
         lam = value
         if inside(lam, lo, hi) or everything:
-            details.update(rounds=rounds, survivors=screened.n_survivors, fixed_ones=screened.fixed_ones,
-                           box=[lo.tolist(), hi.tolist()], sample_estimate=estimate.multipliers.tolist())
+            details.update(rounds=rounds, survivors=screened.n_survivors, fixed_ones=screened.fixed_ones)
+            if not whole:
+                details.update(box=[lo.tolist(), hi.tolist()], sample_estimate=estimate.multipliers.tolist())
             if nested is not None:
                 values = screened.taken + nested[2].values
             return _Optimum(screened, lam, comm.broadcast(values), details, x_survivors=x, nested=nested)
         boxes.after_miss(lam)
-    prove_infeasible()
-    raise SolverError(f"analytic (streamed): lambda* not bracketed after {run.settings['max_rounds']} rounds of "
-                      f"screening")
+    raise AssertionError("the last round solves every element")
 
 
 #: Survivors gathered on rank 0 at most; more are solved as a sharded problem of their own
@@ -535,33 +601,33 @@ def _solve_nested(run: _Run, outline: Outline, screened: _Screened, rows, thresh
 
 
 def _estimate(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarray):
-    """On rank 0: lambda* of the subsample's problem (:func:`copslp._analytic._sample_estimate`)."""
+    """On rank 0: lambda* of the subsample's problem (:func:`copslp._analytic.sample_estimate`)."""
     sample = run.sample_scores
     m = sample.shape[1]
     sub = replace(outline, thresholds=np.asarray(thresholds, dtype=np.float64),
                   best_reachable=outline.best_reachable[rows[1:] - 1])
     inner = InnerProblem(sample[rows], outline.budget, thresholds, run.sample_groups, outline.floors)
-    return _sample_estimate(sub, inner, np.arange(m), np.ascontiguousarray(sample[rows]), run.rtol)
+    return sample_estimate(sub, inner, np.arange(m), np.ascontiguousarray(sample[rows]), run.rtol)
 
 
-def _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, centre, rtol, whole_settings=None):
+def _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, centre, rtol, whole_settings=None,
+                         top=True):
     """On rank 0: the outcome for every process, ("ok", lambda, details),
     ("infeasible", None, {}) or ("outside", lambda, {}), and, kept on rank 0, the point on
     the survivors and the values of every score row there (or None).
 
     ``whole_settings`` (the analytic options), when every element of the top level survived
-    and was gathered: the whole problem is then in memory on rank 0, and is solved by the in-memory road
-    (:func:`copslp._analytic.solve_analytic`: a bound at gamma = 1 on its face, boxes from its
-    own subsample), not by the finish meant for a band of survivors."""
+    and was gathered: the whole problem is on rank 0, without a box (:func:`_solve_whole`;
+    ``top``: it is the caller's problem, whose best values are known)."""
     reduced = _reduced(outline, screened, rows, thresholds)
     if rows.shape[0] == 1:  # no bound: the top-k (with floors, the greedy) of the band
         x = reduced.indicator(reduced.select(reduced.scores[0])) if reduced.budget > 0 else np.zeros(reduced.size)
         return ("ok", np.zeros(0), {}), (x, _values_at(screened, x))
     try:
         if whole_settings is None:
-            x, lam, details = _solve_exact(reduced, rtol, (lo, hi, centre))
+            x, lam, details = solve_exact(reduced, rtol, (lo, hi, centre))
         else:
-            x, lam, details = _solve_in_memory(outline, reduced, rows, whole_settings)
+            x, lam, details = _solve_whole(outline, reduced, rows, whole_settings, top)
     except (ReducedProblemInfeasible, InfeasibleError):
         return ("infeasible", None, {}), (None, None)
     except MinimumOutsideBox as outside:
@@ -569,14 +635,102 @@ def _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, centre, rt
     return ("ok", np.asarray(lam, dtype=np.float64), dict(details)), (x, _values_at(screened, x))
 
 
-def _solve_in_memory(outline: Outline, reduced: InnerProblem, rows: np.ndarray, settings: dict):
-    """x, lambda and details of the whole problem, gathered on rank 0, by the in-memory road."""
-    sizes = None if reduced.floors is None else np.bincount(reduced.groups, minlength=reduced.floors.shape[0])
-    whole = Problem(reduced.scores, reduced.budget, reduced.thresholds, None, outline.best_reachable[rows[1:] - 1],
-                    reduced.groups, reduced.floors, sizes)
-    solution = solve_analytic(whole, **{key: settings[key] for key in
-                                        ("rtol", "sample_size", "seed", "max_rounds", "certificate_reads")})
-    return np.asarray(solution.x, dtype=np.float64), np.asarray(solution.multipliers), dict(solution.info)
+def _rows_at_best(outline: Outline, rows: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """The bounds (positions in ``thresholds``) that ask for the best value their score
+    reaches within the budget (gamma = 1, up to round-off)."""
+    best = outline.best_reachable[rows[1:] - 1]
+    return np.flatnonzero(thresholds >= best - 1e-12 * np.abs(best))
+
+
+def _solved_whole(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarray) -> bool:
+    """Whether the problem is solved on every element at once, without boxes: several bounds
+    of which one asks for the best value its score reaches (lambda* is unbounded; the
+    optimum lies on that bound's face, :func:`_solve_on_best_face`), or a problem too small
+    for a subsample to say anything (``copslp._analytic.screens``)."""
+    r = rows.shape[0] - 1
+    if r > 1 and _rows_at_best(outline, rows, thresholds).shape[0]:
+        return True
+    factor = _SEVERAL_BOUNDS_SAMPLE_FACTOR if r > 1 else 1
+    m = max(1, min(factor * run.settings["sample_size"], outline.size // 4))
+    return not screens(outline.size, outline.budget, m, r)
+
+
+def _solve_whole(outline: Outline, whole: InnerProblem, rows: np.ndarray, settings: dict, top: bool):
+    """x, lambda and details of the whole problem, gathered on rank 0: on the face of a bound
+    at its best value (``top``: a level down the best values are only estimates), else the
+    exact finish without a box (the simplex on few distinct columns, else boxes from 0 that
+    widen, :func:`copslp._analytic.localise_everywhere`)."""
+    at_best = _rows_at_best(outline, rows, whole.thresholds) if top else np.zeros(0, dtype=np.intp)
+    if rows.shape[0] > 2 and at_best.shape[0]:
+        x, lam, details = _solve_on_best_face(whole, int(at_best[0]), settings)
+        return x, lam, {"best_face_of": int(rows[1 + at_best[0]]), **details}
+    return solve_exact(whole, settings["rtol"])
+
+
+def _solve_on_best_face(inner: InnerProblem, row: int, settings: dict):
+    r"""Several bounds, one of which (the bound ``row`` of ``inner``, on score i) asks for the
+    best value its score reaches (gamma_i = 1): every feasible x lies on the face
+    :math:`\langle s_i, x\rangle = T_k(s_i)`, which keeps every element with :math:`s_{ij}`
+    above the k-th largest value L of s_i, drops every one below it, and leaves the c
+    missing slots to the elements tied at L (often one). The problem left on the tied
+    elements, without bound i (their s_i are all L; with floors, each floor less the
+    elements above L in its group), is solved by :func:`solve_analytic`; its multipliers
+    hold for the other bounds. :math:`\lambda_i`, which may have to be large (it is
+    unbounded when the face is a single point), is the least that keeps every kept element
+    at or above the level and every dropped one at or below it: with
+    :math:`w = s_0 + \sum_{l \ne i}\lambda_l s_l` and :math:`\mu_T` the level of the tied
+    elements, :math:`\lambda_i = \max(0, \max_{s_{ij} > L} (\mu_T - w_j)/(s_{ij} - L),
+    \max_{s_{ij} < L} (w_j - \mu_T)/(L - s_{ij}))`; then v = w + lambda_i s_i has the level
+    :math:`\mu_T + \lambda_i L` and the certificate holds. With floors the levels differ per
+    group, so :math:`\mu_T` is replaced by the largest w of a tied element for the elements
+    above L and by the smallest for those below: every element above L then has a larger v
+    than every tied one, which has a larger v than every element below, in every group.
+
+    Raises :class:`ReducedProblemInfeasible` when no point of the face meets the other
+    bounds and the floors (then none at all does: the caller proves it)."""
+    s_i = inner.scores[row + 1]
+    k = inner.budget
+    level = kth_largest(s_i, k)
+    above, tied = np.flatnonzero(s_i > level), np.flatnonzero(s_i == level)
+    others = [other for other in range(inner.thresholds.shape[0]) if other != row]
+    rows = np.array([0] + [other + 1 for other in others])
+    taken = take_columns(inner.scores[rows], above).sum(axis=1)
+    groups = floors = sizes = None
+    if inner.floors is not None:  # the face keeps every element above L: the floors left for the tied ones
+        groups = inner.groups[tied]
+        sizes = np.bincount(groups, minlength=inner.floors.shape[0])
+        floors = np.maximum(inner.floors - np.bincount(inner.groups[above], minlength=sizes.shape[0]), 0)
+        if np.any(floors > sizes) or floors.sum() > k - above.shape[0]:  # no point of the face meets the floors
+            raise ReducedProblemInfeasible()
+    face_scores = take_columns(inner.scores[rows], tied)
+    face = Problem(face_scores, k - above.shape[0], inner.thresholds[others] - taken[1:], None,
+                   np.array([top_k_sum(row_scores, k - above.shape[0]) for row_scores in face_scores[1:]]),
+                   groups, floors, sizes)
+    try:
+        solution = solve_analytic(face, **settings)
+    except InfeasibleError:
+        raise ReducedProblemInfeasible() from None
+    face_x = np.asarray(solution.x)
+    x = np.zeros(inner.size)
+    x[above] = 1.0
+    x[tied] = face_x
+    lam_others = np.asarray(solution.multipliers)
+    w = inner.combine(np.insert(lam_others, row, 0.0))
+    w_tied = w[tied]
+    kept = face_x > 0
+    if inner.floors is not None:  # a level per group: every element above L over every tied one, every one below under
+        lowest_kept, highest_dropped = float(w_tied.max()), float(w_tied.min())
+    else:
+        lowest_kept = highest_dropped = float(w_tied[kept].min()) if kept.any() else float(w_tied.max())
+    below = np.flatnonzero(s_i < level)
+    need = [0.0]
+    if above.shape[0]:
+        need.append(float(np.max((lowest_kept - w[above]) / (s_i[above] - level))))
+    if below.shape[0]:
+        need.append(float(np.max((w[below] - highest_dropped) / (level - s_i[below]))))
+    lam = np.insert(lam_others, row, max(need))
+    return x, lam, {"face_size": int(tied.shape[0]),
+                    **{key: value for key, value in solution.info.items() if key in ("oracle_calls", "final_lp_size")}}
 
 
 def _values_at(screened: _Screened, x: np.ndarray) -> np.ndarray:
@@ -624,9 +778,9 @@ def _raise_joint_infeasibility(run: _Run, outline: Outline, rows: np.ndarray, th
 # mask, summary and certificate
 
 
-def _finish(run: _Run, outline: Outline, rows: np.ndarray, optimum: _Optimum) -> StreamedResult:
+def _finish(run: _Run, outline: Outline, rows: np.ndarray, optimum: _Optimum, with_point: bool = False) -> Result:
     """The mask, each process its part; the whole problem's scan; the certificate, checked
-    by every process on the same numbers."""
+    by every process on the same numbers; with ``with_point`` (one process), the LP point."""
     n = outline.n_scores
     multipliers = np.zeros(n - 1)
     multipliers[rows[1:] - 1] = optimum.multipliers
@@ -635,7 +789,7 @@ def _finish(run: _Run, outline: Outline, rows: np.ndarray, optimum: _Optimum) ->
     if numbers["screened"] and (certificate is None or not certificate.passed):  # levels only bound v: read it all
         mask, numbers, certificate = _mask_and_certificate(run, outline, optimum, multipliers, read_all=True)
     if not certificate.passed:
-        raise SolverError(f"analytic (streamed) returned a point that is not optimal: {certificate.summary()}")
+        raise SolverError(f"analytic returned a point that is not optimal: {certificate.summary()}")
     values, mask_values = numbers["values"], numbers["mask_values"]
     thresholds = outline.thresholds
     violations = np.maximum(thresholds - mask_values[1:], 0.0)
@@ -648,13 +802,34 @@ def _finish(run: _Run, outline: Outline, rows: np.ndarray, optimum: _Optimum) ->
     message = f"{certificate.summary()}; mask by rule: {numbers['rule']}"
     if missed.any():
         message += f"; the mask misses bounds by {violations.tolist()}"
-    return StreamedResult(
-        mask=mask, objective=float(values[0]), mask_objective=float(mask_values[0]), multipliers=multipliers,
-        budget_dual=certificate.budget_dual, floor_multipliers=certificate.floor_multipliers, thresholds=thresholds,
-        bound_values=values[1:], mask_bound_values=mask_values[1:], mask_violations=violations,
-        mask_meets_bounds=not bool(missed.any()), rounding_loss=float(values[0] - mask_values[0]),
-        budget=outline.budget, size=outline.size, n_fractional=numbers["n_fractional"], message=message,
-        method="analytic", certificate=certificate, info=info)
+    return Result(
+        mask=mask, point=_point(run, optimum) if with_point else None, objective=float(values[0]),
+        mask_objective=float(mask_values[0]), multipliers=multipliers, budget_dual=certificate.budget_dual,
+        floor_multipliers=certificate.floor_multipliers, thresholds=thresholds, bound_values=values[1:],
+        mask_bound_values=mask_values[1:], mask_violations=violations, mask_meets_bounds=not bool(missed.any()),
+        rounding_loss=float(values[0] - mask_values[0]), budget=outline.budget, size=outline.size,
+        n_fractional=numbers["n_fractional"], message=message, method="analytic", wall_time=0.0, method_time=0.0,
+        certificate=certificate, info=info)
+
+
+def _point(run: _Run, optimum: _Optimum) -> IndexedPoint:
+    """The LP point of one process's whole problem: 1 on the elements each level's screening
+    fixed to 1, x on the survivors of the innermost level (:meth:`ArrayPasses.positions`
+    finds them where the level's scores lie)."""
+    ones_at, index, values = _point_parts(run, optimum)
+    return IndexedPoint(run.passes.size, ones_at, index, values)
+
+
+def _point_parts(run: _Run, optimum: _Optimum):
+    ones, survivors = run.passes.positions(optimum.screened.local)
+    if optimum.nested is None:
+        x = optimum.x_survivors
+        at_one = x == 1.0
+        other = ~at_one & (x != 0.0)
+        return (ones, survivors[at_one]), survivors[other], x[other].astype(np.float64)
+    below_run, _, below = optimum.nested
+    ones_below, index, values = _point_parts(below_run, below)
+    return (ones, *(survivors[piece] for piece in ones_below)), survivors[index], values
 
 
 class _EveryElementNeeded(Exception):

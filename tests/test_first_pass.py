@@ -1,6 +1,6 @@
 """Validation fused with the analytic method's first screening (relative bounds; no floors, or
 floors on layers): the same answers, the same errors, and the roads that leave it
-(``copslp._analytic.first_pass``)."""
+(``copslp._streamed.first_pass``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import copslp
-import copslp._analytic as analytic_module
+import copslp._streamed as analytic_module
 import copslp._selection as selection_module
 from copslp._problem import prepare_problem
 
@@ -68,7 +68,7 @@ def test_same_answer_as_validation_on_its_own(kind, n, passes):
               "ties": lambda: rng.integers(0, 6, (n, SIZE)).astype(float)}[kind]()
     gamma = 0.9 if n == 2 else 0.4  # three signed scores cannot all reach much of their best at once
     fused = copslp.solve(scores, SIZE // 5, gamma=gamma, options=OPTIONS)
-    assert passes and passes[-1] is not None and passes[-1].screening is not None
+    assert passes and passes[-1] is not None and passes[-1].screen is not None
     alone = prepare_problem(scores, SIZE // 5, gamma=gamma).complete()
     own = analytic_module.solve_analytic(alone, **_settings())
     assert fused.certificate.passed
@@ -186,12 +186,12 @@ def test_absolute_bound_out_of_reach_is_infeasible(passes):
 
 def test_unsafe_levels_in_the_fused_pass(passes):
     """The subsample never sees the 6,000 elements whose s_0 is large: the levels it sets
-    fail their counts, the fused pass keeps only validation's numbers, and the first box is
-    screened again; the same optimum as validation on its own."""
+    fail their counts, the driver keeps only validation's numbers of the fused pass, and the
+    first box is screened again; the same optimum as validation on its own."""
     scores = _scores(2)
     scores[0, _outside_sample(6000)] += 5.0
     result = copslp.solve(scores, SIZE // 5, gamma=0.9, options=OPTIONS)
-    assert passes[-1] is not None and passes[-1].screening is None
+    assert passes[-1] is not None and passes[-1].screen.above_one >= SIZE // 5  # its one-level fails its count
     own = analytic_module.solve_analytic(prepare_problem(scores, SIZE // 5, gamma=0.9).complete(), **_settings())
     assert result.certificate.passed
     assert result.objective == pytest.approx(float(scores[0] @ np.asarray(own.x)), rel=1e-9)
@@ -267,7 +267,7 @@ def test_floors_on_layers_same_answer_as_validation_on_its_own(kind, passes):
         scores[:, groups < 2] *= 0.05
     floors = np.full(5, 300)
     fused = copslp.solve(scores, SIZE // 5, gamma=0.8, groups=groups, floors=floors, options=OPTIONS)
-    assert passes and passes[-1] is not None and passes[-1].screening is not None
+    assert passes and passes[-1] is not None and passes[-1].screen is not None
     alone = prepare_problem(scores, SIZE // 5, gamma=0.8, groups=groups, floors=floors).complete()
     own = analytic_module.solve_analytic(alone, **_settings())
     assert fused.certificate.passed

@@ -140,96 +140,63 @@ def test_scan_of_mask_point_equals_scan_of_dense(layout, dtype):
 
 @pytest.mark.parametrize("signed", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_streamed_one_bound_screen_fixes_what_the_box_decides(signed, dtype):
-    """The one-multiplier streamed screen (low computed only where high reaches the zero
+def test_one_bound_screen_fixes_what_the_box_decides(signed, dtype):
+    """The one-multiplier screening pass (low computed only where high reaches the zero
     level) fixes and keeps exactly the elements the box rule of docs/maths.md §4 says, with
-    the sums of the fixed ones, over several blocks."""
-    from copslp._analytic import _full_inner
-    from copslp._screening import _screen_streamed, box_extremes
+    the sums of the fixed ones and the counts that verify the levels, over several blocks."""
+    from copslp._passes import ArrayPasses
+    from copslp._screening import box_extremes
     from copslp._selection import kth_largest
 
     rng = np.random.default_rng(7 + signed)
     size, k = 300_000, 15_000
-    raw = rng.standard_normal((2, size)) if signed else rng.random((2, size))
-    inner = _full_inner(make_problem(raw.astype(dtype), k, gamma=0.5))
-    lo, hi = np.array([0.7]), np.array([0.8])
-    low, high = box_extremes(inner.scores, lo, hi)
+    scores = (rng.standard_normal((2, size)) if signed else rng.random((2, size))).astype(dtype)
+    lo, hi, rows = np.array([0.7]), np.array([0.8]), np.arange(2)
+    low, high = box_extremes(scores, lo, hi)
     one_level = kth_largest(high, k - 400)  # safe but not exact: as sampled levels are
     zero_level = kth_largest(low, k + 400)
-    one_level, zero_level = max(one_level, kth_largest(high, k)), min(zero_level, kth_largest(low, k))
-    reduced, ones, survivors, *_ = _screen_streamed(inner, lo, hi, one_level, zero_level)
+    passes = ArrayPasses(scores)
+    screen = passes.screen(rows, lo, hi, one_level, zero_level, None)
+    ones, survivors = passes.positions(screen)
     np.testing.assert_array_equal(ones, np.flatnonzero(low > one_level))
     np.testing.assert_array_equal(survivors, np.flatnonzero((high >= zero_level) & (low <= one_level)))
-    assert reduced.budget == k - ones.shape[0]
-    fixed_sums = inner.scores[:, ones].astype(np.float64).sum(axis=1)
-    np.testing.assert_allclose(inner.thresholds - reduced.thresholds, fixed_sums[1:], rtol=1e-12)
-    np.testing.assert_array_equal(reduced.scores, inner.scores[:, survivors].astype(np.float64))
-    assert _screen_streamed(inner, lo, hi, kth_largest(high, k + 1), zero_level) is None  # unsafe levels
-    assert _screen_streamed(inner, lo, hi, one_level, np.nextafter(kth_largest(low, k), np.inf)) is None
-    assert _screen_streamed(inner, lo, hi, zero_level - 1.0, zero_level) is None  # levels that cross
-
-
-def grouped_box(layout, seed, size, k, floors, weak=None):
-    """A one-bound problem with equal groups (as layers, or shuffled), its inner problem,
-    the box [0.7, 0.8] and the extremes over it: (groups, problem, inner, lo, hi, low, high).
-    Group ``weak`` gets scores 100 times smaller (its floor binds)."""
-    from copslp._analytic import _full_inner
-    from copslp._screening import box_extremes
-
-    rng = np.random.default_rng(seed)
-    groups = np.repeat(np.arange(len(floors)), size // len(floors))
-    if layout == "shuffled":
-        groups = rng.permutation(groups)
-    raw = rng.standard_normal((2, size))
-    if weak is not None:
-        raw[:, groups == weak] *= 0.01
-    problem = make_problem(raw, k, gamma=0.5, groups=groups, floors=floors)
-    inner = _full_inner(problem)
-    lo, hi = np.array([0.7]), np.array([0.8])
-    return (groups, problem, inner, lo, hi, *box_extremes(inner.scores, lo, hi))
+    assert screen.fixed_ones == ones.shape[0] and screen.n_survivors == survivors.shape[0]
+    assert screen.above_one == np.count_nonzero(high > one_level)
+    assert screen.reaching == np.count_nonzero(low >= zero_level)
+    np.testing.assert_allclose(screen.taken, scores[:, ones].astype(np.float64).sum(axis=1), rtol=1e-12)
+    np.testing.assert_array_equal(screen.survivors, scores[:, survivors].astype(np.float64))
 
 
 @pytest.mark.parametrize("layout", ["layers", "shuffled"])
-def test_streamed_one_bound_screen_with_group_levels(layout):
-    """With floors, the one-multiplier screen computes low only where high reaches the
+def test_one_bound_screen_with_group_levels(layout):
+    """With floors, the one-multiplier pass computes low only where high reaches the
     element's group level and still keeps exactly what the box rule keeps: fixed ones
-    ``low > one_level``, survivors ``high >= level_g`` and ``low <= one_level`` (every group's
-    count reaches its floor here, so no forced candidate is added)."""
-    from copslp._screening import _screen_streamed
+    ``low > one_level``, survivors ``high >= level_g`` and ``low <= one_level``; it counts per
+    group the elements whose low reaches the group's level (the driver's check of the floors)."""
+    from copslp._passes import ArrayPasses
+    from copslp._screening import box_extremes
     from copslp._selection import kth_largest
 
-    k, n_groups = 15_000, 6
-    groups, problem, inner, lo, hi, low, high = grouped_box(layout, 11, 300_000, k, [100, 0, 200, 50, 0, 10])
+    k, n_groups, size = 15_000, 6, 300_000
+    rng = np.random.default_rng(11)
+    groups = np.repeat(np.arange(n_groups), size // n_groups)
+    if layout == "shuffled":
+        groups = rng.permutation(groups)
+    scores = rng.standard_normal((2, size))
+    lo, hi = np.array([0.7]), np.array([0.8])
+    low, high = box_extremes(scores, lo, hi)
     one_level, zero_level = kth_largest(high, k - 400 - 360), kth_largest(low, k + 401)
     group_levels = np.full(n_groups, zero_level)
     group_levels[2] = zero_level - 0.5  # a group kept down to a lower level
-    reduced, ones, survivors, *_ = _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels)
+    passes = ArrayPasses(scores, groups, n_groups)
+    screen = passes.screen(np.arange(2), lo, hi, one_level, zero_level, group_levels)
+    ones, survivors = passes.positions(screen)
     level = group_levels[groups]
     np.testing.assert_array_equal(ones, np.flatnonzero(low > one_level))
     np.testing.assert_array_equal(survivors, np.flatnonzero((high >= level) & (low <= one_level)))
-    np.testing.assert_array_equal(reduced.floors, np.maximum(problem.floors - np.bincount(groups[ones], minlength=6), 0))
-
-
-@pytest.mark.parametrize("layout", ["layers", "shuffled"])
-def test_short_group_forced_candidates_merged_in_order(layout):
-    """A group whose sampled level was too high (its count falls short of its floor) gets
-    the members that may be among its floor best for some lambda in the box, merged into
-    the survivors in position order, with their scores."""
-    from copslp._screening import _screen_streamed
-    from copslp._selection import kth_largest
-
-    k, n_groups = 10_000, 5
-    groups, _, inner, lo, hi, low, high = grouped_box(layout, 12, 200_000, k, [0, 50, 0, 300, 0], weak=3)
-    one_level, zero_level = kth_largest(high, k - 300 - 400), kth_largest(low, k + 401)
-    group_levels = np.full(n_groups, zero_level)  # too high for the weak group 3: short
-    reduced, ones, survivors, *_ = _screen_streamed(inner, lo, hi, one_level, zero_level, group_levels)
-    weak = np.flatnonzero(groups == 3)
-    floor_level = kth_largest(low[weak], 300)
-    forced = weak[(high[weak] < zero_level) & (high[weak] >= floor_level)]
-    expected = np.union1d(np.flatnonzero((high >= zero_level) & (low <= one_level)), forced)
-    assert forced.shape[0] >= 300
-    np.testing.assert_array_equal(survivors, expected)
-    np.testing.assert_array_equal(reduced.scores, inner.scores[:, expected])
+    np.testing.assert_array_equal(screen.fixed_per_group, np.bincount(groups[ones], minlength=n_groups))
+    np.testing.assert_array_equal(screen.support, np.bincount(groups[low >= level], minlength=n_groups))
+    np.testing.assert_array_equal(screen.survivor_groups, groups[survivors])
 
 
 def _float32_at_a_rounding_edge():

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import copslp
 import copslp._screening as screening
 from copslp import _kernels_numpy
-from copslp._screening import Collected, ReachBuffers, box_extremes, reaching_extremes
+from copslp._screening import Collected, box_extremes
 
 try:
     from copslp import _kernels as _compiled
@@ -159,16 +159,6 @@ def on_path(kernels, monkeypatch):
     """The screening (copslp._screening) on ``kernels``."""
     monkeypatch.setattr(screening, "_kernels", kernels)
     return kernels
-
-
-def test_reaching_extremes_takes_low_where_high_reaches(on_path):
-    rng = np.random.default_rng(8)
-    scores = rng.random((2, SIZE)).astype(np.float32)
-    lo, hi = np.array([0.3]), np.array([0.4])
-    reaching, columns, low, high = reaching_extremes(scores, lo, hi, 1.0, ReachBuffers(SIZE))
-    want_low, want_high = box_extremes(scores, lo, hi)
-    np.testing.assert_array_equal(reaching, np.flatnonzero(want_high >= 1.0))
-    assert low.tobytes() == want_low[reaching].tobytes() and high.tobytes() == want_high[reaching].tobytes()
 
 
 def _screen(kernels, s0, s1, lo, hi, level, one_level, zero_level, offset=0, groups=None, n_groups=0, candidate_level=None):

@@ -450,7 +450,7 @@ def test_screened_certificate_agrees_with_the_full_one(kind, n, size, share, gam
     scattered groups with floors up to ``floor_share`` of the budget) certified from their
     survivors and the levels of the screening equal the same solve certified by reading
     every element, and the LP optimum of HiGHS."""
-    import copslp._analytic as analytic_module
+    import copslp._streamed as driver_module
 
     rng = np.random.default_rng(seed)
     scores = SCREENED_KINDS[kind](rng, (n, size))
@@ -467,15 +467,15 @@ def test_screened_certificate_agrees_with_the_full_one(kind, n, size, share, gam
     note(case.dump())
     if case.reference.status == "infeasible":
         return
-    before = analytic_module.NEST_MIN_SIZE
-    analytic_module.NEST_MIN_SIZE = 100 if nested else before
+    before = driver_module._GATHER_LIMIT
+    driver_module._GATHER_LIMIT = 100 if nested else before
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", copslp.CopsWarning)
             through = case.solve("analytic")
             full = case.solve("analytic", certificate_reads="all")
     finally:
-        analytic_module.NEST_MIN_SIZE = before
+        driver_module._GATHER_LIMIT = before
     assert_optimal(through, case)
     assert full.certificate.passed and full.certificate.screened == 0
     np.testing.assert_array_equal(through.mask, full.mask)

@@ -25,13 +25,20 @@ def _layers(rng, size):
     return np.repeat(np.arange(6), size // 6)
 
 
-CASES = SEVERAL + [
+def _screened(case):
+    """``case`` with a subsample of 640: with one bound or none (a subsample a quarter the
+    size of several bounds') its budget scales to at least 64 there, and it is screened."""
+    case.options["sample_size"] = 640
+    return case
+
+
+CASES = SEVERAL + [_screened(case) for case in (
     several_case("uniform-r1", "uniform", 2, 1200, 0.8, 21),
     several_case("heavy-r1", "heavy", 2, 900, 0.9, 22),
     several_case("signed-r1-floors", "signed", 2, 1200, 0.4, 23, groups=_layers, floors=100),
     several_case("ties-r0-floors", "ties", 1, 1200, None, 24, groups=_layers, floors=[300, 0, 250, 0, 0, 10]),
     several_case("heavy-r0", "heavy", 1, 700, None, 25),
-]
+)]
 
 
 def streamed(case, **options):
@@ -215,21 +222,30 @@ def test_objective_opposite_to_the_bound_score(make):
     assert result.objective == pytest.approx(in_memory.objective, rel=1e-9)
 
 
-def test_streamed_result_has_the_fields_of_result():
-    """One record, two roads: the streamed answer has every field of copslp.Result with the
-    same meaning (but x, never gathered, and size, D over all processes)."""
-    import dataclasses
-
-    from copslp._streamed import StreamedResult
-
-    result_fields = {f.name for f in dataclasses.fields(copslp.Result)} - {"_x"}
-    streamed_fields = {f.name for f in dataclasses.fields(StreamedResult)}
-    assert streamed_fields == result_fields | {"size"}
+def test_streamed_result_is_the_result_of_solve():
+    """One road, one record: the answer over passes is a copslp.Result with every field equal
+    to solve's, but x, which is not gathered (reading it raises)."""
     case = CASES[0]
     expected = case.solve("analytic")
     result = streamed(case)
-    for name in ("objective", "mask_objective", "rounding_loss"):
-        assert getattr(result, name) == pytest.approx(getattr(expected, name), rel=1e-9, abs=1e-9), name
-    np.testing.assert_allclose(result.mask_violations, expected.mask_violations, atol=1e-9)
+    assert type(result) is copslp.Result
+    np.testing.assert_array_equal(result.mask, expected.mask)
+    np.testing.assert_array_equal(result.multipliers, expected.multipliers)
+    for name in ("objective", "mask_objective", "rounding_loss", "budget_dual"):
+        assert getattr(result, name) == getattr(expected, name), name
+    np.testing.assert_array_equal(result.mask_violations, expected.mask_violations)
     assert result.mask_meets_bounds == expected.mask_meets_bounds and result.method == expected.method == "analytic"
-    assert result.size == case.size and "mask by rule" in result.message and result.method_time <= result.wall_time
+    assert result.size == expected.size == case.size and result.n_fractional == expected.n_fractional
+    assert "mask by rule" in result.message and result.method_time <= result.wall_time
+    with pytest.raises(AttributeError, match="never gathered"):
+        result.x
+
+
+def test_positive_part_leaves_the_scores_as_they_are():
+    """Regression: without multipliers v is the score row itself; adding the floor
+    multipliers to it wrote them into the caller's scores."""
+    scores = np.random.default_rng(0).random((1, 5000))
+    groups = np.repeat(np.arange(5), 1000)
+    before = scores.copy()
+    ArrayPasses(scores, groups, 5).positive_part(np.array([0]), np.zeros(0), 0.5, np.full(5, 0.25))
+    np.testing.assert_array_equal(scores, before)

@@ -35,6 +35,8 @@ GAMMA = {1: 0.9, 3: 0.6}
 INFEASIBLE_GAMMA = 0.8
 SHARDS = {2: [0, SIZE], 4: [6000, 0, 11000, SIZE - 17000]}
 RTOL = 1e-12
+#: A subsample small enough for D = 20,000 to be screened (its budget scales to 100 there).
+OPTIONS = {"sample_size": 1024}
 
 
 def problem(n_secondary: int, dtype=np.float64):
@@ -47,7 +49,7 @@ def problem(n_secondary: int, dtype=np.float64):
 
 
 def solve_both(scores, groups, n_secondary, floors):
-    arguments = dict(gamma=GAMMA[n_secondary], floors=floors)
+    arguments = dict(gamma=GAMMA[n_secondary], floors=floors, options=OPTIONS)
     grouped = floors is not None
     expected = streamed.solve_streamed(ArrayPasses(scores, groups if grouped else None, N_GROUPS if grouped else 0),
                                        OneProcess(), BUDGET, **arguments)
@@ -93,10 +95,10 @@ def solve_sharded(rank: int, world_size: int):
             as_rows = list(shard.unbind(0))  # a sequence of rows is read by TensorPasses, a 2-D CPU tensor by numpy
             result = solve_tensors(as_rows if grouped else shard, BUDGET, gamma=GAMMA[n_secondary],
                                    groups=torch.from_numpy(groups[mine]) if grouped else None, floors=floors,
-                                   process_group=world)
+                                   process_group=world, options=OPTIONS)
             expected = streamed.solve_streamed(ArrayPasses(scores, groups if grouped else None,
                                                            N_GROUPS if grouped else 0), OneProcess(), BUDGET,
-                                               gamma=GAMMA[n_secondary], floors=floors)
+                                               gamma=GAMMA[n_secondary], floors=floors, options=OPTIONS)
             np.testing.assert_array_equal(result.mask.numpy(), expected.mask[mine])
             assert_same_summary(result, expected)
             summaries = [None] * world_size
@@ -127,9 +129,10 @@ def solve_sharded_nested(rank: int, world_size: int):
         grouped = floors is not None
         result = solve_tensors(list(torch.from_numpy(scores[:, mine]).unbind(0)), BUDGET, gamma=GAMMA[n_secondary],
                                groups=torch.from_numpy(groups[mine]) if grouped else None, floors=floors,
-                               process_group=dist.group.WORLD)
+                               process_group=dist.group.WORLD, options=OPTIONS)
         expected = streamed.solve_streamed(ArrayPasses(scores, groups if grouped else None, N_GROUPS if grouped else 0),
-                                           OneProcess(), BUDGET, gamma=GAMMA[n_secondary], floors=floors)
+                                           OneProcess(), BUDGET, gamma=GAMMA[n_secondary], floors=floors,
+                                           options=OPTIONS)
         assert "nested" in result.info and "nested" in expected.info
         np.testing.assert_array_equal(result.mask.numpy(), expected.mask[mine])
         assert_same_summary(result, expected)
@@ -147,12 +150,13 @@ def finish_fails_on_rank_0(rank: int, world_size: int):
     def failing_finish(*args, **kwargs):
         raise copslp.SolverError("the finish failed")
 
-    streamed._solve_exact = failing_finish
+    streamed.solve_exact = failing_finish
     shards = SHARDS[world_size]
     mine = slice(sum(shards[:rank]), sum(shards[:rank + 1]))
     scores, _ = problem(1)
     with pytest.raises(copslp.SolverError, match="the finish failed"):
-        solve_tensors(torch.from_numpy(scores[:, mine]), BUDGET, gamma=GAMMA[1], process_group=dist.group.WORLD)
+        solve_tensors(torch.from_numpy(scores[:, mine]), BUDGET, gamma=GAMMA[1], process_group=dist.group.WORLD,
+                      options=OPTIONS)
 
 
 @pytest.mark.parametrize("world_size", sorted(SHARDS))

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from copslp._passes import ArrayPasses, OneProcess
-from copslp._streamed import StreamedResult, solve_streamed
+from copslp._result import Result
+from copslp._streamed import solve_streamed
 
 from .collectives import ProcessGroupCollectives
 from .passes import TensorPasses, check_scores
@@ -31,7 +32,7 @@ __all__ = ["solve_tensors"]
 
 def solve_tensors(scores: torch.Tensor | Sequence[torch.Tensor], budget, *, gamma=None, bounds=None,
                   groups: torch.Tensor | None = None, floors=None, options: Mapping[str, Any] | None = None,
-                  process_group=None) -> StreamedResult:
+                  process_group=None) -> Result:
     r"""The COPS mask for scores held as tensors, on their device, optionally sharded.
 
     .. math::
@@ -66,10 +67,12 @@ def solve_tensors(scores: torch.Tensor | Sequence[torch.Tensor], budget, *, gamm
 
     Returns
     -------
-    copslp._streamed.StreamedResult
-        ``mask``: this process's part, a bool tensor on the scores' device; the summary
-        (objective, multipliers, bound values, certificate) of the whole problem, the same
-        on every process.
+    copslp.Result
+        The record :func:`copslp.solve` returns, by the same road: ``mask`` is this process's
+        part, a bool tensor on the scores' device; ``size`` is D over all processes; the
+        summary (objective, multipliers, bound values, certificate) is that of the whole
+        problem, the same on every process. The LP point is not gathered: ``x`` raises
+        AttributeError.
 
     Raises
     ------
