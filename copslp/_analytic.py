@@ -1,42 +1,19 @@
-r"""The analytic method: the exact LP optimum from the dual characterisation (docs/maths.md §3-4).
+r"""The analytic method's pieces between the passes (docs/maths.md §4): where lambda* is
+estimated, where the boxes go, and the exact finish on the survivors of a box.
 
-The dual of the COPS LP is :math:`\min_{\lambda\ge 0}\phi(\lambda)` with
-:math:`\phi(\lambda) = T_k(s_0 + \sum_i \lambda_i s_i) - \langle\lambda, b\rangle` (with floors,
-:math:`T_k` becomes the value of the greedy of docs/maths.md §6). The method
+* :func:`sample_estimate`: lambda* of the problem on a subsample, budget and bounds scaled to
+  it (one bound: regula falsi from a bracket; several: the localisation of
+  :func:`copslp._several_bounds.several_bounds_finish` in boxes that widen);
+* :class:`BoxSchedule`: the boxes around the estimate, round after round;
+* :func:`screens`: whether a subsample can say anything about a problem (else it is solved
+  on every element at once);
+* :func:`solve_exact`: the exact LP on a (small) problem: one bound, the walk over the
+  pieces of phi (:mod:`copslp._one_bound`); several, the simplex on the distinct columns
+  (:mod:`copslp._simplex`) when they are few, else the localisation first
+  (:mod:`copslp._several_bounds`), in a bracket or, without one, in boxes from 0 that widen
+  (:func:`localise_everywhere`).
 
-1. estimates :math:`\lambda^*` on a random subsample (budget and bounds scaled to it),
-2. puts a box around the estimate and screens safely: with :math:`m_j, M_j` the smallest and
-   largest :math:`v_j(\lambda)` over the box, an element with :math:`m_j` above the k-th largest
-   M is in every optimal set for every :math:`\lambda` in the box (fixed to 1), one with
-   :math:`M_j` below the k-th largest m in none (fixed to 0),
-3. solves the problem left on the survivors exactly, and accepts it when its
-   :math:`\lambda` lies strictly inside the box (then :math:`\phi` of the full problem equals
-   that of the reduced one plus a constant near :math:`\lambda`, so the local minimum is the
-   global one); otherwise it re-centres the box there, widens it and repeats.
-
-The exact finish on the survivors is a step of its own, one module per case:
-
-* one bound (r = 1), :mod:`copslp._one_bound`: a walk over the linear pieces of
-  :math:`\phi`, which re-screens as its bracket narrows; the bound is then made tight by one
-  partial swap (at most two fractional entries). When many survive the box, they are first
-  screened once more from a subsample of their own, with a box within the box
-  (:func:`_solve_survivors`);
-* several bounds (r > 1), :mod:`copslp._several_bounds`: projected Newton steps (the ellipsoid
-  method when they stall) with one selection on the survivors as the oracle, re-screening as
-  the box shrinks, then the exact LP on the few thousand left (:mod:`copslp._simplex`).
-
-Screening itself is :mod:`copslp._screening`. This module holds the road between them: the
-subsample estimate, the boxes and their re-centring, the case gamma = 1 (solved on its face)
-and the proofs of infeasibility.
-
-Infeasibility: a bound that cannot be met alone is found by its :math:`T_k`; bounds that
-conflict only together are proved so by a Farkas ray of the dual, found by the same method
-with one bound fewer (:func:`_infeasibility_proof`): an infeasible problem costs about what
-a feasible one does.
-
-Costs: validation computes :math:`T_k(s_i)` (one selection per bound); screening is one
-streamed pass (the box's corners, two counts, the survivors gathered block by block) and
-selections on the subsample; everything else runs on the survivors.
+The road that uses them, from the subsample to the certificate, is :mod:`copslp._streamed`.
 """
 
 from __future__ import annotations

@@ -1,54 +1,67 @@
-r"""The analytic method over scores it never copies whole: on a device, or sharded over processes.
+r"""The analytic method (docs/maths.md §3-4): one road for scores in memory, on a device, or
+sharded over processes.
 
-:func:`solve_streamed` runs the road of :mod:`copslp._analytic` (docs/maths.md §3-4) through the
-two interfaces of :mod:`copslp._passes`: every O(D) step is a pass of :class:`ScorePasses`
-over the scores where they live, and what crosses between processes goes through
-:class:`Collectives`. What each process holds and sends:
+The dual of the COPS LP is :math:`\min_{\lambda\ge 0}\phi(\lambda)` with
+:math:`\phi(\lambda) = T_k(s_0 + \sum_i \lambda_i s_i) - \langle\lambda, b\rangle` (with floors,
+:math:`T_k` is the value of the greedy of docs/maths.md §6). The road:
 
-* every process holds its shard of every score row (and of the groups), and keeps the
-  1-byte mask of the elements screening fixed to 1 and the positions of its survivors;
+1. estimate :math:`\lambda^*` on a random subsample, budget and bounds scaled to it
+   (:func:`copslp._analytic.sample_estimate`);
+2. screen a box around the estimate safely: with :math:`m_j, M_j` the smallest and largest
+   :math:`v_j(\lambda)` over the box, an element with :math:`m_j` above the k-th largest M is
+   in every optimal set for every :math:`\lambda` in the box (fixed to 1), one with
+   :math:`M_j` below the k-th largest m in none (dropped); the levels come from the
+   subsample and are verified by counts in the pass itself;
+3. solve the problem left on the survivors exactly (:func:`copslp._analytic.solve_exact`:
+   the walk over the pieces of phi for one bound, Newton steps and the simplex for several),
+   and accept it when its :math:`\lambda` lies inside the box (phi of the whole problem then
+   equals that of the reduced one plus a constant near :math:`\lambda`); otherwise re-centre,
+   widen and repeat. Survivors too many to gather are solved the same way a level down,
+   where they lie (a box within the box);
+4. round on the survivors (:func:`copslp._rounding.round_to_mask`) and certify the whole
+   problem (docs/maths.md §3): the elements a box decided are bounded by the levels its pass
+   compared them with (lambda inside the box, no floors), else measured by one more pass.
+
+Without a box: a bound at gamma = 1 among several (:math:`\lambda^*` unbounded; the optimum
+lies on that bound's face, :func:`_solve_on_best_face`), a problem too small for its
+subsample to say anything, and boxes that kept missing :math:`\lambda^*` for ``max_rounds``
+are solved on every element at once (:func:`_solve_whole`). Bounds that conflict are proved
+so by a Farkas ray found by the same road with one bound fewer
+(:func:`_raise_joint_infeasibility`).
+
+Every O(D) step is a pass of a :class:`copslp._passes.ScorePasses` over the scores where
+they live, and what crosses between processes goes through a
+:class:`copslp._passes.Collectives`. The entries:
+
+* :func:`solve_analytic`: a validated in-memory :class:`copslp.Problem` over
+  :class:`copslp._passes.ArrayPasses` (the compiled screening pass behind it) on
+  :class:`copslp._passes.OneProcess`; its result carries the LP point;
+  :func:`first_pass` fuses validation's pass with the first screening;
+* :func:`solve_streamed`: scores behind any passes and collectives (``torch_adapter``'s
+  tensors on their device, shards over a ``torch.distributed`` group), validated through them.
+
+What each process holds and sends, sharded:
+
+* its shard of every score row (and of the groups), the positions of the elements screening
+  fixed to 1 and of its survivors;
 * validation: per-row counts of non-finite entries, the shard sizes, the group sizes
-  (O(n + ranks + G) numbers);
-* the best values :math:`T_k(s_i)` and every selection are screenings of a point (below);
-* the subsample (``sample_size`` positions drawn over all D, each process sending its own)
-  is gathered on rank 0, which estimates :math:`\lambda^*` there and broadcasts boxes and
-  levels;
-* each screening of a box is one pass per process: counts that verify the levels and the
-  sums over the elements fixed to 1 are summed over processes (O(n + G)); the survivors
-  stay where they are (:meth:`ScorePasses.survivor_passes`: on the device, in their dtype);
-* when at most :data:`_GATHER_LIMIT` survive, they are gathered on rank 0 (float64, every
-  score row); when more do (a box of a few percent of lambda on many millions of elements
-  leaves millions), the problem left on them is solved the same way a level down, where they
-  lie: its own subsample, boxes and screening over each process's survivors (no pass over D),
-  until few enough survive (at most :data:`_MAX_DEPTH` levels down; there the survivors are
-  gathered however many); its lambda answers the level above when it lies inside that
-  level's box;
-* whatever runs on rank 0 alone and fails there fails on every process
-  (:func:`_on_root`);
-* rank 0 solves the problem on the survivors exactly (:func:`copslp._analytic.solve_exact`,
-  the same finish as in memory), rounds it to a mask (:func:`copslp._rounding.round_to_mask`
-  on the survivors, the elements fixed to 1 kept), and broadcasts lambda, the rule and the
-  summary; each process receives the decisions about its own survivors only;
-* the certificate of docs/maths.md §3 for the whole problem: without floors, the levels each
-  screening compared the elements it decided with bound v over them (lambda lies in its
-  box), as in memory (:mod:`copslp._scan`); with floors, or when that check does not pass or
-  needs the scores' magnitudes, one more pass per process measures the levels of
-  :math:`v(\lambda)` over the fixed elements (O(G) numbers summed). Every process checks the
-  same certificate.
+  (O(n + ranks + G) numbers); the best values :math:`T_k(s_i)` and every selection are
+  screenings of a point;
+* the subsample (each process sending its part) is gathered on rank 0, which estimates
+  :math:`\lambda^*` and broadcasts boxes and levels;
+* each screening is one pass per process; counts and sums over the elements fixed to 1 are
+  summed over processes (O(n + G)); the survivors stay where they are
+  (:meth:`ScorePasses.survivor_passes`) and are gathered on rank 0 when at most
+  :data:`_GATHER_LIMIT` (else solved a level down, at most :data:`_MAX_DEPTH` levels);
+* whatever runs on rank 0 alone and fails there fails on every process (:func:`_on_root`);
+  each process receives the decisions about its own survivors only.
 
-Communication is O(levels x (sample + ranks + G) + survivors of the last level) numbers,
-never O(D).
+Communication is O(levels x (sample + ranks + G) + survivors of the last level) numbers;
+O(D) only for a problem solved on every element at once (gathered on rank 0, once).
 
 A screening is safe only when counts confirm its levels; a level the subsample misplaced is
 estimated again with a margin four times wider (then sixteen), and a group whose sampled
-level fails its count keeps all its members among the survivors. A box that keeps missing
-:math:`\lambda^*` ends in a :class:`SolverError` (in memory, the analytic method would solve
-the LP on all D elements then; here that would gather everything).
-
-Known limit: a bound at gamma = 1 among several has an unbounded :math:`\lambda^*` (the
-optimum lies on the face of that bound); here the boxes widen until every element survives,
-and the whole problem, gathered on rank 0 (O(D) communication, once), is solved there by the
-in-memory road, which solves that face directly.
+level fails its count keeps all its members among the survivors.
 """
 
 from __future__ import annotations
