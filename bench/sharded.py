@@ -33,8 +33,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import copslp  # noqa: E402
-from copslp._passes import ArrayPasses, OneProcess  # noqa: E402
-from copslp._streamed import solve_streamed  # noqa: E402
+from copslp._analytic.passes import ArrayPasses, OneProcess  # noqa: E402
+from copslp._analytic.driver import solve_streamed  # noqa: E402
 
 GAMMA = 0.9
 

@@ -12,10 +12,18 @@ the top-k of ``s_0 + sum_i lambda_i s_i`` with at most one fractional swap per e
 (50, True)
 
 The public surface is :func:`solve`, :func:`available_methods`, the records
-:class:`Problem`, :class:`Result` and :class:`Certificate`, and the errors. Internals stay
-importable from their modules (``copslp._problem.make_problem``, ``copslp._registry``, ...).
+:class:`Problem`, :class:`Result` and :class:`Certificate`, and the errors; and for scores
+that are not one numpy array (on a device, sharded over processes), the analytic method's
+road through two interfaces: :func:`solve_streamed` with a :class:`ScorePasses` (the passes
+over the scores one process holds, returning :class:`LocalScreen` and
+:class:`LevelsOutside` records) and a :class:`Collectives` (what the processes exchange);
+:class:`ArrayPasses` and :class:`OneProcess` implement them for numpy arrays in one process,
+``torch_adapter`` for torch tensors and ``torch.distributed``. Internals stay importable from
+their modules (``copslp._problem.make_problem``, ``copslp._registry``, ...).
 """
 
+from ._analytic.driver import solve_streamed
+from ._analytic.passes import ArrayPasses, Collectives, LevelsOutside, LocalScreen, OneProcess, ScorePasses
 from ._errors import CopsWarning, InfeasibleError, SolverError
 from ._problem import Problem
 from ._registry import available_methods
@@ -33,4 +41,11 @@ __all__ = [
     "InfeasibleError",
     "SolverError",
     "CopsWarning",
+    "solve_streamed",
+    "ScorePasses",
+    "Collectives",
+    "LocalScreen",
+    "LevelsOutside",
+    "ArrayPasses",
+    "OneProcess",
 ]

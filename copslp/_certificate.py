@@ -56,7 +56,7 @@ _EPS = np.finfo(np.float64).eps
 class ArrayMeasures:
     """What the certificate reads of the scores beyond the scan, for a :class:`Problem` whose
     scores are in memory and a point ``x`` (and its ``fractional`` entries). Scores held
-    elsewhere (:mod:`copslp._streamed`) provide the same five numbers from their passes."""
+    elsewhere (:mod:`copslp._analytic.driver`) provide the same five numbers from their passes."""
 
     def __init__(self, problem: Problem, x: np.ndarray, fractional: np.ndarray):
         self.problem, self.x, self.fractional = problem, x, fractional

@@ -70,7 +70,7 @@ class InnerProblem:
     def equal_columns(self) -> tuple:
         """``(columns, inverse, counts)`` of :func:`copslp._selection.collapse_equal_columns`:
         elements equal in every score and in their group are interchangeable in the LP, one
-        column of the simplex (:mod:`copslp._simplex`). Made once per problem."""
+        column of the simplex (:mod:`copslp._analytic.simplex`). Made once per problem."""
         return collapse_equal_columns(self.scores, self.groups)
 
     @property

@@ -7,12 +7,12 @@
  *
  * (v at hi and at lo where s1_j >= 0 and lo >= 0), in the floating-point operations numpy uses
  * (a product, then a sum; no fused multiply-add, see setup.py), so that every finite number is
- * the one copslp._screening.box_extremes gives. Several multipliers: see screen_several. An
+ * the one copslp._analytic.screening.box_extremes gives. Several multipliers: see screen_several. An
  * element reaches when high_j >= its level.
  *
  * reach:          the elements that reach, with s0_j, s1_j (float64) and high_j (the streamed
- *                 passes, copslp._passes, decide the rest in numpy);
- * screen,         the decision itself (copslp._screening.screen_piece): the positions with
+ *                 passes, copslp._analytic.passes, decide the rest in numpy);
+ * screen,         the decision itself (copslp._analytic.screening.screen_piece): the positions with
  * screen_several: low_j > one_level (fixed to 1) and the sums of their scores, the positions
  *                 and scores of the other elements that reach (the survivors), the counts that
  *                 verify the levels, and with floors the count per group of those whose low_j
@@ -482,7 +482,7 @@ done:
  * elsewhere, from the centre c and the half-widths w of the box:
  *     v_j(c) = (c_1 s_1j + ... + c_r s_rj) + s0_j,  spread_j = w_1 |s_1j| + ... + w_r |s_rj|,
  *     low_j = v_j(c) - spread_j,  high_j = v_j(c) + spread_j,
- * each sum taken in the order of the rows (copslp._screening.box_extremes decides between the two
+ * each sum taken in the order of the rows (copslp._analytic.screening.box_extremes decides between the two
  * forms per block, not per element, and sums with einsum: its numbers may differ from these in
  * the last bits; both bound v over the box). The rows: a tuple of r + 1 float64 or float32 arrays
  * of one dtype, with a step of whole elements. */
@@ -829,7 +829,7 @@ static PyMethodDef methods[] = {
      "one per group),\n"
      "the count per group of those whose smallest v reaches their level, the group being `groups`\n"
      "(one for the block, or an int64 array of one per element). The total and the candidates as\n"
-     "in reach. See copslp._screening.screen_piece."},
+     "in reach. See copslp._analytic.screening.screen_piece."},
     {"screen_several", screen_several, METH_VARARGS,
      "screen_several(rows, lo, hi, level, candidate_levels, one_level, zero_level, offset, groups, support,\n"
      "               positions, columns, high, ones, candidates, taken)\n"
@@ -837,7 +837,7 @@ static PyMethodDef methods[] = {
      "screen for several multipliers: rows a tuple of r + 1 arrays (s_0 first), lo and hi float64\n"
      "arrays of r (lo >= 0), columns a tuple of r + 1 float64 buffers, candidate_levels a float64\n"
      "array of r and candidates a tuple of r buffers (or both None); candidate_counts a tuple of\n"
-     "r counts; taken the 2 (r + 1) running sums and errors. See copslp._screening.screen_piece."},
+     "r counts; taken the 2 (r + 1) running sums and errors. See copslp._analytic.screening.screen_piece."},
     {NULL, NULL, 0, NULL}};
 
 /* Multi-phase initialisation, for the slots. The module keeps no state and its loops touch only
@@ -850,7 +850,7 @@ static PyModuleDef_Slot slots[] = {
     {0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels",
-                                    "The fused screening passes of copslp._screening.", 0, methods,
+                                    "The fused screening passes of copslp._analytic.screening.", 0, methods,
                                     slots, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__kernels(void) { return PyModuleDef_Init(&module); }

@@ -275,12 +275,6 @@ def _add_compensated(taken: np.ndarray, row: int, error: int, values: np.ndarray
     taken[row] = sums[-1]
 
 
-def _larger(at_lo: np.ndarray, at_hi: np.ndarray) -> np.ndarray:
-    """``at_lo > at_hi || isnan(at_lo) ? at_lo : at_hi`` (the NaN of np.maximum; of two equal
-    numbers, at_hi)."""
-    return np.where((at_lo > at_hi) | np.isnan(at_lo), at_lo, at_hi)
-
-
 def _smaller(at_lo: np.ndarray, at_hi: np.ndarray) -> np.ndarray:
     return np.where((at_lo < at_hi) | np.isnan(at_lo), at_lo, at_hi)
 
@@ -393,7 +387,7 @@ def screen(s0, s1, lo, hi, level, candidate_level, one_level, zero_level, offset
     their largest v above one_level and their smallest at or above zero_level; with
     ``support`` (int64, one per group), the count per group of those whose smallest v reaches
     their level, the group being ``groups`` (one for the block, or an int64 array of one per
-    element). The total and the candidates as in reach. See copslp._screening.screen_piece."""
+    element). The total and the candidates as in reach. See copslp._analytic.screening.screen_piece."""
     _warn_once()
     lo, hi, candidate_level = _double(lo), _double(hi), _double(candidate_level)
     one_level, zero_level, offset = _double(one_level), _double(zero_level), _long_long(offset)
@@ -475,7 +469,7 @@ def screen_several(rows, lo, hi, level, candidate_levels, one_level, zero_level,
     float64 arrays of r (lo >= 0), columns a tuple of r + 1 float64 buffers, candidate_levels
     a float64 array of r and candidates a tuple of r buffers (or both None); candidate_counts
     a tuple of r counts; taken the 2 (r + 1) running sums and errors. See
-    copslp._screening.screen_piece."""
+    copslp._analytic.screening.screen_piece."""
     _warn_once()
     one_level, zero_level, offset = _double(one_level), _double(zero_level), _long_long(offset)
     rows, columns, candidates = _several_rows(rows, columns, candidates)

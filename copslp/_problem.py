@@ -10,7 +10,7 @@ Validation takes two steps: :func:`prepare_problem` checks everything that needs
 the scores; :meth:`PreparedProblem.complete` adds what does (every entry finite, the best
 values ``T_k(s_i)`` that relative bounds scale), from its own pass or from the first pass of a
 method that reads the scores anyway (the analytic method with one bound:
-:func:`copslp._analytic.first_pass`).
+:func:`copslp._analytic.driver.first_pass`).
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ class PreparedProblem:
     """The arguments of :func:`copslp.solve` checked in everything but what takes a pass over
     the scores: that every entry is finite, and the best values ``T_k(s_i)`` that relative
     bounds scale (:meth:`complete` adds them). A method that reads the scores anyway may
-    make that pass part of its own first one (:func:`copslp._analytic.first_pass`)."""
+    make that pass part of its own first one (:func:`copslp._analytic.driver.first_pass`)."""
 
     scores: np.ndarray
     budget: int

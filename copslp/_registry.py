@@ -107,7 +107,7 @@ def available_methods() -> list[str]:
 _TIME_LIMIT = Option(None, optional(positive_number), "seconds, or None for no limit")
 _TOLERANCE = Option(1e-7, fraction, "relative accuracy promised to the certificate")
 
-register(MethodSpec("analytic", "._streamed:solve_analytic", ("numpy",), MappingProxyType({
+register(MethodSpec("analytic", "._analytic.driver:solve_analytic", ("numpy",), MappingProxyType({
     "rtol": Option(1e-9, fraction, "relative accuracy at which the answer is certified"),
     "sample_size": Option(65536, int_at_least(2), "size of the subsample that estimates lambda*"),
     "seed": Option(0, seed, "seed of the subsample (changes the time, not the answer)"),
@@ -115,28 +115,28 @@ register(MethodSpec("analytic", "._streamed:solve_analytic", ("numpy",), Mapping
     "certificate_reads": Option("survivors", one_of("survivors", "all"),
                                 "what the certificate reads: the innermost survivors and the levels of the screening "
                                 "passes, or every element again"),
-}), finishes=True, first_pass="._streamed:first_pass"))
+}), finishes=True, first_pass="._analytic.driver:first_pass"))
 register(MethodSpec("two_score", "._two_score:solve_two_score", ("numpy",), MappingProxyType({
     "tol": Option(1e-10, fraction, "bisection stops when the bracket of lambda is this narrow (relative)"),
     "max_iter": Option(200, int_at_least(1), "bisection steps before a SolverError"),
 })))
-register(MethodSpec("highs", "._highs:solve_highs", ("highspy",), MappingProxyType({
+register(MethodSpec("highs", "._backends.highs:solve_highs", ("highspy",), MappingProxyType({
     "solver": Option("ipm", one_of("ipm", "simplex", "pdlp"), "HiGHS algorithm"),
     "presolve": Option("off", one_of("off", "on", "choose", True, False), "HiGHS presolve"),
     "time_limit": _TIME_LIMIT,
     "tolerance": _TOLERANCE,
 })))
-register(MethodSpec("scipy", "._scipy:solve_scipy", ("scipy",), MappingProxyType({
+register(MethodSpec("scipy", "._backends.scipy_linprog:solve_scipy", ("scipy",), MappingProxyType({
     "solver": Option("highs-ipm", one_of("highs-ipm", "highs-ds", "highs"), "linprog method"),
     "time_limit": _TIME_LIMIT,
     "tolerance": _TOLERANCE,
 })))
-register(MethodSpec("cvxpy", "._cvxpy:solve_cvxpy", ("cvxpy",), MappingProxyType({
+register(MethodSpec("cvxpy", "._backends.cvxpy_lp:solve_cvxpy", ("cvxpy",), MappingProxyType({
     "solver": Option(None, optional(any_string), "an installed cvxpy solver; None picks one"),
     "solver_options": Option(None, mapping_or_none, "keyword arguments for cvxpy.Problem.solve"),
     "tolerance": Option(None, optional(fraction), "promised accuracy; None: the solver's own"),
 })))
-register(MethodSpec("milp", "._milp:solve_milp", ("highspy",), MappingProxyType({
+register(MethodSpec("milp", "._backends.milp:solve_milp", ("highspy",), MappingProxyType({
     "time_limit": Option(60.0, optional(positive_number), "seconds, or None for no limit"),
     "max_size": Option(2000, int_at_least(1), "largest D accepted (branch and bound is exponential)"),
     "mip_rel_gap": Option(1e-9, gap_fraction, "relative MIP gap at which HiGHS stops"),

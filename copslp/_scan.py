@@ -25,7 +25,7 @@ import numpy as np
 
 from ._blocks import blocks
 from ._point import IndexedPoint, MaskPoint
-from ._selection import group_starts, take_columns
+from ._selection import take_columns
 
 __all__ = ["PointScan", "scan_point", "segment_runs"]
 

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ._errors import SolverError
 from ._registry import available_methods
 from ._solve import solve
-from ._errors import SolverError
 from ._stdout import native_stdout_to
 
 __all__ = ["main"]

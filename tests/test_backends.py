@@ -1,7 +1,7 @@
 """The generic backends (highs, scipy, cvxpy, milp) against an LP built here independently.
 
 The reference is scipy.optimize.linprog (default method) on the unscaled LP written out
-directly from the scores, so it shares no code with copslp._lp.
+directly from the scores, so it shares no code with copslp._backends.lp.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from scipy.optimize import linprog
 
 import copslp
 from copslp._deadline import deadline_for
-from copslp._lp import build_lp, duals_to_convention
+from copslp._backends.lp import build_lp, duals_to_convention
 from copslp._problem import make_problem
 from copslp._selection import top_k_with_floors
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import copslp
-import copslp._analytic as analytic_module
-import copslp._streamed as driver_module
+import copslp._analytic.estimate as estimate_module
+import copslp._analytic.driver as driver_module
 from copslp._problem import DEFAULT_GAMMA
 from copslp._registry import METHODS as REGISTRY
 from conftest import (
@@ -200,6 +200,27 @@ def test_agrees_with_reference(method, case):
         assert_binary_optimal(result, case, lp_result)
     else:
         assert_optimal(result, case, method)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.label)
+def test_both_entry_points_give_one_answer(case):
+    """copslp.solve and copslp.solve_streamed take one road (validated in memory, or through
+    the passes): the same mask, multipliers and objective, or the same InfeasibleError."""
+    groups = None if case.groups is None else np.asarray(case.groups)
+    passes = copslp.ArrayPasses(np.asarray(case.s), groups, 0 if groups is None else int(groups.max()) + 1)
+    arguments = dict(gamma=case.gamma, bounds=case.bounds, floors=case.floors, options=case.options)
+    try:
+        expected = _solve_checked(case, "analytic")
+    except copslp.InfeasibleError as error:
+        with pytest.raises(copslp.InfeasibleError) as raised:
+            copslp.solve_streamed(passes, copslp.OneProcess(), case.budget, **arguments)
+        assert raised.value.conflicting_scores == error.conflicting_scores
+        return
+    result = copslp.solve_streamed(passes, copslp.OneProcess(), case.budget, **arguments)
+    np.testing.assert_array_equal(result.mask, expected.mask)
+    np.testing.assert_array_equal(result.multipliers, expected.multipliers)
+    assert result.objective == pytest.approx(expected.objective, rel=1e-12, abs=1e-300)
+    assert result.n_fractional == expected.n_fractional and result.size == expected.size
 
 
 def test_cases_cover_the_spec():
@@ -634,7 +655,7 @@ def test_box_within_the_box_that_misses(case, monkeypatch):
     """A box within the box far too narrow: it misses, is re-centred (or gives way to the
     exact finish on every survivor), and the answer is the same optimum."""
     monkeypatch.setattr(driver_module, "_GATHER_LIMIT", 100)
-    monkeypatch.setattr(analytic_module, "_WITHIN_WIDTH", 1e-9)
+    monkeypatch.setattr(estimate_module, "_WITHIN_WIDTH", 1e-9)
     result = _solve_checked(case, "analytic")
     assert result.info.get("nested", [{}])[0].get("rounds", 0) != 1, dict(result.info)
     assert_optimal(result, case)
@@ -840,7 +861,7 @@ def test_infeasible_bound_hidden_by_a_huge_negative_entry(method):
     """Regression: jointly infeasible bounds (k = 1 and <s_1, x> >= 1 force x = e_1, then
     <s_2, x> = 0 < 100) beside a huge negative entry (-1e10). Scaled by its largest magnitude,
     the row of s_2 asked for 1e-8, met within the solvers' tolerance; scaled by T_k(s_2) / k
-    (:mod:`copslp._lp`) it asks for 1 and the solvers see the conflict."""
+    (:mod:`copslp._backends.lp`) it asks for 1 and the solvers see the conflict."""
     method_or_skip(method)
     assert Case(_HIDDEN_INFEASIBLE, 1, gamma=[1.0, 1.0]).reference.status == "infeasible"
     with pytest.raises(copslp.InfeasibleError):
@@ -916,7 +937,7 @@ def test_walk_from_one_set_at_both_ends(recwarn):
     an ulp (summed in another order): the bracket holds only by round-off. The walk takes
     that set, certified, without dividing 0 by 0 for the crossing of its two lines."""
     from copslp._inner import InnerProblem
-    from copslp._one_bound import _End, _walk
+    from copslp._analytic.one_bound import _End, _walk
 
     rng = np.random.default_rng(3)
     scores = rng.random((2, 200))

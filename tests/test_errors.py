@@ -594,12 +594,12 @@ def test_an_infeasible_problem_is_infeasible_when_highs_gives_no_verdict(monkeyp
     """Regression: with floors, the analytic method decided the survivors by HiGHS, and HiGHS's
     'Unknown' became a SolverError. Its survivors' LP is its own simplex now: HiGHS failing
     changes nothing."""
-    import copslp._highs
+    import copslp._backends.highs
 
     def no_verdict(*args, **kwargs):
         raise copslp.SolverError("HiGHS stopped with model status 'Unknown'")
 
-    monkeypatch.setattr(copslp._highs, "solve_highs", no_verdict)
+    monkeypatch.setattr(copslp._backends.highs, "solve_highs", no_verdict)
     scores, k, arguments = _infeasible_with_floors()
     with pytest.raises(copslp.InfeasibleError):
         copslp.solve(scores, k, method="analytic", **arguments)

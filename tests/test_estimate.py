@@ -1,4 +1,4 @@
-"""The subsample's estimate of lambda* with one bound (``copslp._one_bound.estimate_one_bound``):
+"""The subsample's estimate of lambda* with one bound (``copslp._analytic.one_bound.estimate_one_bound``):
 regula falsi on the s_1 value of the best set, checked against the exact walk."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from copslp._inner import InnerProblem
-from copslp._one_bound import ESTIMATE_NARROWING, estimate_one_bound, solve_one_bound
+from copslp._analytic.one_bound import ESTIMATE_NARROWING, estimate_one_bound, solve_one_bound
 from copslp._selection import top_k_sum
 
 

@@ -1,6 +1,6 @@
 """Validation fused with the analytic method's first screening (relative bounds; no floors, or
 floors on layers): the same answers, the same errors, and the roads that leave it
-(``copslp._streamed.first_pass``)."""
+(``copslp._analytic.driver.first_pass``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import copslp
-import copslp._streamed as analytic_module
+import copslp._analytic.driver as analytic_module
 import copslp._selection as selection_module
 from copslp._problem import prepare_problem
 

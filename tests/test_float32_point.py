@@ -144,8 +144,8 @@ def test_one_bound_screen_fixes_what_the_box_decides(signed, dtype):
     """The one-multiplier screening pass (low computed only where high reaches the zero
     level) fixes and keeps exactly the elements the box rule of docs/maths.md §4 says, with
     the sums of the fixed ones and the counts that verify the levels, over several blocks."""
-    from copslp._passes import ArrayPasses
-    from copslp._screening import box_extremes
+    from copslp._analytic.passes import ArrayPasses
+    from copslp._analytic.screening import box_extremes
     from copslp._selection import kth_largest
 
     rng = np.random.default_rng(7 + signed)
@@ -173,8 +173,8 @@ def test_one_bound_screen_with_group_levels(layout):
     element's group level and still keeps exactly what the box rule keeps: fixed ones
     ``low > one_level``, survivors ``high >= level_g`` and ``low <= one_level``; it counts per
     group the elements whose low reaches the group's level (the driver's check of the floors)."""
-    from copslp._passes import ArrayPasses
-    from copslp._screening import box_extremes
+    from copslp._analytic.passes import ArrayPasses
+    from copslp._analytic.screening import box_extremes
     from copslp._selection import kth_largest
 
     k, n_groups, size = 15_000, 6, 300_000
@@ -213,7 +213,7 @@ def test_box_extremes_of_float32_scores_are_float64_products():
     certificate computes v in float64, so the screening must too (numpy 1.x would run the
     float32 loop for a float32 array times a float64 scalar)."""
     from copslp._inner import InnerProblem
-    from copslp._screening import box_extremes, screen_exact
+    from copslp._analytic.screening import box_extremes, screen_exact
 
     scores, lo, hi = _float32_at_a_rounding_edge()
     v_at_lo = np.einsum("i,ij->j", np.array([1.0, lo[0]]), scores)

@@ -1,7 +1,7 @@
 """The screening passes, compiled (``copslp._kernels``) and in numpy (``copslp._kernels_numpy``),
 each against numpy's own operations: the largest v over a box of one multiplier as
-:func:`copslp._screening.box_extremes` computes it, to the last bit; the elements that reach their
-level, in order; the candidates of s_1 as :class:`copslp._screening.Tally` gathers them; and the
+:func:`copslp._analytic.screening.box_extremes` computes it, to the last bit; the elements that reach their
+level, in order; the candidates of s_1 as :class:`copslp._analytic.screening.Tally` gathers them; and the
 errors of a call with the wrong buffers. Then the two against each other (the same outputs to the
 last bit), the analytic method on the numpy path, the choice between them and an install without
 a C compiler."""
@@ -23,9 +23,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import copslp
-import copslp._screening as screening
+import copslp._analytic.screening as screening
 from copslp import _kernels_numpy
-from copslp._screening import Collected, box_extremes
+from copslp._analytic.screening import Collected, box_extremes
 
 try:
     from copslp import _kernels as _compiled
@@ -156,7 +156,7 @@ def test_property_against_numpy(name, seed, dtype, lo, width, size):
 
 @pytest.fixture
 def on_path(kernels, monkeypatch):
-    """The screening (copslp._screening) on ``kernels``."""
+    """The screening (copslp._analytic.screening) on ``kernels``."""
     monkeypatch.setattr(screening, "_kernels", kernels)
     return kernels
 
@@ -365,7 +365,7 @@ def test_screen_refuses_a_float_group_and_a_box_upside_down(kernels, group, box,
 
 
 def test_kernel_docstrings_name_functions_that_exist(kernels):
-    import copslp._screening as screening
+    import copslp._analytic.screening as screening
     for function in (kernels.reach, kernels.screen, kernels.screen_several):
         for name in re.findall(r"copslp\._screening\.(\w+)", function.__doc__):
             assert hasattr(screening, name), (function.__name__, name)
@@ -664,5 +664,6 @@ def test_a_wheel_builds_without_a_c_compiler(tmp_path):
     (wheel,) = (tmp_path / "wheels").glob("copslp-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-    assert "copslp/_kernels_numpy.py" in names and "copslp/_screening.py" in names
+    for name in ("copslp/_kernels_numpy.py", "copslp/_analytic/screening.py", "copslp/_backends/highs.py"):
+        assert name in names, name
     assert not [name for name in names if name.endswith((".so", ".pyd"))]

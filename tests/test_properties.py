@@ -450,7 +450,7 @@ def test_screened_certificate_agrees_with_the_full_one(kind, n, size, share, gam
     scattered groups with floors up to ``floor_share`` of the budget) certified from their
     survivors and the levels of the screening equal the same solve certified by reading
     every element, and the LP optimum of HiGHS."""
-    import copslp._streamed as driver_module
+    import copslp._analytic.driver as driver_module
 
     rng = np.random.default_rng(seed)
     scores = SCREENED_KINDS[kind](rng, (n, size))

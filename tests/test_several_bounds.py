@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import copslp
-import copslp._several_bounds as several_bounds
+import copslp._analytic.several_bounds as several_bounds
 from conftest import Case, assert_optimal, dual_bound, greedy_value
 from test_core import _positive_best, make_scores
 

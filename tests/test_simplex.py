@@ -1,4 +1,4 @@
-"""The exact finish on the survivors (copslp._simplex) against the independent HiGHS reference.
+"""The exact finish on the survivors (copslp._analytic.simplex) against the independent HiGHS reference.
 
 Small LPs of every shape the finish is handed: one to four bounds, floors, ties, exact zeros
 (many equal columns), signed scores, infeasible rows; warm starts near and far from lambda*.
@@ -11,9 +11,9 @@ import pytest
 
 from conftest import greedy_value, reference_solve, top_k_sum_sorted
 from copslp._inner import InnerProblem
-from copslp._screening import ReducedProblemInfeasible
+from copslp._analytic.screening import ReducedProblemInfeasible
 from copslp._selection import collapse_equal_columns
-from copslp._simplex import solve_small_lp
+from copslp._analytic.simplex import solve_small_lp
 
 KINDS = ("lognormal", "rounded", "sparse", "signed")
 

@@ -1,4 +1,4 @@
-"""The analytic method through the passes interface (:mod:`copslp._streamed`), numpy side.
+"""The analytic method through the passes interface (:mod:`copslp._analytic.driver`), numpy side.
 
 The same problems as the in-memory analytic method (one bound, several, floors, ties,
 signed scores, a bound at gamma = 1, infeasible ones), solved by :func:`solve_streamed` over
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import copslp
-from copslp._passes import ArrayPasses, OneProcess
-import copslp._streamed as streamed_module
-from copslp._streamed import solve_streamed
+from copslp._analytic.passes import ArrayPasses, OneProcess
+import copslp._analytic.driver as streamed_module
+from copslp._analytic.driver import solve_streamed
 from test_several_bounds import CASES as SEVERAL
 from test_several_bounds import several_case
 

@@ -16,7 +16,7 @@ dist = pytest.importorskip("torch.distributed")
 if not dist.is_available() or not dist.is_gloo_available():
     pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
 
-from copslp._passes import ArrayPasses, OneProcess  # noqa: E402
+from copslp._analytic.passes import ArrayPasses, OneProcess  # noqa: E402
 from gloo_processes import run_in_processes  # noqa: E402
 from torch_adapter import ProcessGroupCollectives, TensorPasses  # noqa: E402
 

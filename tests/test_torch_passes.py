@@ -15,8 +15,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from copslp._blocks import BLOCK  # noqa: E402
-from copslp._passes import ArrayPasses  # noqa: E402
-from copslp._screening import box_extremes  # noqa: E402
+from copslp._analytic.passes import ArrayPasses  # noqa: E402
+from copslp._analytic.screening import box_extremes  # noqa: E402
 from torch_adapter import TensorPasses  # noqa: E402
 from torch_models import single_torch_thread  # noqa: E402,F401
 

@@ -12,8 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import copslp  # noqa: E402
-from copslp._passes import ArrayPasses, OneProcess  # noqa: E402
-from copslp._streamed import solve_streamed  # noqa: E402
+from copslp._analytic.passes import ArrayPasses, OneProcess  # noqa: E402
+from copslp._analytic.driver import solve_streamed  # noqa: E402
 from torch_adapter import solve_tensors  # noqa: E402
 
 SIZE = 24_000

@@ -19,8 +19,8 @@ torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
 
 import copslp  # noqa: E402
-from copslp import _streamed as streamed  # noqa: E402
-from copslp._passes import ArrayPasses, OneProcess  # noqa: E402
+from copslp._analytic import driver as streamed  # noqa: E402
+from copslp._analytic.passes import ArrayPasses, OneProcess  # noqa: E402
 from gloo_processes import run_in_processes  # noqa: E402
 from torch_adapter import TensorPasses, solve_tensors  # noqa: E402
 from torch_models import single_torch_thread  # noqa: E402,F401

@@ -1,6 +1,6 @@
 r"""The exchanges of the analytic method over a ``torch.distributed`` process group.
 
-:class:`ProcessGroupCollectives` is :class:`copslp._passes.Collectives` for processes that
+:class:`ProcessGroupCollectives` is :class:`copslp._analytic.passes.Collectives` for processes that
 each hold a shard of the scores: counts are summed by ``all_reduce``; float64 sums are
 gathered and added in rank order on every process, so that every process holds the same
 bits (an ``all_reduce`` may add in an order that differs from process to process); the
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from copslp._passes import Collectives
+from copslp import Collectives
 
 __all__ = ["ProcessGroupCollectives"]
 
@@ -37,7 +37,7 @@ class _RefusedParts:
 
 
 class ProcessGroupCollectives(Collectives):
-    """:class:`copslp._passes.Collectives` over a ``torch.distributed`` process group.
+    """:class:`copslp._analytic.passes.Collectives` over a ``torch.distributed`` process group.
 
     Parameters
     ----------

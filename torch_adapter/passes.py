@@ -1,6 +1,6 @@
 r"""The O(D) passes of the analytic method over torch tensors, where they live.
 
-:class:`TensorPasses` is :class:`copslp._passes.ScorePasses` for score rows held as torch
+:class:`TensorPasses` is :class:`copslp._analytic.passes.ScorePasses` for score rows held as torch
 tensors on any device (CPU, CUDA) and in any floating dtype (float64, float32, float16,
 bfloat16): the scores are never copied to the host. Only what the exact finish needs leaves
 the device, as float64 numpy: per-row sums and counts (once per pass), the subsample and the
@@ -14,9 +14,9 @@ The rows are read a chunk at a time (:data:`CHUNK` elements on an accelerator,
     v_j(\lambda) = s_{0j} + \sum_i \lambda_i s_{ij}
 
 and the extremes ``low_j``, ``high_j`` over a box ``[lo, hi]`` of multipliers are computed by
-the float64 operations of :func:`copslp._screening.box_extremes` (same products, added in row
+the float64 operations of :func:`copslp._analytic.screening.box_extremes` (same products, added in row
 order, no fused multiply-add): the counts, the survivors and the mask equal those of
-:class:`copslp._passes.ArrayPasses` on the same values. (numpy's ``einsum`` there adds the
+:class:`copslp._analytic.passes.ArrayPasses` on the same values. (numpy's ``einsum`` there adds the
 products in row order; were it to add them in another order, a value lying exactly at a
 level could be counted on the other side of it by one of the two.) With one multiplier the
 extremes are ``v`` at the two corners; with several they are ``v`` at the corners ``lo`` and
@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from copslp._blocks import BLOCK
-from copslp._passes import LevelsOutside, LocalScreen, ScorePasses
+from copslp import LevelsOutside, LocalScreen, ScorePasses
 
 __all__ = ["CHUNK", "TensorPasses"]
 
@@ -120,7 +120,7 @@ def _weighted_sum(multipliers, secondary: list[torch.Tensor]) -> torch.Tensor:
 
 
 class TensorPasses(ScorePasses):
-    """:class:`copslp._passes.ScorePasses` over torch tensors on their own device.
+    """:class:`copslp._analytic.passes.ScorePasses` over torch tensors on their own device.
 
     Parameters
     ----------
@@ -138,7 +138,7 @@ class TensorPasses(ScorePasses):
 
     Notes
     -----
-    Every method answers as :class:`copslp._passes.ArrayPasses` on the same values: equal
+    Every method answers as :class:`copslp._analytic.passes.ArrayPasses` on the same values: equal
     counts, the same survivors in the same order, the same elements fixed, sums equal to
     rounding (float64 in both). :meth:`mask` returns a bool tensor on the scores' device.
     """
@@ -205,7 +205,7 @@ class TensorPasses(ScorePasses):
     def _box(self, values: dict[int, torch.Tensor], rows: np.ndarray, lo: np.ndarray, hi: np.ndarray, start: int,
              stop: int):
         """``(low, high)`` on ``[start, stop)`` from the float64 ``values`` of the chunk's rows:
-        :func:`copslp._screening.box_extremes`, block by block of :data:`BLOCK` elements as the
+        :func:`copslp._analytic.screening.box_extremes`, block by block of :data:`BLOCK` elements as the
         numpy passes read them."""
         primary = values[int(rows[0])]
         if rows.shape[0] == 1:

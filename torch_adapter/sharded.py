@@ -5,9 +5,9 @@ same certificate) for scores that stay on their device in their own dtype, and, 
 ``process_group``, for scores of which each process holds one shard (FSDP, tensor
 parallelism): only the subsample, the survivors of the screening and O(ranks + groups)
 numbers travel; every process gets its own part of the mask. The road is
-:func:`copslp._streamed.solve_streamed` through :class:`~torch_adapter.passes.TensorPasses`
+:func:`copslp._analytic.driver.solve_streamed` through :class:`~torch_adapter.passes.TensorPasses`
 and :class:`~torch_adapter.collectives.ProcessGroupCollectives` (a 2-D float32 or float64
-tensor on the CPU is read through a numpy view of it instead, :class:`copslp._passes.ArrayPasses`:
+tensor on the CPU is read through a numpy view of it instead, :class:`copslp._analytic.passes.ArrayPasses`:
 the same passes, about twice as fast there).
 """
 
@@ -20,9 +20,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from copslp._passes import ArrayPasses, OneProcess
-from copslp._result import Result
-from copslp._streamed import solve_streamed
+from copslp import ArrayPasses, OneProcess, Result, solve_streamed
 
 from .collectives import ProcessGroupCollectives
 from .passes import TensorPasses, check_scores

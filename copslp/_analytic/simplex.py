@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._errors import SolverError
-from ._inner import InnerProblem
-from ._screening import ReducedProblemInfeasible
+from .._errors import SolverError
+from .._inner import InnerProblem
+from .screening import ReducedProblemInfeasible
 
 __all__ = ["solve_small_lp"]
 

@@ -1,6 +1,6 @@
 r"""Method ``highs``: the LP of COPS handed to HiGHS through highspy.
 
-Solves the scaled LP of :mod:`copslp._lp`
+Solves the scaled LP of :mod:`copslp._backends.lp`
 
 .. math::
 
@@ -11,7 +11,7 @@ Solves the scaled LP of :mod:`copslp._lp`
 as one ``HighsLp`` passed in bulk (column-wise, int32 indices). Sign convention: for a
 maximisation HiGHS's ``row_dual`` is the sensitivity of the optimum to the row's right-hand
 side (``+mu`` on the budget row, ``-lambda_i`` on a ``>=`` row), so both signs are +1 in
-:func:`copslp._lp.duals_to_convention`.
+:func:`copslp._backends.lp.duals_to_convention`.
 
 The helpers here (a silenced ``Highs`` whose every option is checked, bulk model passing) are
 shared with the method ``milp``.
@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import functools
 
-from ._deadline import call_with_deadline
-from ._errors import SolverError
-from ._infeasibility import backend_infeasible_error
-from ._lp import StandardLP, build_lp, clip_to_box, duals_to_convention
-from ._problem import Problem
-from ._result import LPSolution
+from .._deadline import call_with_deadline
+from .._errors import SolverError
+from .._infeasibility import backend_infeasible_error
+from .._problem import Problem
+from .._result import LPSolution
+from .lp import StandardLP, build_lp, clip_to_box, duals_to_convention
 
 __all__ = ["solve_highs"]
 

@@ -45,8 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sparse
 
-from ._infeasibility import single_bound_error
-from ._problem import Problem
+from .._infeasibility import single_bound_error
+from .._problem import Problem
 
 __all__ = ["StandardLP", "Duals", "build_lp", "duals_to_convention", "clip_to_box"]
 

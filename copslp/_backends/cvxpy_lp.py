@@ -1,6 +1,6 @@
 r"""Method ``cvxpy``: the LP of COPS as a cvxpy model, solved by any installed cvxpy solver.
 
-The model is the scaled LP of :mod:`copslp._lp`, written with matrix products:
+The model is the scaled LP of :mod:`copslp._backends.lp`, written with matrix products:
 
 .. math::
 
@@ -21,12 +21,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ._errors import SolverError
-from ._infeasibility import backend_infeasible_error
-from ._lp import build_lp, clip_to_box, duals_to_convention
-from ._problem import Problem
-from ._result import LPSolution
-from ._stdout import native_stdout_to_stderr
+from .._errors import SolverError
+from .._infeasibility import backend_infeasible_error
+from .._problem import Problem
+from .._result import LPSolution
+from .._stdout import native_stdout_to_stderr
+from .lp import build_lp, clip_to_box, duals_to_convention
 
 __all__ = ["solve_cvxpy", "SOLVER_TOLERANCE", "DEFAULT_SOLVERS"]
 

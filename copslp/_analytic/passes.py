@@ -3,7 +3,7 @@ r"""The O(D) passes of the analytic method, for scores that live where the calle
 The analytic method (docs/maths.md §3-4) touches all D elements only in a few passes: a
 subsample, the screening of a box of multipliers, the levels of ``v = s_0 + sum_i lambda_i s_i``
 over what screening fixed, and the mask. Everything else runs on the subsample or on the
-survivors, a few thousand elements, as numpy arrays. :func:`copslp._streamed.solve_streamed`
+survivors, a few thousand elements, as numpy arrays. :func:`copslp._analytic.driver.solve_streamed`
 drives the method through two small interfaces, so that the scores need never be copied:
 
 * :class:`ScorePasses`: the passes over the scores one process holds (its *shard*: all D
@@ -24,7 +24,7 @@ Conventions shared by every implementation:
 * A *box* ``[lo, hi]`` of multipliers for the score rows ``rows`` (the objective first, then
   one multiplier per further row) defines ``low_j`` and ``high_j``, the smallest and largest
   ``v_j(lambda) = s_{rows[0] j} + sum_i lambda_i s_{rows[i] j}`` over the box
-  (:func:`copslp._screening.box_extremes`). With ``lo = hi`` (or no multiplier at all) the
+  (:func:`copslp._analytic.screening.box_extremes`). With ``lo = hi`` (or no multiplier at all) the
   box is a point and ``low = high = v``.
 """
 
@@ -37,9 +37,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._blocks import BLOCK, blocks
-from ._screening import Collected, box_extremes, kernel_block, screen_piece
-from ._selection import take_columns
+from .._blocks import blocks
+from .._selection import take_columns
+from .screening import Collected, box_extremes, kernel_block, screen_piece
 
 __all__ = ["ScorePasses", "Collectives", "LocalScreen", "LevelsOutside", "ArrayPasses", "OneProcess"]
 
@@ -316,10 +316,10 @@ class ArrayPasses(ScorePasses):
 
     def screen(self, rows, lo, hi, one_level, zero_level, group_levels, tally=None):
         """The screening pass, block after block in the compiled loop of
-        :func:`copslp._screening.screen_piece` (``one_level >= zero_level``: the driver
+        :func:`copslp._analytic.screening.screen_piece` (``one_level >= zero_level``: the driver
         asks for no other). The handle is ``(ones, survivors)``: the positions fixed to 1 and
         those that survive, both increasing. With a ``tally``
-        (:class:`copslp._screening.Tally`, every row screened) the pass also reads what
+        (:class:`copslp._analytic.screening.Tally`, every row screened) the pass also reads what
         validation needs of every element: the sum of ``high`` and each secondary row's
         candidates for its k largest."""
         grouped = self.groups is not None and group_levels is not None

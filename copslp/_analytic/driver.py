@@ -6,13 +6,13 @@ The dual of the COPS LP is :math:`\min_{\lambda\ge 0}\phi(\lambda)` with
 :math:`T_k` is the value of the greedy of docs/maths.md §6). The road:
 
 1. estimate :math:`\lambda^*` on a random subsample, budget and bounds scaled to it
-   (:func:`copslp._analytic.sample_estimate`);
+   (:func:`copslp._analytic.estimate.sample_estimate`);
 2. screen a box around the estimate safely: with :math:`m_j, M_j` the smallest and largest
    :math:`v_j(\lambda)` over the box, an element with :math:`m_j` above the k-th largest M is
    in every optimal set for every :math:`\lambda` in the box (fixed to 1), one with
    :math:`M_j` below the k-th largest m in none (dropped); the levels come from the
    subsample and are verified by counts in the pass itself;
-3. solve the problem left on the survivors exactly (:func:`copslp._analytic.solve_exact`:
+3. solve the problem left on the survivors exactly (:func:`copslp._analytic.finish.solve_exact`:
    the walk over the pieces of phi for one bound, Newton steps and the simplex for several),
    and accept it when its :math:`\lambda` lies inside the box (phi of the whole problem then
    equals that of the reduced one plus a constant near :math:`\lambda`); otherwise re-centre,
@@ -29,13 +29,13 @@ are solved on every element at once (:func:`_solve_whole`). Bounds that conflict
 so by a Farkas ray found by the same road with one bound fewer
 (:func:`_raise_joint_infeasibility`).
 
-Every O(D) step is a pass of a :class:`copslp._passes.ScorePasses` over the scores where
+Every O(D) step is a pass of a :class:`copslp._analytic.passes.ScorePasses` over the scores where
 they live, and what crosses between processes goes through a
-:class:`copslp._passes.Collectives`. The entries:
+:class:`copslp._analytic.passes.Collectives`. The entries:
 
 * :func:`solve_analytic`: a validated in-memory :class:`copslp.Problem` over
-  :class:`copslp._passes.ArrayPasses` (the compiled screening pass behind it) on
-  :class:`copslp._passes.OneProcess`; its result carries the LP point;
+  :class:`copslp._analytic.passes.ArrayPasses` (the compiled screening pass behind it) on
+  :class:`copslp._analytic.passes.OneProcess`; its result carries the LP point;
   :func:`first_pass` fuses validation's pass with the first screening;
 * :func:`solve_streamed`: scores behind any passes and collectives (``torch_adapter``'s
   tensors on their device, shards over a ``torch.distributed`` group), validated through them.
@@ -67,29 +67,30 @@ level fails its count keeps all its members among the survivors.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
-from ._analytic import (_SEVERAL_BOUNDS_SAMPLE_FACTOR, BoxSchedule, SampleEstimate, estimated_best, sample_estimate,
-                        screens, solve_exact)
-from ._certificate import certify
-from ._errors import InfeasibleError, SolverError
-from ._infeasibility import conflict_error
-from ._inner import InnerProblem, reaches
-from ._passes import ArrayPasses, Collectives, LocalScreen, OneProcess, ScorePasses
-from ._point import IndexedPoint, ScreenLevel
-from ._problem import Outline, PreparedProblem, Problem, _as_budget, as_floor_array, check_floors, thresholds_from
-from ._registry import get_method
-from ._result import Certificate, Result
-from ._rounding import round_to_mask
-from ._scan import PointScan, scan_point
-from ._screening import (MinimumOutsideBox, ReducedProblemInfeasible, _group_sample_levels, _level_ranks,
-                         _sample_rank, box_extremes, kernels_in_use, Tally)
-from ._selection import (kth_largest, prefilters, strided_candidate_level, take_columns, top_k_sum,
-                         top_k_sum_by_partition)
-from ._several_bounds import inside
+from .._certificate import certify
+from .._errors import InfeasibleError, SolverError
+from .._infeasibility import conflict_error
+from .._inner import InnerProblem, reaches
+from .._point import IndexedPoint, ScreenLevel
+from .._problem import Outline, PreparedProblem, Problem, _as_budget, as_floor_array, check_floors, thresholds_from
+from .._registry import get_method
+from .._result import Result
+from .._rounding import round_to_mask
+from .._scan import PointScan, scan_point
+from .._selection import (kth_largest, prefilters, strided_candidate_level, take_columns, top_k_sum,
+                          top_k_sum_by_partition)
+from .estimate import (_SEVERAL_BOUNDS_SAMPLE_FACTOR, BoxSchedule, SampleEstimate, estimated_best, sample_estimate,
+                       screens)
+from .finish import solve_exact
+from .passes import ArrayPasses, Collectives, LocalScreen, OneProcess, ScorePasses
+from .screening import (MinimumOutsideBox, ReducedProblemInfeasible, _group_sample_levels, _level_ranks,
+                        _sample_rank, box_extremes, kernels_in_use, Tally)
+from .several_bounds import inside
 
 __all__ = ["solve_analytic", "solve_streamed"]
 
@@ -130,7 +131,7 @@ class _Run:
 def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int, max_rounds: int,
                    certificate_reads: str, first_pass: FirstPass | None = None) -> Result:
     """The analytic method on a validated in-memory ``problem``: the road of
-    :func:`solve_outline` over its arrays (:class:`copslp._passes.ArrayPasses`, the compiled
+    :func:`solve_outline` over its arrays (:class:`copslp._analytic.passes.ArrayPasses`, the compiled
     kernels behind them) in this one process; the result carries the LP point.
 
     Options
@@ -187,7 +188,7 @@ def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed
     The subsample's estimate of :math:`\lambda^*` needs only the subsample: each bound
     :math:`\gamma_i T_k(s_i)` scales to :math:`\gamma_i T_{k_m}` of the subsample's own s_i.
     So the first box is known before the :math:`T_k(s_i)`, and the one pass that screens it
-    also sums v at the box's top (the finiteness check, :class:`copslp._screening.Tally`) and
+    also sums v at the box's top (the finiteness check, :class:`copslp._analytic.screening.Tally`) and
     gathers the entries of each s_i at or above the level validation's own pass would use
     (:func:`copslp._selection.strided_candidate_level`: the same candidates in the same order,
     so the same :math:`T_k(s_i)` to the last bit): the scores are read once for both. Numbers
@@ -522,7 +523,7 @@ def _optimum(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarr
     their own, sharded as they lie), accepted when lambda lies inside the box (as in memory).
     Without bounds the box is a point: the survivors are the band around the k-th level.
     ``within``: the box of the level above and the size of this level's subsample (see
-    :class:`copslp._analytic.BoxSchedule`)."""
+    :class:`copslp._analytic.estimate.BoxSchedule`)."""
     comm, r = run.comm, rows.shape[0] - 1
     whole = depth == 0 and _solved_whole(run, outline, rows, thresholds)
     first = run.first if depth == 0 and rows.shape[0] == outline.n_scores else None
@@ -614,7 +615,7 @@ def _solve_nested(run: _Run, outline: Outline, screened: _Screened, rows, thresh
 
 
 def _estimate(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarray):
-    """On rank 0: lambda* of the subsample's problem (:func:`copslp._analytic.sample_estimate`)."""
+    """On rank 0: lambda* of the subsample's problem (:func:`copslp._analytic.estimate.sample_estimate`)."""
     sample = run.sample_scores
     m = sample.shape[1]
     sub = replace(outline, thresholds=np.asarray(thresholds, dtype=np.float64),
@@ -659,7 +660,7 @@ def _solved_whole(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.
     """Whether the problem is solved on every element at once, without boxes: several bounds
     of which one asks for the best value its score reaches (lambda* is unbounded; the
     optimum lies on that bound's face, :func:`_solve_on_best_face`), or a problem too small
-    for a subsample to say anything (``copslp._analytic.screens``)."""
+    for a subsample to say anything (``copslp._analytic.estimate.screens``)."""
     r = rows.shape[0] - 1
     if r > 1 and _rows_at_best(outline, rows, thresholds).shape[0]:
         return True
@@ -672,7 +673,7 @@ def _solve_whole(outline: Outline, whole: InnerProblem, rows: np.ndarray, settin
     """x, lambda and details of the whole problem, gathered on rank 0: on the face of a bound
     at its best value (``top``: a level down the best values are only estimates), else the
     exact finish without a box (the simplex on few distinct columns, else boxes from 0 that
-    widen, :func:`copslp._analytic.localise_everywhere`)."""
+    widen, :func:`copslp._analytic.finish.localise_everywhere`)."""
     at_best = _rows_at_best(outline, rows, whole.thresholds) if top else np.zeros(0, dtype=np.intp)
     if rows.shape[0] > 2 and at_best.shape[0]:
         x, lam, details = _solve_on_best_face(whole, int(at_best[0]), settings)
@@ -759,7 +760,7 @@ def _values_at(screened: _Screened, x: np.ndarray) -> np.ndarray:
 def _raise_joint_infeasibility(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarray,
                                depth: int = 0) -> None:
     r"""Raise the :class:`InfeasibleError` of bounds that cannot hold together, or return
-    when a point meets them all: the Farkas ray of :func:`copslp._analytic._infeasibility_proof`,
+    when a point meets them all: the Farkas ray of docs/maths.md §3,
     found by the same road with the first bound as the objective. One bound: whether the best
     point of its score meets it (at the top this was checked before; a level down, the
     problem left on the survivors of a wrong box may fail it, and the box is widened)."""

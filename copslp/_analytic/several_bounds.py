@@ -2,10 +2,10 @@ r"""The exact finish for several bounds (r >= 2): localise lambda*, then the exa
 
 The dual :math:`\phi(\lambda) = T_k(s_0 + \sum_i \lambda_i s_i) - \langle\lambda, b\rangle` is
 minimised over the box by projected Newton steps (the curvature read at the k-th level) or,
-when they stall, by the ellipsoid method (:mod:`copslp._ellipsoid`); the oracle is one
+when they stall, by the ellipsoid method (:mod:`copslp._analytic.ellipsoid`); the oracle is one
 selection among the current survivors, which are screened again whenever the box has shrunk
 enough, until at most ``FINAL_LP_SIZE`` remain. The LP on those is solved exactly (the
-simplex of :mod:`copslp._simplex`, started at the point the localisation reached) and
+simplex of :mod:`copslp._analytic.simplex`, started at the point the localisation reached) and
 accepted when its multipliers lie inside the box.
 """
 
@@ -15,11 +15,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._ellipsoid import Ellipsoid
-from ._inner import InnerProblem
-from ._screening import RESCREEN_SHRINK, MinimumOutsideBox, ReducedProblemInfeasible, screen_exact
-from ._selection import take_columns
-from ._simplex import solve_small_lp
+from .._inner import InnerProblem
+from .._selection import take_columns
+from .ellipsoid import Ellipsoid
+from .screening import RESCREEN_SHRINK, MinimumOutsideBox, ReducedProblemInfeasible, screen_exact
+from .simplex import solve_small_lp
 
 __all__ = ["Box", "several_bounds_finish", "inside", "FINAL_LP_SIZE"]
 
@@ -156,7 +156,7 @@ def several_bounds_finish(inner: InnerProblem, box: Box, rtol: float):
 
     over the box with an oracle that is one selection on the current survivors
     (:func:`_dual_point`), screen the survivors again on a box around the minimum, and solve
-    the LP of the few that are left exactly (:func:`copslp._simplex.solve_small_lp`).
+    the LP of the few that are left exactly (:func:`copslp._analytic.simplex.solve_small_lp`).
 
     1. Newton phase (:func:`_newton_finish`): projected Newton steps with the curvature of
        the elements at the k-th level, then a narrow box around the point reached.
@@ -318,7 +318,7 @@ def _newton_step(point: _DualPoint, lo: np.ndarray):
 
 
 def _ellipsoid_finish(stage: _Stage, box: Box, rtol: float, start: np.ndarray, counter: _Counter):
-    r"""Localisation by the ellipsoid method (:class:`copslp._ellipsoid.Ellipsoid`) over the
+    r"""Localisation by the ellipsoid method (:class:`copslp._analytic.ellipsoid.Ellipsoid`) over the
     stage's box, first query at ``start``, then at the ellipsoid's centres.
 
     With U the least value of :math:`\phi` seen, every minimiser over the box satisfies

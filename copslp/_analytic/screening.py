@@ -8,7 +8,7 @@ largest value lies below the level of the k-th largest of the smallest values is
 budget and bounds left over.
 
 Here: the compiled pass over a block (:func:`screen_piece`, the loop of
-:meth:`copslp._passes.ArrayPasses.screen`; the driver in :mod:`copslp._streamed` sets its
+:meth:`copslp._analytic.passes.ArrayPasses.screen`; the driver in :mod:`copslp._analytic.driver` sets its
 levels from the subsample and verifies them by its counts), the box's extremes of v
 (:func:`box_extremes`), the exact screening by selection that the finishes on the survivors
 use as their bracket narrows (:func:`screen_exact`: with floors, the elements among their
@@ -21,11 +21,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._blocks import BLOCK, blocks
-from ._inner import InnerProblem
-from ._kernels_numpy import kernels_name, load_kernels
-from ._scan import segment_runs
-from ._selection import group_starts, kth_largest, take_columns
+from .._blocks import BLOCK
+from .._inner import InnerProblem
+from .._kernels_numpy import kernels_name, load_kernels
+from .._selection import group_starts, kth_largest, take_columns
 
 #: The screening passes: the compiled copslp._kernels, or where it is not built (or with
 #: COPSLP_KERNELS=numpy) the same passes in numpy, copslp._kernels_numpy (same answers, slower).
@@ -205,7 +204,7 @@ def screen_piece(scores, lo, hi, level, candidate_levels, one_level, zero_level,
 
 class Tally:
     r"""What validation needs of a pass that reads the scores anyway (the analytic method's
-    first screening, :func:`copslp._analytic.first_pass`): a sum that is finite only if every
+    first screening, :func:`copslp._analytic.driver.first_pass`): a sum that is finite only if every
     entry is (``totals``: a non-finite one sends validation to a closer look,
     :func:`copslp._problem.check_finite`), and for each secondary row i the entries at or
     above ``levels[i - 1]``, the candidates of its k largest, in order, as

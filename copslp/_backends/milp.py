@@ -7,7 +7,7 @@ Solves
     \max_{m \in \{0,1\}^D} \; \langle s_0, m\rangle \quad\text{s.t.}\quad \textstyle\sum_j m_j = k,\;
     \langle s_i, m\rangle \ge b_i,\; \textstyle\sum_{j \in G_l} m_j \ge f_l
 
-(the scaled rows of :mod:`copslp._lp` with every column integer in [0, 1]). The answer is the
+(the scaled rows of :mod:`copslp._backends.lp` with every column integer in [0, 1]). The answer is the
 true binary optimum up to the relative gap HiGHS proves, not an LP point: it has no duals
 (``multipliers`` are zeros) and is checked by ``certify_binary``, which reads ``mip_gap`` and
 ``mip_dual_bound`` from ``info``. Branch and bound is exponential in the worst case, so D is
@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._errors import SolverError
-from ._highs import new_highs, pass_model, run, set_options
-from ._lp import build_lp
-from ._problem import Problem
-from ._result import LPSolution
+from .._errors import SolverError
+from .._problem import Problem
+from .._result import LPSolution
+from .highs import new_highs, pass_model, run, set_options
+from .lp import build_lp
 
 __all__ = ["solve_milp"]
 

@@ -17,9 +17,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._errors import SolverError
-from ._inner import InnerProblem, mix_to_bound, reaches
-from ._screening import RESCREEN_MIN_SIZE, RESCREEN_SHRINK, ReducedProblemInfeasible, screen_exact
+from .._errors import SolverError
+from .._inner import InnerProblem, mix_to_bound, reaches
+from .screening import RESCREEN_MIN_SIZE, RESCREEN_SHRINK, ReducedProblemInfeasible, screen_exact
 
 __all__ = ["solve_one_bound", "estimate_one_bound"]
 

@@ -1,19 +1,14 @@
-r"""The analytic method's pieces between the passes (docs/maths.md §4): where lambda* is
-estimated, where the boxes go, and the exact finish on the survivors of a box.
+r"""Where lambda* is estimated and where the boxes of the analytic method go (docs/maths.md §4).
 
 * :func:`sample_estimate`: lambda* of the problem on a subsample, budget and bounds scaled to
   it (one bound: regula falsi from a bracket; several: the localisation of
-  :func:`copslp._several_bounds.several_bounds_finish` in boxes that widen);
+  :func:`copslp._analytic.several_bounds.several_bounds_finish` in boxes that widen);
 * :class:`BoxSchedule`: the boxes around the estimate, round after round;
 * :func:`screens`: whether a subsample can say anything about a problem (else it is solved
   on every element at once);
-* :func:`solve_exact`: the exact LP on a (small) problem: one bound, the walk over the
-  pieces of phi (:mod:`copslp._one_bound`); several, the simplex on the distinct columns
-  (:mod:`copslp._simplex`) when they are few, else the localisation first
-  (:mod:`copslp._several_bounds`), in a bracket or, without one, in boxes from 0 that widen
-  (:func:`localise_everywhere`).
+* the exact finish itself is :mod:`copslp._analytic.finish`.
 
-The road that uses them, from the subsample to the certificate, is :mod:`copslp._streamed`.
+The road that uses them, from the subsample to the certificate, is :mod:`copslp._analytic.driver`.
 """
 
 from __future__ import annotations
@@ -22,15 +17,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._errors import SolverError
-from ._inner import InnerProblem
-from ._one_bound import estimate_one_bound, solve_one_bound
-from ._screening import MinimumOutsideBox, ReducedProblemInfeasible
-from ._selection import top_k_sum
-from ._several_bounds import FINAL_LP_SIZE, Box, few_enough, several_bounds_finish
-from ._simplex import solve_small_lp
+from .._errors import SolverError
+from .._inner import InnerProblem
+from .._selection import top_k_sum
+from .finish import natural_scale, solve_exact
+from .one_bound import estimate_one_bound
+from .screening import MinimumOutsideBox, ReducedProblemInfeasible
+from .several_bounds import FINAL_LP_SIZE
 
-__all__ = ["BoxSchedule", "screens", "estimated_best", "natural_scale", "solve_exact"]
+__all__ = ["BoxSchedule", "SampleEstimate", "screens", "estimated_best", "sample_estimate"]
 
 _MIN_SAMPLE_BUDGET = 64
 #: Several bounds: the subsample is this many times ``sample_size``, and the first box
@@ -112,49 +107,12 @@ class BoxSchedule:
         self.width *= 4.0
 
 
-#: Boxes [0, hi] tried by :func:`localise_everywhere`, each 16 times wider than the last.
-_WIDENINGS = 6
-
-
-def localise_everywhere(inner: InnerProblem, rtol: float, centre=None):
-    """The several-bounds finish (:func:`several_bounds_finish`) on every element of
-    ``inner``, with no estimate to start from: boxes [0, hi] from ``hi = 4 lambda_ref``
-    (lambda_ref = mean |s_0| / mean |s_i|, the scale at which s_i weighs as much as s_0),
-    widened sixteenfold while the minimum lies on their outer face (or a re-screening inside
-    one left an infeasible problem, so that box did not hold lambda*). Each oracle call is one
-    selection over the elements, each re-screening one pass. A minimum beyond every box (a
-    bound at the best value its score reaches, lambda* unbounded) is left to the simplex on
-    the distinct columns (:func:`copslp._simplex.solve_small_lp`), which needs no box."""
-    reference = natural_scale(inner.scores)
-    start = reference if centre is None else np.maximum(np.asarray(centre, dtype=np.float64), 0.0)
-    hi = np.maximum(4.0 * reference, 2.0 * start)
-    for _ in range(_WIDENINGS):
-        try:
-            return several_bounds_finish(inner, Box(np.zeros_like(hi), hi, np.minimum(start, hi)), rtol)
-        except MinimumOutsideBox as outside:
-            start = outside.multipliers
-            hi = np.maximum(16.0 * hi, 2.0 * start)
-        except ReducedProblemInfeasible:  # a stage fixed elements that lambda* does not: a wider box
-            hi = 16.0 * hi
-    x, lam, details = solve_small_lp(inner, start)
-    details.update(oracle_calls=0, final_lp_size=inner.size)
-    return x, lam, details
-
-
-def natural_scale(scores: np.ndarray) -> np.ndarray:
-    """lambda_ref per secondary row: mean |s_0| / mean |s_i|, the multiplier at which s_i
-    weighs as much as s_0 (1 where either mean is 0)."""
-    magnitude = np.abs(scores).mean(axis=1)
-    reference = np.where(magnitude[1:] > 0, magnitude[0] / np.maximum(magnitude[1:], 1e-300), 1.0)
-    return np.where(reference > 0, reference, 1.0)
-
-
 def sample_estimate(problem, inner, sample, scores, rtol, bracket=None) -> SampleEstimate:
     """lambda* of the problem on a subsample (indices ``sample``, their ``scores``) with
     budget and bounds scaled to it.
 
     One bound: lambda* of the subsample is narrowed by regula falsi
-    (:func:`copslp._one_bound.estimate_one_bound`) from a bracket around the estimate of a
+    (:func:`copslp._analytic.one_bound.estimate_one_bound`) from a bracket around the estimate of a
     sixteenth of it (recursively); where there is no such bracket (the smallest subsample), or
     it does not hold lambda*, by the exact walk from lambda = 0 and infinity. A ``bracket``
     (lo, hi, guess) known already (the box whose survivors the subsample was drawn from) is
@@ -239,29 +197,3 @@ def _localised_sample_minimum(sampled: InnerProblem, reference: np.ndarray, rtol
     raise ReducedProblemInfeasible()
 
 
-# --------------------------------------------------------------------------------------------
-# exact finish on a (small) problem
-
-
-def solve_exact(inner: InnerProblem, rtol: float, bracket=None):
-    """x, lambda (active bounds only) and details of the LP on ``inner``, exactly.
-
-    ``bracket`` = (lo, hi, centre), arrays of one value per bound: where lambda* is expected,
-    and the best guess of it. One bound: the walk; several: the simplex of
-    :func:`copslp._simplex.solve_small_lp` at once on at most ``FINAL_LP_SIZE`` elements,
-    else the localisation of :func:`several_bounds_finish` in the bracket (without one, in
-    boxes from 0 that widen, :func:`localise_everywhere`) first."""
-    if inner.budget == 0:
-        taken = np.zeros(inner.thresholds.shape[0])
-        if np.any(taken < inner.thresholds):
-            raise ReducedProblemInfeasible()
-        return np.zeros(inner.size), np.zeros(inner.thresholds.shape[0]), {}
-    if inner.thresholds.shape[0] == 1:
-        return solve_one_bound(inner, None if bracket is None else tuple(float(end[0]) for end in bracket))
-    if few_enough(inner):
-        x, lam, details = solve_small_lp(inner, None if bracket is None else bracket[2])
-        details.update(oracle_calls=0, final_lp_size=inner.size)
-        return x, lam, details
-    if bracket is None:
-        return localise_everywhere(inner, rtol)
-    return several_bounds_finish(inner, Box(*bracket), rtol)

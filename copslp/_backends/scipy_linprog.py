@@ -1,6 +1,6 @@
 r"""Method ``scipy``: the LP of COPS through :func:`scipy.optimize.linprog` (its HiGHS).
 
-linprog minimises, so it is given the scaled LP of :mod:`copslp._lp` as
+linprog minimises, so it is given the scaled LP of :mod:`copslp._backends.lp` as
 
 .. math::
 
@@ -20,12 +20,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linprog
 
-from ._deadline import call_with_deadline
-from ._errors import SolverError
-from ._infeasibility import backend_infeasible_error
-from ._lp import build_lp, clip_to_box, duals_to_convention
-from ._problem import Problem
-from ._result import LPSolution
+from .._deadline import call_with_deadline
+from .._errors import SolverError
+from .._infeasibility import backend_infeasible_error
+from .._problem import Problem
+from .._result import LPSolution
+from .lp import build_lp, clip_to_box, duals_to_convention
 
 __all__ = ["solve_scipy"]
 
