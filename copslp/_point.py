@@ -7,20 +7,16 @@ plus the few other entries; :class:`IndexedPoint` keeps the positions of its one
 and makes the mask only when asked for it. :func:`copslp.solve` scans and rounds them as
 they are, and the dense array is made only when asked for (``numpy.asarray(point)``,
 :attr:`copslp.Result.x`).
-
-A screening pass records what it proved (:class:`ScreenLevel`): the analytic method's
-certificate takes the elements a box decided from those levels rather than reading them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["MaskPoint", "IndexedPoint", "mask_point", "ScreenLevel"]
+__all__ = ["MaskPoint", "IndexedPoint", "mask_point"]
 
 
 class _ReadsLikeAnArray:
@@ -126,32 +122,3 @@ def _ones_and_listed(ones: tuple, survivors, survivor_x):
     at_one = survivor_x == 1.0
     other = ~at_one & (survivor_x != 0.0)
     return (*ones, survivors[at_one]), survivors[other], survivor_x[other].astype(np.float64)
-
-
-class ScreenLevel(NamedTuple):
-    """What one screening pass proved, for every lambda in its box ``[lo, hi]``, per segment
-    (one per group of the floors; one without floors): each of the ``fixed[g]`` elements of
-    segment g it fixed to 1 has ``v_j(lambda) > one_levels[g]`` (its smallest v over the box
-    is above it), each of the ``dropped[g]`` it dropped ``v_j(lambda) < zero_levels[g]``;
-    ``taken`` holds the scores (every row) summed over all the elements fixed to 1. A level
-    holds whether or not the pass fixed or dropped anything by it (``+inf`` / ``-inf`` where
-    it had no level). The products in v are float64 whatever the dtype of the scores, as in
-    the certificate."""
-
-    lo: np.ndarray
-    hi: np.ndarray
-    one_levels: np.ndarray
-    zero_levels: np.ndarray
-    fixed: np.ndarray
-    dropped: np.ndarray
-    taken: np.ndarray
-
-    def holds_at(self, multipliers: np.ndarray) -> bool:
-        """Whether the levels bound v at ``multipliers``: they lie in the box."""
-        return bool(np.all(self.lo <= multipliers) and np.all(multipliers <= self.hi))
-
-    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per segment, ``(largest v dropped, smallest v kept)`` as bounded by the levels; a
-        level that dropped (fixed) nothing in a segment says nothing there (-inf, +inf)."""
-        return (np.where(self.dropped > 0, self.zero_levels, -np.inf),
-                np.where(self.fixed > 0, self.one_levels, np.inf))

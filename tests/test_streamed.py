@@ -144,7 +144,7 @@ def _innermost_survivors(info):
 
 
 def test_levels_that_fail_the_certificate_send_it_to_the_extremes_pass(monkeypatch):
-    """Screening levels only bound v: a record whose zero-level lies above the budget dual
+    """ExactScreen levels only bound v: a record whose zero-level lies above the budget dual
     fails through the levels, and the extremes pass (every element read) decides."""
     case = next(c for c in CASES if c.label == "uniform-r1")
     screen = streamed_module._screen

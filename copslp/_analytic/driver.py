@@ -76,7 +76,7 @@ from .._certificate import certify
 from .._errors import InfeasibleError, SolverError
 from .._infeasibility import conflict_error
 from .._inner import InnerProblem, reaches
-from .._point import IndexedPoint, ScreenLevel
+from .._point import IndexedPoint
 from .._problem import Outline, PreparedProblem, Problem, _as_budget, as_floor_array, check_floors, thresholds_from
 from .._registry import get_method
 from .._result import Result
@@ -88,8 +88,8 @@ from .estimate import (_SEVERAL_BOUNDS_SAMPLE_FACTOR, BoxSchedule, SampleEstimat
                        screens)
 from .finish import solve_exact
 from .passes import ArrayPasses, Collectives, LocalScreen, OneProcess, ScorePasses
-from .screening import (MinimumOutsideBox, ReducedProblemInfeasible, _group_sample_levels, _level_ranks,
-                        _sample_rank, box_extremes, kernels_in_use, Tally)
+from .screening import (MinimumOutsideBox, ReducedProblemInfeasible, ScreenRecord, Tally, _group_sample_levels,
+                        _level_ranks, _sample_rank, box_extremes, kernels_in_use)
 from .several_bounds import inside
 
 __all__ = ["solve_analytic", "solve_streamed"]
@@ -335,9 +335,11 @@ def _raise_if_short(outline: Outline, row: int, wanted: float, reach: float) -> 
 
 
 @dataclass(frozen=True, eq=False)
-class _Screened:
-    """A verified screening: this process's part, the sums over every process, and (once
-    :func:`_gather` has run) on rank 0 the survivors of every process, every score row."""
+class _Screen:
+    """One screening pass over every process, its levels verified by its counts: this
+    process's part (:class:`LocalScreen`), the sums over every process, what it proved
+    (:class:`ScreenRecord`, without floors) and (once :func:`_gather` has run) on rank 0
+    the survivors of every process, every score row."""
 
     local: LocalScreen
     taken: np.ndarray  # every score row summed over the elements fixed to 1, all processes
@@ -347,7 +349,7 @@ class _Screened:
     survivors: np.ndarray | None = None  # (n, m) on rank 0, after _gather
     survivor_groups: np.ndarray | None = None
     # without floors: what the box decided, one multiplier per secondary score (0 for those off)
-    record: ScreenLevel | None = None
+    record: ScreenRecord | None = None
 
     @property
     def n_survivors(self) -> int:
@@ -355,7 +357,7 @@ class _Screened:
 
 
 def _screen(run: _Run, outline: Outline, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-            everything: bool = False, premade: LocalScreen | None = None) -> _Screened:
+            everything: bool = False, premade: LocalScreen | None = None) -> _Screen:
     """Screen the box [lo, hi] of the multipliers of ``rows`` with levels from the subsample,
     verified by counting (see the module docstring). The survivors stay where they are.
     ``everything``: no levels, every element survives. ``premade``: the pass of this box
@@ -381,16 +383,16 @@ def _screen(run: _Run, outline: Outline, rows: np.ndarray, lo: np.ndarray, hi: n
         keep_whole |= short
     taken, sizes = comm.sum(local.taken), comm.sizes(local.n_survivors)
     if outline.floors is not None:
-        return _Screened(local, taken, int(counts[2]), comm.sum(local.fixed_per_group), sizes)
+        return _Screen(local, taken, int(counts[2]), comm.sum(local.fixed_per_group), sizes)
     box = tuple(np.zeros(outline.n_scores - 1) for _ in range(2))
     box[0][rows[1:] - 1], box[1][rows[1:] - 1] = lo, hi
     fixed, dropped = int(counts[2]), outline.size - int(counts[2]) - int(sizes.sum())
-    record = ScreenLevel(*box, np.array([levels[0]]), np.array([levels[1]]), np.array([fixed]), np.array([dropped]),
+    record = ScreenRecord(*box, np.array([levels[0]]), np.array([levels[1]]), np.array([fixed]), np.array([dropped]),
                          taken)
-    return _Screened(local, taken, fixed, None, sizes, record=record)
+    return _Screen(local, taken, fixed, None, sizes, record=record)
 
 
-def _gather(run: _Run, screened: _Screened) -> _Screened:
+def _gather(run: _Run, screened: _Screen) -> _Screen:
     """``screened`` with every process's survivors (and their groups) on rank 0."""
     local = screened.local
     survivors = run.comm.gather_columns(local.survivors)
@@ -417,11 +419,11 @@ def _sample_levels(run: _Run, outline: Outline, rows, lo, hi, spread: float, kee
     return one_level, zero_level, group_levels
 
 
-def _reduced_floors(outline: Outline, screened: _Screened):
+def _reduced_floors(outline: Outline, screened: _Screen):
     return None if outline.floors is None else np.maximum(outline.floors - screened.fixed_per_group, 0)
 
 
-def _reduced(outline: Outline, screened: _Screened, rows: np.ndarray, thresholds: np.ndarray) -> InnerProblem:
+def _reduced(outline: Outline, screened: _Screen, rows: np.ndarray, thresholds: np.ndarray) -> InnerProblem:
     """On rank 0, after :func:`_gather`: the problem left on the survivors for the objective
     and bounds ``rows``."""
     groups = None if outline.floors is None else screened.survivor_groups
@@ -474,12 +476,12 @@ def _on_root(run: _Run, work, keep: bool = False):
     return (shared, kept) if keep else shared
 
 
-def _nests(outline: Outline, screened: _Screened, depth: int) -> bool:
+def _nests(outline: Outline, screened: _Screen, depth: int) -> bool:
     """Whether the survivors are solved a level down rather than gathered."""
     return _GATHER_LIMIT < screened.n_survivors < outline.size and depth < _MAX_DEPTH
 
 
-def _level_below(run: _Run, outline: Outline, screened: _Screened, sample_size: int):
+def _level_below(run: _Run, outline: Outline, screened: _Screen, sample_size: int):
     """The run over the survivors of ``screened`` (where they lie, a subsample of them drawn)
     and the outline of the problem left on them: budget, bounds and floors less what the
     elements fixed to 1 took; best values estimated on the subsample (they only scale the
@@ -507,7 +509,7 @@ class _Optimum:
     when they were too many to gather, the optimum of the survivors' own problem (``nested``,
     a ``(run, outline, optimum)`` of the level below)."""
 
-    screened: _Screened
+    screened: _Screen
     multipliers: np.ndarray  # lambda of the active bounds (of ``rows``)
     values: np.ndarray  # <s_i, x> for every score row
     details: dict
@@ -598,7 +600,7 @@ _GATHER_LIMIT = 1 << 18
 _MAX_DEPTH = 3
 
 
-def _solve_nested(run: _Run, outline: Outline, screened: _Screened, rows, thresholds, depth: int, within):
+def _solve_nested(run: _Run, outline: Outline, screened: _Screen, rows, thresholds, depth: int, within):
     """The problem left on the survivors, solved where they lie: ``(kind, lambda, details,
     (run, outline, optimum))`` as :func:`_finish_on_survivors` says it, lambda being the
     multipliers of the survivors' problem (the whole problem's when inside the box)."""
@@ -747,7 +749,7 @@ def _solve_on_best_face(inner: InnerProblem, row: int, settings: dict):
                     **{key: value for key, value in solution.info.items() if key in ("oracle_calls", "final_lp_size")}}
 
 
-def _values_at(screened: _Screened, x: np.ndarray) -> np.ndarray:
+def _values_at(screened: _Screen, x: np.ndarray) -> np.ndarray:
     """<s_i, point> for every score row, of the point that is 1 on the elements fixed to 1
     and ``x`` on the gathered survivors."""
     return screened.taken + np.einsum("ij,j->i", screened.survivors, x)  # no BLAS threads
@@ -915,7 +917,7 @@ def _mask_and_numbers(run: _Run, outline: Outline, optimum: _Optimum, multiplier
     return mask, numbers
 
 
-def _round(outline: Outline, screened: _Screened, x: np.ndarray, multipliers: np.ndarray, rtol: float) -> dict:
+def _round(outline: Outline, screened: _Screen, x: np.ndarray, multipliers: np.ndarray, rtol: float) -> dict:
     """On rank 0: the mask on the survivors (:func:`copslp._rounding.round_to_mask` of the
     problem left on them) and the numbers of the scan of x there."""
     survivors = screened.survivors

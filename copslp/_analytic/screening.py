@@ -35,7 +35,8 @@ def kernels_in_use() -> str:
     """``"compiled"`` or ``"numpy"``: which screening passes :data:`_kernels` is."""
     return kernels_name(_kernels)
 
-__all__ = ["Screening", "ReducedProblemInfeasible", "MinimumOutsideBox", "RESCREEN_MIN_SIZE", "RESCREEN_SHRINK",
+__all__ = ["ExactScreen", "ScreenRecord", "ReducedProblemInfeasible", "MinimumOutsideBox", "RESCREEN_MIN_SIZE",
+           "RESCREEN_SHRINK",
            "box_extremes", "screen_piece", "screen_exact", "reduce_problem",
            "Tally", "Collected"]
 
@@ -61,7 +62,7 @@ def kernel_block(size: int) -> int:
     return min(KERNEL_BLOCK, max(BLOCK, size // 64))
 
 
-class Screening(NamedTuple):
+class ExactScreen(NamedTuple):
     """What a box decided: the problem left on the ``survivors`` (increasing indices) once
     ``ones`` are kept, the scores summed over ``ones`` (``taken``, every row of the problem),
     and the levels that decided it, ``(one_levels, zero_levels)``, one of each per group
@@ -74,6 +75,35 @@ class Screening(NamedTuple):
     survivors: np.ndarray
     taken: np.ndarray
     levels: tuple | None = None
+
+
+class ScreenRecord(NamedTuple):
+    """What one screening pass proved, for every lambda in its box ``[lo, hi]``, per segment
+    (one per group of the floors; one without floors): each of the ``fixed[g]`` elements of
+    segment g it fixed to 1 has ``v_j(lambda) > one_levels[g]`` (its smallest v over the box
+    is above it), each of the ``dropped[g]`` it dropped ``v_j(lambda) < zero_levels[g]``;
+    ``taken`` holds the scores (every row) summed over all the elements fixed to 1. A level
+    holds whether or not the pass fixed or dropped anything by it (``+inf`` / ``-inf`` where
+    it had no level). The products in v are float64 whatever the dtype of the scores, as in
+    the certificate."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    one_levels: np.ndarray
+    zero_levels: np.ndarray
+    fixed: np.ndarray
+    dropped: np.ndarray
+    taken: np.ndarray
+
+    def holds_at(self, multipliers: np.ndarray) -> bool:
+        """Whether the levels bound v at ``multipliers``: they lie in the box."""
+        return bool(np.all(self.lo <= multipliers) and np.all(multipliers <= self.hi))
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per segment, ``(largest v dropped, smallest v kept)`` as bounded by the levels; a
+        level that dropped (fixed) nothing in a segment says nothing there (-inf, +inf)."""
+        return (np.where(self.dropped > 0, self.zero_levels, -np.inf),
+                np.where(self.fixed > 0, self.one_levels, np.inf))
 
 
 class ReducedProblemInfeasible(Exception):
@@ -270,9 +300,9 @@ def _in_kernel_dtype(scores: np.ndarray) -> np.ndarray:
 
 
 def reduce_problem(inner: InnerProblem, ones: np.ndarray, survivors: np.ndarray, taken=None,
-                   survivor_scores=None) -> Screening:
+                   survivor_scores=None) -> ExactScreen:
     """The problem left on ``survivors`` (increasing indices) once ``ones`` are kept, as a
-    :class:`Screening` without levels.
+    :class:`ExactScreen` without levels.
 
     ``taken`` (the scores summed over ``ones``) and ``survivor_scores`` are gathered here
     unless given. Groups contiguous in ``inner`` stay so among the survivors: their offsets
@@ -292,7 +322,7 @@ def reduce_problem(inner: InnerProblem, ones: np.ndarray, survivors: np.ndarray,
             layout = _fixed_layout(None, np.searchsorted(survivors, starts))
     reduced = InnerProblem(survivor_scores, inner.budget - ones.shape[0], inner.thresholds - taken[1:], groups, floors,
                            layout, inner.slack + 1e-12 * np.abs(taken[1:]))
-    return Screening(reduced, ones, survivors, taken)
+    return ExactScreen(reduced, ones, survivors, taken)
 
 
 def _fixed_layout(order, starts):
