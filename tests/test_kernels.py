@@ -394,6 +394,12 @@ def test_collected_grows_at_the_rate_seen_so_far():
     got_positions, got_columns = collected.arrays()
     np.testing.assert_array_equal(got_positions, [1, 2, 3, 9])
     assert got_columns.shape == (2, 4) and np.all(got_columns[:, :3] == 1.0)
+    assert got_positions.base is None and got_columns.base is None  # mostly room: copies, the room let go
+    full = Collected([np.int64], 4)
+    full.room(4)[0][:] = [5, 6, 7, 8]
+    full.add(3)
+    (view,) = full.arrays()
+    assert view.base is not None and view.tolist() == [5, 6, 7]  # mostly filled: a view
 
 
 def _buffers(n, dtype=np.float64):

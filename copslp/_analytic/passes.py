@@ -357,8 +357,7 @@ class ArrayPasses(ScorePasses):
                 row.add(found_count)
         if tally is not None:
             tally.count(total, [row.arrays()[0] for row in candidates])
-        # copies of the filled parts: the buffers keep room for a block beyond them, let go here
-        (at_one,), (kept, kept_scores) = [a.copy() for a in ones.arrays()], [a.copy() for a in survivors.arrays()]
+        (at_one,), (kept, kept_scores) = ones.arrays(), survivors.arrays()
         with np.errstate(invalid="ignore"):  # non-finite scores: validation says so
             taken = taken[:n_rows] + taken[n_rows:]
         if not all_rows:  # every row summed over the ones, and gathered at the survivors

@@ -288,7 +288,11 @@ class Collected:
         self.count += count
 
     def arrays(self) -> list:
-        return [array[..., :self.count] for array in self._arrays]
+        """The filled part of each array: views, or copies where more than half of the
+        capacity is unused (the room kept for one more block; a view would hold it)."""
+        capacity = self._arrays[0].shape[-1]
+        trim = capacity > 2 * self.count
+        return [array[..., :self.count].copy() if trim else array[..., :self.count] for array in self._arrays]
 
 
 def _in_kernel_dtype(scores: np.ndarray) -> np.ndarray:
