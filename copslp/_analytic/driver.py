@@ -440,7 +440,7 @@ def _top_k_value(run: _Run, outline: Outline, rows: np.ndarray, multipliers: np.
     screened = _screen(run, outline, rows, multipliers, multipliers)
     weights = np.concatenate([[1.0], multipliers])
     fixed = float(weights @ screened.taken[rows])
-    if _nests(outline, screened, depth):
+    if _nests(run, outline, screened, rows, depth):
         below, inner = _level_below(run, outline, screened, run.settings["sample_size"])
         return fixed + _top_k_value(below, inner, rows, multipliers, depth + 1)
     screened = _gather(run, screened)
@@ -476,9 +476,14 @@ def _on_root(run: _Run, work, keep: bool = False):
     return (shared, kept) if keep else shared
 
 
-def _nests(outline: Outline, screened: _Screen, depth: int) -> bool:
-    """Whether the survivors are solved a level down rather than gathered."""
-    return _GATHER_LIMIT < screened.n_survivors < outline.size and depth < _MAX_DEPTH
+def _nests(run: _Run, outline: Outline, screened: _Screen, rows: np.ndarray, depth: int) -> bool:
+    """Whether the survivors are solved a level down rather than gathered: more than
+    :data:`_GATHER_LIMIT` of them, with one bound or none (whose box within the box is cheap,
+    and leaves few), or over several processes (where gathering them is communication).
+    Several bounds in one process: they are in memory already, and the finish on them
+    re-screens as its box shrinks; a level down would cost a second subsample estimate."""
+    several_here = rows.shape[0] > 2 and run.comm.world_size == 1
+    return _GATHER_LIMIT < screened.n_survivors < outline.size and depth < _MAX_DEPTH and not several_here
 
 
 def _level_below(run: _Run, outline: Outline, screened: _Screen, sample_size: int):
@@ -559,7 +564,7 @@ def _optimum(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarr
             premade = first.screen
         screened = _screen(run, outline, rows, lo, hi, whole, premade)
         everything = screened.n_survivors == outline.size
-        if _nests(outline, screened, depth):
+        if _nests(run, outline, screened, rows, depth):
             kind, value, details, nested = _solve_nested(run, outline, screened, rows, thresholds, depth, (lo, hi))
             x = values = None
         else:
