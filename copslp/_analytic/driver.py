@@ -219,8 +219,7 @@ def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed
     estimate = _estimate(run, outline, rows, gamma)
     boxes = BoxSchedule(estimate, r, max(1, int(round(k * run.sample_count / d))))
     lo, hi = boxes.box()
-    keep_whole = np.zeros(groups, dtype=bool)
-    levels = _sample_levels(run, outline, rows, lo, hi, _SPREADS[0], keep_whole)
+    levels = _sample_levels(run, outline, rows, lo, hi, _SPREADS[0], np.zeros(groups, dtype=np.int64))
     tally = Tally(np.array([strided_candidate_level(row, k) for row in scores[1:]]))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         screen = run.passes.screen(rows, lo, hi, *levels, tally=tally)
@@ -310,13 +309,13 @@ def _validate(run: _Run, budget, gamma, bounds, floors) -> Outline:
 
 
 def _raise_if_a_bound_alone_fails(run: _Run, outline: Outline) -> None:
-    """The error of :func:`copslp._infeasibility.single_bound_error`, the values reached
-    under the floors measured by a selection of each score."""
+    """The error of :func:`copslp._infeasibility.single_bound_error` for a bound beyond the
+    best value its score reaches within the budget (known from validation). Under floors the
+    best value is lower, and measuring it costs a selection with the floors per bound: that
+    is left to the proof of infeasibility (:func:`_raise_joint_infeasibility`), which the road
+    calls when the problem on the survivors of a box turns out infeasible."""
     for i in outline.active:
-        reach = float(outline.best_reachable[i])
-        if outline.has_floors:
-            reach = _top_k_value(run, outline, np.array([i + 1]), np.zeros(0))
-        _raise_if_short(outline, i + 1, float(outline.thresholds[i]), reach)
+        _raise_if_short(outline, i + 1, float(outline.thresholds[i]), float(outline.best_reachable[i]))
 
 
 def _raise_if_short(outline: Outline, row: int, wanted: float, reach: float) -> None:
@@ -363,33 +362,46 @@ def _screen(run: _Run, outline: Outline, rows: np.ndarray, lo: np.ndarray, hi: n
     ``everything``: no levels, every element survives. ``premade``: the pass of this box
     at the first levels, made already (:func:`first_pass`)."""
     comm = run.comm
-    keep_whole = np.zeros(0 if outline.floors is None else outline.floors.shape[0], dtype=bool)
-    for spread in ((np.inf,) if everything else (*_SPREADS, np.inf)):
-        levels = _on_root(run, lambda: _sample_levels(run, outline, rows, lo, hi, spread, keep_whole))
+    group_tries = np.zeros(0 if outline.floors is None else outline.floors.shape[0], dtype=np.int64)
+    spreads = [np.inf] if everything else [*_SPREADS, np.inf]
+    while spreads:
+        spread = spreads[0]
+        levels = _on_root(run, lambda: _sample_levels(run, outline, rows, lo, hi, spread, group_tries))
         if levels[0] < levels[1]:  # a one-level below the zero-level: both counts cannot hold
+            spreads.pop(0)
             continue
-        if premade is not None and spread == _SPREADS[0]:
+        if premade is not None and spread == _SPREADS[0] and not group_tries.any():
             local = premade
         else:
             local = run.passes.screen(rows, lo, hi, *levels)
         one_rank, zero_rank = _level_ranks(outline)
         counts = comm.sum(np.array([local.above_one, local.reaching, local.fixed_ones], dtype=np.int64))
         level_fails = (one_rank > 0 and counts[0] >= one_rank) or counts[1] < zero_rank
-        short = np.zeros_like(keep_whole)
+        short = np.zeros(group_tries.shape[0], dtype=bool)
         if outline.floors is not None:
             short = comm.sum(local.support) < outline.floors
         if not level_fails and not short.any():
             break
-        keep_whole |= short
+        group_tries[short] += 1
+        if level_fails or not np.isfinite(spread):  # groups short alone: the same levels, theirs wider
+            spreads.pop(0)
     taken, sizes = comm.sum(local.taken), comm.sizes(local.n_survivors)
-    if outline.floors is not None:
-        return _Screen(local, taken, int(counts[2]), comm.sum(local.fixed_per_group), sizes)
     box = tuple(np.zeros(outline.n_scores - 1) for _ in range(2))
     box[0][rows[1:] - 1], box[1][rows[1:] - 1] = lo, hi
-    fixed, dropped = int(counts[2]), outline.size - int(counts[2]) - int(sizes.sum())
-    record = ScreenRecord(*box, np.array([levels[0]]), np.array([levels[1]]), np.array([fixed]), np.array([dropped]),
-                         taken)
-    return _Screen(local, taken, fixed, None, sizes, record=record)
+    fixed = int(counts[2])
+    if outline.floors is None:
+        dropped = outline.size - fixed - int(sizes.sum())
+        record = ScreenRecord(*box, np.array([levels[0]]), np.array([levels[1]]), np.array([fixed]),
+                              np.array([dropped]), taken)
+        return _Screen(local, taken, fixed, None, sizes, record=record)
+    # per group: every element dropped had high below its group's level (none where the group
+    # kept all its members, level -inf); "dropped" only marks a level that bounds something,
+    # and one that bounds nothing only makes the certificate more cautious
+    fixed_per_group = comm.sum(local.fixed_per_group)
+    group_levels = levels[2]
+    record = ScreenRecord(*box, np.full(group_levels.shape[0], levels[0]), group_levels, fixed_per_group,
+                          np.isfinite(group_levels).astype(np.int64), taken)
+    return _Screen(local, taken, fixed, fixed_per_group, sizes, record=record)
 
 
 def _gather(run: _Run, screened: _Screen) -> _Screen:
@@ -400,9 +412,11 @@ def _gather(run: _Run, screened: _Screen) -> _Screen:
     return replace(screened, survivors=survivors, survivor_groups=None if groups is None else groups.reshape(-1))
 
 
-def _sample_levels(run: _Run, outline: Outline, rows, lo, hi, spread: float, keep_whole: np.ndarray):
+def _sample_levels(run: _Run, outline: Outline, rows, lo, hi, spread: float, group_tries: np.ndarray):
     """(one_level, zero_level, group_levels) estimated on the subsample with a margin of
-    ``spread`` standard deviations (infinite: no level at all, everything survives)."""
+    ``spread`` standard deviations (infinite: no level at all, everything survives); the
+    level of a group whose count failed once (``group_tries`` 1) with a wider margin, of one
+    whose count failed twice none (every member survives)."""
     one_rank, zero_rank = _level_ranks(outline)
     if not np.isfinite(spread):
         group_levels = None if outline.floors is None else np.full(outline.floors.shape[0], -np.inf)
@@ -414,8 +428,8 @@ def _sample_levels(run: _Run, outline: Outline, rows, lo, hi, spread: float, kee
     group_levels = None
     if outline.floors is not None:
         group_levels = np.minimum(np.full(outline.floors.shape[0], zero_level),
-                                  _group_sample_levels(outline, low, run.sample_groups))
-        group_levels[keep_whole] = -np.inf
+                                  _group_sample_levels(outline, low, run.sample_groups, group_tries == 1))
+        group_levels[group_tries >= 2] = -np.inf
     return one_level, zero_level, group_levels
 
 
@@ -478,12 +492,14 @@ def _on_root(run: _Run, work, keep: bool = False):
 
 def _nests(run: _Run, outline: Outline, screened: _Screen, rows: np.ndarray, depth: int) -> bool:
     """Whether the survivors are solved a level down rather than gathered: more than
-    :data:`_GATHER_LIMIT` of them, with one bound or none (whose box within the box is cheap,
-    and leaves few), or over several processes (where gathering them is communication).
-    Several bounds in one process: they are in memory already, and the finish on them
-    re-screens as its box shrinks; a level down would cost a second subsample estimate."""
-    several_here = rows.shape[0] > 2 and run.comm.world_size == 1
-    return _GATHER_LIMIT < screened.n_survivors < outline.size and depth < _MAX_DEPTH and not several_here
+    :data:`_GATHER_LIMIT` of them, with one bound or none and no floors (whose box within the
+    box is cheap, and leaves few), or over several processes (where gathering them is
+    communication). In one process, several bounds or floors: the survivors are in memory
+    already and the finish re-screens them as its box shrinks; a level down would cost a
+    second subsample estimate (several bounds) or keep most of them (floors: every member of
+    a group short of its floor that may still be among its best)."""
+    finished_here = run.comm.world_size == 1 and (rows.shape[0] > 2 or outline.has_floors)
+    return _GATHER_LIMIT < screened.n_survivors < outline.size and depth < _MAX_DEPTH and not finished_here
 
 
 def _level_below(run: _Run, outline: Outline, screened: _Screen, sample_size: int):

@@ -192,12 +192,15 @@ def _sample_rank(rank: int, m: int, size: int, direction: int, spread: float = 4
     return min(max(1, r + direction * margin), m)
 
 
-def _group_sample_levels(outline, low, sample_groups):
+def _group_sample_levels(outline, low, sample_groups, wide=None):
     """Per group g, an estimate from below of the floors[g]-th largest ``low`` of g from the
-    subsample's members of g; +inf where floors[g] = 0, and where they are too few to say
-    (the margin more than doubles the expected rank): such a group, if short, is read again
-    for its exact level (cheaper than the many survivors a loose level leaves)."""
+    subsample's members of g; +inf where floors[g] = 0. Where the members are too few to
+    say (the margin more than doubles the expected rank), and for the groups flagged
+    ``wide`` (their level failed its count once), the level is taken with a margin four
+    times wider however few the members are (the lowest of them at most; -inf where there
+    are none)."""
     floors, sizes = outline.floors, outline.group_sizes
+    wide = np.zeros(floors.shape[0], dtype=bool) if wide is None else wide
     by_group = np.argsort(sample_groups, kind="stable")
     sample_starts = group_starts(np.bincount(sample_groups, minlength=floors.shape[0]))
     levels = np.full(floors.shape[0], np.inf)
@@ -206,8 +209,12 @@ def _group_sample_levels(outline, low, sample_groups):
         m = members.shape[0]
         expected = floors[g] * m / sizes[g]
         rank = _sample_rank(int(floors[g]), m, int(sizes[g]), +1, *_GROUP_MARGIN) if m else 0
-        if 0 < rank < m and rank <= _GROUP_RANK_FACTOR * expected:
+        if not wide[g] and 0 < rank < m and rank <= _GROUP_RANK_FACTOR * expected:
             levels[g] = kth_largest(members, rank)
+        else:  # too few members to say, or the level failed once: a margin four times wider
+            spread, offset = _GROUP_MARGIN
+            rank = _sample_rank(int(floors[g]), m, int(sizes[g]), +1, 4 * spread, 4 * offset) if m else 0
+            levels[g] = kth_largest(members, min(rank, m)) if m else -np.inf
     return levels
 
 
@@ -257,6 +264,10 @@ class Tally:
         self.candidates = candidates
 
 
+#: :meth:`Collected.arrays` copies at most this many entries to let go of the room beyond them.
+_TRIM_BELOW = 1 << 20
+
+
 class Collected:
     """Arrays that a compiled pass fills block after block at their common count, grown when a
     block may not fit: one per field, a dtype (length the capacity) or ``(rows, dtype)``.
@@ -289,9 +300,10 @@ class Collected:
 
     def arrays(self) -> list:
         """The filled part of each array: views, or copies where more than half of the
-        capacity is unused (the room kept for one more block; a view would hold it)."""
+        capacity is unused and the copy is short (the room kept for one more block, which a
+        view would hold, weighs most on small passes)."""
         capacity = self._arrays[0].shape[-1]
-        trim = capacity > 2 * self.count
+        trim = capacity > 2 * self.count and self.count < _TRIM_BELOW
         return [array[..., :self.count].copy() if trim else array[..., :self.count] for array in self._arrays]
 
 
