@@ -953,12 +953,13 @@ def _round(outline: Outline, screened: _Screen, x: np.ndarray, multipliers: np.n
     scan = scan_point(reduced, x, rtol, multipliers)
     kept, rule, mask_values = round_to_mask(reduced, x, rtol, scan, multipliers)
     fractional = scan.fractional
+    nonzero = np.flatnonzero(x)
     empty = x.shape[0] == 0
     return {"kept": kept, "rule": rule, "mask_values": mask_values, "n_fractional": int(fractional.shape[0]),
             "values": scan.values, "x_min": np.inf if empty else scan.x_min, "x_max": -np.inf if empty else scan.x_max,
             "ones_values": scan.ones_values, "segment_x": scan.segment_x, "segment_ones": scan.segment_ones,
             "zeros_max": scan.zeros_max, "ones_min": scan.ones_min, "fractional": fractional,
-            "abs_values": np.einsum("ij,j->i", np.abs(survivors), np.abs(x)),
+            "abs_values": np.einsum("ij,j->i", np.abs(take_columns(survivors, nonzero)), np.abs(x[nonzero])),
             "fractional_values": np.einsum("i,ij->j", np.concatenate([[1.0], multipliers]), survivors[:, fractional]),
             "fractional_segments": np.zeros(fractional.shape[0], dtype=np.intp) if groups is None else groups[fractional]}
 

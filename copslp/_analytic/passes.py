@@ -216,7 +216,8 @@ class Collectives(ABC):
     @abstractmethod
     def gather_columns(self, columns: np.ndarray) -> np.ndarray | None:
         """The (rows, m_p) float64 or int64 arrays of every process p, concatenated along the
-        last axis in rank order, on rank 0 (None elsewhere). 1-D arrays are one row."""
+        last axis in rank order, on rank 0 (None elsewhere). 1-D arrays are one row. The
+        driver only reads what it gets (in one process it may be the array given)."""
 
     @abstractmethod
     def broadcast(self, value: Any) -> Any:
@@ -250,7 +251,9 @@ class OneProcess(Collectives):
         return np.array(values, dtype=np.float64, copy=True)
 
     def gather_columns(self, columns):
-        return np.array(columns, copy=True)
+        gathered = np.asarray(columns).view()  # the same memory: the driver only reads it
+        gathered.flags.writeable = False
+        return gathered
 
     def broadcast(self, value):
         return value
