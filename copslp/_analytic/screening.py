@@ -265,7 +265,7 @@ class Tally:
 
 
 #: :meth:`Collected.arrays` copies at most this many entries to let go of the room beyond them.
-_TRIM_BELOW = 1 << 20
+_TRIM_BELOW = 1 << 16
 
 
 class Collected:
