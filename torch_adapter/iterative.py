@@ -58,7 +58,8 @@ from .layout import Layout
 from .masks import LayerStats, apply_mask, check_apply_options, layer_stats
 from .scores import (Score, _absolute_copy, _deepcopy, _progress, _sample_shape, _synflow_pass, _trainable_leaves,
                      synflow)
-from .topk import KEPT_COUNTS, SCOPES, _top_k_of, kept_count, reference_threshold, top_k_mask
+from .topk import (KEPT_COUNTS, SCOPES, _reference_threshold_checked, _top_k_of, kept_count, reference_threshold,
+                   top_k_mask)
 
 __all__ = ["SCHEDULES", "SELECTORS", "IterativeResult", "SynFlowRounds", "round_densities", "iterative_prune"]
 
@@ -316,19 +317,6 @@ def _select_top(scores: tuple[Score, ...], kept: np.ndarray | None, density: flo
     return stay
 
 
-def _smallest_checked(values: np.ndarray, rank: int):
-    """The ``rank``-th smallest of ``values`` (1-based; -inf for 0), NaN refused: one selection,
-    and the NaNs, which it puts last, are looked for only above its level."""
-    if rank < 1:
-        if values.shape[0] and np.isnan(values.max()):
-            raise ValueError("score contains NaN; a top-k mask needs comparable values")
-        return -np.inf
-    part = np.partition(values, rank - 1)
-    if np.isnan(part[rank - 1:].max()):
-        raise ValueError("score contains NaN; a top-k mask needs comparable values")
-    return part[rank - 1]
-
-
 def _reference_threshold_of_all(every: np.ndarray, values: np.ndarray, kept: np.ndarray | None, removed: int, *,
                                 zero_pruned: bool = False):
     r"""The ``removed``-th smallest of all N scores ``every`` (-inf for none), of which
@@ -346,15 +334,15 @@ def _reference_threshold_of_all(every: np.ndarray, values: np.ndarray, kept: np.
     threshold is one selection over all N."""
     size = every.shape[0]
     if kept is None or kept.shape[0] == size:  # nothing pruned: values are all N
-        return _smallest_checked(values, removed)
+        return _reference_threshold_checked(values, removed)
     if values.shape[0] == 0:  # nothing kept: no NaN to refuse
         return reference_threshold(every, removed)
     n_pruned = size - kept.shape[0]
     if zero_pruned:
         if removed <= n_pruned:
-            _smallest_checked(values, 0)  # NaN check only
+            _reference_threshold_checked(values, 0)  # NaN check only
             return every.dtype.type(0) if removed >= 1 else -np.inf
-        return _smallest_checked(values, removed - n_pruned)
+        return _reference_threshold_checked(values, removed - n_pruned)
     if np.isnan(values.max()):
         raise ValueError("score contains NaN; a top-k mask needs comparable values")
     scratch = every.copy()

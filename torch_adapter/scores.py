@@ -156,7 +156,8 @@ def _layout_for(model: nn.Module, layout: Layout | None, layout_options: Mapping
 
 def _scored(values: torch.Tensor, layout: Layout, name: str, options: Mapping[str, Any], *, hint: str) -> Score:
     """The :class:`Score`, after a :class:`ConstantScoreWarning` if its values are all equal."""
-    if values.numel() and bool((values == values[0]).all()):
+    # all equal only if the first and the last are: the pass over all only then
+    if values.numel() and bool(values[-1] == values[0]) and bool((values == values[0]).all()):
         warnings.warn(f"{name} scores are all {float(values[0]):g}: they cannot rank the weights, and a mask or "
                       f"a COPS bound built on them is arbitrary; {hint}", ConstantScoreWarning, stacklevel=3)
     return Score(values, layout, name, options)
