@@ -10,7 +10,8 @@ VGG-16 (3x32x32, CIFAR shapes). Every measurement runs in a fresh process (this 
 ``--job``), one torch thread by default, so that its peak memory is its own: the peak RSS
 (VmHWM, reset through /proc/self/clear_refs after the model and the batch are built) minus
 the RSS at that moment. Within a repeat the variants of a task run one after the other, so
-their ratios see the same load.
+their ratios see the same load; odd repeats run them in the reverse order, so that no variant
+always runs first (or right after another's process).
 
 Tasks, each ending in a mask of the *reference* kept count
 :math:`k = N - \\lfloor (1 - d) N \\rfloor` (d = --density):
@@ -447,8 +448,8 @@ def main(argv=None) -> int:
         for model in args.models:
             for dtype in args.dtypes:
                 for task in args.tasks:
-                    for repeat in range(args.repeats):
-                        for variant in VARIANTS[task]:
+                    for repeat in range(args.repeats):  # odd repeats in the reverse order: no variant always first
+                        for variant in VARIANTS[task][::-1] if repeat % 2 else VARIANTS[task]:
                             spec = {"model": model, "dtype": dtype, "task": task, "variant": variant,
                                     "width": args.width, "rounds": args.rounds, "density": args.density,
                                     "batch": args.batch, "chunk": args.chunk, "gamma": args.gamma,
