@@ -10,7 +10,8 @@ VGG-16 (3x32x32, CIFAR shapes). Every measurement runs in a fresh process (this 
 ``--job``), one torch thread by default, so that its peak memory is its own: the peak RSS
 (VmHWM, reset through /proc/self/clear_refs after the model and the batch are built) minus
 the RSS at that moment. Within a repeat the variants of a task run one after the other, so
-their ratios see the same load.
+their ratios see the same load; odd repeats run them in the reverse order, so that no variant
+always runs first (or right after another's process).
 
 Tasks, each ending in a mask of the *reference* kept count
 :math:`k = N - \\lfloor (1 - d) N \\rfloor` (d = --density):
@@ -38,7 +39,9 @@ Tasks, each ending in a mask of the *reference* kept count
 SNIP, GraSP and COPS convert the model and the batch to the dtype first (outside the timed
 part); SynFlow converts its own copy, as both loops do. The masks of ours and the baseline
 must be identical: a mismatch is printed and makes the exit status 1; chunked GraSP must
-give the unchunked scores to 1e-6 (max absolute difference over max absolute value).
+give the unchunked scores (max absolute difference over max absolute value) to 1e-6 in float64,
+and in float32 to the float32 unchunked score's own distance from the float64 one when both
+dtypes ran (else to 1e-5): float32 round-off of the score exceeds 1e-6 (see SCORE_TOLERANCE).
 
 Output: a table of every run (median over repeats: seconds, peak memory, where the time
 went), the target lines (PASS / FAIL, ratios of medians), bench/results/pipeline/pipeline.json
@@ -79,7 +82,13 @@ TARGETS = (
 )
 GRASP_TEMPERATURE = 200.0
 GRASP_EPS = 1e-10
+#: Chunked GraSP against unchunked, max |difference| / max |score|: at most 1e-6 in float64;
+#: in float32 at most the float32 unchunked score's own distance from the float64 one (same
+#: model and batch, when float64 ran too), else FLOAT32_SCORE_TOLERANCE. Float32 round-off of the
+#: score itself is far above 1e-6 (ResNet-20, batch 256: 3.5e-5 from float64, chunked or not,
+#: where chunked and unchunked differ by 4.7e-6), so 1e-6 cannot be asked of float32.
 SCORE_TOLERANCE = 1e-6
+FLOAT32_SCORE_TOLERANCE = 1e-5
 
 
 def parse_args(argv):
@@ -350,13 +359,22 @@ def summarise(runs, args):
             checks.append(f"{'same' if same else 'DIFFERENT'} masks: {model} {dtype} {task} ours and baseline "
                           f"(kept {ours[0]['kept']} and {rs[0]['kept']})" + _ties_text(rs[0].get("tied_rounds")))
         if variant == "chunked" and (model, dtype, task, "ours") in groups:
-            a = np.load(rs[0]["scores_path"])
-            b = np.load(groups[(model, dtype, task, "ours")][0]["scores_path"])
-            error = float(np.abs(a - b).max() / max(np.abs(b).max(), np.finfo(float).tiny))
-            ok = error <= SCORE_TOLERANCE
+            chunked = np.load(rs[0]["scores_path"])
+            unchunked = np.load(groups[(model, dtype, task, "ours")][0]["scores_path"])
+            error = _score_distance(chunked, unchunked)
+            tolerance, why = SCORE_TOLERANCE, ""
+            if dtype == "float32":
+                tolerance, why = FLOAT32_SCORE_TOLERANCE, ", float64 not run"
+                wide = groups.get((model, "float64", task, "ours"))
+                if wide:
+                    reference = np.load(wide[0]["scores_path"])
+                    tolerance = _score_distance(unchunked, reference)
+                    why = (f", the float32 unchunked score's own distance from the float64 one; the chunked one's "
+                           f"{_score_distance(chunked, reference):.2e}")
+            ok = error <= tolerance
             failures += not ok
             checks.append(f"{'PASS' if ok else 'FAIL'} GraSP chunk_size={args.chunk} against unchunked: {model} "
-                          f"{dtype}, max |difference| / max |score| = {error:.2e} (<= {SCORE_TOLERANCE:g})")
+                          f"{dtype}, max |difference| / max |score| = {error:.2e} (<= {tolerance:.2e}{why})")
     lines = []
     for network, task, want_dtype, top, bottom, bound in TARGETS:
         for (model, dtype, t, variant), m in sorted(median.items()):
@@ -375,6 +393,11 @@ def summarise(runs, args):
             lines.append(f"{'PASS' if ok else 'FAIL'} {model} {dtype} {task}: peak memory {variant} "
                          f"{common.mib(m['peak'])} <= baseline {common.mib(other['peak'])}")
     return median, checks, lines, failures
+
+
+def _score_distance(a, b) -> float:
+    """max |a - b| / max |b|."""
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), np.finfo(float).tiny))
 
 
 def _ties_text(tied_rounds) -> str:
@@ -425,8 +448,8 @@ def main(argv=None) -> int:
         for model in args.models:
             for dtype in args.dtypes:
                 for task in args.tasks:
-                    for repeat in range(args.repeats):
-                        for variant in VARIANTS[task]:
+                    for repeat in range(args.repeats):  # odd repeats in the reverse order: no variant always first
+                        for variant in VARIANTS[task][::-1] if repeat % 2 else VARIANTS[task]:
                             spec = {"model": model, "dtype": dtype, "task": task, "variant": variant,
                                     "width": args.width, "rounds": args.rounds, "density": args.density,
                                     "batch": args.batch, "chunk": args.chunk, "gamma": args.gamma,

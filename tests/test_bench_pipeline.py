@@ -83,3 +83,28 @@ def test_a_different_mask_is_reported_and_fails(pipeline, tmp_path):
     assert "dropped every score tied at its threshold, 4 more than its count in all (round 1: 3, round 4: 1)" \
         in checks[0]
     np.testing.assert_equal(len(targets), 2)  # the time ratio and the peak memory line
+
+
+def test_the_float32_chunk_check_uses_float32s_own_distance_from_float64(pipeline, tmp_path):
+    """Chunked GraSP in float32 is held to the float32 unchunked score's distance from the
+    float64 one (when float64 ran), in float64 to 1e-6; the line says which tolerance it used."""
+    args = pipeline["parse_args"](["--tiny"])
+    wide = np.linspace(-1.0, 1.0, 16)
+    run = {"model": "lenet300", "task": "grasp", "seconds": 1.0, "peak_extra_bytes": 1, "parts": {}, "size": 16,
+           "kept": 2, "mask_bits": "c000"}
+
+    def runs_with(chunked_error):
+        files = {("float64", "ours"): wide, ("float64", "chunked"): wide + 1e-9,
+                 ("float32", "ours"): wide + 2e-5, ("float32", "chunked"): wide + 2e-5 + chunked_error}
+        runs = []
+        for (dtype, variant), values in files.items():
+            path = tmp_path / f"{dtype}-{variant}-{chunked_error}.npy"
+            np.save(path, values)
+            runs.append({**run, "dtype": dtype, "variant": variant, "scores_path": str(path)})
+        return [line for line in pipeline["summarise"](runs, args)[1] if "chunk_size" in line]
+
+    near, far = runs_with(1e-5), runs_with(3e-5)
+    assert near[0].startswith("PASS") and "float64, max |difference| / max |score| = 1.00e-09 (<= 1.00e-06)" in near[0]
+    assert near[1].startswith("PASS") and "= 1.00e-05 (<= 2.00e-05, the float32 unchunked score's own distance" \
+        in near[1]
+    assert far[1].startswith("FAIL") and "= 3.00e-05 (<= 2.00e-05" in far[1]

@@ -149,6 +149,13 @@ def test_top_k_breaks_ties_by_lowest_index_and_keeps_exactly_k():
     assert top_k_mask(np.array([0.5, -1.0]), 0.5).tolist() == [True, False]
     with pytest.raises(ValueError, match="NaN"):
         top_k_mask(torch.tensor([1.0, float("nan")]), 0.5)
+    # the reference rule's one selection refuses a NaN wherever it lies, whatever it removes
+    for where in range(7):
+        spoiled = values.clone()
+        spoiled[where] = float("nan")
+        for density in (1.0, 5 / 7, 1 / 7):
+            with pytest.raises(ValueError, match="NaN"):
+                top_k_mask(spoiled, density, kept_count_convention="reference")
     with pytest.raises(ValueError, match="scope"):
         top_k_mask(values, 0.5, scope="layer")
     with pytest.raises(ValueError, match="needs a layout"):

@@ -153,3 +153,16 @@ def test_the_loops_threshold_is_the_one_over_all_scores(seed):
         every[pruned] = np.minimum(every[pruned], every[kept].min()) * rng.random(pruned.shape[0])
     for removed in (0, 1, 500 - kept.shape[0], 500 - kept.shape[0] + 1, 499):
         assert _reference_threshold_of_all(every, every[kept], kept, removed) == reference_threshold(every, removed)
+    # SynFlow's: every pruned score 0, none below 0 (some kept ones 0 too): the kept scores alone give it
+    pruned = np.setdiff1d(np.arange(500), kept)
+    every[pruned] = 0
+    every[kept[::7]] = 0
+    for removed in (0, 1, pruned.shape[0], pruned.shape[0] + 1, 499):
+        assert _reference_threshold_of_all(every, every[kept], kept, removed, zero_pruned=True) == \
+            reference_threshold(every, removed)
+    # NaN among the kept is refused by either path, whatever the threshold
+    every[kept[-1]] = np.nan
+    for zero_pruned in (False, True):
+        for removed in (0, pruned.shape[0], 499):
+            with pytest.raises(ValueError, match="NaN"):
+                _reference_threshold_of_all(every, every[kept], kept, removed, zero_pruned=zero_pruned)

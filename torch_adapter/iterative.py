@@ -58,7 +58,8 @@ from .layout import Layout
 from .masks import LayerStats, apply_mask, check_apply_options, layer_stats
 from .scores import (Score, _absolute_copy, _deepcopy, _progress, _sample_shape, _synflow_pass, _trainable_leaves,
                      synflow)
-from .topk import KEPT_COUNTS, SCOPES, _top_k_of, kept_count, reference_threshold, top_k_mask
+from .topk import (KEPT_COUNTS, SCOPES, _reference_threshold_checked, _top_k_of, kept_count, reference_threshold,
+                   top_k_mask)
 
 __all__ = ["SCHEDULES", "SELECTORS", "IterativeResult", "SynFlowRounds", "round_densities", "iterative_prune"]
 
@@ -178,7 +179,11 @@ def _zero_entries(tensors: Sequence[torch.Tensor], layout: Layout, dropped: np.n
 
 
 class _CopyRounds:
-    """The rounds of any ``score_fn``: one deep copy of the model, pruned entries zeroed in place."""
+    """The rounds of any ``score_fn``: one deep copy of the model, pruned entries zeroed in place.
+
+    ``zero_pruned`` is False: nothing is known of the pruned elements' scores without reading them."""
+
+    zero_pruned = False
 
     def __init__(self, model: nn.Module, score_fn: Callable, layout: Layout):
         self.work = _deepcopy(model)
@@ -233,7 +238,14 @@ class SynFlowRounds:
 
 
 class _SynFlowSession:
-    """One run's absolute-valued copy, its ones input and the flat score buffer."""
+    r"""One run's absolute-valued copy, its ones input and the flat score buffer.
+
+    ``zero_pruned``: a pruned weight is 0 in the copy, so its score
+    :math:`|0 \cdot \partial R / \partial \theta|` is 0 (NaN where the gradient is not
+    finite, which the loop ignores among the pruned), and no score is below 0 (absolute values):
+    the loop's selection reads the kept scores only."""
+
+    zero_pruned = True
 
     def __init__(self, model: nn.Module, layout: Layout, shape: tuple[int, ...], dtype: torch.dtype | None,
                  train: bool):
@@ -263,10 +275,13 @@ def _open_rounds(model: nn.Module, score_fn: Callable, layout: Layout):
 
 
 def _select_top(scores: tuple[Score, ...], kept: np.ndarray | None, density: float, *, scope: str,
-                convention: str, layout: Layout, groups: np.ndarray | None) -> np.ndarray:
+                convention: str, layout: Layout, groups: np.ndarray | None, zero_pruned: bool = False) -> np.ndarray:
     """Top-k among the kept positions ``kept`` (None: all): which of them stay (bool, their order).
+
     The reference convention's rule (:func:`top_k_mask`) compares with a value among all N
-    scores, the pruned ones too: it reads every score, as the reference loop does."""
+    scores, the pruned ones too; ``zero_pruned`` (the session's word that every pruned element
+    scores 0 and none scores below 0, as with SynFlow) lets the loop find it among the kept
+    scores alone, see :func:`_reference_threshold_of_all`."""
     if len(scores) > 1:
         raise ValueError(f'selector="topk" ranks by one score, score_fn returned {len(scores)}: '
                          f'{[s.name for s in scores]}; use selector="cops"')
@@ -274,9 +289,8 @@ def _select_top(scores: tuple[Score, ...], kept: np.ndarray | None, density: flo
         every = _pool_values(scores[0].values, None)
         removed = len(layout) - kept_count(density, len(layout), convention)
         values = every if kept is None else every.take(kept)
-        if np.isnan(values).any():
-            raise ValueError("score contains NaN; a top-k mask needs comparable values")
-        return values > _reference_threshold_of_all(every, values, kept, removed)
+        threshold = _reference_threshold_of_all(every, values, kept, removed, zero_pruned=zero_pruned)
+        return values > threshold
     if convention == "reference":  # per layer: top_k_mask's rule among the candidates
         candidates = None
         if kept is not None:
@@ -303,20 +317,41 @@ def _select_top(scores: tuple[Score, ...], kept: np.ndarray | None, density: flo
     return stay
 
 
-def _reference_threshold_of_all(every: np.ndarray, values: np.ndarray, kept: np.ndarray | None, removed: int):
-    """The ``removed``-th smallest of all N scores ``every``, of which ``values`` are the kept
-    ones. Where no pruned score exceeds the smallest kept one (SynFlow's: a pruned weight
-    scores 0), all N sorted are the pruned ones, then the kept ones: one selection among the
-    kept (or the pruned) suffices, not one over all N."""
-    if kept is None or kept.shape[0] == every.shape[0] or values.shape[0] == 0:
+def _reference_threshold_of_all(every: np.ndarray, values: np.ndarray, kept: np.ndarray | None, removed: int, *,
+                                zero_pruned: bool = False):
+    r"""The ``removed``-th smallest of all N scores ``every`` (-inf for none), of which
+    ``values`` are the kept ones (at the sorted positions ``kept``; None: all). NaN among the
+    kept is refused; among the pruned it is ignored where the pruned ones need not be read.
+
+    Where no pruned score exceeds the smallest kept one, all N sorted are the P = N - K pruned
+    ones, then the kept ones, so the threshold is the ``removed``-th smallest pruned score for
+    ``removed`` <= P, else the (``removed`` - P)-th smallest kept one: one selection among the
+    kept (or the pruned), not one over all N. With ``zero_pruned`` (every pruned score is 0,
+    none is below 0: SynFlow's, whose pruned weights are 0 in the copy and whose scores are
+    absolute values) this holds without reading a pruned score, and the threshold for
+    ``removed`` <= P is 0. Otherwise the largest pruned score is read in one pass (a copy of
+    ``every`` with the kept set to -inf), and where it exceeds the smallest kept score the
+    threshold is one selection over all N."""
+    size = every.shape[0]
+    if kept is None or kept.shape[0] == size:  # nothing pruned: values are all N
+        return _reference_threshold_checked(values, removed)
+    if values.shape[0] == 0:  # nothing kept: no NaN to refuse
         return reference_threshold(every, removed)
-    pruned = np.ones(every.shape[0], dtype=bool)
-    pruned[kept] = False
-    n_pruned = every.shape[0] - kept.shape[0]
-    if not every.max(where=pruned, initial=-np.inf) <= values.min():  # one pass, no gather
+    n_pruned = size - kept.shape[0]
+    if zero_pruned:
+        if removed <= n_pruned:
+            _reference_threshold_checked(values, 0)  # NaN check only
+            return every.dtype.type(0) if removed >= 1 else -np.inf
+        return _reference_threshold_checked(values, removed - n_pruned)
+    if np.isnan(values.max()):
+        raise ValueError("score contains NaN; a top-k mask needs comparable values")
+    scratch = every.copy()
+    scratch[kept] = -np.inf
+    if not scratch.max() <= values.min():
         return reference_threshold(every, removed)
-    if removed <= n_pruned:
-        return reference_threshold(every[pruned], removed)
+    if removed <= n_pruned:  # the removed-th smallest of the pruned: the kept put above every one of them
+        scratch[kept] = np.inf
+        return reference_threshold(scratch, removed)
     return reference_threshold(values, removed - n_pruned)
 
 
@@ -453,13 +488,14 @@ def iterative_prune(
             start = time.perf_counter()
             if selector == "topk":
                 stay = _select_top(scores, kept, round_density, scope=scope, convention=kept_count_convention,
-                                   layout=layout, groups=groups)
+                                   layout=layout, groups=groups, zero_pruned=session.zero_pruned)
             else:
                 budget = kept_count(round_density, size, kept_count_convention)
                 stay, result = _select_cops(scores, kept, budget, layout, groups=groups, floors=floors, gamma=gamma,
                                             bounds=bounds, method=method, options=options)
                 results.append(result)
-            dropped = np.flatnonzero(~stay) if kept is None else kept[~stay]
+            gone = np.flatnonzero(~stay)  # few: one scan and a gather, cheaper than a second compress
+            dropped = gone if kept is None else kept.take(gone)
             kept = np.flatnonzero(stay) if kept is None else kept[stay]
             session.prune(dropped)
             select_times.append(time.perf_counter() - start)

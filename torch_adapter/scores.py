@@ -156,7 +156,8 @@ def _layout_for(model: nn.Module, layout: Layout | None, layout_options: Mapping
 
 def _scored(values: torch.Tensor, layout: Layout, name: str, options: Mapping[str, Any], *, hint: str) -> Score:
     """The :class:`Score`, after a :class:`ConstantScoreWarning` if its values are all equal."""
-    if values.numel() and bool((values == values[0]).all()):
+    # all equal only if the first and the last are: the pass over all only then
+    if values.numel() and bool(values[-1] == values[0]) and bool((values == values[0]).all()):
         warnings.warn(f"{name} scores are all {float(values[0]):g}: they cannot rank the weights, and a mask or "
                       f"a COPS bound built on them is arbitrary; {hint}", ConstantScoreWarning, stacklevel=3)
     return Score(values, layout, name, options)
@@ -276,20 +277,27 @@ def _check_loss(loss: Any) -> torch.Tensor:
 
 def _accumulated(total: list[torch.Tensor] | None, grads: list[torch.Tensor]) -> list[torch.Tensor]:
     """``grads`` added into ``total`` in place. The first ones (``total`` None) are taken as
-    they are, except a gradient that cannot be added into in place: an expanded one (of a
-    sum, stride 0) or one that shares its memory with another (passed through an addition)."""
+    they are, detached: with one batch nothing is added and nothing is copied; a gradient that
+    cannot be added into in place is copied when the second batch comes (:func:`_owned`)."""
     if total is None:
-        taken, seen = [], set()
-        for g in grads:
-            g = g.detach()
-            if not g.is_contiguous() or g.untyped_storage().data_ptr() in seen:
-                g = g.clone(memory_format=torch.contiguous_format)
-            seen.add(g.untyped_storage().data_ptr())
-            taken.append(g)
-        return taken
+        return [g.detach() for g in grads]
+    total = _owned(total)
     for acc, g in zip(total, grads):
         acc.add_(g)
     return total
+
+
+def _owned(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``tensors``, each one that cannot be written in place replaced by a contiguous copy: an
+    expanded one (of a sum, stride 0, or any other non-contiguous one) or one that shares its
+    memory with an earlier one (passed through an addition)."""
+    owned, seen = [], set()
+    for t in tensors:
+        if not t.is_contiguous() or t.untyped_storage().data_ptr() in seen:
+            t = t.clone(memory_format=torch.contiguous_format)
+        seen.add(t.untyped_storage().data_ptr())
+        owned.append(t)
+    return owned
 
 
 def _flat_buffer(tensors: Sequence[torch.Tensor], size: int) -> torch.Tensor:
@@ -447,6 +455,7 @@ def snip(
         if n_batches == 0:
             raise ValueError("snip: batches is empty")
         if process_group is not None:
+            total = _owned(total)
             average_over_processes(total, process_group)
         values = _write_products(_flat_buffer(leaves, len(layout)), layout, layout.values(model), total).abs_()
     if normalize:
@@ -585,6 +594,7 @@ def grasp(
         for loss in _grasp_losses(model, loss_fn, batches, device, dtype, temperature, chunk_size):
             gradient = _accumulated(gradient, _grads(loss, leaves))
         if process_group is not None:
+            gradient = _owned(gradient)
             average_over_processes(gradient, process_group)
         hessian_gradient = None
         for loss in _grasp_losses(model, loss_fn, batches, device, dtype, temperature, chunk_size):
@@ -599,6 +609,7 @@ def grasp(
         if hessian_gradient is None:
             hessian_gradient = [torch.zeros_like(p) for p in leaves]
         if process_group is not None:
+            hessian_gradient = _owned(hessian_gradient)
             average_over_processes(hessian_gradient, process_group)
         values = _write_products(_flat_buffer(leaves, len(layout)), layout, layout.values(model), hessian_gradient)
         del hessian_gradient

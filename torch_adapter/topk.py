@@ -79,6 +79,19 @@ def reference_threshold(values: np.ndarray, removed: int) -> float:
     return np.partition(values, removed - 1)[removed - 1]
 
 
+def _reference_threshold_checked(values: np.ndarray, removed: int):
+    """:func:`reference_threshold` with NaN refused, at the cost of a pass over the values above
+    its level only: the selection puts NaNs last (for ``removed`` 0, one pass over all)."""
+    if removed < 1:
+        if values.shape[0] and np.isnan(values.max()):
+            raise ValueError("score contains NaN; a top-k mask needs comparable values")
+        return -np.inf
+    part = np.partition(values, removed - 1)
+    if np.isnan(part[removed - 1:].max()):
+        raise ValueError("score contains NaN; a top-k mask needs comparable values")
+    return part[removed - 1]
+
+
 def _above_reference_threshold(values: np.ndarray, removed: int) -> np.ndarray:
     """The reference's rule (:func:`reference_threshold`) as a mask of ``values``."""
     return values > reference_threshold(values, removed)
@@ -158,15 +171,18 @@ def top_k_mask(
         allowed = np.asarray(candidates.cpu() if isinstance(candidates, torch.Tensor) else candidates, dtype=bool)
         if allowed.shape != values.shape:
             raise ValueError(f"candidates must have shape {values.shape}, got {allowed.shape}")
-    if allowed is not None or scope == "local" or kept_count_convention != "round":  # else the selection finds a NaN
-        if np.isnan(values).any():
-            raise ValueError("score contains NaN; a top-k mask needs comparable values")
     if layer_budgets is not None and scope != "local":
         raise ValueError(f'layer_budgets needs scope="local", got scope={scope!r}')
-    if scope == "global" and allowed is None and kept_count_convention == "round":
-        mask = _top_k_of(values, kept_count(density, values.shape[0], kept_count_convention))
+    if scope == "global" and allowed is None:  # one selection over all, which also finds a NaN
+        k = kept_count(density, values.shape[0], kept_count_convention)
+        if kept_count_convention == "round":
+            mask = _top_k_of(values, k)
+        else:
+            mask = values > _reference_threshold_checked(values, values.shape[0] - k)
         result = torch.from_numpy(mask)
         return result if device is None else result.to(device)
+    if np.isnan(values).any():
+        raise ValueError("score contains NaN; a top-k mask needs comparable values")
     if scope == "local":
         layout = score.layout if isinstance(score, Score) and layout is None else layout
         if layout is None:
