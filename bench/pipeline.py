@@ -236,7 +236,7 @@ def measured(spec):
     import copslp
     import models
     from torch_adapter import Layout, iterative_prune, scores, select_mask, top_k_mask
-    from torch_adapter.iterative import SynFlowRounds
+    from torch_adapter.scores import SynFlowRounds
 
     torch.set_num_threads(spec["threads"])
     dtype = getattr(torch, spec["dtype"])

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._blocks import blocks
+
 __all__ = ["kth_largest", "top_k_sum", "top_k_sum_and_total", "prefilters", "top_k_sum_by_partition",
            "strided_candidate_level", "top_k_indices", "lexicographic_top_k", "is_non_decreasing", "group_order", "group_starts",
            "top_k_with_floors", "take_columns"]
@@ -75,8 +77,6 @@ def _candidates_above_level(values: np.ndarray, k: int, indices: bool = False, t
     """Entries (or their indices) at or above a level with at least k of them, the level
     estimated on a strided sample; ``None`` if the estimate left fewer than k. The sum of
     each block is appended to ``totals`` when it is given (the same pass)."""
-    from ._blocks import blocks
-
     n = values.shape[0]
     level = strided_candidate_level(values, k)
     parts = []

@@ -29,7 +29,8 @@ from torch_adapter import (  # noqa: E402
     scores,
     top_k_mask,
 )
-from torch_adapter.iterative import SynFlowRounds, _zero_entries  # noqa: E402
+from torch_adapter.iterative import zero_entries  # noqa: E402
+from torch_adapter.scores import SynFlowRounds  # noqa: E402
 from torch_models import MODELS, batches, mlp, single_torch_thread  # noqa: E402,F401
 
 CE = nn.CrossEntropyLoss()
@@ -394,5 +395,5 @@ def test_zeroing_entries_of_a_non_contiguous_tensor():
     expected = layout.flatten(layout.values(model)).clone()
     dropped = np.array([0, 4, 11, 13])
     expected[dropped] = 0
-    _zero_entries(layout.trainable(model), layout, dropped)
+    zero_entries(layout.trainable(model), layout, dropped)
     assert torch.equal(layout.flatten(layout.values(model)), expected)

@@ -102,12 +102,13 @@ from .masks import (
     make_permanent,
 )
 from .rescaling import UnitRescaling, rescale_after_pruning, scale_residual_branches
-from .scores import ConstantScoreWarning, Score, SynFlowUnderflowWarning
+from .scores import ConstantScoreWarning, Score, SynFlowRounds, SynFlowUnderflowWarning
 from .topk import kept_count, layer_budgets, top_k_mask
 
 __all__ = [
     "scores",
     "Score",
+    "SynFlowRounds",
     "Layout",
     "LayoutEntry",
     "DEFAULT_PRUNABLE_TYPES",

@@ -31,7 +31,7 @@ import copslp
 
 from .layout import Layout
 from .masks import LayerStats, apply_mask, check_apply_options, check_collapse, format_layer_table, layer_stats, resulting_mask
-from .scores import Score
+from .flat_score import Score
 
 __all__ = ["Selection", "PruneReport", "select_mask", "prune_with_cops", "layer_floors"]
 

@@ -14,7 +14,7 @@ once per run and only the newly dropped entries are written; the loop holds the 
 positions of the kept elements, gathers their scores, selects among them (one
 ``np.partition``) and counts nothing it already knows (a round keeps exactly its count). A
 ``score_fn`` with an ``_open_rounds(model, layout)`` method scores the rounds itself:
-:class:`SynFlowRounds` makes the absolute-valued copy once, zeroes the dropped entries in it
+:class:`torch_adapter.scores.SynFlowRounds` makes the absolute-valued copy once, zeroes the dropped entries in it
 in place and writes each round's scores into one preallocated flat buffer, so that a round
 costs one forward and backward pass and a few passes over the kept elements.
 
@@ -56,12 +56,11 @@ from ._checks import check_choice
 from .cops import host_matrix, layer_floors
 from .layout import Layout
 from .masks import LayerStats, apply_mask, check_apply_options, layer_stats
-from .scores import (Score, _absolute_copy, _deepcopy, _progress, _sample_shape, _synflow_pass, _trainable_leaves,
-                     synflow)
+from .flat_score import Score, copy_model, with_progress_bar
 from .topk import (KEPT_COUNTS, SCOPES, _reference_threshold_checked, _top_k_of, kept_count, reference_threshold,
                    top_k_mask)
 
-__all__ = ["SCHEDULES", "SELECTORS", "IterativeResult", "SynFlowRounds", "round_densities", "iterative_prune"]
+__all__ = ["SCHEDULES", "SELECTORS", "IterativeResult", "round_densities", "iterative_prune", "zero_entries"]
 
 #: Density schedules of the iterative loop.
 SCHEDULES = ("exponential", "linear")
@@ -156,7 +155,7 @@ def _scores_of(output: Any, layout: Layout) -> tuple[Score, ...]:
     return scores
 
 
-def _zero_entries(tensors: Sequence[torch.Tensor], layout: Layout, dropped: np.ndarray) -> None:
+def zero_entries(tensors: Sequence[torch.Tensor], layout: Layout, dropped: np.ndarray) -> None:
     """Set the flat positions ``dropped`` (sorted) of the layout's tensors to 0, in place.
 
     Only the newly pruned entries are written: the positions of each tensor form one run of
@@ -186,87 +185,19 @@ class _CopyRounds:
     zero_pruned = False
 
     def __init__(self, model: nn.Module, score_fn: Callable, layout: Layout):
-        self.work = _deepcopy(model)
+        self.work = copy_model(model)
         self.tensors = layout.trainable(self.work)
         self.score_fn = score_fn
         self.layout = layout
 
     def prune(self, dropped: np.ndarray) -> None:
-        _zero_entries(self.tensors, self.layout, dropped)
+        zero_entries(self.tensors, self.layout, dropped)
 
     def scores(self) -> tuple[Score, ...]:
         return _scores_of(self.score_fn(self.work), self.layout)
 
     def close(self) -> None:
         del self.work, self.tensors
-
-
-class SynFlowRounds:
-    r"""SynFlow as a ``score_fn`` of :func:`iterative_prune`, scored incrementally.
-
-    Called on a model it returns :func:`torch_adapter.scores.synflow` of it (one shot). In
-    :func:`iterative_prune` the loop instead opens one session per run: the absolute-valued
-    copy in ``dtype`` is made once, the entries pruned in a round are set to 0 in it in place,
-    and each round is one forward and backward pass of the ones input through it, with
-    :math:`|\theta \odot \partial R / \partial \theta|` written into one preallocated
-    flat buffer (the scores returned are that buffer: each round overwrites them). The scores
-    equal those of ``scores.synflow`` on the masked model, value for value.
-
-    Parameters
-    ----------
-    input_shape : sequence of int
-        One sample's shape, without the batch dimension.
-    dtype : torch.dtype or None, default torch.float64
-        Compute dtype; ``None`` keeps the model's.
-    train : bool, default False
-        Run the copy in train mode.
-    """
-
-    def __init__(self, input_shape: Sequence[int], *, dtype: torch.dtype | None = torch.float64, train: bool = False):
-        self.shape = _sample_shape(input_shape)
-        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-            raise TypeError(f"dtype must be a floating-point torch.dtype or None, got {dtype!r}")
-        if not isinstance(train, bool):
-            raise TypeError(f"train must be a bool, got {train!r}")
-        self.dtype, self.train = dtype, train
-
-    def __call__(self, model: nn.Module) -> Score:
-        return synflow(model, self.shape, dtype=self.dtype, train=self.train)
-
-    def _open_rounds(self, model: nn.Module, layout: Layout) -> "_SynFlowSession":
-        return _SynFlowSession(model, layout, self.shape, self.dtype, self.train)
-
-
-class _SynFlowSession:
-    r"""One run's absolute-valued copy, its ones input and the flat score buffer.
-
-    ``zero_pruned``: a pruned weight is 0 in the copy, so its score
-    :math:`|0 \cdot \partial R / \partial \theta|` is 0 (NaN where the gradient is not
-    finite, which the loop ignores among the pruned), and no score is below 0 (absolute values):
-    the loop's selection reads the kept scores only."""
-
-    zero_pruned = True
-
-    def __init__(self, model: nn.Module, layout: Layout, shape: tuple[int, ...], dtype: torch.dtype | None,
-                 train: bool):
-        device, model_dtype = layout.values(model)[0].device, layout.values(model)[0].dtype
-        self.dtype = model_dtype if dtype is None else dtype
-        self.copy = _absolute_copy(model, self.dtype, train)
-        self.layout = layout
-        self.leaves = _trainable_leaves(self.copy, layout)
-        self.ones = torch.ones((1, *shape), device=device, dtype=self.dtype)
-        self.buffer = torch.empty(len(layout), device=device, dtype=self.dtype)
-        self.options = {"dtype": str(self.dtype), "train": train}
-
-    def prune(self, dropped: np.ndarray) -> None:
-        _zero_entries(self.leaves, self.layout, dropped)
-
-    def scores(self) -> tuple[Score, ...]:
-        _synflow_pass(self.copy, self.leaves, self.ones, self.layout, self.buffer)
-        return (Score(self.buffer, self.layout, "synflow", self.options),)
-
-    def close(self) -> None:
-        del self.copy, self.leaves
 
 
 def _open_rounds(model: nn.Module, score_fn: Callable, layout: Layout):
@@ -411,7 +342,7 @@ def iterative_prune(
         ``score_fn(masked_copy)`` -> a :class:`Score` or a sequence of Scores (primary first),
         e.g. ``lambda m: scores.synflow(m, (3, 32, 32))`` or
         ``lambda m: [scores.snip(m, loss, data), scores.synflow(m, (3, 32, 32))]``.
-        The scores must be on ``layout``. For SynFlow alone pass ``SynFlowRounds((3, 32, 32))``:
+        The scores must be on ``layout``. For SynFlow alone pass ``scores.SynFlowRounds((3, 32, 32))``:
         the same scores, without a fresh absolute-valued copy every round.
     density : float in (0, 1]
         Final kept fraction d.
@@ -479,7 +410,7 @@ def iterative_prune(
     kept: np.ndarray | None = None  # sorted positions of the elements kept so far; None: all
     kept_counts, score_times, select_times, results = [], [], [], []
     scores: tuple[Score, ...] = ()
-    steps = _progress(densities, total=rounds, desc="iterative pruning") if progress else densities
+    steps = with_progress_bar(densities, total=rounds, desc="iterative pruning") if progress else densities
     try:
         for round_density in steps:
             start = time.perf_counter()

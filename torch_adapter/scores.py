@@ -64,21 +64,21 @@ import contextlib
 import copy
 import numbers
 import warnings
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils import prune
 
 from ._checks import check_choice
 from .distributed import average_over_processes, inner_layout, is_ddp, process_group_of
+from .flat_score import Score, copy_model
+from .iterative import iterative_prune, zero_entries
 from .kept_counts import KEPT_COUNTS
 from .layout import Layout, trainable_tensor
 from .masks import current_mask, make_permanent
 
-__all__ = ["Score", "magnitude", "random", "snip", "grasp", "synflow", "synflow_l2", "ntk_sap", "prospr",
+__all__ = ["Score", "SynFlowRounds", "magnitude", "random", "snip", "grasp", "synflow", "synflow_l2", "ntk_sap", "prospr",
            "GRASP_CONVENTIONS", "SynFlowUnderflowWarning", "ConstantScoreWarning"]
 
 
@@ -88,53 +88,6 @@ class SynFlowUnderflowWarning(UserWarning):
 
 class ConstantScoreWarning(UserWarning):
     """Every element of a score has the same value: it cannot rank the weights."""
-
-
-@dataclass(frozen=True, eq=False)
-class Score:
-    """A flat score over the prunable elements of a model.
-
-    Attributes
-    ----------
-    values : Tensor, shape (D,)
-        The scores, detached, on the device of the model they were computed from, in the
-        dtype they were computed in. Element j belongs to the layout entry whose
-        ``[offset, stop)`` contains j.
-    layout : Layout
-        Which parameters the elements belong to.
-    name : str
-        ``"magnitude"``, ``"random"``, ``"snip"``, ``"grasp"``, ``"synflow"`` (or a caller's name).
-    options : mapping
-        The options it was computed with (for reports).
-    """
-
-    values: torch.Tensor
-    layout: Layout
-    name: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self):
-        if not isinstance(self.values, torch.Tensor):
-            raise TypeError(f"Score.values must be a torch.Tensor, got {type(self.values).__name__}")
-        if self.values.dim() != 1 or self.values.shape[0] != len(self.layout):
-            raise ValueError(f"Score.values must have shape ({len(self.layout)},) to fit the layout, "
-                             f"got {tuple(self.values.shape)}")
-
-    def __len__(self) -> int:
-        return len(self.layout)
-
-    def numpy(self, dtype=np.float64) -> np.ndarray:
-        """The values as a numpy array on the CPU (float64 by default)."""
-        torch_dtype = torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
-        return self.values.detach().to("cpu", torch_dtype).numpy().astype(dtype, copy=False)
-
-    def per_tensor(self) -> dict[str, torch.Tensor]:
-        """``{parameter name: scores shaped like the parameter}`` (views of ``values``)."""
-        return self.layout.to_dict(self.values)
-
-    def __repr__(self) -> str:
-        return (f"Score({self.name!r}, D={len(self)}, dtype={self.values.dtype}, "
-                f"device={self.values.device})")
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -182,29 +135,6 @@ def _forward(model: nn.Module, inputs: Any, what: str) -> Any:
         advice = (f"; the model has embedding layers ({', '.join(repr(n) for n in embeddings)}), which take "
                   f"integer ids" if embeddings else "")
         raise RuntimeError(f"{what}: the model failed on a {fed}{advice}: {exc}") from exc
-
-
-def _deepcopy(model: nn.Module) -> nn.Module:
-    """``copy.deepcopy`` that also works on models pruned with ``torch.nn.utils.prune``.
-
-    Such a module holds ``weight = weight_orig * weight_mask`` as a non-leaf tensor, which
-    deepcopy refuses; it is swapped for a detached alias during the copy (the copy's pruning
-    hook recomputes it before every forward pass) and put back afterwards.
-    """
-    swapped = []
-    for module in model.modules():
-        for hook in module._forward_pre_hooks.values():
-            if isinstance(hook, prune.BasePruningMethod):
-                name = hook._tensor_name
-                tensor = getattr(module, name, None)
-                if isinstance(tensor, torch.Tensor) and not tensor.is_leaf:
-                    swapped.append((module, name, tensor))
-                    setattr(module, name, tensor.detach())
-    try:
-        return copy.deepcopy(model)
-    finally:
-        for module, name, tensor in swapped:
-            setattr(module, name, tensor)
 
 
 def _on_layout(score: Score, layout: Layout) -> Score:
@@ -631,7 +561,7 @@ def _grasp_original_copy(model: nn.Module, seed: int) -> nn.Module:
     from one generator seeded with ``seed`` (the GraSP authors' scoring copy)."""
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int, got {seed!r}")
-    copied = _deepcopy(model)
+    copied = copy_model(model)
     generator = None
     with torch.no_grad():
         for module in copied.modules():
@@ -836,8 +766,6 @@ def synflow(
     if iterations == 1:
         values = _synflow_values(model, layout, shape, dtype, train)
     else:
-        from .iterative import SynFlowRounds, iterative_prune  # the loop itself scores with this function
-
         values = iterative_prune(model, SynFlowRounds(shape, dtype=dtype, train=train), density=float(final_density),
                                  rounds=iterations,
                                  kept_count_convention=kept_count_convention, layout=layout,
@@ -882,7 +810,7 @@ def _absolute_copy(model: nn.Module, dtype: torch.dtype, train: bool) -> nn.Modu
     """A deep copy of ``model`` in ``dtype`` with every floating-point parameter and buffer
     replaced by its absolute value, in train mode if ``train``."""
     with torch.no_grad():
-        linear = _deepcopy(model)
+        linear = copy_model(model)
         linear.to(dtype=dtype)
         for tensor in linear.state_dict().values():
             if tensor.is_floating_point():
@@ -912,15 +840,6 @@ def _synflow_values(model: nn.Module, layout: Layout, shape: tuple[int, ...], dt
     with torch.enable_grad():
         leaves = _trainable_leaves(linear, layout)
     return _synflow_pass(linear, leaves, ones, layout, torch.empty(len(layout), device=device, dtype=dtype))
-
-
-def _progress(iterable: Iterable[Any], **kwargs) -> Iterable[Any]:
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # progress bars are optional
-        return iterable
-    return tqdm(iterable, leave=False, **kwargs)
-
 
 
 # ---------------------------------------------------------------------------- 2026 baselines
@@ -973,7 +892,7 @@ def synflow_l2(
         return _on_layout(synflow_l2(model.module, input_shape, dtype=dtype, iterations=iterations,
                                      final_density=final_density, kept_count_convention=kept_count_convention,
                                      train=train, progress=progress, layout=inner_layout(layout)), layout)
-    squared = _deepcopy(model)
+    squared = copy_model(model)
     with torch.no_grad():
         for tensor in squared.state_dict().values():
             if tensor.is_floating_point():
@@ -1115,8 +1034,6 @@ def ntk_sap(
     if iterations == 1:
         values = one_shot(model, int(seed))
     else:
-        from .iterative import iterative_prune  # the loop scores with this function
-
         seeds = iter(range(int(seed), int(seed) + iterations))
         values = iterative_prune(model, lambda masked: Score(one_shot(masked, next(seeds)), layout, "ntk_sap"),
                                  density=float(final_density), rounds=iterations,
@@ -1129,7 +1046,7 @@ def _ntk_sap_values(model: nn.Module, layout: Layout, shape: tuple[int, ...], ba
     """One-shot NTK-SAP scores (flat, detached) on a copy of ``model``."""
     device = _device_dtype(layout.values(model))[0]
     keep = current_mask(model, layout).to(device) & (layout.flatten(layout.values(model)) != 0)
-    network = _deepcopy(model)
+    network = copy_model(model)
     make_permanent(network, layout)  # plain parameters: the copy's weights are re-initialised below
     network.to(dtype=dtype)
     keep_parts = layout.split(keep)
@@ -1238,7 +1155,7 @@ def prospr(
                          "ddp.module with the same batches on every process, then prune the DDP model")
     device, dtype = _device_dtype(layout.values(model))
     keep = current_mask(model, layout).to(device) & (layout.flatten(layout.values(model)) != 0)
-    network = _deepcopy(model)
+    network = copy_model(model)
     make_permanent(network, layout)
     network.train(train)
     pairs = list(_pairs(batches, device, dtype))
@@ -1270,3 +1187,72 @@ def prospr(
     return _scored(values, layout, "prospr", {"steps": int(steps), "lr": float(lr), "momentum": float(momentum),
                                                "new_data": new_data, "train": train, "batches": len(pairs)},
                    hint=_GRADIENT_HINT)
+
+
+# ---------------------------------------------------------------------------- SynFlow, round by round
+class SynFlowRounds:
+    r"""SynFlow as a ``score_fn`` of :func:`iterative_prune`, scored incrementally.
+
+    Called on a model it returns :func:`torch_adapter.scores.synflow` of it (one shot). In
+    :func:`iterative_prune` the loop instead opens one session per run: the absolute-valued
+    copy in ``dtype`` is made once, the entries pruned in a round are set to 0 in it in place,
+    and each round is one forward and backward pass of the ones input through it, with
+    :math:`|\theta \odot \partial R / \partial \theta|` written into one preallocated
+    flat buffer (the scores returned are that buffer: each round overwrites them). The scores
+    equal those of ``scores.synflow`` on the masked model, value for value.
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+        One sample's shape, without the batch dimension.
+    dtype : torch.dtype or None, default torch.float64
+        Compute dtype; ``None`` keeps the model's.
+    train : bool, default False
+        Run the copy in train mode.
+    """
+
+    def __init__(self, input_shape: Sequence[int], *, dtype: torch.dtype | None = torch.float64, train: bool = False):
+        self.shape = _sample_shape(input_shape)
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"dtype must be a floating-point torch.dtype or None, got {dtype!r}")
+        if not isinstance(train, bool):
+            raise TypeError(f"train must be a bool, got {train!r}")
+        self.dtype, self.train = dtype, train
+
+    def __call__(self, model: nn.Module) -> Score:
+        return synflow(model, self.shape, dtype=self.dtype, train=self.train)
+
+    def _open_rounds(self, model: nn.Module, layout: Layout) -> "_SynFlowSession":
+        return _SynFlowSession(model, layout, self.shape, self.dtype, self.train)
+
+
+class _SynFlowSession:
+    r"""One run's absolute-valued copy, its ones input and the flat score buffer.
+
+    ``zero_pruned``: a pruned weight is 0 in the copy, so its score
+    :math:`|0 \cdot \partial R / \partial \theta|` is 0 (NaN where the gradient is not
+    finite, which the loop ignores among the pruned), and no score is below 0 (absolute values):
+    the loop's selection reads the kept scores only."""
+
+    zero_pruned = True
+
+    def __init__(self, model: nn.Module, layout: Layout, shape: tuple[int, ...], dtype: torch.dtype | None,
+                 train: bool):
+        device, model_dtype = layout.values(model)[0].device, layout.values(model)[0].dtype
+        self.dtype = model_dtype if dtype is None else dtype
+        self.copy = _absolute_copy(model, self.dtype, train)
+        self.layout = layout
+        self.leaves = _trainable_leaves(self.copy, layout)
+        self.ones = torch.ones((1, *shape), device=device, dtype=self.dtype)
+        self.buffer = torch.empty(len(layout), device=device, dtype=self.dtype)
+        self.options = {"dtype": str(self.dtype), "train": train}
+
+    def prune(self, dropped: np.ndarray) -> None:
+        zero_entries(self.leaves, self.layout, dropped)
+
+    def scores(self) -> tuple[Score, ...]:
+        _synflow_pass(self.copy, self.leaves, self.ones, self.layout, self.buffer)
+        return (Score(self.buffer, self.layout, "synflow", self.options),)
+
+    def close(self) -> None:
+        del self.copy, self.leaves

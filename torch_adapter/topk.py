@@ -44,7 +44,7 @@ import torch
 from ._checks import check_choice
 from .kept_counts import KEPT_COUNTS, SCOPES, kept_count
 from .layout import Layout
-from .scores import Score
+from .flat_score import Score
 
 __all__ = ["KEPT_COUNTS", "SCOPES", "LAYER_DISTRIBUTIONS", "kept_count", "top_k_mask", "layer_budgets"]
 
