@@ -643,8 +643,10 @@ def _estimate(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndar
     m = sample.shape[1]
     sub = replace(outline, thresholds=np.asarray(thresholds, dtype=np.float64),
                   best_reachable=outline.best_reachable[rows[1:] - 1])
-    inner = InnerProblem(sample[rows], outline.budget, thresholds, run.sample_groups, outline.floors)
-    return sample_estimate(sub, inner, np.arange(m), np.ascontiguousarray(sample[rows]), run.rtol)
+    every_row = rows.shape[0] == sample.shape[0] and np.array_equal(rows, np.arange(sample.shape[0]))
+    scores = sample if every_row else np.ascontiguousarray(sample[rows])
+    inner = InnerProblem(scores, outline.budget, thresholds, run.sample_groups, outline.floors)
+    return sample_estimate(sub, inner, np.arange(m), scores, run.rtol)
 
 
 def _finish_on_survivors(outline, screened, rows, thresholds, lo, hi, centre, rtol, whole_settings=None,
