@@ -231,12 +231,20 @@ def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed
 def solve_streamed(passes: ScorePasses, collectives: Collectives, budget, *, gamma=None, bounds=None, floors=None,
                    options: Mapping[str, Any] | None = None) -> Result:
     r"""The COPS LP optimum and its mask for scores read through ``passes``, sharded as
-    ``collectives`` says (see the module docstring for what each process holds and sends).
+    ``collectives`` says (see the module docstring for what each process holds and sends):
+    the road of ``copslp.solve(method="analytic")``, validated through the passes.
 
     Every process calls it with its own ``passes`` and the same other arguments; ``budget``,
     ``gamma``, ``bounds`` and ``floors`` mean what they mean in :func:`copslp.solve` (floors
     one per group id of the passes' groups, or one for all). ``options`` are those of the
     analytic method.
+
+    Returns
+    -------
+    copslp.Result
+        The record :func:`copslp.solve` returns: ``mask`` is this process's part, ``size`` is
+        D over all processes, the rest describes the whole problem (the same on every
+        process); the LP point is not gathered (``point`` is None, reading ``x`` raises).
 
     Raises
     ------
@@ -245,8 +253,8 @@ def solve_streamed(passes: ScorePasses, collectives: Collectives, budget, *, gam
     InfeasibleError
         No point meets the bounds (on every process), as :func:`copslp.solve` says it.
     SolverError
-        The boxes did not bracket lambda* within ``max_rounds``, the answer did not pass the
-        certificate, or the exact finish failed on rank 0 (raised on every process).
+        The answer did not pass the certificate, or the exact finish failed on rank 0
+        (raised on every process).
     """
     start = time.perf_counter()
     settings = get_method("analytic").settings(options)
