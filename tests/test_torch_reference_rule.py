@@ -166,3 +166,25 @@ def test_the_loops_threshold_is_the_one_over_all_scores(seed):
         for removed in (0, pruned.shape[0], 499):
             with pytest.raises(ValueError, match="NaN"):
                 _reference_threshold_of_all(every, every[kept], kept, removed, zero_pruned=zero_pruned)
+
+
+def test_the_small_rank_selection_is_exact_whatever_its_sample():
+    """The pre-selection by a sampled cut gives the rank-th smallest exactly: with ties, on
+    sorted and tiny arrays, and where the strided sample misleads (it sees only the zeros of
+    every 6th place: too few values lie at or below its cut, and the selection over all runs);
+    NaN is refused."""
+    from torch_adapter.iterative import _small_rank
+
+    rng = np.random.default_rng(0)
+    for values in (np.round(rng.random(100_000), 3), np.sort(rng.random(70_000)), np.sort(rng.random(70_000))[::-1],
+                   rng.random(5).astype(np.float32), np.zeros(1000), np.r_[np.zeros(50_000), rng.random(50_000)]):
+        for rank in {1, 2, max(1, values.shape[0] // 20), values.shape[0] // 2 or 1, values.shape[0]}:
+            assert _small_rank(values, rank) == np.partition(values, rank - 1)[rank - 1]
+    misleading = np.ones(100_000)
+    misleading[::6] = 0  # the sample's stride at this size: it holds only zeros
+    for rank in (16_667, 16_668, 20_000):
+        assert _small_rank(misleading, rank) == np.partition(misleading, rank - 1)[rank - 1]
+    spoiled = rng.random(40_000)
+    spoiled[12345] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        _small_rank(spoiled, 100)
