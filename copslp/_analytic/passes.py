@@ -342,7 +342,7 @@ class ArrayPasses(ScorePasses):
         total = 0.0  # of high: a Python float, whose sums overflow without a warning
         for block in blocks(self.size, width):
             count = block.stop - block.start
-            (positions, columns), (fixed,) = survivors.room(count, block.start, self.size), ones.room(count)
+            (positions, columns), (fixed,) = survivors.room(count, block.start, self.size), ones.room(count, block.start, self.size)
             found_room = None if tally is None else [row.room(count, block.start, self.size)[0] for row in candidates]
             groups, level = None, zero_level
             if grouped:
