@@ -35,16 +35,25 @@ def best_reachable(problem: Problem, index: int) -> float:
 def single_bound_error(problem: Problem) -> InfeasibleError | None:
     """The error for the first active bound that no point meets on its own, or None."""
     for i in problem.active:
-        reach = best_reachable(problem, int(i))
-        wanted = float(problem.thresholds[i])
-        if not reaches(reach, wanted):
-            floors = " and the floors" if problem.has_floors else ""
-            return InfeasibleError(
-                f"the bound on scores[{i + 1}] cannot be met: it asks for {wanted!r}, but the largest "
-                f"value any point within the budget k = {problem.budget}{floors} reaches is {reach!r}",
-                score_index=int(i) + 1, threshold=wanted, best_reachable=reach,
-            )
+        error = short_bound_error(int(i) + 1, float(problem.thresholds[i]), best_reachable(problem, int(i)),
+                                  problem.budget, problem.has_floors)
+        if error is not None:
+            return error
     return None
+
+
+def short_bound_error(row: int, wanted: float, reach: float, budget: int, floors: bool) -> InfeasibleError | None:
+    """The error of the bound on ``scores[row]`` asking for ``wanted`` when the best point
+    within the budget (and the floors, with ``floors``) reaches only ``reach``; None when it
+    reaches it."""
+    if reaches(reach, wanted):
+        return None
+    under = " and the floors" if floors else ""
+    return InfeasibleError(
+        f"the bound on scores[{row}] cannot be met: it asks for {wanted!r}, but the largest "
+        f"value any point within the budget k = {budget}{under} reaches is {reach!r}",
+        score_index=int(row), threshold=wanted, best_reachable=reach,
+    )
 
 
 def joint_error(problem: Problem, *, binary: bool = False) -> InfeasibleError:

@@ -9,7 +9,7 @@ import numpy as np
 
 from ._blocks import blocks
 
-__all__ = ["kth_largest", "top_k_sum", "top_k_sum_and_total", "prefilters", "top_k_sum_by_partition",
+__all__ = ["every_row", "take_rows", "kth_largest", "top_k_sum", "top_k_sum_and_total", "prefilters", "top_k_sum_by_partition",
            "strided_candidate_level", "top_k_indices", "lexicographic_top_k", "is_non_decreasing", "group_order", "group_starts",
            "top_k_with_floors", "take_columns"]
 
@@ -240,6 +240,17 @@ def top_k_with_floors(values: np.ndarray, k: int, groups: np.ndarray, floors: np
     keep = np.ones(k, dtype=bool)
     keep[dropped] = False
     return np.concatenate([top[keep], outside])
+
+
+def every_row(rows: np.ndarray, n: int) -> bool:
+    """Whether ``rows`` are all n rows of an array, in order."""
+    return rows.shape[0] == n and np.array_equal(rows, np.arange(n))
+
+
+def take_rows(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``scores[rows]``: the array itself when ``rows`` are all its rows in order, else a
+    contiguous copy of them."""
+    return scores if every_row(rows, scores.shape[0]) else np.ascontiguousarray(scores[rows])
 
 
 def take_columns(scores: np.ndarray, index: np.ndarray) -> np.ndarray:

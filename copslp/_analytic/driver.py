@@ -74,7 +74,7 @@ import numpy as np
 
 from .._certificate import certify
 from .._errors import InfeasibleError, SolverError
-from .._infeasibility import conflict_error
+from .._infeasibility import conflict_error, short_bound_error
 from .._inner import InnerProblem, reaches
 from .._point import IndexedPoint
 from .._problem import Outline, PreparedProblem, Problem, _as_budget, as_floor_array, check_floors, thresholds_from
@@ -82,7 +82,7 @@ from .._registry import get_method
 from .._result import Result
 from .._rounding import round_to_mask
 from .._scan import PointScan, scan_point
-from .._selection import (kth_largest, prefilters, strided_candidate_level, take_columns, top_k_sum,
+from .._selection import (kth_largest, prefilters, strided_candidate_level, take_columns, take_rows, top_k_sum,
                           top_k_sum_by_partition)
 from .estimate import (_SEVERAL_BOUNDS_SAMPLE_FACTOR, BoxSchedule, SampleEstimate, estimated_best, sample_estimate,
                        screens)
@@ -155,16 +155,20 @@ def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int
         estimate and first screening are the road's first ones.
     """
     if first_pass is None:
-        settings = {"rtol": rtol, "sample_size": sample_size, "seed": seed, "max_rounds": max_rounds,
-                    "certificate_reads": certificate_reads}
-        groups = 0 if problem.floors is None else problem.floors.shape[0]
-        run = _Run(ArrayPasses(problem.scores, problem.groups if groups else None, groups), OneProcess(), settings)
+        run = _in_memory_run(problem.scores, problem.groups, problem.floors, rtol=rtol, sample_size=sample_size,
+                             seed=seed, max_rounds=max_rounds, certificate_reads=certificate_reads)
     else:
         run = first_pass.run
         run.first = first_pass
     result = solve_outline(run, problem, with_point=True)
     result.info["kernels"] = kernels_in_use()
     return result
+
+
+def _in_memory_run(scores: np.ndarray, groups: np.ndarray | None, floors: np.ndarray | None, **settings) -> _Run:
+    """The run of one process over numpy ``scores`` (and, with floors, their ``groups``)."""
+    n_groups = 0 if floors is None else floors.shape[0]
+    return _Run(ArrayPasses(scores, groups if n_groups else None, n_groups), OneProcess(), settings)
 
 
 class FirstPass(NamedTuple):
@@ -204,10 +208,8 @@ def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed
         return None
     if floors is not None and not prepared.contiguous:
         return None
-    settings = {"rtol": rtol, "sample_size": sample_size, "seed": seed, "max_rounds": max_rounds,
-                "certificate_reads": certificate_reads}
-    groups = 0 if floors is None else floors.shape[0]
-    run = _Run(ArrayPasses(scores, prepared.groups if groups else None, groups), OneProcess(), settings)
+    run = _in_memory_run(scores, prepared.groups, floors, rtol=rtol, sample_size=sample_size, seed=seed,
+                         max_rounds=max_rounds, certificate_reads=certificate_reads)
     run.draw_sample(sample_size * (_SEVERAL_BOUNDS_SAMPLE_FACTOR if r > 1 else 1))
     if not screens(d, k, run.sample_count, r) or not prefilters(d, k):  # else validation's T_k selects among all
         return None
@@ -219,7 +221,7 @@ def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed
     estimate = _estimate(run, outline, rows, gamma)
     boxes = BoxSchedule(estimate, r, max(1, int(round(k * run.sample_count / d))))
     lo, hi = boxes.box()
-    levels = _sample_levels(run, outline, rows, lo, hi, _SPREADS[0], np.zeros(groups, dtype=np.int64))
+    levels = _sample_levels(run, outline, rows, lo, hi, _SPREADS[0], np.zeros(run.passes.n_groups, dtype=np.int64))
     tally = Tally(np.array([strided_candidate_level(row, k) for row in scores[1:]]))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         screen = run.passes.screen(rows, lo, hi, *levels, tally=tally)
@@ -322,19 +324,11 @@ def _raise_if_a_bound_alone_fails(run: _Run, outline: Outline) -> None:
     best value is lower, and measuring it costs a selection with the floors per bound: that
     is left to the proof of infeasibility (:func:`_raise_joint_infeasibility`), which the road
     calls when the problem on the survivors of a box turns out infeasible."""
-    for i in outline.active:
-        _raise_if_short(outline, i + 1, float(outline.thresholds[i]), float(outline.best_reachable[i]))
-
-
-def _raise_if_short(outline: Outline, row: int, wanted: float, reach: float) -> None:
-    """The :class:`InfeasibleError` of a bound on ``scores[row]`` asking for ``wanted`` when
-    the best point reaches only ``reach``."""
-    if not reaches(reach, wanted):
-        floors = " and the floors" if outline.has_floors else ""
-        raise InfeasibleError(
-            f"the bound on scores[{row}] cannot be met: it asks for {wanted!r}, but the largest "
-            f"value any point within the budget k = {outline.budget}{floors} reaches is {reach!r}",
-            score_index=int(row), threshold=wanted, best_reachable=reach)
+    for i in outline.active:  # the best values without floors: beyond them, floors or not, no point reaches
+        error = short_bound_error(int(i) + 1, float(outline.thresholds[i]), float(outline.best_reachable[i]),
+                                  outline.budget, floors=False)
+        if error is not None:
+            raise error
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,8 +443,7 @@ def _reduced(outline: Outline, screened: _Screen, rows: np.ndarray, thresholds: 
     """On rank 0, after :func:`_gather`: the problem left on the survivors for the objective
     and bounds ``rows``."""
     groups = None if outline.floors is None else screened.survivor_groups
-    every_row = rows.shape[0] == outline.n_scores and np.array_equal(rows, np.arange(outline.n_scores))
-    scores = screened.survivors if every_row else np.ascontiguousarray(screened.survivors[rows])
+    scores = take_rows(screened.survivors, rows)
     return InnerProblem(scores, outline.budget - screened.fixed_ones,
                         thresholds - screened.taken[rows[1:]], groups, _reduced_floors(outline, screened))
 
@@ -651,8 +644,7 @@ def _estimate(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndar
     m = sample.shape[1]
     sub = replace(outline, thresholds=np.asarray(thresholds, dtype=np.float64),
                   best_reachable=outline.best_reachable[rows[1:] - 1])
-    every_row = rows.shape[0] == sample.shape[0] and np.array_equal(rows, np.arange(sample.shape[0]))
-    scores = sample if every_row else np.ascontiguousarray(sample[rows])
+    scores = take_rows(sample, rows)
     inner = InnerProblem(scores, outline.budget, thresholds, run.sample_groups, outline.floors)
     return sample_estimate(sub, inner, np.arange(m), scores, run.rtol)
 
@@ -741,7 +733,8 @@ def _solve_on_best_face(inner: InnerProblem, row: int, settings: dict):
     above, tied = np.flatnonzero(s_i > level), np.flatnonzero(s_i == level)
     others = [other for other in range(inner.thresholds.shape[0]) if other != row]
     rows = np.array([0] + [other + 1 for other in others])
-    taken = take_columns(inner.scores[rows], above).sum(axis=1)
+    kept_rows = take_rows(inner.scores, rows)  # every row but i's: one copy, gathered from twice
+    taken = take_columns(kept_rows, above).sum(axis=1)
     groups = floors = sizes = None
     if inner.floors is not None:  # the face keeps every element above L: the floors left for the tied ones
         groups = inner.groups[tied]
@@ -749,7 +742,7 @@ def _solve_on_best_face(inner: InnerProblem, row: int, settings: dict):
         floors = np.maximum(inner.floors - np.bincount(inner.groups[above], minlength=sizes.shape[0]), 0)
         if np.any(floors > sizes) or floors.sum() > k - above.shape[0]:  # no point of the face meets the floors
             raise ReducedProblemInfeasible()
-    face_scores = take_columns(inner.scores[rows], tied)
+    face_scores = take_columns(kept_rows, tied)
     face = Problem(face_scores, k - above.shape[0], inner.thresholds[others] - taken[1:], None,
                    np.array([top_k_sum(row_scores, k - above.shape[0]) for row_scores in face_scores[1:]]),
                    groups, floors, sizes)
@@ -798,8 +791,11 @@ def _raise_joint_infeasibility(run: _Run, outline: Outline, rows: np.ndarray, th
     point of its score meets it (at the top this was checked before; a level down, the
     problem left on the survivors of a wrong box may fail it, and the box is widened)."""
     if rows.shape[0] == 2:
-        _raise_if_short(outline, int(rows[1]), float(thresholds[0]),
-                        _top_k_value(run, outline, rows[1:], np.zeros(0), depth))
+        error = short_bound_error(int(rows[1]), float(thresholds[0]),
+                                  _top_k_value(run, outline, rows[1:], np.zeros(0), depth), outline.budget,
+                                  outline.has_floors)
+        if error is not None:
+            raise error
         return
     if rows.shape[0] < 2:
         return

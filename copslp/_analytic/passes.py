@@ -38,7 +38,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._blocks import blocks
-from .._selection import take_columns
+from .._selection import every_row, take_columns
 from .screening import Collected, box_extremes, kernel_block, screen_piece
 
 __all__ = ["ScorePasses", "Collectives", "LocalScreen", "LevelsOutside", "ArrayPasses", "OneProcess"]
@@ -305,12 +305,9 @@ class ArrayPasses(ScorePasses):
         values = take_columns(self.scores, positions).astype(np.float64, copy=False)
         return values, None if self.groups is None else self.groups[positions].astype(np.int64)
 
-    def _all_rows(self, rows) -> bool:
-        return rows.shape[0] == self.n_scores and np.array_equal(rows, np.arange(self.n_scores))
-
     def _rows(self, rows, block):
         """The scores of ``rows`` on ``block``: a view when ``rows`` are all the rows in order."""
-        if self._all_rows(rows):
+        if every_row(rows, self.n_scores):
             return self.scores[:, block]
         return self.scores[rows, block]
 
@@ -327,7 +324,7 @@ class ArrayPasses(ScorePasses):
         candidates for its k largest."""
         grouped = self.groups is not None and group_levels is not None
         support = np.zeros(self.n_groups, dtype=np.int64) if grouped else None
-        all_rows = self._all_rows(rows) and rows.shape[0] > 1
+        all_rows = every_row(rows, self.n_scores) and rows.shape[0] > 1
         scores = [self.scores[row] for row in rows]  # views
         if rows.shape[0] == 1:  # a point box on one row: v = s + 0 s, the pass of one multiplier
             scores, lo, hi = scores * 2, np.zeros(1), np.zeros(1)
