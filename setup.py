@@ -14,7 +14,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 from setuptools.errors import BaseError, CCompilerError
 
-flags = [] if os.name == "nt" else ["-O2", "-ffp-contract=off", "-fno-fast-math"]
+flags = [] if os.name == "nt" else ["-O3", "-ffp-contract=off", "-fno-fast-math"]
 
 
 class BuildOptionalExt(build_ext):
