@@ -56,3 +56,26 @@ def test_floors_give_none():
     groups = np.arange(inner.size) % 4
     with_floors = InnerProblem(inner.scores, inner.budget, inner.thresholds, groups, np.full(4, 5))
     assert estimate_one_bound(with_floors, (exact * 0.5, exact * 2.0, exact)) is None
+
+
+def test_a_missed_box_is_recentred_at_its_own_width():
+    """A first box that misses lambda* misses it by a little, and the survivors' lambda is
+    then lambda* itself: the second box is centred there with the first one's relative width
+    (not four times wider, which screened about four times as many survivors)."""
+    import copslp
+
+    scores = np.random.default_rng(3).random((2, 2_000_000))
+    k = scores.shape[1] // 100
+
+    def relative_width(result):
+        lo, hi = (np.array(side) for side in result.info["box"])
+        return float(((hi - lo) / (hi + lo))[0])
+
+    missed = copslp.solve(scores, k, gamma=0.9, options={"seed": 4})  # this seed's estimate misses
+    first_time = copslp.solve(scores, k, gamma=0.9, options={"seed": 0})
+    assert missed.info["rounds"] == 2 and first_time.info["rounds"] == 1
+    lo, hi = missed.info["box"]
+    assert lo[0] < missed.multipliers[0] < hi[0]
+    assert relative_width(missed) == pytest.approx(relative_width(first_time), rel=1e-9)
+    assert missed.info["survivors"] <= 1.5 * first_time.info["survivors"]
+    np.testing.assert_array_equal(missed.mask, first_time.mask)

@@ -65,7 +65,12 @@ class BoxSchedule:
     """Where the boxes of multipliers go, round after round: around the subsample's estimate
     with a relative half-width ``3 / sqrt(k_sample)`` (one bound; ``6 / sqrt(k_sample)`` with
     several) of each multiplier (of its natural scale where the estimate is 0); re-centred on
-    the reduced problem's lambda and widened fourfold when that lies outside the box; widened
+    the reduced problem's lambda when that lies outside the box, with the same width the
+    first time and four times wider after that (a box the estimate missed is missed by a
+    little, and the reduced problem's lambda is then lambda* itself, up to the last screened
+    element: uniform and lognormal scores at D = 2e6, k = D/20, D/100 and D/400, 40 seeds
+    each, missed 12 times, by 1.01 to 1.61 half-widths, each with the reduced lambda equal
+    to lambda* in 5 digits); widened
     faster (by 4, 16, 64... with one bound, 2, 4, 8... with several) while the reduced dual's
     minimum keeps lying outside it (lambda* far out, e.g. a bound at gamma = 1); widened
     fourfold when the survivors' problem was infeasible.
@@ -88,6 +93,7 @@ class BoxSchedule:
             self.width = min(self.width, _WITHIN_WIDTH * np.sqrt(k_sample) / m * float(spans.max()))
         self.widen = 4.0 if n_bounds == 1 else 2.0
         self.outside_rounds = 0
+        self.misses = 0
 
     def box(self) -> tuple[np.ndarray, np.ndarray]:
         """``(lo, hi)`` of the next box."""
@@ -104,7 +110,9 @@ class BoxSchedule:
 
     def after_miss(self, multipliers: np.ndarray) -> None:
         self.centre = multipliers
-        self.width *= 4.0
+        if self.misses:
+            self.width *= 4.0
+        self.misses += 1
 
 
 def sample_estimate(problem, inner, sample, scores, rtol, bracket=None) -> SampleEstimate:
