@@ -250,3 +250,30 @@ def test_positive_part_leaves_the_scores_as_they_are():
     before = scores.copy()
     ArrayPasses(scores, groups, 5).positive_part(np.array([0]), np.zeros(0), 0.5, np.full(5, 0.25))
     np.testing.assert_array_equal(scores, before)
+
+
+@pytest.mark.parametrize("n_scores", [2, 4])
+def test_layers_are_screened_run_by_run_as_element_by_element(n_scores):
+    """Groups that are contiguous runs (layers) are screened a run at a time at one level
+    each; the pass finds the same ones, survivors, sums and counts as with a level per element
+    (runs across block boundaries, empty groups, a group of one)."""
+    rng = np.random.default_rng(1)
+    sizes = np.array([70_000, 0, 1, 90_000, 0, 0, 50_000, 130_000, 3])
+    groups = np.repeat(np.arange(sizes.shape[0]), sizes)
+    scores = rng.random((n_scores, groups.shape[0]))
+    rows = np.arange(n_scores)
+    lo, hi = np.full(n_scores - 1, 0.3), np.full(n_scores - 1, 0.4)
+    level_of = rng.uniform(0.8, 1.2, sizes.shape[0])
+    by_runs = ArrayPasses(scores, groups, sizes.shape[0])
+    per_element = ArrayPasses(scores, groups, sizes.shape[0])
+    per_element._layers = None  # as if the groups were in any order
+    found = [passes.screen(rows, lo, hi, 1.1, 1.0, level_of) for passes in (by_runs, per_element)]
+    assert by_runs._layers is not None
+    for field in ("above_one", "reaching", "fixed_ones", "n_survivors"):
+        assert getattr(found[0], field) == getattr(found[1], field)
+    np.testing.assert_array_equal(found[0].support, found[1].support)
+    np.testing.assert_array_equal(found[0].fixed_per_group, found[1].fixed_per_group)
+    np.testing.assert_array_equal(found[0].taken, found[1].taken)
+    for a, b in zip(found[0].handle, found[1].handle):
+        np.testing.assert_array_equal(a, b)
+    assert 0 < found[0].n_survivors < groups.shape[0] and found[0].fixed_ones > 0

@@ -82,8 +82,8 @@ from .._registry import get_method
 from .._result import Result
 from .._rounding import round_to_mask
 from .._scan import PointScan, scan_point
-from .._selection import (kth_largest, prefilters, strided_candidate_level, take_columns, take_rows, top_k_sum,
-                          top_k_sum_by_partition)
+from .._selection import (group_starts, kth_largest, prefilters, strided_candidate_level, take_columns, take_rows,
+                          top_k_sum, top_k_sum_by_partition)
 from .estimate import (_SEVERAL_BOUNDS_SAMPLE_FACTOR, BoxSchedule, SampleEstimate, estimated_best, sample_estimate,
                        screens)
 from .finish import solve_exact
@@ -165,10 +165,13 @@ def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int
     return result
 
 
-def _in_memory_run(scores: np.ndarray, groups: np.ndarray | None, floors: np.ndarray | None, **settings) -> _Run:
-    """The run of one process over numpy ``scores`` (and, with floors, their ``groups``)."""
+def _in_memory_run(scores: np.ndarray, groups: np.ndarray | None, floors: np.ndarray | None,
+                   layers: np.ndarray | None = None, **settings) -> _Run:
+    """The run of one process over numpy ``scores`` (and, with floors, their ``groups``;
+    ``layers``: their offsets, where validation found each group one run)."""
     n_groups = 0 if floors is None else floors.shape[0]
-    return _Run(ArrayPasses(scores, groups if n_groups else None, n_groups), OneProcess(), settings)
+    passes = ArrayPasses(scores, groups if n_groups else None, n_groups, layers=layers if n_groups else None)
+    return _Run(passes, OneProcess(), settings)
 
 
 class FirstPass(NamedTuple):
@@ -208,7 +211,8 @@ def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed
         return None
     if floors is not None and not prepared.contiguous:
         return None
-    run = _in_memory_run(scores, prepared.groups, floors, rtol=rtol, sample_size=sample_size, seed=seed,
+    layers = None if floors is None else group_starts(prepared.group_sizes)  # contiguous: checked above
+    run = _in_memory_run(scores, prepared.groups, floors, layers, rtol=rtol, sample_size=sample_size, seed=seed,
                          max_rounds=max_rounds, certificate_reads=certificate_reads)
     run.draw_sample(sample_size * (_SEVERAL_BOUNDS_SAMPLE_FACTOR if r > 1 else 1))
     if not screens(d, k, run.sample_count, r) or not prefilters(d, k):  # else validation's T_k selects among all

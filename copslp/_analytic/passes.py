@@ -38,7 +38,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._blocks import blocks
-from .._selection import every_row, take_columns
+from .._selection import every_row, group_starts, is_non_decreasing, take_columns
 from .screening import Collected, box_extremes, kernel_block, screen_piece
 
 __all__ = ["ScorePasses", "Collectives", "LocalScreen", "LevelsOutside", "ArrayPasses", "OneProcess"]
@@ -274,17 +274,49 @@ def _group_extreme(ufunc, out: np.ndarray, groups: np.ndarray, values: np.ndarra
         ufunc.at(out, groups, values)
 
 
+_UNKNOWN = object()  # groups not yet looked at
+
+
 class ArrayPasses(ScorePasses):
     """:class:`ScorePasses` over numpy arrays: ``scores`` of shape (n, D_local) in any real
     dtype (read as they are, summed in float64), ``groups`` (int, one per element) and the
     number of groups with floors. Blocks of :data:`copslp._blocks.BLOCK` elements keep every
-    temporary small."""
+    temporary small. ``layers``: the offsets of the groups (length G + 1) when each is one
+    contiguous run in the order of its id, as layers are (validation knows); when not given,
+    the first screening with groups finds out (one comparison pass over ``groups``). A
+    screening reads such groups run by run, at one level each, without a level per element."""
 
-    def __init__(self, scores: np.ndarray, groups: np.ndarray | None = None, n_groups: int = 0):
+    def __init__(self, scores: np.ndarray, groups: np.ndarray | None = None, n_groups: int = 0, *,
+                 layers: np.ndarray | None = None):
         self.scores = scores
         self.groups = groups
         self.n_scores, self.size = scores.shape
         self.n_groups = n_groups if groups is not None else 0
+        self._layers = layers if layers is not None else _UNKNOWN
+
+    def _layer_starts(self) -> np.ndarray | None:
+        """The offsets of the groups if each is one run in the order of its id, else None."""
+        if self._layers is _UNKNOWN:
+            contiguous = is_non_decreasing(self.groups)
+            self._layers = group_starts(np.bincount(self.groups, minlength=self.n_groups)) if contiguous else None
+        return self._layers
+
+    def _pieces(self, width: int, grouped: bool):
+        """``(slice, group)`` covering the elements in order, at most ``width`` long: blocks
+        (group None), or with groups that are runs, each block cut where a group ends."""
+        starts = self._layer_starts() if grouped else None
+        for block in blocks(self.size, width):
+            if starts is None:
+                yield block, None
+                continue
+            position = block.start
+            group = int(np.searchsorted(starts, position, side="right")) - 1
+            while position < block.stop:
+                while starts[group + 1] <= position:  # empty groups
+                    group += 1
+                stop = min(block.stop, int(starts[group + 1]))
+                yield slice(position, stop), group
+                position = stop
 
     def non_finite(self):
         counts = np.zeros(self.n_scores, dtype=np.int64)
@@ -337,14 +369,16 @@ class ArrayPasses(ScorePasses):
         above_one = reaching = 0
         candidates = [] if tally is None else [Collected([self.scores.dtype], width) for _ in range(n_rows - 1)]
         total = 0.0  # of high: a Python float, whose sums overflow without a warning
-        for block in blocks(self.size, width):
+        for block, group in self._pieces(width, grouped):
             count = block.stop - block.start
             (positions, columns), (fixed,) = survivors.room(count, block.start, self.size), ones.room(count, block.start, self.size)
             found_room = None if tally is None else [row.room(count, block.start, self.size)[0] for row in candidates]
             groups, level = None, zero_level
-            if grouped:
+            if grouped and group is None:  # groups in any order: a level per element
                 groups = np.asarray(self.groups[block], dtype=np.intp)
                 level = group_levels.take(groups)
+            elif grouped:
+                groups, level = group, float(group_levels[group])
             n_ones, n_survivors, high_above_one, low_at_zero, found, block_total = screen_piece(
                 [row[block] for row in scores], lo, hi, level, None if tally is None else tally.levels, one_level,
                 zero_level, block.start, groups, support, positions, columns, high, fixed, found_room, taken)
