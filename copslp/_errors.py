@@ -7,7 +7,17 @@ or returns an answer that does not pass the optimality certificate is a :class:`
 
 from __future__ import annotations
 
-__all__ = ["InfeasibleError", "SolverError", "CopsWarning"]
+import numpy as np
+
+__all__ = ["InfeasibleError", "SolverError", "CopsWarning", "quiet_arithmetic"]
+
+
+def quiet_arithmetic() -> np.errstate:
+    """numpy's floating-point warnings off inside a method: on extreme inputs (entries near
+    1e300 or 1e-310) its intermediate numbers may overflow, and what that means reaches the
+    caller as an exception naming the cause or as a certificate that does not pass, never as
+    a RuntimeWarning from inside the method."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
 
 
 class InfeasibleError(ValueError):

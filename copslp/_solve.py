@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from ._certificate import certify, certify_binary
-from ._errors import CopsWarning, SolverError
+from ._errors import CopsWarning, SolverError, quiet_arithmetic
 from ._problem import prepare_problem, raise_if_sums_overflow
 from ._registry import get_method
 from ._result import Result
@@ -102,7 +102,8 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
     else:
         problem = prepared.complete(first.best, first.totals)
     try:
-        solution = spec.load()(problem, **settings, **({} if first is None else {"first_pass": first}))
+        with quiet_arithmetic():
+            solution = spec.load()(problem, **settings, **({} if first is None else {"first_pass": first}))
     except SolverError:
         raise_if_sums_overflow(problem.scores)  # the cause a user can mend
         raise
@@ -113,16 +114,17 @@ def solve(scores, budget, *, gamma=None, bounds=None, groups=None, floors=None, 
 
     x = solution.x
     tolerance = solution.tolerance
-    if spec.relaxation:
-        scan = scan_point(problem, x, tolerance, solution.multipliers)
-        certificate = certify(problem, x, solution.multipliers, rtol=tolerance, scan=scan)
-    else:
-        scan = scan_point(problem, x, tolerance)
-        certificate = certify_binary(problem, x, solution, rtol=tolerance)
-    if not certificate.passed:
-        raise_if_sums_overflow(problem.scores)
-        raise SolverError(f"method {spec.name!r} returned a point that is not optimal: {certificate.summary()}")
-    mask, rule, mask_values = round_to_mask(problem, x, tolerance, scan, solution.multipliers)
+    with quiet_arithmetic():
+        if spec.relaxation:
+            scan = scan_point(problem, x, tolerance, solution.multipliers)
+            certificate = certify(problem, x, solution.multipliers, rtol=tolerance, scan=scan)
+        else:
+            scan = scan_point(problem, x, tolerance)
+            certificate = certify_binary(problem, x, solution, rtol=tolerance)
+        if not certificate.passed:
+            raise_if_sums_overflow(problem.scores)
+            raise SolverError(f"method {spec.name!r} returned a point that is not optimal: {certificate.summary()}")
+        mask, rule, mask_values = round_to_mask(problem, x, tolerance, scan, solution.multipliers)
     values = scan.values
     violations = np.maximum(problem.thresholds - mask_values[1:], 0.0)
     violations[~np.isfinite(problem.thresholds)] = 0.0

@@ -71,7 +71,7 @@ def test_scores_that_overflow_their_sum():
         copslp.solve(scores, 3, bounds=0.0)
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # extreme inputs: an exception, no RuntimeWarning
 @pytest.mark.parametrize("method", ["analytic", "highs"])
 def test_scores_whose_sums_overflow_only_in_the_method(method):
     """Regression: alternating +-2e304 cancel in validation's sums, but the k kept ones sum to
@@ -548,7 +548,7 @@ def test_a_tiny_bound_on_a_score_with_one_entry_is_met_by_milp():
     assert result.certificate.passed
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # extreme inputs: an exception, no RuntimeWarning
 @pytest.mark.parametrize("n", [2, 3])
 def test_sums_that_overflow_are_the_same_error_whatever_the_number_of_scores(n):
     """Regression: finite scores near 1e303 at D = 2^20, whose sums overflow float64. With n = 2
@@ -561,6 +561,7 @@ def test_sums_that_overflow_are_the_same_error_whatever_the_number_of_scores(n):
     assert not isinstance(info.value, np.linalg.LinAlgError)
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # extreme inputs: an exception, no RuntimeWarning
 def test_several_bounds_on_scores_near_1e200_are_solved():
     """Regression: the Newton step's curvature squared the raw scores (inf near 1e200, then
     LinAlgError 'SVD did not converge'); it is formed on rows scaled to at most 1."""
@@ -605,6 +606,7 @@ def test_an_infeasible_problem_is_infeasible_when_highs_gives_no_verdict(monkeyp
         copslp.solve(scores, k, method="analytic", **arguments)
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # extreme inputs: an exception, no RuntimeWarning
 @pytest.mark.parametrize("method", copslp.available_methods())
 def test_a_secondary_score_too_small_for_its_multiplier_is_named(method):
     """Regression: a bound on a score of entries near 1e-310 (subnormal) beside a primary of

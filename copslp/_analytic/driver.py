@@ -73,7 +73,7 @@ from typing import Any, Mapping, NamedTuple
 import numpy as np
 
 from .._certificate import certify
-from .._errors import InfeasibleError, SolverError
+from .._errors import InfeasibleError, SolverError, quiet_arithmetic
 from .._infeasibility import conflict_error, short_bound_error
 from .._inner import InnerProblem, reaches
 from .._point import IndexedPoint
@@ -267,7 +267,8 @@ def solve_streamed(passes: ScorePasses, collectives: Collectives, budget, *, gam
     run = _Run(passes, collectives, settings)
     outline = _validate(run, budget, gamma, bounds, floors)
     method_start = time.perf_counter()
-    result = solve_outline(run, outline)
+    with quiet_arithmetic():
+        result = solve_outline(run, outline)
     end = time.perf_counter()
     return result.timed(end - start, end - method_start)
 
