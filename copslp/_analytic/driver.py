@@ -498,14 +498,13 @@ def _on_root(run: _Run, work, keep: bool = False):
 
 def _nests(run: _Run, outline: Outline, screened: _Screen, rows: np.ndarray, depth: int) -> bool:
     """Whether the survivors are solved a level down rather than gathered: more than
-    :data:`_GATHER_LIMIT` of them, without floors or over several processes (where gathering
-    them is communication). A level down costs a screening of the survivors and an estimate
-    on a subsample of them, and leaves few (at D = 1e7 with three bounds, about 25 ms against
-    the 40 ms that three selections among 620,000 survivors and their rounding take). In one
-    process with floors the survivors are finished where they are: a level down would keep
-    most of them (every member of a group short of its floor that may still be among its
-    best)."""
-    finished_here = run.comm.world_size == 1 and outline.has_floors
+    :data:`_GATHER_LIMIT` of them, with one bound or none and no floors (whose box within the
+    box is cheap, and leaves few), or over several processes (where gathering them is
+    communication). In one process, several bounds or floors: the survivors are in memory
+    already and the finish re-screens them as its box shrinks; a level down would cost a
+    second subsample estimate (several bounds) or keep most of them (floors: every member of
+    a group short of its floor that may still be among its best)."""
+    finished_here = run.comm.world_size == 1 and (rows.shape[0] > 2 or outline.has_floors)
     return _GATHER_LIMIT < screened.n_survivors < outline.size and depth < _MAX_DEPTH and not finished_here
 
 
