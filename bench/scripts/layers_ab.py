@@ -1,0 +1,52 @@
+"""Layers screened run by run against a level per element, alternated solve by solve in one
+process (``python bench/scripts/layers_ab.py``): D = 1e7, two scores, 50 layer-like groups,
+floors 1%, the two problems of ``bench/targets.py``'s floors target; medians of 7 (ms), and
+each against the solve without floors. The masks of both variants must be equal."""
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _common as common  # noqa: E402
+
+import copslp  # noqa: E402
+from copslp._analytic import passes  # noqa: E402
+from copslp._blocks import blocks  # noqa: E402
+
+by_runs = passes.ArrayPasses._pieces
+
+
+def per_element(self, width, grouped):
+    for block in blocks(self.size, width):
+        yield block, None
+
+
+D = 10**7
+for spread in (0.0, 1.0):
+    gamma = 0.75 if spread else 0.9
+    scores = common.make_scores("uniform", 2, D, seed=0)
+    groups, scale = common.layered_groups(D, 50, 2, spread=spread, seed=0)
+    if spread:
+        for row, factors in zip(scores, scale):
+            row *= factors[groups]
+    floors = np.ceil(0.01 * np.bincount(groups)).astype(np.int64)
+    k = D // 20
+    times = {"runs": [], "per element": [], "no floors": []}
+    masks = {}
+    for _ in range(7):
+        for name, pieces in (("runs", by_runs), ("per element", per_element)):
+            passes.ArrayPasses._pieces = pieces
+            start = time.perf_counter()
+            masks[name] = copslp.solve(scores, k, gamma=gamma, groups=groups, floors=floors).mask
+            times[name].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        copslp.solve(scores, k, gamma=gamma)
+        times["no floors"].append(time.perf_counter() - start)
+    assert np.array_equal(masks["runs"], masks["per element"])
+    med = {name: np.median(values) * 1e3 for name, values in times.items()}
+    print(f"spread {spread}: " + ", ".join(f"{name} {ms:.0f} ms" for name, ms in med.items())
+          + f"; with floors / without: {med['runs'] / med['no floors']:.2f}x by runs, "
+          f"{med['per element'] / med['no floors']:.2f}x per element")
