@@ -86,3 +86,27 @@ def test_equal_columns_are_one_column():
     reference = reference_solve(s, k, b)
     assert float(s[0] @ x) == pytest.approx(reference.objective, rel=1e-9)
     assert int(np.count_nonzero((x > 0) & (x < 1))) <= 4
+
+
+@pytest.mark.parametrize("seed", [s for s in range(40) if _problem(s)[0].thresholds.shape[0] >= 2][:12])
+def test_the_newton_start_stays_in_its_box_and_the_optimum_is_the_same(seed):
+    """The survivors' simplex may start from Newton steps in the bracket
+    (copslp._analytic.several_bounds.newton_start): a point inside the box, from which the
+    simplex reaches the optimum it reaches from the box's centre."""
+    from copslp._analytic.several_bounds import Box, newton_start
+
+    inner, _ = _problem(seed)
+    r = inner.thresholds.shape[0]
+    box = Box(np.zeros(r), np.full(r, 2.0), np.full(r, 1.0))
+    start, calls = newton_start(inner, box)
+    assert calls >= 1 and np.all((start >= box.lo) & (start <= box.hi))
+    try:
+        from_centre = solve_small_lp(inner, box.centre)
+    except ReducedProblemInfeasible:
+        with pytest.raises(ReducedProblemInfeasible):
+            solve_small_lp(inner, start)
+        return
+    from_newton = solve_small_lp(inner, start)
+    scale = float(np.abs(inner.scores).sum(axis=1).max())
+    assert float(inner.scores[0] @ from_newton[0]) == pytest.approx(float(inner.scores[0] @ from_centre[0]),
+                                                                    rel=1e-9, abs=1e-9 * scale)

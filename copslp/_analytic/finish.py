@@ -14,13 +14,16 @@ import numpy as np
 from .._inner import InnerProblem
 from .one_bound import solve_one_bound
 from .screening import MinimumOutsideBox, ReducedProblemInfeasible
-from .several_bounds import Box, few_enough, several_bounds_finish
+from .several_bounds import Box, few_enough, newton_start, several_bounds_finish
 from .simplex import solve_small_lp
 
 __all__ = ["solve_exact", "localise_everywhere", "natural_scale"]
 
 #: Boxes [0, hi] tried by :func:`localise_everywhere`, each 16 times wider than the last.
 _WIDENINGS = 6
+#: Survivors beyond which the simplex starts from Newton steps in the box
+#: (:func:`copslp._analytic.several_bounds.newton_start`), not from its centre.
+_NEWTON_START_ABOVE = 256
 
 
 def localise_everywhere(inner: InnerProblem, rtol: float, centre=None):
@@ -62,7 +65,8 @@ def solve_exact(inner: InnerProblem, rtol: float, bracket=None):
 
     ``bracket`` = (lo, hi, centre), arrays of one value per bound: where lambda* is expected,
     and the best guess of it. One bound: the walk; several: the simplex of
-    :func:`copslp._analytic.simplex.solve_small_lp` at once on at most ``FINAL_LP_SIZE`` elements,
+    :func:`copslp._analytic.simplex.solve_small_lp` at once on at most ``FINAL_LP_SIZE`` elements
+    (from a few Newton steps in the bracket, :func:`newton_start`, beyond 256 of them),
     else the localisation of :func:`several_bounds_finish` in the bracket (without one, in
     boxes from 0 that widen, :func:`localise_everywhere`) first."""
     if inner.budget == 0:
@@ -73,8 +77,11 @@ def solve_exact(inner: InnerProblem, rtol: float, bracket=None):
     if inner.thresholds.shape[0] == 1:
         return solve_one_bound(inner, None if bracket is None else tuple(float(end[0]) for end in bracket))
     if few_enough(inner):
-        x, lam, details = solve_small_lp(inner, None if bracket is None else bracket[2])
-        details.update(oracle_calls=0, final_lp_size=inner.size)
+        start, calls = (None if bracket is None else bracket[2]), 0
+        if bracket is not None and inner.size > _NEWTON_START_ABOVE:
+            start, calls = newton_start(inner, Box(*bracket))
+        x, lam, details = solve_small_lp(inner, start)
+        details.update(oracle_calls=calls, final_lp_size=inner.size)
         return x, lam, details
     if bracket is None:
         return localise_everywhere(inner, rtol)
