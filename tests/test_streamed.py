@@ -254,12 +254,15 @@ def test_positive_part_leaves_the_scores_as_they_are():
 
 
 @pytest.mark.parametrize("n_scores", [2, 4])
-def test_layers_are_screened_run_by_run_as_element_by_element(n_scores):
+@pytest.mark.parametrize("layout", ["layers", "many small groups"])
+def test_layers_are_screened_run_by_run_as_element_by_element(n_scores, layout):
     """Groups that are contiguous runs (layers) are screened a run at a time at one level
     each; the pass finds the same ones, survivors, sums and counts as with a level per element
-    (runs across block boundaries, empty groups, a group of one)."""
+    (runs across block boundaries, empty groups, a group of one; blocks of many small groups,
+    which keep a level per element)."""
     rng = np.random.default_rng(1)
-    sizes = np.array([70_000, 0, 1, 90_000, 0, 0, 50_000, 130_000, 3])
+    sizes = (np.array([70_000, 0, 1, 90_000, 0, 0, 50_000, 130_000, 3]) if layout == "layers"
+             else rng.integers(0, 200, 3000))
     groups = np.repeat(np.arange(sizes.shape[0]), sizes)
     scores = rng.random((n_scores, groups.shape[0]))
     rows = np.arange(n_scores)

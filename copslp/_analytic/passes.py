@@ -275,6 +275,8 @@ def _group_extreme(ufunc, out: np.ndarray, groups: np.ndarray, values: np.ndarra
 
 
 _UNKNOWN = object()  # groups not yet looked at
+#: Group runs in one block above which the block is screened with a level per element.
+_RUNS_PER_BLOCK = 8
 
 
 class ArrayPasses(ScorePasses):
@@ -283,8 +285,11 @@ class ArrayPasses(ScorePasses):
     number of groups with floors. Blocks of :data:`copslp._blocks.BLOCK` elements keep every
     temporary small. ``layers``: the offsets of the groups (length G + 1) when each is one
     contiguous run in the order of its id, as layers are (validation knows); when not given,
-    the first screening with groups finds out (one comparison pass over ``groups``). A
-    screening reads such groups run by run, at one level each, without a level per element."""
+    the first screening with groups finds out (one comparison pass over ``groups``, kept:
+    ``groups`` must not change while the instance is used). A screening reads a block that
+    holds at most :data:`_RUNS_PER_BLOCK` such runs run by run, at one level each, without a
+    level per element; blocks of many small groups keep a level per element (a call of the
+    compiled loop per run would cost more than it saves)."""
 
     def __init__(self, scores: np.ndarray, groups: np.ndarray | None = None, n_groups: int = 0, *,
                  layers: np.ndarray | None = None):
@@ -303,14 +308,18 @@ class ArrayPasses(ScorePasses):
 
     def _pieces(self, width: int, grouped: bool):
         """``(slice, group)`` covering the elements in order, at most ``width`` long: blocks
-        (group None), or with groups that are runs, each block cut where a group ends."""
+        (group None), or with groups that are runs, each block of at most
+        :data:`_RUNS_PER_BLOCK` of them cut where a group ends."""
         starts = self._layer_starts() if grouped else None
         for block in blocks(self.size, width):
             if starts is None:
                 yield block, None
                 continue
             position = block.start
-            group = int(np.searchsorted(starts, position, side="right")) - 1
+            group, last = (int(at) - 1 for at in np.searchsorted(starts, [position, block.stop - 1], side="right"))
+            if last - group >= _RUNS_PER_BLOCK:
+                yield block, None
+                continue
             while position < block.stop:
                 while starts[group + 1] <= position:  # empty groups
                     group += 1
