@@ -232,8 +232,9 @@ def _best_subset(problem, x, values, frac, need, deficit):
     worst = np.max(np.maximum(shortfall, 0.0), axis=0, initial=0.0)
     if deficit is not None:
         groups = problem.groups[frac][subsets]  # (n_subsets, need)
-        counts = np.stack([(groups == l).sum(axis=1) for l in range(deficit.shape[0])], axis=1)
-        floors_ok = np.all(counts >= deficit[None, :], axis=1)
+        floors_ok = np.ones(subsets.shape[0], dtype=bool)
+        for l in np.flatnonzero(deficit):  # groups still short: at most one per fractional entry
+            floors_ok &= (groups == l).sum(axis=1) >= deficit[l]
         worst = np.where(floors_ok, worst, np.inf)
     best = np.lexsort((-values[0], worst))[0]
     return frac[subsets[best]]

@@ -11,7 +11,12 @@ from ._blocks import blocks
 
 __all__ = ["every_row", "take_rows", "kth_largest", "top_k_sum", "top_k_sum_and_total", "prefilters", "top_k_sum_by_partition",
            "strided_candidate_level", "top_k_indices", "lexicographic_top_k", "is_non_decreasing", "group_order", "group_starts",
-           "top_k_with_floors", "take_columns"]
+           "top_k_with_floors", "take_columns", "kth_largest_in_groups", "top_in_groups"]
+
+#: Groups above which a selection in every group is one sort of (group, value) pairs instead of
+#: a partition per group: each partition is a Python call, and floors per filter or per neuron
+#: make tens of thousands of groups (a partition per layer stays the cheaper road for layers).
+GROUPS_LOOPED = 64
 
 
 def kth_largest(values: np.ndarray, k: int) -> float:
@@ -163,6 +168,58 @@ def group_starts(sizes: np.ndarray) -> np.ndarray:
     return starts
 
 
+def _members_by_value(values: np.ndarray, order: np.ndarray | None, starts: np.ndarray, wanted: np.ndarray):
+    """The members of the groups ``wanted`` (indices into ``values``, group after group), the
+    permutation that sorts them by group and, within each, by value largest first, and the
+    offset of each wanted group in that list. Groups in the layout (``order``, ``starts``)
+    of :func:`group_order` / :func:`group_starts`."""
+    lengths = (starts[1:] - starts[:-1])[wanted]
+    first = np.zeros(wanted.shape[0], dtype=np.int64)
+    np.cumsum(lengths[:-1], out=first[1:])
+    positions = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(starts[wanted] - first, lengths)
+    members = positions if order is None else order[positions]
+    by_value = np.lexsort((-values[members].astype(np.float64), np.repeat(np.arange(wanted.shape[0]), lengths)))
+    return members, by_value, first, lengths
+
+
+def kth_largest_in_groups(values: np.ndarray, order: np.ndarray | None, starts: np.ndarray,
+                          ranks: np.ndarray) -> np.ndarray:
+    """Per group g, the ``ranks[g]``-th largest of ``values`` among its members (1 <= rank <=
+    its size), +inf where ``ranks[g]`` is 0; groups in the layout (``order``, ``starts``).
+    Up to :data:`GROUPS_LOOPED` groups a partition each, else one sort of all their members."""
+    levels = np.full(ranks.shape[0], np.inf)
+    wanted = np.flatnonzero(ranks > 0)
+    if wanted.shape[0] <= GROUPS_LOOPED:
+        ordered = values if order is None else values[order]
+        for g in wanted:
+            levels[g] = kth_largest(ordered[starts[g]:starts[g + 1]], int(ranks[g]))
+        return levels
+    members, by_value, first, _ = _members_by_value(values, order, starts, wanted)
+    levels[wanted] = values[members[by_value[first + ranks[wanted] - 1]]]
+    return levels
+
+
+def top_in_groups(values: np.ndarray, order: np.ndarray | None, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Indices of the ``counts[g]`` largest of ``values`` in each group g (ties broken
+    arbitrarily; groups with a count of 0 give none); groups in the layout (``order``,
+    ``starts``). Up to :data:`GROUPS_LOOPED` groups a selection each, else one sort of all
+    their members."""
+    wanted = np.flatnonzero(counts > 0)
+    if wanted.shape[0] <= GROUPS_LOOPED:
+        chosen = []
+        for g in wanted:
+            first, stop, count = int(starts[g]), int(starts[g + 1]), int(counts[g])
+            if order is None:
+                chosen.append(top_k_indices(values[first:stop], count) + first)
+            else:
+                members = order[first:stop]
+                chosen.append(members[top_k_indices(values[members], count)])
+        return np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+    members, by_value, first, lengths = _members_by_value(values, order, starts, wanted)
+    within = np.arange(members.shape[0]) - np.repeat(first, lengths)
+    return members[by_value[within < np.repeat(counts[wanted], lengths)]]
+
+
 def top_k_with_floors(values: np.ndarray, k: int, groups: np.ndarray, floors: np.ndarray,
                       order: np.ndarray | None = None, starts: np.ndarray | None = None) -> np.ndarray:
     """Indices of a best k-subset by ``values`` holding at least ``floors[l]`` of each group l.
@@ -203,15 +260,7 @@ def top_k_with_floors(values: np.ndarray, k: int, groups: np.ndarray, floors: np
     if starts is None:
         order = group_order(groups) if order is None else order
         starts = group_starts(np.bincount(groups, minlength=n_groups))
-    best = []  # the forced elements of the short groups
-    for l in np.flatnonzero(short):
-        first, stop, f = int(starts[l]), int(starts[l + 1]), int(floors[l])
-        if order is None:
-            best.append(top_k_indices(values[first:stop], f) + first)
-        else:
-            members = order[first:stop]
-            best.append(members[top_k_indices(values[members], f)])
-    best = np.concatenate(best)
+    best = top_in_groups(values, order, starts, np.where(short, floors, 0))  # the short groups' forced elements
     forced = np.zeros(values.shape[0], dtype=bool)
     forced[best] = True
     in_top = np.zeros(values.shape[0], dtype=bool)
@@ -227,14 +276,11 @@ def top_k_with_floors(values: np.ndarray, k: int, groups: np.ndarray, floors: np
     pool_count = np.bincount(pool_groups, minlength=n_groups)
     reaching = floors - (kept - pool_count)  # forced members of l in the pool: its best `reaching`
     droppable = ~forced[top[pool]]
-    ranked = np.flatnonzero(~short & (reaching > 0))
-    if ranked.shape[0]:
+    ranked = np.where(~short & (reaching > 0), reaching, 0)
+    if ranked.any():
         narrow = np.int16 if n_groups <= np.iinfo(np.int16).max else np.int32  # int16: a radix sort
         by_group = np.argsort(pool_groups.astype(narrow), kind="stable")
-        bounds = group_starts(pool_count)
-        for l in ranked:
-            members = by_group[bounds[l]:bounds[l + 1]]
-            droppable[members[top_k_indices(top_values[pool[members]], int(reaching[l]))]] = False
+        droppable[top_in_groups(top_values[pool], by_group, group_starts(pool_count), ranked)] = False
     candidates = pool[droppable]
     dropped = candidates[top_k_indices(-top_values[candidates], a)]
     keep = np.ones(k, dtype=bool)

@@ -110,3 +110,32 @@ def test_the_newton_start_stays_in_its_box_and_the_optimum_is_the_same(seed):
     scale = float(np.abs(inner.scores).sum(axis=1).max())
     assert float(inner.scores[0] @ from_newton[0]) == pytest.approx(float(inner.scores[0] @ from_centre[0]),
                                                                     rel=1e-9, abs=1e-9 * scale)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_many_floor_rows_match_the_reference(seed):
+    """Floors on 40 to 120 groups (more than 32 rows: the basis inverse is updated after each
+    pivot, not computed afresh) and floors of 0 (no row): the optimum of HiGHS."""
+    rng = np.random.default_rng(100 + seed)
+    n_groups = int(rng.integers(40, 120))
+    sizes = rng.integers(1, 12, n_groups)
+    groups = np.repeat(np.arange(n_groups), sizes)
+    m, r = groups.shape[0], int(rng.integers(1, 4))
+    s = rng.lognormal(size=(r + 1, m))
+    floors = np.where(rng.random(n_groups) < 0.8, np.minimum(sizes, rng.integers(1, 3, n_groups)), 0)
+    k = int(floors.sum()) + int(rng.integers(1, m - int(floors.sum())))
+    best = np.array([top_k_sum_sorted(row, k) for row in s[1:]])
+    thresholds = best * rng.uniform(0.3, 0.8, r)
+    inner = InnerProblem(s, k, thresholds, groups, floors)
+    reference = reference_solve(s, k, thresholds, groups, floors)
+    if reference.status == "infeasible":
+        with pytest.raises(ReducedProblemInfeasible):
+            solve_small_lp(inner)
+        return
+    x, lam, _ = solve_small_lp(inner, None if seed % 2 else np.full(r, 0.5))
+    scale = float(np.abs(s).sum(axis=1).max())
+    assert np.all(np.bincount(groups, weights=x, minlength=n_groups) >= floors - 1e-9)
+    assert np.all(s[1:] @ x >= thresholds - 1e-9 * scale)
+    assert float(s[0] @ x) == pytest.approx(reference.objective, rel=1e-9, abs=1e-9 * scale)
+    dual = greedy_value(s[0] + lam @ s[1:], k, groups, floors) - float(lam @ thresholds)
+    assert dual == pytest.approx(float(s[0] @ x), rel=1e-9, abs=1e-9 * (scale + float(lam @ np.abs(s[1:]).sum(axis=1))))

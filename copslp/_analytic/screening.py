@@ -24,7 +24,7 @@ import numpy as np
 from .._blocks import BLOCK
 from .._inner import InnerProblem
 from .._kernels_numpy import kernels_name, load_kernels
-from .._selection import group_starts, kth_largest, take_columns
+from .._selection import group_starts, kth_largest, kth_largest_in_groups, take_columns
 
 #: The screening passes: the compiled copslp._kernels, or where it is not built (or with
 #: COPSLP_KERNELS=numpy) the same passes in numpy, copslp._kernels_numpy (same answers, slower).
@@ -183,13 +183,15 @@ def _level_ranks(inner: InnerProblem):
     return k - int(inner.floors.sum()), (k + 1 if k < inner.size else 0)
 
 
-def _sample_rank(rank: int, m: int, size: int, direction: int, spread: float = 4.0, offset: int = 8) -> int:
+def _sample_rank(rank, m, size, direction: int, spread: float = 4.0, offset: int = 8):
     """The rank among m sampled of ``size`` elements whose value bounds the ``rank``-th
     largest of all from above (``direction`` -1) or below (+1) with a margin of ``spread``
-    standard deviations plus ``offset``."""
-    r = int(round(rank * m / size))
-    margin = int(np.ceil(spread * np.sqrt(max(r, 1)))) + offset
-    return min(max(1, r + direction * margin), m)
+    standard deviations plus ``offset`` (0 where m is 0); integers, or arrays of them (one
+    per group), alike."""
+    r = np.rint(np.asarray(rank) * np.asarray(m) / np.asarray(size)).astype(np.int64)  # half to even, as round()
+    margin = np.ceil(spread * np.sqrt(np.maximum(r, 1))).astype(np.int64) + offset
+    ranks = np.minimum(np.maximum(1, r + direction * margin), m)
+    return int(ranks) if ranks.ndim == 0 else ranks
 
 
 def _group_sample_levels(outline, low, sample_groups, wide=None):
@@ -202,19 +204,18 @@ def _group_sample_levels(outline, low, sample_groups, wide=None):
     floors, sizes = outline.floors, outline.group_sizes
     wide = np.zeros(floors.shape[0], dtype=bool) if wide is None else wide
     by_group = np.argsort(sample_groups, kind="stable")
-    sample_starts = group_starts(np.bincount(sample_groups, minlength=floors.shape[0]))
-    levels = np.full(floors.shape[0], np.inf)
-    for g in np.flatnonzero(floors > 0):
-        members = low[by_group[sample_starts[g]:sample_starts[g + 1]]]
-        m = members.shape[0]
-        expected = floors[g] * m / sizes[g]
-        rank = _sample_rank(int(floors[g]), m, int(sizes[g]), +1, *_GROUP_MARGIN) if m else 0
-        if not wide[g] and 0 < rank < m and rank <= _GROUP_RANK_FACTOR * expected:
-            levels[g] = kth_largest(members, rank)
-        else:  # too few members to say, or the level failed once: a margin four times wider
-            spread, offset = _GROUP_MARGIN
-            rank = _sample_rank(int(floors[g]), m, int(sizes[g]), +1, 4 * spread, 4 * offset) if m else 0
-            levels[g] = kth_largest(members, min(rank, m)) if m else -np.inf
+    counts = np.bincount(sample_groups, minlength=floors.shape[0])
+    floored, sampled = floors > 0, counts > 0
+    safe_sizes = np.maximum(sizes, 1)
+    spread, offset = _GROUP_MARGIN
+    rank = np.where(sampled, _sample_rank(floors, counts, safe_sizes, +1, spread, offset), 0)
+    narrow = ~wide & (0 < rank) & (rank < counts) & (rank <= _GROUP_RANK_FACTOR * floors * counts / safe_sizes)
+    # too few members to say, or the level failed once: a margin four times wider
+    wider = np.minimum(np.where(sampled, _sample_rank(floors, counts, safe_sizes, +1, 4 * spread, 4 * offset), 0),
+                       counts)
+    ranks = np.where(floored, np.where(narrow, rank, wider), 0)
+    levels = kth_largest_in_groups(low, by_group, group_starts(counts), ranks)
+    levels[floored & ~sampled] = -np.inf
     return levels
 
 
@@ -353,9 +354,5 @@ def _group_floor_levels(inner: InnerProblem, values: np.ndarray) -> np.ndarray:
     ``high`` always is (at most floors[g] - 1 members can reach above it), so it is in
     every best set.
     """
-    levels = np.full(inner.floors.shape[0], np.inf)
     order, starts = inner._group_layout
-    ordered = values if order is None else values[order]
-    for g in np.flatnonzero(inner.floors > 0):
-        levels[g] = kth_largest(ordered[starts[g]:starts[g + 1]], int(inner.floors[g]))
-    return levels
+    return kth_largest_in_groups(values, order, starts, inner.floors)

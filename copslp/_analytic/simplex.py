@@ -2,7 +2,7 @@ r"""The exact finish on the last survivors: a bounded-variable primal simplex wr
 shape of the COPS LP (docs/maths.md §4).
 
 The LP left after screening has a few thousand columns and only :math:`p = 1 + r + G` rows
-(the budget, the r bounds, the G floors):
+(the budget, the r bounds, the G floors that are not 0):
 
 .. math::
 
@@ -11,8 +11,9 @@ The LP left after screening has a few thousand columns and only :math:`p = 1 + r
     0 \le x \le 1,\ t, u \ge 0.
 
 A generic solver pays a fixed cost of tens of milliseconds per call for that; here every
-iteration is one :math:`p \times p` factorisation and one product of the :math:`p`-vector of
-duals with the :math:`p \times m` matrix (the pricing), in numpy. Columns that are equal in
+iteration is one :math:`p \times p` inverse (with more than 32 rows, floors on many groups, an
+update of the last one after each pivot, computed afresh every 32) and one product of the
+:math:`p`-vector of duals with the :math:`p \times m` matrix (the pricing), in numpy. Columns that are equal in
 every score and in their group (the exact zeros of a pruned model, ties) are one column with
 the upper bound of their count, so ties cost nothing.
 
@@ -49,6 +50,11 @@ _PIVOT_TOL = 1e-9
 _FLIP_BATCH = 512
 #: Degenerate pivots in a row after which Bland's rule prices (and until a step moves).
 _DEGENERATE_RUN = 30
+#: Rows up to which the basis is inverted at every iteration (the budget and a few bounds);
+#: beyond (floors on many groups: a row each), the inverse is updated after each pivot
+#: (O(p^2), not O(p^3)) and computed afresh every ``_UPDATES_BEFORE_REFACTOR`` pivots.
+_INVERTED_EVERY_PIVOT = 32
+_UPDATES_BEFORE_REFACTOR = 32
 
 
 def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
@@ -70,7 +76,10 @@ def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
         The iteration limit was reached (a defect: the pivot rules cannot cycle).
     """
     r = inner.thresholds.shape[0]
-    n_groups = 0 if inner.floors is None else inner.floors.shape[0]
+    # a row per group with a floor left: a floor of 0 holds at every x (after screening, most
+    # of the groups of per-filter floors), and each row is one more of the p x p factorisation
+    floored = np.zeros(0, dtype=np.int64) if inner.floors is None else np.flatnonzero(inner.floors > 0)
+    n_groups = floored.shape[0]
     columns, inverse, counts = inner.equal_columns  # the same sort few_enough asked for
     columns = np.asarray(columns, dtype=np.float64)
     q = columns.shape[1]
@@ -87,8 +96,8 @@ def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
     if n_groups:
         column_groups = np.zeros(q, dtype=np.int64)
         column_groups[inverse] = inner.groups
-        rows[1 + r:] = column_groups[None, :] == np.arange(n_groups)[:, None]
-        rhs[1 + r:] = inner.floors
+        rows[1 + r:] = column_groups[None, :] == floored[:, None]
+        rhs[1 + r:] = inner.floors[floored]
 
     # the columns: structural (q), surplus of each inequality row (r + G), artificial (p)
     n_surplus = r + n_groups
@@ -158,11 +167,14 @@ def _iterate(matrix, rhs, lower, upper, cost, basis, value):
     status[value >= upper] = 1
     status[basis] = 2
     degenerate = 0
+    inverse, updates = None, 0
     for _ in range(50 * (total + p) + 100):
-        try:
-            inverse = np.linalg.inv(matrix[:, basis])
-        except np.linalg.LinAlgError:
-            raise SolverError("analytic: a singular basis in the survivors' simplex (a defect)") from None
+        if inverse is None or updates >= _UPDATES_BEFORE_REFACTOR or p <= _INVERTED_EVERY_PIVOT:
+            try:
+                inverse = np.linalg.inv(matrix[:, basis])
+            except np.linalg.LinAlgError:
+                raise SolverError("analytic: a singular basis in the survivors' simplex (a defect)") from None
+            updates = 0
         nonbasic_value = np.where(status == 2, 0.0, value)
         value[basis] = inverse @ (rhs - matrix @ nonbasic_value)
         duals = cost[basis] @ inverse
@@ -207,6 +219,11 @@ def _iterate(matrix, rhs, lower, upper, cost, basis, value):
         value[out] = upper[out] if to_upper else lower[out]
         basis[leaving] = entering
         status[entering] = 2
+        if p > _INVERTED_EVERY_PIVOT:  # the new basis's inverse from the old one (column l replaced)
+            row = inverse[leaving] / column[leaving]
+            inverse -= np.outer(column, row)
+            inverse[leaving] = row
+            updates += 1
     raise SolverError("analytic: the simplex on the survivors reached its iteration limit (a defect)")
 
 
