@@ -77,6 +77,20 @@ def test_bound_at_gamma_one_with_floors_that_the_face_cannot_meet():
         copslp.solve(scores, 3_000, gamma=[1.0, 0.5], groups=np.repeat(np.arange(6), 1000), floors=100)
 
 
+def test_two_bounds_at_gamma_one_whose_face_leaves_one_point():
+    """Found by the long property run: both bounds at gamma = 1, the only point meeting both
+    is {2, 3, 7}. On the face of s_1 the bound on s_2 is its best less what the elements
+    above the level take (1003.21... - 1003.16...), which rounded above the face's own best
+    (s_2's entry 0.0487): the face was 'infeasible' and the solve a SolverError."""
+    scores = np.array([[0, 0, 0, 0, 0, 0, 0, 0],
+                       [0, 0, 0, 1, 0, 0, 0, 1],
+                       [0, 0, 4.86967525e-02, 3.16227766e+00, 0, 0, 0, 1e3]])
+    case = Case(scores, 3, gamma=[1.0, 1.0], label="gamma one twice")
+    result = _solve(case)
+    assert_optimal(result, case)
+    assert np.flatnonzero(result.mask).tolist() == [2, 3, 7]
+
+
 torch = pytest.importorskip("torch")
 
 

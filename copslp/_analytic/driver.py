@@ -748,9 +748,14 @@ def _solve_on_best_face(inner: InnerProblem, row: int, settings: dict):
         if np.any(floors > sizes) or floors.sum() > k - above.shape[0]:  # no point of the face meets the floors
             raise ReducedProblemInfeasible()
     face_scores = take_columns(kept_rows, tied)
-    face = Problem(face_scores, k - above.shape[0], inner.thresholds[others] - taken[1:], None,
-                   np.array([top_k_sum(row_scores, k - above.shape[0]) for row_scores in face_scores[1:]]),
-                   groups, floors, sizes)
+    face_best = np.array([top_k_sum(row_scores, k - above.shape[0]) for row_scores in face_scores[1:]])
+    # a bound less what the elements above L take rounds: above the face's best by no more
+    # than that round-off, it asks for the face's best (the certificate checks the whole x)
+    face_thresholds = inner.thresholds[others] - taken[1:]
+    round_off = 1e-12 * (np.abs(inner.thresholds[others]) + np.abs(taken[1:]))
+    face_thresholds = np.where((face_thresholds > face_best) & (face_thresholds <= face_best + round_off), face_best,
+                               face_thresholds)
+    face = Problem(face_scores, k - above.shape[0], face_thresholds, None, face_best, groups, floors, sizes)
     try:
         solution = solve_analytic(face, **settings)
     except InfeasibleError:
