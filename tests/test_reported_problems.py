@@ -91,6 +91,18 @@ def test_two_bounds_at_gamma_one_whose_face_leaves_one_point():
     assert np.flatnonzero(result.mask).tolist() == [2, 3, 7]
 
 
+def test_a_bound_at_gamma_one_met_within_round_off_off_its_face():
+    """Found by the long property run: s_1's k-th largest entry is 1e-4 beside 1e7, and no
+    point of its face meets the bound on s_2; a point 6e-13 (relative) off the face meets
+    both, as HiGHS finds. The face's infeasibility is left to the exact finish, which finds
+    that point (it was a SolverError)."""
+    scores = np.array([[0.0] * 19, [0.0] * 10 + [1.0] * 6 + [1e7, 1e-4, 0.0], [0.0] * 18 + [1.0]])
+    case = Case(scores, 8, gamma=[1.0, 0.0625], label="gamma one, 1e-4 beside 1e7")
+    result = _solve(case)
+    assert_optimal(result, case)
+    assert "off_the_face_of" in result.info
+
+
 torch = pytest.importorskip("torch")
 
 

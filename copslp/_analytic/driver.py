@@ -703,11 +703,17 @@ def _solve_whole(outline: Outline, whole: InnerProblem, rows: np.ndarray, settin
     """x, lambda and details of the whole problem, gathered on rank 0: on the face of a bound
     at its best value (``top``: a level down the best values are only estimates), else the
     exact finish without a box (the simplex on few distinct columns, else boxes from 0 that
-    widen, :func:`copslp._analytic.finish.localise_everywhere`)."""
+    widen, :func:`copslp._analytic.finish.localise_everywhere`). When no point of the face
+    meets the other bounds, the exact finish decides: a point within the bounds' round-off of
+    the face may (a bound at gamma = 1 whose k-th entry is 1e-11 of its sum)."""
     at_best = _rows_at_best(outline, rows, whole.thresholds) if top else np.zeros(0, dtype=np.intp)
     if rows.shape[0] > 2 and at_best.shape[0]:
-        x, lam, details = _solve_on_best_face(whole, int(at_best[0]), settings)
-        return x, lam, {"best_face_of": int(rows[1 + at_best[0]]), **details}
+        try:
+            x, lam, details = _solve_on_best_face(whole, int(at_best[0]), settings)
+            return x, lam, {"best_face_of": int(rows[1 + at_best[0]]), **details}
+        except ReducedProblemInfeasible:  # no point of the face itself: one within round-off of it may
+            x, lam, details = solve_exact(whole, settings["rtol"])
+            return x, lam, {"off_the_face_of": int(rows[1 + at_best[0]]), **details}
     return solve_exact(whole, settings["rtol"])
 
 
