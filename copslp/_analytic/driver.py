@@ -170,7 +170,7 @@ def _in_memory_run(scores: np.ndarray, groups: np.ndarray | None, floors: np.nda
     """The run of one process over numpy ``scores`` (and, with floors, their ``groups``;
     ``layers``: their offsets, where validation found each group one run)."""
     n_groups = 0 if floors is None else floors.shape[0]
-    passes = ArrayPasses(scores, groups if n_groups else None, n_groups, layers=layers if n_groups else None)
+    passes = ArrayPasses(scores, groups if n_groups else None, n_groups, layers=layers)
     return _Run(passes, OneProcess(), settings)
 
 

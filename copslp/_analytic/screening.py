@@ -208,11 +208,10 @@ def _group_sample_levels(outline, low, sample_groups, wide=None):
     floored, sampled = floors > 0, counts > 0
     safe_sizes = np.maximum(sizes, 1)
     spread, offset = _GROUP_MARGIN
-    rank = np.where(sampled, _sample_rank(floors, counts, safe_sizes, +1, spread, offset), 0)
+    rank = _sample_rank(floors, counts, safe_sizes, +1, spread, offset)  # 0 where no member was sampled
     narrow = ~wide & (0 < rank) & (rank < counts) & (rank <= _GROUP_RANK_FACTOR * floors * counts / safe_sizes)
     # too few members to say, or the level failed once: a margin four times wider
-    wider = np.minimum(np.where(sampled, _sample_rank(floors, counts, safe_sizes, +1, 4 * spread, 4 * offset), 0),
-                       counts)
+    wider = _sample_rank(floors, counts, safe_sizes, +1, 4 * spread, 4 * offset)
     ranks = np.where(floored, np.where(narrow, rank, wider), 0)
     levels = kth_largest_in_groups(low, by_group, group_starts(counts), ranks)
     levels[floored & ~sampled] = -np.inf
