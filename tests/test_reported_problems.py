@@ -91,16 +91,48 @@ def test_two_bounds_at_gamma_one_whose_face_leaves_one_point():
     assert np.flatnonzero(result.mask).tolist() == [2, 3, 7]
 
 
-def test_a_bound_at_gamma_one_met_within_round_off_off_its_face():
+@pytest.mark.parametrize("ones", [range(10, 16), [7, 8, 9, 10, 14, 15]])
+def test_a_bound_at_gamma_one_met_within_round_off_off_its_face(ones):
     """Found by the long property run: s_1's k-th largest entry is 1e-4 beside 1e7, and no
     point of its face meets the bound on s_2; a point 6e-13 (relative) off the face meets
     both, as HiGHS finds. The face's infeasibility is left to the exact finish, which finds
-    that point (it was a SolverError)."""
-    scores = np.array([[0.0] * 19, [0.0] * 10 + [1.0] * 6 + [1e7, 1e-4, 0.0], [0.0] * 18 + [1.0]])
+    that point (it was a SolverError). With the ones of s_1 spread out, the finish's simplex
+    met the bound only up to its round-off in phase 1, and phase 2, on the bound as it is,
+    took 6.00000625 of the six ones (a SolverError: x sums to k - 6e-6)."""
+    scores = np.array([[0.0] * 19, [0.0] * 16 + [1e7, 1e-4, 0.0], [0.0] * 18 + [1.0]])
+    scores[1, list(ones)] = 1.0
     case = Case(scores, 8, gamma=[1.0, 0.0625], label="gamma one, 1e-4 beside 1e7")
     result = _solve(case)
     assert_optimal(result, case)
     assert "off_the_face_of" in result.info
+
+
+def test_bounds_that_miss_by_more_than_the_certificate_allows_are_infeasible():
+    """s_1 = (..., 1, 1e7, 0) at gamma = 1 and s_2 = (..., 0, 0, 1) at 1/64, k = 2: meeting the
+    second bound costs the first 1/64 of 1e7 + 1 (1.6e-9 of it). No point meets both; the
+    exact finish accepted one 1.6e-9 short (phase 1 of its simplex stops at 1e-9 of the
+    scaled rows), which the certificate, at rtol 1e-9, then refused: a SolverError. The
+    Farkas ray (1, 1) proves the conflict."""
+    scores = np.zeros((3, 19))
+    scores[1, 16:18] = [1.0, 1e7]
+    scores[2, 18] = 1.0
+    with pytest.raises(copslp.InfeasibleError, match="1.56e-09 of the bound") as caught:
+        copslp.solve(scores, 2, gamma=[1.0, 0.015625])
+    assert caught.value.conflicting_scores == (1, 2)
+    assert np.array_equal(caught.value.farkas_multipliers, [1.0, 1.0])
+
+
+@pytest.mark.xfail(strict=True, raises=copslp.SolverError,
+                   reason="open: the survivors' simplex scales each bound row by its largest |entry| (1e9 "
+                          "here), so phase 1 accepts the bound 0.25 short (2.5e-10 of that scale)")
+def test_a_bound_whose_row_holds_one_huge_entry_elsewhere():
+    """Found by the long property run (present before this regression set): s_2 = (..., -1e9,
+    1), k = 1, gamma [0.25, 0.5]; the optimum puts x = 0.5 on the last element (-0.5, as
+    HiGHS finds). The exact finish returns x = 0.25 there, and the certificate refuses it."""
+    scores = np.zeros((3, 7))
+    scores[0, 6], scores[1, 6], scores[2, 5:] = -1.0, 1.0, [-1e9, 1.0]
+    case = Case(scores, 1, gamma=[0.25, 0.5], label="one huge entry beside the bound's own")
+    assert_optimal(_solve(case), case)
 
 
 torch = pytest.importorskip("torch")

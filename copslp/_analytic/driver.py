@@ -839,7 +839,9 @@ def _raise_joint_infeasibility(run: _Run, outline: Outline, rows: np.ndarray, th
 
 def _finish(run: _Run, outline: Outline, rows: np.ndarray, optimum: _Optimum, with_point: bool = False) -> Result:
     """The mask, each process its part; the whole problem's scan; the certificate, checked
-    by every process on the same numbers; with ``with_point`` (one process), the LP point."""
+    by every process on the same numbers; with ``with_point`` (one process), the LP point.
+    A point the certificate finds short of a bound by more than rtol goes to the Farkas proof
+    (docs/maths.md §3.5): the bounds may conflict by less than the exact finish's tolerance."""
     n = outline.n_scores
     multipliers = np.zeros(n - 1)
     multipliers[rows[1:] - 1] = optimum.multipliers
@@ -848,6 +850,8 @@ def _finish(run: _Run, outline: Outline, rows: np.ndarray, optimum: _Optimum, wi
     if numbers["screened"] and (certificate is None or not certificate.passed):  # levels only bound v: read it all
         mask, numbers, certificate = _mask_and_certificate(run, outline, optimum, multipliers, read_all=True)
     if not certificate.passed:
+        if certificate.primal_violation > run.rtol:  # short of a bound: they may conflict by more than rtol
+            _raise_joint_infeasibility(run, outline, rows, outline.thresholds[rows[1:] - 1])
         raise SolverError(f"analytic returned a point that is not optimal: {certificate.summary()}")
     values, mask_values = numbers["values"], numbers["mask_values"]
     thresholds = outline.thresholds

@@ -129,15 +129,30 @@ def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
         raise ReducedProblemInfeasible()
     upper[artificial] = 0.0
     value[artificial] = 0.0
+    # phase 2 from phase 1's basis, on the bounds as they are where that basis meets them; where
+    # it meets them only up to their round-off (no point meets the bounds as they are), on the
+    # bounds phase 1 met: on the others the basic values would leave their bounds
+    target = rhs if _basis_within_bounds(matrix, rhs, lower, upper, basis, value) else relaxed
     objective = np.zeros(total)
     objective[:q] = columns[0] / scale[0]
-    basis, value, duals = _iterate(matrix, rhs, lower, upper, objective, basis, value)
+    basis, value, duals = _iterate(matrix, target, lower, upper, objective, basis, value)
 
     amounts = np.clip(value[:q], 0.0, counts)
     x = _spread(amounts, inverse, counts)
     bound_duals = np.where(-duals[1:1 + r] > _OPTIMALITY_TOL, -duals[1:1 + r], 0.0)  # round-off is 0
     multipliers = scale[0] * bound_duals / scale[1:]
     return x, multipliers, {"reduced_solver": "simplex", "distinct_columns": int(q)}
+
+
+def _basis_within_bounds(matrix, rhs, lower, upper, basis, value) -> bool:
+    """Whether the basic values that ``rhs`` gives (the nonbasic ones at ``value``) lie within
+    their bounds, up to :data:`_FEASIBILITY_TOL` of each bound's size."""
+    nonbasic_value = value.copy()
+    nonbasic_value[basis] = 0.0
+    basic_value = np.linalg.solve(matrix[:, basis], rhs - matrix @ nonbasic_value)
+    low, high = lower[basis], upper[basis]
+    room = _FEASIBILITY_TOL * np.maximum(1.0, np.abs(np.where(np.isfinite(high), high, low)))
+    return bool(np.all((basic_value >= low - room) & (basic_value <= high + room)))
 
 
 def _first_point(inner: InnerProblem, inverse, counts, start) -> np.ndarray:
