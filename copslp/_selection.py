@@ -168,31 +168,55 @@ def group_starts(sizes: np.ndarray) -> np.ndarray:
     return starts
 
 
-def _members_by_value(values: np.ndarray, order: np.ndarray | None, starts: np.ndarray, wanted: np.ndarray):
-    """The members of the groups ``wanted`` (indices into ``values``, group after group), the
-    permutation that sorts them by group and, within each, by value largest first, and the
-    offset of each wanted group in that list. Groups in the layout (``order``, ``starts``)
-    of :func:`group_order` / :func:`group_starts`."""
+def _members(order: np.ndarray | None, starts: np.ndarray, wanted: np.ndarray):
+    """The members of the groups ``wanted`` (indices into the values, group after group, in
+    the layout's order), the offset of each wanted group in that list and its length. Groups
+    in the layout (``order``, ``starts``) of :func:`group_order` / :func:`group_starts`."""
     lengths = (starts[1:] - starts[:-1])[wanted]
     first = np.zeros(wanted.shape[0], dtype=np.int64)
     np.cumsum(lengths[:-1], out=first[1:])
     positions = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(starts[wanted] - first, lengths)
-    members = positions if order is None else order[positions]
-    by_value = np.lexsort((-values[members].astype(np.float64), np.repeat(np.arange(wanted.shape[0]), lengths)))
+    return (positions if order is None else order[positions]), first, lengths
+
+
+def _members_by_value(values: np.ndarray, order: np.ndarray | None, starts: np.ndarray, wanted: np.ndarray):
+    """:func:`_members`, with the permutation that sorts them by group and, within each, by
+    value largest first (ties in the members' order): one sort of a composite integer key,
+    group then rank by value (a third of the time of ``np.lexsort`` on the pairs)."""
+    members, first, lengths = _members(order, starts, wanted)
+    count = members.shape[0]
+    rank = np.empty(count, dtype=np.int64)
+    rank[np.argsort(-values[members].astype(np.float64), kind="stable")] = np.arange(count)
+    by_value = np.argsort(np.repeat(np.arange(wanted.shape[0], dtype=np.int64) * count, lengths) + rank)
     return members, by_value, first, lengths
+
+
+def _largest_members(values: np.ndarray, order: np.ndarray | None, starts: np.ndarray, wanted: np.ndarray):
+    """Per group of ``wanted`` (each with a member), its member of the largest value (the
+    first of its ties in the members' order, as :func:`_members_by_value` ranks them): one
+    segmented maximum, no sort."""
+    members, first, lengths = _members(order, starts, wanted)
+    member_values = values[members]
+    hits = np.flatnonzero(member_values == np.repeat(np.maximum.reduceat(member_values, first), lengths))
+    segment = np.searchsorted(first, hits, side="right")
+    return members[hits[np.concatenate([[True], segment[1:] != segment[:-1]])]]
 
 
 def kth_largest_in_groups(values: np.ndarray, order: np.ndarray | None, starts: np.ndarray,
                           ranks: np.ndarray) -> np.ndarray:
     """Per group g, the ``ranks[g]``-th largest of ``values`` among its members (1 <= rank <=
     its size), +inf where ``ranks[g]`` is 0; groups in the layout (``order``, ``starts``).
-    Up to :data:`GROUPS_LOOPED` groups a partition each, else one sort of all their members."""
+    Up to :data:`GROUPS_LOOPED` groups a partition each, else one segmented maximum where
+    every rank is 1, one sort of all their members otherwise."""
     levels = np.full(ranks.shape[0], np.inf)
     wanted = np.flatnonzero(ranks > 0)
     if wanted.shape[0] <= GROUPS_LOOPED:
         ordered = values if order is None else values[order]
         for g in wanted:
             levels[g] = kth_largest(ordered[starts[g]:starts[g + 1]], int(ranks[g]))
+        return levels
+    if ranks[wanted].max() == 1:
+        levels[wanted] = values[_largest_members(values, order, starts, wanted)]
         return levels
     members, by_value, first, _ = _members_by_value(values, order, starts, wanted)
     levels[wanted] = values[members[by_value[first + ranks[wanted] - 1]]]
@@ -202,8 +226,8 @@ def kth_largest_in_groups(values: np.ndarray, order: np.ndarray | None, starts: 
 def top_in_groups(values: np.ndarray, order: np.ndarray | None, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Indices of the ``counts[g]`` largest of ``values`` in each group g (ties broken
     arbitrarily; groups with a count of 0 give none); groups in the layout (``order``,
-    ``starts``). Up to :data:`GROUPS_LOOPED` groups a selection each, else one sort of all
-    their members."""
+    ``starts``). Up to :data:`GROUPS_LOOPED` groups a selection each, else one segmented
+    maximum where every count is 1, one sort of all their members otherwise."""
     wanted = np.flatnonzero(counts > 0)
     if wanted.shape[0] <= GROUPS_LOOPED:
         chosen = []
@@ -215,6 +239,8 @@ def top_in_groups(values: np.ndarray, order: np.ndarray | None, starts: np.ndarr
                 members = order[first:stop]
                 chosen.append(members[top_k_indices(values[members], count)])
         return np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+    if counts[wanted].max() == 1:
+        return _largest_members(values, order, starts, wanted)
     members, by_value, first, lengths = _members_by_value(values, order, starts, wanted)
     within = np.arange(members.shape[0]) - np.repeat(first, lengths)
     return members[by_value[within < np.repeat(counts[wanted], lengths)]]

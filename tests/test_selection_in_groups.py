@@ -29,13 +29,14 @@ def _grouped(seed: int, contiguous: bool, dtype=np.float64):
     return values.astype(dtype), groups, n_groups, np.bincount(groups, minlength=n_groups), rng
 
 
+@pytest.mark.parametrize("largest", [False, True], ids=["ranks up to 30", "ranks of 1: a segmented maximum"])
 @pytest.mark.parametrize("contiguous", [True, False])
 @pytest.mark.parametrize("seed", range(6))
-def test_one_sort_and_a_partition_per_group_agree(seed, contiguous, monkeypatch):
+def test_one_sort_and_a_partition_per_group_agree(seed, contiguous, largest, monkeypatch):
     values, groups, n_groups, sizes, rng = _grouped(seed, contiguous, np.float32 if seed % 2 else np.float64)
     order, starts = group_order(groups), group_starts(sizes)
     ranks = np.where(rng.random(n_groups) < 0.7, rng.integers(0, 30, n_groups), 0)
-    ranks = np.minimum(ranks, sizes)
+    ranks = np.minimum(ranks, np.minimum(sizes, 1) if largest else sizes)
     found = {}
     for looped in (10**9, 0):
         monkeypatch.setattr(selection, "GROUPS_LOOPED", looped)
@@ -63,6 +64,24 @@ def test_top_k_with_floors_on_many_groups_is_the_greedy(seed, contiguous, monkey
         assert np.unique(chosen).shape[0] == chosen.shape[0] == k
         assert np.all(np.bincount(groups[chosen], minlength=n_groups) >= floors)
         assert float(values[chosen].sum()) == pytest.approx(greedy_value(values, k, groups, floors), abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ties_in_a_group_go_to_its_first_members(seed):
+    """Both roads beyond GROUPS_LOOPED rank tied members in the layout's order, as
+    ``np.lexsort`` of (group, -value) does: the masks do not depend on the machine's sort."""
+    values, groups, n_groups, sizes, rng = _grouped(3 * seed, seed % 2 == 0)
+    order, starts = group_order(groups), group_starts(sizes)
+    in_layout = np.arange(groups.shape[0]) if order is None else order
+    expected = in_layout[np.lexsort((-values[in_layout], groups[in_layout]))]
+    first = {}
+    for position in expected[::-1]:
+        first.setdefault(int(groups[position]), []).insert(0, int(position))
+    for cap in (1, 3):
+        counts = np.minimum(sizes, cap)
+        chosen = np.sort(top_in_groups(values, order, starts, counts))
+        wanted = np.sort(np.concatenate([first[g][:counts[g]] for g in np.flatnonzero(counts)]))
+        np.testing.assert_array_equal(chosen, wanted)
 
 
 @pytest.mark.parametrize("n_scores", [2, 3])

@@ -302,6 +302,30 @@ class TensorPasses(ScorePasses):
                  for (start, stop), count in zip(self._chunks(), per_chunk) if count]
         return torch.cat(found) if found else self._zeros(0)
 
+    def group_levels(self, rows, lo, hi, floors):
+        """Chunk by chunk (each chunk's part of a group is a part): the largest ``low`` per group
+        for the floors of 1; for larger ones, the members ranked within their group by a
+        stable sort of ``low`` and one of the groups, the member at the floor's rank taken."""
+        wanted = torch.as_tensor(np.asarray(floors, dtype=np.int64), device=self.device)
+        levels = torch.full((self.n_groups,), -math.inf, dtype=torch.float64, device=self.device)
+        several = bool((wanted > 1).any())
+        for start, stop in self._chunks():
+            low = self._box(self._read(start, stop, rows), rows, lo, hi, start, stop)[0]
+            groups = self._group_ids(start, stop)
+            if not several:
+                levels.scatter_reduce_(0, groups, low, "amax")
+                continue
+            by_value = torch.argsort(low, descending=True, stable=True)
+            by_group = by_value[torch.argsort(groups[by_value], stable=True)]
+            ordered = groups[by_group]
+            counts = torch.bincount(groups, minlength=self.n_groups)
+            rank = torch.arange(stop - start, device=self.device) - (torch.cumsum(counts, 0) - counts)[ordered]
+            at_floor = rank == wanted[ordered] - 1
+            levels.scatter_reduce_(0, ordered[at_floor], low[by_group][at_floor], "amax")
+        result = levels.cpu().numpy().copy()
+        result[np.asarray(floors) == 0] = np.inf
+        return result
+
     def extremes(self, screened, rows, multipliers):
         state, _ = screened.handle
         segments = max(self.n_groups, 1)

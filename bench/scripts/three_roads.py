@@ -33,6 +33,11 @@ def problems():
     many = np.repeat(np.arange(2000), 100)
     out.append(("n=2 D=2e5 2,000 groups, floors 1", rng.random((2, 200_000)), 10_000,
                 {"gamma": 0.9, "groups": many, "floors": 1}))
+    filters = np.arange(10**6 + 50) // 100  # the two processes' halves meet inside a filter
+    binding = rng.random((2, filters.shape[0]))
+    binding[1] *= (10.0 ** rng.uniform(-1, 1, filters[-1] + 1))[filters]
+    out.append(("n=2 D=1e6 10,001 filters, floors 1, binding (group levels read in a pass)", binding, 50_000,
+                {"gamma": 0.75, "groups": filters, "floors": 1}))
     out.append(("n=3 D=2e4 2,000 groups, floors 2", rng.lognormal(size=(3, 20_000)), 5_000,
                 {"gamma": 0.5, "groups": np.repeat(np.arange(2000), 10), "floors": 2}))
     out.append(("n=4 D=6e5 gamma [1, 0.3, 0.3]", rng.random((4, 600_000)), 30_000, {"gamma": [1.0, 0.3, 0.3]}))

@@ -89,13 +89,17 @@ from .estimate import (_SEVERAL_BOUNDS_SAMPLE_FACTOR, BoxSchedule, SampleEstimat
 from .finish import solve_exact
 from .passes import ArrayPasses, Collectives, LocalScreen, OneProcess, ScorePasses
 from .screening import (MinimumOutsideBox, ReducedProblemInfeasible, ScreenRecord, Tally, _group_sample_levels,
-                        _level_ranks, _sample_rank, box_extremes, kernels_in_use)
+                        _level_ranks, _sample_rank, box_extremes, kernels_in_use, unplaced_share)
 from .several_bounds import inside
 
 __all__ = ["solve_analytic", "solve_streamed"]
 
 #: Margins (standard deviations of the sampled rank) of the successive estimates of a level.
 _SPREADS = (4.0, 16.0, 64.0)
+#: With floors on groups the subsample cannot place (:func:`unplaced_share`: per-filter floors)
+#: holding more than this share of the elements, a screening reads its group levels in a pass
+#: of their own (:meth:`ScorePasses.group_levels`): the sampled ones would keep their members.
+_UNPLACED_SHARE = 1 / 32
 
 
 class _Run:
@@ -184,6 +188,7 @@ class FirstPass(NamedTuple):
     estimate: SampleEstimate
     box: tuple  # (lo, hi), the first box
     screen: LocalScreen | None  # that box's pass at the first levels (None: they were unsafe)
+    passed_levels: np.ndarray | None  # its group levels read in a pass (_passed_levels), if any
 
 
 def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed: int, max_rounds: int,
@@ -225,13 +230,15 @@ def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed
     estimate = _estimate(run, outline, rows, gamma)
     boxes = BoxSchedule(estimate, r, max(1, int(round(k * run.sample_count / d))))
     lo, hi = boxes.box()
-    levels = _sample_levels(run, outline, rows, lo, hi, _SPREADS[0], np.zeros(run.passes.n_groups, dtype=np.int64))
+    with np.errstate(over="ignore", invalid="ignore"):
+        passed = _passed_levels(run, outline, rows, lo, hi)
+    levels = _levels(run, outline, rows, lo, hi, _SPREADS[0], np.zeros(run.passes.n_groups, dtype=np.int64), passed)
     tally = Tally(np.array([strided_candidate_level(row, k) for row in scores[1:]]))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         screen = run.passes.screen(rows, lo, hi, *levels, tally=tally)
         best = np.array([top_k_sum_by_partition(found if found.shape[0] >= k else scores[i + 1], k)
                          for i, found in enumerate(tally.candidates)])
-    return FirstPass(best, tally.totals, run, estimate, (lo, hi), None if levels[0] < levels[1] else screen)
+    return FirstPass(best, tally.totals, run, estimate, (lo, hi), None if levels[0] < levels[1] else screen, passed)
 
 
 def solve_streamed(passes: ScorePasses, collectives: Collectives, budget, *, gamma=None, bounds=None, floors=None,
@@ -363,22 +370,28 @@ class _Screen:
 
 
 def _screen(run: _Run, outline: Outline, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-            everything: bool = False, premade: LocalScreen | None = None) -> _Screen:
+            everything: bool = False, premade: tuple | None = None) -> _Screen:
     """Screen the box [lo, hi] of the multipliers of ``rows`` with levels from the subsample,
     verified by counting (see the module docstring). The survivors stay where they are.
     ``everything``: no levels, every element survives. ``premade``: the pass of this box
-    at the first levels, made already (:func:`first_pass`)."""
+    at the first levels, made already (:func:`first_pass`), and its group levels read in a
+    pass (or None). Group levels the subsample cannot place are read in a pass of their own
+    first (:func:`_passed_levels`)."""
     comm = run.comm
     group_tries = np.zeros(0 if outline.floors is None else outline.floors.shape[0], dtype=np.int64)
     spreads = [np.inf] if everything else [*_SPREADS, np.inf]
+    if everything:
+        passed = None
+    else:
+        passed = premade[1] if premade is not None else _passed_levels(run, outline, rows, lo, hi)
     while spreads:
         spread = spreads[0]
-        levels = _on_root(run, lambda: _sample_levels(run, outline, rows, lo, hi, spread, group_tries))
+        levels = _levels(run, outline, rows, lo, hi, spread, group_tries, passed)
         if levels[0] < levels[1]:  # a one-level below the zero-level: both counts cannot hold
             spreads.pop(0)
             continue
         if premade is not None and spread == _SPREADS[0] and not group_tries.any():
-            local = premade
+            local = premade[0]
         else:
             local = run.passes.screen(rows, lo, hi, *levels)
         one_rank, zero_rank = _level_ranks(outline)
@@ -417,6 +430,29 @@ def _gather(run: _Run, screened: _Screen) -> _Screen:
     survivors = run.comm.gather_columns(local.survivors)
     groups = None if local.survivor_groups is None else run.comm.gather_columns(local.survivor_groups)
     return replace(screened, survivors=survivors, survivor_groups=None if groups is None else groups.reshape(-1))
+
+
+def _passed_levels(run: _Run, outline: Outline, rows, lo, hi) -> np.ndarray | None:
+    """With floors on groups the subsample cannot place holding more than
+    :data:`_UNPLACED_SHARE` of the elements (per-filter floors), the group levels of the
+    box [lo, hi] read in a pass (:meth:`ScorePasses.group_levels`, the largest over the
+    processes: a value floors[g] members of g reach); else None (no pass)."""
+    if outline.floors is None or not _on_root(run, lambda: unplaced_share(outline, run.sample_groups)
+                                              > _UNPLACED_SHARE):
+        return None
+    return run.comm.maximum(run.passes.group_levels(rows, lo, hi, outline.floors))
+
+
+def _levels(run: _Run, outline: Outline, rows, lo, hi, spread: float, group_tries: np.ndarray, passed):
+    """The levels of a screening (:func:`_sample_levels`) where a group's level read in a pass
+    (``passed``, :func:`_passed_levels`) is higher than the sampled one, until that group's
+    count fails (round-off between the passes: then the sample's, wider)."""
+    levels = _on_root(run, lambda: _sample_levels(run, outline, rows, lo, hi, spread, group_tries))
+    if passed is None or not np.isfinite(spread):
+        return levels
+    one_level, zero_level, group_levels = levels
+    return one_level, zero_level, np.where(group_tries == 0, np.minimum(np.maximum(group_levels, passed), zero_level),
+                                           group_levels)
 
 
 def _sample_levels(run: _Run, outline: Outline, rows, lo, hi, spread: float, group_tries: np.ndarray):
@@ -583,7 +619,7 @@ def _optimum(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarr
         lo, hi = boxes.box()
         premade = None
         if first is not None and rounds == 1 and np.array_equal(first.box[0], lo) and np.array_equal(first.box[1], hi):
-            premade = first.screen
+            premade = (first.screen, first.passed_levels)
         screened = _screen(run, outline, rows, lo, hi, whole, premade)
         everything = screened.n_survivors == outline.size
         if _nests(run, outline, screened, rows, depth):

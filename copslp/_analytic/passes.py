@@ -38,7 +38,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._blocks import blocks
-from .._selection import every_row, group_starts, is_non_decreasing, take_columns
+from .._selection import every_row, group_starts, is_non_decreasing, kth_largest_in_groups, take_columns
 from .screening import Collected, box_extremes, kernel_block, screen_piece
 
 __all__ = ["ScorePasses", "Collectives", "LocalScreen", "LevelsOutside", "ArrayPasses", "OneProcess"]
@@ -162,6 +162,16 @@ class ScorePasses(ABC):
         the zero level group by group; ``-inf`` keeps a whole group. With ``group_levels``
         None the groups play no part (``support`` and ``fixed_per_group`` are None; the
         survivors' groups are still returned)."""
+
+    @abstractmethod
+    def group_levels(self, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray, floors: np.ndarray) -> np.ndarray:
+        """Per group g, a value that at least ``floors[g]`` members of g in this shard reach
+        with their ``low_j`` over the box ``[lo, hi]`` of ``rows``: the ``floors[g]``-th
+        largest of them, or (where the shard reads a group in parts) the largest such value
+        of one part; -inf where no part holds ``floors[g]`` members, +inf where ``floors[g]``
+        is 0 (float64, shape (G,)). The maximum over the shards is such a value for the
+        whole group: the screening's exact group levels when the subsample cannot place
+        them (per-filter floors)."""
 
     @abstractmethod
     def extremes(self, screened: LocalScreen, rows: np.ndarray, multipliers: np.ndarray) -> LevelsOutside:
@@ -419,6 +429,29 @@ class ArrayPasses(ScorePasses):
         """``(ones, survivors)`` of a screening: the positions it fixed to 1 and those that
         survived, increasing."""
         return screened.handle
+
+    def group_levels(self, rows, lo, hi, floors):
+        """Block by block (each block's part of a group is a part): the largest ``low`` per
+        group for the floors of 1 (over runs of equal ids where the groups are layers, see
+        :func:`_group_extreme`), the selection of :func:`kth_largest_in_groups` for larger ones."""
+        top = np.full(self.n_groups, -np.inf)
+        levels = np.full(self.n_groups, -np.inf)
+        several = floors > 1
+        for block in blocks(self.size):
+            low = self._extremes(rows, lo, hi, block)[0]
+            groups = self.groups[block]
+            _group_extreme(np.maximum, top, groups, low)
+            if several.any():
+                members = np.flatnonzero(several[groups])
+                member_groups = groups[members]
+                counts = np.bincount(member_groups, minlength=self.n_groups)
+                ranks = np.where(several & (counts >= floors), floors, 0)
+                part = kth_largest_in_groups(low[members], np.argsort(member_groups, kind="stable"),
+                                             group_starts(counts), ranks)
+                np.maximum(levels, np.where(ranks > 0, part, -np.inf), out=levels)
+        levels[floors == 1] = top[floors == 1]
+        levels[floors == 0] = np.inf
+        return levels
 
     def survivor_passes(self, screened):
         return ArrayPasses(screened.survivors, screened.survivor_groups, self.n_groups)  # gathered by the pass

@@ -194,6 +194,24 @@ def _sample_rank(rank, m, size, direction: int, spread: float = 4.0, offset: int
     return int(ranks) if ranks.ndim == 0 else ranks
 
 
+def _placed_by_sample(floors, counts, sizes):
+    """Per group, the sampled rank of its level with the margin :data:`_GROUP_MARGIN` (0
+    where no member was sampled), and whether the subsample places the level: that rank
+    among the sampled members, at most :data:`_GROUP_RANK_FACTOR` times the expected one."""
+    spread, offset = _GROUP_MARGIN
+    rank = _sample_rank(floors, counts, sizes, +1, spread, offset)
+    return rank, (0 < rank) & (rank < counts) & (rank <= _GROUP_RANK_FACTOR * floors * counts / sizes)
+
+
+def unplaced_share(outline, sample_groups) -> float:
+    """The share of all elements in groups with a floor whose level the subsample cannot
+    place (:func:`_placed_by_sample`): a floor of 1 in a group of 100 with 1 member in 15
+    sampled. Their members would all survive a screening at the sampled levels."""
+    floors, sizes = outline.floors, np.maximum(outline.group_sizes, 1)
+    _, placed = _placed_by_sample(floors, np.bincount(sample_groups, minlength=floors.shape[0]), sizes)
+    return float(outline.group_sizes[(floors > 0) & ~placed].sum()) / max(outline.size, 1)
+
+
 def _group_sample_levels(outline, low, sample_groups, wide=None):
     """Per group g, an estimate from below of the floors[g]-th largest ``low`` of g from the
     subsample's members of g; +inf where floors[g] = 0. Where the members are too few to
@@ -207,10 +225,10 @@ def _group_sample_levels(outline, low, sample_groups, wide=None):
     counts = np.bincount(sample_groups, minlength=floors.shape[0])
     floored, sampled = floors > 0, counts > 0
     safe_sizes = np.maximum(sizes, 1)
-    spread, offset = _GROUP_MARGIN
-    rank = _sample_rank(floors, counts, safe_sizes, +1, spread, offset)  # 0 where no member was sampled
-    narrow = ~wide & (0 < rank) & (rank < counts) & (rank <= _GROUP_RANK_FACTOR * floors * counts / safe_sizes)
+    rank, placed = _placed_by_sample(floors, counts, safe_sizes)
+    narrow = ~wide & placed
     # too few members to say, or the level failed once: a margin four times wider
+    spread, offset = _GROUP_MARGIN
     wider = _sample_rank(floors, counts, safe_sizes, +1, 4 * spread, 4 * offset)
     ranks = np.where(floored, np.where(narrow, rank, wider), 0)
     levels = kth_largest_in_groups(low, by_group, group_starts(counts), ranks)
