@@ -115,6 +115,7 @@ def _search_near_level(problem: Problem, x, scan: PointScan, fixed: np.ndarray, 
     added_sets = _subsets(problem.scores, addable, SWAPS)
     active = problem.active + 1
     thresholds = problem.thresholds[problem.active]
+    scales = np.maximum(np.abs(thresholds), 1e-300)
     found = []  # per (removals, additions): the hits' shortfall > 0, their values and (f, a, b)
     for removed, (removed_sums, removed_members) in enumerate(removed_sets):
         for added, (added_sums, added_members) in enumerate(added_sets):
@@ -122,14 +123,17 @@ def _search_near_level(problem: Problem, x, scan: PointScan, fixed: np.ndarray, 
             if not 0 <= size < len(fractional_sets):
                 continue
             taken_sums, taken_members = fractional_sets[size]
-            values = (base + taken_sums[:, None, None, :] - removed_sums[None, :, None, :]
-                      + added_sums[None, None, :, :])  # (fractional sets, removals, additions, n)
-            shortfall = np.max((thresholds - values[..., active]) / np.maximum(np.abs(thresholds), 1e-300), axis=-1)
+            kept_sums = (base + taken_sums)[:, None, :] - removed_sums[None, :, :]  # (fractional sets, removals, n)
+            # the worst relative shortfall of (f, a, b), row by row: (fractional sets, removals, additions)
+            shortfall = np.full((kept_sums.shape[0], kept_sums.shape[1], added_sums.shape[0]), -np.inf)
+            for row, threshold, scale in zip(active, thresholds, scales):
+                np.maximum(shortfall, (threshold - (kept_sums[:, :, row, None] + added_sums[None, None, :, row])) / scale,
+                           out=shortfall)
             hits = np.argwhere(shortfall <= xtol)
             if hits.shape[0]:
                 f, a, b = hits.T
-                found.append((shortfall[f, a, b] > 0, values[f, a, b], (taken_members, removed_members, added_members),
-                              hits))
+                found.append((shortfall[f, a, b] > 0, kept_sums[f, a] + added_sums[b],
+                              (taken_members, removed_members, added_members), hits))
     if not found:
         return None
     misses = np.concatenate([item[0] for item in found])

@@ -122,17 +122,31 @@ def test_bounds_that_miss_by_more_than_the_certificate_allows_are_infeasible():
     assert np.array_equal(caught.value.farkas_multipliers, [1.0, 1.0])
 
 
-@pytest.mark.xfail(strict=True, raises=copslp.SolverError,
-                   reason="open: the survivors' simplex scales each bound row by its largest |entry| (1e9 "
-                          "here), so phase 1 accepts the bound 0.25 short (2.5e-10 of that scale)")
 def test_a_bound_whose_row_holds_one_huge_entry_elsewhere():
-    """Found by the long property run (present before this regression set): s_2 = (..., -1e9,
-    1), k = 1, gamma [0.25, 0.5]; the optimum puts x = 0.5 on the last element (-0.5, as
-    HiGHS finds). The exact finish returns x = 0.25 there, and the certificate refuses it."""
+    """Found by the long property run: s_2 = (..., -1e9, 1), k = 1, gamma [0.25, 0.5]; the
+    optimum puts x = 0.5 on the last element (-0.5, as HiGHS finds). The survivors' simplex
+    scaled s_2's row by 1e9, so its phase 1 accepted the bound 0.25 short (2.5e-10 of that
+    scale), and its ratio test ignored the -1e9 column's basic value (changes of 1e-9, below
+    the pivot tolerance), which went below 0: a SolverError."""
     scores = np.zeros((3, 7))
     scores[0, 6], scores[1, 6], scores[2, 5:] = -1.0, 1.0, [-1e9, 1.0]
     case = Case(scores, 1, gamma=[0.25, 0.5], label="one huge entry beside the bound's own")
-    assert_optimal(_solve(case), case)
+    result = _solve(case)  # (the suite's reference LP calls this one infeasible: not used)
+    assert result.certificate.passed, result.certificate.summary()
+    assert result.objective == pytest.approx(-0.5, rel=1e-9)
+    assert np.all(result.bound_values >= np.array([0.25, 0.5]) * (1 - 1e-9))
+
+
+def test_a_real_multiplier_below_the_old_dual_threshold():
+    """Found by the long property run with the bound rows scaled by what meets them: s_0 =
+    (0, 0, 1, 1e7, 0, 0), s_1 = (0, 0, -1, 0, 0, 1e-4), s_2 = (0, 0, 0, 0, 0, 1), k = 2,
+    gamma 0.5 each. lambda_1 = 1/1.0001 is 1e-11 in the simplex's scaled duals, which a
+    threshold of 1e-11 made 0 (complementarity 1e-7: a SolverError)."""
+    scores = np.array([[0.0, 0.0, 1.0, 1e7, 0.0, 0.0], [0.0, 0.0, -1.0, 0.0, 0.0, 1e-4], [0.0, 0.0, 0.0, 0.0, 0.0, 1.0]])
+    result = _solve(Case(scores, 2, gamma=[0.5, 0.5], label="a multiplier of 1e-11 scaled"))
+    assert result.certificate.passed, result.certificate.summary()
+    assert result.objective == pytest.approx(1e7 + 5e-5 / 1.0001, rel=1e-15)
+    assert result.multipliers[0] == pytest.approx(1 / 1.0001, rel=1e-9)
 
 
 torch = pytest.importorskip("torch")

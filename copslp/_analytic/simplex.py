@@ -85,8 +85,7 @@ def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
     q = columns.shape[1]
     p = 1 + r + n_groups
 
-    scale = np.abs(columns).max(axis=1)
-    scale = np.where(scale > 0, scale, 1.0)
+    scale = _row_scales(columns, inner.thresholds)
     rows = np.empty((p, q))
     rows[0] = 1.0
     rows[1:1 + r] = columns[1:] / scale[1:, None]
@@ -98,6 +97,10 @@ def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
         column_groups[inverse] = inner.groups
         rows[1 + r:] = column_groups[None, :] == floored[:, None]
         rhs[1 + r:] = inner.floors[floored]
+    # a column with an entry beyond 1 (a large cost to a bound, beside the entries that meet it)
+    # is divided by it, its amount multiplied: the ratio test then sees its changes at scale
+    spread = np.maximum(np.abs(rows).max(axis=0), 1.0)
+    rows /= spread
 
     # the columns: structural (q), surplus of each inequality row (r + G), artificial (p)
     n_surplus = r + n_groups
@@ -106,11 +109,11 @@ def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
     matrix[:, :q] = rows
     matrix[1 + np.arange(n_surplus), q + np.arange(n_surplus)] = -1.0
     lower = np.zeros(total)
-    upper = np.concatenate([counts.astype(np.float64), np.full(n_surplus + p, np.inf)])
+    upper = np.concatenate([counts * spread, np.full(n_surplus + p, np.inf)])
     artificial = q + n_surplus + np.arange(p)
 
     value = np.zeros(total)
-    value[:q] = _first_point(inner, inverse, counts, start)
+    value[:q] = _first_point(inner, inverse, counts, start) * spread
     residual = rhs - rows @ value[:q]
     basis = np.empty(p, dtype=np.int64)
     for row in range(p):
@@ -124,7 +127,10 @@ def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
     phase_one[artificial] = -1.0
     relaxed = rhs.copy()  # phase 1: a bound counts as met up to the round-off of its sums
     relaxed[1:1 + r] -= inner.slack / scale[1:]
-    basis, value, _ = _iterate(matrix, relaxed, lower, upper, phase_one, basis, value)
+    # a reduced cost counts per unit of the column's own amount: a divided column's is divided too
+    optimality = np.full(total, _OPTIMALITY_TOL)
+    optimality[:q] /= spread
+    basis, value, _ = _iterate(matrix, relaxed, lower, upper, phase_one, basis, value, optimality)
     if value[artificial].sum() > _FEASIBILITY_TOL * max(1.0, float(np.abs(rhs).max())):
         raise ReducedProblemInfeasible()
     upper[artificial] = 0.0
@@ -134,14 +140,31 @@ def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
     # bounds phase 1 met: on the others the basic values would leave their bounds
     target = rhs if _basis_within_bounds(matrix, rhs, lower, upper, basis, value) else relaxed
     objective = np.zeros(total)
-    objective[:q] = columns[0] / scale[0]
-    basis, value, duals = _iterate(matrix, target, lower, upper, objective, basis, value)
+    objective[:q] = columns[0] / scale[0] / spread
+    basis, value, duals = _iterate(matrix, target, lower, upper, objective, basis, value, optimality)
 
-    amounts = np.clip(value[:q], 0.0, counts)
+    amounts = np.clip(value[:q] / spread, 0.0, counts)
     x = _spread(amounts, inverse, counts)
-    bound_duals = np.where(-duals[1:1 + r] > _OPTIMALITY_TOL, -duals[1:1 + r], 0.0)  # round-off is 0
+    # a bound whose surplus is basic is slack: its dual is 0 (up to round-off, made exact); the
+    # others' are >= 0 (round-off below 0 made 0). Not a threshold on the scaled duals: after
+    # scaling, a real multiplier can be 1e-11 (s_0 of 1e7 beside a bound's entries of 1e-4)
+    bound_duals = np.maximum(-duals[1:1 + r], 0.0)
+    bound_duals[np.isin(q + np.arange(r), basis)] = 0.0
     multipliers = scale[0] * bound_duals / scale[1:]
     return x, multipliers, {"reduced_solver": "simplex", "distinct_columns": int(q)}
+
+
+def _row_scales(columns: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """What each row is divided by: s_0 by its largest |entry|; a bound's row by the largest
+    entry that helps meet it (positive), else by |b_i|, else by its largest |entry|; 1 for a
+    row of zeros. Not by a larger negative entry: the certificate measures a bound's
+    shortfall against what can meet it, and phase 1's tolerance, 1e-9 of the scaled row,
+    would otherwise let the bound be missed by 1e-9 of an entry that only costs it."""
+    largest = np.abs(columns).max(axis=1)
+    scale = largest.copy()
+    helps = np.maximum(columns[1:].max(axis=1), 0.0)
+    scale[1:] = np.where(helps > 0, helps, np.where(thresholds != 0, np.abs(thresholds), largest[1:]))
+    return np.where(scale > 0, scale, 1.0)
 
 
 def _basis_within_bounds(matrix, rhs, lower, upper, basis, value) -> bool:
@@ -174,7 +197,7 @@ def _spread(amounts: np.ndarray, inverse: np.ndarray, counts: np.ndarray) -> np.
     return np.clip(amounts[inverse] - rank, 0.0, 1.0)
 
 
-def _iterate(matrix, rhs, lower, upper, cost, basis, value):
+def _iterate(matrix, rhs, lower, upper, cost, basis, value, optimality):
     """Primal simplex iterations from the basis ``basis`` with nonbasic ``value`` at their
     bounds, until no reduced cost improves: ``(basis, value, duals)``."""
     p, total = matrix.shape
@@ -194,8 +217,8 @@ def _iterate(matrix, rhs, lower, upper, cost, basis, value):
         value[basis] = inverse @ (rhs - matrix @ nonbasic_value)
         duals = cost[basis] @ inverse
         reduced = cost - duals @ matrix
-        up = (status == 0) & (reduced > _OPTIMALITY_TOL) & (upper > lower)
-        down = (status == 1) & (reduced < -_OPTIMALITY_TOL)
+        up = (status == 0) & (reduced > optimality) & (upper > lower)
+        down = (status == 1) & (reduced < -optimality)
         eligible = up | down
         if not eligible.any():
             return basis, value, duals
