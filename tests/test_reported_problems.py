@@ -149,6 +149,21 @@ def test_a_real_multiplier_below_the_old_dual_threshold():
     assert result.multipliers[0] == pytest.approx(1 / 1.0001, rel=1e-9)
 
 
+def test_one_bound_at_gamma_one_whose_sum_cancels():
+    """Found by the long property run (present at e4cfd27): s_1 = (..., 1e9, -1e9, ..., -1e9,
+    31.6), k = D - 1, gamma 1. s_0's best set attains the bound, but its s_1 sum, taken in
+    another order than the bound's T_k, is 1e-7 off (terms of 1e9 that sum to 31.6), more
+    than 1e-12 of 31.6: the walk went to lambda = inf and the certificate to a NaN gap (a
+    SolverError). The bound is met up to 1e-12 of the terms' magnitudes: lambda = 0."""
+    scores = np.zeros((2, 13))
+    scores[0, 6] = -1.0
+    scores[1, [5, 6, 11, 12]] = [1e9, -1e9, -1e9, 31.622776601683793]
+    result = _solve(Case(scores, 12, gamma=[1.0], label="a sum of +-1e9 at gamma = 1"))
+    assert result.certificate.passed, result.certificate.summary()
+    assert result.objective == 0.0 and result.multipliers[0] == 0.0
+    assert not result.mask[6]
+
+
 torch = pytest.importorskip("torch")
 
 
