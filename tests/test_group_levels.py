@@ -1,5 +1,6 @@
-"""Group levels read in a pass (``ScorePasses.group_levels``), for floors on groups the
-subsample cannot place: per-filter floors, a floor of 1 in each group of 100 or so.
+"""Group levels read in a pass (``ScorePasses.group_levels``), and the estimate's subsample of
+whole groups (``ScorePasses.members``), for floors on groups the subsample cannot place:
+per-filter floors, a floor of 1 in each group of 100 or so.
 
 A screening at the sampled levels kept every member of such groups (85% of D survived at
 D = 1e6 with 10,000 groups of 100, and the binding problem took 160x the solve without
@@ -88,6 +89,31 @@ def test_per_filter_floors_are_screened_at_levels_read_in_a_pass(spread):
     assert result.info["survivors"] < 200_000 // 8, result.info  # the sampled levels kept 85%
 
 
+@pytest.mark.parametrize("layout", ["filters", "scattered"])
+def test_members_of_chosen_groups(layout):
+    scores, groups, floors = problem(layout)
+    chosen = np.random.default_rng(3).random(floors.shape[0]) < 0.1
+    expected = np.flatnonzero(chosen[groups])
+    np.testing.assert_array_equal(ArrayPasses(scores, groups, floors.shape[0]).members(chosen), expected)
+
+
+def test_the_estimate_holds_per_filter_floors_on_whole_groups(monkeypatch):
+    """D = 1e6, filters of 100 with a floor of 1, binding: the estimate from whole groups
+    (their floors as they are) lands within 10% of lambda*; from the element subsample
+    (floors scaled to 0) 25% below it, and the boxes missed three times."""
+    from copslp._analytic import driver
+
+    scores, groups = per_filter(1_000_000, 1.0)
+    result = copslp.solve(scores, 50_000, gamma=0.75, groups=groups, floors=1)
+    assert result.certificate.passed
+    lam = float(result.multipliers[0])
+    assert abs(result.info["sample_estimate"][0] - lam) <= 0.1 * lam, result.info
+    monkeypatch.setattr(driver._Run, "draw_group_sample", lambda self, outline: None)
+    elements = copslp.solve(scores, 50_000, gamma=0.75, groups=groups, floors=1)
+    assert abs(elements.info["sample_estimate"][0] - lam) > 0.2 * lam, elements.info
+    np.testing.assert_array_equal(elements.mask, result.mask)
+
+
 torch = pytest.importorskip("torch")
 
 
@@ -104,6 +130,8 @@ def test_tensor_passes_read_the_levels_chunk_by_chunk(layout, chunk):
     if chunk == 1:
         np.testing.assert_array_equal(levels, ArrayPasses(scores, groups, floors.shape[0]).group_levels(
             ROWS, LO, HI, floors))
+    chosen = np.random.default_rng(3).random(floors.shape[0]) < 0.1
+    np.testing.assert_array_equal(passes.members(chosen), np.flatnonzero(chosen[groups]))
 
 
 def test_tensor_road_agrees_with_per_filter_floors():

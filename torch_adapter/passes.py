@@ -302,6 +302,10 @@ class TensorPasses(ScorePasses):
                  for (start, stop), count in zip(self._chunks(), per_chunk) if count]
         return torch.cat(found) if found else self._zeros(0)
 
+    def members(self, chosen):
+        picked = torch.as_tensor(np.asarray(chosen, dtype=bool), device=self.device)
+        return torch.nonzero(picked[self.groups.to(torch.int64)]).squeeze(1).cpu().numpy().astype(np.int64)
+
     def group_levels(self, rows, lo, hi, floors):
         """Chunk by chunk (each chunk's part of a group is a part): the largest ``low`` per group
         for the floors of 1; for larger ones, the members ranked within their group by a

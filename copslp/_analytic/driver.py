@@ -113,6 +113,7 @@ class _Run:
         self.size = int(self.sizes.sum())
         self.sample_scores = self.sample_groups = None  # on rank 0, once drawn
         self.sample_count = 0
+        self.group_sample = None  # (scores, groups) of whole groups, on rank 0, where drawn
         self.first: FirstPass | None = None  # the first pass, made before the problem was complete
 
     def draw_sample(self, count: int) -> None:
@@ -130,6 +131,27 @@ class _Run:
             self.sample_groups = self.comm.gather_columns(groups)
             if self.sample_groups is not None:
                 self.sample_groups = self.sample_groups.reshape(-1)
+
+
+    def draw_group_sample(self, outline) -> None:
+        """With floors on groups the element subsample cannot place holding more than
+        :data:`_UNPLACED_SHARE` of the elements (judged from the members it is expected to
+        hold, the same on every process), gather whole groups drawn at random (seeded) until
+        they hold as many elements as that subsample, on rank 0 (``group_sample``): their
+        floors hold as they are in the subsample's problem of the estimate, where the element
+        subsample scales a floor of 1 in a group of 100 to 0. Otherwise nothing."""
+        if self.group_sample is not None or outline.floors is None:
+            return
+        expected = outline.group_sizes * (self.sample_count / max(outline.size, 1))
+        if unplaced_share(outline, expected) <= _UNPLACED_SHARE:
+            return
+        order = np.random.default_rng([self.settings["seed"], 1]).permutation(outline.floors.shape[0])
+        taken = max(1, int(np.searchsorted(np.cumsum(outline.group_sizes[order]), self.sample_count)))
+        chosen = np.zeros(outline.floors.shape[0], dtype=bool)
+        chosen[order[:taken]] = True
+        scores, groups = self.passes.take(self.passes.members(chosen))
+        scores, groups = self.comm.gather_columns(scores), self.comm.gather_columns(groups)
+        self.group_sample = (scores, None if groups is None else groups.reshape(-1))
 
 
 def solve_analytic(problem: Problem, *, rtol: float, sample_size: int, seed: int, max_rounds: int,
@@ -227,6 +249,7 @@ def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed
             return None
     outline = Outline(d, n, k, gamma, np.ones(r), floors, prepared.group_sizes)
     rows = np.arange(n)
+    run.draw_group_sample(outline)
     estimate = _estimate(run, outline, rows, gamma)
     boxes = BoxSchedule(estimate, r, max(1, int(round(k * run.sample_count / d))))
     lo, hi = boxes.box()
@@ -437,8 +460,8 @@ def _passed_levels(run: _Run, outline: Outline, rows, lo, hi) -> np.ndarray | No
     :data:`_UNPLACED_SHARE` of the elements (per-filter floors), the group levels of the
     box [lo, hi] read in a pass (:meth:`ScorePasses.group_levels`, the largest over the
     processes: a value floors[g] members of g reach); else None (no pass)."""
-    if outline.floors is None or not _on_root(run, lambda: unplaced_share(outline, run.sample_groups)
-                                              > _UNPLACED_SHARE):
+    if outline.floors is None or not _on_root(run, lambda: unplaced_share(
+            outline, np.bincount(run.sample_groups, minlength=outline.floors.shape[0])) > _UNPLACED_SHARE):
         return None
     return run.comm.maximum(run.passes.group_levels(rows, lo, hi, outline.floors))
 
@@ -597,6 +620,8 @@ def _optimum(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarr
     elif first is not None:
         estimate = first.estimate
     else:
+        if depth == 0:
+            run.draw_group_sample(outline)
         estimate = _on_root(run, lambda: _estimate(run, outline, rows, thresholds))
     feasible = False  # proven so
 
@@ -680,13 +705,14 @@ def _solve_nested(run: _Run, outline: Outline, screened: _Screen, rows, threshol
 
 
 def _estimate(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarray):
-    """On rank 0: lambda* of the subsample's problem (:func:`copslp._analytic.estimate.sample_estimate`)."""
-    sample = run.sample_scores
+    """On rank 0: lambda* of the subsample's problem (:func:`copslp._analytic.estimate.sample_estimate`),
+    on whole groups where they were drawn (:meth:`_Run.draw_group_sample`)."""
+    sample, sample_groups = run.group_sample or (run.sample_scores, run.sample_groups)
     m = sample.shape[1]
     sub = replace(outline, thresholds=np.asarray(thresholds, dtype=np.float64),
                   best_reachable=outline.best_reachable[rows[1:] - 1])
     scores = take_rows(sample, rows)
-    inner = InnerProblem(scores, outline.budget, thresholds, run.sample_groups, outline.floors)
+    inner = InnerProblem(scores, outline.budget, thresholds, sample_groups, outline.floors)
     return sample_estimate(sub, inner, np.arange(m), scores, run.rtol)
 
 

@@ -164,6 +164,11 @@ class ScorePasses(ABC):
         survivors' groups are still returned)."""
 
     @abstractmethod
+    def members(self, chosen: np.ndarray) -> np.ndarray:
+        """The local positions (int64, increasing) of the elements whose group is ``chosen``
+        (bool, one per group): the whole groups of a subsample of groups."""
+
+    @abstractmethod
     def group_levels(self, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray, floors: np.ndarray) -> np.ndarray:
         """Per group g, a value that at least ``floors[g]`` members of g in this shard reach
         with their ``low_j`` over the box ``[lo, hi]`` of ``rows``: the ``floors[g]``-th
@@ -429,6 +434,15 @@ class ArrayPasses(ScorePasses):
         """``(ones, survivors)`` of a screening: the positions it fixed to 1 and those that
         survived, increasing."""
         return screened.handle
+
+    def members(self, chosen):
+        starts = self._layer_starts()
+        if starts is None:
+            return np.flatnonzero(chosen[self.groups]).astype(np.int64)
+        picked = np.flatnonzero(chosen)
+        lengths = starts[picked + 1] - starts[picked]
+        first = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        return np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(starts[picked] - first, lengths)
 
     def group_levels(self, rows, lo, hi, floors):
         """Block by block (each block's part of a group is a part): the largest ``low`` per

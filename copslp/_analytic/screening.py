@@ -203,12 +203,14 @@ def _placed_by_sample(floors, counts, sizes):
     return rank, (0 < rank) & (rank < counts) & (rank <= _GROUP_RANK_FACTOR * floors * counts / sizes)
 
 
-def unplaced_share(outline, sample_groups) -> float:
-    """The share of all elements in groups with a floor whose level the subsample cannot
-    place (:func:`_placed_by_sample`): a floor of 1 in a group of 100 with 1 member in 15
-    sampled. Their members would all survive a screening at the sampled levels."""
+def unplaced_share(outline, counts) -> float:
+    """The share of all elements in groups with a floor whose level a subsample with
+    ``counts`` members in each group (sampled, or expected) cannot place
+    (:func:`_placed_by_sample`): a floor of 1 in a group of 100 with 1 member in 150 sampled.
+    Their members would all survive a screening at the sampled levels, and the subsample's
+    problem would not hold their floors."""
     floors, sizes = outline.floors, np.maximum(outline.group_sizes, 1)
-    _, placed = _placed_by_sample(floors, np.bincount(sample_groups, minlength=floors.shape[0]), sizes)
+    _, placed = _placed_by_sample(floors, counts, sizes)
     return float(outline.group_sizes[(floors > 0) & ~placed].sum()) / max(outline.size, 1)
 
 
