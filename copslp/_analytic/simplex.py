@@ -254,7 +254,11 @@ def _iterate(matrix, rhs, lower, upper, cost, basis, value, optimality):
             continue
         out = basis[leaving]
         status[out] = 1 if to_upper else 0
-        value[out] = upper[out] if to_upper else lower[out]
+        # at its bound; one already beyond it by round-off (its step was 0) stays where it is, as
+        # if its bound were there: put on the bound, a small pivot would carry the round-off into
+        # the entering value, amplified (2e-11 below 0 over a pivot of 3e-7: 8e-5 above 1)
+        was = basic_value[leaving]
+        value[out] = max(upper[out], was) if to_upper else min(lower[out], was)
         basis[leaving] = entering
         status[entering] = 2
         if p > _INVERTED_EVERY_PIVOT:  # the new basis's inverse from the old one (column l replaced)
