@@ -208,6 +208,18 @@ def test_a_degenerate_pivot_on_a_basic_value_beyond_its_bound_by_round_off():
     assert result.objective == pytest.approx(913.0856441923651, rel=1e-8)
 
 
+def test_a_bound_flip_over_a_divided_column_range():
+    """Found by the long property run (present at e4cfd27): s_2 = (0, 1e-9, 0, -1), k = 1,
+    gamma 0.5 each; optimum -0.5. The last element's column, divided by its entry of 1e9
+    beside the 1e-9 that meets the bound, has a range of 1e9; flipped over it, it moved an
+    artificial basic value 1e-9 per unit (left out of the ratio test as too small a pivot)
+    to -0.5, and phase 1 took the artificials' sum, 0, for feasibility (a SolverError)."""
+    scores = np.array([[0.0, 0.0, -1.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 1e-9, 0.0, -1.0]])
+    result = _solve(Case(scores, 1, gamma=[0.5, 0.5], label="a flip over a divided column"))
+    assert result.certificate.passed, result.certificate.summary()
+    assert result.objective == pytest.approx(-0.5, rel=1e-12)
+
+
 torch = pytest.importorskip("torch")
 
 

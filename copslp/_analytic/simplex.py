@@ -235,6 +235,9 @@ def _iterate(matrix, rhs, lower, upper, cost, basis, value, optimality):
             down_limit = np.where(change < -_PIVOT_TOL, np.maximum(basic_value - basic_lower, 0.0) / -change, np.inf)
             up_limit = np.where(change > _PIVOT_TOL, np.maximum(basic_upper - basic_value, 0.0) / change, np.inf)
         limits = np.minimum(down_limit, up_limit)
+        if _limit_small_pivots(down_limit, up_limit, change, basic_value, basic_lower, basic_upper,
+                               min(step, limits.min(initial=step))):
+            limits = np.minimum(down_limit, up_limit)
         if limits.shape[0] and limits.min() < step:
             best = limits.min()
             near = np.flatnonzero(limits <= best * (1 + 1e-12) + 1e-15)
@@ -267,6 +270,29 @@ def _iterate(matrix, rhs, lower, upper, cost, basis, value, optimality):
             inverse[leaving] = row
             updates += 1
     raise SolverError("analytic: the simplex on the survivors reached its iteration limit (a defect)")
+
+
+def _limit_small_pivots(down_limit, up_limit, change, basic_value, basic_lower, basic_upper, step) -> bool:
+    """Give the ratio test the limit of each basic value whose change per unit step is at
+    most :data:`_PIVOT_TOL` (left out of it: so small a pivot makes a poor basis) but which
+    ``step`` would still take beyond its bound by more than :data:`_FEASIBILITY_TOL` of the
+    bound's size: a divided column's range is large (1e9 for an entry of 1e9), and a basic
+    value it moves 1e-9 per unit moves by 1 over it. Returns whether any limit was given."""
+    small = (np.abs(change) <= _PIVOT_TOL) & (change != 0.0)
+    if not small.any() or not np.isfinite(step):
+        return False
+    falling = change < 0
+    room = np.maximum(np.where(falling, basic_value - basic_lower, basic_upper - basic_value), 0.0)
+    bound = np.abs(np.where(falling, basic_lower, basic_upper))
+    over = small & (step * np.abs(change) - room > _FEASIBILITY_TOL * np.maximum(1.0, np.where(np.isfinite(bound),
+                                                                                             bound, 0.0)))
+    if not over.any():
+        return False
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = room / np.abs(change)
+    down_limit[over & falling] = ratio[over & falling]
+    up_limit[over & ~falling] = ratio[over & ~falling]
+    return True
 
 
 def _flip_many(matrix, inverse, lower, upper, value, status, basis, reduced, eligible, up) -> bool:
