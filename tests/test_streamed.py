@@ -82,12 +82,13 @@ def test_streamed_equals_in_memory(case):
                          ids=lambda c: c.label)
 def test_survivors_solved_where_they_lie(case, monkeypatch):
     """Survivors too many to gather are solved as a problem of their own (nested levels)
-    with one bound or none and no floors (several bounds or floors in one process are
-    finished where they are; over processes they nest too, tests/test_torch_streamed.py):
-    the same optimum, certified."""
+    with one bound or none and no floor left to meet (several bounds, or floors the elements
+    fixed to 1 do not meet yet, in one process are finished where they are; over processes
+    they nest too, tests/test_torch_streamed.py): the same optimum, certified."""
     monkeypatch.setattr(streamed_module, "_GATHER_LIMIT", 200)
     expected = streamed(case)
-    assert ("nested" in expected.info) == (case.n <= 2 and not case.has_floors), expected.info
+    if case.n > 2 or not case.has_floors:
+        assert ("nested" in expected.info) == (case.n <= 2), expected.info
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", copslp.CopsWarning)
         reference = case.solve("analytic")
@@ -281,3 +282,29 @@ def test_layers_are_screened_run_by_run_as_element_by_element(n_scores, layout):
     for a, b in zip(found[0].handle, found[1].handle):
         np.testing.assert_array_equal(a, b)
     assert 0 < found[0].n_survivors < groups.shape[0] and found[0].fixed_ones > 0
+
+
+@pytest.mark.parametrize("spread", [0.0, 1.0], ids=["floors met by the fixed ones", "floors left"])
+def test_floors_the_fixed_ones_meet_are_solved_a_level_down(spread, monkeypatch):
+    """One bound, 6 layers with floors of 1%, survivors beyond the gather limit: where the
+    elements fixed to 1 meet every floor already (uniform scores), the survivors are solved
+    a level down, as without floors; where a floor is left (a secondary score scaled per
+    layer by 10^U(-1, 1), so that top-k starves layers), they are finished in place. The
+    same optimum and mask as in place, certified."""
+    rng = np.random.default_rng(5)
+    size = 300_000
+    groups = np.repeat(np.arange(6), size // 6)
+    scores = rng.random((2, size))
+    scores[1] *= (10.0 ** rng.uniform(-spread, spread, 6))[groups]
+    gamma = 0.75 if spread else 0.9
+    solve = lambda: solve_streamed(ArrayPasses(scores, groups, 6), OneProcess(), size // 20, gamma=gamma,  # noqa: E731
+                                   floors=np.full(6, size // 600))
+    monkeypatch.setattr(streamed_module, "_GATHER_LIMIT", 2000)
+    result = solve()
+    assert result.certificate.passed
+    assert ("nested" in result.info) == (spread == 0.0), result.info
+    monkeypatch.setattr(streamed_module, "_nests", lambda *args: False)
+    in_place = solve()
+    assert "nested" not in in_place.info
+    assert abs(result.objective - in_place.objective) <= 1e-12 * abs(in_place.objective)
+    np.testing.assert_array_equal(result.mask, in_place.mask)

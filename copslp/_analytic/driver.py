@@ -557,13 +557,15 @@ def _on_root(run: _Run, work, keep: bool = False):
 
 def _nests(run: _Run, outline: Outline, screened: _Screen, rows: np.ndarray, depth: int) -> bool:
     """Whether the survivors are solved a level down rather than gathered: more than
-    :data:`_GATHER_LIMIT` of them, with one bound or none and no floors (whose box within the
-    box is cheap, and leaves few), or over several processes (where gathering them is
-    communication). In one process, several bounds or floors: the survivors are in memory
-    already and the finish re-screens them as its box shrinks; a level down would cost a
-    second subsample estimate (several bounds) or keep most of them (floors: every member of
-    a group short of its floor that may still be among its best)."""
-    finished_here = run.comm.world_size == 1 and (rows.shape[0] > 2 or outline.has_floors)
+    :data:`_GATHER_LIMIT` of them, with one bound or none and no floor left to meet (whose box
+    within the box is cheap, and leaves few: floors that the elements fixed to 1 meet already
+    are no floors below), or over several processes (where gathering them is communication).
+    In one process, several bounds or floors left: the survivors are in memory already and
+    the finish re-screens them as its box shrinks; a level down would cost a second subsample
+    estimate (several bounds) or keep most of them (floors: every member of a group short of
+    its floor that may still be among its best)."""
+    floors_left = outline.has_floors and bool(_reduced_floors(outline, screened).any())
+    finished_here = run.comm.world_size == 1 and (rows.shape[0] > 2 or floors_left)
     return _GATHER_LIMIT < screened.n_survivors < outline.size and depth < _MAX_DEPTH and not finished_here
 
 

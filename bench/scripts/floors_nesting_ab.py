@@ -1,0 +1,56 @@
+"""Floors that the elements fixed to 1 already meet, solved a level down (as without floors)
+against in place, alternated solve by solve in one process
+(``python bench/scripts/floors_nesting_ab.py``): D = 1e7, two scores, 50 layer-like groups,
+floors 1%, the two problems of ``bench/targets.py``'s floors target, and each against the solve
+without floors; medians of 7 (ms). The masks of both variants must be equal."""
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _common as common  # noqa: E402
+
+import copslp  # noqa: E402
+from copslp._analytic import driver  # noqa: E402
+
+below = driver._nests
+
+
+def in_place(run, outline, screened, rows, depth):
+    """The rule before: in one process, floors are always finished in place."""
+    finished_here = run.comm.world_size == 1 and (rows.shape[0] > 2 or outline.has_floors)
+    return driver._GATHER_LIMIT < screened.n_survivors < outline.size and depth < driver._MAX_DEPTH and not finished_here
+
+
+D = 10**7
+for spread in (0.0, 1.0):
+    gamma = 0.75 if spread else 0.9
+    scores = common.make_scores("uniform", 2, D, seed=0)
+    groups, scale = common.layered_groups(D, 50, 2, spread=spread, seed=0)
+    if spread:
+        for row, factors in zip(scores, scale):
+            row *= factors[groups]
+    floors = np.ceil(0.01 * np.bincount(groups)).astype(np.int64)
+    k = D // 20
+    times = {"a level down": [], "in place": [], "no floors": []}
+    results = {}
+    for _ in range(7):
+        for name, rule in (("a level down", below), ("in place", in_place)):
+            driver._nests = rule
+            start = time.perf_counter()
+            results[name] = copslp.solve(scores, k, gamma=gamma, groups=groups, floors=floors)
+            times[name].append(time.perf_counter() - start)
+        driver._nests = below
+        start = time.perf_counter()
+        copslp.solve(scores, k, gamma=gamma)
+        times["no floors"].append(time.perf_counter() - start)
+    same = np.array_equal(results["a level down"].mask, results["in place"].mask)
+    med = {name: np.median(values) * 1e3 for name, values in times.items()}
+    print(f"spread {spread}: " + ", ".join(f"{name} {ms:.0f} ms" for name, ms in med.items())
+          + f"; with floors / without: {med['a level down'] / med['no floors']:.2f}x a level down, "
+          f"{med['in place'] / med['no floors']:.2f}x in place; nested: "
+          f"{'nested' in results['a level down'].info}; masks equal: {same}; objectives "
+          f"{results['a level down'].objective!r} {results['in place'].objective!r}", flush=True)
