@@ -108,6 +108,18 @@ def layered_groups(size: int, n_groups: int, n_scores: int, *, spread: float = 0
     return groups, scale
 
 
+def with_layered_floors(scores: np.ndarray, n_groups: int, floor_fraction: float, *, spread: float = 0.0,
+                        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The floors problem of the benchmarks on ``scores`` (scaled in place): groups of
+    :func:`layered_groups`, each score multiplied on each group by its factor, and floors of
+    ``floor_fraction`` of each group's size (rounded up). Returns ``(groups, floors)``."""
+    groups, scale = layered_groups(scores.shape[1], n_groups, scores.shape[0], spread=spread, seed=seed)
+    if spread:
+        for row, factors in zip(scores, scale):
+            row *= factors[groups].astype(scores.dtype)
+    return groups, np.ceil(floor_fraction * np.bincount(groups)).astype(np.int64)
+
+
 # ----------------------------------------------------------------------------- memory
 def read_status_kib(field_name: str) -> int | None:
     """A ``Vm*`` field of /proc/self/status in KiB (None where /proc is not available)."""

@@ -146,13 +146,8 @@ def run_job(spec: dict) -> None:
     groups = floors = None
     if spec.get("groups"):
         g = spec["groups"]
-        groups, scale = common.layered_groups(spec["size"], g["n_groups"], spec["n_scores"],
-                                              spread=g.get("spread", 0.0), seed=spec["seed"])
-        if g.get("spread"):
-            for row, factors in zip(scores, scale):
-                row *= factors[groups].astype(scores.dtype)
-        sizes = np.bincount(groups)
-        floors = np.ceil(g["floor_fraction"] * sizes).astype(np.int64)
+        groups, floors = common.with_layered_floors(scores, g["n_groups"], g["floor_fraction"],
+                                                    spread=g.get("spread", 0.0), seed=spec["seed"])
     emit(event="ready", checksum=common.checksum(scores), generate_time=time.perf_counter() - start,
          rss=common.rss_bytes(), array_bytes=int(scores.nbytes), peak_rss=common.peak_rss_bytes())
     reset_peak = bool(spec.get("reset_peak", True))

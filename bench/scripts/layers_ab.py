@@ -28,11 +28,7 @@ D = 10**7
 for spread in (0.0, 1.0):
     gamma = 0.75 if spread else 0.9
     scores = common.make_scores("uniform", 2, D, seed=0)
-    groups, scale = common.layered_groups(D, 50, 2, spread=spread, seed=0)
-    if spread:
-        for row, factors in zip(scores, scale):
-            row *= factors[groups]
-    floors = np.ceil(0.01 * np.bincount(groups)).astype(np.int64)
+    groups, floors = common.with_layered_floors(scores, 50, 0.01, spread=spread)
     k = D // 20
     times = {"runs": [], "per element": [], "no floors": []}
     masks = {}
