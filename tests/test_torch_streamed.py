@@ -144,6 +144,29 @@ def test_gloo_shards_nested_levels(world_size):
     run_in_processes(solve_sharded_nested, world_size)
 
 
+def solve_sharded_filters(rank: int, world_size: int):
+    """Per-filter floors (400 groups of 50, a floor of 1; shards cut inside groups): the group
+    levels read in a pass (the largest over the processes) and the estimate's subsample of
+    whole groups (gathered from every process) give the single-process answer."""
+    shards = SHARDS[world_size]
+    mine = slice(sum(shards[:rank]), sum(shards[:rank + 1]))
+    scores, _ = problem(1)
+    groups = np.arange(SIZE) // 50
+    scores[1] *= (10.0 ** np.random.default_rng(7).uniform(-1, 1, 400))[groups]
+    result = solve_tensors(torch.from_numpy(scores[:, mine]), BUDGET, gamma=0.75, groups=torch.from_numpy(groups[mine]),
+                           floors=1, process_group=dist.group.WORLD, options=OPTIONS)
+    expected = streamed.solve_streamed(ArrayPasses(scores, groups, 400), OneProcess(), BUDGET, gamma=0.75, floors=1,
+                                       options=OPTIONS)
+    assert expected.info["survivors"] < SIZE // 4, expected.info  # screened at the levels read in a pass
+    np.testing.assert_array_equal(result.mask.numpy(), expected.mask[mine])
+    assert_same_summary(result, expected)
+
+
+@pytest.mark.parametrize("world_size", sorted(SHARDS))
+def test_gloo_shards_with_per_filter_floors(world_size):
+    run_in_processes(solve_sharded_filters, world_size)
+
+
 def finish_fails_on_rank_0(rank: int, world_size: int):
     """The exact finish runs on rank 0 only; when it fails there, every process raises
     (rank 0 its own error, the others a SolverError naming it), none waits forever."""
