@@ -220,6 +220,44 @@ def test_a_bound_flip_over_a_divided_column_range():
     assert result.objective == pytest.approx(-0.5, rel=1e-12)
 
 
+#: Another case of the same run: the degenerate pivot where the leaving value's own round-off
+#: (5e-13), not its distance from its bound, is what the pivot amplifies.
+_AMPLIFIED_ROUND_OFF_CASE = (
+    {204: 1.0, 223: 1.0, 245: 1.0, 252: 1.0, 261: 0.6662739795175404, 266: 1.0},
+    {0: 0.01, 5: 0.016072579487664097, 8: 1.9024868103025732, 21: 1.0000000000000002, 25: 1.0000002744895709, 29:
+     1.0002302850208247, 34: 1.0000000000000022, 39: 6.046862331790298, 40: 0.05378923217337453, 44:
+     245.22989840459925, 45: 660.3763000556233, 46: 0.22689305673856291, 48: 6.222359256965733, 52:
+     0.07517789634589432, 63: 1.0000000000230258, 65: 1.0000230261160268, 69: 7.77517459013457, 77:
+     0.836079029607364, 83: 1.7782794100389228, 85: 514.942313681324, 100: 100.0, 102: 78.95871561558849, 103:
+     160.4476268839565, 123: 40.93993482952891, 127: 2.658347114029868, 129: 4.458794380848255, 152:
+     1.0000000000000022, 155: 5.252893934660454, 157: 1000.0, 168: 1.0, 171: 71.27187022036394, 175:
+     999.999999999999, 181: 5.547070710500242, 182: 4.217962331913195, 183: 1.0, 185: 485.89289872844637, 186:
+     381.81217724547594, 191: 1.0000000000000022, 194: 1.0000002744895709, 196: 23.455656638938972, 197:
+     999.999999999999, 204: 1.0, 205: 3.644702376676644, 215: 890.778424662469, 218: 42.63643432452483, 223: 1.0,
+     226: 13.508411076562252, 238: 321.0370586084571, 245: 1.0, 249: 1.0, 252: 1.0, 258: 36.67635054173491},
+    {34: 100.0, 75: 301.8433736772437, 80: 79.43282347242814, 81: 60.21935644896591, 97: 69.72657646029364, 98:
+     73.34333032249623, 114: 100.0, 121: 497.26312819610905, 128: 107.77808695539166, 149: 44.33983673189715, 153:
+     100.0, 162: 1.0, 173: 22.63405922146753, 177: 708.8340342570467, 183: 215.936092118775, 194: 1.0, 208:
+     329.18481517828536, 222: 254.82830433576171, 235: 93.49927490860239, 249: 100.0, 260: 326.24337743681883, 263:
+     874.8197361893672, 267: 187.70586968070742},
+)
+
+
+def test_a_vertex_left_beyond_its_bounds_by_round_off_is_reached_again():
+    """k = 40 of 268, gamma [1, 0.068] (present at e4cfd27): a degenerate pivot of 2.7e-7
+    amplified the leaving value's round-off, 5e-13, to a basic value 2e-6 above its bound,
+    and the certificate refused the point (a SolverError). The simplex now starts once more
+    from the multipliers it reached when its last basis holds a value beyond its bound
+    (``restarted``). HiGHS gives 4.0 at its 1e-7 tolerance."""
+    scores = np.zeros((3, 268))
+    for row, entries in enumerate(_AMPLIFIED_ROUND_OFF_CASE):
+        scores[row, list(entries)] = list(entries.values())
+    result = _solve(Case(scores, 40, gamma=[1.0, 0.06831070068352148], label="round-off amplified"))
+    assert result.certificate.passed, result.certificate.summary()
+    assert result.objective == pytest.approx(4.0, rel=1e-8)
+    assert result.info.get("restarted")
+
+
 torch = pytest.importorskip("torch")
 
 

@@ -58,7 +58,21 @@ _UPDATES_BEFORE_REFACTOR = 32
 
 
 def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
-    r"""x, lambda (one per bound of ``inner``) and details of the LP on ``inner``, at a vertex.
+    r"""x, lambda (one per bound of ``inner``) and details of the LP on ``inner``, at a vertex:
+    :func:`_vertex`, once more from the multipliers it reached where round-off left a basic
+    value of its last basis beyond its bound (a pivot too small amplifies the round-off of the
+    values before it; from another first point the path, and its pivots, differ); the details
+    say so (``restarted``). See :func:`_vertex` for the parameters and what it raises."""
+    x, multipliers, details, within = _vertex(inner, start)
+    if within:
+        return x, multipliers, details
+    x, multipliers, details, _ = _vertex(inner, multipliers)
+    return x, multipliers, {**details, "restarted": True}
+
+
+def _vertex(inner: InnerProblem, start: np.ndarray | None = None):
+    r"""x, lambda (one per bound of ``inner``), details of the LP on ``inner`` at a vertex, and
+    whether the basic values of that vertex's basis lie within their bounds (round-off aside).
 
     Parameters
     ----------
@@ -143,6 +157,7 @@ def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
     objective[:q] = columns[0] / scale[0] / spread
     basis, value, duals = _iterate(matrix, target, lower, upper, objective, basis, value, optimality)
 
+    within = _within_bounds(value[basis], lower[basis], upper[basis])
     amounts = np.clip(value[:q] / spread, 0.0, counts)
     x = _spread(amounts, inverse, counts)
     # a bound whose surplus is basic is slack: its dual is 0 (up to round-off, made exact); the
@@ -151,7 +166,7 @@ def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
     bound_duals = np.maximum(-duals[1:1 + r], 0.0)
     bound_duals[np.isin(q + np.arange(r), basis)] = 0.0
     multipliers = scale[0] * bound_duals / scale[1:]
-    return x, multipliers, {"reduced_solver": "simplex", "distinct_columns": int(q)}
+    return x, multipliers, {"reduced_solver": "simplex", "distinct_columns": int(q)}, within
 
 
 def _row_scales(columns: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -169,13 +184,18 @@ def _row_scales(columns: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 def _basis_within_bounds(matrix, rhs, lower, upper, basis, value) -> bool:
     """Whether the basic values that ``rhs`` gives (the nonbasic ones at ``value``) lie within
-    their bounds, up to :data:`_FEASIBILITY_TOL` of each bound's size."""
+    their bounds (:func:`_within_bounds`)."""
     nonbasic_value = value.copy()
     nonbasic_value[basis] = 0.0
     basic_value = np.linalg.solve(matrix[:, basis], rhs - matrix @ nonbasic_value)
-    low, high = lower[basis], upper[basis]
+    return _within_bounds(basic_value, lower[basis], upper[basis])
+
+
+def _within_bounds(values, low, high) -> bool:
+    """Whether ``values`` lie within [low, high] up to :data:`_FEASIBILITY_TOL` of each
+    bound's size."""
     room = _FEASIBILITY_TOL * np.maximum(1.0, np.abs(np.where(np.isfinite(high), high, low)))
-    return bool(np.all((basic_value >= low - room) & (basic_value <= high + room)))
+    return bool(np.all((values >= low - room) & (values <= high + room)))
 
 
 def _first_point(inner: InnerProblem, inverse, counts, start) -> np.ndarray:
