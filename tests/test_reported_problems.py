@@ -195,15 +195,21 @@ _DEGENERATE_PIVOT_CASE = (
 )
 
 
+def _long_run_case(rows, label: str) -> Case:
+    """The long run's cases of 268 elements, k = 40, gamma [1, 0.0683], from the non-zero
+    entries of each score row."""
+    scores = np.zeros((3, 268))
+    for row, entries in enumerate(rows):
+        scores[row, list(entries)] = list(entries.values())
+    return Case(scores, 40, gamma=[1.0, 0.06831070068352148], label=label)
+
+
 def test_a_degenerate_pivot_on_a_basic_value_beyond_its_bound_by_round_off():
     """k = 40, gamma [1, 0.0683]: off the face of the first bound, the survivors' simplex made a
     degenerate pivot of 2.7e-7 on a basic value 2.3e-11 below 0. Put on its bound as it left,
     it carried that round-off into the entering value, amplified to 8e-5 above 1 (a
     SolverError, present at e4cfd27). HiGHS gives 913.0856441923651 at its 1e-7 tolerance."""
-    scores = np.zeros((3, 268))
-    for row, entries in enumerate(_DEGENERATE_PIVOT_CASE):
-        scores[row, list(entries)] = list(entries.values())
-    result = _solve(Case(scores, 40, gamma=[1.0, 0.06831070068352148], label="a degenerate pivot"))
+    result = _solve(_long_run_case(_DEGENERATE_PIVOT_CASE, "a degenerate pivot"))
     assert result.certificate.passed, result.certificate.summary()
     assert result.objective == pytest.approx(913.0856441923651, rel=1e-8)
 
@@ -249,10 +255,7 @@ def test_a_vertex_left_beyond_its_bounds_by_round_off_is_reached_again():
     and the certificate refused the point (a SolverError). The simplex now starts once more
     from the multipliers it reached when its last basis holds a value beyond its bound
     (``restarted``). HiGHS gives 4.0 at its 1e-7 tolerance."""
-    scores = np.zeros((3, 268))
-    for row, entries in enumerate(_AMPLIFIED_ROUND_OFF_CASE):
-        scores[row, list(entries)] = list(entries.values())
-    result = _solve(Case(scores, 40, gamma=[1.0, 0.06831070068352148], label="round-off amplified"))
+    result = _solve(_long_run_case(_AMPLIFIED_ROUND_OFF_CASE, "round-off amplified"))
     assert result.certificate.passed, result.certificate.summary()
     assert result.objective == pytest.approx(4.0, rel=1e-8)
     assert result.info.get("restarted")
