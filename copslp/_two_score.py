@@ -18,7 +18,7 @@ import numpy as np
 
 from ._errors import SolverError
 from ._infeasibility import single_bound_error
-from ._inner import InnerProblem, mix_to_bound, reaches
+from ._inner import InnerProblem, mix_to_bound, sum_reaches
 from ._problem import Problem
 from ._result import LPSolution
 
@@ -50,30 +50,30 @@ def solve_two_score(problem: Problem, *, tol: float, max_iter: int) -> LPSolutio
 
     def evaluate(lam):
         chosen = inner.select(s0 + lam * s1)
-        return chosen, float(s1[chosen].sum())
+        return chosen, float(s1[chosen].sum()), sum_reaches(s1[chosen], b)
 
     lo, hi = 0.0, float(np.abs(s0).max() / max(np.abs(s1).max(), 1e-300)) or 1.0
     set_lo = inner.select_lexicographic(s0, s1)  # at lambda = 0 ties go to the larger s_1
     g_lo = float(s1[set_lo].sum())
-    if reaches(g_lo, b):
+    if sum_reaches(s1[set_lo], b):
         return LPSolution(inner.indicator(set_lo), np.zeros(1), tolerance, {"iterations": 0})
-    set_hi, g_hi = evaluate(hi)
+    set_hi, g_hi, met = evaluate(hi)
     iterations = 0
-    while not reaches(g_hi, b):
+    while not met:
         iterations += 1
         if iterations > max_iter:
             # the bound is reachable (checked above): only round-off can keep it out of reach
             raise SolverError(f"two_score: bound {b!r} not reached for lambda up to {hi:.3g} in {max_iter} steps")
         lo, set_lo, g_lo = hi, set_hi, g_hi
         hi *= 4.0
-        set_hi, g_hi = evaluate(hi)
+        set_hi, g_hi, met = evaluate(hi)
     while hi - lo > tol * hi:
         iterations += 1
         if iterations > max_iter:
             raise SolverError(f"two_score: bracket [{lo!r}, {hi!r}] not within tol={tol} after {max_iter} steps")
         mid = 0.5 * (lo + hi)
-        chosen, g = evaluate(mid)
-        if reaches(g, b):
+        chosen, g, met = evaluate(mid)
+        if met:
             hi, set_hi, g_hi = mid, chosen, g
         else:
             lo, set_lo, g_lo = mid, chosen, g

@@ -17,9 +17,13 @@ from conftest import Case, assert_optimal
 
 
 def _solve(case: Case):
+    return _solve_with(case, "analytic")
+
+
+def _solve_with(case: Case, method: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", copslp.CopsWarning)
-        return case.solve("analytic")
+        return case.solve(method)
 
 
 def sparse_scores(size: int, density: float, seed: int) -> np.ndarray:
@@ -259,6 +263,22 @@ def test_a_vertex_left_beyond_its_bounds_by_round_off_is_reached_again():
     assert result.certificate.passed, result.certificate.summary()
     assert result.objective == pytest.approx(4.0, rel=1e-8)
     assert result.info.get("restarted")
+
+
+@pytest.mark.parametrize("method", ["analytic", "two_score"])
+@pytest.mark.parametrize("scores, objective", [
+    ([[0.0, 0.0, 0.0, 0.0, 1.0, -1.0], [0.0, 0.0, 1.0, 1e-10, -1.0, -1.0]], 1.0),
+    ([[0.0, 0.0, 0.0, 0.0, 1.0, 10.0], [0.0, 0.0, 1.0, 2.6179946215854e-12, -1.0, -1.0]], 10.0),
+], ids=["1e-10", "2.6e-12"])
+def test_one_bound_at_gamma_one_whose_best_value_is_round_off(scores, objective, method):
+    """Found by the long property run (present at e4cfd27): k = 5 of 6, gamma 1, and T_5(s_1)
+    is 1 + 1e-10 - 1, itself round-off. two_score's bisection never reached the bound (a
+    SolverError) or mixed two sets of equal value (a ZeroDivisionError); analytic raised a
+    SolverError on the first and a wrong InfeasibleError on the second. Both methods now take
+    a sum as meeting the bound up to 1e-12 of its terms' magnitudes."""
+    result = _solve_with(Case(np.array(scores), 5, gamma=[1.0], label="a best value of round-off"), method)
+    assert result.certificate.passed, result.certificate.summary()
+    assert result.objective == objective
 
 
 torch = pytest.importorskip("torch")

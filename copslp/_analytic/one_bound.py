@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._errors import SolverError
-from .._inner import InnerProblem, mix_to_bound, reaches
+from .._inner import InnerProblem, mix_to_bound, reaches, sum_reaches
 from .screening import RESCREEN_MIN_SIZE, RESCREEN_SHRINK, ReducedProblemInfeasible, screen_exact
 
 __all__ = ["solve_one_bound", "estimate_one_bound"]
@@ -50,23 +50,13 @@ def solve_one_bound(inner: InnerProblem, bracket=None):
             return _walk(inner, *ends, screened_width=bracket[1] - bracket[0])
     chosen = inner.select_lexicographic(s0, s1)
     low = _End(0.0, inner.mask_of(chosen), float(s1.take(chosen).sum()))
-    if _meets(low.value, b, s1.take(chosen), inner):
+    if sum_reaches(s1.take(chosen), b, float(inner.slack[0])):
         return low.members.astype(np.float64), np.zeros(1), {"newton_iterations": 0}
     chosen = inner.select_lexicographic(s1, s0)
     high = _End(np.inf, inner.mask_of(chosen), float(s1.take(chosen).sum()))
-    if not _meets(high.value, b, s1.take(chosen), inner):
+    if not sum_reaches(s1.take(chosen), b, float(inner.slack[0])):
         raise ReducedProblemInfeasible()
     return _walk(inner, low, high)
-
-
-def _meets(value: float, b: float, terms: np.ndarray, inner: InnerProblem) -> bool:
-    """``value`` (the sum of ``terms``) meets the bound b up to the round-off of such sums:
-    :func:`reaches`, or within 1e-12 of the terms' magnitudes summed (or of the bound's own
-    round-off, ``inner.slack``). Terms of +-1e9 that sum to 31.6 differ by 1e-7 in another
-    order: a bound at gamma = 1 is met by the set that attains it."""
-    if reaches(value, b):
-        return True
-    return value >= b - max(float(inner.slack[0]), 1e-12 * float(np.abs(terms).sum(dtype=np.float64)))
 
 
 def estimate_one_bound(inner: InnerProblem, bracket) -> float | None:
