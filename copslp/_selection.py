@@ -11,7 +11,7 @@ from ._blocks import blocks
 
 __all__ = ["every_row", "take_rows", "kth_largest", "top_k_sum", "top_k_sum_and_total", "prefilters", "top_k_sum_by_partition",
            "strided_candidate_level", "top_k_indices", "lexicographic_top_k", "is_non_decreasing", "group_order", "group_starts",
-           "top_k_with_floors", "take_columns", "kth_largest_in_groups", "top_in_groups"]
+           "top_k_with_floors", "take_columns", "group_members", "kth_largest_in_groups", "top_in_groups"]
 
 #: Groups above which a selection in every group is one sort of (group, value) pairs instead of
 #: a partition per group: each partition is a Python call, and floors per filter or per neuron
@@ -168,7 +168,7 @@ def group_starts(sizes: np.ndarray) -> np.ndarray:
     return starts
 
 
-def _members(order: np.ndarray | None, starts: np.ndarray, wanted: np.ndarray):
+def group_members(order: np.ndarray | None, starts: np.ndarray, wanted: np.ndarray):
     """The members of the groups ``wanted`` (indices into the values, group after group, in
     the layout's order), the offset of each wanted group in that list and its length. Groups
     in the layout (``order``, ``starts``) of :func:`group_order` / :func:`group_starts`."""
@@ -180,10 +180,11 @@ def _members(order: np.ndarray | None, starts: np.ndarray, wanted: np.ndarray):
 
 
 def _members_by_value(values: np.ndarray, order: np.ndarray | None, starts: np.ndarray, wanted: np.ndarray):
-    """:func:`_members`, with the permutation that sorts them by group and, within each, by
+    """:func:`group_members`, with the permutation that sorts them by group and, within each, by
     value largest first (ties in the members' order): one sort of a composite integer key,
-    group then rank by value (a third of the time of ``np.lexsort`` on the pairs)."""
-    members, first, lengths = _members(order, starts, wanted)
+    group then rank by value (on 900k members in 90k groups, 158 ms against 224 for
+    ``np.lexsort`` on the pairs)."""
+    members, first, lengths = group_members(order, starts, wanted)
     count = members.shape[0]
     rank = np.empty(count, dtype=np.int64)
     rank[np.argsort(-values[members].astype(np.float64), kind="stable")] = np.arange(count)
@@ -195,7 +196,7 @@ def _largest_members(values: np.ndarray, order: np.ndarray | None, starts: np.nd
     """Per group of ``wanted`` (each with a member), its member of the largest value (the
     first of its ties in the members' order, as :func:`_members_by_value` ranks them): one
     segmented maximum, no sort."""
-    members, first, lengths = _members(order, starts, wanted)
+    members, first, lengths = group_members(order, starts, wanted)
     member_values = values[members]
     hits = np.flatnonzero(member_values == np.repeat(np.maximum.reduceat(member_values, first), lengths))
     segment = np.searchsorted(first, hits, side="right")

@@ -50,11 +50,11 @@ def solve_two_score(problem: Problem, *, tol: float, max_iter: int) -> LPSolutio
 
     def evaluate(lam):
         chosen = inner.select(s0 + lam * s1)
-        return chosen, float(s1[chosen].sum()), sum_reaches(s1[chosen], b)
+        terms = s1[chosen]
+        return chosen, float(terms.sum()), sum_reaches(terms, b)
 
     lo, hi = 0.0, float(np.abs(s0).max() / max(np.abs(s1).max(), 1e-300)) or 1.0
     set_lo = inner.select_lexicographic(s0, s1)  # at lambda = 0 ties go to the larger s_1
-    g_lo = float(s1[set_lo].sum())
     if sum_reaches(s1[set_lo], b):
         return LPSolution(inner.indicator(set_lo), np.zeros(1), tolerance, {"iterations": 0})
     set_hi, g_hi, met = evaluate(hi)
@@ -64,7 +64,7 @@ def solve_two_score(problem: Problem, *, tol: float, max_iter: int) -> LPSolutio
         if iterations > max_iter:
             # the bound is reachable (checked above): only round-off can keep it out of reach
             raise SolverError(f"two_score: bound {b!r} not reached for lambda up to {hi:.3g} in {max_iter} steps")
-        lo, set_lo, g_lo = hi, set_hi, g_hi
+        lo, set_lo = hi, set_hi
         hi *= 4.0
         set_hi, g_hi, met = evaluate(hi)
     while hi - lo > tol * hi:
@@ -76,6 +76,6 @@ def solve_two_score(problem: Problem, *, tol: float, max_iter: int) -> LPSolutio
         if met:
             hi, set_hi, g_hi = mid, chosen, g
         else:
-            lo, set_lo, g_lo = mid, chosen, g
+            lo, set_lo = mid, chosen
     x = mix_to_bound(s1, inner.mask_of(set_lo), inner.mask_of(set_hi), min(b, g_hi))
     return LPSolution(x, np.array([hi]), tolerance, {"iterations": iterations, "bracket": [lo, hi]})

@@ -96,9 +96,10 @@ __all__ = ["solve_analytic", "solve_streamed"]
 
 #: Margins (standard deviations of the sampled rank) of the successive estimates of a level.
 _SPREADS = (4.0, 16.0, 64.0)
-#: With floors on groups the subsample cannot place (:func:`unplaced_share`: per-filter floors)
-#: holding more than this share of the elements, a screening reads its group levels in a pass
-#: of their own (:meth:`ScorePasses.group_levels`): the sampled ones would keep their members.
+#: With floors on groups the subsample cannot place (:func:`_groups_unplaced`: per-filter
+#: floors) holding more than this share of the elements, a screening reads its group levels in
+#: a pass of their own (:meth:`ScorePasses.group_levels`; the sampled ones would keep their
+#: members) and the estimate solves whole groups (:meth:`_Run.draw_group_sample`).
 _UNPLACED_SHARE = 1 / 32
 
 
@@ -134,16 +135,12 @@ class _Run:
 
 
     def draw_group_sample(self, outline) -> None:
-        """With floors on groups the element subsample cannot place holding more than
-        :data:`_UNPLACED_SHARE` of the elements (judged from the members it is expected to
-        hold, the same on every process), gather whole groups drawn at random (seeded) until
-        they hold as many elements as that subsample, on rank 0 (``group_sample``): their
-        floors hold as they are in the subsample's problem of the estimate, where the element
-        subsample scales a floor of 1 in a group of 100 to 0. Otherwise nothing."""
-        if self.group_sample is not None or outline.floors is None:
-            return
-        expected = outline.group_sizes * (self.sample_count / max(outline.size, 1))
-        if unplaced_share(outline, expected) <= _UNPLACED_SHARE:
+        """With floors on groups the element subsample cannot place (:func:`_groups_unplaced`),
+        gather whole groups drawn at random (seeded) until they hold as many elements as that
+        subsample, on rank 0 (``group_sample``): their floors hold as they are in the
+        subsample's problem of the estimate, where the element subsample scales a floor of 1
+        in a group of 100 to 0. Otherwise nothing."""
+        if self.group_sample is not None or not _groups_unplaced(self, outline):
             return
         order = np.random.default_rng([self.settings["seed"], 1]).permutation(outline.floors.shape[0])
         taken = max(1, int(np.searchsorted(np.cumsum(outline.group_sizes[order]), self.sample_count)))
@@ -455,13 +452,21 @@ def _gather(run: _Run, screened: _Screen) -> _Screen:
     return replace(screened, survivors=survivors, survivor_groups=None if groups is None else groups.reshape(-1))
 
 
+def _groups_unplaced(run: _Run, outline: Outline) -> bool:
+    """Whether floors sit on groups the element subsample cannot place (per-filter floors),
+    holding more than :data:`_UNPLACED_SHARE` of the elements: judged by
+    :func:`unplaced_share` from the members the subsample is expected to hold in each group,
+    so from the sizes alone, the same on every process without a message."""
+    if outline.floors is None:
+        return False
+    return unplaced_share(outline, outline.group_sizes * (run.sample_count / max(outline.size, 1))) > _UNPLACED_SHARE
+
+
 def _passed_levels(run: _Run, outline: Outline, rows, lo, hi) -> np.ndarray | None:
-    """With floors on groups the subsample cannot place holding more than
-    :data:`_UNPLACED_SHARE` of the elements (per-filter floors), the group levels of the
-    box [lo, hi] read in a pass (:meth:`ScorePasses.group_levels`, the largest over the
-    processes: a value floors[g] members of g reach); else None (no pass)."""
-    if outline.floors is None or not _on_root(run, lambda: unplaced_share(
-            outline, np.bincount(run.sample_groups, minlength=outline.floors.shape[0])) > _UNPLACED_SHARE):
+    """Where the subsample cannot place the groups (:func:`_groups_unplaced`), the group
+    levels of the box [lo, hi] read in a pass (:meth:`ScorePasses.group_levels`, the largest
+    over the processes: a value floors[g] members of g reach); else None (no pass)."""
+    if not _groups_unplaced(run, outline):
         return None
     return run.comm.maximum(run.passes.group_levels(rows, lo, hi, outline.floors))
 

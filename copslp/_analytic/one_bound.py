@@ -48,13 +48,16 @@ def solve_one_bound(inner: InnerProblem, bracket=None):
         ends = _bracketing_sets(inner, b, *bracket)
         if ends is not None:
             return _walk(inner, *ends, screened_width=bracket[1] - bracket[0])
+    slack = float(inner.slack[0])
     chosen = inner.select_lexicographic(s0, s1)
-    low = _End(0.0, inner.mask_of(chosen), float(s1.take(chosen).sum()))
-    if sum_reaches(s1.take(chosen), b, float(inner.slack[0])):
+    terms = s1.take(chosen)
+    low = _End(0.0, inner.mask_of(chosen), float(terms.sum()))
+    if sum_reaches(terms, b, slack):
         return low.members.astype(np.float64), np.zeros(1), {"newton_iterations": 0}
     chosen = inner.select_lexicographic(s1, s0)
-    high = _End(np.inf, inner.mask_of(chosen), float(s1.take(chosen).sum()))
-    if not sum_reaches(s1.take(chosen), b, float(inner.slack[0])):
+    terms = s1.take(chosen)
+    high = _End(np.inf, inner.mask_of(chosen), float(terms.sum()))
+    if not sum_reaches(terms, b, slack):
         raise ReducedProblemInfeasible()
     return _walk(inner, low, high)
 

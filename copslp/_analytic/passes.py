@@ -38,7 +38,8 @@ from typing import Any, Callable
 import numpy as np
 
 from .._blocks import blocks
-from .._selection import every_row, group_starts, is_non_decreasing, kth_largest_in_groups, take_columns
+from .._selection import (every_row, group_members, group_order, group_starts, is_non_decreasing, kth_largest_in_groups,
+                          take_columns)
 from .screening import Collected, box_extremes, kernel_block, screen_piece
 
 __all__ = ["ScorePasses", "Collectives", "LocalScreen", "LevelsOutside", "ArrayPasses", "OneProcess"]
@@ -439,10 +440,7 @@ class ArrayPasses(ScorePasses):
         starts = self._layer_starts()
         if starts is None:
             return np.flatnonzero(chosen[self.groups]).astype(np.int64)
-        picked = np.flatnonzero(chosen)
-        lengths = starts[picked + 1] - starts[picked]
-        first = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        return np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(starts[picked] - first, lengths)
+        return group_members(None, starts, np.flatnonzero(chosen))[0]  # layers: their runs, no pass
 
     def group_levels(self, rows, lo, hi, floors):
         """Block by block (each block's part of a group is a part): the largest ``low`` per
@@ -460,8 +458,7 @@ class ArrayPasses(ScorePasses):
                 member_groups = groups[members]
                 counts = np.bincount(member_groups, minlength=self.n_groups)
                 ranks = np.where(several & (counts >= floors), floors, 0)
-                part = kth_largest_in_groups(low[members], np.argsort(member_groups, kind="stable"),
-                                             group_starts(counts), ranks)
+                part = kth_largest_in_groups(low[members], group_order(member_groups), group_starts(counts), ranks)
                 np.maximum(levels, np.where(ranks > 0, part, -np.inf), out=levels)
         levels[floors == 1] = top[floors == 1]
         levels[floors == 0] = np.inf
