@@ -120,6 +120,33 @@ def with_layered_floors(scores: np.ndarray, n_groups: int, floor_fraction: float
     return groups, np.ceil(floor_fraction * np.bincount(groups)).astype(np.int64)
 
 
+def per_filter_problem(size: int, spread: float, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two float32 scores and groups of 100 consecutive elements (filters); ``spread``: the
+    secondary score scaled per group by 10^U(-spread, spread), so that top-k starves groups.
+    Returns ``(scores, groups)``."""
+    rng = np.random.default_rng(seed)
+    groups = np.arange(size) // 100
+    scores = rng.random((2, size)).astype(np.float32)
+    if spread:
+        scores[1] *= (10.0 ** rng.uniform(-spread, spread, groups[-1] + 1))[groups].astype(np.float32)
+    return scores, groups
+
+
+def alternated(variants: dict, repeats: int) -> tuple[dict, dict]:
+    """Each of ``variants`` (name -> a call that makes one solve and returns its result) run in
+    turn, ``repeats`` rounds, in this one process: ``(median milliseconds, last result)`` per
+    name. Alternating solve by solve keeps this machine's drift between processes (up to
+    1.5x) out of the comparison."""
+    times = {name: [] for name in variants}
+    results = {}
+    for _ in range(repeats):
+        for name, call in variants.items():
+            start = time.perf_counter()
+            results[name] = call()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(values)) * 1e3 for name, values in times.items()}, results
+
+
 # ----------------------------------------------------------------------------- memory
 def read_status_kib(field_name: str) -> int | None:
     """A ``Vm*`` field of /proc/self/status in KiB (None where /proc is not available)."""

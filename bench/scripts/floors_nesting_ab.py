@@ -5,7 +5,6 @@ floors 1%, the two problems of ``bench/targets.py``'s floors target, and each ag
 without floors; medians of 7 (ms). The masks of both variants must be equal."""
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,26 +24,25 @@ def in_place(run, outline, screened, rows, depth):
     return driver._GATHER_LIMIT < screened.n_survivors < outline.size and depth < driver._MAX_DEPTH and not finished_here
 
 
+def with_rule(rule, call):
+    def run():
+        driver._nests = rule
+        return call()
+    return run
+
+
 D = 10**7
 for spread in (0.0, 1.0):
     gamma = 0.75 if spread else 0.9
     scores = common.make_scores("uniform", 2, D, seed=0)
     groups, floors = common.with_layered_floors(scores, 50, 0.01, spread=spread)
     k = D // 20
-    times = {"a level down": [], "in place": [], "no floors": []}
-    results = {}
-    for _ in range(7):
-        for name, rule in (("a level down", below), ("in place", in_place)):
-            driver._nests = rule
-            start = time.perf_counter()
-            results[name] = copslp.solve(scores, k, gamma=gamma, groups=groups, floors=floors)
-            times[name].append(time.perf_counter() - start)
-        driver._nests = below
-        start = time.perf_counter()
-        copslp.solve(scores, k, gamma=gamma)
-        times["no floors"].append(time.perf_counter() - start)
+    floored = lambda: copslp.solve(scores, k, gamma=gamma, groups=groups, floors=floors)  # noqa: E731
+    med, results = common.alternated({"a level down": with_rule(below, floored),
+                                      "in place": with_rule(in_place, floored),
+                                      "no floors": with_rule(below, lambda: copslp.solve(scores, k, gamma=gamma))}, 7)
+    driver._nests = below
     same = np.array_equal(results["a level down"].mask, results["in place"].mask)
-    med = {name: np.median(values) * 1e3 for name, values in times.items()}
     print(f"spread {spread}: " + ", ".join(f"{name} {ms:.0f} ms" for name, ms in med.items())
           + f"; with floors / without: {med['a level down'] / med['no floors']:.2f}x a level down, "
           f"{med['in place'] / med['no floors']:.2f}x in place; nested: "

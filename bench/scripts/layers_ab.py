@@ -4,7 +4,6 @@ floors 1%, the two problems of ``bench/targets.py``'s floors target; medians of 
 each against the solve without floors. The masks of both variants must be equal."""
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,25 +23,24 @@ def per_element(self, width, grouped):
         yield block, None
 
 
+def with_pieces(pieces, call):
+    def run():
+        passes.ArrayPasses._pieces = pieces
+        return call()
+    return run
+
+
 D = 10**7
 for spread in (0.0, 1.0):
     gamma = 0.75 if spread else 0.9
     scores = common.make_scores("uniform", 2, D, seed=0)
     groups, floors = common.with_layered_floors(scores, 50, 0.01, spread=spread)
     k = D // 20
-    times = {"runs": [], "per element": [], "no floors": []}
-    masks = {}
-    for _ in range(7):
-        for name, pieces in (("runs", by_runs), ("per element", per_element)):
-            passes.ArrayPasses._pieces = pieces
-            start = time.perf_counter()
-            masks[name] = copslp.solve(scores, k, gamma=gamma, groups=groups, floors=floors).mask
-            times[name].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        copslp.solve(scores, k, gamma=gamma)
-        times["no floors"].append(time.perf_counter() - start)
-    assert np.array_equal(masks["runs"], masks["per element"])
-    med = {name: np.median(values) * 1e3 for name, values in times.items()}
+    floored = lambda: copslp.solve(scores, k, gamma=gamma, groups=groups, floors=floors)  # noqa: E731
+    med, results = common.alternated({"runs": with_pieces(by_runs, floored),
+                                      "per element": with_pieces(per_element, floored),
+                                      "no floors": lambda: copslp.solve(scores, k, gamma=gamma)}, 7)
+    assert np.array_equal(results["runs"].mask, results["per element"].mask)
     print(f"spread {spread}: " + ", ".join(f"{name} {ms:.0f} ms" for name, ms in med.items())
           + f"; with floors / without: {med['runs'] / med['no floors']:.2f}x by runs, "
           f"{med['per element'] / med['no floors']:.2f}x per element")
