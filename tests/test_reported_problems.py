@@ -253,16 +253,123 @@ _AMPLIFIED_ROUND_OFF_CASE = (
 )
 
 
-def test_a_vertex_left_beyond_its_bounds_by_round_off_is_reached_again():
-    """k = 40 of 268, gamma [1, 0.068] (present at e4cfd27): a degenerate pivot of 2.7e-7
-    amplified the leaving value's round-off, 5e-13, to a basic value 2e-6 above its bound,
-    and the certificate refused the point (a SolverError). The simplex now starts once more
-    from the multipliers it reached when its last basis holds a value beyond its bound
-    (``restarted``). HiGHS gives 4.0 at its 1e-7 tolerance."""
-    result = _solve(_long_run_case(_AMPLIFIED_ROUND_OFF_CASE, "round-off amplified"))
+#: A third case of the same run: the optimal basis on the bound as it is pairs two elements whose
+#: s_1 differ by 2.7e-7 of their value (a basis whose condition is 9e9).
+_ILL_CONDITIONED_CASE = (
+    {204: 1.0, 223: 1.0, 231: 14.119935934415812, 245: 0.001556516362856728, 252: 1.0, 266: 1.0},
+    {key: value for key, value in _AMPLIFIED_ROUND_OFF_CASE[1].items()
+     if key not in (5, 40, 46, 52, 77, 168)},
+    _AMPLIFIED_ROUND_OFF_CASE[2],
+)
+
+
+@pytest.mark.parametrize("rows, objective", [(_AMPLIFIED_ROUND_OFF_CASE, 4.0),
+                                             (_ILL_CONDITIONED_CASE, 3.001556516362857)],
+                         ids=["round-off amplified", "ill-conditioned basis"])
+def test_a_bound_at_gamma_one_met_off_its_face_by_a_small_pivot(rows, objective):
+    """k = 40 of 268, gamma [1, 0.068] (both present at e4cfd27, the second at aadde89): off
+    the first bound's face, which cannot meet the second, the bound is met only by trading
+    elements whose s_1 differ by 2.7e-7. On the bound as it is, a basic surplus sat beyond its
+    bound by round-off (5e-13), a pivot of 2.7e-7 amplified it to a basic value 2e-6 beyond
+    its own, and the certificate refused the point (a SolverError). The simplex now runs on
+    the bounds less the round-off of their sums (room instead of a value beyond its bound);
+    the objective may exceed HiGHS's by lambda_1 times that room (here lambda_1 = 14.1 and
+    the room 1e-12 of b_1 = 7127: 1e-7)."""
+    result = _solve(_long_run_case(rows, "off the face, a small pivot"))
     assert result.certificate.passed, result.certificate.summary()
-    assert result.objective == pytest.approx(4.0, rel=1e-8)
-    assert result.info.get("restarted")
+    room = 1e-12 * float(result.thresholds[0]) * float(result.multipliers[0])
+    assert abs(result.objective - objective) <= room + 1e-9 * objective
+
+
+def test_two_bounds_at_gamma_one_whose_faces_differ_by_one_element():
+    """Found by the long property run (present at aadde89): k = 40 of 268, gamma 1 on both
+    bounds. s_1's face keeps its one non-zero element, which s_2's face (41 non-zero
+    entries, that element the least) drops: meeting s_1 costs s_2 2.3e-6 of its 6294, no
+    round-off. The survivors' simplex ended phase 1 with that much left in an artificial
+    variable (within its tolerance of 1e-9 of the budget) and returned the point; HiGHS and
+    the MILP say infeasible. Phase 1 now accepts only its own round-off, and the Farkas
+    proof decides."""
+    scores = np.zeros((3, 268))
+    scores[1, 215] = 890.778424662469
+    scores[2, 186:216] = [10.0, 100.0, 31.622776601683793, 15.882321488716828, 60.21935644896591,
+                          11.167285598739642, 15.079038372514647, 79.43282347242814, 108.4123887765789,
+                          132.9619468744951, 723.5157664324562, 110.59950799898928, 119.03230459773485,
+                          607.7838250569984, 301.8433736772437, 733.7832023485652, 999.999999999999,
+                          3.1622776601683795, 5.331276625229393, 3.5485929450432687, 7.510874247957554,
+                          7.943282347242816, 1.847738991359514, 2.584289377796206, 2.036373641610267,
+                          1.3594751861550511, 1.1334756892137752, 1.0002302850208247, 1.000002302587744, 1.0]
+    scores[2, 257:268] = [78.49497646771142, 16.328915518591444, 294.6401481099692, 139.36796962041052,
+                          347.88534090077303, 202.0666923637016, 999.999999999999, 5.187122934160106,
+                          7.943282347242816, 1.208307800720702, 1.000002302587744]
+    case = Case(scores, 40, gamma=[1.0, 1.0], label="two faces one element apart")
+    assert case.reference.status == "infeasible"
+    with pytest.raises(copslp.InfeasibleError, match=r"scores\[1\], scores\[2\]"):
+        _solve(case)
+
+
+#: Three rows of 116 elements (the long property run), their non-zero entries by position: s_2
+#: holds exact ones and entries within 7e-16 of 1 beside them.
+_RAY_BEYOND_ROUND_OFF_CASE = (
+    {68: 0.18947037281795978, 70: 1.0, 71: 7.943282347242816, 72: 587.7205938491036, 74: 0.059860726800533795, 75:
+    579.2047470316139, 79: 271.0638537449447, 80: 0.12104816387979069, 82: 12.769902725752596, 83:
+    0.0010069182105780766, 85: 0.001375310312634468, 87: 117.39579652281417, 89: 0.008766389314734158, 95: 0.001,
+    96: 0.1, 97: 0.15995922437018203, 99: 28.805876997626793, 101: 1.0, 103: 0.022886772780591577, 105:
+    1.0002302850208247, 107: 1.0, 109: 0.0017567693724990978, 110: 1.0859946239297271, 111: 0.00307505046224146,
+    113: 32.68233108297743, 114: 1.0},
+    {1: 1.0, 2: 18.819173498152264, 4: 2.154434690031884, 6: 0.5377037176095937, 8: 1.0, 10: 3.073903624415589, 11:
+    0.025136662670530094, 12: 1.0, 13: 94.00673454200947, 14: 1.0000002302585358, 16: 0.01447614084246251, 17: 10.0,
+    23: 3.1622776601683795, 24: 33.57894507996002, 25: 1.0, 26: 1.0, 27: 0.7287635469105291, 28: 0.2146204228977452,
+    30: 0.2026850268536401, 31: 13.815562793613363, 32: 1.0, 33: 6.017577318144543, 34: 1.0, 36: 9.493162517987514,
+    37: 0.05220606099298121, 39: 405.5575301867432, 41: 1.0, 43: 0.0012208831933026836, 45: 0.001000000000000001,
+    47: 130.75001835462106, 48: 1.0, 49: 0.13492900215543882, 50: 0.006672710477890073, 52: 664.418935815127, 56:
+    1.0, 57: 1.0000000002302585, 58: 1.0, 60: 0.012851559762921788, 67: 0.030295762735797968, 68:
+    0.9999998627552429, 69: 0.057370893808846225, 71: 1.0, 73: 1.000002302587744, 75: 20.77585469075085, 76:
+    0.010671762950514526, 83: 1.0, 85: 1.0, 87: 0.042550617772732856, 89: 275.8424650025263, 93: 0.7343583571968658,
+    96: 3.992307602421235, 97: 1.0000000000000022, 100: 1000.0, 102: 0.010980365379668742, 103: 1.0, 105:
+    19.057210459351793, 107: 0.001000000000000001, 113: 0.0037983438510663984, 114: 0.0025477217217936537},
+    {1: 1.0, 2: 0.3540348350872139, 5: 1.000000002302585, 9: 1.0, 10: 1.0, 12: 2.090020261310289, 13:
+    1.0000000000000022, 16: 471.5111338250135, 18: 1.000002302587744, 19: 0.001, 20: 1.0, 23: 9.99976974414163, 26:
+    0.012736016836495665, 27: 0.0022919401261290344, 28: 1.0, 29: 1.0, 32: 0.0737177793836266, 34:
+    1.7953240903990961, 35: 1.0, 36: 1.0, 37: 0.006493055374645327, 39: 1.0, 41: 1.0, 46: 144.82894818331928, 47:
+    0.9999903194193195, 48: 1.0, 51: 1.0, 52: 0.0765221914476729, 53: 41.92461794139062, 55: 0.9999999999999993, 56:
+    0.01003459242551178, 57: 363.66545220111306, 65: 0.5688746756374412, 66: 312.408520190678, 67: 1.0, 68: 1.0, 71:
+    29.1667018018962, 72: 0.0011693222547484838, 73: 1.0000000000230258, 74: 0.46158465615161615, 76:
+    0.9999999999999994, 78: 12.867645522684885, 80: 12.589254117941675, 81: 2.1101893821955904, 82:
+    0.5638183579375363, 83: 1.0000000000000022, 86: 206.90829781698727, 87: 7.008911275724881, 88:
+    0.007972145579311108, 89: 1.0, 90: 0.0030090143173315915, 91: 999.999999999999, 93: 1.0, 95: 900.1850731515441,
+    97: 45.75412359295722, 101: 1.0, 102: 0.0027954281556619933, 103: 0.0015598056158161997, 108: 1.0, 109: 1000.0,
+    110: 0.014655736802042253, 112: 0.07390217771190406, 113: 0.004349449503822272, 114: 1.0},
+)
+
+
+def _wide_case() -> Case:
+    """13 elements, k = 6, gamma 1 on both bounds, s_2's entries from 3e-10 to 1.3e9, signed."""
+    scores = np.zeros((3, 13))
+    scores[1, [4, 7, 11, 12]] = [1.0, -1.0, 1e-3, 1e-8]
+    scores[2, [3, 5, 6, 7, 10, 11, 12]] = [865964323.3600653, 1.0, 562341325.1903491, 1263462917.6544685, 1.0,
+                                            3.1622776601683795e-10, -31.622776601683793]
+    return Case(scores, 6, gamma=[1.0, 1.0], label="wide ranges at gamma = 1")
+
+
+def _near_ties_case() -> Case:
+    scores = np.zeros((3, 116))
+    for row, entries in enumerate(_RAY_BEYOND_ROUND_OFF_CASE):
+        scores[row, list(entries)] = list(entries.values())
+    return Case(scores, 25, gamma=[0.4011489378002281, 1.0], label="near ties at gamma = 1")
+
+
+@pytest.mark.parametrize("make", [_wide_case, _near_ties_case], ids=["wide ranges", "near ties"])
+def test_a_farkas_ray_whose_value_is_beyond_round_off(make):
+    """Found by the long property run (present at aadde89): a bound at gamma = 1 beside entries
+    within 7e-16 of its level (or spanning 1e9) gives the Farkas ray a multiplier of 3.8e15 (3e9).
+    Its value, the top-k sum of s_1 + lambda s_2 less lambda b_2, cancels 1.7e19 to 2048 (its
+    round-off), above b_1 = 1092 though the best s_1 under s_2's bound is 794: the proof found
+    no conflict, and the survivors' simplex, which did, ended in a SolverError. HiGHS says
+    infeasible. Where the ray's round-off exceeds its margin, the best value decides."""
+    case = make()
+    assert case.reference.status == "infeasible"
+    with pytest.raises(copslp.InfeasibleError, match=r"scores\[1\], scores\[2\]"):
+        _solve(case)
 
 
 @pytest.mark.parametrize("method", ["analytic", "two_score"])

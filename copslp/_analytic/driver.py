@@ -101,6 +101,11 @@ _SPREADS = (4.0, 16.0, 64.0)
 #: a pass of their own (:meth:`ScorePasses.group_levels`; the sampled ones would keep their
 #: members) and the estimate solves whole groups (:meth:`_Run.draw_group_sample`).
 _UNPLACED_SHARE = 1 / 32
+#: A point whose certificate finds it short of a bound (or the budget) by more than this, the
+#: round-off of its sums, though within rtol, is returned only once the Farkas proof finds no
+#: conflict between the bounds (docs/maths.md §3.5): the exact finish's tolerances are looser
+#: than round-off (two bounds at gamma = 1 whose faces differ by one element: 3.7e-10).
+_PROVE_SHORT_ABOVE = 1e-11
 
 
 class _Run:
@@ -895,7 +900,11 @@ def _raise_joint_infeasibility(run: _Run, outline: Outline, rows: np.ndarray, th
     ray = np.concatenate([[1.0], optimum.multipliers])
     reach = _top_k_value(run, outline, np.concatenate([[head], rest]), optimum.multipliers, depth) \
         - float(optimum.multipliers @ thresholds[1:])
-    if reaches(reach, b):
+    # the ray's value cancels lambda_i b_i against the top-k sum: with multipliers of 1e15 (a bound
+    # at gamma = 1 beside entries within 1e-15 of its level) its round-off exceeds any margin, and
+    # the optimum of the first bound under the others (``best``, short of b) decides alone
+    round_off = 1e-12 * float(np.abs(optimum.multipliers) @ np.abs(thresholds[1:]))
+    if reaches(reach, b) and reach - b > round_off:
         return
     keep = np.flatnonzero(ray > 0)
     conflict_rows = np.concatenate([[head], rest])
@@ -909,8 +918,9 @@ def _raise_joint_infeasibility(run: _Run, outline: Outline, rows: np.ndarray, th
 def _finish(run: _Run, outline: Outline, rows: np.ndarray, optimum: _Optimum, with_point: bool = False) -> Result:
     """The mask, each process its part; the whole problem's scan; the certificate, checked
     by every process on the same numbers; with ``with_point`` (one process), the LP point.
-    A point the certificate finds short of a bound by more than rtol goes to the Farkas proof
-    (docs/maths.md §3.5): the bounds may conflict by less than the exact finish's tolerance."""
+    A point the certificate finds short of a bound by more than round-off
+    (:data:`_PROVE_SHORT_ABOVE`) goes to the Farkas proof (docs/maths.md §3.5): the bounds may
+    conflict by less than the exact finish's tolerance."""
     n = outline.n_scores
     multipliers = np.zeros(n - 1)
     multipliers[rows[1:] - 1] = optimum.multipliers
@@ -918,9 +928,9 @@ def _finish(run: _Run, outline: Outline, rows: np.ndarray, optimum: _Optimum, wi
     mask, numbers, certificate = _mask_and_certificate(run, outline, optimum, multipliers, read_all)
     if numbers["screened"] and (certificate is None or not certificate.passed):  # levels only bound v: read it all
         mask, numbers, certificate = _mask_and_certificate(run, outline, optimum, multipliers, read_all=True)
+    if certificate.primal_violation > _PROVE_SHORT_ABOVE:  # the bounds may conflict: the proof decides
+        _raise_joint_infeasibility(run, outline, rows, outline.thresholds[rows[1:] - 1])
     if not certificate.passed:
-        if certificate.primal_violation > run.rtol:  # short of a bound: they may conflict by more than rtol
-            _raise_joint_infeasibility(run, outline, rows, outline.thresholds[rows[1:] - 1])
         raise SolverError(f"analytic returned a point that is not optimal: {certificate.summary()}")
     values, mask_values = numbers["values"], numbers["mask_values"]
     thresholds = outline.thresholds

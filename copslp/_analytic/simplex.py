@@ -42,7 +42,8 @@ __all__ = ["solve_small_lp"]
 
 #: Reduced costs below this (the scaled problem has entries of magnitude <= 1) do not enter.
 _OPTIMALITY_TOL = 1e-11
-#: Phase 1 ends feasible when the artificial variables sum to at most this (scaled rows).
+#: Phase 1 ends feasible when the artificial variables sum to at most this (scaled rows); basic
+#: values count as within their bounds up to this of each bound's size.
 _FEASIBILITY_TOL = 1e-9
 #: Pivot elements smaller than this are not taken in the ratio test.
 _PIVOT_TOL = 1e-9
@@ -58,21 +59,13 @@ _UPDATES_BEFORE_REFACTOR = 32
 
 
 def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
-    r"""x, lambda (one per bound of ``inner``) and details of the LP on ``inner``, at a vertex:
-    :func:`_vertex`, once more from the multipliers it reached where round-off left a basic
-    value of its last basis beyond its bound (a pivot too small amplifies the round-off of the
-    values before it; from another first point the path, and its pivots, differ); the details
-    say so (``restarted``). See :func:`_vertex` for the parameters and what it raises."""
-    x, multipliers, details, within = _vertex(inner, start)
-    if within:
-        return x, multipliers, details
-    x, multipliers, details, _ = _vertex(inner, multipliers)
-    return x, multipliers, {**details, "restarted": True}
+    r"""x, lambda (one per bound of ``inner``) and details of the LP on ``inner``, at a vertex.
 
-
-def _vertex(inner: InnerProblem, start: np.ndarray | None = None):
-    r"""x, lambda (one per bound of ``inner``), details of the LP on ``inner`` at a vertex, and
-    whether the basic values of that vertex's basis lie within their bounds (round-off aside).
+    Both phases run on the bounds less the round-off of the sums behind them
+    (``inner.slack``, what the certificate forgives): at a bound that is only just met (at
+    gamma = 1, off its face), a basic surplus then has room of that round-off, not a value
+    beyond its bound by round-off, which a small pivot would amplify (5e-13 over a pivot of
+    2.7e-7: 2e-6) and carry into a basis infeasible in exact arithmetic.
 
     Parameters
     ----------
@@ -85,7 +78,7 @@ def _vertex(inner: InnerProblem, start: np.ndarray | None = None):
     Raises
     ------
     ReducedProblemInfeasible
-        No x in [0, 1]^m meets the budget, the bounds and the floors.
+        No x in [0, 1]^m meets the budget, the bounds (up to their round-off) and the floors.
     SolverError
         The iteration limit was reached (a defect: the pivot rules cannot cycle).
     """
@@ -139,7 +132,7 @@ def _vertex(inner: InnerProblem, start: np.ndarray | None = None):
 
     phase_one = np.zeros(total)
     phase_one[artificial] = -1.0
-    relaxed = rhs.copy()  # phase 1: a bound counts as met up to the round-off of its sums
+    relaxed = rhs.copy()  # a bound counts as met up to the round-off of its sums
     relaxed[1:1 + r] -= inner.slack / scale[1:]
     # a reduced cost counts per unit of the column's own amount: a divided column's is divided too
     optimality = np.full(total, _OPTIMALITY_TOL)
@@ -149,15 +142,11 @@ def _vertex(inner: InnerProblem, start: np.ndarray | None = None):
         raise ReducedProblemInfeasible()
     upper[artificial] = 0.0
     value[artificial] = 0.0
-    # phase 2 from phase 1's basis, on the bounds as they are where that basis meets them; where
-    # it meets them only up to their round-off (no point meets the bounds as they are), on the
-    # bounds phase 1 met: on the others the basic values would leave their bounds
-    target = rhs if _basis_within_bounds(matrix, rhs, lower, upper, basis, value) else relaxed
     objective = np.zeros(total)
     objective[:q] = columns[0] / scale[0] / spread
-    basis, value, duals = _iterate(matrix, target, lower, upper, objective, basis, value, optimality)
+    basis, value, duals = _iterate(matrix, relaxed, lower, upper, objective, basis, value, optimality)
+    _onto_bounds(matrix, rhs, lower, upper, basis, value)
 
-    within = _within_bounds(value[basis], lower[basis], upper[basis])
     amounts = np.clip(value[:q] / spread, 0.0, counts)
     x = _spread(amounts, inverse, counts)
     # a bound whose surplus is basic is slack: its dual is 0 (up to round-off, made exact); the
@@ -166,7 +155,7 @@ def _vertex(inner: InnerProblem, start: np.ndarray | None = None):
     bound_duals = np.maximum(-duals[1:1 + r], 0.0)
     bound_duals[np.isin(q + np.arange(r), basis)] = 0.0
     multipliers = scale[0] * bound_duals / scale[1:]
-    return x, multipliers, {"reduced_solver": "simplex", "distinct_columns": int(q)}, within
+    return x, multipliers, {"reduced_solver": "simplex", "distinct_columns": int(q)}
 
 
 def _row_scales(columns: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -182,20 +171,18 @@ def _row_scales(columns: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return np.where(scale > 0, scale, 1.0)
 
 
-def _basis_within_bounds(matrix, rhs, lower, upper, basis, value) -> bool:
-    """Whether the basic values that ``rhs`` gives (the nonbasic ones at ``value``) lie within
-    their bounds (:func:`_within_bounds`)."""
+def _onto_bounds(matrix, rhs, lower, upper, basis, value) -> None:
+    """Move the basic values of the optimal basis from the bounds less their round-off to the
+    bounds as they are, where they stay within their own bounds there (the basis, whose
+    reduced costs do not depend on the right-hand side, stays optimal): the objective is then
+    the LP's on the bounds themselves, not up to lambda_i times their round-off above it."""
     nonbasic_value = value.copy()
     nonbasic_value[basis] = 0.0
     basic_value = np.linalg.solve(matrix[:, basis], rhs - matrix @ nonbasic_value)
-    return _within_bounds(basic_value, lower[basis], upper[basis])
-
-
-def _within_bounds(values, low, high) -> bool:
-    """Whether ``values`` lie within [low, high] up to :data:`_FEASIBILITY_TOL` of each
-    bound's size."""
+    low, high = lower[basis], upper[basis]
     room = _FEASIBILITY_TOL * np.maximum(1.0, np.abs(np.where(np.isfinite(high), high, low)))
-    return bool(np.all((values >= low - room) & (values <= high + room)))
+    if np.all((basic_value >= low - room) & (basic_value <= high + room)):
+        value[basis] = basic_value
 
 
 def _first_point(inner: InnerProblem, inverse, counts, start) -> np.ndarray:
