@@ -430,7 +430,11 @@ def grasp(
     ``torch.nn.utils.prune.global_unstructured``, which would).
 
     ``batches`` is iterated twice (once for ``g``, once for ``Hg``); a one-shot iterator is
-    first stored in a list.
+    first stored in a list. With one batch (and no ``chunk_size``) :math:`\nabla_\theta L`
+    is taken once, with its graph, and serves both: ``g`` is its value and ``Hg`` the
+    derivative of :math:`\langle \operatorname{stop\_grad}(g), \nabla_\theta L\rangle` through
+    that graph, so the model runs forward and backward once less than in the authors' code,
+    with the same numbers (identical scores on ResNet-20, float32 and float64).
 
     ``absolute=True`` gives :math:`|\theta \odot Hg|` (keep the largest), the magnitude
     variant of Lubana and Dick (ICLR 2021, "A gradient flow framework for analyzing network
@@ -520,15 +524,25 @@ def grasp(
     with _model_preserved(model, train=train), _twice_differentiable(model):
         leaves = _trainable_leaves(model, layout)
         device, dtype = _device_dtype(leaves)
+        # one loss (one batch, not in slices): g and its graph from one differentiation, kept for
+        # H g; else g summed over the losses first, and each differentiated again for H g
+        kept = []
         gradient = None
-        for loss in _grasp_losses(model, loss_fn, batches, device, dtype, temperature, chunk_size):
-            gradient = _accumulated(gradient, _grads(loss, leaves))
+        if len(batches) == 1 and chunk_size is None:
+            loss = next(iter(_grasp_losses(model, loss_fn, batches, device, dtype, temperature, chunk_size)))
+            kept.append(torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True))
+            del loss
+            gradient = [torch.zeros_like(p) if g is None else g.detach().clone() if process_group is not None
+                        else g.detach() for p, g in zip(leaves, kept[0])]
+        else:
+            for loss in _grasp_losses(model, loss_fn, batches, device, dtype, temperature, chunk_size):
+                gradient = _accumulated(gradient, _grads(loss, leaves))
         if process_group is not None:
             gradient = _owned(gradient)
             average_over_processes(gradient, process_group)
         hessian_gradient = None
-        for loss in _grasp_losses(model, loss_fn, batches, device, dtype, temperature, chunk_size):
-            grads = torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True)
+        for grads in _differentiated(kept, lambda: _grasp_losses(model, loss_fn, batches, device, dtype, temperature,
+                                                                 chunk_size), leaves):
             inner = sum((g0 * g).sum() for g0, g in zip(gradient, grads) if g is not None)
             del grads
             if not isinstance(inner, torch.Tensor) or not inner.requires_grad:
@@ -586,6 +600,18 @@ def _halves(batches: Sequence[Any]) -> list[tuple[Any, Any]]:
                              f"sample")
         halves += [(inputs[:size // 2], targets[:size // 2]), (inputs[size // 2:], targets[size // 2:])]
     return halves
+
+
+def _differentiated(kept: list, losses: Callable[[], Iterator[torch.Tensor]],
+                    leaves: Sequence[torch.Tensor]) -> Iterator[tuple]:
+    """The first derivatives, with their graphs, of each loss of ``losses()``; or, where
+    ``kept`` holds one already taken (a single loss), that one, handed over (the list is
+    emptied, so that the graph lives no longer than the caller's use of it)."""
+    if kept:
+        yield kept.pop()
+        return
+    for loss in losses():
+        yield torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True)
 
 
 def _grasp_losses(model: nn.Module, loss_fn: Callable, batches: Sequence[Any], device: torch.device,
