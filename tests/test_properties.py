@@ -146,7 +146,22 @@ def _check_against_reference(case):
         with pytest.raises(copslp.InfeasibleError):
             _solve(case)
         return
-    assert_optimal(_solve(case), case)
+    try:
+        result = _solve(case)
+    except copslp.InfeasibleError as error:
+        # the reference meets a bound at gamma = 1 up to 1e-10 of its magnitude (conftest); the
+        # analytic method, up to round-off (1e-12): between the two, both verdicts are right
+        shortfall = (error.threshold - error.best_reachable) / abs(error.threshold)
+        if not (_has_bound_at_best(case) and 0 < shortfall <= 1e-10):
+            raise
+        return
+    assert_optimal(result, case)
+
+
+def _has_bound_at_best(case) -> bool:
+    """Whether a bound asks for the best value its score reaches (the reference's room)."""
+    return any(case.thresholds[i] >= top_k_sum_sorted(case.s[i + 1], case.k) - 1e-12 * case.magnitude(i + 1)
+               for i in case.active)
 
 
 @pytest.mark.parametrize("method", [m for m in LP_METHODS if m != "analytic"])

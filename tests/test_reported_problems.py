@@ -433,3 +433,15 @@ def test_low_density_at_full_size_stays_screened():
     result = copslp.solve(scores, 1_060, gamma=0.9)
     assert result.certificate.passed
     assert result.info["rounds"] == 1 and result.info["survivors"] < 1_060_000
+
+
+def test_milp_does_not_take_costs_within_highs_dual_tolerance_for_equal():
+    """Found by the long property run (present at aadde89): s_0 = (0, 1, 1000, 0.99997697), k = 2.
+    Scaled by 1000, the costs of elements 1 and 3 differ by 2.3e-8, below HiGHS's default dual
+    feasibility tolerance of 1e-7: the MILP returned elements 2 and 3 (1000.99998) with a
+    reported gap of 0 against its bound of 1001. Its dual tolerance is now 1e-9 like the
+    others, and the certificate measures the gap from the bound as well."""
+    scores = np.array([[0.0, 1.0, 1000.0, 0.9999769744142]])
+    result = _solve_with(Case(scores, 2, label="costs 2.3e-8 apart after scaling"), "milp")
+    assert result.objective == 1001.0
+    assert result.mask.tolist() == [False, True, True, False]
