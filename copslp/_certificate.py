@@ -305,9 +305,11 @@ def certify_binary(problem: Problem, x: np.ndarray, solution, *, rtol: float) ->
         counts = np.bincount(problem.groups, weights=x, minlength=problem.floors.shape[0])
         primal = max(primal, float(np.max(problem.floors - counts, initial=0.0)))
     bound = float(solution.info.get("mip_dual_bound", np.nan))
-    # the gap as reported, and as measured from the bound and the mask's own objective: HiGHS
-    # has reported 0 for a mask 2.3e-8 below its bound
-    measured = (bound - float(values[0])) / max(abs(float(values[0])), abs(bound), _TINY)
+    # the gap as reported, and as measured from the bound and the mask's own objective (against
+    # k times the largest |s_0| as well: an objective of 0 beside a bound of 7e-16 is round-off):
+    # HiGHS has reported 0 for a mask 2.3e-8 below its bound
+    terms = k * float(np.abs(problem.scores[0]).max(initial=0.0))
+    measured = (bound - float(values[0])) / max(abs(float(values[0])), abs(bound), terms, _TINY)
     gap = max(float(solution.info.get("mip_gap", np.inf)), measured if np.isfinite(measured) else 0.0)
     primal = max(primal, 0.0)
     return Certificate(

@@ -445,3 +445,11 @@ def test_milp_does_not_take_costs_within_highs_dual_tolerance_for_equal():
     result = _solve_with(Case(scores, 2, label="costs 2.3e-8 apart after scaling"), "milp")
     assert result.objective == 1001.0
     assert result.mask.tolist() == [False, True, True, False]
+
+
+def test_milp_gap_of_round_off_beside_an_objective_of_zero():
+    """s_0 = (0, -1, -2, -2, 3), k = 4: the best mask's objective is 0 and HiGHS's bound 6.7e-16.
+    The gap measured from the bound is round-off against k times the largest |s_0|, not 100%
+    of an objective of 0 (a SolverError found by the long run while the measure was added)."""
+    result = _solve_with(Case(np.array([[0.0, -1.0, -2.0, -2.0, 3.0]]), 4, label="objective 0"), "milp")
+    assert result.certificate.passed and result.objective == 0.0
