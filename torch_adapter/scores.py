@@ -530,10 +530,10 @@ def grasp(
         gradient = None
         if len(batches) == 1 and chunk_size is None:
             loss = next(iter(_grasp_losses(model, loss_fn, batches, device, dtype, temperature, chunk_size)))
-            kept.append(torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True))
+            kept.append(_grads(loss, leaves, create_graph=True))
             del loss
-            gradient = [torch.zeros_like(p) if g is None else g.detach().clone() if process_group is not None
-                        else g.detach() for p, g in zip(leaves, kept[0])]
+            # averaged in place over the processes: a copy, not the graph's own tensors
+            gradient = [g.detach().clone() if process_group is not None else g.detach() for g in kept[0]]
         else:
             for loss in _grasp_losses(model, loss_fn, batches, device, dtype, temperature, chunk_size):
                 gradient = _accumulated(gradient, _grads(loss, leaves))
@@ -543,7 +543,7 @@ def grasp(
         hessian_gradient = None
         for grads in _differentiated(kept, lambda: _grasp_losses(model, loss_fn, batches, device, dtype, temperature,
                                                                  chunk_size), leaves):
-            inner = sum((g0 * g).sum() for g0, g in zip(gradient, grads) if g is not None)
+            inner = sum((g0 * g).sum() for g0, g in zip(gradient, grads))
             del grads
             if not isinstance(inner, torch.Tensor) or not inner.requires_grad:
                 continue  # the loss does not depend on the prunable weights twice: H g = 0
@@ -611,7 +611,7 @@ def _differentiated(kept: list, losses: Callable[[], Iterator[torch.Tensor]],
         yield kept.pop()
         return
     for loss in losses():
-        yield torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True)
+        yield _grads(loss, leaves, create_graph=True)
 
 
 def _grasp_losses(model: nn.Module, loss_fn: Callable, batches: Sequence[Any], device: torch.device,
