@@ -120,6 +120,28 @@ def with_layered_floors(scores: np.ndarray, n_groups: int, floor_fraction: float
     return groups, np.ceil(floor_fraction * np.bincount(groups)).astype(np.int64)
 
 
+#: The floors target's two problems (bench/targets.py): (name, per-group scale spread, gamma,
+#: description). "slack": the uniform scores of the other targets (floors hold without being
+#: asked for: the cost of handling them). "binding": every score scaled on each group by its own
+#: factor 10^U(-1, 1), as layers differ in score scale, so that plain top-k starves most groups;
+#: the floors then force 20% of the budget into weak groups and gamma = 0.9 is often
+#: infeasible, so this one uses gamma = 0.75.
+FLOOR_VARIANTS = (
+    ("slack", 0.0, 0.9, "uniform scores"),
+    ("binding", 1.0, 0.75, "scores scaled per group by 10^U(-1,1)"),
+)
+
+
+def layered_floors_problems(size: int):
+    """The floors target's problems (:data:`FLOOR_VARIANTS`) on ``size`` elements: two uniform
+    scores, 50 layer-like groups, floors 1% (:func:`with_layered_floors`), k = size / 20.
+    Yields ``(spread, gamma, scores, groups, floors, k)``."""
+    for _, spread, gamma, _ in FLOOR_VARIANTS:
+        scores = make_scores("uniform", 2, size, seed=0)
+        groups, floors = with_layered_floors(scores, 50, 0.01, spread=spread)
+        yield spread, gamma, scores, groups, floors, size // 20
+
+
 def per_filter_problem(size: int, spread: float, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Two float32 scores and groups of 100 consecutive elements (filters); ``spread``: the
     secondary score scaled per group by 10^U(-spread, spread), so that top-k starves groups.
@@ -130,6 +152,15 @@ def per_filter_problem(size: int, spread: float, *, seed: int = 0) -> tuple[np.n
     if spread:
         scores[1] *= (10.0 ** rng.uniform(-spread, spread, groups[-1] + 1))[groups].astype(np.float32)
     return scores, groups
+
+
+def patched(owner, name: str, value, call):
+    """A call that sets ``owner.name`` to ``value`` and then makes ``call()``: one variant of an
+    in-process comparison (:func:`alternated`) that swaps a function of the library."""
+    def run():
+        setattr(owner, name, value)
+        return call()
+    return run
 
 
 def alternated(variants: dict, repeats: int) -> tuple[dict, dict]:

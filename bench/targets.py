@@ -21,7 +21,7 @@ k = D/20, gamma = 0.9 (the floors target adds 50 layer-like groups, see below). 
 4. Floors (layer-collapse protection): D = 1e7, the elements split into 50 contiguous
    groups of unequal sizes (like layers), floor = 1% of each group (rounded up): analytic
    with groups and floors within 2x of analytic without them on the same arrays. Two
-   problems (see FLOOR_VARIANTS): the uniform scores above, where the floors are slack,
+   problems (see FLOOR_VARIANTS in bench/_common.py): the uniform scores above, where the floors are slack,
    and scores scaled per group and per score by 10^U(-1, 1), where plain top-k leaves most
    groups below their floor (gamma = 0.75 there: 0.9 is often infeasible with such floors).
 
@@ -47,18 +47,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common  # noqa: E402
 
 common.ensure_paths()
-
-
-#: The floors target on two problems: (name, per-group scale spread, gamma, description).
-#: "slack": the uniform scores of the other targets (floors hold without being asked for:
-#: the cost of handling them). "binding": every score scaled on each group by its own factor
-#: 10^U(-1, 1), as layers differ in score scale, so that plain top-k starves most groups;
-#: the floors then force 20% of the budget into weak groups and gamma = 0.9 is often
-#: infeasible, so this one uses gamma = 0.75.
-FLOOR_VARIANTS = (
-    ("slack", 0.0, 0.9, "uniform scores"),
-    ("binding", 1.0, 0.75, "scores scaled per group by 10^U(-1,1)"),
-)
 
 
 TARGET_GROUPS = ("highs", "partition", "memory", "floors", "topk", "select_mask")
@@ -215,7 +203,7 @@ def main(argv=None) -> int:
 
         if "floors" in only:
             d = args.d_floors
-            for variant, spread, gamma, text in FLOOR_VARIANTS:
+            for variant, spread, gamma, text in common.FLOOR_VARIANTS:
                 spec = spec_for(args, d, ["analytic", "analytic:floors"], repeats=args.repeats,
                                 groups={"n_groups": 50, "floor_fraction": 0.01, "spread": spread})
                 spec["gamma"] = gamma

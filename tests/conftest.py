@@ -166,6 +166,18 @@ def top_k_sum_sorted(values: np.ndarray, k: int) -> float:
     return float(np.sort(np.asarray(values, dtype=np.float64))[::-1][:k].sum())
 
 
+#: Room the reference gives a bound at the best value its score reaches (gamma = 1), relative to
+#: the score's magnitude: such a bound is met only up to the round-off of a k-term sum.
+AT_BEST_ROOM = 1e-10
+
+
+def at_best(scores_row: np.ndarray, k: int, threshold: float) -> bool:
+    """Whether ``threshold`` asks for the best value ``scores_row`` reaches within k (gamma = 1),
+    up to 1e-12 of the row's magnitude."""
+    magnitude = top_k_sum_sorted(np.abs(scores_row), k)
+    return threshold >= top_k_sum_sorted(scores_row, k) - 1e-12 * magnitude
+
+
 # ----------------------------------------------------------------------------------------
 # the independent reference
 
@@ -188,9 +200,8 @@ def reference_solve(s, k, thresholds, groups=None, floors=None, *, integer=False
         row_scale = float(np.abs(s[i + 1]).max()) or 1.0
         # a bound at the best reachable value (gamma = 1) is met only up to the round-off of a
         # k-term sum: give HiGHS that much room there (and only there)
-        magnitude = float(np.sort(np.abs(s[i + 1]))[::-1][:k].sum())
-        at_best = thresholds[i] >= top_k_sum_sorted(s[i + 1], k) - 1e-12 * magnitude
-        room = 1e-10 * magnitude if at_best else 0.0
+        magnitude = top_k_sum_sorted(np.abs(s[i + 1]), k)
+        room = AT_BEST_ROOM * magnitude if at_best(s[i + 1], k, thresholds[i]) else 0.0
         rows.append((np.arange(size), s[i + 1] / row_scale, (float(thresholds[i]) - room) / row_scale,
                      highspy.kHighsInf))
     cost_scale = float(np.abs(s[0]).max()) or 1.0

@@ -18,9 +18,11 @@ from hypothesis.extra.numpy import arrays  # noqa: E402
 
 import copslp  # noqa: E402
 from conftest import (  # noqa: E402
+    AT_BEST_ROOM,
     Case,
     assert_binary_optimal,
     assert_optimal,
+    at_best,
     dual_bound,
     method_or_skip,
     top_k_sum_sorted,
@@ -149,19 +151,14 @@ def _check_against_reference(case):
     try:
         result = _solve(case)
     except copslp.InfeasibleError as error:
-        # the reference meets a bound at gamma = 1 up to 1e-10 of its magnitude (conftest); the
+        # the reference meets a bound at gamma = 1 up to AT_BEST_ROOM of its magnitude; the
         # analytic method, up to round-off (1e-12): between the two, both verdicts are right
         shortfall = (error.threshold - error.best_reachable) / abs(error.threshold)
-        if not (_has_bound_at_best(case) and 0 < shortfall <= 1e-10):
+        if not (any(at_best(case.s[i + 1], case.k, case.thresholds[i]) for i in case.active)
+                and 0 < shortfall <= AT_BEST_ROOM):
             raise
         return
     assert_optimal(result, case)
-
-
-def _has_bound_at_best(case) -> bool:
-    """Whether a bound asks for the best value its score reaches (the reference's room)."""
-    return any(case.thresholds[i] >= top_k_sum_sorted(case.s[i + 1], case.k) - 1e-12 * case.magnitude(i + 1)
-               for i in case.active)
 
 
 @pytest.mark.parametrize("method", [m for m in LP_METHODS if m != "analytic"])

@@ -199,13 +199,17 @@ _DEGENERATE_PIVOT_CASE = (
 )
 
 
-def _long_run_case(rows, label: str) -> Case:
-    """The long run's cases of 268 elements, k = 40, gamma [1, 0.0683], from the non-zero
-    entries of each score row."""
-    scores = np.zeros((3, 268))
+def _from_entries(rows, size: int, budget: int, gamma: list, label: str) -> Case:
+    """A case of ``size`` elements from the non-zero entries of each score row (position: value)."""
+    scores = np.zeros((len(rows), size))
     for row, entries in enumerate(rows):
         scores[row, list(entries)] = list(entries.values())
-    return Case(scores, 40, gamma=[1.0, 0.06831070068352148], label=label)
+    return Case(scores, budget, gamma=gamma, label=label)
+
+
+def _long_run_case(rows, label: str) -> Case:
+    """The long run's cases of 268 elements, k = 40, gamma [1, 0.0683]."""
+    return _from_entries(rows, 268, 40, [1.0, 0.06831070068352148], label)
 
 
 def test_a_degenerate_pivot_on_a_basic_value_beyond_its_bound_by_round_off():
@@ -352,10 +356,7 @@ def _wide_case() -> Case:
 
 
 def _near_ties_case() -> Case:
-    scores = np.zeros((3, 116))
-    for row, entries in enumerate(_RAY_BEYOND_ROUND_OFF_CASE):
-        scores[row, list(entries)] = list(entries.values())
-    return Case(scores, 25, gamma=[0.4011489378002281, 1.0], label="near ties at gamma = 1")
+    return _from_entries(_RAY_BEYOND_ROUND_OFF_CASE, 116, 25, [0.4011489378002281, 1.0], "near ties at gamma = 1")
 
 
 @pytest.mark.parametrize("make", [_wide_case, _near_ties_case], ids=["wide ranges", "near ties"])

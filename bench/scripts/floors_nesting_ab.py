@@ -24,23 +24,13 @@ def in_place(run, outline, screened, rows, depth):
     return driver._GATHER_LIMIT < screened.n_survivors < outline.size and depth < driver._MAX_DEPTH and not finished_here
 
 
-def with_rule(rule, call):
-    def run():
-        driver._nests = rule
-        return call()
-    return run
-
-
 D = 10**7
-for spread in (0.0, 1.0):
-    gamma = 0.75 if spread else 0.9
-    scores = common.make_scores("uniform", 2, D, seed=0)
-    groups, floors = common.with_layered_floors(scores, 50, 0.01, spread=spread)
-    k = D // 20
+for spread, gamma, scores, groups, floors, k in common.layered_floors_problems(D):
     floored = lambda: copslp.solve(scores, k, gamma=gamma, groups=groups, floors=floors)  # noqa: E731
-    med, results = common.alternated({"a level down": with_rule(below, floored),
-                                      "in place": with_rule(in_place, floored),
-                                      "no floors": with_rule(below, lambda: copslp.solve(scores, k, gamma=gamma))}, 7)
+    med, results = common.alternated({"a level down": common.patched(driver, "_nests", below, floored),
+                                      "in place": common.patched(driver, "_nests", in_place, floored),
+                                      "no floors": common.patched(driver, "_nests", below,
+                                                                  lambda: copslp.solve(scores, k, gamma=gamma))}, 7)
     driver._nests = below
     same = np.array_equal(results["a level down"].mask, results["in place"].mask)
     print(f"spread {spread}: " + ", ".join(f"{name} {ms:.0f} ms" for name, ms in med.items())

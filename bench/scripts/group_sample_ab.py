@@ -18,19 +18,13 @@ from copslp._analytic import driver  # noqa: E402
 drawn = driver._Run.draw_group_sample
 
 
-def with_draw(draw, call):
-    def run():
-        driver._Run.draw_group_sample = draw
-        return call()
-    return run
-
-
 for d in [int(float(arg)) for arg in sys.argv[1:]] or [10**6, 10**7]:
     for name, spread, gamma, floor in (("slack", 0.0, 0.9, 1), ("binding", 1.0, 0.75, 1), ("binding", 1.0, 0.75, 2)):
         scores, groups = common.per_filter_problem(d, spread)
         floored = lambda: copslp.solve(scores, d // 20, gamma=gamma, groups=groups, floors=floor)  # noqa: E731
-        med, results = common.alternated({"whole groups": with_draw(drawn, floored),
-                                          "elements": with_draw(lambda self, outline: None, floored)}, 5)
+        med, results = common.alternated({"whole groups": common.patched(driver._Run, "draw_group_sample", drawn, floored),
+                                          "elements": common.patched(driver._Run, "draw_group_sample",
+                                                                     lambda self, outline: None, floored)}, 5)
         driver._Run.draw_group_sample = drawn
         same = np.array_equal(results["whole groups"].mask, results["elements"].mask)
         print(f"D = {d:.0e}, {name}, floor {floor}: " + ", ".join(

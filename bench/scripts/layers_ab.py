@@ -23,23 +23,14 @@ def per_element(self, width, grouped):
         yield block, None
 
 
-def with_pieces(pieces, call):
-    def run():
-        passes.ArrayPasses._pieces = pieces
-        return call()
-    return run
-
-
 D = 10**7
-for spread in (0.0, 1.0):
-    gamma = 0.75 if spread else 0.9
-    scores = common.make_scores("uniform", 2, D, seed=0)
-    groups, floors = common.with_layered_floors(scores, 50, 0.01, spread=spread)
-    k = D // 20
+for spread, gamma, scores, groups, floors, k in common.layered_floors_problems(D):
     floored = lambda: copslp.solve(scores, k, gamma=gamma, groups=groups, floors=floors)  # noqa: E731
-    med, results = common.alternated({"runs": with_pieces(by_runs, floored),
-                                      "per element": with_pieces(per_element, floored),
+    med, results = common.alternated({"runs": common.patched(passes.ArrayPasses, "_pieces", by_runs, floored),
+                                      "per element": common.patched(passes.ArrayPasses, "_pieces", per_element,
+                                                                    floored),
                                       "no floors": lambda: copslp.solve(scores, k, gamma=gamma)}, 7)
+    passes.ArrayPasses._pieces = by_runs
     assert np.array_equal(results["runs"].mask, results["per element"].mask)
     print(f"spread {spread}: " + ", ".join(f"{name} {ms:.0f} ms" for name, ms in med.items())
           + f"; with floors / without: {med['runs'] / med['no floors']:.2f}x by runs, "
