@@ -235,11 +235,16 @@ def _newton_finish(stage: _Stage, box: Box, rtol: float, counter: _Counter):
     re-screening on a box a few last steps wide around it, and the exact LP once at most
     ``FINAL_LP_SIZE`` survivors remain; a box that misses the LP's multipliers is widened
     fourfold around them (``_NARROW_TRIES`` times), and so is one whose survivors' LP is
-    infeasible (the box fixed elements that lambda* does not). Raises :class:`_Stalled` when
-    more than ``_SLOW_RESCREENS`` re-screenings did not halve the survivors or the tries run
+    infeasible (the box fixed elements that lambda* does not). Multipliers beyond the
+    stage's own box say that the Newton steps narrowed it around a point short of lambda*:
+    the steps go on from them on the widest stage so far that holds them (the reduced dual
+    agrees with phi only inside its box, whose minimum then lies on a face). Raises
+    :class:`_Stalled` when more than ``_SLOW_RESCREENS`` re-screenings did not halve the
+    survivors, or the tries (or the returns to a wider stage, ``_NARROW_TRIES`` of each) run
     out."""
     lam = np.clip(box.centre, stage.lo, stage.hi)
-    slow = 0  # re-screenings that did not halve the survivors
+    wider = []  # the stages this one was narrowed from, widest first
+    slow = returns = 0  # re-screenings that did not halve the survivors; returns to a wider stage
     while True:
         lam, half = _newton_steps(stage, lam, counter)
         if _on_outer_face(lam, box):
@@ -250,6 +255,7 @@ def _newton_finish(stage: _Stage, box: Box, rtol: float, counter: _Counter):
                 slow += 2 * narrow.problem.size > stage.problem.size
                 if slow > _SLOW_RESCREENS:
                     raise _Stalled(stage, lam)
+                wider.append(stage)
                 stage = narrow
                 break  # Newton again, on fewer elements
             try:
@@ -259,8 +265,16 @@ def _newton_finish(stage: _Stage, box: Box, rtol: float, counter: _Counter):
                 continue
             if inside(lam_hat, narrow.lo, narrow.hi):
                 return x_narrow, lam_hat, details, narrow
-            lam = np.clip(lam_hat, stage.lo, stage.hi)
-            half = 4.0 * np.maximum(half, np.abs(lam_hat - lam))
+            if wider and not inside(lam_hat, stage.lo, stage.hi):
+                returns += 1
+                if returns > _NARROW_TRIES:
+                    raise _Stalled(stage, lam)
+                while wider and not inside(lam_hat, stage.lo, stage.hi):
+                    stage = wider.pop()
+                lam = np.clip(lam_hat, stage.lo, stage.hi)
+                break  # Newton again from lam_hat, on the stage that holds it
+            lam = lam_hat
+            half = 4.0 * half
         else:
             raise _Stalled(stage, lam)
 
@@ -297,13 +311,15 @@ def _newton_steps(stage: _Stage, lam: np.ndarray, counter: _Counter):
         step = _newton_step(point, lo)
         if step is None or not np.any(step):
             break
+        full = np.abs(np.clip(point.multipliers + step, lo, hi) - point.multipliers)
         for damping in range(4):
             trial = np.clip(point.multipliers + step, lo, hi)
             candidate = counter.point(stage.problem, trial, curvature=True, window=point.window)
             if candidate.value <= point.value + candidate.round_off + point.round_off:
                 break
             step = step / 4.0
-        else:
+        else:  # no step along the Newton direction lowers phi: the point is near the minimum
+            move = full / 4.0
             break
         move = np.abs(trial - point.multipliers)
         point = candidate
