@@ -710,6 +710,144 @@ SEVERAL_REACH(several_reach_float32, float, 0)
 SEVERAL_REACH(several_reach_float64_contiguous, double, 1)
 SEVERAL_REACH(several_reach_float32_contiguous, float, 1)
 
+/* The whole screening of a block for R = 2, 3 or 4 secondary rows, every row contiguous: one
+ * pass over the elements that reads each of their scores once (R known to the compiler: its loops
+ * over the rows unrolled) and decides each element that reaches at once, with the numbers and
+ * the outputs of the chunked loop followed by decide (several_extremes: low_j from the same
+ * products as high_j). A branch per element that reaches (few do) instead of a slot written for
+ * every element; the candidates, which are more, at their next free slot. */
+typedef struct {
+    double one_level, zero_level;
+    int64_t offset;
+    const Support *support;
+    int64_t *ones;
+    double **columns; /* the survivors' scores, one per row */
+    double *taken;    /* the 2 (R + 1) running sums and errors */
+    Py_ssize_t *counts;
+} Decision;
+
+#define SEVERAL_SCREEN_FIXED(NAME, T, R, LEVEL, CANDIDATES)                                                     \
+    static void NAME(const ManyRows *rows, const Box *box, double level, const double *levels,                  \
+                     Py_ssize_t step_level, const double *candidate_levels, Py_ssize_t *found, double *total,      \
+                     int64_t *restrict positions, const Decision *decision)                                      \
+    {                                                                                                           \
+        const double *lo = box->lo, *hi = box->hi, *centre = box->centre, *half = box->half;                    \
+        const Support *support = decision->support;                                                             \
+        double one_level = decision->one_level, zero_level = decision->zero_level;                              \
+        double *taken = decision->taken, *error = decision->taken + R + 1;                                      \
+        int64_t *restrict ones = decision->ones, offset = decision->offset;                                     \
+        Py_ssize_t n = rows->n, o = 0, kept = 0, above_one = 0, at_or_above_zero = 0, f[R + 1];                 \
+        const T *restrict s[R + 1];                                                                             \
+        double *restrict columns[R + 1];                                                                        \
+        T *restrict candidates[R + 1];                                                                          \
+        double at[R + 1];                                                                                       \
+        for (int i = 0; i <= R; i++) {                                                                          \
+            s[i] = (const T *)rows->data[i];                                                                    \
+            columns[i] = decision->columns[i];                                                                  \
+            candidates[i] = (CANDIDATES) && i > 0 ? (T *)rows->candidates[i] : NULL;                            \
+            at[i] = (CANDIDATES) && i > 0 ? candidate_levels[i - 1] : 0.0;                                      \
+            f[i] = (CANDIDATES) && i > 0 ? found[i - 1] : 0;                                                    \
+        }                                                                                                       \
+        (void)levels;                                                                                           \
+        (void)step_level;                                                                                       \
+        double even = 0.0, odd = 0.0;                                                                           \
+        for (Py_ssize_t j = 0; j < n; j++) {                                                                    \
+            double b[R + 1], high, low;                                                                         \
+            int signed_ = !box->corners_allowed;                                                                \
+            b[0] = (double)s[0][j];                                                                             \
+            for (int i = 1; i <= R; i++) {                                                                      \
+                b[i] = (double)s[i][j];                                                                         \
+                signed_ |= !(b[i] >= 0.0);                                                                      \
+            }                                                                                                   \
+            double middle = 0.0, spread = 0.0;                                                                  \
+            if (!signed_) {                                                                                     \
+                double at_hi = hi[0] * b[1];                                                                    \
+                for (int i = 2; i <= R; i++) at_hi += hi[i - 1] * b[i];                                         \
+                high = at_hi + b[0];                                                                            \
+            } else {                                                                                            \
+                middle = centre[0] * b[1];                                                                      \
+                spread = half[0] * fabs(b[1]);                                                                  \
+                for (int i = 2; i <= R; i++) {                                                                  \
+                    middle += centre[i - 1] * b[i];                                                             \
+                    spread += half[i - 1] * fabs(b[i]);                                                         \
+                }                                                                                               \
+                middle += b[0];                                                                                 \
+                high = middle + spread;                                                                         \
+            }                                                                                                   \
+            if (j & 1) odd += high; else even += high;                                                          \
+            if (CANDIDATES)                                                                                     \
+                for (int i = 1; i <= R; i++) {                                                                  \
+                    candidates[i][f[i]] = s[i][j];                                                              \
+                    f[i] += (b[i] >= at[i]);                                                                    \
+                }                                                                                               \
+            if (!(high >= (LEVEL))) continue;                                                                   \
+            if (!signed_) {                                                                                     \
+                double at_lo = lo[0] * b[1];                                                                    \
+                for (int i = 2; i <= R; i++) at_lo += lo[i - 1] * b[i];                                         \
+                low = at_lo + b[0];                                                                             \
+            } else {                                                                                            \
+                low = middle - spread;                                                                          \
+            }                                                                                                   \
+            above_one += high > one_level;                                                                      \
+            at_or_above_zero += low >= zero_level;                                                              \
+            if (support->counts != NULL) {                                                                      \
+                int64_t g = support->groups == NULL ? support->group : support->groups[j * support->step];      \
+                support->counts[g] += low >= (LEVEL);                                                           \
+            }                                                                                                   \
+            if (low > one_level) {                                                                              \
+                ones[o++] = offset + j;                                                                         \
+                for (int i = 0; i <= R; i++) add_compensated(&taken[i], &error[i], b[i]);                       \
+            } else {                                                                                            \
+                positions[kept] = offset + j;                                                                   \
+                for (int i = 0; i <= R; i++) columns[i][kept] = b[i];                                           \
+                kept++;                                                                                         \
+            }                                                                                                   \
+        }                                                                                                       \
+        if (CANDIDATES)                                                                                         \
+            for (int i = 1; i <= R; i++) found[i - 1] = f[i];                                                   \
+        *total = even + odd;                                                                                    \
+        Py_ssize_t *counts = decision->counts;                                                                  \
+        counts[0] = o;                                                                                          \
+        counts[1] = kept;                                                                                       \
+        counts[2] = above_one;                                                                                  \
+        counts[3] = at_or_above_zero;                                                                           \
+    }
+
+/* Every variant of a dtype and R: a level per element or one, candidates or none. */
+#define SEVERAL_SCREEN_FIXED_ALL(T, R)                                                                          \
+    SEVERAL_SCREEN_FIXED(several_screen_##T##_##R##_levels, T, R, levels[j * step_level], 0)                   \
+    SEVERAL_SCREEN_FIXED(several_screen_##T##_##R##_level, T, R, level, 0)                                     \
+    SEVERAL_SCREEN_FIXED(several_screen_##T##_##R##_levels_candidates, T, R, levels[j * step_level], 1)        \
+    SEVERAL_SCREEN_FIXED(several_screen_##T##_##R##_level_candidates, T, R, level, 1)
+
+SEVERAL_SCREEN_FIXED_ALL(double, 2)
+SEVERAL_SCREEN_FIXED_ALL(double, 3)
+SEVERAL_SCREEN_FIXED_ALL(double, 4)
+SEVERAL_SCREEN_FIXED_ALL(float, 2)
+SEVERAL_SCREEN_FIXED_ALL(float, 3)
+SEVERAL_SCREEN_FIXED_ALL(float, 4)
+
+typedef void (*SeveralScreen)(const ManyRows *, const Box *, double, const double *, Py_ssize_t, const double *,
+                              Py_ssize_t *, double *, int64_t *, const Decision *);
+
+#define PICK_FIXED(T, R)                                                                                        \
+    (levels != NULL                                                                                             \
+         ? (candidates ? several_screen_##T##_##R##_levels_candidates : several_screen_##T##_##R##_levels)       \
+         : (candidates ? several_screen_##T##_##R##_level_candidates : several_screen_##T##_##R##_level))
+
+/* The one-pass screening for these rows where every row is contiguous and R is 2, 3 or 4; else
+ * NULL (the chunked loop, then decide). */
+static SeveralScreen several_screen_of(const ManyRows *rows, int contiguous, const double *levels, int candidates)
+{
+    Py_ssize_t r = rows->count - 1;
+    int wide = rows->kind == 'd';
+    if (!contiguous) return NULL;
+    if (r == 2) return wide ? PICK_FIXED(double, 2) : PICK_FIXED(float, 2);
+    if (r == 3) return wide ? PICK_FIXED(double, 3) : PICK_FIXED(float, 3);
+    if (r == 4) return wide ? PICK_FIXED(double, 4) : PICK_FIXED(float, 4);
+    return NULL;
+}
+
 static PyObject *screen_several(PyObject *Py_UNUSED(self), PyObject *args)
 {
     PyObject *orows, *olo, *ohi, *olevel, *ocandidate_levels, *ogroups, *osupport, *opositions, *ocolumns, *ohigh,
@@ -772,21 +910,27 @@ static PyObject *screen_several(PyObject *Py_UNUSED(self), PyObject *args)
     Box box = {r, lo, hi, centre, half, corners_allowed};
     int contiguous = 1;
     for (Py_ssize_t i = 0; i < rows.count; i++) contiguous &= rows.steps[i] == 1;
+    SeveralScreen one_pass = several_screen_of(&rows, contiguous, levels, candidate_levels != NULL);
+    Decision decision = {one_level, zero_level, offset, &support, ones, rows.out, taken, counts};
     Py_BEGIN_ALLOW_THREADS
-    if (rows.kind == 'd' && contiguous)
-        m = several_reach_float64_contiguous(&rows, hi, centre, half, corners_allowed, level, levels,
-                                             step_level, candidate_levels, found, &total, positions, highs);
-    else if (rows.kind == 'd')
-        m = several_reach_float64(&rows, hi, centre, half, corners_allowed, level, levels, step_level,
-                                  candidate_levels, found, &total, positions, highs);
-    else if (contiguous)
-        m = several_reach_float32_contiguous(&rows, hi, centre, half, corners_allowed, level, levels,
-                                             step_level, candidate_levels, found, &total, positions, highs);
-    else
-        m = several_reach_float32(&rows, hi, centre, half, corners_allowed, level, levels, step_level,
-                                  candidate_levels, found, &total, positions, highs);
-    decide(m, &box, level, levels, step_level, one_level, zero_level, offset, &support, positions, rows.out, highs,
-           ones, counts, taken, b);
+    if (one_pass != NULL) {
+        one_pass(&rows, &box, level, levels, step_level, candidate_levels, found, &total, positions, &decision);
+    } else {
+        if (rows.kind == 'd' && contiguous)
+            m = several_reach_float64_contiguous(&rows, hi, centre, half, corners_allowed, level, levels,
+                                                 step_level, candidate_levels, found, &total, positions, highs);
+        else if (rows.kind == 'd')
+            m = several_reach_float64(&rows, hi, centre, half, corners_allowed, level, levels, step_level,
+                                      candidate_levels, found, &total, positions, highs);
+        else if (contiguous)
+            m = several_reach_float32_contiguous(&rows, hi, centre, half, corners_allowed, level, levels,
+                                                 step_level, candidate_levels, found, &total, positions, highs);
+        else
+            m = several_reach_float32(&rows, hi, centre, half, corners_allowed, level, levels, step_level,
+                                      candidate_levels, found, &total, positions, highs);
+        decide(m, &box, level, levels, step_level, one_level, zero_level, offset, &support, positions, rows.out,
+               highs, ones, counts, taken, b);
+    }
     Py_END_ALLOW_THREADS
     release(&ones_held, 1);
     found_tuple = PyTuple_New(r);

@@ -263,15 +263,20 @@ def _screen_several(kernels, scores, lo, hi, level, one_level, zero_level, offse
 @pytest.mark.parametrize("signed", [False, True])
 @pytest.mark.parametrize("floors", [None, "one group", "per element"])
 @pytest.mark.parametrize("layout", ["contiguous", "strided"])
-def test_screen_several_decides_as_numpy(kernels, dtype, signed, floors, layout):
+@pytest.mark.parametrize("r, corner", [(2, 0.1), (3, 0.1), (4, 0.1), (5, 0.1), (3, -0.1)])
+def test_screen_several_decides_as_numpy(kernels, dtype, signed, floors, layout, r, corner):
+    """Every loop of screen_several: one pass for r = 2, 3 and 4 contiguous rows, the chunked
+    loop and ``decide`` for strided rows and r = 5; a negative corner of the box (no corners
+    form) as well."""
     rng = np.random.default_rng(12)
-    base = rng.standard_normal((4, 2 * SIZE)) if signed else rng.random((4, 2 * SIZE))
+    base = rng.standard_normal((r + 1, 2 * SIZE)) if signed else rng.random((r + 1, 2 * SIZE))
     scores = (base[:, :SIZE] if layout == "contiguous" else base[:, ::2]).astype(dtype)
     if signed:
         scores[1:, : SIZE // 2] = np.abs(scores[1:, : SIZE // 2])  # both forms in one block
-    lo, hi = np.array([0.1, 0.0, 0.3]), np.array([0.2, 0.15, 0.35])
+    lo, hi = np.array([corner, 0.0, 0.3, 0.05, 0.2][:r]), np.array([0.2, 0.15, 0.35, 0.1, 0.25][:r])
     low, high = _several_extremes_by_numpy(scores, lo, hi)
-    one_level, zero_level = float(np.quantile(low, 0.95)), float(np.quantile(high, 0.8))
+    # levels that some element's low or high equals: a number off in its last bit changes a decision
+    one_level, zero_level = float(np.quantile(low, 0.95, method="lower")), float(np.quantile(high, 0.8, method="lower"))
     groups, level, n_groups = _floors_of(floors, rng, zero_level, [0.2, 1.0, -2.0])
     candidate_levels = np.quantile(scores[1:], 0.9, axis=1).astype(np.float64)
     got = _screen_several(kernels, scores, lo, hi, level, one_level, zero_level, 500, groups, n_groups, candidate_levels)
