@@ -14,6 +14,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ._blocks import BLOCK, blocks
 from ._selection import (collapse_equal_columns, group_order, group_starts, lexicographic_top_k,
                          top_k_indices_of_long, top_k_with_floors)
 
@@ -103,14 +104,37 @@ class InnerProblem:
         rank[np.lexsort((secondary, primary))] = np.arange(self.size)
         return self.select(rank)
 
-    def combine(self, multipliers: np.ndarray) -> np.ndarray:
-        """``v = s_0 + sum_i lambda_i s_i``: a new float64 array, whatever the dtype of the
-        scores (one scaled addition per nonzero multiplier, no float64 copy of the matrix)."""
-        v = self.scores[0].astype(np.float64)
-        for weight, row in zip(np.asarray(multipliers, dtype=np.float64), self.scores[1:]):
-            if weight:
-                v += np.multiply(row, weight, dtype=np.float64)
+    def combine(self, multipliers: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``v = s_0 + sum_i lambda_i s_i`` in float64, whatever the dtype of the scores (one
+        scaled addition per nonzero multiplier, in the order of the rows, no float64 copy of
+        the matrix), block by block (:data:`copslp._blocks.BLOCK`) so that each block of v
+        stays in cache while the rows are added to it (three times faster than whole rows at
+        628k elements and r = 3, the same numbers); into ``out`` (float64, ``size``) if given,
+        else a new array."""
+        if out is None:
+            v = self.scores[0].astype(np.float64)
+        else:
+            v = out
+            np.copyto(v, self.scores[0])
+        terms = [(weight, row) for weight, row in zip(np.asarray(multipliers, dtype=np.float64), self.scores[1:])
+                 if weight]
+        if not terms:
+            return v
+        scratch = np.empty(min(BLOCK, self.size))
+        for block in blocks(self.size):
+            part, product = v[block], scratch[:block.stop - block.start]
+            for weight, row in terms:
+                part += np.multiply(row[block], weight, out=product, dtype=np.float64)
         return v
+
+    def scratch(self, name: str, dtype=np.float64) -> np.ndarray:
+        """A buffer of ``size`` entries kept with the problem under ``name``, for the passes
+        made over it again and again (the dual's oracle): a fresh array of a million float64
+        costs more in page faults than the pass that fills it."""
+        buffers = self.__dict__.setdefault("_scratch", {})  # frozen: the instance's own dict
+        if name not in buffers:
+            buffers[name] = np.empty(self.size, dtype=dtype)
+        return buffers[name]
 
     def mask_of(self, chosen: np.ndarray) -> np.ndarray:
         """Boolean mask of the elements ``chosen``."""

@@ -23,7 +23,7 @@ from .._selection import top_k_sum
 from .finish import natural_scale, solve_exact
 from .one_bound import estimate_one_bound
 from .screening import MinimumOutsideBox, ReducedProblemInfeasible
-from .several_bounds import FINAL_LP_SIZE
+from .several_bounds import FINAL_LP_SIZE, Box, approximate_minimum
 
 __all__ = ["BoxSchedule", "SampleEstimate", "screens", "estimated_best", "sample_estimate"]
 
@@ -32,6 +32,9 @@ _MIN_SAMPLE_BUDGET = 64
 #: ``lambda_est (1 +/- width / sqrt(k_sample))`` (one bound: 3).
 _SEVERAL_BOUNDS_SAMPLE_FACTOR = 4
 _SEVERAL_BOUNDS_WIDTH = 6.0
+#: Several bounds: the subsample's lambda* is located to this many 1 / sqrt(k_sample) of
+#: itself (a tenth of the first box's half-width), not exactly.
+_SEVERAL_BOUNDS_PRECISION = 0.6
 #: A box within a box: its relative half-width is this many times sqrt(k_sample) / m of the
 #: box above (see :class:`BoxSchedule`).
 _WITHIN_WIDTH = 48.0
@@ -189,19 +192,22 @@ def _sampled_problem(problem, inner, sample, scores, k: int) -> InnerProblem:
 
 def _localised_sample_minimum(sampled: InnerProblem, reference: np.ndarray, rtol: float, guess=None,
                               tries: int = 3):
-    """lambda* of the subsample's problem with several bounds, from boxes [0, 4^t 4 lambda_ref]
-    (at least twice the ``guess`` of a smaller subsample, where the Newton steps start).
+    """lambda* of the subsample's problem with several bounds, to a relative precision of
+    ``_SEVERAL_BOUNDS_PRECISION / sqrt(k_sample)`` (a tenth of the first box's half-width
+    :class:`BoxSchedule` puts around it; the exact lambda* of the subsample is no nearer the
+    whole problem's), from boxes [0, 4^t 4 lambda_ref] (at least twice the ``guess`` of a
+    smaller subsample, where the Newton steps start).
 
     A minimum beyond every box means that phi keeps decreasing as lambda grows: the bounds
     are (nearly) infeasible together, reported as such (:class:`ReducedProblemInfeasible`)."""
     start = reference if guess is None else guess
     hi = np.maximum(4.0 * reference, 2.0 * start)
+    relative = _SEVERAL_BOUNDS_PRECISION / np.sqrt(sampled.budget)
     for _ in range(tries):
         try:
-            return solve_exact(sampled, rtol, (np.zeros_like(hi), hi, np.minimum(start, hi)))[1]
+            precision = relative * np.maximum(np.minimum(start, hi), 1e-3 * reference)
+            return approximate_minimum(sampled, Box(np.zeros_like(hi), hi, np.minimum(start, hi)), precision, rtol)[0]
         except MinimumOutsideBox as outside:
             hi = np.maximum(4.0 * hi, 2.0 * outside.multipliers)
             start = outside.multipliers
     raise ReducedProblemInfeasible()
-
-

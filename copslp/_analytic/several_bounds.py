@@ -21,7 +21,7 @@ from .ellipsoid import Ellipsoid
 from .screening import RESCREEN_SHRINK, MinimumOutsideBox, ReducedProblemInfeasible, screen_exact
 from .simplex import solve_small_lp
 
-__all__ = ["Box", "several_bounds_finish", "newton_start", "inside", "FINAL_LP_SIZE"]
+__all__ = ["Box", "several_bounds_finish", "approximate_minimum", "newton_start", "inside", "FINAL_LP_SIZE"]
 
 #: Several bounds: the survivors are handed to the exact LP once at most this many remain.
 FINAL_LP_SIZE = 2048
@@ -76,40 +76,86 @@ def _dual_point(inner: InnerProblem, multipliers: np.ndarray, curvature: bool = 
     with one, the elements inside it (one pass), and the next width is scaled towards
     ``2 _CURVATURE_WINDOW`` elements.
     """
-    v = inner.combine(multipliers)
-    m, k = inner.size, inner.budget
+    m, k, r = inner.size, inner.budget, multipliers.shape[0]
     half = min(_CURVATURE_WINDOW, k, m - k)
-    hessian = width = next_window = None
-    if not curvature or half <= multipliers.shape[0]:
-        chosen = inner.select(v)
-    elif window is None or inner.floors is not None:
-        order = np.argpartition(v, (m - k - half, m - k, m - k + half - 1))
-        chosen = order[m - k:] if inner.floors is None else inner.select(v)
-        near = order[m - k - half:m - k + half]
-        width = float(v[order[m - k + half - 1]] - v[order[m - k - half]])
-        next_window = width
+    wants_curvature = curvature and half > r
+    hessian = width = next_window = near = None
+    if inner.floors is None:
+        v = inner.combine(multipliers, out=inner.scratch("v"))
+        ranks = (m - k - half, m - k, m - k + half - 1) if wants_curvature and window is None else (m - k,)
+        x, at_ranks = _top_k_indicator(inner, v, ranks)
+        if wants_curvature and window is None:
+            near = _within(inner, v, at_ranks[0], at_ranks[2])
+            width = next_window = float(at_ranks[2] - at_ranks[0])
+        elif wants_curvature:
+            near = _within(inner, v, at_ranks[0] - window / 2.0, at_ranks[0] + window / 2.0)
+        sums = np.einsum("ij,j->i", inner.scores, x)  # <s_i, x(lambda)> for every row; no BLAS
     else:
-        order = np.argpartition(v, m - k)
-        chosen = order[m - k:]
-        near = np.flatnonzero(np.abs(v - v[order[m - k]]) <= window / 2.0)
+        v = inner.combine(multipliers)
+        chosen = inner.select(v)
+        if wants_curvature and window is None:
+            order = np.argpartition(v, (m - k - half, m - k + half - 1))
+            near = order[m - k - half:m - k + half]
+            width = next_window = float(v[order[m - k + half - 1]] - v[order[m - k - half]])
+        elif wants_curvature:
+            level = np.partition(v, m - k)[m - k]
+            near = np.flatnonzero(np.abs(v - level) <= window / 2.0)
+        if 8 * chosen.shape[0] > inner.size:  # many chosen: a product with the indicator, not a gather
+            sums = np.einsum("ij,j->i", inner.scores, inner.indicator(chosen))
+        else:
+            sums = take_columns(inner.scores, chosen).sum(axis=1)
+    if wants_curvature and window is not None:
         width = window
         next_window = window * float(np.clip(2.0 * half / max(near.shape[0], 1), 0.25, 4.0))
     scale = None
-    if width is not None and width > 0 and near.shape[0] > multipliers.shape[0] + 1:
-        around = take_columns(inner.scores[1:], near)
+    if width is not None and width > 0 and near.shape[0] > r + 1:
+        thinned = max(1, near.shape[0] // (4 * half))  # elements tied at the level: every thinned-th
+        around = take_columns(inner.scores[1:], near[::thinned])
         around -= around.mean(axis=1, keepdims=True)
         scale = np.abs(around).max(axis=1)
         scale = np.where(scale > 0, scale, 1.0)
         around /= scale[:, None]  # scores near 1e200 would square to inf
-        hessian = around @ (around.T / width)
-    if 8 * chosen.shape[0] > inner.size:  # many chosen: a product with the indicator, not a gather
-        sums = np.einsum("ij,j->i", inner.scores, inner.indicator(chosen))  # <s_i, x(lambda)> for every row; no BLAS
-    else:
-        sums = take_columns(inner.scores, chosen).sum(axis=1)
+        hessian = around @ (around.T * (near.shape[0] / around.shape[1] / width))
     slope = sums[1:] - inner.thresholds
     value = float(sums[0] + multipliers @ slope)
     magnitude = abs(float(sums[0])) + float(multipliers @ (np.abs(sums[1:]) + np.abs(inner.thresholds)))
     return _DualPoint(multipliers, value, slope, 1e-12 * magnitude, hessian, scale, next_window)
+
+
+def _top_k_indicator(inner: InnerProblem, v: np.ndarray, ranks: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The indicator of a best budget-set by ``v`` (no floors; ties at the k-th level taken in
+    order) and the values of v at the positions ``ranks`` of its ascending order (one of them
+    m - k, the k-th largest), by one selection on a copy; in the problem's own buffers
+    (:meth:`InnerProblem.scratch`), which the next call overwrites."""
+    m, k = inner.size, inner.budget
+    x = inner.scratch("x")
+    if k == 0 or k == m:
+        x.fill(1.0 if k else 0.0)
+        return x, np.full(len(ranks), -np.inf if k else np.inf)
+    ordered = inner.scratch("ordered")
+    np.copyto(ordered, v)
+    ordered.partition(m - k)  # then the ranks below and above it in their own parts (numpy's
+    for rank in ranks:         # partition at several ranks at once takes twice as long)
+        if rank < m - k:
+            ordered[:m - k].partition(rank)
+        elif rank > m - k + 1:
+            ordered[m - k + 1:].partition(rank - (m - k + 1))
+    at_ranks = ordered[list(ranks)]
+    level = ordered[m - k]
+    above = np.greater(v, level, out=inner.scratch("above", bool))
+    np.copyto(x, above)
+    missing = k - int(np.count_nonzero(above))
+    if missing:
+        x[np.flatnonzero(v == level)[:missing]] = 1.0
+    return x, at_ranks
+
+
+def _within(inner: InnerProblem, v: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Indices of the entries of v in [low, high], in the problem's buffers (no temporaries of
+    its size)."""
+    inside_ = np.greater_equal(v, low, out=inner.scratch("above", bool))
+    return np.flatnonzero(np.logical_and(inside_, np.less_equal(v, high, out=inner.scratch("below", bool)),
+                                         out=inside_))
 
 
 class _Stage(NamedTuple):
@@ -277,6 +323,30 @@ def _newton_finish(stage: _Stage, box: Box, rtol: float, counter: _Counter):
             half = 4.0 * half
         else:
             raise _Stalled(stage, lam)
+
+
+def approximate_minimum(inner: InnerProblem, box: Box, precision: np.ndarray, rtol: float) -> tuple[np.ndarray, int]:
+    """A point within about ``precision`` (per multiplier) of the minimum of phi over ``box``,
+    and the oracle calls it took: the Newton steps and re-screenings of :func:`_newton_finish`,
+    stopped once the box they leave is that narrow, without the exact LP. For an estimate
+    whose own error is larger than that (a subsample's lambda*), the exact answer costs more
+    than it is worth. A minimum on the outer face raises :class:`MinimumOutsideBox`; steps
+    that stop narrowing (ties, or survivors too few to say more) hand over to the exact finish
+    (:func:`several_bounds_finish`), started at the point reached."""
+    counter = _Counter()
+    stage = _Stage(inner, np.arange(inner.size), [], box.lo, box.hi)
+    lam = np.clip(box.centre, box.lo, box.hi)
+    while True:
+        lam, half = _newton_steps(stage, lam, counter)
+        if _on_outer_face(lam, box):
+            raise MinimumOutsideBox(lam)
+        if np.all(half <= precision):
+            return lam, counter.calls
+        narrow = _rescreen_stage(stage, np.maximum(lam - half, stage.lo), np.minimum(lam + half, stage.hi))
+        if few_enough(narrow.problem) or 2 * narrow.problem.size > stage.problem.size:
+            _, lam, details = several_bounds_finish(inner, Box(box.lo, box.hi, lam), rtol)
+            return lam, counter.calls + details["oracle_calls"]
+        stage = narrow
 
 
 def newton_start(inner: InnerProblem, box: Box) -> tuple[np.ndarray, int]:
