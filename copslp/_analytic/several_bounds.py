@@ -330,9 +330,10 @@ def approximate_minimum(inner: InnerProblem, box: Box, precision: np.ndarray, rt
     and the oracle calls it took: the Newton steps and re-screenings of :func:`_newton_finish`,
     stopped once the box they leave is that narrow, without the exact LP. For an estimate
     whose own error is larger than that (a subsample's lambda*), the exact answer costs more
-    than it is worth. A minimum on the outer face raises :class:`MinimumOutsideBox`; steps
-    that stop narrowing (ties, or survivors too few to say more) hand over to the exact finish
-    (:func:`several_bounds_finish`), started at the point reached."""
+    than it is worth. A minimum on the outer face raises :class:`MinimumOutsideBox`. Once few
+    survivors are left, their LP's multipliers where they lie in the box around the point
+    (the exact minimum), else the point; steps that stop narrowing (ties at the level) hand
+    over to the exact finish (:func:`several_bounds_finish`), started at the point reached."""
     counter = _Counter()
     stage = _Stage(inner, np.arange(inner.size), [], box.lo, box.hi)
     lam = np.clip(box.centre, box.lo, box.hi)
@@ -343,7 +344,13 @@ def approximate_minimum(inner: InnerProblem, box: Box, precision: np.ndarray, rt
         if np.all(half <= precision):
             return lam, counter.calls
         narrow = _rescreen_stage(stage, np.maximum(lam - half, stage.lo), np.minimum(lam + half, stage.hi))
-        if few_enough(narrow.problem) or 2 * narrow.problem.size > stage.problem.size:
+        if few_enough(narrow.problem):
+            try:
+                lam_hat = solve_small_lp(narrow.problem, lam)[1]
+            except ReducedProblemInfeasible:  # the box fixed too much: the point is as near
+                return lam, counter.calls
+            return (lam_hat if inside(lam_hat, narrow.lo, narrow.hi) else lam), counter.calls
+        if 2 * narrow.problem.size > stage.problem.size:  # ties at the level: the exact finish
             _, lam, details = several_bounds_finish(inner, Box(box.lo, box.hi, lam), rtol)
             return lam, counter.calls + details["oracle_calls"]
         stage = narrow
