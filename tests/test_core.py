@@ -596,7 +596,7 @@ def test_screened_box_widens_when_the_sample_misleads():
     rng = np.random.default_rng(21)
     s0 = rng.random(size)
     s1 = rng.random(size) * 0.01
-    sample = np.random.default_rng(0).integers(0, size, sample_size)  # the default seed's subsample
+    sample = driver_module.subsample_positions(size, sample_size, 0)  # the default seed's subsample
     unseen = np.setdiff1d(np.arange(size), sample)
     # outside the subsample, a block of elements with a large s_1 and a small s_0
     special = rng.choice(unseen, 3000, replace=False)

@@ -71,7 +71,7 @@ def test_a_missed_box_is_recentred_at_its_own_width():
         lo, hi = (np.array(side) for side in result.info["box"])
         return float(((hi - lo) / (hi + lo))[0])
 
-    missed = copslp.solve(scores, k, gamma=0.9, options={"seed": 4})  # this seed's estimate misses
+    missed = copslp.solve(scores, k, gamma=0.9, options={"seed": 10})  # this seed's estimate misses
     first_time = copslp.solve(scores, k, gamma=0.9, options={"seed": 0})
     assert missed.info["rounds"] == 2 and first_time.info["rounds"] == 1
     lo, hi = missed.info["box"]

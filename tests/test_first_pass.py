@@ -30,7 +30,7 @@ def _scores(seed=0, dtype=np.float64):
 
 
 def _sample_positions(count=SAMPLE):
-    return np.unique(np.random.default_rng(0).integers(0, SIZE, count))  # the default seed's subsample
+    return analytic_module.subsample_positions(SIZE, count, 0)  # the default seed's subsample
 
 
 def _outside_sample(count):

@@ -108,6 +108,16 @@ _UNPLACED_SHARE = 1 / 32
 _PROVE_SHORT_ABOVE = 1e-11
 
 
+def subsample_positions(size: int, count: int, seed: int) -> np.ndarray:
+    """The positions (int64, increasing) of the subsample of ``count`` of ``size`` elements
+    that ``seed`` draws: one at random from each of ``count`` equal runs of consecutive
+    positions (a stratified sample: no sort, and each part of the scores, a layer, sampled in
+    proportion to its size)."""
+    offsets = np.random.default_rng(seed).random(count)
+    positions = ((np.arange(count) + offsets) * (size / count)).astype(np.int64)
+    return np.minimum(positions, size - 1, out=positions)
+
+
 class _Run:
     """The passes, the collectives, the options and the subsample of one solve."""
 
@@ -123,13 +133,13 @@ class _Run:
         self.first: FirstPass | None = None  # the first pass, made before the problem was complete
 
     def draw_sample(self, count: int) -> None:
-        """Gather ``count`` elements (at most a quarter of D) drawn over all D (seeded, in
-        increasing position) on rank 0 (unless they are there already)."""
+        """Gather ``count`` elements (at most a quarter of D), those of
+        :func:`subsample_positions`, on rank 0 (unless they are there already)."""
         count = max(1, min(count, self.size // 4))
         if count == self.sample_count:
             return
         self.sample_count = count
-        positions = np.sort(np.random.default_rng(self.settings["seed"]).integers(0, self.size, count))
+        positions = subsample_positions(self.size, count, self.settings["seed"])
         first, last = np.searchsorted(positions, [self.offset, self.offset + self.passes.size])
         scores, groups = self.passes.take(positions[first:last] - self.offset)
         self.sample_scores = self.comm.gather_columns(scores)
@@ -213,6 +223,7 @@ class FirstPass(NamedTuple):
     box: tuple  # (lo, hi), the first box
     screen: LocalScreen | None  # that box's pass at the first levels (None: they were unsafe)
     passed_levels: np.ndarray | None  # its group levels read in a pass (_passed_levels), if any
+    levels: tuple  # the first levels (one, zero, per group) of that pass
 
 
 def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed: int, max_rounds: int,
@@ -263,7 +274,8 @@ def first_pass(prepared: PreparedProblem, *, rtol: float, sample_size: int, seed
         screen = run.passes.screen(rows, lo, hi, *levels, tally=tally)
         best = np.array([top_k_sum_by_partition(found if found.shape[0] >= k else scores[i + 1], k)
                          for i, found in enumerate(tally.candidates)])
-    return FirstPass(best, tally.totals, run, estimate, (lo, hi), None if levels[0] < levels[1] else screen, passed)
+    return FirstPass(best, tally.totals, run, estimate, (lo, hi), None if levels[0] < levels[1] else screen, passed,
+                     levels)
 
 
 def solve_streamed(passes: ScorePasses, collectives: Collectives, budget, *, gamma=None, bounds=None, floors=None,
@@ -399,8 +411,8 @@ def _screen(run: _Run, outline: Outline, rows: np.ndarray, lo: np.ndarray, hi: n
     """Screen the box [lo, hi] of the multipliers of ``rows`` with levels from the subsample,
     verified by counting (see the module docstring). The survivors stay where they are.
     ``everything``: no levels, every element survives. ``premade``: the pass of this box
-    at the first levels, made already (:func:`first_pass`), and its group levels read in a
-    pass (or None). Group levels the subsample cannot place are read in a pass of their own
+    at the first levels, made already (:func:`first_pass`), its group levels read in a pass
+    (or None) and those first levels. Group levels the subsample cannot place are read in a pass of their own
     first (:func:`_passed_levels`)."""
     comm = run.comm
     group_tries = np.zeros(0 if outline.floors is None else outline.floors.shape[0], dtype=np.int64)
@@ -411,11 +423,12 @@ def _screen(run: _Run, outline: Outline, rows: np.ndarray, lo: np.ndarray, hi: n
         passed = premade[1] if premade is not None else _passed_levels(run, outline, rows, lo, hi)
     while spreads:
         spread = spreads[0]
-        levels = _levels(run, outline, rows, lo, hi, spread, group_tries, passed)
+        first_try = premade is not None and spread == _SPREADS[0] and not group_tries.any()
+        levels = premade[2] if first_try else _levels(run, outline, rows, lo, hi, spread, group_tries, passed)
         if levels[0] < levels[1]:  # a one-level below the zero-level: both counts cannot hold
             spreads.pop(0)
             continue
-        if premade is not None and spread == _SPREADS[0] and not group_tries.any():
+        if first_try:
             local = premade[0]
         else:
             local = run.passes.screen(rows, lo, hi, *levels)
@@ -656,7 +669,7 @@ def _optimum(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarr
         lo, hi = boxes.box()
         premade = None
         if first is not None and rounds == 1 and np.array_equal(first.box[0], lo) and np.array_equal(first.box[1], hi):
-            premade = (first.screen, first.passed_levels)
+            premade = (first.screen, first.passed_levels, first.levels)
         screened = _screen(run, outline, rows, lo, hi, whole, premade)
         everything = screened.n_survivors == outline.size
         if _nests(run, outline, screened, rows, depth):
