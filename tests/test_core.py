@@ -505,20 +505,21 @@ RECORDED = [c for c in SCREENED if np.all(np.isfinite(c.thresholds))]
 
 def test_screened_answers_are_certified_from_the_survivors():
     """Most of the recorded cases leave survivors: the levels of the screening are read, not
-    only made."""
-    cases = RECORDED
-    screened = [_solve_checked(case, "analytic").certificate.screened for case in cases]
-    assert sum(count > 0 for count in screened) >= len(cases) - 1, screened
+    only made (answers with lambda outside their box are read in full, see below)."""
+    results = [_solve_checked(case, "analytic") for case in RECORDED]
+    inside = [result.certificate.screened for result in results if not result.info.get("lambda_outside_box")]
+    assert len(inside) >= len(results) // 2 and sum(count > 0 for count in inside) >= len(inside) - 1, inside
 
 
 @pytest.mark.parametrize("case", RECORDED, ids=lambda c: c.label)
 def test_certificate_of_a_screened_answer_reads_the_survivors(case):
     """The certificate reads the survivors and takes every element a box decided from the
     levels its pass compared it with (with floors, one per group); read in full instead, the
-    same answer passes."""
+    same answer passes. An answer whose lambda lies outside its box (accepted because the
+    certificate passes) is read in full: the levels bound v only inside the box."""
     result = _solve_checked(case, "analytic")
     read_all = _solve_checked(case, "analytic", certificate_reads="all")
-    decided = case.size - result.info["survivors"]
+    decided = 0 if result.info.get("lambda_outside_box") else case.size - result.info["survivors"]
     assert result.certificate.screened == decided, result.certificate.summary()
     assert read_all.certificate.screened == 0 and read_all.certificate.passed
     if result.certificate.screened:

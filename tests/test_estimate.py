@@ -58,11 +58,13 @@ def test_floors_give_none():
     assert estimate_one_bound(with_floors, (exact * 0.5, exact * 2.0, exact)) is None
 
 
-def test_a_missed_box_is_recentred_at_its_own_width():
+def test_a_missed_box_is_recentred_at_its_own_width(monkeypatch):
     """A first box that misses lambda* misses it by a little, and the survivors' lambda is
-    then lambda* itself: the second box is centred there with the first one's relative width
-    (not four times wider, which screened about four times as many survivors)."""
+    then lambda* itself: the whole problem's certificate accepts that point at once, and where
+    it does not (here made to refuse), the second box is centred there with the first one's
+    relative width (not four times wider, which screened about four times as many survivors)."""
     import copslp
+    import copslp._analytic.driver as driver_module
 
     scores = np.random.default_rng(3).random((2, 2_000_000))
     k = scores.shape[1] // 100
@@ -71,8 +73,17 @@ def test_a_missed_box_is_recentred_at_its_own_width():
         lo, hi = (np.array(side) for side in result.info["box"])
         return float(((hi - lo) / (hi + lo))[0])
 
-    missed = copslp.solve(scores, k, gamma=0.9, options={"seed": 10})  # this seed's estimate misses
     first_time = copslp.solve(scores, k, gamma=0.9, options={"seed": 0})
+    accepted = copslp.solve(scores, k, gamma=0.9, options={"seed": 10})  # this seed's estimate misses
+    assert accepted.info["rounds"] == 1 and accepted.info["lambda_outside_box"]
+    lo, hi = accepted.info["box"]
+    assert not lo[0] < accepted.multipliers[0] < hi[0]
+    np.testing.assert_array_equal(accepted.mask, first_time.mask)
+
+    finish = driver_module._finish
+    monkeypatch.setattr(driver_module, "_finish", lambda *args, candidate=False, **kwargs:
+                        None if candidate else finish(*args, **kwargs))
+    missed = copslp.solve(scores, k, gamma=0.9, options={"seed": 10})
     assert missed.info["rounds"] == 2 and first_time.info["rounds"] == 1
     lo, hi = missed.info["box"]
     assert lo[0] < missed.multipliers[0] < hi[0]

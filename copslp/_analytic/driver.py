@@ -321,15 +321,24 @@ def solve_outline(run: _Run, outline: Outline, with_point: bool = False) -> Resu
     """The road every analytic solve takes once its problem is validated (``outline``: its
     sizes, bounds, best values and floors; the scores behind ``run.passes``): the optimum
     (:func:`_optimum`), then the mask and the certificate (:func:`_finish`). ``with_point``
-    (one process only): the result carries the LP point x as well."""
+    (one process only): the result carries the LP point x as well. A box whose survivors'
+    multipliers lie outside it is answered all the same where the certificate of the whole
+    problem accepts that point (it then is optimal, Lemma 2 or not); else the next round."""
     rows = np.concatenate([[0], outline.active + 1])
     if rows.shape[0] > 2:  # several bounds: their multipliers need a larger subsample
         run.draw_sample(_SEVERAL_BOUNDS_SAMPLE_FACTOR * run.settings["sample_size"])
     elif run.sample_scores is None:
         run.draw_sample(run.settings["sample_size"])
     _raise_if_a_bound_alone_fails(run, outline)
-    optimum = _optimum(run, outline, rows, outline.thresholds[outline.active])
-    return _finish(run, outline, rows, optimum, with_point)
+    accepted = []
+
+    def certified(candidate: _Optimum) -> bool:  # a box's answer with lambda outside it
+        result = _finish(run, outline, rows, candidate, with_point, candidate=True)
+        accepted.append(result)
+        return result is not None
+
+    optimum = _optimum(run, outline, rows, outline.thresholds[outline.active], certified=certified)
+    return accepted[-1] if accepted and accepted[-1] is not None else _finish(run, outline, rows, optimum, with_point)
 
 
 # --------------------------------------------------------------------------------------------
@@ -629,7 +638,7 @@ class _Optimum:
 
 
 def _optimum(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarray, depth: int = 0,
-             within=None) -> _Optimum:
+             within=None, certified=None) -> _Optimum:
     """The LP optimum for the objective ``rows[0]`` and the bounds ``thresholds`` on
     ``rows[1:]``: boxes around the subsample's estimate, screened, the survivors solved
     exactly on rank 0 (or, when more than :data:`_GATHER_LIMIT` survive, as a problem of
@@ -702,6 +711,15 @@ def _optimum(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarr
             if nested is not None:
                 values = screened.taken + nested[2].values
             return _Optimum(screened, lam, comm.broadcast(values), details, x_survivors=x, nested=nested)
+        if certified is not None:  # the survivors' lambda is often lambda* itself: the certificate says
+            details.update(rounds=rounds, survivors=screened.n_survivors, fixed_ones=screened.fixed_ones,
+                           lambda_outside_box=True, box=[lo.tolist(), hi.tolist()],
+                           sample_estimate=estimate.multipliers.tolist())
+            if nested is not None:
+                values = screened.taken + nested[2].values
+            candidate = _Optimum(screened, lam, comm.broadcast(values), details, x_survivors=x, nested=nested)
+            if certified(candidate):
+                return candidate
         boxes.after_miss(lam)
     raise AssertionError("the last round solves every element")
 
@@ -928,12 +946,14 @@ def _raise_joint_infeasibility(run: _Run, outline: Outline, rows: np.ndarray, th
 # mask, summary and certificate
 
 
-def _finish(run: _Run, outline: Outline, rows: np.ndarray, optimum: _Optimum, with_point: bool = False) -> Result:
+def _finish(run: _Run, outline: Outline, rows: np.ndarray, optimum: _Optimum, with_point: bool = False,
+            candidate: bool = False) -> Result | None:
     """The mask, each process its part; the whole problem's scan; the certificate, checked
     by every process on the same numbers; with ``with_point`` (one process), the LP point.
     A point the certificate finds short of a bound by more than round-off
     (:data:`_PROVE_SHORT_ABOVE`) goes to the Farkas proof (docs/maths.md §3.5): the bounds may
-    conflict by less than the exact finish's tolerance."""
+    conflict by less than the exact finish's tolerance. A ``candidate`` (a box's answer with
+    lambda outside the box) that the certificate does not accept as it is gives None."""
     n = outline.n_scores
     multipliers = np.zeros(n - 1)
     multipliers[rows[1:] - 1] = optimum.multipliers
@@ -941,6 +961,8 @@ def _finish(run: _Run, outline: Outline, rows: np.ndarray, optimum: _Optimum, wi
     mask, numbers, certificate = _mask_and_certificate(run, outline, optimum, multipliers, read_all)
     if numbers["screened"] and (certificate is None or not certificate.passed):  # levels only bound v: read it all
         mask, numbers, certificate = _mask_and_certificate(run, outline, optimum, multipliers, read_all=True)
+    if candidate and (not certificate.passed or certificate.primal_violation > _PROVE_SHORT_ABOVE):
+        return None
     if certificate.primal_violation > _PROVE_SHORT_ABOVE:  # the bounds may conflict: the proof decides
         _raise_joint_infeasibility(run, outline, rows, outline.thresholds[rows[1:] - 1])
     if not certificate.passed:
