@@ -140,8 +140,14 @@ def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
     basis, value, _ = _iterate(matrix, relaxed, lower, upper, phase_one, basis, value, optimality)
     if value[artificial].sum() > _FEASIBILITY_TOL * max(1.0, float(np.abs(rhs).max())):
         raise ReducedProblemInfeasible()
-    upper[artificial] = 0.0
-    value[artificial] = 0.0
+    # a nonbasic artificial left beyond 0 by round-off stays where it is, fixed there: set to 0,
+    # it would move the basic values by its round-off over their pivots (1e-12 in a row where
+    # the basic x_j weighs 1e-11: x_j by 0.1, and another basic value beyond its bound)
+    nonbasic = np.setdiff1d(artificial, basis)
+    lower[nonbasic] = upper[nonbasic] = np.minimum(value[nonbasic], 0.0)
+    value[nonbasic] = lower[nonbasic]
+    basic = np.intersect1d(artificial, basis)
+    upper[basic] = value[basic] = 0.0
     objective = np.zeros(total)
     objective[:q] = columns[0] / scale[0] / spread
     basis, value, duals = _iterate(matrix, relaxed, lower, upper, objective, basis, value, optimality)
