@@ -215,3 +215,21 @@ def test_newton_stage_that_misses_lambda_goes_back_to_a_wider_one():
     reference = copslp.solve(scores, k, bounds=bounds, method="highs")
     np.testing.assert_allclose(scores[0] @ x, reference.objective, rtol=1e-9)
     assert np.all((lam > 0) & (lam < 4.0))
+
+
+def test_a_missed_box_whose_survivors_give_lambda_star_is_answered_at_once():
+    """Heavy-tailed scores at D = 1e4 (three bounds, k = D/20): the subsample's estimate misses
+    lambda* by factors, and the survivors' LP lands on lambda* outside the box. The whole
+    problem's certificate accepts that point in the first round (before, a second round
+    screened and solved it again); the answer is HiGHS's."""
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((4, 10000))
+    z[1:] = 0.6 * z[0] + 0.8 * z[1:]
+    scores = np.exp(2 * z)
+    result = copslp.solve(scores, 500, gamma=0.75, options={"seed": 0})
+    assert result.info["rounds"] == 1 and result.info["lambda_outside_box"]
+    lo, hi = (np.array(side) for side in result.info["box"])
+    assert not np.all((lo < result.multipliers) & (result.multipliers < hi))
+    assert result.certificate.passed and result.certificate.screened == 0  # read in full
+    reference = copslp.solve(scores, 500, gamma=0.75, method="highs")
+    assert result.objective == pytest.approx(reference.objective, rel=1e-9)
