@@ -482,3 +482,18 @@ def test_two_bounds_at_gamma_one_beside_entries_below_round_off():
     scores[2, [3, 17, 18]] = [-1.0, 1e11, 1.0]
     result = _solve(Case(scores, 9, gamma=[1.0, 1.0], label="entries below round-off at gamma = 1"))
     assert result.certificate.passed and result.objective == pytest.approx(-1.0, abs=1e-4)
+
+
+def test_two_bounds_at_gamma_one_where_round_off_kept_in_phase_one_would_break_a_bound():
+    """Found by the long property run the first fix of the case above met: k = 4 of 20, gamma 1
+    on both bounds; s_1 = 1e8, 1e-5 and 1 on elements 13, 14, 18; s_2 = 1, 1e9 and 1 on 16, 17,
+    18; s_0 = -1 on 18. Phase 1 leaves s_2's artificial 9.1e-13 below 0; kept there through
+    phase 2, a later pivot of 1e-9 took the basic x_16 1.3e-7 beyond 1 (the budget 3.2e-8
+    short, a SolverError). Phase 2 now runs with the artificials at 0 first and keeps them only
+    where that leaves a basic value beyond its bounds (as in the case above)."""
+    scores = np.zeros((3, 20))
+    scores[0, 18] = -1.0
+    scores[1, [13, 14, 18]] = [1e8, 1e-5, 1.0]
+    scores[2, [16, 17, 18]] = [1.0, 1e9, 1.0]
+    result = _solve(Case(scores, 4, gamma=[1.0, 1.0], label="round-off kept in phase 1"))
+    assert result.certificate.passed and result.objective == pytest.approx(-1.0, abs=1e-4)

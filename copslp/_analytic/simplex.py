@@ -47,6 +47,8 @@ _OPTIMALITY_TOL = 1e-11
 _FEASIBILITY_TOL = 1e-9
 #: Pivot elements smaller than this are not taken in the ratio test.
 _PIVOT_TOL = 1e-9
+#: A basic value beyond its bound by more than this (of the bound's size) is not round-off.
+_ROUND_OFF = 1e-12
 #: Nonbasic columns examined for one batch of bound flips (:func:`_flip_many`).
 _FLIP_BATCH = 512
 #: Degenerate pivots in a row after which Bland's rule prices (and until a step moves).
@@ -140,18 +142,10 @@ def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
     basis, value, _ = _iterate(matrix, relaxed, lower, upper, phase_one, basis, value, optimality)
     if value[artificial].sum() > _FEASIBILITY_TOL * max(1.0, float(np.abs(rhs).max())):
         raise ReducedProblemInfeasible()
-    # a nonbasic artificial left beyond 0 by round-off stays where it is, fixed there: set to 0,
-    # it would move the basic values by its round-off over their pivots (1e-12 in a row where
-    # the basic x_j weighs 1e-11: x_j by 0.1, and another basic value beyond its bound)
-    nonbasic = np.setdiff1d(artificial, basis)
-    lower[nonbasic] = upper[nonbasic] = np.minimum(value[nonbasic], 0.0)
-    value[nonbasic] = lower[nonbasic]
-    basic = np.intersect1d(artificial, basis)
-    upper[basic] = value[basic] = 0.0
     objective = np.zeros(total)
     objective[:q] = columns[0] / scale[0] / spread
-    basis, value, duals = _iterate(matrix, relaxed, lower, upper, objective, basis, value, optimality)
-    _onto_bounds(matrix, rhs, lower, upper, basis, value)
+    basis, value, duals = _phase_two(matrix, rhs, relaxed, lower, upper, objective, basis, value, optimality,
+                                     artificial)
 
     amounts = np.clip(value[:q] / spread, 0.0, counts)
     x = _spread(amounts, inverse, counts)
@@ -162,6 +156,37 @@ def solve_small_lp(inner: InnerProblem, start: np.ndarray | None = None):
     bound_duals[np.isin(q + np.arange(r), basis)] = 0.0
     multipliers = scale[0] * bound_duals / scale[1:]
     return x, multipliers, {"reduced_solver": "simplex", "distinct_columns": int(q)}
+
+
+def _phase_two(matrix, rhs, relaxed, lower, upper, objective, basis, value, optimality, artificial):
+    """Phase 2 from the end of phase 1, then the optimal basis moved onto the bounds as they
+    are (:func:`_onto_bounds`): ``(basis, value, duals)``.
+
+    Phase 1 may leave a nonbasic artificial beyond 0 by round-off. Its variable leaves the
+    problem at 0; but where a basic value weighs 1e-11 in that artificial's (scaled) row, that
+    round-off moves it by 0.1 on the way, and another basic value beyond its bound. Kept where
+    it is (fixed there), it may instead end beyond a bound through a later pivot as small. So
+    phase 2 runs with the artificials at 0 and, where that leaves a basic value beyond its
+    bounds by more than round-off, again from phase 1's end with them kept where they were;
+    the answer whose basic values go less far beyond their bounds is taken (both are vertices
+    of the LP within its round-off; the certificate judges the point)."""
+    answers = []
+    for keep in (False, True):
+        low, high, start, at = lower.copy(), upper.copy(), value.copy(), basis.copy()
+        nonbasic = np.setdiff1d(artificial, at)
+        low[nonbasic] = high[nonbasic] = np.minimum(start[nonbasic], 0.0) if keep else 0.0
+        start[nonbasic] = low[nonbasic]
+        basic = np.intersect1d(artificial, at)
+        high[basic] = start[basic] = 0.0
+        at, start, duals = _iterate(matrix, relaxed, low, high, objective, at, start, optimality)
+        _onto_bounds(matrix, rhs, low, high, at, start)
+        beyond = float(np.max(np.maximum(low[at] - start[at], start[at] - high[at]) / np.maximum(
+            1.0, np.abs(np.where(np.isfinite(high[at]), high[at], low[at])))))
+        answers.append((beyond, at, start, duals))
+        if beyond <= _ROUND_OFF:
+            break
+    _, basis, value, duals = min(answers, key=lambda answer: answer[0])
+    return basis, value, duals
 
 
 def _row_scales(columns: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
