@@ -264,10 +264,12 @@ def _screen_several(kernels, scores, lo, hi, level, one_level, zero_level, offse
 @pytest.mark.parametrize("floors", [None, "one group", "per element"])
 @pytest.mark.parametrize("layout", ["contiguous", "strided"])
 @pytest.mark.parametrize("r, corner", [(2, 0.1), (3, 0.1), (4, 0.1), (5, 0.1), (3, -0.1)])
-def test_screen_several_decides_as_numpy(kernels, dtype, signed, floors, layout, r, corner):
+@pytest.mark.parametrize("with_candidates", [True, False])
+def test_screen_several_decides_as_numpy(kernels, dtype, signed, floors, layout, r, corner, with_candidates):
     """Every loop of screen_several: one pass for r = 2, 3 and 4 contiguous rows, the chunked
     loop and ``decide`` for strided rows and r = 5; a negative corner of the box (no corners
-    form) as well."""
+    form) as well; with validation's candidates and without (every screening after the
+    first)."""
     rng = np.random.default_rng(12)
     base = rng.standard_normal((r + 1, 2 * SIZE)) if signed else rng.random((r + 1, 2 * SIZE))
     scores = (base[:, :SIZE] if layout == "contiguous" else base[:, ::2]).astype(dtype)
@@ -278,7 +280,7 @@ def test_screen_several_decides_as_numpy(kernels, dtype, signed, floors, layout,
     # levels that some element's low or high equals: a number off in its last bit changes a decision
     one_level, zero_level = float(np.quantile(low, 0.95, method="lower")), float(np.quantile(high, 0.8, method="lower"))
     groups, level, n_groups = _floors_of(floors, rng, zero_level, [0.2, 1.0, -2.0])
-    candidate_levels = np.quantile(scores[1:], 0.9, axis=1).astype(np.float64)
+    candidate_levels = np.quantile(scores[1:], 0.9, axis=1).astype(np.float64) if with_candidates else None
     got = _screen_several(kernels, scores, lo, hi, level, one_level, zero_level, 500, groups, n_groups, candidate_levels)
     reaches = high >= level
     fixed, kept = reaches & (low > one_level), reaches & ~(low > one_level)
@@ -289,8 +291,9 @@ def test_screen_several_decides_as_numpy(kernels, dtype, signed, floors, layout,
     assert got["at_zero"] == np.count_nonzero(reaches & (low >= zero_level))
     np.testing.assert_allclose(got["taken"], scores[:, fixed].astype(np.float64).sum(axis=1), rtol=1e-12)
     np.testing.assert_allclose(got["total"], high.sum(), rtol=1e-12)
-    for row, found, at in zip(scores[1:], got["candidates"], candidate_levels):
+    for row, found, at in zip(scores[1:], got["candidates"] or [], candidate_levels if with_candidates else []):
         assert found.tobytes() == row[row >= at].tobytes()
+    assert (got["candidates"] is None) != with_candidates
     if groups is not None:
         per_element = np.broadcast_to(groups, (SIZE,))
         np.testing.assert_array_equal(got["support"], np.bincount(per_element[reaches & (low >= level)],

@@ -704,22 +704,18 @@ def _optimum(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarr
                 prove_infeasible()
             continue
         lam = value
-        if inside(lam, lo, hi) or everything:
+        held = inside(lam, lo, hi) or everything
+        if held or certified is not None:  # outside: the survivors' lambda is often lambda* itself
             details.update(rounds=rounds, survivors=screened.n_survivors, fixed_ones=screened.fixed_ones)
             if not whole:
                 details.update(box=[lo.tolist(), hi.tolist()], sample_estimate=estimate.multipliers.tolist())
+            if not held:
+                details.update(lambda_outside_box=True)
             if nested is not None:
                 values = screened.taken + nested[2].values
-            return _Optimum(screened, lam, comm.broadcast(values), details, x_survivors=x, nested=nested)
-        if certified is not None:  # the survivors' lambda is often lambda* itself: the certificate says
-            details.update(rounds=rounds, survivors=screened.n_survivors, fixed_ones=screened.fixed_ones,
-                           lambda_outside_box=True, box=[lo.tolist(), hi.tolist()],
-                           sample_estimate=estimate.multipliers.tolist())
-            if nested is not None:
-                values = screened.taken + nested[2].values
-            candidate = _Optimum(screened, lam, comm.broadcast(values), details, x_survivors=x, nested=nested)
-            if certified(candidate):
-                return candidate
+            answer = _Optimum(screened, lam, comm.broadcast(values), details, x_survivors=x, nested=nested)
+            if held or certified(answer):  # the certificate of the whole problem says
+                return answer
         boxes.after_miss(lam)
     raise AssertionError("the last round solves every element")
 

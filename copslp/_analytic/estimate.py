@@ -205,8 +205,8 @@ def _localised_sample_minimum(sampled: InnerProblem, reference: np.ndarray, rtol
     relative = _SEVERAL_BOUNDS_PRECISION / np.sqrt(sampled.budget)
     for _ in range(tries):
         try:
-            precision = relative * np.maximum(np.minimum(start, hi), 1e-3 * reference)
-            return approximate_minimum(sampled, Box(np.zeros_like(hi), hi, np.minimum(start, hi)), precision, rtol)[0]
+            box = Box(np.zeros_like(hi), hi, np.minimum(start, hi))
+            return approximate_minimum(sampled, box, relative, 1e-3 * reference, rtol)[0]
         except MinimumOutsideBox as outside:
             hi = np.maximum(4.0 * hi, 2.0 * outside.multipliers)
             start = outside.multipliers

@@ -176,10 +176,9 @@ def screen_exact(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray):
 
 
 def _kth_largest_in(inner: InnerProblem, values: np.ndarray, k: int) -> float:
-    """:func:`copslp._selection.kth_largest` of ``values`` (one per element of ``inner``) on a
-    copy in the problem's buffers (:meth:`InnerProblem.scratch`)."""
-    ordered = inner.scratch("ordered")
-    np.copyto(ordered, values)
+    """:func:`copslp._selection.kth_largest` of ``values`` (one per element of ``inner``) by a
+    partition of a copy in the problem's buffers (:meth:`InnerProblem.ordered_copy`)."""
+    ordered = inner.ordered_copy(values)
     ordered.partition(inner.size - k)
     return float(ordered[inner.size - k])
 

@@ -72,9 +72,11 @@ def _dual_point(inner: InnerProblem, multipliers: np.ndarray, curvature: bool = 
     :math:`H = \sum_j \delta(v_j - \mu)(s_j - \bar s)(s_j - \bar s)^\top`, estimated as the
     scatter matrix of the elements with v in a window of width w around mu, divided by w.
     Without a ``window`` (the width of the previous call) it is the range of the
-    ``2 _CURVATURE_WINDOW`` elements ranked around the level (one multi-pivot selection);
+    ``2 _CURVATURE_WINDOW`` elements ranked around the level (partitions at three ranks);
     with one, the elements inside it (one pass), and the next width is scaled towards
-    ``2 _CURVATURE_WINDOW`` elements.
+    ``2 _CURVATURE_WINDOW`` elements. Without floors the window holds every element whose v
+    lies in it (elements tied there included: beyond ``4 _CURVATURE_WINDOW`` of them, every
+    so many, their scatter scaled back up).
     """
     m, k, r = inner.size, inner.budget, multipliers.shape[0]
     half = min(_CURVATURE_WINDOW, k, m - k)
@@ -125,20 +127,19 @@ def _dual_point(inner: InnerProblem, multipliers: np.ndarray, curvature: bool = 
 def _top_k_indicator(inner: InnerProblem, v: np.ndarray, ranks: tuple) -> tuple[np.ndarray, np.ndarray]:
     """The indicator of a best budget-set by ``v`` (no floors; ties at the k-th level taken in
     order) and the values of v at the positions ``ranks`` of its ascending order (one of them
-    m - k, the k-th largest), by one selection on a copy; in the problem's own buffers
-    (:meth:`InnerProblem.scratch`), which the next call overwrites."""
+    m - k, the k-th largest), by partitions of a copy (:meth:`InnerProblem.ordered_copy`); in
+    the problem's own buffers (:meth:`InnerProblem.scratch`), which the next call overwrites."""
     m, k = inner.size, inner.budget
     x = inner.scratch("x")
     if k == 0 or k == m:
         x.fill(1.0 if k else 0.0)
         return x, np.full(len(ranks), -np.inf if k else np.inf)
-    ordered = inner.scratch("ordered")
-    np.copyto(ordered, v)
+    ordered = inner.ordered_copy(v)
     ordered.partition(m - k)  # then the ranks below and above it in their own parts (numpy's
     for rank in ranks:         # partition at several ranks at once takes twice as long)
         if rank < m - k:
             ordered[:m - k].partition(rank)
-        elif rank > m - k + 1:
+        elif rank > m - k:
             ordered[m - k + 1:].partition(rank - (m - k + 1))
     at_ranks = ordered[list(ranks)]
     level = ordered[m - k]
@@ -276,18 +277,21 @@ def _on_outer_face(multipliers: np.ndarray, box: Box) -> bool:
     return bool(np.any(((multipliers <= box.lo) & (box.lo > 0)) | (multipliers >= box.hi)))
 
 
-def _newton_finish(stage: _Stage, box: Box, rtol: float, counter: _Counter):
+def _newton_finish(stage: _Stage, box: Box, rtol: float, counter: _Counter, precision=None):
     """Newton steps to the minimum over the stage's box (:func:`_newton_steps`), an exact
     re-screening on a box a few last steps wide around it, and the exact LP once at most
     ``FINAL_LP_SIZE`` survivors remain; a box that misses the LP's multipliers is widened
     fourfold around them (``_NARROW_TRIES`` times), and so is one whose survivors' LP is
     infeasible (the box fixed elements that lambda* does not). Multipliers beyond the
     stage's own box say that the Newton steps narrowed it around a point short of lambda*:
-    the steps go on from them on the widest stage so far that holds them (the reduced dual
-    agrees with phi only inside its box, whose minimum then lies on a face). Raises
+    the steps go on from them on the narrowest of the wider stages that holds them (the
+    reduced dual agrees with phi only inside its box, whose minimum then lies on a face).
+    Raises
     :class:`_Stalled` when more than ``_SLOW_RESCREENS`` re-screenings did not halve the
     survivors, or the tries (or the returns to a wider stage, ``_NARROW_TRIES`` of each) run
-    out."""
+    out. ``precision`` (lambda -> half-widths): stop as soon as the Newton steps leave a box
+    that narrow around their point, which is returned with x None (an estimate, not the LP's
+    answer: :func:`approximate_minimum`)."""
     lam = np.clip(box.centre, stage.lo, stage.hi)
     wider = []  # the stages this one was narrowed from, widest first
     slow = returns = 0  # re-screenings that did not halve the survivors; returns to a wider stage
@@ -295,6 +299,8 @@ def _newton_finish(stage: _Stage, box: Box, rtol: float, counter: _Counter):
         lam, half = _newton_steps(stage, lam, counter)
         if _on_outer_face(lam, box):
             raise MinimumOutsideBox(lam)
+        if precision is not None and np.all(half <= precision(lam)):
+            return None, lam, {}, stage
         for _ in range(_NARROW_TRIES):
             narrow = _rescreen_stage(stage, np.maximum(lam - half, stage.lo), np.minimum(lam + half, stage.hi))
             if not few_enough(narrow.problem):
@@ -319,41 +325,30 @@ def _newton_finish(stage: _Stage, box: Box, rtol: float, counter: _Counter):
                     stage = wider.pop()
                 lam = np.clip(lam_hat, stage.lo, stage.hi)
                 break  # Newton again from lam_hat, on the stage that holds it
-            lam = lam_hat
-            half = 4.0 * half
+            lam = np.clip(lam_hat, stage.lo, stage.hi)  # beyond the first stage: on its face
+            half = 4.0 * np.maximum(half, np.abs(lam_hat - lam))
         else:
             raise _Stalled(stage, lam)
 
 
-def approximate_minimum(inner: InnerProblem, box: Box, precision: np.ndarray, rtol: float) -> tuple[np.ndarray, int]:
-    """A point within about ``precision`` (per multiplier) of the minimum of phi over ``box``,
-    and the oracle calls it took: the Newton steps and re-screenings of :func:`_newton_finish`,
-    stopped once the box they leave is that narrow, without the exact LP. For an estimate
-    whose own error is larger than that (a subsample's lambda*), the exact answer costs more
-    than it is worth. A minimum on the outer face raises :class:`MinimumOutsideBox`. Once few
-    survivors are left, their LP's multipliers where they lie in the box around the point
-    (the exact minimum), else the point; steps that stop narrowing (ties at the level) hand
-    over to the exact finish (:func:`several_bounds_finish`), started at the point reached."""
+def approximate_minimum(inner: InnerProblem, box: Box, relative: float, floor: np.ndarray,
+                        rtol: float) -> tuple[np.ndarray, int]:
+    """A point within about ``relative`` of itself (at least ``floor``, per multiplier) of the
+    minimum of phi over ``box``, and the oracle calls it took: the Newton phase of
+    :func:`_newton_finish`, stopped once its steps leave a box that narrow around their point
+    (or with the LP of the few survivors left, which is exact), without the rest. For an
+    estimate whose own error is larger than that (a subsample's lambda*), the exact answer
+    costs more than it is worth. A minimum on the outer face raises
+    :class:`MinimumOutsideBox`; steps that stall (ties at the level) hand over to the exact
+    finish (:func:`several_bounds_finish`) from the point reached."""
     counter = _Counter()
     stage = _Stage(inner, np.arange(inner.size), [], box.lo, box.hi)
-    lam = np.clip(box.centre, box.lo, box.hi)
-    while True:
-        lam, half = _newton_steps(stage, lam, counter)
-        if _on_outer_face(lam, box):
-            raise MinimumOutsideBox(lam)
-        if np.all(half <= precision):
-            return lam, counter.calls
-        narrow = _rescreen_stage(stage, np.maximum(lam - half, stage.lo), np.minimum(lam + half, stage.hi))
-        if few_enough(narrow.problem):
-            try:
-                lam_hat = solve_small_lp(narrow.problem, lam)[1]
-            except ReducedProblemInfeasible:  # the box fixed too much: the point is as near
-                return lam, counter.calls
-            return (lam_hat if inside(lam_hat, narrow.lo, narrow.hi) else lam), counter.calls
-        if 2 * narrow.problem.size > stage.problem.size:  # ties at the level: the exact finish
-            _, lam, details = several_bounds_finish(inner, Box(box.lo, box.hi, lam), rtol)
-            return lam, counter.calls + details["oracle_calls"]
-        stage = narrow
+    try:
+        lam = _newton_finish(stage, box, rtol, counter, precision=lambda at: relative * np.maximum(np.abs(at), floor))[1]
+    except _Stalled as stalled:
+        _, lam, details = several_bounds_finish(inner, Box(box.lo, box.hi, stalled.multipliers), rtol)
+        return lam, counter.calls + details["oracle_calls"]
+    return lam, counter.calls
 
 
 def newton_start(inner: InnerProblem, box: Box) -> tuple[np.ndarray, int]:
@@ -364,7 +359,7 @@ def newton_start(inner: InnerProblem, box: Box) -> tuple[np.ndarray, int]:
     bounds, 1,523 survivors: 28 + 72 iterations became 2 + 42). The simplex is exact from any
     start: this point only saves iterations, so where the steps stop on a face of the box
     (other than lambda_i = 0: the survivors' own minimum lies beyond it, where a box that
-    missed lambda* leaves it) they go on in a box five times as wide around their point, twice
+    missed lambda* leaves it) they go on in a box four times as wide around their point, twice
     at most (lognormal scores at D = 1e4, a box that missed one multiplier by a factor of 4:
     137 iterations became 19)."""
     counter = _Counter()

@@ -162,26 +162,26 @@ def _phase_two(matrix, rhs, relaxed, lower, upper, objective, basis, value, opti
     """Phase 2 from the end of phase 1, then the optimal basis moved onto the bounds as they
     are (:func:`_onto_bounds`): ``(basis, value, duals)``.
 
-    Phase 1 may leave a nonbasic artificial beyond 0 by round-off. Its variable leaves the
+    Phase 1 may leave a nonbasic artificial below 0 by round-off. Its variable leaves the
     problem at 0; but where a basic value weighs 1e-11 in that artificial's (scaled) row, that
     round-off moves it by 0.1 on the way, and another basic value beyond its bound. Kept where
     it is (fixed there), it may instead end beyond a bound through a later pivot as small. So
     phase 2 runs with the artificials at 0 and, where that leaves a basic value beyond its
-    bounds by more than round-off, again from phase 1's end with them kept where they were;
-    the answer whose basic values go less far beyond their bounds is taken (both are vertices
-    of the LP within its round-off; the certificate judges the point)."""
+    bounds by more than round-off and some artificial was below 0, again from phase 1's end
+    with those kept where they were; the answer whose basic values go less far beyond their
+    bounds is taken (both are vertices of the LP within its round-off; the certificate judges
+    the point)."""
+    nonbasic = np.setdiff1d(artificial, basis)
+    below = np.minimum(value[nonbasic], 0.0)
     answers = []
-    for keep in (False, True):
+    for kept in ((np.zeros_like(below), below) if below.any() else (np.zeros_like(below),)):
         low, high, start, at = lower.copy(), upper.copy(), value.copy(), basis.copy()
-        nonbasic = np.setdiff1d(artificial, at)
-        low[nonbasic] = high[nonbasic] = np.minimum(start[nonbasic], 0.0) if keep else 0.0
-        start[nonbasic] = low[nonbasic]
+        low[nonbasic] = high[nonbasic] = start[nonbasic] = kept
         basic = np.intersect1d(artificial, at)
         high[basic] = start[basic] = 0.0
         at, start, duals = _iterate(matrix, relaxed, low, high, objective, at, start, optimality)
         _onto_bounds(matrix, rhs, low, high, at, start)
-        beyond = float(np.max(np.maximum(low[at] - start[at], start[at] - high[at]) / np.maximum(
-            1.0, np.abs(np.where(np.isfinite(high[at]), high[at], low[at])))))
+        beyond = float(np.max(np.maximum(low[at] - start[at], start[at] - high[at]) / _sizes(low[at], high[at])))
         answers.append((beyond, at, start, duals))
         if beyond <= _ROUND_OFF:
             break
@@ -211,9 +211,15 @@ def _onto_bounds(matrix, rhs, lower, upper, basis, value) -> None:
     nonbasic_value[basis] = 0.0
     basic_value = np.linalg.solve(matrix[:, basis], rhs - matrix @ nonbasic_value)
     low, high = lower[basis], upper[basis]
-    room = _FEASIBILITY_TOL * np.maximum(1.0, np.abs(np.where(np.isfinite(high), high, low)))
+    room = _FEASIBILITY_TOL * _sizes(low, high)
     if np.all((basic_value >= low - room) & (basic_value <= high + room)):
         value[basis] = basic_value
+
+
+def _sizes(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """The size of each variable's bounds that its tolerances scale with: |upper| where it is
+    finite, else |lower|, at least 1."""
+    return np.maximum(1.0, np.abs(np.where(np.isfinite(high), high, low)))
 
 
 def _first_point(inner: InnerProblem, inverse, counts, start) -> np.ndarray:
