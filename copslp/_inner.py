@@ -136,13 +136,6 @@ class InnerProblem:
             buffers[name] = np.empty(self.size, dtype=dtype)
         return buffers[name]
 
-    def ordered_copy(self, values: np.ndarray) -> np.ndarray:
-        """``values`` (one per element) copied into the problem's buffer for partitions
-        (:meth:`scratch`), to be partitioned in place: a selection that allocates nothing."""
-        ordered = self.scratch("ordered")
-        np.copyto(ordered, values)
-        return ordered
-
     def mask_of(self, chosen: np.ndarray) -> np.ndarray:
         """Boolean mask of the elements ``chosen``."""
         mask = np.zeros(self.size, dtype=bool)

@@ -19,10 +19,16 @@ __all__ = ["every_row", "take_rows", "kth_largest", "top_k_sum", "top_k_sum_and_
 GROUPS_LOOPED = 64
 
 
-def kth_largest(values: np.ndarray, k: int) -> float:
-    """The k-th largest entry of ``values`` (1 <= k <= len(values))."""
+def kth_largest(values: np.ndarray, k: int, scratch: np.ndarray | None = None) -> float:
+    """The k-th largest entry of ``values`` (1 <= k <= len(values)); partitioned in
+    ``scratch`` (a float64 buffer of the same length, overwritten) where given, else in a
+    copy: repeated selections over a problem allocate nothing then."""
     n = values.shape[0]
-    return float(np.partition(values, n - k)[n - k])
+    if scratch is None:
+        return float(np.partition(values, n - k)[n - k])
+    np.copyto(scratch, values)
+    scratch.partition(n - k)
+    return float(scratch[n - k])
 
 
 def top_k_sum(values: np.ndarray, k: int) -> float:

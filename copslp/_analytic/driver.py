@@ -330,15 +330,9 @@ def solve_outline(run: _Run, outline: Outline, with_point: bool = False) -> Resu
     elif run.sample_scores is None:
         run.draw_sample(run.settings["sample_size"])
     _raise_if_a_bound_alone_fails(run, outline)
-    accepted = []
-
-    def certified(candidate: _Optimum) -> bool:  # a box's answer with lambda outside it
-        result = _finish(run, outline, rows, candidate, with_point, candidate=True)
-        accepted.append(result)
-        return result is not None
-
-    optimum = _optimum(run, outline, rows, outline.thresholds[outline.active], certified=certified)
-    return accepted[-1] if accepted and accepted[-1] is not None else _finish(run, outline, rows, optimum, with_point)
+    optimum = _optimum(run, outline, rows, outline.thresholds[outline.active],
+                       certified=lambda answer: _finish(run, outline, rows, answer, with_point, candidate=True))
+    return optimum.result or _finish(run, outline, rows, optimum, with_point)
 
 
 # --------------------------------------------------------------------------------------------
@@ -635,6 +629,7 @@ class _Optimum:
     details: dict
     x_survivors: np.ndarray | None = None  # on rank 0
     nested: tuple | None = None
+    result: Result | None = None  # the finished answer, where it was made to certify lambda outside the box
 
 
 def _optimum(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarray, depth: int = 0,
@@ -645,7 +640,10 @@ def _optimum(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarr
     their own, sharded as they lie), accepted when lambda lies inside the box (as in memory).
     Without bounds the box is a point: the survivors are the band around the k-th level.
     ``within``: the box of the level above and the size of this level's subsample (see
-    :class:`copslp._analytic.estimate.BoxSchedule`)."""
+    :class:`copslp._analytic.estimate.BoxSchedule`). ``certified`` (the top level): the
+    finished result of an answer whose lambda lies outside its box, or None where the whole
+    problem's certificate refuses it (then the next round); the accepted one is returned with
+    that result."""
     comm, r = run.comm, rows.shape[0] - 1
     whole = depth == 0 and _solved_whole(run, outline, rows, thresholds)
     first = run.first if depth == 0 and rows.shape[0] == outline.n_scores else None
@@ -714,8 +712,11 @@ def _optimum(run: _Run, outline: Outline, rows: np.ndarray, thresholds: np.ndarr
             if nested is not None:
                 values = screened.taken + nested[2].values
             answer = _Optimum(screened, lam, comm.broadcast(values), details, x_survivors=x, nested=nested)
-            if held or certified(answer):  # the certificate of the whole problem says
+            if held:
                 return answer
+            result = certified(answer)  # the certificate of the whole problem says
+            if result is not None:
+                return replace(answer, result=result)
         boxes.after_miss(lam)
     raise AssertionError("the last round solves every element")
 

@@ -162,8 +162,9 @@ def screen_exact(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray):
     """:func:`screen` with the exact levels, by selection over the whole of ``inner``."""
     low, high = box_extremes(inner.scores, lo, hi, out=(inner.scratch("low"), inner.scratch("high")))
     one_rank, zero_rank = _level_ranks(inner)
-    one_level = _kth_largest_in(inner, high, one_rank) if one_rank > 0 else np.inf
-    zero_level = _kth_largest_in(inner, low, zero_rank) if zero_rank > 0 else -np.inf
+    ordered = inner.scratch("ordered")
+    one_level = kth_largest(high, one_rank, ordered) if one_rank > 0 else np.inf
+    zero_level = kth_largest(low, zero_rank, ordered) if zero_rank > 0 else -np.inf
     ones, zeros = low > one_level, high < zero_level
     levels = (np.array([one_level]), np.array([zero_level]))
     if inner.floors is not None:
@@ -173,14 +174,6 @@ def screen_exact(inner: InnerProblem, lo: np.ndarray, hi: np.ndarray):
         levels = (np.minimum(one_level, forced_high), np.minimum(zero_level, forced_low))
     survivors = np.flatnonzero(~(ones | zeros))
     return reduce_problem(inner, np.flatnonzero(ones), survivors)._replace(levels=levels)
-
-
-def _kth_largest_in(inner: InnerProblem, values: np.ndarray, k: int) -> float:
-    """:func:`copslp._selection.kth_largest` of ``values`` (one per element of ``inner``) by a
-    partition of a copy in the problem's buffers (:meth:`InnerProblem.ordered_copy`)."""
-    ordered = inner.ordered_copy(values)
-    ordered.partition(inner.size - k)
-    return float(ordered[inner.size - k])
 
 
 def _level_ranks(inner: InnerProblem):

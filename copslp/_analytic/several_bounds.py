@@ -95,18 +95,15 @@ def _dual_point(inner: InnerProblem, multipliers: np.ndarray, curvature: bool = 
     else:
         v = inner.combine(multipliers)
         chosen = inner.select(v)
-        if wants_curvature and window is None:
+        if wants_curvature:  # the window by ranks each time: the greedy's level is not v's k-th
             order = np.argpartition(v, (m - k - half, m - k + half - 1))
             near = order[m - k - half:m - k + half]
             width = next_window = float(v[order[m - k + half - 1]] - v[order[m - k - half]])
-        elif wants_curvature:
-            level = np.partition(v, m - k)[m - k]
-            near = np.flatnonzero(np.abs(v - level) <= window / 2.0)
         if 8 * chosen.shape[0] > inner.size:  # many chosen: a product with the indicator, not a gather
             sums = np.einsum("ij,j->i", inner.scores, inner.indicator(chosen))
         else:
             sums = take_columns(inner.scores, chosen).sum(axis=1)
-    if wants_curvature and window is not None:
+    if wants_curvature and window is not None and inner.floors is None:
         width = window
         next_window = window * float(np.clip(2.0 * half / max(near.shape[0], 1), 0.25, 4.0))
     scale = None
@@ -127,14 +124,15 @@ def _dual_point(inner: InnerProblem, multipliers: np.ndarray, curvature: bool = 
 def _top_k_indicator(inner: InnerProblem, v: np.ndarray, ranks: tuple) -> tuple[np.ndarray, np.ndarray]:
     """The indicator of a best budget-set by ``v`` (no floors; ties at the k-th level taken in
     order) and the values of v at the positions ``ranks`` of its ascending order (one of them
-    m - k, the k-th largest), by partitions of a copy (:meth:`InnerProblem.ordered_copy`); in
-    the problem's own buffers (:meth:`InnerProblem.scratch`), which the next call overwrites."""
+    m - k, the k-th largest), by partitions of a copy; in the problem's own buffers
+    (:meth:`InnerProblem.scratch`), which the next call overwrites."""
     m, k = inner.size, inner.budget
     x = inner.scratch("x")
     if k == 0 or k == m:
         x.fill(1.0 if k else 0.0)
         return x, np.full(len(ranks), -np.inf if k else np.inf)
-    ordered = inner.ordered_copy(v)
+    ordered = inner.scratch("ordered")
+    np.copyto(ordered, v)
     ordered.partition(m - k)  # then the ranks below and above it in their own parts (numpy's
     for rank in ranks:         # partition at several ranks at once takes twice as long)
         if rank < m - k:
