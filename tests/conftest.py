@@ -166,16 +166,16 @@ def top_k_sum_sorted(values: np.ndarray, k: int) -> float:
     return float(np.sort(np.asarray(values, dtype=np.float64))[::-1][:k].sum())
 
 
-#: Room the reference gives a bound at the best value its score reaches (gamma = 1), relative to
-#: the score's magnitude: such a bound is met only up to the round-off of a k-term sum.
-AT_BEST_ROOM = 1e-10
+#: A threshold within this much of its score's magnitude (the sum of its k largest |s_i|) from the
+#: best value the score reaches is at that best value (gamma = 1, up to the round-off of a k-term sum).
+AT_BEST_ROOM = 1e-12
 
 
 def at_best(scores_row: np.ndarray, k: int, threshold: float) -> bool:
     """Whether ``threshold`` asks for the best value ``scores_row`` reaches within k (gamma = 1),
-    up to 1e-12 of the row's magnitude."""
+    up to ``AT_BEST_ROOM`` of the row's magnitude on either side."""
     magnitude = top_k_sum_sorted(np.abs(scores_row), k)
-    return threshold >= top_k_sum_sorted(scores_row, k) - 1e-12 * magnitude
+    return abs(threshold - top_k_sum_sorted(scores_row, k)) <= AT_BEST_ROOM * magnitude
 
 
 # ----------------------------------------------------------------------------------------
@@ -195,15 +195,22 @@ def reference_solve(s, k, thresholds, groups=None, floors=None, *, integer=False
 
     n, size = s.shape
     rows = [(np.arange(size), np.ones(size), float(k), float(k))]
+    lower, upper = np.zeros(size), np.ones(size)
     for i in np.flatnonzero(np.isfinite(thresholds)):
+        if at_best(s[i + 1], k, thresholds[i]):
+            # <s_i, x> = T_k(s_i) exactly on the face: x_j = 1 above the k-th largest value L of
+            # s_i, 0 below it, the budget's rest on the entries tied at L (the row then holds for
+            # every x of the budget). As a row it is a knife edge: HiGHS ends it 'Unknown', with
+            # a 'Solve error', or takes an entry of s_i = 1 - 1e-9 whole at its tolerance.
+            level = np.sort(s[i + 1])[::-1][k - 1]
+            lower[s[i + 1] > level] = 1.0
+            upper[s[i + 1] < level] = 0.0
+            continue
         # each row scaled to entries of at most 1 (HiGHS drops matrix entries below 1e-9)
         row_scale = float(np.abs(s[i + 1]).max()) or 1.0
-        # a bound at the best reachable value (gamma = 1) is met only up to the round-off of a
-        # k-term sum: give HiGHS that much room there (and only there)
-        magnitude = top_k_sum_sorted(np.abs(s[i + 1]), k)
-        room = AT_BEST_ROOM * magnitude if at_best(s[i + 1], k, thresholds[i]) else 0.0
-        rows.append((np.arange(size), s[i + 1] / row_scale, (float(thresholds[i]) - room) / row_scale,
-                     highspy.kHighsInf))
+        rows.append((np.arange(size), s[i + 1] / row_scale, float(thresholds[i]) / row_scale, highspy.kHighsInf))
+    if np.any(lower > upper):  # two faces that disagree on an entry: no point is on both
+        return Reference("infeasible", None, None)
     cost_scale = float(np.abs(s[0]).max()) or 1.0
     if floors is not None:
         for g, f in enumerate(floors):
@@ -222,7 +229,7 @@ def reference_solve(s, k, thresholds, groups=None, floors=None, *, integer=False
         configurations = configurations[2:]
     verdicts = []
     for algorithm in configurations:
-        h = _build_reference(highspy, s, size, rows, cost_scale, integer, algorithm)
+        h = _build_reference(highspy, s, (lower, upper), rows, cost_scale, integer, algorithm)
         h.run()
         status = h.getModelStatus()
         if status == highspy.HighsModelStatus.kOptimal:
@@ -235,7 +242,8 @@ def reference_solve(s, k, thresholds, groups=None, floors=None, *, integer=False
     return Reference("infeasible", None, None)
 
 
-def _build_reference(highspy, s, size, rows, cost_scale, integer, algorithm):
+def _build_reference(highspy, s, box, rows, cost_scale, integer, algorithm):
+    size = s.shape[1]
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     for name, value in {
@@ -249,7 +257,7 @@ def _build_reference(highspy, s, size, rows, cost_scale, integer, algorithm):
         "random_seed": 1,
     }.items():
         assert h.setOptionValue(name, value) == highspy.HighsStatus.kOk, name
-    h.addVars(size, np.zeros(size), np.ones(size))
+    h.addVars(size, *box)
     h.changeColsCost(size, np.arange(size, dtype=np.int32), s[0] / cost_scale)
     h.changeObjectiveSense(highspy.ObjSense.kMaximize)
     for index, values, lower, upper in rows:
@@ -349,8 +357,9 @@ def assert_optimal(result, case: Case, method: str | None = None) -> None:
     assert np.all(lam >= 0.0), lam
     off = ~np.isfinite(case.thresholds)
     assert np.all(lam[off] == 0.0), lam
-    # the reference meets each bound to 1e-10 of its row scale (and is given 1e-10 of room at
-    # gamma = 1); the objective moves by lambda_i times that: allow it on top of RTOL
+    # the reference meets each bound to 1e-10 of its row scale (a bound at gamma = 1 on its face,
+    # which copslp meets up to round-off); the objective moves by lambda_i times that: allow it
+    # on top of RTOL
     dual_terms = sum(float(lam[i]) * case.magnitude(i + 1) for i in case.active)
     lam_scale = scale + dual_terms
     assert (_close(result.objective, reference.objective, scale)
