@@ -499,20 +499,20 @@ def test_two_bounds_at_gamma_one_where_round_off_kept_in_phase_one_would_break_a
     assert result.certificate.passed and result.objective == pytest.approx(-1.0, abs=1e-4)
 
 
-@pytest.mark.xfail(strict=True, raises=copslp.SolverError,
-                   reason="open: the point returned is 5.6e-9 short of a bound (present at a50aa00)")
 def test_two_bounds_at_gamma_one_whose_phase_one_ends_beyond_a_bound():
     """Found by the long property run: k = 12 of 20, gamma 1 on both bounds; s_1 = 1.78e7, 1e-5
     and 1 on elements 2, 3, 18; s_2 = -1, 1, 1e11 and 1 on 3, 16, 17, 18; s_0 = -1 on 18. The
-    faces meet within round-off at {2, 16, 17, 18} (objective -1; the MILP finds it). In the
-    scaled rows x_18 weighs 5.6e-8 (s_1) and 1e-11 (s_2). Phase 1 ends with the basic x_18 at
-    1 + 8.3e-8 (its artificial in s_2's row 1e-12 below 0); with the artificial set to 0,
-    phase 2 starts from x_18 = 0.9 and the basic x_2 at 1 + 5.6e-9, so the point is 5.6e-9 short
-    of s_1's bound (kept, the budget is 8.3e-8 short once x_18 is clipped to 1). HiGHS calls it
-    infeasible at its 1e-7."""
+    faces of the two bounds disagree on element 3 (s_1's keeps it, s_2's drops it), so no point
+    lies on both; dropping it leaves s_1's bound 1e-5 short of 1.8e7, within its round-off
+    (objective -1; the MILP finds it). The simplex on every element, which took over, ended
+    with the basic x_2 at 1 + 5.6e-9 (x_18 weighs 5.6e-8 and 1e-11 in the scaled rows): a
+    SolverError. The face is now widened by the elements within round-off of its level before
+    the simplex is asked. HiGHS calls the problem infeasible at its 1e-7."""
     scores = np.zeros((3, 20))
     scores[0, 18] = -1.0
     scores[1, [2, 3, 18]] = [17782794.100389227, 1e-05, 1.0]
     scores[2, [3, 16, 17, 18]] = [-1.0, 1.0, 1e11, 1.0]
     result = _solve(Case(scores, 12, gamma=[1.0, 1.0], label="phase 1 ends beyond a bound"))
-    assert result.certificate.passed
+    assert result.certificate.passed and result.objective == pytest.approx(-1.0, abs=1e-4)
+    assert result.info["best_face_of"] == 1 and result.certificate.primal_violation < 1e-12
+

@@ -810,16 +810,18 @@ def _solve_whole(outline: Outline, whole: InnerProblem, rows: np.ndarray, settin
     the face may (a bound at gamma = 1 whose k-th entry is 1e-11 of its sum)."""
     at_best = _rows_at_best(outline, rows, whole.thresholds) if top else np.zeros(0, dtype=np.intp)
     if rows.shape[0] > 2 and at_best.shape[0]:
-        try:
-            x, lam, details = _solve_on_best_face(whole, int(at_best[0]), settings)
-            return x, lam, {"best_face_of": int(rows[1 + at_best[0]]), **details}
-        except ReducedProblemInfeasible:  # no point of the face itself: one within round-off of it may
-            x, lam, details = solve_exact(whole, settings["rtol"])
-            return x, lam, {"off_the_face_of": int(rows[1 + at_best[0]]), **details}
+        for near in (False, True):
+            try:
+                x, lam, details = _solve_on_best_face(whole, int(at_best[0]), settings, near)
+                return x, lam, {"best_face_of": int(rows[1 + at_best[0]]), **details}
+            except ReducedProblemInfeasible:  # no point of the face itself: one within round-off of it may
+                pass
+        x, lam, details = solve_exact(whole, settings["rtol"])
+        return x, lam, {"off_the_face_of": int(rows[1 + at_best[0]]), **details}
     return solve_exact(whole, settings["rtol"])
 
 
-def _solve_on_best_face(inner: InnerProblem, row: int, settings: dict):
+def _solve_on_best_face(inner: InnerProblem, row: int, settings: dict, near: bool = False):
     r"""Several bounds, one of which (the bound ``row`` of ``inner``, on score i) asks for the
     best value its score reaches (gamma_i = 1): every feasible x lies on the face
     :math:`\langle s_i, x\rangle = T_k(s_i)`, which keeps every element with :math:`s_{ij}`
@@ -838,12 +840,25 @@ def _solve_on_best_face(inner: InnerProblem, row: int, settings: dict):
     above L and by the smallest for those below: every element above L then has a larger v
     than every tied one, which has a larger v than every element below, in every group.
 
+    ``near``: the elements whose s_i differ from L by so little that all of them together
+    change :math:`\langle s_i, x\rangle` by less than the bound's round-off (1e-12 of
+    :math:`|b_i|`, the smallest differences first) count as tied: x then lies on the face up to
+    that round-off, as the certificate reads a bound. Two faces at gamma = 1 that disagree on
+    an element of 1e-5 beside a best value of 1.8e7 have no point in common, but a point
+    within round-off of both.
+
     Raises :class:`ReducedProblemInfeasible` when no point of the face meets the other
     bounds and the floors (then none at all does: the caller proves it)."""
     s_i = inner.scores[row + 1]
     k = inner.budget
     level = kth_largest(s_i, k)
-    above, tied = np.flatnonzero(s_i > level), np.flatnonzero(s_i == level)
+    off = np.abs(s_i - level)
+    if near:  # the least differences from L first, as many as the round-off of b_i holds together
+        candidates = np.flatnonzero(off > 0)
+        order = candidates[np.argsort(off[candidates], kind="stable")]
+        within = order[np.cumsum(off[order]) <= 1e-12 * abs(float(inner.thresholds[row]))]
+        off[within] = 0.0
+    above, tied = np.flatnonzero((s_i > level) & (off > 0)), np.flatnonzero(off == 0)
     others = [other for other in range(inner.thresholds.shape[0]) if other != row]
     rows = np.array([0] + [other + 1 for other in others])
     kept_rows = take_rows(inner.scores, rows)  # every row but i's: one copy, gathered from twice
@@ -880,7 +895,7 @@ def _solve_on_best_face(inner: InnerProblem, row: int, settings: dict):
         lowest_kept, highest_dropped = float(w_tied.max()), float(w_tied.min())
     else:
         lowest_kept = highest_dropped = float(w_tied[kept].min()) if kept.any() else float(w_tied.max())
-    below = np.flatnonzero(s_i < level)
+    below = np.flatnonzero((s_i < level) & (off > 0))
     need = [0.0]
     if above.shape[0]:
         need.append(float(np.max((lowest_kept - w[above]) / (s_i[above] - level))))
