@@ -516,3 +516,19 @@ def test_two_bounds_at_gamma_one_whose_phase_one_ends_beyond_a_bound():
     assert result.certificate.passed and result.objective == pytest.approx(-1.0, abs=1e-4)
     assert result.info["best_face_of"] == 1 and result.certificate.primal_violation < 1e-12
 
+
+def test_one_bound_at_gamma_one_beside_an_entry_of_minus_1e12():
+    """Found by the long property run: k = 13 of 19, gamma 1; s_1 = -1e12 on element 2 (where
+    s_0 = 1), 1 on 12, -1 on 13..16, -1e-5 on 17, 0 elsewhere; s_0 = -1 on 18. The walk
+    updated <s_1, x> of the set that swaps element 2 for 17 as -999999999999 + (1e12 - 1e-5):
+    the -1e-5 is below the ulp of 1e12, so the set, 1e-5 short, counted as meeting the bound,
+    and the walk stopped at lambda = 1e-12 with element 17 kept (a SolverError: primal 1e-5;
+    HiGHS returns the same point). Such an update is summed anew now: lambda = 1e5, element
+    18 kept, objective -1."""
+    scores = np.zeros((2, 19))
+    scores[0, [2, 18]] = [1.0, -1.0]
+    scores[1, [2, 12, 13, 14, 15, 16, 17]] = [-1e12, 1.0, -1.0, -1.0, -1.0, -1.0, -1e-5]
+    result = _solve(Case(scores, 13, gamma=[1.0], label="-1e12 beside -1e-5"))
+    assert result.certificate.passed and result.objective == pytest.approx(-1.0, abs=1e-12)
+    assert result.mask[18] and not result.mask[17]
+    assert result.multipliers[0] == pytest.approx(1e5, rel=1e-9)

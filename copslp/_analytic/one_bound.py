@@ -24,6 +24,8 @@ from .screening import RESCREEN_MIN_SIZE, RESCREEN_SHRINK, ReducedProblemInfeasi
 __all__ = ["solve_one_bound", "estimate_one_bound"]
 
 _EPS = np.finfo(np.float64).eps
+#: An update of a sum whose terms are this many times the result has lost a quarter of its digits.
+_CANCELLED = 2.0 ** 13
 _NEWTON_LIMIT = 500
 #: :func:`estimate_one_bound` stops once its bracket is this fraction of the one it was given.
 ESTIMATE_NARROWING = 1e-3
@@ -174,7 +176,7 @@ def _walk(inner: InnerProblem, low_end: _End, high_end: _End, screened_width=Non
         magnitude = np.abs(s0[up]).sum() + np.abs(s0[down]).sum() + lam * (np.abs(s1[up]).sum() + np.abs(s1[down]).sum())
         if rise <= 64 * _EPS * magnitude:
             break
-        g = g_low + (s1[up].sum() - s1[down].sum())
+        g = _updated_sum(s1, chosen, g_low, up, down)
         if g >= b:
             high, g_high, lam_high = chosen, g, lam
         else:
@@ -183,6 +185,19 @@ def _walk(inner: InnerProblem, low_end: _End, high_end: _End, screened_width=Non
         raise SolverError(f"analytic: the walk over the pieces of phi did not settle in {_NEWTON_LIMIT} steps")
     x = _tight_mix(inner, low, high, g_low, b)
     return x, np.array([lam]), {"newton_iterations": iteration}
+
+
+def _updated_sum(s1: np.ndarray, chosen: np.ndarray, g_low: float, up: np.ndarray, down: np.ndarray) -> float:
+    """<s_1, chosen> from <s_1, low> = ``g_low`` and the elements that differ (``up`` entered,
+    ``down`` left), or summed anew where that update cancels more than a quarter of the
+    digits: beside a leaving entry of -1e12 an entering -1e-5 is below the ulp of the terms
+    (1.2e-4), and a set 1e-5 short of its bound would be taken for one that meets it."""
+    entered, left = s1[up], s1[down]
+    g = g_low + (float(entered.sum()) - float(left.sum()))
+    terms = abs(g_low) + float(np.abs(entered).sum()) + float(np.abs(left).sum())
+    if terms > _CANCELLED * abs(g):
+        return float(s1[chosen].sum())
+    return g
 
 
 def _rescreened_walk(inner, low_end, high_end, iterations):
