@@ -60,6 +60,8 @@ what was fed to it (integer ids are needed by embedding layers).
 
 from __future__ import annotations
 
+import inspect
+
 import contextlib
 import copy
 import numbers
@@ -91,7 +93,18 @@ class ConstantScoreWarning(UserWarning):
 
 
 # ---------------------------------------------------------------------------- helpers
-def _layout_for(model: nn.Module, layout: Layout | None, layout_options: Mapping[str, Any]) -> Layout:
+_LAYOUT_KEYWORDS = frozenset(name for name, parameter in inspect.signature(Layout.from_model).parameters.items()
+                             if parameter.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+def _layout_for(model: nn.Module, layout: Layout | None, layout_options: Mapping[str, Any], score: str) -> Layout:
+    """The layout a score function reads: ``layout`` as given, else ``Layout.from_model``
+    with the score's extra keywords; a keyword neither takes is a TypeError that names
+    ``score``."""
+    unknown = sorted(set(layout_options) - _LAYOUT_KEYWORDS)
+    if unknown:
+        raise TypeError(f"{score}() got an unexpected keyword argument {unknown[0]!r} (its own keywords aside, "
+                        f"it takes those of Layout.from_model: {', '.join(sorted(_LAYOUT_KEYWORDS))})")
     if layout is not None:
         if layout_options:
             raise TypeError(f"give either layout= or layout options, not both (got {sorted(layout_options)})")
@@ -287,7 +300,7 @@ def magnitude(model: nn.Module, *, layout: Layout | None = None, **layout_option
     Score
         ``values >= 0``, in the model's dtype, on its device.
     """
-    layout = _layout_for(model, layout, layout_options)
+    layout = _layout_for(model, layout, layout_options, "magnitude")
     with torch.no_grad():
         values = layout.flatten([t.detach().abs() for t in layout.values(model)])
     return _scored(values, layout, "magnitude", {}, hint="the weights all have one magnitude")
@@ -314,7 +327,7 @@ def random(model: nn.Module, *, seed: int = 0, layout: Layout | None = None, **l
     """
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int (the scores are always seeded), got {seed!r}")
-    layout = _layout_for(model, layout, layout_options)
+    layout = _layout_for(model, layout, layout_options, "random")
     device, dtype = _device_dtype(layout.values(model))
     generator = torch.Generator().manual_seed(int(seed))
     values = torch.rand(len(layout), generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
@@ -368,7 +381,7 @@ def snip(
     Score
         ``values >= 0``, in the model's dtype, on its device.
     """
-    layout = _layout_for(model, layout, layout_options)
+    layout = _layout_for(model, layout, layout_options, "snip")
     if is_ddp(model):  # the wrapped module, so that DDP's reducer is not prepared for a backward()
         return _on_layout(snip(model.module, loss_fn, batches, normalize=normalize, train=train,
                                process_group=process_group_of(model, process_group), layout=inner_layout(layout)),
@@ -505,7 +518,7 @@ def grasp(
             raise ValueError("chunk_size: train=True (also implied by conventions=\"original\") evaluates batch "
                              "statistics over the whole batch, which slices would change; use train=False or "
                              "chunk_size=None")
-    layout = _layout_for(model, layout, layout_options)
+    layout = _layout_for(model, layout, layout_options, "grasp")
     options = {"absolute": absolute, "conventions": conventions, "seed": seed}
     if is_ddp(model):  # the wrapped module, so that DDP's reducer is not prepared for a backward()
         return _on_layout(grasp(model.module, loss_fn, batches, temperature=temperature, normalize=normalize,
@@ -780,7 +793,7 @@ def synflow(
     SynFlowUnderflowWarning
         When every score is 0 or some are not finite, with the likely cause.
     """
-    layout = _layout_for(model, layout, layout_options)
+    layout = _layout_for(model, layout, layout_options, "synflow")
     if is_ddp(model):  # data-free and the weights are the same on every process: the wrapped module
         return _on_layout(synflow(model.module, input_shape, dtype=dtype, iterations=iterations,
                                   final_density=final_density, kept_count_convention=kept_count_convention,
@@ -913,7 +926,7 @@ def synflow_l2(
     Score
         ``values >= 0`` in ``dtype``, named ``"synflow_l2"``.
     """
-    layout = _layout_for(model, layout, layout_options)
+    layout = _layout_for(model, layout, layout_options, "synflow_l2")
     if is_ddp(model):  # data-free and the weights are the same on every process: the wrapped module
         return _on_layout(synflow_l2(model.module, input_shape, dtype=dtype, iterations=iterations,
                                      final_density=final_density, kept_count_convention=kept_count_convention,
@@ -1031,7 +1044,7 @@ def ntk_sap(
     Score
         ``values >= 0``, named ``"ntk_sap"``.
     """
-    layout = _layout_for(model, layout, layout_options)
+    layout = _layout_for(model, layout, layout_options, "ntk_sap")
     if is_ddp(model):  # data-free and seeded: the same on every process
         return _on_layout(ntk_sap(model.module, input_shape, batch_size=batch_size, rounds=rounds, epsilon=epsilon,
                                   seed=seed, init=init, dtype=dtype, iterations=iterations,
@@ -1168,7 +1181,7 @@ def prospr(
     """
     from torch.func import functional_call
 
-    layout = _layout_for(model, layout, layout_options)
+    layout = _layout_for(model, layout, layout_options, "prospr")
     if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, numbers.Integral) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
     if not (isinstance(lr, numbers.Real) and lr > 0) or not (isinstance(momentum, numbers.Real) and momentum >= 0):
