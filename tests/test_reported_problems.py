@@ -517,6 +517,24 @@ def test_two_bounds_at_gamma_one_whose_phase_one_ends_beyond_a_bound():
     assert result.info["best_face_of"] == 1 and result.certificate.primal_violation < 1e-12
 
 
+
+@pytest.mark.parametrize("gap", [9e-9, 2.9e-9])
+def test_the_widened_face_leaves_out_what_lambda_would_move_beyond_round_off(gap):
+    """Two bounds at gamma = 1, D = 12,000, k = 11,000: s_1 is 1 on 10,000 elements, and
+    -``gap`` on one (where s_2 is 1 and s_0 is -1), which the face of s_1 drops and s_2's bound
+    needs. A window of 1e-12 |b_1| = 1e-8 around the level would count it as tied; lambda_1
+    (about 100) then moves its v by 1e-6, which the certificate reads as a complementarity
+    gap of 4.5e-9 (a SolverError, found by a review). The window is 1e-12 min(|b_i|,
+    max |s_i|) = 1e-12 here: the element stays off the face, and the exact finish decides."""
+    rng = np.random.default_rng(0)
+    scores = np.zeros((3, 12_000))
+    scores[0] = rng.uniform(0.0, 0.01, 12_000)
+    scores[1, :10_000] = 1.0
+    scores[:, 10_000] = [-1.0, -gap, 1.0]
+    scores[:2, 10_001] = [100.0, -1.0]
+    result = _solve(Case(scores, 11_000, gamma=[1.0, 1.0], label="widened face"))
+    assert result.certificate.passed and result.info["off_the_face_of"] == 1
+
 def test_one_bound_at_gamma_one_beside_an_entry_of_minus_1e12():
     """Found by the long property run: k = 13 of 19, gamma 1; s_1 = -1e12 on element 2 (where
     s_0 = 1), 1 on 12, -1 on 13..16, -1e-5 on 17, 0 elsewhere; s_0 = -1 on 18. The walk
@@ -532,3 +550,4 @@ def test_one_bound_at_gamma_one_beside_an_entry_of_minus_1e12():
     assert result.certificate.passed and result.objective == pytest.approx(-1.0, abs=1e-12)
     assert result.mask[18] and not result.mask[17]
     assert result.multipliers[0] == pytest.approx(1e5, rel=1e-9)
+

@@ -841,11 +841,13 @@ def _solve_on_best_face(inner: InnerProblem, row: int, settings: dict, near: boo
     than every tied one, which has a larger v than every element below, in every group.
 
     ``near``: the elements whose s_i differ from L by so little that all of them together
-    change :math:`\langle s_i, x\rangle` by less than the bound's round-off (1e-12 of
-    :math:`|b_i|`, the smallest differences first) count as tied: x then lies on the face up to
-    that round-off, as the certificate reads a bound. Two faces at gamma = 1 that disagree on
-    an element of 1e-5 beside a best value of 1.8e7 have no point in common, but a point
-    within round-off of both.
+    change :math:`\langle s_i, x\rangle` by at most the round-off 1e-12
+    :math:`\min(|b_i|, \max_j |s_{ij}|)` (the smallest differences first) count as tied: x then
+    lies on the face up to the round-off with which the certificate reads a bound, and
+    :math:`\lambda_i` moves their v by at most that round-off of :math:`\lambda_i \max_j |s_{ij}|`,
+    with which it reads complementarity. Two faces at gamma = 1 that disagree on an element of
+    1e-5 beside a best value of 1.8e7 have no point in common, but a point within round-off of
+    both.
 
     Raises :class:`ReducedProblemInfeasible` when no point of the face meets the other
     bounds and the floors (then none at all does: the caller proves it)."""
@@ -853,10 +855,13 @@ def _solve_on_best_face(inner: InnerProblem, row: int, settings: dict, near: boo
     k = inner.budget
     level = kth_largest(s_i, k)
     off = np.abs(s_i - level)
-    if near:  # the least differences from L first, as many as the round-off of b_i holds together
+    if near:  # the least differences from L first, as many as the round-off holds together
         candidates = np.flatnonzero(off > 0)
         order = candidates[np.argsort(off[candidates], kind="stable")]
-        within = order[np.cumsum(off[order]) <= 1e-12 * abs(float(inner.thresholds[row]))]
+        room = 1e-12 * min(abs(float(inner.thresholds[row])), float(np.abs(s_i).max()))
+        within = order[np.cumsum(off[order]) <= room]
+        if within.shape[0] == 0:  # the face as it was, which the caller found infeasible
+            raise ReducedProblemInfeasible()
         off[within] = 0.0
     above, tied = np.flatnonzero((s_i > level) & (off > 0)), np.flatnonzero(off == 0)
     others = [other for other in range(inner.thresholds.shape[0]) if other != row]
