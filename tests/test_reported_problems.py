@@ -551,3 +551,17 @@ def test_one_bound_at_gamma_one_beside_an_entry_of_minus_1e12():
     assert result.mask[18] and not result.mask[17]
     assert result.multipliers[0] == pytest.approx(1e5, rel=1e-9)
 
+
+
+def test_one_bound_whose_last_swap_is_lost_beside_an_entry_of_minus_1e12():
+    """Found by a review of the fix above: k = 3 of 7, gamma 1; s_1 = -1e12 and -1e-5 on
+    elements 0 and 1 (s_0 = 2^-40 times them), 1 on element 2, 0 on 3 and 4. The walk ends
+    between {0, 1, 2} and {2, 3, 4}; the swaps' running sums put 1e12 + 1e-5 at 1e12, so the
+    mix stopped after the first pair with element 1 kept, 1e-5 short of the bound (a
+    SolverError, primal 1e-5). Each pair is now checked on the point: objective 10."""
+    tiny = 2.0 ** -40
+    scores = np.array([[tiny * 1e12, tiny * 1e-5, 10.0, 0.0, 0.0, -10.0, -10.0],
+                       [-1e12, -1e-5, 1.0, 0.0, 0.0, 0.0, 0.0]])
+    result = _solve(Case(scores, 3, gamma=[1.0], label="-1e12 in the last swap"))
+    assert result.certificate.passed and result.objective == pytest.approx(10.0, abs=1e-12)
+    assert result.mask.tolist() == [False, False, True, True, True, False, False]

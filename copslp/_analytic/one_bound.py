@@ -229,7 +229,9 @@ def _tight_mix(inner: InnerProblem, low, high, g_low, b) -> np.ndarray:
 
     Without floors: swap the entering element with the largest s_1 for the leaving one with
     the smallest, one pair at a time, the last pair partially (at most two fractional
-    entries). With floors a swap could break a floor midway, so x is the convex combination
+    entries). The last pair is found by running sums, then checked on the point itself: a pair
+    that falls short whole (the running sums lost its gain beside a huge entry) is swapped
+    whole and the next one taken. With floors a swap could break a floor midway, so x is the convex combination
     of the two sets (fractional on their symmetric difference, usually one pair as well).
     """
     s1 = inner.scores[1]
@@ -243,17 +245,24 @@ def _tight_mix(inner: InnerProblem, low, high, g_low, b) -> np.ndarray:
     gains = s1[entering] - s1[leaving]
     reached = np.cumsum(gains)
     p = min(int(np.searchsorted(reached, b - g_low)), gains.shape[0] - 1)
-    e, l = entering[p], leaving[p]
     x[entering[:p]] = 1.0
     x[leaving[:p]] = 0.0
-    x[e] = x[l] = 0.0
-    # s1_e t + s1_l (1 - t) = b - (the rest): each weight from its own difference, so that
-    # neither is 1 minus a number close to 1 (no cancellation against a large g_low)
-    rest = b - float(np.einsum("j,j->", s1, x))
-    gain = s1[e] - s1[l]
-    if gain > 0:
-        x[e] = min(max((rest - s1[l]) / gain, 0.0), 1.0)
-        x[l] = min(max((s1[e] - rest) / gain, 0.0), 1.0)
-    else:
-        x[e] = 1.0
-    return x
+    while True:
+        e, l = entering[p], leaving[p]
+        x[e] = x[l] = 0.0
+        # s1_e t + s1_l (1 - t) = b - (the rest): each weight from its own difference, so that
+        # neither is 1 minus a number close to 1 (no cancellation against a large g_low)
+        rest = b - float(np.einsum("j,j->", s1, x))
+        gain = s1[e] - s1[l]
+        if s1[e] < rest - 1e-12 * max(abs(b), abs(rest)) and p + 1 < gains.shape[0]:
+            # the whole pair falls short: the running sums chose it too early (beside an entry
+            # of -1e12, a gain of 1e-5 is below their ulp): swap it and go on to the next
+            x[e], x[l] = 1.0, 0.0
+            p += 1
+            continue
+        if gain > 0:
+            x[e] = min(max((rest - s1[l]) / gain, 0.0), 1.0)
+            x[l] = min(max((s1[e] - rest) / gain, 0.0), 1.0)
+        else:
+            x[e] = 1.0
+        return x
