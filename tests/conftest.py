@@ -197,9 +197,11 @@ def reference_solve(s, k, thresholds, groups=None, floors=None, *, integer=False
     budget_row = (np.arange(size), np.ones(size), float(k), float(k))
     bound_rows, floor_rows = {}, []
     at_best_rows = [i for i in np.flatnonzero(np.isfinite(thresholds)) if at_best(s[i + 1], k, thresholds[i])]
-    # the face of such a bound meets it (with the room below) unless the threshold is beyond its best
-    on_face = all(top_k_sum_sorted(s[i + 1], k) >= thresholds[i] - AT_BEST_ROOM * top_k_sum_sorted(np.abs(s[i + 1]), k)
-                  for i in at_best_rows)
+    # the face of such a bound is every point that meets it exactly when the threshold is the best
+    # value (or above it by no more than the room, which the face then meets): below it, the face
+    # would leave out points that meet it, and above, there is no point
+    on_face = all(0.0 <= thresholds[i] - top_k_sum_sorted(s[i + 1], k)
+                  <= AT_BEST_ROOM * top_k_sum_sorted(np.abs(s[i + 1]), k) for i in at_best_rows)
     for i in np.flatnonzero(np.isfinite(thresholds)):
         # each row scaled to entries of at most 1 (HiGHS drops matrix entries below 1e-9)
         row_scale = float(np.abs(s[i + 1]).max()) or 1.0
