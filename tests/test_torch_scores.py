@@ -133,14 +133,15 @@ def test_scoring_leaves_the_model_exactly_as_it_was(model_name, call, start_mode
     assert torch.isfinite(score.values).all()
 
 
-@pytest.mark.parametrize("call", ["magnitude", "random", "snip", "grasp", "synflow"])
+@pytest.mark.parametrize("call", ["magnitude", "random", "snip", "grasp", "synflow", "synflow_l2", "ntk_sap", "prospr"])
 def test_a_misspelt_keyword_names_the_score_and_the_keyword(call):
     """Extra keywords of a score go to Layout.from_model; one that neither takes is a TypeError
     that names the score called and the keyword, before any work (it used to name
     Layout.from_model)."""
     model, shape, classes = build("mlp")
     data = batches(shape, classes)
-    arguments = {"snip": (CE, data), "grasp": (CE, data), "synflow": (shape,)}.get(call, ())
+    arguments = {"snip": (CE, data), "grasp": (CE, data), "prospr": (CE, data), "synflow": (shape,),
+                 "synflow_l2": (shape,), "ntk_sap": (shape,)}.get(call, ())
     with pytest.raises(TypeError, match=rf"^{call}\(\) got an unexpected keyword argument 'include_bais'"):
         getattr(scores, call)(model, *arguments, include_bais=True)
 

@@ -60,10 +60,9 @@ what was fed to it (integer ids are needed by embedding layers).
 
 from __future__ import annotations
 
-import inspect
-
 import contextlib
 import copy
+import inspect
 import numbers
 import warnings
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
