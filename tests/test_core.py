@@ -791,7 +791,7 @@ def test_negative_gap_only_with_a_missed_bound():
 # ----------------------------------------------------------------------------------------
 # round-off near a zero objective, cancellation and heavy tails
 #
-# The unmarked tests here once failed (SolverError from a correct answer); the xfail ones still do.
+# The tests here once failed (SolverError from a correct answer).
 
 
 @pytest.mark.parametrize("method", ["analytic", "highs", "scipy", "cvxpy"])
@@ -901,12 +901,11 @@ def test_slightly_infeasible_bounds_analytic():
     assert excinfo.value.threshold == 1.0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "milp at gamma = 1 with a near-tie in s_1 (1.00000002 against 1): HiGHS's branch and bound "
-    "calls the binary problem infeasible although the top-2 of s_1 meets the bound exactly; solve "
-    "raises SolverError 'the solver reports the problem infeasible, but the best 2-mask ... meets "
-    "its bound' (D = 3 and 5 work, D = 4 and 16 fail)"))
 def test_milp_gamma_one_near_tie():
+    """milp at gamma = 1 beside a near tie in s_1 (1.00000002 against 1): HiGHS's branch and
+    bound called the binary problem infeasible although the top-2 of s_1 meets the bound
+    exactly (a SolverError; D = 4 and 16 failed, 3 and 5 worked). The bound's face (element 2
+    kept, one of the ties at 1) is now fixed in the columns before HiGHS sees the row."""
     method_or_skip("milp")
     scores = np.array([[0.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0000000201594952, 1.0]])
     case = Case(scores, 2, gamma=1.0)
