@@ -105,6 +105,9 @@ SCORE_CALLS = {
     "synflow": lambda m, shape, data: scores.synflow(m, shape),
     "synflow_iterative": lambda m, shape, data: scores.synflow(m, shape, iterations=3, final_density=0.3),
     "grasp_chunked": lambda m, shape, data: scores.grasp(m, CE, data, chunk_size=2),
+    "synflow_l2": lambda m, shape, data: scores.synflow_l2(m, shape),
+    "ntk_sap": lambda m, shape, data: scores.ntk_sap(m, shape, batch_size=4),
+    "prospr": lambda m, shape, data: scores.prospr(m, CE, data, steps=2),
 }
 
 
