@@ -854,16 +854,17 @@ def _solve_on_best_face(inner: InnerProblem, row: int, settings: dict, near: boo
     s_i = inner.scores[row + 1]
     k = inner.budget
     level = kth_largest(s_i, k)
-    off = np.abs(s_i - level)
+    at_level = s_i == level
     if near:  # the least differences from L first, as many as the round-off holds together
-        candidates = np.flatnonzero(off > 0)
-        order = candidates[np.argsort(off[candidates], kind="stable")]
+        off = np.abs(s_i - level)
         room = 1e-12 * min(abs(float(inner.thresholds[row])), float(np.abs(s_i).max()))
+        candidates = np.flatnonzero(~at_level & (off <= room))  # only these can fit: few, sorted
+        order = candidates[np.argsort(off[candidates], kind="stable")]
         within = order[np.cumsum(off[order]) <= room]
         if within.shape[0] == 0:  # the face as it was, which the caller found infeasible
             raise ReducedProblemInfeasible()
-        off[within] = 0.0
-    above, tied = np.flatnonzero((s_i > level) & (off > 0)), np.flatnonzero(off == 0)
+        at_level[within] = True
+    above, tied = np.flatnonzero((s_i > level) & ~at_level), np.flatnonzero(at_level)
     others = [other for other in range(inner.thresholds.shape[0]) if other != row]
     rows = np.array([0] + [other + 1 for other in others])
     kept_rows = take_rows(inner.scores, rows)  # every row but i's: one copy, gathered from twice
@@ -900,7 +901,7 @@ def _solve_on_best_face(inner: InnerProblem, row: int, settings: dict, near: boo
         lowest_kept, highest_dropped = float(w_tied.max()), float(w_tied.min())
     else:
         lowest_kept = highest_dropped = float(w_tied[kept].min()) if kept.any() else float(w_tied.max())
-    below = np.flatnonzero((s_i < level) & (off > 0))
+    below = np.flatnonzero((s_i < level) & ~at_level)
     need = [0.0]
     if above.shape[0]:
         need.append(float(np.max((lowest_kept - w[above]) / (s_i[above] - level))))

@@ -231,8 +231,9 @@ def _tight_mix(inner: InnerProblem, low, high, g_low, b) -> np.ndarray:
     the smallest, one pair at a time, the last pair partially (at most two fractional
     entries). The last pair is found by running sums, then checked on the point itself: a pair
     that falls short whole (the running sums lost its gain beside a huge entry) is swapped
-    whole and the next one taken. With floors a swap could break a floor midway, so x is the convex combination
-    of the two sets (fractional on their symmetric difference, usually one pair as well).
+    whole and the next one taken. With floors a swap could break a floor midway, so x is the
+    convex combination of the two sets (fractional on their symmetric difference, usually one
+    pair as well).
     """
     s1 = inner.scores[1]
     if inner.floors is not None:

@@ -111,16 +111,14 @@ def _on_best_faces(problem: Problem, lp: StandardLP) -> StandardLP:
     L. The same binary problem, without its knife edge: beside a near tie (1.00000002 against
     ties at 1, D = 4, k = 2) HiGHS's branch and bound called the row infeasible at its
     tolerance. The row stays (it holds on the face up to the round-off of its sum)."""
-    lower, upper = lp.col_lower, lp.col_upper
-    for i in problem.active:
-        if problem.thresholds[i] < problem.best_reachable[i]:
-            continue
+    at_best = [i for i in problem.active if problem.thresholds[i] >= problem.best_reachable[i]]
+    if not at_best:
+        return lp
+    lower, upper = lp.col_lower.copy(), lp.col_upper.copy()
+    for i in at_best:
         s_i = problem.scores[i + 1]
         level = kth_largest(np.asarray(s_i, dtype=np.float64), problem.budget)
-        if lower is lp.col_lower:
-            lower, upper = lower.copy(), upper.copy()
         lower[s_i > level] = 1.0
         upper[s_i < level] = 0.0
-    if lower is lp.col_lower:
-        return lp
+    # two faces that disagree on an element: no mask is on both, and the rows say so to HiGHS
     return replace(lp, col_lower=np.minimum(lower, upper), col_upper=upper)
